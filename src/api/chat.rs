@@ -1,0 +1,175 @@
+//! `POST /api/chat`: the REST chat endpoint.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use poem_openapi::param::Header;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde_json::{json, Value};
+
+use super::error::{ErrorBody, ErrorCode};
+use super::ApiTags;
+use crate::engine::{Engine, Turn, TurnError};
+use crate::session::Channel;
+use crate::trace::TurnTrace;
+
+/// Longest message accepted, in characters after trimming.
+pub const MAX_MESSAGE_CHARS: usize = 5000;
+/// Longest session or trace id accepted.
+pub const MAX_ID_CHARS: usize = 128;
+
+/// A chat message from a client.
+#[derive(Debug, Object)]
+pub struct ChatRequest {
+    /// What the user said: 1 to 5000 characters after trimming.
+    pub message: String,
+    /// Continue this session; omit to start a new one. 1–128 characters of letters, digits,
+    /// `-`, `_`, `.` or `:`.
+    pub session_id: Option<String>,
+    /// Anything the client wants kept with the session (user id, locale, …).
+    pub metadata: Option<HashMap<String, Value>>,
+    /// Return the per-turn trace: the intent and why, slots, droplet calls, templates.
+    pub trace: Option<bool>,
+}
+
+/// The assistant's reply.
+#[derive(Debug, Object)]
+pub struct ChatReply {
+    /// The reply, as markdown.
+    pub response: String,
+    /// Send it back to continue the conversation.
+    pub session_id: String,
+    /// Identifies this turn in logs and traces.
+    pub trace_id: String,
+    /// RFC 3339 UTC.
+    pub timestamp: String,
+    /// The intent that answered.
+    pub intent: String,
+    /// Present when the request asked for it.
+    #[oai(skip_serializing_if_is_none)]
+    pub trace: Option<TurnTrace>,
+}
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "unreadable_request")]
+pub enum ChatResponse {
+    /// The reply.
+    #[oai(status = 200)]
+    Ok(Json<ChatReply>),
+    /// The body is not valid JSON or does not have the documented shape.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// The body was read but a value is not acceptable (empty or too long message, bad id).
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorBody>),
+    /// Something failed on our side; nothing was stored.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// The session store is unavailable; nothing was stored. Retry later.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+fn unreadable_request(error: poem::Error) -> ChatResponse {
+    ChatResponse::BadRequest(Json(ErrorBody::new(
+        ErrorCode::InvalidRequest,
+        format!("the request body could not be read: {error}. Send JSON like {{\"message\": \"hello\"}}"),
+        json!({}),
+    )))
+}
+
+pub struct ChatApi {
+    pub engine: Arc<Engine>,
+}
+
+#[OpenApi]
+impl ChatApi {
+    /// Send a message and get the assistant's reply.
+    ///
+    /// Rules resolve the intent; the intent's pipeline may ask for missing details (answer in
+    /// the same session), query droplets, and format the reply as markdown.
+    #[oai(path = "/api/chat", method = "post", tag = "ApiTags::Chat")]
+    async fn chat(
+        &self,
+        body: Json<ChatRequest>,
+        /// Use this trace id for the turn instead of a new one (1–128 printable characters).
+        #[oai(name = "X-Trace-ID")]
+        trace_header: Header<Option<String>>,
+    ) -> ChatResponse {
+        let request = body.0;
+        let text = request.message.trim();
+        if let Err(problem) = check_message(text).and_then(|()| check_session_id(request.session_id.as_deref())) {
+            return ChatResponse::Unprocessable(Json(problem));
+        }
+        let trace_id = trace_header.0.filter(|t| is_printable_id(t)).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let turn = Turn {
+            session_id: request.session_id,
+            channel: Channel::Chat,
+            text: text.to_owned(),
+            metadata: request.metadata.unwrap_or_default().into_iter().collect(),
+            trace_id,
+        };
+        match self.engine.handle(turn).await {
+            Ok(reply) => ChatResponse::Ok(Json(ChatReply {
+                response: reply.text,
+                session_id: reply.session_id,
+                trace_id: reply.trace_id,
+                timestamp: reply.timestamp,
+                intent: reply.intent,
+                trace: request.trace.unwrap_or(false).then_some(reply.trace),
+            })),
+            Err(TurnError::Store(error)) => {
+                tracing::error!(%error, "session store unavailable");
+                ChatResponse::Unavailable(Json(ErrorBody::new(
+                    ErrorCode::DependencyUnavailable,
+                    "conversations cannot be stored right now, so the message was not processed; please retry",
+                    json!({}),
+                )))
+            }
+            Err(error) => {
+                tracing::error!(%error, "turn failed");
+                ChatResponse::Internal(Json(ErrorBody::new(ErrorCode::InternalError, "the message could not be processed", json!({}))))
+            }
+        }
+    }
+}
+
+fn check_message(text: &str) -> Result<(), ErrorBody> {
+    if text.is_empty() {
+        return Err(ErrorBody::new(
+            ErrorCode::ValidationError,
+            "`message` is empty: send the user's text (1 to 5000 characters)",
+            json!({"field": "message"}),
+        ));
+    }
+    let length = text.chars().count();
+    if length > MAX_MESSAGE_CHARS {
+        return Err(ErrorBody::new(
+            ErrorCode::ValidationError,
+            format!("`message` is {length} characters long; the limit is {MAX_MESSAGE_CHARS}"),
+            json!({"field": "message", "length": length, "limit": MAX_MESSAGE_CHARS}),
+        ));
+    }
+    Ok(())
+}
+
+fn check_session_id(session_id: Option<&str>) -> Result<(), ErrorBody> {
+    let Some(id) = session_id else { return Ok(()) };
+    let valid = !id.is_empty()
+        && id.chars().count() <= MAX_ID_CHARS
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ErrorBody::new(
+            ErrorCode::ValidationError,
+            "`session_id` must be 1 to 128 characters of letters, digits, `-`, `_`, `.` or `:`; omit it to start a new session",
+            json!({"field": "session_id"}),
+        ))
+    }
+}
+
+fn is_printable_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_ID_CHARS && id.chars().all(|c| c.is_ascii_graphic())
+}

@@ -1,0 +1,60 @@
+//! The one error body every endpoint returns (the mesh's `error_response.json` shape).
+
+use poem_openapi::Object;
+use serde_json::Value;
+
+use crate::engine::utc_timestamp;
+
+/// Stable error codes of the mesh (MESH.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The request could not be read (malformed JSON, wrong types).
+    InvalidRequest,
+    /// The request was read but a value is not acceptable.
+    ValidationError,
+    /// Something failed on our side.
+    InternalError,
+    /// A part we depend on (e.g. the session store) is down.
+    DependencyUnavailable,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "INVALID_REQUEST",
+            ErrorCode::ValidationError => "VALIDATION_ERROR",
+            ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::DependencyUnavailable => "DEPENDENCY_UNAVAILABLE",
+        }
+    }
+}
+
+/// `{status: "error", error: {code, message, details}, timestamp}`.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorBody {
+    /// Always `error`.
+    pub status: String,
+    pub error: ErrorDetail,
+    /// RFC 3339 UTC.
+    pub timestamp: String,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ErrorDetail {
+    /// `INVALID_REQUEST`, `VALIDATION_ERROR`, `INTERNAL_ERROR`, `DEPENDENCY_UNAVAILABLE`, …
+    pub code: String,
+    /// What went wrong and how to fix it, in one sentence.
+    pub message: String,
+    /// Machine-readable specifics, e.g. `{"field": "message"}`.
+    pub details: Value,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>, details: Value) -> Self {
+        ErrorBody {
+            status: "error".to_owned(),
+            error: ErrorDetail { code: code.as_str().to_owned(), message: message.into(), details },
+            timestamp: utc_timestamp(),
+        }
+    }
+}

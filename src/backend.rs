@@ -1,0 +1,150 @@
+//! How the engine reaches droplets: the [`DropletBackend`] seam and its outcomes.
+//!
+//! The mesh's Orchestrator relays a request without handing back the answer (MESH.md §6.4), so a
+//! call has three honest outcomes, and templates must be able to tell them apart: data came
+//! back, the request was dispatched but no answer arrived in time, or it failed for a typed
+//! reason. The engine only sees this trait; the bundled [`SampleBackend`] answers from the
+//! catalogue's sample data (the embedded default), and the mesh adapter plugs in here later.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use crate::catalogue::Catalogue;
+use crate::template::Templates;
+
+/// One call the engine wants made.
+#[derive(Debug, Clone)]
+pub struct DropletRequest {
+    pub droplet_id: i64,
+    pub droplet_name: String,
+    pub endpoint: String,
+    pub method: String,
+    pub params: serde_json::Map<String, Value>,
+    pub body: Option<Value>,
+    pub timeout: Duration,
+    pub trace_id: String,
+}
+
+/// What became of a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The droplet answered.
+    Data(Value),
+    /// Delivered (e.g. relayed by the Orchestrator), but no answer came back in time.
+    Dispatched { relay_trace_id: String },
+    Failed { kind: FailureKind, message: String },
+}
+
+/// Why a call failed; stable names templates and clients can branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    Timeout,
+    Unreachable,
+    Refused,
+    UnknownTarget,
+    UnknownEndpoint,
+    NoSampleData,
+    BadResponse,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "timeout",
+            FailureKind::Unreachable => "unreachable",
+            FailureKind::Refused => "refused",
+            FailureKind::UnknownTarget => "unknown_target",
+            FailureKind::UnknownEndpoint => "unknown_endpoint",
+            FailureKind::NoSampleData => "no_sample_data",
+            FailureKind::BadResponse => "bad_response",
+        }
+    }
+}
+
+impl Outcome {
+    pub fn timeout(droplet_name: &str, after: Duration) -> Outcome {
+        Outcome::Failed {
+            kind: FailureKind::Timeout,
+            message: format!("The {droplet_name} did not answer within {}.", human_duration(after)),
+        }
+    }
+}
+
+fn human_duration(d: Duration) -> String {
+    if d.as_millis() % 1000 == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+/// Where droplet calls go. Implementations must not panic and must return within the request's
+/// timeout or close to it; the engine enforces the timeout as well.
+pub trait DropletBackend: Send + Sync {
+    /// Shown in `/dependencies`-style reports and in every reply trace, e.g. `fallback-data`.
+    fn name(&self) -> &str;
+
+    fn call(&self, request: DropletRequest) -> BoxFuture<'_, Outcome>;
+}
+
+/// Answers from the sample data bundled in the catalogue: the embedded default, so the server
+/// does its whole job with no mesh around it.
+pub struct SampleBackend {
+    catalogue: Arc<Catalogue>,
+    templates: Arc<Templates>,
+}
+
+impl SampleBackend {
+    pub const NAME: &'static str = "fallback-data";
+
+    pub fn new(catalogue: Arc<Catalogue>, templates: Arc<Templates>) -> Self {
+        SampleBackend { catalogue, templates }
+    }
+
+    fn answer(&self, request: &DropletRequest) -> Outcome {
+        let Some(droplet) = self.catalogue.by_id(request.droplet_id) else {
+            return Outcome::Failed {
+                kind: FailureKind::UnknownTarget,
+                message: format!("There is no droplet {} in the catalogue.", request.droplet_id),
+            };
+        };
+        let Some(endpoint) = droplet.endpoint(&request.endpoint) else {
+            return Outcome::Failed {
+                kind: FailureKind::UnknownEndpoint,
+                message: format!("The {} has no endpoint {}.", droplet.name, request.endpoint),
+            };
+        };
+        let Some(sample) = &endpoint.sample else {
+            return Outcome::Failed {
+                kind: FailureKind::NoSampleData,
+                message: format!("No sample answer is bundled for {} {}.", droplet.name, endpoint.path),
+            };
+        };
+        let context = crate::template::to_value(serde_json::json!({
+            "body": request.body.clone().unwrap_or(Value::Null),
+            "params": request.params,
+        }));
+        match self.templates.render_value(sample, &context) {
+            Ok(data) => Outcome::Data(data),
+            Err(error) => Outcome::Failed {
+                kind: FailureKind::BadResponse,
+                message: format!("The sample answer for {} {} could not be built: {error}", droplet.name, endpoint.path),
+            },
+        }
+    }
+}
+
+impl DropletBackend for SampleBackend {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn call(&self, request: DropletRequest) -> BoxFuture<'_, Outcome> {
+        let outcome = self.answer(&request);
+        Box::pin(async move { outcome })
+    }
+}

@@ -1,0 +1,163 @@
+//! The droplets of the mesh, as the compiled catalogue knows them.
+//!
+//! Built from `catalogue/droplets.yaml`: ids, names, aliases and endpoints. It feeds droplet
+//! slots ("the dashboard" → 2), fan-out queries (`droplets: all`), templates (`droplets`) and
+//! the bundled sample backend.
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Catalogue {
+    pub droplets: Vec<Droplet>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Droplet {
+    pub id: i64,
+    pub key: String,
+    pub name: String,
+    pub purpose: String,
+    /// Lowercased names users may say; numeric aliases (Voice's 18) live in `alias_ids`.
+    pub aliases: Vec<String>,
+    #[serde(skip)]
+    pub alias_ids: Vec<i64>,
+    pub endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoint {
+    pub path: String,
+    pub method: String,
+    pub description: String,
+    pub backing: String,
+    /// The bundled answer; not shown to templates.
+    #[serde(skip)]
+    pub sample: Option<Value>,
+}
+
+impl Droplet {
+    pub fn endpoint(&self, path: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.path == path)
+    }
+}
+
+/// What a text says about droplets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recognition {
+    Found(i64),
+    /// A number was given ("droplet 99") but no droplet has it.
+    UnknownNumber(i64),
+    NotMentioned,
+}
+
+fn number_pattern() -> &'static Regex {
+    static PATTERN: OnceLock<Regex> = OnceLock::new();
+    // "droplet 14", "droplet #14", "#14", "drop14", or a bare number when the whole text is one
+    PATTERN.get_or_init(|| {
+        Regex::new(r"(?i)(?:\bdroplet\s*#?\s*|#|\bdrop)(\d{1,6})\b|^\s*(\d{1,6})\s*$").expect("static regex")
+    })
+}
+
+impl Catalogue {
+    pub fn by_id(&self, id: i64) -> Option<&Droplet> {
+        self.droplets.iter().find(|d| d.id == id || d.alias_ids.contains(&id))
+    }
+
+    /// A droplet by id, key or alias (case-insensitive), as pipelines and users name them.
+    pub fn by_name(&self, name: &str) -> Option<&Droplet> {
+        let wanted = name.trim().to_lowercase();
+        if let Ok(id) = wanted.parse::<i64>() {
+            return self.by_id(id);
+        }
+        self.droplets
+            .iter()
+            .find(|d| d.key == wanted || d.name.to_lowercase() == wanted || d.aliases.iter().any(|a| *a == wanted))
+    }
+
+    /// Finds the droplet a free text talks about: a number ("droplet 14", "#14"), else the
+    /// longest name or alias found as whole words ("the visibility deck").
+    pub fn recognize(&self, text: &str) -> Recognition {
+        if let Some(caps) = number_pattern().captures(text) {
+            let digits = caps.get(1).or_else(|| caps.get(2)).map(|m| m.as_str()).unwrap_or_default();
+            if let Ok(id) = digits.parse::<i64>() {
+                return match self.by_id(id) {
+                    Some(d) => Recognition::Found(d.id),
+                    None => Recognition::UnknownNumber(id),
+                };
+            }
+        }
+        let lowered = text.to_lowercase();
+        let mut best: Option<(usize, i64)> = None;
+        for droplet in &self.droplets {
+            let names = std::iter::once(droplet.name.to_lowercase())
+                .chain(std::iter::once(droplet.key.replace('_', " ")))
+                .chain(droplet.aliases.iter().cloned());
+            for name in names {
+                if contains_words(&lowered, &name) && best.is_none_or(|(len, _)| name.len() > len) {
+                    best = Some((name.len(), droplet.id));
+                }
+            }
+        }
+        best.map(|(_, id)| Recognition::Found(id)).unwrap_or(Recognition::NotMentioned)
+    }
+
+    /// Display names of every droplet, for "known droplets are …" messages.
+    pub fn names(&self) -> Vec<String> {
+        self.droplets.iter().map(|d| format!("{} ({})", d.name, d.id)).collect()
+    }
+}
+
+/// Whether `needle` occurs in `haystack` as whole words.
+fn contains_words(haystack: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return false;
+    }
+    let bytes = haystack.as_bytes();
+    haystack.match_indices(needle).any(|(start, _)| {
+        let end = start + needle.len();
+        let before_ok = start == 0 || !bytes[start - 1].is_ascii_alphanumeric();
+        let after_ok = end == bytes.len() || !bytes[end].is_ascii_alphanumeric();
+        before_ok && after_ok
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Catalogue {
+        let droplet = |id, key: &str, name: &str, aliases: &[&str], alias_ids: Vec<i64>| Droplet {
+            id,
+            key: key.into(),
+            name: name.into(),
+            purpose: String::new(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            alias_ids,
+            endpoints: vec![],
+        };
+        Catalogue {
+            droplets: vec![
+                droplet(2, "dashboard", "Dashboard", &["dash"], vec![]),
+                droplet(6, "voice", "Voice", &[], vec![18]),
+                droplet(14, "visibility_deck", "Visibility Deck", &["deck"], vec![]),
+            ],
+        }
+    }
+
+    #[test]
+    fn recognizes_numbers_names_and_aliases() {
+        let c = sample();
+        assert_eq!(c.recognize("is droplet 14 up?"), Recognition::Found(14));
+        assert_eq!(c.recognize("status of #2"), Recognition::Found(2));
+        assert_eq!(c.recognize("how is the Visibility Deck"), Recognition::Found(14));
+        assert_eq!(c.recognize("the deck please"), Recognition::Found(14));
+        assert_eq!(c.recognize("droplet 18"), Recognition::Found(6), "18 is Voice's alias");
+        assert_eq!(c.recognize("droplet 99"), Recognition::UnknownNumber(99));
+        assert_eq!(c.recognize("dashboards"), Recognition::NotMentioned, "whole words only");
+        assert_eq!(c.recognize("14"), Recognition::Found(14), "a bare number answers a question");
+    }
+}

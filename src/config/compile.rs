@@ -1,0 +1,851 @@
+//! The compile pass: from validated `*Spec` values to runtime types, checking every
+//! cross-reference (templates exist, droplets and endpoints known, slots declared, variables
+//! defined, regexes valid, intents unique) and recording each problem with its location.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::{Regex, RegexBuilder};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::files::{ConfigFiles, CATALOGUE_FILE};
+use super::schema::{suggest, Schema};
+use super::spec::{
+    CallSpec, CatalogueSpec, DropletRefSpec, ExtractSpec, FanOutSpec, FormatSpec, PipelineSpec, SlotKindSpec, StepSpec,
+};
+use super::yaml::LocatedYaml;
+use super::{CompiledConfig, CATALOGUE_SCHEMA, PIPELINE_SCHEMA};
+use crate::catalogue::{Catalogue, Droplet, Endpoint};
+use crate::diagnostic::{Code, Diagnostic, Diagnostics, Position};
+use crate::intent::{IntentRules, Resolver};
+use crate::pipeline::{GuardedStep, Pipeline, PipelineTest};
+use crate::slots::{KeyValueParser, SlotDef, SlotKind};
+use crate::steps::{Call, ExtractStep, FormatStep, QueryStep, ReplyTemplates, Step, Target, DEFAULT_CALL_TIMEOUT};
+use crate::template::{Templates, ASK_CONTEXT_NAMES, CONTEXT_NAMES, SAMPLE_CONTEXT_NAMES};
+
+/// Templates used by `extract` steps that name no `ask` templates of their own.
+pub const DEFAULT_ASK: (&str, &str) = ("_shared/ask.chat.md.j2", "_shared/ask.voice.txt.j2");
+
+/// Names minijinja provides itself; a template may read them without us defining them.
+const JINJA_GLOBALS: &[&str] =
+    &["range", "dict", "debug", "namespace", "lipsum", "cycler", "joiner", "loop", "self", "super", "caller", "varargs", "kwargs"];
+
+/// A regex may not compile to more than this (protects the server from a pathological rule).
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+pub struct Compiler<'a> {
+    files: &'a ConfigFiles,
+    diagnostics: &'a mut Diagnostics,
+}
+
+/// A parsed file: its path, located tree and JSON form.
+struct Document {
+    file: String,
+    yaml: LocatedYaml,
+}
+
+impl Document {
+    fn at(&self, pointer: &str) -> Position {
+        self.yaml.position_of(pointer)
+    }
+}
+
+impl<'a> Compiler<'a> {
+    pub fn new(files: &'a ConfigFiles, diagnostics: &'a mut Diagnostics) -> Self {
+        Compiler { files, diagnostics }
+    }
+
+    fn report(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    pub fn run(mut self) -> Option<CompiledConfig> {
+        let pipeline_schema = self.schema("schemas/pipeline.schema.json", PIPELINE_SCHEMA)?;
+        let catalogue_schema = self.schema("schemas/catalogue.schema.json", CATALOGUE_SCHEMA)?;
+
+        let mut templates = Templates::new();
+        self.add_templates(&mut templates);
+
+        let catalogue = self.catalogue(&catalogue_schema, &templates);
+
+        let mut pipelines = Vec::new();
+        let pipeline_files: Vec<(String, String)> =
+            self.files.under("pipelines", ".yaml").map(|(p, t)| (p.to_owned(), t.to_owned())).collect();
+        if pipeline_files.is_empty() {
+            self.report(
+                Diagnostic::new(Code::NoFallback, "pipelines/", Position::default(), "there are no pipelines")
+                    .with_help("add at least a fallback pipeline, e.g. pipelines/fallback.yaml with `fallback: true`"),
+            );
+        }
+        let mut documents = Vec::new();
+        for (file, text) in &pipeline_files {
+            let Some((document, spec)) = self.parse::<PipelineSpec>(file, text, &pipeline_schema) else { continue };
+            if let Some(catalogue) = &catalogue {
+                if let Some(pipeline) = self.pipeline(&document, &spec, catalogue, &templates) {
+                    pipelines.push((document.file.clone(), pipeline, spec.priority, spec.rules.clone()));
+                }
+            }
+            documents.push((document, spec));
+        }
+        self.across_pipelines(&documents);
+
+        let catalogue = catalogue?;
+        let fallback = pipelines.iter().find(|(_, p, _, _)| p.fallback).map(|(_, p, _, _)| p.intent.clone())?;
+        let mut rules = Vec::new();
+        for (file, pipeline, priority, spec) in &pipelines {
+            if pipeline.fallback {
+                continue;
+            }
+            let document = documents.iter().find(|(d, _)| &d.file == file).map(|(d, _)| d)?;
+            rules.push(IntentRules {
+                intent: pipeline.intent.clone(),
+                priority: *priority,
+                any: self.regexes(document, "/match/any", &spec.any),
+                all: self.regexes(document, "/match/all", &spec.all),
+                none: self.regexes(document, "/match/none", &spec.none),
+                keywords: spec.keywords.iter().map(|k| k.to_lowercase()).collect(),
+                examples: pipeline.examples.iter().map(|e| IntentRules::example(e)).collect(),
+                interrupts: pipeline.interrupts,
+            });
+        }
+        if !self.diagnostics.is_empty() {
+            return None;
+        }
+        let mut pipelines: Vec<Pipeline> = pipelines.into_iter().map(|(_, p, _, _)| p).collect();
+        pipelines.sort_by(|a, b| a.intent.cmp(&b.intent));
+        let intents_value = crate::template::to_value(
+            pipelines
+                .iter()
+                .filter(|p| !p.fallback && !p.interrupts)
+                .map(|p| serde_json::json!({"id": p.intent, "description": p.description, "examples": p.examples}))
+                .collect::<Vec<_>>(),
+        );
+        Some(CompiledConfig {
+            resolver: Resolver::new(rules, fallback),
+            droplets_value: crate::template::to_value(&catalogue.droplets),
+            intents_value,
+            pipelines,
+            catalogue: Arc::new(catalogue),
+            templates: Arc::new(templates),
+            origin: self.files.origin.clone(),
+        })
+    }
+
+    fn schema(&mut self, file: &str, text: &str) -> Option<Schema> {
+        match Schema::compile(file, text) {
+            Ok(schema) => Some(schema),
+            Err(diagnostic) => {
+                self.report(diagnostic);
+                None
+            }
+        }
+    }
+
+    /// YAML → located tree → schema check → typed spec. `None` (with diagnostics) on any problem.
+    fn parse<T: DeserializeOwned>(&mut self, file: &str, text: &str, schema: &Schema) -> Option<(Document, T)> {
+        let yaml = match LocatedYaml::parse(text) {
+            Ok(yaml) => yaml,
+            Err(error) => {
+                self.report(
+                    Diagnostic::new(Code::YamlSyntax, file, error.position, format!("this is not valid YAML: {}", error.message))
+                        .with_help("check indentation and that every `[`, `{` and quote is closed"),
+                );
+                return None;
+            }
+        };
+        let json = yaml.to_json();
+        let problems = schema.check(file, &yaml, &json);
+        if !problems.is_empty() {
+            for problem in problems {
+                self.report(problem);
+            }
+            return None;
+        }
+        match serde_json::from_value::<T>(json) {
+            Ok(spec) => Some((Document { file: file.to_owned(), yaml }, spec)),
+            Err(error) => {
+                // the schema and the spec types disagree: a bug on our side, still reported
+                self.report(Diagnostic::new(Code::InvalidValue, file, Position::default(), error.to_string()));
+                None
+            }
+        }
+    }
+
+    fn add_templates(&mut self, templates: &mut Templates) {
+        for (path, text) in self.files.under("templates", ".j2") {
+            let name = path.trim_start_matches("templates/");
+            if let Err(error) = templates.add(name, text) {
+                let position = template_error_position(&error, text);
+                self.report(
+                    Diagnostic::new(Code::TemplateSyntax, path, position, format!("template syntax error: {}", error_detail(&error)))
+                        .with_help("check that every `{{`, `{%` and `{#` is closed and every block has its `end` tag"),
+                );
+            }
+        }
+    }
+
+    fn catalogue(&mut self, schema: &Schema, templates: &Templates) -> Option<Catalogue> {
+        let Some(text) = self.files.get(CATALOGUE_FILE) else {
+            self.report(
+                Diagnostic::new(Code::Io, CATALOGUE_FILE, Position::default(), "the droplet catalogue is missing")
+                    .with_help("create catalogue/droplets.yaml listing the droplets of the mesh"),
+            );
+            return None;
+        };
+        let (document, spec) = self.parse::<CatalogueSpec>(CATALOGUE_FILE, text, schema)?;
+        let mut seen_ids: BTreeMap<i64, String> = BTreeMap::new();
+        let mut seen_names: BTreeMap<String, String> = BTreeMap::new();
+        let mut droplets = Vec::new();
+        for (i, d) in spec.droplets.iter().enumerate() {
+            let here = format!("/droplets/{i}");
+            let mut alias_ids = Vec::new();
+            let mut aliases = Vec::new();
+            for alias in &d.aliases {
+                match alias {
+                    Value::Number(n) => alias_ids.extend(n.as_i64()),
+                    Value::String(s) => aliases.push(s.to_lowercase()),
+                    _ => {}
+                }
+            }
+            for (id, pointer) in std::iter::once((d.id, format!("{here}/id"))).chain(alias_ids.iter().map(|a| (*a, format!("{here}/aliases")))) {
+                if let Some(owner) = seen_ids.insert(id, d.name.clone()) {
+                    self.report(
+                        Diagnostic::new(Code::DuplicateDroplet, CATALOGUE_FILE, document.at(&pointer), format!("droplet number {id} is used twice ({owner} and {})", d.name))
+                            .with_help("give every droplet its own number"),
+                    );
+                }
+            }
+            for name in std::iter::once(d.key.clone()).chain(aliases.iter().cloned()) {
+                if let Some(owner) = seen_names.get(&name) {
+                    if owner != &d.name {
+                        self.report(
+                            Diagnostic::new(Code::DuplicateDroplet, CATALOGUE_FILE, document.at(&here), format!("the name `{name}` is used by both {owner} and {}", d.name))
+                                .with_help("remove the alias from one of them, so users' words point at one droplet"),
+                        );
+                    }
+                } else {
+                    seen_names.insert(name, d.name.clone());
+                }
+            }
+            let mut endpoints = Vec::new();
+            for (j, e) in d.endpoints.iter().enumerate() {
+                if let Some(sample) = &e.sample {
+                    self.check_templated(&document, &format!("{here}/endpoints/{j}/sample"), sample, templates, SAMPLE_CONTEXT_NAMES, &[]);
+                }
+                endpoints.push(Endpoint {
+                    path: e.path.clone(),
+                    method: e.method.clone(),
+                    description: e.description.clone(),
+                    backing: e.backing.clone().unwrap_or_else(|| "source".to_owned()),
+                    sample: e.sample.clone(),
+                });
+            }
+            droplets.push(Droplet {
+                id: d.id,
+                key: d.key.clone(),
+                name: d.name.clone(),
+                purpose: d.purpose.clone(),
+                aliases,
+                alias_ids,
+                endpoints,
+            });
+        }
+        Some(Catalogue { droplets })
+    }
+
+    fn regexes(&mut self, document: &Document, pointer: &str, patterns: &[String]) -> Vec<Regex> {
+        let mut out = Vec::new();
+        for (i, pattern) in patterns.iter().enumerate() {
+            match RegexBuilder::new(pattern).case_insensitive(true).size_limit(REGEX_SIZE_LIMIT).build() {
+                Ok(regex) => out.push(regex),
+                Err(error) => {
+                    let (what, offset) = regex_problem(&error);
+                    let at = document.at(&format!("{pointer}/{i}"));
+                    self.report(
+                        Diagnostic::new(
+                            Code::BadRegex,
+                            &document.file,
+                            at,
+                            format!("invalid regular expression `{pattern}`: {what}{}", offset.map(|o| format!(" (at character {o})")).unwrap_or_default()),
+                        )
+                        .with_help("patterns use Rust regex syntax; escape literal characters like `(`, `?` or `.` with `\\`"),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn pipeline(&mut self, doc: &Document, spec: &PipelineSpec, catalogue: &Catalogue, templates: &Templates) -> Option<Pipeline> {
+        let errors_before = self.diagnostics.len();
+        let stem = doc.file.trim_start_matches("pipelines/").trim_end_matches(".yaml");
+        if spec.intent != stem {
+            self.report(
+                Diagnostic::new(Code::IntentName, &doc.file, doc.at("/intent"), format!("intent `{}` does not match the file name `{stem}.yaml`", spec.intent))
+                    .with_help(format!("rename the file to `{}.yaml` or set `intent: {stem}`", spec.intent)),
+            );
+        }
+        // regexes are compiled again for the resolver; here they only need checking once
+        for (key, patterns) in [("any", &spec.rules.any), ("all", &spec.rules.all), ("none", &spec.rules.none)] {
+            self.regexes(doc, &format!("/match/{key}"), patterns);
+        }
+
+        let mut slots = Vec::new();
+        for (name, slot) in &spec.slots {
+            let kind = match slot.kind {
+                SlotKindSpec::String => SlotKind::String,
+                SlotKindSpec::Integer => SlotKind::Integer,
+                SlotKindSpec::Number => SlotKind::Number,
+                SlotKindSpec::Boolean => SlotKind::Boolean,
+                SlotKindSpec::Droplet => SlotKind::Droplet,
+            };
+            match SlotDef::new(name, kind, &slot.prompt, slot.example.clone(), &slot.aliases, slot.schema.as_ref()) {
+                Ok(def) => slots.push(def),
+                Err(error) => self.report(
+                    Diagnostic::new(Code::SlotSchema, &doc.file, doc.at(&format!("/slots/{name}/schema")), format!("the rules for slot `{name}` are not a valid JSON Schema: {error}"))
+                        .with_help("use JSON Schema keywords such as minimum, maximum, minLength, maxLength, pattern or enum"),
+                ),
+            }
+        }
+        let slot_names: Vec<String> = spec.slots.keys().cloned().collect();
+        let result_names = self.result_names(doc, spec);
+        let mut known: Vec<String> = CONTEXT_NAMES.iter().map(|s| s.to_string()).collect();
+        known.extend(result_names.iter().cloned());
+
+        let mut steps = Vec::new();
+        let mut reply_guaranteed_at: Option<usize> = None;
+        for (i, step) in spec.steps.iter().enumerate() {
+            let here = format!("/steps/{i}");
+            if let Some(at) = reply_guaranteed_at {
+                self.report(
+                    Diagnostic::new(Code::UnreachableStep, &doc.file, doc.at(&here), format!("step {} can never run: step {} always produces the reply", i + 1, at + 1))
+                        .with_help("remove this step, or add a `when:` condition to the earlier `format` step"),
+                );
+            }
+            if let Some(condition) = &step.when {
+                self.check_expression(doc, &format!("{here}/when"), condition, templates, &known, &slot_names);
+            }
+            if let Some(compiled) = self.step(doc, &here, step, &slot_names, &known, catalogue, &spec.slots, templates) {
+                if matches!(compiled, Step::Format(_)) && step.when.is_none() && reply_guaranteed_at.is_none() {
+                    reply_guaranteed_at = Some(i);
+                }
+                steps.push(GuardedStep { when: step.when.clone(), step: compiled });
+            }
+        }
+        if reply_guaranteed_at.is_none() {
+            let last = format!("/steps/{}", spec.steps.len().saturating_sub(1));
+            self.report(
+                Diagnostic::new(Code::NoReply, &doc.file, doc.at(&last), "the pipeline can end without a reply: its last step is not a `format` step without `when`")
+                    .with_help("end the steps with `- format: { chat: …, voice: … }` and no `when`, as the reply when nothing else applies"),
+            );
+        }
+
+        let tests = spec
+            .tests
+            .iter()
+            .map(|t| PipelineTest {
+                say: t.say.clone(),
+                expect_intent: t.expect_intent.clone(),
+                expect_slots: t.expect_slots.clone(),
+                expect_reply_contains: t.expect_reply_contains.clone(),
+            })
+            .collect();
+        if self.diagnostics.len() > errors_before {
+            return None;
+        }
+        let parser = KeyValueParser::new(slots.iter().flat_map(|s| s.keys.iter().map(String::as_str)));
+        Some(Pipeline {
+            intent: spec.intent.clone(),
+            description: spec.description.clone(),
+            examples: spec.examples.clone(),
+            fallback: spec.fallback,
+            interrupts: spec.interrupts,
+            slots,
+            parser,
+            steps,
+            result_names,
+            tests,
+        })
+    }
+
+    /// Every `as` name in the pipeline; reports names used twice or shadowing engine names.
+    fn result_names(&mut self, doc: &Document, spec: &PipelineSpec) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for (i, step) in spec.steps.iter().enumerate() {
+            let Some(query) = &step.query else { continue };
+            for (suffix, call) in query.calls() {
+                let at = doc.at(&format!("/steps/{i}/query{suffix}/as"));
+                if CONTEXT_NAMES.contains(&call.name.as_str()) || ASK_CONTEXT_NAMES.contains(&call.name.as_str()) {
+                    self.report(
+                        Diagnostic::new(Code::DuplicateResult, &doc.file, at, format!("`{}` is a name the engine already provides to templates", call.name))
+                            .with_help(format!("choose another name; taken names are: {}", CONTEXT_NAMES.join(", "))),
+                    );
+                } else if names.contains(&call.name) {
+                    self.report(
+                        Diagnostic::new(Code::DuplicateResult, &doc.file, at, format!("two calls store their result as `{}`", call.name))
+                            .with_help("give each call its own `as:` name"),
+                    );
+                } else {
+                    names.push(call.name.clone());
+                }
+            }
+        }
+        names
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        doc: &Document,
+        here: &str,
+        step: &StepSpec,
+        slot_names: &[String],
+        known: &[String],
+        catalogue: &Catalogue,
+        slot_specs: &indexmap::IndexMap<String, super::spec::SlotSpec>,
+        templates: &Templates,
+    ) -> Option<Step> {
+        let kinds: Vec<&str> = [("extract", step.extract.is_some()), ("query", step.query.is_some()), ("format", step.format.is_some())]
+            .into_iter()
+            .filter_map(|(name, present)| present.then_some(name))
+            .collect();
+        if kinds.len() != 1 {
+            let message = if kinds.is_empty() {
+                "this step does nothing: it has no `extract`, `query` or `format`".to_owned()
+            } else {
+                format!("one step cannot both {}", kinds.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and "))
+            };
+            self.report(
+                Diagnostic::new(Code::StepKind, &doc.file, doc.at(here), message)
+                    .with_help("give each step exactly one of `extract`, `query` or `format`; split it into several steps"),
+            );
+            return None;
+        }
+        if let Some(extract) = &step.extract {
+            return self.extract(doc, &format!("{here}/extract"), extract, slot_names, known, templates).map(Step::Extract);
+        }
+        if let Some(format) = &step.format {
+            let templates_ok = self.reply_templates(doc, &format!("{here}/format"), format, templates, known, slot_names, &[]);
+            return templates_ok.map(|t| Step::Format(FormatStep { templates: t }));
+        }
+        let query = step.query.as_ref()?;
+        let mut calls = Vec::new();
+        for (suffix, call) in query.calls() {
+            let pointer = format!("{here}/query{suffix}");
+            if let Some(call) = self.call(doc, &pointer, call, catalogue, slot_specs, slot_names, known, templates) {
+                calls.push(call);
+            }
+        }
+        Some(Step::Query(QueryStep { calls }))
+    }
+
+    fn extract(
+        &mut self,
+        doc: &Document,
+        here: &str,
+        extract: &ExtractSpec,
+        slot_names: &[String],
+        known: &[String],
+        templates: &Templates,
+    ) -> Option<ExtractStep> {
+        for (key, names) in [("required", &extract.required), ("optional", &extract.optional)] {
+            for (j, name) in names.iter().enumerate() {
+                if !slot_names.contains(name) {
+                    self.unknown_slot(doc, doc.at(&format!("{here}/{key}/{j}")), name, slot_names);
+                }
+            }
+        }
+        let default_ask = FormatSpec { chat: DEFAULT_ASK.0.to_owned(), voice: DEFAULT_ASK.1.to_owned() };
+        let ask_spec = extract.ask.as_ref().unwrap_or(&default_ask);
+        let ask = self.reply_templates(doc, &format!("{here}/ask"), ask_spec, templates, known, slot_names, ASK_CONTEXT_NAMES)?;
+        Some(ExtractStep { required: extract.required.clone(), optional: extract.optional.clone(), ask })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn call(
+        &mut self,
+        doc: &Document,
+        here: &str,
+        call: &CallSpec,
+        catalogue: &Catalogue,
+        slot_specs: &indexmap::IndexMap<String, super::spec::SlotSpec>,
+        slot_names: &[String],
+        known: &[String],
+        templates: &Templates,
+    ) -> Option<Call> {
+        let target = match (&call.droplet, &call.droplets) {
+            (Some(_), Some(_)) | (None, None) => {
+                self.report(
+                    Diagnostic::new(Code::InvalidValue, &doc.file, doc.at(here), "a call needs exactly one of `droplet` (one droplet) or `droplets` (several)")
+                        .with_help("write `droplet: 1` for one droplet, or `droplets: all` to ask every droplet that offers the endpoint"),
+                );
+                return None;
+            }
+            (Some(DropletRefSpec::Name(name)), None) if name.starts_with('$') => {
+                let slot = &name[1..];
+                match slot_specs.get(slot) {
+                    Some(spec) if spec.kind == SlotKindSpec::Droplet => Target::Slot(slot.to_owned()),
+                    Some(_) => {
+                        self.report(
+                            Diagnostic::new(Code::UnknownSlot, &doc.file, doc.at(&format!("{here}/droplet")), format!("slot `{slot}` is not a droplet slot"))
+                                .with_help(format!("declare it with `type: droplet` to use it as `{name}`")),
+                        );
+                        return None;
+                    }
+                    None => {
+                        self.unknown_slot(doc, doc.at(&format!("{here}/droplet")), slot, slot_names);
+                        return None;
+                    }
+                }
+            }
+            (Some(reference), None) => {
+                let droplet = self.droplet(doc, &format!("{here}/droplet"), reference, catalogue)?;
+                self.endpoint(doc, here, droplet, call)?;
+                Target::Droplet(droplet.id)
+            }
+            (None, Some(FanOutSpec::All(_))) => {
+                let ids: Vec<i64> = catalogue.droplets.iter().filter(|d| d.endpoint(&call.endpoint).is_some()).map(|d| d.id).collect();
+                if ids.is_empty() {
+                    self.report(
+                        Diagnostic::new(Code::UnknownEndpoint, &doc.file, doc.at(&format!("{here}/endpoint")), format!("no droplet in the catalogue offers `{}`", call.endpoint))
+                            .with_help("check the endpoint path against catalogue/droplets.yaml"),
+                    );
+                    return None;
+                }
+                Target::FanOut(ids)
+            }
+            (None, Some(FanOutSpec::List(references))) => {
+                let mut ids = Vec::new();
+                for (k, reference) in references.iter().enumerate() {
+                    let droplet = self.droplet(doc, &format!("{here}/droplets/{k}"), reference, catalogue)?;
+                    self.endpoint(doc, here, droplet, call)?;
+                    ids.push(droplet.id);
+                }
+                Target::FanOut(ids)
+            }
+        };
+        let mut templated = Vec::new();
+        for (key, value) in &call.params {
+            Templates::templated_strings(value, format!("{here}/params/{key}"), &mut templated);
+        }
+        if let Some(body) = &call.body {
+            Templates::templated_strings(body, format!("{here}/body"), &mut templated);
+        }
+        for (pointer, source) in templated {
+            self.check_template_string(doc, &pointer, &source, templates, known, slot_names);
+        }
+        Some(Call {
+            target,
+            endpoint: call.endpoint.clone(),
+            method: call.method.clone(),
+            params: call.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            body: call.body.clone(),
+            name: call.name.clone(),
+            timeout: call.timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_CALL_TIMEOUT),
+        })
+    }
+
+    fn droplet<'c>(&mut self, doc: &Document, pointer: &str, reference: &DropletRefSpec, catalogue: &'c Catalogue) -> Option<&'c Droplet> {
+        let (found, written) = match reference {
+            DropletRefSpec::Id(id) => (catalogue.by_id(*id), id.to_string()),
+            DropletRefSpec::Name(name) => (catalogue.by_name(name), name.clone()),
+        };
+        if found.is_none() {
+            let keys: Vec<&str> = catalogue.droplets.iter().map(|d| d.key.as_str()).collect();
+            let mut diagnostic = Diagnostic::new(Code::UnknownDroplet, &doc.file, doc.at(pointer), format!("there is no droplet `{written}` in the catalogue"));
+            diagnostic = match suggest(&written, keys.iter().copied()) {
+                Some(best) => diagnostic.with_help(format!("did you mean `{best}`? Known droplets: {}", catalogue.names().join(", "))),
+                None => diagnostic.with_help(format!("known droplets: {}", catalogue.names().join(", "))),
+            };
+            self.report(diagnostic);
+        }
+        found
+    }
+
+    fn endpoint(&mut self, doc: &Document, here: &str, droplet: &Droplet, call: &CallSpec) -> Option<()> {
+        let Some(endpoint) = droplet.endpoint(&call.endpoint) else {
+            let offered: Vec<&str> = droplet.endpoints.iter().map(|e| e.path.as_str()).collect();
+            let mut diagnostic = Diagnostic::new(
+                Code::UnknownEndpoint,
+                &doc.file,
+                doc.at(&format!("{here}/endpoint")),
+                format!("the {} (droplet {}) has no endpoint `{}`", droplet.name, droplet.id, call.endpoint),
+            );
+            let listing = droplet.endpoints.iter().map(|e| format!("{} {}", e.method, e.path)).collect::<Vec<_>>().join(", ");
+            diagnostic = match suggest(&call.endpoint, offered.iter().copied()) {
+                Some(best) => diagnostic.with_help(format!("did you mean `{best}`? It offers: {listing}")),
+                None => diagnostic.with_help(format!("it offers: {listing}")),
+            };
+            self.report(diagnostic);
+            return None;
+        };
+        if let Some(method) = &call.method {
+            if *method != endpoint.method {
+                self.report(
+                    Diagnostic::new(
+                        Code::MethodMismatch,
+                        &doc.file,
+                        doc.at(&format!("{here}/method")),
+                        format!("{} {} is a {} endpoint, not {method}", droplet.name, endpoint.path, endpoint.method),
+                    )
+                    .with_help(format!("write `method: {}` or leave `method` out", endpoint.method)),
+                );
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reply_templates(
+        &mut self,
+        doc: &Document,
+        here: &str,
+        spec: &FormatSpec,
+        templates: &Templates,
+        known: &[String],
+        slot_names: &[String],
+        extra: &[&str],
+    ) -> Option<ReplyTemplates> {
+        let mut ok = true;
+        for (key, name) in [("chat", &spec.chat), ("voice", &spec.voice)] {
+            if !templates.contains(name) {
+                if self.files.get(&format!("templates/{name}")).is_some() {
+                    ok = false; // it exists but did not parse: already reported against the template
+                    continue;
+                }
+                let mut diagnostic = Diagnostic::new(
+                    Code::MissingTemplate,
+                    &doc.file,
+                    doc.at(&format!("{here}/{key}")),
+                    format!("template `{name}` does not exist (looked for templates/{name})"),
+                );
+                let existing: Vec<String> = self.files.under("templates", ".j2").map(|(p, _)| p.trim_start_matches("templates/").to_owned()).collect();
+                if let Some(best) = suggest(name, existing.iter().map(String::as_str)) {
+                    diagnostic = diagnostic.with_help(format!("did you mean `{best}`?"));
+                } else {
+                    diagnostic = diagnostic.with_help(format!("create templates/{name}, or fix the path (it is relative to templates/)"));
+                }
+                self.report(diagnostic);
+                ok = false;
+                continue;
+            }
+            let mut allowed: Vec<String> = known.to_vec();
+            allowed.extend(extra.iter().map(|s| s.to_string()));
+            let path = format!("templates/{name}");
+            let source = self.files.get(&path).unwrap_or_default().to_owned();
+            for variable in templates.undeclared_variables(name) {
+                if let Some(diagnostic) = check_variable(&path, &source, &variable, &allowed, slot_names, &doc.file) {
+                    self.report(diagnostic);
+                    ok = false;
+                }
+            }
+        }
+        ok.then(|| ReplyTemplates { chat: spec.chat.clone(), voice: spec.voice.clone() })
+    }
+
+    fn check_expression(&mut self, doc: &Document, pointer: &str, expr: &str, templates: &Templates, known: &[String], slot_names: &[String]) {
+        match templates.expression_variables(expr) {
+            Ok(variables) => self.check_variables(doc, pointer, expr, &variables, known, slot_names),
+            Err(error) => self.report(
+                Diagnostic::new(Code::BadCondition, &doc.file, doc.at(pointer), format!("condition `{expr}` does not parse: {}", error_detail(&error)))
+                    .with_help("write a minijinja expression such as `not result.ok` or `slots.id is none`"),
+            ),
+        }
+    }
+
+    fn check_template_string(&mut self, doc: &Document, pointer: &str, source: &str, templates: &Templates, known: &[String], slot_names: &[String]) {
+        let parsed = match crate::template::single_expression(source) {
+            Some(expr) => templates.expression_variables(expr),
+            None => templates.inline_variables(source),
+        };
+        match parsed {
+            Ok(variables) => self.check_variables(doc, pointer, source, &variables, known, slot_names),
+            Err(error) => self.report(
+                Diagnostic::new(Code::TemplateSyntax, &doc.file, doc.at(pointer), format!("`{source}` does not parse: {}", error_detail(&error)))
+                    .with_help("close every `{{ … }}`; write values like \"{{ slots.name }}\""),
+            ),
+        }
+    }
+
+    fn check_templated(&mut self, doc: &Document, pointer: &str, value: &Value, templates: &Templates, known: &[&str], slot_names: &[String]) {
+        let mut found = Vec::new();
+        Templates::templated_strings(value, pointer.to_owned(), &mut found);
+        let known: Vec<String> = known.iter().map(|s| s.to_string()).collect();
+        for (pointer, source) in found {
+            self.check_template_string(doc, &pointer, &source, templates, &known, slot_names);
+        }
+    }
+
+    fn check_variables(&mut self, doc: &Document, pointer: &str, written: &str, variables: &[String], known: &[String], slot_names: &[String]) {
+        for variable in variables {
+            let (head, rest) = split_variable(variable);
+            if JINJA_GLOBALS.contains(&head) {
+                continue;
+            }
+            if !known.iter().any(|k| k == head) {
+                let mut diagnostic = Diagnostic::new(
+                    Code::UndefinedVariable,
+                    &doc.file,
+                    doc.at(pointer),
+                    format!("`{written}` uses `{head}`, which does not exist here"),
+                );
+                diagnostic = with_variable_help(diagnostic, head, known);
+                self.report(diagnostic);
+            } else if head == "slots" {
+                if let Some(slot) = rest {
+                    if !slot_names.iter().any(|s| s == slot) {
+                        self.unknown_slot(doc, doc.at(pointer), slot, slot_names);
+                    }
+                }
+            }
+        }
+    }
+
+    fn unknown_slot(&mut self, doc: &Document, at: Position, name: &str, slot_names: &[String]) {
+        let mut diagnostic = Diagnostic::new(Code::UnknownSlot, &doc.file, at, format!("slot `{name}` is not declared in this pipeline"));
+        diagnostic = match suggest(name, slot_names.iter().map(String::as_str)) {
+            Some(best) => diagnostic.with_help(format!("did you mean `{best}`?")),
+            None if slot_names.is_empty() => diagnostic.with_help(format!("declare it under `slots:`, e.g. `{name}: {{ type: string, prompt: \"…\" }}`")),
+            None => diagnostic.with_help(format!("declared slots: {}; or declare `{name}` under `slots:`", slot_names.join(", "))),
+        };
+        self.report(diagnostic);
+    }
+
+    /// Checks that only make sense across all pipelines: unique intents, one fallback, tests
+    /// naming real intents.
+    fn across_pipelines(&mut self, documents: &[(Document, PipelineSpec)]) {
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for (doc, spec) in documents {
+            if let Some(first) = seen.insert(&spec.intent, &doc.file) {
+                self.report(
+                    Diagnostic::new(Code::DuplicateIntent, &doc.file, doc.at("/intent"), format!("intent `{}` is already defined in {first}", spec.intent))
+                        .with_help("every pipeline needs its own intent id; rename one of them"),
+                );
+            }
+        }
+        let fallbacks: Vec<&(Document, PipelineSpec)> = documents.iter().filter(|(_, s)| s.fallback).collect();
+        if fallbacks.len() > 1 {
+            for (doc, _) in &fallbacks[1..] {
+                self.report(
+                    Diagnostic::new(Code::ManyFallbacks, &doc.file, doc.at("/fallback"), format!("more than one pipeline is the fallback (also {})", fallbacks[0].0.file))
+                        .with_help("keep `fallback: true` on exactly one pipeline"),
+                );
+            }
+        }
+        if fallbacks.is_empty() && !documents.is_empty() {
+            self.report(
+                Diagnostic::new(Code::NoFallback, "pipelines/", Position::default(), "no pipeline is marked `fallback: true`, so unrecognised messages would get no reply")
+                    .with_help("add `fallback: true` to the pipeline that should answer when nothing else matches"),
+            );
+        }
+        let intents: BTreeSet<&str> = documents.iter().map(|(_, s)| s.intent.as_str()).collect();
+        for (doc, spec) in documents {
+            for (i, test) in spec.tests.iter().enumerate() {
+                if !intents.contains(test.expect_intent.as_str()) {
+                    let mut diagnostic = Diagnostic::new(
+                        Code::UnknownTestIntent,
+                        &doc.file,
+                        doc.at(&format!("/tests/{i}/expect_intent")),
+                        format!("test expects intent `{}`, which no pipeline defines", test.expect_intent),
+                    );
+                    if let Some(best) = suggest(&test.expect_intent, intents.iter().copied()) {
+                        diagnostic = diagnostic.with_help(format!("did you mean `{best}`?"));
+                    }
+                    self.report(diagnostic);
+                }
+            }
+        }
+    }
+}
+
+/// `slots.name.first` → (`slots`, Some(`name`)).
+fn split_variable(variable: &str) -> (&str, Option<&str>) {
+    let mut parts = variable.splitn(3, '.');
+    let head = parts.next().unwrap_or_default();
+    (head, parts.next())
+}
+
+fn with_variable_help(diagnostic: Diagnostic, head: &str, known: &[String]) -> Diagnostic {
+    match suggest(head, known.iter().map(String::as_str)) {
+        Some(best) => diagnostic.with_help(format!("did you mean `{best}`? Available: {}", known.join(", "))),
+        None => diagnostic.with_help(format!("available here: {}", known.join(", "))),
+    }
+}
+
+/// A template's use of an unknown variable or slot, located at its first use in the template.
+fn check_variable(path: &str, source: &str, variable: &str, allowed: &[String], slot_names: &[String], pipeline_file: &str) -> Option<Diagnostic> {
+    let (head, rest) = split_variable(variable);
+    if JINJA_GLOBALS.contains(&head) {
+        return None;
+    }
+    if !allowed.iter().any(|k| k == head) {
+        let at = first_use(source, head);
+        let diagnostic = Diagnostic::new(
+            Code::UndefinedVariable,
+            path,
+            at,
+            format!("`{head}` is not defined when {pipeline_file} renders this template"),
+        );
+        return Some(with_variable_help(diagnostic, head, allowed));
+    }
+    if head == "slots" {
+        let slot = rest?;
+        if !slot_names.iter().any(|s| s == slot) {
+            let at = first_use(source, &format!("slots.{slot}"));
+            let mut diagnostic = Diagnostic::new(Code::UnknownSlot, path, at, format!("slot `{slot}` is not declared in {pipeline_file}"));
+            diagnostic = match suggest(slot, slot_names.iter().map(String::as_str)) {
+                Some(best) => diagnostic.with_help(format!("did you mean `slots.{best}`?")),
+                None => diagnostic.with_help(format!("declared slots: {}", if slot_names.is_empty() { "none".to_owned() } else { slot_names.join(", ") })),
+            };
+            return Some(diagnostic);
+        }
+    }
+    None
+}
+
+/// Line and column of the first whole-word occurrence of `word` inside a `{{ }}` or `{% %}`.
+fn first_use(source: &str, word: &str) -> Position {
+    let Ok(pattern) = Regex::new(&format!(r"(^|[^\w.]){}\b", regex::escape(word))) else { return Position::default() };
+    for (n, line) in source.lines().enumerate() {
+        if let Some(m) = pattern.find(line) {
+            let offset = line[m.start()..].find(word).map(|o| o + m.start()).unwrap_or(m.start());
+            return Position { line: n as u32 + 1, column: line[..offset].chars().count() as u32 + 1 };
+        }
+    }
+    Position::default()
+}
+
+/// minijinja's message without its own location suffix.
+fn error_detail(error: &minijinja::Error) -> String {
+    let detail = error.detail().map(str::to_owned).unwrap_or_else(|| error.kind().to_string());
+    format!("{} ({detail})", error.kind())
+}
+
+fn template_error_position(error: &minijinja::Error, source: &str) -> Position {
+    let line = error.line().unwrap_or(0) as u32;
+    let column = error
+        .range()
+        .and_then(|range| {
+            let before = source.get(..range.start)?;
+            let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+            Some(before[line_start..].chars().count() as u32 + 1)
+        })
+        .unwrap_or(1);
+    Position { line, column }
+}
+
+/// The regex crate's multi-line message, reduced to its last line and the caret's offset.
+fn regex_problem(error: &regex::Error) -> (String, Option<usize>) {
+    let text = error.to_string();
+    let what = text
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map(str::to_owned)
+        .unwrap_or_else(|| text.lines().last().unwrap_or_default().to_owned());
+    let offset = text.lines().find(|l| l.trim_start().starts_with('^')).map(|l| l.find('^').unwrap_or(0).saturating_sub(4) + 1);
+    (what, offset)
+}

@@ -1,0 +1,88 @@
+//! Loading the stewards' configuration: files → located YAML → schema check → `*Spec` →
+//! compiled runtime types, collecting every problem before failing.
+//!
+//! [`load`] is the only entry point. It is pure (it is handed the files) and all-or-nothing: it
+//! returns a complete [`CompiledConfig`] or every [`Diagnostic`] found, never a half-built one.
+
+mod compile;
+mod files;
+mod schema;
+mod spec;
+mod yaml;
+
+use std::sync::Arc;
+
+pub use files::{ConfigFiles, ReadError, CATALOGUE_FILE, CONFIG_FOLDERS};
+pub use schema::suggest;
+
+use crate::catalogue::Catalogue;
+use crate::diagnostic::{Code, Diagnostic, Diagnostics};
+use crate::intent::Resolver;
+use crate::pipeline::Pipeline;
+use crate::template::Templates;
+
+/// The schemas are part of the program (they describe what this build understands), so they are
+/// compiled in rather than read from the configuration being checked.
+pub const PIPELINE_SCHEMA: &str = include_str!("../../schemas/pipeline.schema.json");
+pub const CATALOGUE_SCHEMA: &str = include_str!("../../schemas/catalogue.schema.json");
+
+/// One immutable, fully checked version of the configuration. The engine holds it behind an
+/// `Arc`; a turn uses exactly one version from start to end.
+#[derive(Debug)]
+pub struct CompiledConfig {
+    /// Sorted by intent id.
+    pub pipelines: Vec<Pipeline>,
+    pub resolver: Resolver,
+    pub catalogue: Arc<Catalogue>,
+    pub templates: Arc<Templates>,
+    /// Template globals, built once.
+    pub droplets_value: minijinja::Value,
+    pub intents_value: minijinja::Value,
+    /// Where the files came from (a directory or `embedded`).
+    pub origin: String,
+}
+
+impl CompiledConfig {
+    pub fn pipeline(&self, intent: &str) -> Option<&Pipeline> {
+        self.pipelines.iter().find(|p| p.intent == intent)
+    }
+}
+
+/// A configuration that did not load, with everything wrong with it.
+#[derive(Debug)]
+pub struct LoadError {
+    pub diagnostics: Diagnostics,
+    files: ConfigFiles,
+}
+
+impl LoadError {
+    /// Every problem with a source snippet, ready to print.
+    pub fn render(&self) -> String {
+        self.diagnostics.render(|path| self.files.get(path))
+    }
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render())
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Checks and compiles a configuration.
+pub fn load(files: &ConfigFiles) -> Result<CompiledConfig, LoadError> {
+    let mut diagnostics = Diagnostics::default();
+    let compiled = compile::Compiler::new(files, &mut diagnostics).run();
+    diagnostics.sort();
+    match compiled {
+        Some(config) if diagnostics.is_empty() => Ok(config),
+        _ => {
+            if diagnostics.is_empty() {
+                // the compiler gave up without saying why: a bug, but never a silent success
+                diagnostics.push(Diagnostic::new(Code::Io, "(configuration)", Default::default(), "configuration did not compile"));
+            }
+            Err(LoadError { diagnostics, files: files.clone() })
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Configuration "as written": the shapes of `pipelines/*.yaml` and the droplet catalogue.
+//!
+//! These types mirror the schemas in `schemas/` one to one and carry no behaviour. The compile
+//! pass turns them into the runtime types the engine uses; the engine never sees a `*Spec`.
+
+use std::collections::BTreeMap;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    pub intent: String,
+    pub description: String,
+    #[serde(default)]
+    pub examples: Vec<String>,
+    #[serde(default, rename = "match")]
+    pub rules: MatchSpec,
+    #[serde(default)]
+    pub priority: i64,
+    #[serde(default)]
+    pub fallback: bool,
+    #[serde(default)]
+    pub interrupts: bool,
+    /// In file order (the order slots are asked for).
+    #[serde(default)]
+    pub slots: IndexMap<String, SlotSpec>,
+    pub steps: Vec<StepSpec>,
+    #[serde(default)]
+    pub tests: Vec<TestSpec>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSpec {
+    #[serde(default)]
+    pub any: Vec<String>,
+    #[serde(default)]
+    pub all: Vec<String>,
+    #[serde(default)]
+    pub none: Vec<String>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotSpec {
+    #[serde(rename = "type")]
+    pub kind: SlotKindSpec,
+    pub prompt: String,
+    #[serde(default)]
+    pub example: Option<Value>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub schema: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlotKindSpec {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Droplet,
+}
+
+/// One step as written: a mapping with exactly one of `extract`, `query`, `format` (checked by
+/// the compile pass, which can point at the step) and an optional `when`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    #[serde(default)]
+    pub when: Option<String>,
+    #[serde(default)]
+    pub extract: Option<ExtractSpec>,
+    #[serde(default)]
+    pub query: Option<QuerySpec>,
+    #[serde(default)]
+    pub format: Option<FormatSpec>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractSpec {
+    #[serde(default)]
+    pub required: Vec<String>,
+    #[serde(default)]
+    pub optional: Vec<String>,
+    #[serde(default)]
+    pub ask: Option<FormatSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum QuerySpec {
+    One(CallSpec),
+    Many(Vec<CallSpec>),
+}
+
+impl QuerySpec {
+    /// The calls with their JSON pointer suffix relative to the `query` key.
+    pub fn calls(&self) -> Vec<(String, &CallSpec)> {
+        match self {
+            QuerySpec::One(call) => vec![(String::new(), call)],
+            QuerySpec::Many(calls) => calls.iter().enumerate().map(|(i, c)| (format!("/{i}"), c)).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSpec {
+    #[serde(default)]
+    pub droplet: Option<DropletRefSpec>,
+    #[serde(default)]
+    pub droplets: Option<FanOutSpec>,
+    pub endpoint: String,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub params: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub body: Option<Value>,
+    #[serde(rename = "as")]
+    pub name: String,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum DropletRefSpec {
+    Id(i64),
+    Name(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum FanOutSpec {
+    All(AllKeyword),
+    List(Vec<DropletRefSpec>),
+}
+
+/// The word `all` in `droplets: all`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub enum AllKeyword {
+    #[serde(rename = "all")]
+    All,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatSpec {
+    pub chat: String,
+    pub voice: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSpec {
+    pub say: String,
+    pub expect_intent: String,
+    #[serde(default)]
+    pub expect_slots: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    pub expect_reply_contains: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogueSpec {
+    pub droplets: Vec<DropletSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropletSpec {
+    pub id: i64,
+    pub key: String,
+    pub name: String,
+    pub purpose: String,
+    #[serde(default)]
+    pub aliases: Vec<Value>,
+    pub endpoints: Vec<EndpointSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    pub path: String,
+    pub method: String,
+    pub description: String,
+    #[serde(default)]
+    pub backing: Option<String>,
+    #[serde(default)]
+    pub sample: Option<Value>,
+}

@@ -1,0 +1,234 @@
+//! The conversation engine: one turn in, one reply out.
+//!
+//! The engine is pure: no HTTP types and no file IO. Droplet calls, sessions and (later) the LLM
+//! come in through traits it is given, which is what lets the server, the CLI and the tests run
+//! the very same engine. A turn takes one configuration version at its start and uses only that
+//! version, and holds its session's lease from start to commit (see `session`).
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::backend::DropletBackend;
+use crate::config::CompiledConfig;
+use crate::intent::{Resolution, PATTERN_SCORE};
+use crate::pipeline::{Flow, RunEnv, TurnState};
+use crate::session::{Channel, Message, Pending, Role, SessionStore, StoreError};
+use crate::steps::Step;
+use crate::trace::{CandidateTrace, IntentTrace, TurnTrace};
+
+/// What the user said and where it came from.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    /// `None` starts a new session.
+    pub session_id: Option<String>,
+    pub channel: Channel,
+    pub text: String,
+    /// Caller metadata, merged into the session.
+    pub metadata: Map<String, Value>,
+    pub trace_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub text: String,
+    pub session_id: String,
+    pub trace_id: String,
+    pub intent: String,
+    /// RFC 3339 UTC.
+    pub timestamp: String,
+    pub trace: TurnTrace,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TurnError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: the resolver chose intent `{0}`, which is not compiled")]
+    UnknownIntent(String),
+}
+
+/// Said when a reply could not be rendered. The user's message is still stored.
+const RENDER_FAILURE_CHAT: &str =
+    "Sorry — something went wrong while preparing that answer. Your message was kept; please try again in a moment.";
+const RENDER_FAILURE_VOICE: &str =
+    "Sorry, something went wrong while preparing that answer. Your message was kept. Please try again in a moment.";
+
+pub struct Engine {
+    config: Arc<CompiledConfig>,
+    backend: Arc<dyn DropletBackend>,
+    sessions: Arc<dyn SessionStore>,
+    max_history: usize,
+}
+
+/// Which pipeline runs, from where, and why.
+struct Plan {
+    intent: String,
+    start: usize,
+    slots: Map<String, Value>,
+    resumed: bool,
+    cleared: Option<Value>,
+    why: IntentTrace,
+    notes: Vec<String>,
+}
+
+impl Engine {
+    pub fn new(config: Arc<CompiledConfig>, backend: Arc<dyn DropletBackend>, sessions: Arc<dyn SessionStore>, max_history: usize) -> Self {
+        Engine { config, backend, sessions, max_history }
+    }
+
+    pub fn config(&self) -> &Arc<CompiledConfig> {
+        &self.config
+    }
+
+    pub fn backend_name(&self) -> &str {
+        self.backend.name()
+    }
+
+    /// Runs one turn to a reply. Only a session store failure is an error: everything that goes
+    /// wrong inside the pipeline still yields a reply and keeps the user's message.
+    pub async fn handle(&self, turn: Turn) -> Result<Reply, TurnError> {
+        let config = self.config.clone();
+        let session_id = turn.session_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let mut lease = self.sessions.lease(&session_id).await?;
+        let session = lease.session();
+        session.channel = turn.channel;
+        session.metadata.extend(turn.metadata.clone());
+        session.push(Message { role: Role::User, text: turn.text.clone(), intent: None, at: utc_timestamp() }, self.max_history);
+
+        let previous_pending = session.pending.take();
+        let plan = self.plan(&config, &turn.text, previous_pending.clone());
+        let Some(pipeline) = config.pipeline(&plan.intent) else {
+            // the resolver only names compiled intents: reaching this is a bug, reported as one
+            return Err(TurnError::UnknownIntent(plan.intent));
+        };
+        let env = RunEnv {
+            templates: &config.templates,
+            catalogue: &config.catalogue,
+            backend: self.backend.as_ref(),
+            droplets: &config.droplets_value,
+            intents: &config.intents_value,
+            trace_id: &turn.trace_id,
+        };
+        let mut state = TurnState {
+            message: turn.text.clone(),
+            channel: turn.channel,
+            resumed: plan.resumed,
+            slots: plan.slots,
+            results: Map::new(),
+            cleared: plan.cleared,
+            trace: TurnTrace { intent: plan.why, backend: self.backend.name().to_owned(), notes: plan.notes, ..TurnTrace::default() },
+        };
+        let text = match pipeline.run(&env, &mut state, plan.start).await {
+            Ok(Flow::Reply(text)) => text,
+            Ok(Flow::Ask { text, step }) => {
+                session.pending = Some(Pending { intent: pipeline.intent.clone(), step, slots: state.slots.clone() });
+                text
+            }
+            Err(error) => {
+                tracing::error!(trace_id = %turn.trace_id, intent = %pipeline.intent, error = %error, "turn failed to render");
+                state.trace.notes.push(format!("reply failed: {error}"));
+                // keep whatever was pending, so the user's unfinished action survives the fault
+                session.pending = previous_pending;
+                match turn.channel {
+                    Channel::Chat => RENDER_FAILURE_CHAT.to_owned(),
+                    Channel::Voice => RENDER_FAILURE_VOICE.to_owned(),
+                }
+            }
+        };
+        state.trace.slots = Value::Object(state.slots.clone());
+        session.push(
+            Message { role: Role::Assistant, text: text.clone(), intent: Some(pipeline.intent.clone()), at: utc_timestamp() },
+            self.max_history,
+        );
+        lease.commit().await?;
+        tracing::info!(trace_id = %turn.trace_id, session = %session_id, intent = %pipeline.intent, channel = turn.channel.as_str(), "turn answered");
+        Ok(Reply {
+            text,
+            session_id,
+            trace_id: turn.trace_id,
+            intent: pipeline.intent.clone(),
+            timestamp: utc_timestamp(),
+            trace: state.trace,
+        })
+    }
+
+    /// Decides which pipeline handles the message: an interrupting intent, the pending action's
+    /// continuation, or the resolver's choice.
+    fn plan(&self, config: &CompiledConfig, text: &str, pending: Option<Pending>) -> Plan {
+        let fresh = |resolution: Resolution, notes: Vec<String>, cleared: Option<Value>| {
+            let source = if cleared.is_some() {
+                "interrupt"
+            } else if resolution.intent == config.resolver.fallback() {
+                "fallback"
+            } else {
+                "rules"
+            };
+            Plan {
+                intent: resolution.intent.clone(),
+                start: 0,
+                slots: Map::new(),
+                resumed: false,
+                cleared,
+                why: intent_trace(&resolution, source),
+                notes,
+            }
+        };
+        let Some(pending) = pending else {
+            return fresh(config.resolver.resolve(text), Vec::new(), None);
+        };
+        let Some(pipeline) = config.pipeline(&pending.intent) else {
+            let note = format!("dropped the pending `{}` action: that intent no longer exists", pending.intent);
+            return fresh(config.resolver.resolve(text), vec![note], None);
+        };
+        if let Some(interrupt) = config.resolver.resolve_interrupt(text) {
+            let cleared = json!({"intent": pipeline.intent, "description": pipeline.description});
+            return fresh(interrupt, Vec::new(), Some(cleared));
+        }
+        let Some(Step::Extract(extract)) = pipeline.steps.get(pending.step).map(|s| &s.step) else {
+            let note = format!("dropped the pending `{}` action: its pipeline changed", pending.intent);
+            return fresh(config.resolver.resolve(text), vec![note], None);
+        };
+        if !extract.finds_values(pipeline, &config.catalogue, text) {
+            let other = config.resolver.resolve(text);
+            if other.intent != pending.intent && other.intent != config.resolver.fallback() && other.score >= PATTERN_SCORE {
+                let note = format!("left the unfinished `{}` action: the message asked for something else", pending.intent);
+                return fresh(other, vec![note], None);
+            }
+        }
+        Plan {
+            intent: pipeline.intent.clone(),
+            start: pending.step,
+            slots: pending.slots,
+            resumed: true,
+            cleared: None,
+            why: IntentTrace {
+                id: pipeline.intent.clone(),
+                source: "resumed".to_owned(),
+                score: 0.0,
+                reason: "answering the question asked in the previous turn".to_owned(),
+                runner_up: None,
+            },
+            notes: Vec::new(),
+        }
+    }
+}
+
+fn intent_trace(resolution: &Resolution, source: &str) -> IntentTrace {
+    IntentTrace {
+        id: resolution.intent.clone(),
+        source: source.to_owned(),
+        score: resolution.score,
+        reason: resolution.reason.clone(),
+        runner_up: resolution.runner_up.as_ref().map(|c| CandidateTrace { id: c.intent.clone(), score: c.score, reason: c.reason.clone() }),
+    }
+}
+
+/// Now, as RFC 3339 UTC with a `Z` (the mesh's send format).
+pub fn utc_timestamp() -> String {
+    let now = OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now);
+    now.format(&Rfc3339).unwrap_or_else(|_| now.unix_timestamp().to_string())
+}

@@ -1,0 +1,255 @@
+//! Rule-based intent resolution: deterministic, explainable, no LLM.
+//!
+//! Each intent scores the message from three signals:
+//! - a pattern (`match.any`, with every `match.all`) that matches scores [`PATTERN_SCORE`];
+//! - the closest `examples` entry scores its word overlap (Dice coefficient on content words),
+//!   scaled by [`EXAMPLE_WEIGHT`] so a perfect example ties below a pattern;
+//! - each `keywords` word present adds [`KEYWORD_BONUS`] (up to [`KEYWORD_CAP`]).
+//!
+//! A `match.none` pattern vetoes the intent. The best score at or above [`MIN_SCORE`] wins; ties
+//! go to the higher `priority`, then to the intent id, so the same message always resolves the
+//! same way. Below the threshold the fallback intent answers. Every resolution carries the
+//! reason it won and the runner-up, for traces and `explain`.
+
+use std::collections::BTreeSet;
+
+use regex::Regex;
+use serde::Serialize;
+
+pub const PATTERN_SCORE: f64 = 1.0;
+pub const EXAMPLE_WEIGHT: f64 = 0.9;
+pub const KEYWORD_BONUS: f64 = 0.15;
+pub const KEYWORD_CAP: f64 = 0.45;
+pub const MIN_SCORE: f64 = 0.5;
+
+/// Words too common to say anything about intent.
+const STOPWORDS: &[&str] = &[
+    "a", "an", "the", "please", "me", "my", "i", "to", "of", "for", "is", "are", "can", "you", "could", "would", "what",
+    "whats", "what's", "do", "does", "it", "in", "on", "and", "or", "with", "this", "that", "be", "want", "like", "pls",
+    "hey", "just", "some", "us", "we", "our", "your",
+];
+
+/// The compiled rules of one intent.
+#[derive(Debug)]
+pub struct IntentRules {
+    pub intent: String,
+    pub priority: i64,
+    pub any: Vec<Regex>,
+    pub all: Vec<Regex>,
+    pub none: Vec<Regex>,
+    pub keywords: Vec<String>,
+    pub examples: Vec<(String, BTreeSet<String>)>,
+    /// Checked even while a slot-filling action is pending (e.g. `cancel`).
+    pub interrupts: bool,
+}
+
+impl IntentRules {
+    pub fn example(text: &str) -> (String, BTreeSet<String>) {
+        (text.to_owned(), content_words(text))
+    }
+
+    /// This intent's score for a message, with the reason, or `None` when vetoed or silent.
+    fn score(&self, text: &str, words: &BTreeSet<String>) -> Option<Candidate> {
+        if self.none.iter().any(|r| r.is_match(text)) {
+            return None;
+        }
+        let mut best: Option<(f64, String)> = None;
+        let mut consider = |score: f64, reason: String| {
+            if score > 0.0 && best.as_ref().is_none_or(|(s, _)| score > *s) {
+                best = Some((score, reason));
+            }
+        };
+        if self.all.iter().all(|r| r.is_match(text)) {
+            if let Some((regex, found)) = self.any.iter().find_map(|r| r.find(text).map(|m| (r, m.as_str()))) {
+                consider(PATTERN_SCORE, format!("pattern `{}` matched \"{}\"", regex.as_str(), found));
+            }
+        }
+        for (example, example_words) in &self.examples {
+            let similarity = dice(words, example_words);
+            consider(similarity * EXAMPLE_WEIGHT, format!("similar to example \"{example}\" ({:.0}%)", similarity * 100.0));
+        }
+        let hits: Vec<&str> = self.keywords.iter().filter(|k| words.contains(k.as_str())).map(String::as_str).collect();
+        let bonus = (hits.len() as f64 * KEYWORD_BONUS).min(KEYWORD_CAP);
+        let (base, reason) = best.unwrap_or((0.0, String::new()));
+        let score = base + bonus;
+        if score <= 0.0 {
+            return None;
+        }
+        let reason = match (reason.is_empty(), hits.is_empty()) {
+            (false, true) => reason,
+            (false, false) => format!("{reason}; keywords {}", hits.join(", ")),
+            (true, _) => format!("keywords {}", hits.join(", ")),
+        };
+        Some(Candidate { intent: self.intent.clone(), score: round(score), reason })
+    }
+}
+
+/// One intent's claim on a message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    pub intent: String,
+    pub score: f64,
+    pub reason: String,
+}
+
+/// The outcome of resolving a message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Resolution {
+    pub intent: String,
+    pub score: f64,
+    pub reason: String,
+    pub runner_up: Option<Candidate>,
+    /// Every intent that scored, best first.
+    pub candidates: Vec<Candidate>,
+}
+
+/// All intents' rules, ready to resolve messages.
+#[derive(Debug)]
+pub struct Resolver {
+    rules: Vec<IntentRules>,
+    fallback: String,
+}
+
+impl Resolver {
+    pub fn new(rules: Vec<IntentRules>, fallback: String) -> Self {
+        Resolver { rules, fallback }
+    }
+
+    pub fn fallback(&self) -> &str {
+        &self.fallback
+    }
+
+    /// The best intent for a message, or the fallback.
+    pub fn resolve(&self, text: &str) -> Resolution {
+        self.resolve_among(text, |_| true)
+    }
+
+    /// The best *interrupting* intent (checked while an action is pending), if one clears the
+    /// threshold.
+    pub fn resolve_interrupt(&self, text: &str) -> Option<Resolution> {
+        let resolution = self.resolve_among(text, |r| r.interrupts);
+        (resolution.intent != self.fallback).then_some(resolution)
+    }
+
+    fn resolve_among(&self, text: &str, eligible: impl Fn(&IntentRules) -> bool) -> Resolution {
+        let words = content_words(text);
+        let priority_of = |intent: &str| self.rules.iter().find(|r| r.intent == intent).map(|r| r.priority).unwrap_or(0);
+        let mut candidates: Vec<Candidate> =
+            self.rules.iter().filter(|r| eligible(r)).filter_map(|r| r.score(text, &words)).collect();
+        candidates.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| priority_of(&b.intent).cmp(&priority_of(&a.intent)))
+                .then_with(|| a.intent.cmp(&b.intent))
+        });
+        match candidates.first() {
+            Some(best) if best.score >= MIN_SCORE => Resolution {
+                intent: best.intent.clone(),
+                score: best.score,
+                reason: best.reason.clone(),
+                runner_up: candidates.get(1).cloned(),
+                candidates,
+            },
+            _ => Resolution {
+                intent: self.fallback.clone(),
+                score: 0.0,
+                reason: match candidates.first() {
+                    Some(best) => format!(
+                        "no intent reached {MIN_SCORE}; closest was {} at {} ({})",
+                        best.intent, best.score, best.reason
+                    ),
+                    None => "no rule, example or keyword matched".to_owned(),
+                },
+                runner_up: candidates.first().cloned(),
+                candidates,
+            },
+        }
+    }
+}
+
+/// Lowercased words of a text minus stopwords.
+pub fn content_words(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .map(|w| w.trim_matches('\'').to_lowercase())
+        .filter(|w| !w.is_empty() && !STOPWORDS.contains(&w.as_str()))
+        .collect()
+}
+
+fn dice(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    2.0 * a.intersection(b).count() as f64 / (a.len() + b.len()) as f64
+}
+
+fn round(score: f64) -> f64 {
+    (score * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regex::RegexBuilder;
+
+    fn re(p: &str) -> Regex {
+        RegexBuilder::new(p).case_insensitive(true).build().expect("test regex")
+    }
+
+    fn rules(intent: &str, any: &[&str], none: &[&str], examples: &[&str], keywords: &[&str]) -> IntentRules {
+        IntentRules {
+            intent: intent.into(),
+            priority: 0,
+            any: any.iter().map(|p| re(p)).collect(),
+            all: vec![],
+            none: none.iter().map(|p| re(p)).collect(),
+            keywords: keywords.iter().map(|k| k.to_string()).collect(),
+            examples: examples.iter().map(|e| IntentRules::example(e)).collect(),
+            interrupts: false,
+        }
+    }
+
+    fn resolver() -> Resolver {
+        Resolver::new(
+            vec![
+                rules("register", &[r"\bregister\b"], &[r"\bderegister\b"], &["register a new service"], &[]),
+                rules("deregister", &[r"\bderegister\b"], &[], &[], &[]),
+                rules("all_droplets", &[], &[], &["show me all droplets"], &["droplets"]),
+            ],
+            "fallback".into(),
+        )
+    }
+
+    #[test]
+    fn patterns_win_and_vetoes_apply() {
+        let r = resolver();
+        assert_eq!(r.resolve("Register a new service").intent, "register");
+        let de = r.resolve("deregister service 5");
+        assert_eq!(de.intent, "deregister");
+        assert!(de.candidates.iter().all(|c| c.intent != "register"), "vetoed by none");
+    }
+
+    #[test]
+    fn examples_and_keywords_score_and_explain() {
+        let r = resolver();
+        let res = r.resolve("list all the droplets");
+        assert_eq!(res.intent, "all_droplets");
+        assert!(res.reason.contains("similar to example"), "{}", res.reason);
+        assert!(res.reason.contains("keywords droplets"), "{}", res.reason);
+    }
+
+    #[test]
+    fn nothing_matching_falls_back_with_a_reason() {
+        let res = resolver().resolve("blorp");
+        assert_eq!(res.intent, "fallback");
+        assert_eq!(res.reason, "no rule, example or keyword matched");
+    }
+
+    #[test]
+    fn resolution_is_deterministic() {
+        let r = resolver();
+        let first = r.resolve("show droplets register");
+        for _ in 0..10 {
+            assert_eq!(r.resolve("show droplets register"), first);
+        }
+    }
+}

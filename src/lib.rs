@@ -1,0 +1,38 @@
+//! Chat Orchestrator (droplet 12): a declarative conversation engine.
+//!
+//! Stewards describe each intent as a YAML pipeline (`pipelines/`) and write its replies as
+//! minijinja templates (`templates/`); the droplets of the mesh are data (`catalogue/`). This
+//! crate checks and compiles that configuration and runs it behind a poem-openapi server.
+//! ARCHITECTURE.md has the data flow and the invariants.
+//!
+//! # Layout
+//!
+//! - [`config`]: files → located YAML → JSON Schema → `*Spec` → [`config::CompiledConfig`],
+//!   collecting every [`diagnostic::Diagnostic`] before failing.
+//! - [`engine`]: one turn in, one reply out; pure (no HTTP, no files).
+//! - [`intent`]: rule-based intent resolution that explains itself.
+//! - [`pipeline`] and [`steps`]: the runtime pipeline and its step kinds (`extract`, `query`,
+//!   `format`), one file each.
+//! - [`slots`]: `key:value` parsing, coercion and validation of slot values.
+//! - [`catalogue`]: the droplets; [`backend`]: how droplet calls are made (the bundled sample
+//!   data by default).
+//! - [`template`] and [`speech`]: the minijinja environment, and the voice channel's text rules.
+//! - [`session`]: conversation state behind a store trait, in memory by default.
+//! - [`api`] and [`server`]: the HTTP surface; [`settings`]: environment variables.
+
+pub mod api;
+pub mod backend;
+pub mod catalogue;
+pub mod config;
+pub mod diagnostic;
+pub mod engine;
+pub mod intent;
+pub mod pipeline;
+pub mod server;
+pub mod session;
+pub mod settings;
+pub mod slots;
+pub mod speech;
+pub mod steps;
+pub mod template;
+pub mod trace;

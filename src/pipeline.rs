@@ -1,0 +1,152 @@
+//! A compiled pipeline and the loop that runs its steps for one turn.
+//!
+//! Steps run in order; a step whose `when` is false is skipped; an `extract` step that lacks
+//! required slots asks for them and *parks* the pipeline (the engine stores where to resume);
+//! the first `format` step that runs produces the reply and ends the pipeline. The compile pass
+//! guarantees the last step is an unconditional `format`, so every run ends in a reply.
+
+use minijinja::Value;
+use serde_json::Map;
+
+use crate::backend::DropletBackend;
+use crate::catalogue::Catalogue;
+use crate::session::Channel;
+use crate::slots::{KeyValueParser, SlotDef};
+use crate::steps::{Step, StepError};
+use crate::template::Templates;
+use crate::trace::{StepTrace, TurnTrace};
+
+#[derive(Debug)]
+pub struct Pipeline {
+    pub intent: String,
+    pub description: String,
+    pub examples: Vec<String>,
+    pub fallback: bool,
+    pub interrupts: bool,
+    /// In declaration order.
+    pub slots: Vec<SlotDef>,
+    pub parser: KeyValueParser,
+    pub steps: Vec<GuardedStep>,
+    /// Every query result name, so templates can test a skipped one for `none`.
+    pub result_names: Vec<String>,
+    pub tests: Vec<PipelineTest>,
+}
+
+#[derive(Debug)]
+pub struct GuardedStep {
+    pub when: Option<String>,
+    pub step: Step,
+}
+
+/// An entry of a pipeline's `tests:` block.
+#[derive(Debug, Clone)]
+pub struct PipelineTest {
+    pub say: String,
+    pub expect_intent: String,
+    pub expect_slots: Option<serde_json::Map<String, serde_json::Value>>,
+    pub expect_reply_contains: Option<String>,
+}
+
+/// What a pipeline run produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Flow {
+    Reply(String),
+    /// Missing slots were asked for; resume at `step` on the next turn.
+    Ask { text: String, step: usize },
+}
+
+/// Everything a run reads but does not own: one configuration version and the outside world.
+pub struct RunEnv<'a> {
+    pub templates: &'a Templates,
+    pub catalogue: &'a Catalogue,
+    pub backend: &'a dyn DropletBackend,
+    /// Template globals computed once per configuration: `droplets`, `intents`.
+    pub droplets: &'a Value,
+    pub intents: &'a Value,
+    pub trace_id: &'a str,
+}
+
+/// What a run reads and writes for one turn.
+pub struct TurnState {
+    pub message: String,
+    pub channel: Channel,
+    /// Whether this turn continues a question asked in the previous one.
+    pub resumed: bool,
+    pub slots: Map<String, serde_json::Value>,
+    pub results: Map<String, serde_json::Value>,
+    /// The pending action an interrupting intent just cleared, if any.
+    pub cleared: Option<serde_json::Value>,
+    pub trace: TurnTrace,
+}
+
+impl Pipeline {
+    pub fn slot(&self, name: &str) -> Option<&SlotDef> {
+        self.slots.iter().find(|s| s.name == name)
+    }
+
+    /// Runs the steps from `start` to a reply or a question.
+    pub async fn run(&self, env: &RunEnv<'_>, state: &mut TurnState, start: usize) -> Result<Flow, StepError> {
+        for (index, guarded) in self.steps.iter().enumerate().skip(start) {
+            let kind = guarded.step.kind();
+            if let Some(condition) = &guarded.when {
+                let context = self.context(env, state, None);
+                if !env.templates.condition(condition, &context)? {
+                    state.trace.steps.push(StepTrace {
+                        index: index as u32,
+                        kind: kind.to_owned(),
+                        ran: false,
+                        note: Some(format!("skipped: `{condition}` is false")),
+                    });
+                    continue;
+                }
+            }
+            let (note, flow) = match &guarded.step {
+                Step::Extract(step) => match step.run(self, env, state, index)? {
+                    Some(flow) => ("asked for missing slots".to_owned(), Some(flow)),
+                    None => ("all required slots filled".to_owned(), None),
+                },
+                Step::Query(step) => (step.run(self, env, state).await?, None),
+                Step::Format(step) => {
+                    let text = step.templates.render(self, env, state, None)?;
+                    ("rendered the reply".to_owned(), Some(Flow::Reply(text)))
+                }
+            };
+            state.trace.steps.push(StepTrace { index: index as u32, kind: kind.to_owned(), ran: true, note: Some(note) });
+            if let Some(flow) = flow {
+                return Ok(flow);
+            }
+        }
+        Err(StepError::NoReply { intent: self.intent.clone() })
+    }
+
+    /// The template context: the same names for every template, condition and templated value
+    /// (see `template::CONTEXT_NAMES`), plus `extra` (e.g. `missing` in ask templates).
+    pub fn context(&self, env: &RunEnv<'_>, state: &TurnState, extra: Option<(&str, Value)>) -> Value {
+        let mut slots = Map::new();
+        for slot in &self.slots {
+            slots.insert(slot.name.clone(), state.slots.get(&slot.name).cloned().unwrap_or(serde_json::Value::Null));
+        }
+        let mut map: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
+        for name in &self.result_names {
+            map.insert(
+                name.clone(),
+                crate::template::to_value(state.results.get(name).cloned().unwrap_or(serde_json::Value::Null)),
+            );
+        }
+        map.insert("message".into(), Value::from(state.message.clone()));
+        map.insert("channel".into(), Value::from(state.channel.as_str()));
+        map.insert(
+            "intent".into(),
+            crate::template::to_value(serde_json::json!({"id": self.intent, "description": self.description})),
+        );
+        map.insert("slots".into(), crate::template::to_value(&slots));
+        map.insert("droplets".into(), env.droplets.clone());
+        map.insert("intents".into(), env.intents.clone());
+        map.insert("pending".into(), crate::template::to_value(state.cleared.clone().unwrap_or(serde_json::Value::Null)));
+        map.insert("backend".into(), Value::from(env.backend.name()));
+        if let Some((name, value)) = extra {
+            map.insert(name.to_owned(), value);
+        }
+        Value::from(map)
+    }
+}

@@ -1,0 +1,293 @@
+//! Conversation state between turns, behind the [`SessionStore`] seam.
+//!
+//! A turn *leases* its session: the store hands out a working copy and holds every other turn of
+//! the same session until the lease is committed or dropped. So two concurrent turns on one
+//! session run one after the other and neither loses the other's messages, and a turn that is
+//! rejected or fails before commit changes nothing. [`MemoryStore`] is the default; a shared
+//! store (Redis) implements the same trait for several replicas.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+/// Which kind of client a turn came from; it selects the reply template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    #[default]
+    Chat,
+    Voice,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Chat => "chat",
+            Channel::Voice => "voice",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub text: String,
+    /// The intent that handled the turn (assistant messages).
+    pub intent: Option<String>,
+    /// RFC 3339 UTC.
+    pub at: String,
+}
+
+/// An action waiting for the user to supply missing slots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    pub intent: String,
+    /// Index of the `extract` step to resume at.
+    pub step: usize,
+    /// Slots filled so far.
+    pub slots: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Session {
+    pub id: String,
+    pub channel: Channel,
+    /// Most recent last; at most the store's history limit.
+    pub history: VecDeque<Message>,
+    pub pending: Option<Pending>,
+    /// Caller-supplied metadata, merged turn by turn.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Session {
+    pub fn new(id: &str) -> Self {
+        Session { id: id.to_owned(), ..Session::default() }
+    }
+
+    /// Appends a message, dropping the oldest beyond `limit`.
+    pub fn push(&mut self, message: Message, limit: usize) {
+        self.history.push_back(message);
+        while self.history.len() > limit.max(1) {
+            self.history.pop_front();
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Exclusive access to one session for the length of a turn.
+pub trait SessionLease: Send {
+    fn session(&mut self) -> &mut Session;
+    /// Stores the working copy. Dropping the lease without committing discards it.
+    fn commit(self: Box<Self>) -> BoxFuture<'static, Result<(), StoreError>>;
+}
+
+pub trait SessionStore: Send + Sync {
+    /// Waits until no other turn holds the session, then leases it. A missing or expired
+    /// session is leased as a new, empty one with this id.
+    fn lease(&self, id: &str) -> BoxFuture<'_, Result<Box<dyn SessionLease>, StoreError>>;
+
+    /// Sessions currently stored (expired ones may still count until swept).
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Limits shared by every store.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Messages kept per session (user and assistant both count).
+    pub max_history: usize,
+    /// Idle time after which a session is forgotten.
+    pub idle_timeout: Duration,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits { max_history: 10, idle_timeout: Duration::from_secs(30 * 60) }
+    }
+}
+
+struct Slot {
+    session: Option<Session>,
+    last_active: Instant,
+}
+
+type SlotHandle = Arc<tokio::sync::Mutex<Slot>>;
+
+/// Sessions in this process's memory.
+pub struct MemoryStore {
+    slots: Mutex<HashMap<String, SlotHandle>>,
+    limits: SessionLimits,
+}
+
+impl MemoryStore {
+    pub fn new(limits: SessionLimits) -> Self {
+        MemoryStore { slots: Mutex::new(HashMap::new()), limits }
+    }
+
+    pub fn limits(&self) -> SessionLimits {
+        self.limits
+    }
+
+    fn handle(&self, id: &str) -> SlotHandle {
+        let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        slots
+            .entry(id.to_owned())
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Slot { session: None, last_active: Instant::now() })))
+            .clone()
+    }
+
+    /// Forgets idle sessions and never-committed slots that no turn is using. Run periodically.
+    pub fn sweep(&self) -> usize {
+        let timeout = self.limits.idle_timeout;
+        let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let before = slots.len();
+        slots.retain(|_, handle| match handle.try_lock() {
+            Ok(slot) => slot.session.is_some() && slot.last_active.elapsed() < timeout,
+            Err(_) => true, // a turn holds it
+        });
+        before - slots.len()
+    }
+
+    /// Runs [`MemoryStore::sweep`] every `every` until the store is dropped.
+    pub fn spawn_sweeper(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                match weak.upgrade() {
+                    Some(store) => {
+                        let removed = store.sweep();
+                        if removed > 0 {
+                            tracing::debug!(removed, "expired sessions swept");
+                        }
+                    }
+                    None => break,
+                }
+            }
+        })
+    }
+}
+
+struct MemoryLease {
+    guard: tokio::sync::OwnedMutexGuard<Slot>,
+    working: Session,
+}
+
+impl SessionLease for MemoryLease {
+    fn session(&mut self) -> &mut Session {
+        &mut self.working
+    }
+
+    fn commit(self: Box<Self>) -> BoxFuture<'static, Result<(), StoreError>> {
+        let MemoryLease { mut guard, working } = *self;
+        guard.session = Some(working);
+        guard.last_active = Instant::now();
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl SessionStore for MemoryStore {
+    fn lease(&self, id: &str) -> BoxFuture<'_, Result<Box<dyn SessionLease>, StoreError>> {
+        let handle = self.handle(id);
+        let id = id.to_owned();
+        let timeout = self.limits.idle_timeout;
+        Box::pin(async move {
+            let guard = handle.lock_owned().await;
+            let working = match &guard.session {
+                Some(session) if guard.last_active.elapsed() < timeout => session.clone(),
+                _ => Session::new(&id),
+            };
+            Ok(Box::new(MemoryLease { guard, working }) as Box<dyn SessionLease>)
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.slots.lock().map(|s| s.len()).unwrap_or_else(|poisoned| poisoned.into_inner().len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(text: &str) -> Message {
+        Message { role: Role::User, text: text.into(), intent: None, at: String::new() }
+    }
+
+    #[tokio::test]
+    async fn uncommitted_leases_change_nothing() {
+        let store = MemoryStore::new(SessionLimits::default());
+        let mut lease = store.lease("s").await.expect("lease");
+        lease.session().push(message("lost"), 10);
+        drop(lease);
+        let mut again = store.lease("s").await.expect("lease");
+        assert!(again.session().history.is_empty());
+    }
+
+    #[tokio::test]
+    async fn history_is_capped() {
+        let mut session = Session::new("s");
+        for i in 0..15 {
+            session.push(message(&i.to_string()), 10);
+        }
+        assert_eq!(session.history.len(), 10);
+        assert_eq!(session.history.front().map(|m| m.text.as_str()), Some("5"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_sessions_expire() {
+        let limits = SessionLimits { max_history: 10, idle_timeout: Duration::from_secs(60) };
+        let store = MemoryStore::new(limits);
+        let mut lease = store.lease("s").await.expect("lease");
+        lease.session().push(message("hi"), 10);
+        lease.commit().await.expect("commit");
+
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert_eq!(store.lease("s").await.expect("lease").session().history.len(), 1, "still fresh");
+
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(store.lease("s").await.expect("lease").session().history.is_empty(), "expired");
+        assert_eq!(store.sweep(), 1);
+        assert!(store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn concurrent_turns_on_one_session_keep_every_message() {
+        let store = Arc::new(MemoryStore::new(SessionLimits { max_history: 1000, ..SessionLimits::default() }));
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut lease = store.lease("shared").await.expect("lease");
+                tokio::task::yield_now().await; // let other turns pile up on the lock
+                lease.session().push(message(&i.to_string()), 1000);
+                lease.commit().await.expect("commit");
+            }));
+        }
+        for task in tasks {
+            task.await.expect("task");
+        }
+        assert_eq!(store.lease("shared").await.expect("lease").session().history.len(), 50);
+    }
+}

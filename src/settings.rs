@@ -1,0 +1,95 @@
+//! Settings from environment variables, with the names of the seed's deployment so existing
+//! `.env` files carry over. Every variable is optional; a bad value is a start-up error that
+//! names the variable and what it should look like.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::session::SessionLimits;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `HOST`, default 127.0.0.1.
+    pub host: IpAddr,
+    /// `PORT`, default 8012.
+    pub port: u16,
+    /// `CONFIG_DIR`: where `pipelines/`, `templates/` and `catalogue/` live. Default: the current
+    /// directory when it has a `pipelines/` folder, else the copy built into the binary.
+    pub config_dir: Option<PathBuf>,
+    /// `SESSION_MAX_HISTORY` (10) and `SESSION_TIMEOUT_MINUTES` (30).
+    pub sessions: SessionLimits,
+    /// `LOG_LEVEL`, default `info` (any tracing filter, e.g. `debug,poem=info`).
+    pub log_level: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name}={value:?} is not valid: expected {expected}")]
+pub struct SettingsError {
+    pub name: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        fn parse<T: std::str::FromStr>(
+            lookup: &impl Fn(&str) -> Option<String>,
+            name: &'static str,
+            default: T,
+            expected: &'static str,
+        ) -> Result<T, SettingsError> {
+            match lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+                None => Ok(default),
+                Some(value) => value.parse().map_err(|_| SettingsError { name, value, expected }),
+            }
+        }
+        let max_history: usize = parse(&lookup, "SESSION_MAX_HISTORY", 10, "a whole number of messages, at least 1")?;
+        let timeout_minutes: u64 = parse(&lookup, "SESSION_TIMEOUT_MINUTES", 30, "a whole number of minutes, at least 1")?;
+        if max_history == 0 {
+            return Err(SettingsError { name: "SESSION_MAX_HISTORY", value: "0".into(), expected: "a whole number of messages, at least 1" });
+        }
+        if timeout_minutes == 0 {
+            return Err(SettingsError { name: "SESSION_TIMEOUT_MINUTES", value: "0".into(), expected: "a whole number of minutes, at least 1" });
+        }
+        Ok(Settings {
+            host: parse(&lookup, "HOST", IpAddr::from([127, 0, 0, 1]), "an IP address such as 127.0.0.1 or 0.0.0.0")?,
+            port: parse(&lookup, "PORT", 8012, "a port number from 0 to 65535")?,
+            config_dir: lookup("CONFIG_DIR").filter(|v| !v.trim().is_empty()).map(PathBuf::from),
+            sessions: SessionLimits { max_history, idle_timeout: Duration::from_secs(timeout_minutes * 60) },
+            log_level: lookup("LOG_LEVEL").filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "info".to_owned()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_seed() {
+        let s = with(&[]).expect("defaults");
+        assert_eq!((s.host.to_string(), s.port), ("127.0.0.1".to_owned(), 8012));
+        assert_eq!(s.sessions.max_history, 10);
+        assert_eq!(s.sessions.idle_timeout, Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = with(&[("PORT", "eighty")]).expect_err("not a number");
+        assert_eq!(err.to_string(), "environment variable PORT=\"eighty\" is not valid: expected a port number from 0 to 65535");
+        assert!(with(&[("SESSION_MAX_HISTORY", "0")]).is_err());
+    }
+}

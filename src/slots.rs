@@ -1,0 +1,219 @@
+//! Slots: the facts a pipeline needs, and how they are read from a message.
+//!
+//! Users give values as `key:value` (or `key=value`); a value runs until the next known key, so
+//! "name:John Doe id:456" gives `John Doe` and `456`. Raw text is then coerced to the slot's
+//! type and validated with the slot's JSON Schema. Droplet slots are also recognised from free
+//! text ("status of the dashboard").
+
+use regex::{Regex, RegexBuilder};
+use serde_json::{json, Value};
+
+use crate::catalogue::{Catalogue, Recognition};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlotKind {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Droplet,
+}
+
+impl SlotKind {
+    fn json_type(self) -> &'static str {
+        match self {
+            SlotKind::String => "string",
+            SlotKind::Integer | SlotKind::Droplet => "integer",
+            SlotKind::Number => "number",
+            SlotKind::Boolean => "boolean",
+        }
+    }
+}
+
+/// One declared slot, compiled.
+#[derive(Debug)]
+pub struct SlotDef {
+    pub name: String,
+    pub kind: SlotKind,
+    pub prompt: String,
+    pub example: Option<Value>,
+    /// Keys users may type for it: its name and aliases, lowercased.
+    pub keys: Vec<String>,
+    validator: jsonschema::Validator,
+}
+
+impl SlotDef {
+    /// Builds a slot; `extra` holds the steward's additional JSON Schema rules.
+    pub fn new(
+        name: &str,
+        kind: SlotKind,
+        prompt: &str,
+        example: Option<Value>,
+        aliases: &[String],
+        extra: Option<&serde_json::Map<String, Value>>,
+    ) -> Result<SlotDef, String> {
+        let mut schema = extra.cloned().unwrap_or_default();
+        schema.insert("type".to_owned(), json!(kind.json_type()));
+        let validator = jsonschema::draft202012::new(&Value::Object(schema)).map_err(|e| e.to_string())?;
+        let mut keys = vec![name.to_lowercase()];
+        keys.extend(aliases.iter().map(|a| a.to_lowercase()));
+        Ok(SlotDef { name: name.to_owned(), kind, prompt: prompt.to_owned(), example, keys, validator })
+    }
+
+    /// Turns raw text into a valid value, or says in plain words why it is not one.
+    pub fn coerce(&self, raw: &str, catalogue: &Catalogue) -> Result<Value, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("is empty".to_owned());
+        }
+        let value = match self.kind {
+            SlotKind::String => Value::String(raw.to_owned()),
+            SlotKind::Integer => raw
+                .replace('_', "")
+                .parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| format!("must be a whole number, not \"{raw}\""))?,
+            SlotKind::Number => raw
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .ok_or_else(|| format!("must be a number, not \"{raw}\""))?,
+            SlotKind::Boolean => match raw.to_lowercase().as_str() {
+                "yes" | "y" | "true" | "on" | "1" => Value::Bool(true),
+                "no" | "n" | "false" | "off" | "0" => Value::Bool(false),
+                _ => return Err(format!("must be yes or no, not \"{raw}\"")),
+            },
+            SlotKind::Droplet => match catalogue.by_name(raw).map(|d| d.id).ok_or(()).or_else(|_| {
+                match catalogue.recognize(raw) {
+                    Recognition::Found(id) => Ok(id),
+                    _ => Err(()),
+                }
+            }) {
+                Ok(id) => Value::from(id),
+                Err(()) => {
+                    return Err(format!("\"{raw}\" is not a droplet I know (known: {})", catalogue.names().join(", ")))
+                }
+            },
+        };
+        self.validate(&value)?;
+        Ok(value)
+    }
+
+    fn validate(&self, value: &Value) -> Result<(), String> {
+        use jsonschema::error::ValidationErrorKind as Kind;
+        let Some(error) = self.validator.iter_errors(value).next() else {
+            return Ok(());
+        };
+        Err(match error.kind() {
+            Kind::Minimum { limit } => format!("must be at least {limit}"),
+            Kind::Maximum { limit } => format!("must be at most {limit}"),
+            Kind::ExclusiveMinimum { limit } => format!("must be more than {limit}"),
+            Kind::ExclusiveMaximum { limit } => format!("must be less than {limit}"),
+            Kind::MinLength { limit } => format!("must be at least {limit} characters long"),
+            Kind::MaxLength { limit } => format!("must be at most {limit} characters long"),
+            Kind::Pattern { pattern } => format!("must match the pattern {pattern}"),
+            Kind::Enum { options } => format!("must be one of {options}"),
+            _ => error.to_string(),
+        })
+    }
+}
+
+/// Finds `key:value` pairs for a pipeline's slots.
+#[derive(Debug)]
+pub struct KeyValueParser {
+    /// Matches any known key followed by `:` or `=`; capture 1 is the key.
+    key_pattern: Option<Regex>,
+}
+
+impl KeyValueParser {
+    /// `keys` are lowercased slot names and aliases.
+    pub fn new<'a>(keys: impl Iterator<Item = &'a str>) -> Self {
+        let mut alternatives: Vec<String> = keys.map(regex::escape).collect();
+        // longest first, so `service_name` wins over `service`
+        alternatives.sort_by_key(|k| std::cmp::Reverse(k.len()));
+        let key_pattern = (!alternatives.is_empty()).then(|| {
+            RegexBuilder::new(&format!(r"(?:^|[\s,;(])({})\s*[:=]\s*", alternatives.join("|")))
+                .case_insensitive(true)
+                .build()
+                .expect("escaped alternatives always compile")
+        });
+        KeyValueParser { key_pattern }
+    }
+
+    /// `(key as typed, lowercased; raw value)` in message order.
+    pub fn parse(&self, text: &str) -> Vec<(String, String)> {
+        let Some(pattern) = &self.key_pattern else {
+            return Vec::new();
+        };
+        let found: Vec<(String, usize, usize)> = pattern
+            .captures_iter(text)
+            .filter_map(|c| {
+                let key = c.get(1)?;
+                let whole = c.get(0)?;
+                Some((key.as_str().to_lowercase(), key.start(), whole.end()))
+            })
+            .collect();
+        found
+            .iter()
+            .enumerate()
+            .map(|(i, (key, _, value_start))| {
+                let value_end = found.get(i + 1).map(|(_, next_key_start, _)| *next_key_start).unwrap_or(text.len());
+                (key.clone(), clean_value(&text[*value_start..value_end]))
+            })
+            .collect()
+    }
+}
+
+/// Trims separators and quotes around a raw value: `"John Doe",` → `John Doe`.
+fn clean_value(raw: &str) -> String {
+    let trimmed = raw.trim().trim_end_matches([',', ';', '.', ')']).trim();
+    let unquoted = ['"', '\'', '`']
+        .iter()
+        .find_map(|q| trimmed.strip_prefix(*q).and_then(|s| s.strip_suffix(*q)))
+        .unwrap_or(trimmed);
+    unquoted.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parser() -> KeyValueParser {
+        KeyValueParser::new(["name", "id", "service_name", "service"].into_iter())
+    }
+
+    #[test]
+    fn multi_word_values_run_until_the_next_key() {
+        assert_eq!(
+            parser().parse("register name:John Doe id:456"),
+            vec![("name".into(), "John Doe".into()), ("id".into(), "456".into())]
+        );
+    }
+
+    #[test]
+    fn separators_quotes_and_case_are_tolerated() {
+        assert_eq!(
+            parser().parse("Name = \"My Service\", ID: 7."),
+            vec![("name".into(), "My Service".into()), ("id".into(), "7".into())]
+        );
+        assert_eq!(parser().parse("service_name:X"), vec![("service_name".into(), "X".into())]);
+    }
+
+    #[test]
+    fn unknown_keys_stay_inside_values() {
+        assert_eq!(parser().parse("name:note: hi"), vec![("name".into(), "note: hi".into())]);
+        assert_eq!(parser().parse("nickname:x"), vec![], "`name` must start a word");
+    }
+
+    #[test]
+    fn coercion_explains_failures() {
+        let catalogue = Catalogue { droplets: vec![] };
+        let min = serde_json::json!({"minimum": 1}).as_object().cloned();
+        let id = SlotDef::new("id", SlotKind::Integer, "its id", None, &[], min.as_ref()).expect("valid schema");
+        assert_eq!(id.coerce(" 42 ", &catalogue), Ok(Value::from(42)));
+        assert_eq!(id.coerce("abc", &catalogue), Err("must be a whole number, not \"abc\"".to_owned()));
+        assert_eq!(id.coerce("0", &catalogue), Err("must be at least 1".to_owned()));
+    }
+}

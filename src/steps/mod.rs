@@ -1,0 +1,42 @@
+//! The step kinds a pipeline is made of, one file each, named after its YAML keyword.
+//!
+//! Dispatch is a closed enum: adding a step kind means a new file here, a variant, a schema
+//! entry and a compile rule — all visible in review, none discovered at run time.
+
+mod extract;
+mod format;
+mod query;
+
+pub use extract::ExtractStep;
+pub use format::{FormatStep, ReplyTemplates};
+pub use query::{Call, QueryStep, Target, DEFAULT_CALL_TIMEOUT};
+
+use crate::template::RenderError;
+
+#[derive(Debug)]
+pub enum Step {
+    Extract(ExtractStep),
+    Query(QueryStep),
+    Format(FormatStep),
+}
+
+impl Step {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Extract(_) => "extract",
+            Step::Query(_) => "query",
+            Step::Format(_) => "format",
+        }
+    }
+}
+
+/// A turn that could not produce its reply. Droplet failures are *not* errors (they are
+/// outcomes the templates render); these are faults in the configuration that only show at
+/// run time, such as a template reading a value of the wrong shape.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error("pipeline `{intent}` ran out of steps without a reply")]
+    NoReply { intent: String },
+}

@@ -1,0 +1,196 @@
+//! `query`: ask droplets for data, all calls of the step at once, each keeping its own outcome.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde_json::{json, Map, Value};
+use tokio::time::Instant;
+
+use super::StepError;
+use crate::backend::{DropletRequest, FailureKind, Outcome};
+use crate::pipeline::{Pipeline, RunEnv, TurnState};
+use crate::trace::CallTrace;
+
+/// Used when a call sets no `timeout_ms`.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+pub struct QueryStep {
+    pub calls: Vec<Call>,
+}
+
+#[derive(Debug)]
+pub struct Call {
+    pub target: Target,
+    pub endpoint: String,
+    /// Explicit method; otherwise the catalogue's.
+    pub method: Option<String>,
+    pub params: Map<String, Value>,
+    pub body: Option<Value>,
+    /// The result's name in the template context.
+    pub name: String,
+    pub timeout: Duration,
+}
+
+#[derive(Debug)]
+pub enum Target {
+    Droplet(i64),
+    /// The droplet a `droplet` slot holds.
+    Slot(String),
+    /// Several droplets; the result is a list.
+    FanOut(Vec<i64>),
+}
+
+/// One droplet call about to be made, or already decided without calling anyone.
+struct Planned {
+    call: usize,
+    droplet: Value,
+    endpoint: String,
+    method: String,
+    action: Result<DropletRequest, Outcome>,
+}
+
+impl QueryStep {
+    /// Makes every call concurrently and stores each outcome under its call's name. Returns a
+    /// short note for the trace.
+    pub async fn run(&self, pipeline: &Pipeline, env: &RunEnv<'_>, state: &mut TurnState) -> Result<String, StepError> {
+        let context = pipeline.context(env, state, None);
+        let mut planned = Vec::new();
+        for (index, call) in self.calls.iter().enumerate() {
+            let params = match env.templates.render_value(&Value::Object(call.params.clone()), &context)? {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            };
+            let body = call.body.as_ref().map(|b| env.templates.render_value(b, &context)).transpose()?;
+            let ids: Result<Vec<i64>, Outcome> = match &call.target {
+                Target::Droplet(id) => Ok(vec![*id]),
+                Target::FanOut(ids) => Ok(ids.clone()),
+                Target::Slot(slot) => state.slots.get(slot).and_then(Value::as_i64).map(|id| vec![id]).ok_or_else(|| {
+                    Outcome::Failed { kind: FailureKind::UnknownTarget, message: "No droplet was named.".to_owned() }
+                }),
+            };
+            match ids {
+                Ok(ids) => {
+                    for id in ids {
+                        planned.push(plan(env, index, call, id, params.clone(), body.clone()));
+                    }
+                }
+                Err(outcome) => planned.push(Planned {
+                    call: index,
+                    droplet: Value::Null,
+                    endpoint: call.endpoint.clone(),
+                    method: call.method.clone().unwrap_or_default(),
+                    action: Err(outcome),
+                }),
+            }
+        }
+
+        let finished = join_all(planned.into_iter().map(|p| async move {
+            let started = Instant::now();
+            let outcome = match p.action {
+                Err(outcome) => outcome,
+                Ok(ref request) => {
+                    let name = request.droplet_name.clone();
+                    let limit = request.timeout;
+                    match tokio::time::timeout(limit, env.backend.call(request.clone())).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => Outcome::timeout(&name, limit),
+                    }
+                }
+            };
+            (p.call, p.droplet, p.endpoint, p.method, outcome, started.elapsed())
+        }))
+        .await;
+
+        let mut per_call: Vec<Vec<Value>> = vec![Vec::new(); self.calls.len()];
+        let mut summary = [0usize; 3];
+        for (call, droplet, endpoint, method, outcome, elapsed) in finished {
+            let (status, ok, data, error, relay) = match &outcome {
+                Outcome::Data(data) => ("data", true, data.clone(), Value::Null, Value::Null),
+                Outcome::Dispatched { relay_trace_id } => ("dispatched", false, Value::Null, Value::Null, json!(relay_trace_id)),
+                Outcome::Failed { kind, message } => {
+                    ("failed", false, Value::Null, json!({"kind": kind.as_str(), "message": message}), Value::Null)
+                }
+            };
+            summary[match status {
+                "data" => 0,
+                "dispatched" => 1,
+                _ => 2,
+            }] += 1;
+            let duration_ms = elapsed.as_millis() as u64;
+            state.trace.calls.push(CallTrace {
+                droplet_id: droplet.get("id").and_then(Value::as_i64).unwrap_or_default(),
+                droplet: droplet.get("name").and_then(Value::as_str).unwrap_or("(none)").to_owned(),
+                endpoint: endpoint.clone(),
+                method: method.clone(),
+                duration_ms,
+                outcome: status.to_owned(),
+                error: error.get("message").and_then(Value::as_str).map(str::to_owned),
+            });
+            per_call[call].push(json!({
+                "droplet": droplet,
+                "endpoint": endpoint,
+                "method": method,
+                "status": status,
+                "ok": ok,
+                "data": data,
+                "error": error,
+                "relay_trace_id": relay,
+                "duration_ms": duration_ms,
+            }));
+        }
+        for (call, outcomes) in self.calls.iter().zip(per_call) {
+            let value = match call.target {
+                Target::FanOut(_) => Value::Array(outcomes),
+                _ => outcomes.into_iter().next().unwrap_or(Value::Null),
+            };
+            state.results.insert(call.name.clone(), value);
+        }
+        Ok(format!("{} data, {} dispatched, {} failed", summary[0], summary[1], summary[2]))
+    }
+}
+
+fn plan(env: &RunEnv<'_>, index: usize, call: &Call, id: i64, params: Map<String, Value>, body: Option<Value>) -> Planned {
+    let Some(droplet) = env.catalogue.by_id(id) else {
+        return Planned {
+            call: index,
+            droplet: json!({"id": id, "key": null, "name": format!("droplet {id}")}),
+            endpoint: call.endpoint.clone(),
+            method: call.method.clone().unwrap_or_default(),
+            action: Err(Outcome::Failed {
+                kind: FailureKind::UnknownTarget,
+                message: format!("There is no droplet {id} in the catalogue."),
+            }),
+        };
+    };
+    let described = json!({"id": droplet.id, "key": droplet.key, "name": droplet.name});
+    let Some(endpoint) = droplet.endpoint(&call.endpoint) else {
+        return Planned {
+            call: index,
+            droplet: described,
+            endpoint: call.endpoint.clone(),
+            method: call.method.clone().unwrap_or_default(),
+            action: Err(Outcome::Failed {
+                kind: FailureKind::UnknownEndpoint,
+                message: format!("The {} has no endpoint {}.", droplet.name, call.endpoint),
+            }),
+        };
+    };
+    let method = call.method.clone().unwrap_or_else(|| endpoint.method.clone());
+    Planned {
+        call: index,
+        droplet: described,
+        endpoint: call.endpoint.clone(),
+        method: method.clone(),
+        action: Ok(DropletRequest {
+            droplet_id: droplet.id,
+            droplet_name: droplet.name.clone(),
+            endpoint: call.endpoint.clone(),
+            method,
+            params,
+            body,
+            timeout: call.timeout,
+            trace_id: env.trace_id.to_owned(),
+        }),
+    }
+}

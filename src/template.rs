@@ -1,0 +1,239 @@
+//! The minijinja environment every reply, condition and templated value is rendered with.
+//!
+//! One environment per compiled configuration holds all of `templates/`. It is strict (an
+//! undefined variable is an error, never an empty string, so a typo cannot silently drop part
+//! of a reply) and fuelled (a runaway loop in a steward's template stops instead of hanging a
+//! worker).
+
+use std::sync::OnceLock;
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+use regex::Regex;
+
+use crate::speech;
+
+/// Instructions one render may execute before it is stopped.
+const FUEL_PER_RENDER: u64 = 200_000;
+
+/// Names the engine provides to every template, condition and templated value.
+pub const CONTEXT_NAMES: &[&str] = &["message", "channel", "intent", "slots", "droplets", "intents", "pending", "backend"];
+
+/// Extra names inside an `ask` template.
+pub const ASK_CONTEXT_NAMES: &[&str] = &["missing"];
+
+/// Names available to templated values in the catalogue's sample answers.
+pub const SAMPLE_CONTEXT_NAMES: &[&str] = &["body", "params"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template `{name}` failed: {source:#}")]
+    Template {
+        name: String,
+        #[source]
+        source: minijinja::Error,
+    },
+    #[error("expression `{expr}` failed: {source:#}")]
+    Expression {
+        expr: String,
+        #[source]
+        source: minijinja::Error,
+    },
+    #[error("value of `{expr}` cannot be turned into JSON: {source}")]
+    NotJson {
+        expr: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// All templates of one configuration.
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates").field("count", &self.env.templates().count()).finish()
+    }
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Templates {
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(FUEL_PER_RENDER));
+        env.add_filter("speak", |text: String| speech::to_speech(&text));
+        env.add_filter("humanize_list", humanize_list);
+        Templates { env }
+    }
+
+    /// Adds a template; the error carries the template's name and line.
+    pub fn add(&mut self, name: &str, source: &str) -> Result<(), minijinja::Error> {
+        self.env.add_template_owned(name.to_owned(), source.to_owned())
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.env.get_template(name).is_ok()
+    }
+
+    /// Variables a template reads that it does not define itself, e.g. `slots.name`, `result`.
+    pub fn undeclared_variables(&self, name: &str) -> Vec<String> {
+        let mut vars: Vec<String> = self
+            .env
+            .get_template(name)
+            .map(|t| t.undeclared_variables(true).into_iter().collect())
+            .unwrap_or_default();
+        vars.sort();
+        vars
+    }
+
+    /// Checks an expression's syntax and returns the variables it reads.
+    pub fn expression_variables(&self, expr: &str) -> Result<Vec<String>, minijinja::Error> {
+        let compiled = self.env.compile_expression(expr)?;
+        let mut vars: Vec<String> = compiled.undeclared_variables(true).into_iter().collect();
+        vars.sort();
+        Ok(vars)
+    }
+
+    /// Checks a template string's syntax and returns the variables it reads.
+    pub fn inline_variables(&self, source: &str) -> Result<Vec<String>, minijinja::Error> {
+        let template = self.env.template_from_str(source)?;
+        let mut vars: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+        vars.sort();
+        Ok(vars)
+    }
+
+    pub fn render(&self, name: &str, context: &Value) -> Result<String, RenderError> {
+        let wrap = |source| RenderError::Template { name: name.to_owned(), source };
+        let template = self.env.get_template(name).map_err(wrap)?;
+        let text = template.render(context).map_err(wrap)?;
+        Ok(text.trim().to_owned())
+    }
+
+    /// Evaluates a `when:` condition with Jinja truthiness.
+    pub fn condition(&self, expr: &str, context: &Value) -> Result<bool, RenderError> {
+        Ok(self.evaluate(expr, context)?.is_true())
+    }
+
+    fn evaluate(&self, expr: &str, context: &Value) -> Result<Value, RenderError> {
+        let wrap = |source| RenderError::Expression { expr: expr.to_owned(), source };
+        let compiled = self.env.compile_expression(expr).map_err(wrap)?;
+        compiled.eval(context).map_err(wrap)
+    }
+
+    /// Renders a templated JSON value: every string inside is a template, and a string that is
+    /// exactly one `{{ expression }}` becomes the expression's value with its own type, so
+    /// `id: "{{ slots.id }}"` sends the number 123, not the text "123".
+    pub fn render_value(&self, value: &serde_json::Value, context: &Value) -> Result<serde_json::Value, RenderError> {
+        use serde_json::Value as Json;
+        Ok(match value {
+            Json::String(text) => match single_expression(text) {
+                Some(expr) => {
+                    let result = self.evaluate(expr, context)?;
+                    serde_json::to_value(&result).map_err(|source| RenderError::NotJson { expr: expr.to_owned(), source })?
+                }
+                None if text.contains("{{") || text.contains("{%") => Json::String(
+                    self.env
+                        .render_str(text, context)
+                        .map_err(|source| RenderError::Expression { expr: text.clone(), source })?,
+                ),
+                None => Json::String(text.clone()),
+            },
+            Json::Array(items) => Json::Array(items.iter().map(|v| self.render_value(v, context)).collect::<Result<_, _>>()?),
+            Json::Object(map) => Json::Object(
+                map.iter()
+                    .map(|(k, v)| Ok((k.clone(), self.render_value(v, context)?)))
+                    .collect::<Result<_, RenderError>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
+    /// Every templated string inside a JSON value, for the compile pass to check.
+    pub fn templated_strings(value: &serde_json::Value, pointer: String, out: &mut Vec<(String, String)>) {
+        match value {
+            serde_json::Value::String(s) if s.contains("{{") || s.contains("{%") => out.push((pointer, s.clone())),
+            serde_json::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    Self::templated_strings(v, format!("{pointer}/{i}"), out);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    Self::templated_strings(v, format!("{pointer}/{k}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Any serialisable value as a template value.
+pub fn to_value<T: serde::Serialize>(value: T) -> Value {
+    Value::from(minijinja::value::Serde(value))
+}
+
+/// The expression inside `"{{ expr }}"` when that is the whole string.
+pub fn single_expression(text: &str) -> Option<&str> {
+    static PATTERN: OnceLock<Regex> = OnceLock::new();
+    let pattern = PATTERN.get_or_init(|| Regex::new(r"^\s*\{\{(.*)\}\}\s*$").expect("static regex"));
+    let inner = pattern.captures(text)?.get(1)?.as_str();
+    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then_some(inner.trim())
+}
+
+/// `["a", "b", "c"]` → `"a, b and c"`.
+fn humanize_list(items: Vec<Value>) -> String {
+    let words: Vec<String> = items.iter().map(|v| v.to_string()).collect();
+    match words.len() {
+        0 => String::new(),
+        1 => words[0].clone(),
+        n => format!("{} and {}", words[..n - 1].join(", "), words[n - 1]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn single_expressions_keep_their_type() {
+        let t = Templates::new();
+        let ctx = to_value(json!({"slots": {"id": 123, "name": "My Service"}}));
+        let body = json!({"id": "{{ slots.id }}", "label": "svc-{{ slots.name }}", "fixed": true});
+        assert_eq!(
+            t.render_value(&body, &ctx).expect("renders"),
+            json!({"id": 123, "label": "svc-My Service", "fixed": true})
+        );
+    }
+
+    #[test]
+    fn undefined_variables_are_errors_not_blanks() {
+        let mut t = Templates::new();
+        t.add("x.j2", "Hello {{ nmae }}").expect("parses");
+        let err = t.render("x.j2", &to_value(json!({"name": "a"}))).expect_err("strict");
+        assert!(err.to_string().contains("undefined"), "{err}");
+    }
+
+    #[test]
+    fn runaway_loops_run_out_of_fuel() {
+        let mut t = Templates::new();
+        t.add("loop.j2", "{% for i in range(100000) %}{% for j in range(100000) %}.{% endfor %}{% endfor %}")
+            .expect("parses");
+        let err = t.render("loop.j2", &Value::from(())).expect_err("out of fuel");
+        assert!(err.to_string().contains("fuel"), "{err}");
+    }
+
+    #[test]
+    fn humanizes_lists() {
+        let t = Templates::new();
+        let out = t.env.render_str("{{ ['a','b','c'] | humanize_list }}", ()).expect("renders");
+        assert_eq!(out, "a, b and c");
+    }
+}

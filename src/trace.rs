@@ -1,0 +1,72 @@
+//! The per-turn trace: why a reply came out the way it did.
+//!
+//! Collected by the engine on every turn (it is cheap) and returned to callers that ask for it
+//! (`trace: true`). The same types are the OpenAPI schema of that field.
+
+use poem_openapi::Object;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Object)]
+pub struct TurnTrace {
+    /// Which intent answered, and why.
+    pub intent: IntentTrace,
+    /// Slot values known at the end of the turn.
+    pub slots: serde_json::Value,
+    /// Every step of the pipeline that was considered, in order.
+    pub steps: Vec<StepTrace>,
+    /// Every droplet call made during the turn.
+    pub calls: Vec<CallTrace>,
+    /// Templates rendered, in order.
+    pub templates: Vec<String>,
+    /// Where droplet data came from (e.g. `fallback-data` for the bundled samples).
+    pub backend: String,
+    /// Anything else worth knowing (an abandoned pending action, a render failure).
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Object)]
+pub struct IntentTrace {
+    /// The intent that handled the turn.
+    pub id: String,
+    /// How it was chosen: `rules`, `fallback`, `resumed` (continuing a question asked in the
+    /// previous turn) or `interrupt` (e.g. cancel while something was pending).
+    pub source: String,
+    /// Score of the winning rule (0 for resumed and fallback turns).
+    pub score: f64,
+    /// The rule, example or keywords that decided.
+    pub reason: String,
+    /// The next best intent, if any scored.
+    pub runner_up: Option<CandidateTrace>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Object)]
+pub struct CandidateTrace {
+    pub id: String,
+    pub score: f64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Object)]
+pub struct StepTrace {
+    /// Position in the pipeline's `steps`, from 0.
+    pub index: u32,
+    /// `extract`, `query` or `format`.
+    pub kind: String,
+    /// False when its `when` condition was false.
+    pub ran: bool,
+    /// What the step did, in a few words.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Object)]
+pub struct CallTrace {
+    pub droplet_id: i64,
+    pub droplet: String,
+    pub endpoint: String,
+    pub method: String,
+    pub duration_ms: u64,
+    /// `data`, `dispatched` or `failed`.
+    pub outcome: String,
+    /// The failure's plain-language message, when it failed.
+    pub error: Option<String>,
+}
