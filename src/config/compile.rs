@@ -327,10 +327,10 @@ impl<'a> Compiler<'a> {
             if let Some(condition) = &step.when {
                 self.check_expression(doc, &format!("{here}/when"), condition, templates, &known, &slot_names);
             }
+            if step.format.is_some() && step.when.is_none() && reply_guaranteed_at.is_none() {
+                reply_guaranteed_at = Some(i);
+            }
             if let Some(compiled) = self.step(doc, &here, step, &slot_names, &known, catalogue, &spec.slots, templates) {
-                if matches!(compiled, Step::Format(_)) && step.when.is_none() && reply_guaranteed_at.is_none() {
-                    reply_guaranteed_at = Some(i);
-                }
                 steps.push(GuardedStep { when: step.when.clone(), step: compiled });
             }
         }
@@ -778,7 +778,7 @@ fn with_variable_help(diagnostic: Diagnostic, head: &str, known: &[String]) -> D
 /// A template's use of an unknown variable or slot, located at its first use in the template.
 fn check_variable(path: &str, source: &str, variable: &str, allowed: &[String], slot_names: &[String], pipeline_file: &str) -> Option<Diagnostic> {
     let (head, rest) = split_variable(variable);
-    if JINJA_GLOBALS.contains(&head) {
+    if JINJA_GLOBALS.contains(&head) || assigns(source, head) {
         return None;
     }
     if !allowed.iter().any(|k| k == head) {
@@ -804,6 +804,16 @@ fn check_variable(path: &str, source: &str, variable: &str, allowed: &[String], 
         }
     }
     None
+}
+
+/// Whether the template assigns `name` itself. minijinja's `undeclared_variables` reports a
+/// name set inside an `{% if %}` branch and read after it; such a template is fine (and strict
+/// undefined still catches a branch that forgets to set it), so it must not be reported.
+fn assigns(source: &str, name: &str) -> bool {
+    let name = regex::escape(name);
+    Regex::new(&format!(r"\{{%-?\s*(set\s+{name}\b|for\s+([\w\s,]*,\s*)?{name}\b)"))
+        .map(|pattern| pattern.is_match(source))
+        .unwrap_or(false)
 }
 
 /// Line and column of the first whole-word occurrence of `word` inside a `{{ }}` or `{% %}`.
