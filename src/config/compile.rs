@@ -327,7 +327,8 @@ impl<'a> Compiler<'a> {
             if let Some(condition) = &step.when {
                 self.check_expression(doc, &format!("{here}/when"), condition, templates, &known, &slot_names);
             }
-            if step.format.is_some() && step.when.is_none() && reply_guaranteed_at.is_none() {
+            let only_format = step.format.is_some() && step.extract.is_none() && step.query.is_none();
+            if only_format && step.when.is_none() && reply_guaranteed_at.is_none() {
                 reply_guaranteed_at = Some(i);
             }
             if let Some(compiled) = self.step(doc, &here, step, &slot_names, &known, catalogue, &spec.slots, templates) {
@@ -415,7 +416,7 @@ impl<'a> Compiler<'a> {
             let message = if kinds.is_empty() {
                 "this step does nothing: it has no `extract`, `query` or `format`".to_owned()
             } else {
-                format!("one step cannot both {}", kinds.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and "))
+                format!("this step has {} at once; a step does exactly one thing", kinds.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and "))
             };
             self.report(
                 Diagnostic::new(Code::StepKind, &doc.file, doc.at(here), message)

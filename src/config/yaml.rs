@@ -170,8 +170,13 @@ impl LocatedYaml {
     }
 }
 
+/// The parser's message without its own "at line …, column …" (the diagnostic shows it).
 fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or(message).trim().to_owned()
+    let line = message.lines().next().unwrap_or(message).trim();
+    match line.rfind(" at line ") {
+        Some(cut) => line[..cut].to_owned(),
+        None => line.to_owned(),
+    }
 }
 
 fn key_text(key: &Located) -> Option<String> {
