@@ -74,12 +74,10 @@ impl Outcome {
     }
 }
 
+/// "5 seconds", "1 second", "250 milliseconds": read aloud as well as shown.
 fn human_duration(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{} ms", d.as_millis())
-    }
+    let (n, unit) = if d.as_millis() % 1000 == 0 { (d.as_secs() as u128, "second") } else { (d.as_millis(), "millisecond") };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Where droplet calls go. Implementations must not panic and must return within the request's

@@ -92,9 +92,8 @@ impl SlotDef {
                 }
             }) {
                 Ok(id) => Value::from(id),
-                Err(()) => {
-                    return Err(format!("\"{raw}\" is not a droplet I know (known: {})", catalogue.names().join(", ")))
-                }
+                // the ask template lists the droplets there are
+                Err(()) => return Err(format!("\"{raw}\" is not one I know")),
             },
         };
         self.validate(&value)?;

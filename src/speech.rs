@@ -70,7 +70,7 @@ pub fn to_speech(text: &str) -> String {
         line = line.replace('&', " and ").replace('%', " percent").replace('_', " ");
         line = line
             .chars()
-            .filter(|c| !matches!(c, '*' | '#' | '`' | '|' | '<' | '>' | '[' | ']' | '{' | '}' | '~' | '^' | '\\' | '=' | '+' | '@' | '$' | '"' | '/'))
+            .filter(|c| !matches!(c, '*' | '#' | '`' | '|' | '<' | '>' | '[' | ']' | '{' | '}' | '(' | ')' | '~' | '^' | '\\' | '=' | '+' | '@' | '$' | '"' | '/'))
             .collect();
         let line = p.spaces.replace_all(line.trim(), " ").into_owned();
         if line.chars().any(char::is_alphanumeric) {
@@ -98,7 +98,7 @@ pub fn to_speech(text: &str) -> String {
 }
 
 /// Characters a voice reply must never contain (used by tests and by [`is_speakable`]).
-pub const FORBIDDEN_IN_SPEECH: &[char] = &['*', '#', '`', '|', '<', '>', '[', ']', '{', '}', '_', '~', '\\', '/', '"'];
+pub const FORBIDDEN_IN_SPEECH: &[char] = &['*', '#', '`', '|', '<', '>', '[', ']', '{', '}', '(', ')', '_', '~', '\\', '/', '"'];
 
 /// Whether a text already satisfies the voice invariant.
 pub fn is_speakable(text: &str) -> bool {

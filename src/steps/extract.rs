@@ -48,10 +48,7 @@ impl ExtractStep {
                 }
                 Recognition::UnknownNumber(number) => {
                     state.slots.remove(&slot.name);
-                    errors.insert(
-                        slot.name.clone(),
-                        format!("there is no droplet {number} (known: {})", env.catalogue.names().join(", ")),
-                    );
+                    errors.insert(slot.name.clone(), format!("number {number} is not in the catalogue"));
                 }
                 Recognition::NotMentioned => {}
             }

@@ -18,11 +18,15 @@ pub fn repo_files() -> ConfigFiles {
     ConfigFiles::from_dir(Path::new(env!("CARGO_MANIFEST_DIR"))).expect("repository configuration is readable")
 }
 
+/// The shipped configuration, compiled once per test binary (it is immutable).
 pub fn compiled() -> Arc<CompiledConfig> {
-    match config::load(&repo_files()) {
-        Ok(compiled) => Arc::new(compiled),
-        Err(error) => panic!("shipped configuration does not load:\n{}", error.render()),
-    }
+    static COMPILED: std::sync::OnceLock<Arc<CompiledConfig>> = std::sync::OnceLock::new();
+    COMPILED
+        .get_or_init(|| match config::load(&repo_files()) {
+            Ok(compiled) => Arc::new(compiled),
+            Err(error) => panic!("shipped configuration does not load:\n{}", error.render()),
+        })
+        .clone()
 }
 
 /// How a faked droplet answers one call.
