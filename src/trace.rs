@@ -41,8 +41,11 @@ pub struct IntentTrace {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Object)]
 pub struct CandidateTrace {
+    /// The intent.
     pub id: String,
+    /// Its score (a matching pattern scores 1).
     pub score: f64,
+    /// The rule, example or keywords behind the score.
     pub reason: String,
 }
 
@@ -60,10 +63,15 @@ pub struct StepTrace {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Object)]
 pub struct CallTrace {
+    /// The droplet's number.
     pub droplet_id: i64,
+    /// The droplet's name.
     pub droplet: String,
+    /// The endpoint path, as in the catalogue.
     pub endpoint: String,
+    /// HTTP method.
     pub method: String,
+    /// Time until the outcome was known.
     pub duration_ms: u64,
     /// `data`, `dispatched` or `failed`.
     pub outcome: String,

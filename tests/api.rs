@@ -1,0 +1,208 @@
+//! The HTTP API over real sockets: the server runs on 127.0.0.1 port 0 and is driven with a
+//! real HTTP client.
+
+mod common;
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+struct TestServer {
+    base: String,
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    async fn start() -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let engine = Arc::new(common::engine(vec![]));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(chat_orchestrator::server::run(listener, engine, async {
+            let _ = stopped.await;
+        }));
+        TestServer { base, client: reqwest::Client::new(), stop: Some(stop), task: Some(task) }
+    }
+
+    async fn chat(&self, body: Value) -> (u16, Value) {
+        let response = self.client.post(format!("{}/api/chat", self.base)).json(&body).send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    async fn raw(&self, body: &str, content_type: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/api/chat", self.base))
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server stopped cleanly");
+        }
+    }
+}
+
+fn text(value: &Value, field: &str) -> String {
+    value[field].as_str().unwrap_or_else(|| panic!("`{field}` is a string in {value}")).to_owned()
+}
+
+#[tokio::test]
+async fn all_droplets_lists_every_catalogue_droplet_with_status() {
+    let server = TestServer::start().await;
+    let (status, reply) = server.chat(json!({"message": "show me all droplets"})).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["intent"], "all_droplets");
+    let response = text(&reply, "response");
+    for droplet in &common::compiled().catalogue.droplets {
+        assert!(response.contains(&droplet.name), "{} missing from {response}", droplet.name);
+    }
+    assert!(response.contains("active") && response.contains("inactive"), "{response}");
+    assert!(uuid::Uuid::parse_str(&text(&reply, "session_id")).is_ok());
+    assert!(uuid::Uuid::parse_str(&text(&reply, "trace_id")).is_ok());
+    assert!(text(&reply, "timestamp").ends_with('Z'));
+    assert!(reply.get("trace").is_none(), "trace only when asked");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn slot_filling_takes_two_turns_on_one_session_and_cancel_clears_it() {
+    let server = TestServer::start().await;
+    let (_, first) = server.chat(json!({"message": "register a new service"})).await;
+    assert_eq!(first["intent"], "register_service");
+    assert!(text(&first, "response").contains("name:"), "asks in key:value form: {first}");
+    let session = text(&first, "session_id");
+
+    let (status, second) =
+        server.chat(json!({"message": "name:MyService id:123", "session_id": session, "trace": true})).await;
+    assert_eq!(status, 200);
+    assert_eq!(second["session_id"], session.as_str());
+    assert!(text(&second, "response").contains("MyService"), "{second}");
+    assert!(text(&second, "response").contains("123"), "{second}");
+    let trace = &second["trace"];
+    assert_eq!(trace["intent"]["source"], "resumed");
+    assert_eq!(trace["slots"], json!({"name": "MyService", "id": 123}));
+    assert_eq!(trace["calls"][0]["endpoint"], "/register");
+    assert_eq!(trace["calls"][0]["method"], "POST");
+    assert_eq!(trace["calls"][0]["outcome"], "data");
+    assert_eq!(trace["backend"], "fallback-data");
+
+    // cancel in the middle of a second attempt clears it: the next key:value is not a resume
+    let (_, _) = server.chat(json!({"message": "register a new service", "session_id": session})).await;
+    let (_, cancelled) = server.chat(json!({"message": "cancel", "session_id": session})).await;
+    assert_eq!(cancelled["intent"], "cancel");
+    assert!(text(&cancelled, "response").contains("Cancelled"), "{cancelled}");
+    let (_, after) = server.chat(json!({"message": "name:Other id:5", "session_id": session})).await;
+    assert_ne!(after["intent"], "register_service", "nothing is pending any more: {after}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unreadable_bodies_are_400_with_the_uniform_error_body() {
+    let server = TestServer::start().await;
+    for (body, content_type) in [
+        ("{not json", "application/json"),
+        (r#"{"session_id": "x"}"#, "application/json"),
+        (r#"{"message": ["hi"]}"#, "application/json"),
+        (r#"{"message": "hi", "metadata": "not an object"}"#, "application/json"),
+        (r#"{"message": "hi", "trace": "yes please"}"#, "application/json"),
+        (r#"{"message": "hi"}"#, "text/plain"),
+    ] {
+        let (status, error) = server.raw(body, content_type).await;
+        assert_eq!(status, 400, "{body} as {content_type}: {error}");
+        assert_eq!(error["status"], "error");
+        assert_eq!(error["error"]["code"], "INVALID_REQUEST");
+        assert!(!text(&error["error"], "message").is_empty());
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_values_are_422_and_change_nothing() {
+    let server = TestServer::start().await;
+    let (_, first) = server.chat(json!({"message": "register a new service"})).await;
+    let session = text(&first, "session_id");
+
+    let too_long = "a".repeat(5001);
+    for (body, field) in [
+        (json!({"message": "   ", "session_id": session}), "message"),
+        (json!({"message": too_long, "session_id": session}), "message"),
+        (json!({"message": "hello", "session_id": "not a valid id!"}), "session_id"),
+        (json!({"message": "hello", "session_id": ""}), "session_id"),
+    ] {
+        let (status, error) = server.chat(body).await;
+        assert_eq!(status, 422, "{error}");
+        assert_eq!(error["error"]["code"], "VALIDATION_ERROR");
+        assert_eq!(error["error"]["details"]["field"], field);
+    }
+    // exactly 5000 characters is accepted (the limit counts characters, not bytes)
+    let (status, _) = server.chat(json!({"message": "é".repeat(5000)})).await;
+    assert_eq!(status, 200);
+
+    // the rejected turns left the pending question untouched
+    let (_, resumed) = server.chat(json!({"message": "name:Kept id:9", "session_id": session})).await;
+    assert_eq!(resumed["intent"], "register_service");
+    assert!(text(&resumed, "response").contains("Kept"), "{resumed}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_given_trace_id_is_used() {
+    let server = TestServer::start().await;
+    let response = server
+        .client
+        .post(format!("{}/api/chat", server.base))
+        .header("X-Trace-ID", "trace-from-caller-1")
+        .json(&json!({"message": "hello"}))
+        .send()
+        .await
+        .expect("request");
+    let reply: Value = response.json().await.expect("json");
+    assert_eq!(reply["trace_id"], "trace-from-caller-1");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn docs_and_openapi_are_served() {
+    let server = TestServer::start().await;
+    let docs = server.client.get(format!("{}/docs", server.base)).send().await.expect("docs");
+    assert_eq!(docs.status().as_u16(), 200);
+    assert!(docs.text().await.expect("html").to_lowercase().contains("swagger"));
+
+    let spec: Value =
+        server.client.get(format!("{}/openapi.json", server.base)).send().await.expect("spec").json().await.expect("json");
+    assert!(spec["paths"]["/api/chat"]["post"].is_object(), "{spec}");
+    insta::assert_json_snapshot!("openapi", spec);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_turns_on_one_session_are_all_answered_in_order() {
+    let server = TestServer::start().await;
+    let (_, first) = server.chat(json!({"message": "hello"})).await;
+    let session = text(&first, "session_id");
+    let mut turns = Vec::new();
+    for i in 0..20 {
+        let body = json!({"message": format!("hello {i}"), "session_id": session});
+        let client = server.client.clone();
+        let url = format!("{}/api/chat", server.base);
+        turns.push(tokio::spawn(async move { client.post(url).json(&body).send().await.map(|r| r.status().as_u16()) }));
+    }
+    for turn in turns {
+        assert_eq!(turn.await.expect("task").expect("request"), 200);
+    }
+    server.stop().await;
+}
