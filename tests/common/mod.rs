@@ -88,9 +88,15 @@ impl DropletBackend for FaultyBackend {
 }
 
 pub fn engine_with(config: Arc<CompiledConfig>, faults: Vec<Fault>, limits: SessionLimits) -> Engine {
+    engine_and_store(config, faults, limits).0
+}
+
+/// An engine and its session store, for tests that look at what was stored.
+pub fn engine_and_store(config: Arc<CompiledConfig>, faults: Vec<Fault>, limits: SessionLimits) -> (Engine, Arc<MemoryStore>) {
     let inner = SampleBackend::new(config.catalogue.clone(), config.templates.clone());
     let backend = Arc::new(FaultyBackend { inner, faults });
-    Engine::new(config, backend, Arc::new(MemoryStore::new(limits)), limits.max_history)
+    let store = Arc::new(MemoryStore::new(limits));
+    (Engine::new(config, backend, store.clone(), limits.max_history), store)
 }
 
 pub fn engine(faults: Vec<Fault>) -> Engine {

@@ -1,0 +1,114 @@
+//! Engine behaviour across turns: sessions, pending actions, concurrency, faults.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_orchestrator::config::{self, ConfigFiles};
+use chat_orchestrator::session::{Channel, Role, SessionLimits, SessionStore};
+
+fn limits(max_history: usize) -> SessionLimits {
+    SessionLimits { max_history, idle_timeout: Duration::from_secs(30 * 60) }
+}
+
+#[tokio::test]
+async fn concurrent_turns_on_one_session_lose_no_message() {
+    let (engine, store) = common::engine_and_store(common::compiled(), vec![], limits(1000));
+    let engine = Arc::new(engine);
+    let turns: Vec<_> = (0..30)
+        .map(|i| {
+            let engine = engine.clone();
+            tokio::spawn(async move { common::say(&engine, "shared", Channel::Chat, &format!("hello number {i}")).await })
+        })
+        .collect();
+    for turn in turns {
+        turn.await.expect("turn task");
+    }
+    let mut lease = store.lease("shared").await.expect("lease");
+    let history = &lease.session().history;
+    assert_eq!(history.len(), 60, "30 user messages and 30 replies");
+    let said = history.iter().filter(|m| m.role == Role::User).count();
+    assert_eq!(said, 30);
+    // every user message is directly followed by its own reply: turns did not interleave
+    for pair in history.iter().collect::<Vec<_>>().chunks(2) {
+        assert_eq!((pair[0].role, pair[1].role), (Role::User, Role::Assistant));
+    }
+}
+
+#[tokio::test]
+async fn history_keeps_the_last_messages_only() {
+    let (engine, store) = common::engine_and_store(common::compiled(), vec![], limits(10));
+    for i in 0..8 {
+        common::say(&engine, "s", Channel::Chat, &format!("hello {i}")).await;
+    }
+    let mut lease = store.lease("s").await.expect("lease");
+    let history = &lease.session().history;
+    assert_eq!(history.len(), 10);
+    assert_eq!(history.back().map(|m| m.role), Some(Role::Assistant));
+    assert_eq!(history.iter().rev().nth(1).map(|m| m.text.as_str()), Some("hello 7"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_session_forgets_its_pending_action() {
+    let engine = common::engine(vec![]);
+    let asked = common::say(&engine, "idle", Channel::Chat, "register a new service").await;
+    assert_eq!(asked.intent, "register_service");
+    tokio::time::advance(Duration::from_secs(31 * 60)).await;
+    let later = common::say(&engine, "idle", Channel::Chat, "name:Late id:1").await;
+    assert_ne!(later.intent, "register_service", "the pending action expired with the session");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_droplet_is_cut_off_at_the_call_timeout_with_a_clear_reply() {
+    let fault = common::Fault { droplet: 1, endpoint: "/getAll".into(), outcome: common::FaultKind::Timeout };
+    let engine = common::engine(vec![fault]);
+    let started = tokio::time::Instant::now();
+    let reply = common::say(&engine, "slow", Channel::Chat, "show the registry").await;
+    assert_eq!(started.elapsed(), Duration::from_secs(5), "the default call timeout");
+    assert!(reply.text.contains("did not answer within 5 seconds"), "{}", reply.text);
+    assert_eq!(reply.trace.calls[0].outcome, "failed");
+}
+
+#[tokio::test]
+async fn a_template_that_fails_at_run_time_keeps_the_message_and_the_pending_action() {
+    // the success template reads a field the sample answer does not have: strict undefined fails
+    let broken = ConfigFiles::from_pairs([(
+        "templates/register_service/chat.md.j2",
+        "Registered {{ result.data.no_such_field.deeper }}",
+    )]);
+    let config = Arc::new(config::load(&common::repo_files().overlay(broken)).expect("still a valid configuration"));
+    let (engine, store) = common::engine_and_store(config, vec![], limits(10));
+
+    common::say(&engine, "fault", Channel::Chat, "register a new service").await;
+    let failed = common::say(&engine, "fault", Channel::Chat, "name:Kept id:3").await;
+    assert!(failed.text.contains("something went wrong"), "{}", failed.text);
+    assert!(failed.trace.notes.iter().any(|n| n.contains("reply failed")), "{:?}", failed.trace.notes);
+
+    let mut lease = store.lease("fault").await.expect("lease");
+    let session = lease.session();
+    assert!(session.history.iter().any(|m| m.text == "name:Kept id:3"), "the user's words are stored");
+    let pending = session.pending.as_ref().expect("the unfinished action survives the fault");
+    assert_eq!(pending.intent, "register_service");
+}
+
+#[tokio::test]
+async fn the_voice_channel_gets_plain_speech() {
+    let engine = common::engine(vec![]);
+    for message in ["show me all droplets", "hello", "register a new service", "system overview", "blorp"] {
+        let reply = common::say(&engine, message, Channel::Voice, message).await;
+        assert!(chat_orchestrator::speech::is_speakable(&reply.text), "{message}: {:?}", reply.text);
+        assert!(reply.trace.templates.iter().all(|t| t.contains("voice")), "{:?}", reply.trace.templates);
+    }
+}
+
+#[tokio::test]
+async fn rule_matched_intents_explain_themselves() {
+    let engine = common::engine(vec![]);
+    let reply = common::say(&engine, "why", Channel::Chat, "register a new service please").await;
+    assert_eq!(reply.trace.intent.source, "rules");
+    assert!(reply.trace.intent.reason.contains("pattern"), "{}", reply.trace.intent.reason);
+    let fallback = common::say(&engine, "why2", Channel::Chat, "qwertyuiop").await;
+    assert_eq!(fallback.intent, "fallback");
+    assert_eq!(fallback.trace.intent.source, "fallback");
+}
