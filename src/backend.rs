@@ -34,8 +34,13 @@ pub enum Outcome {
     /// The droplet answered.
     Data(Value),
     /// Delivered (e.g. relayed by the Orchestrator), but no answer came back in time.
-    Dispatched { relay_trace_id: String },
-    Failed { kind: FailureKind, message: String },
+    Dispatched {
+        relay_trace_id: String,
+    },
+    Failed {
+        kind: FailureKind,
+        message: String,
+    },
 }
 
 /// Why a call failed; stable names templates and clients can branch on.
@@ -76,7 +81,11 @@ impl Outcome {
 
 /// "5 seconds", "1 second", "250 milliseconds": read aloud as well as shown.
 fn human_duration(d: Duration) -> String {
-    let (n, unit) = if d.as_millis() % 1000 == 0 { (d.as_secs() as u128, "second") } else { (d.as_millis(), "millisecond") };
+    let (n, unit) = if d.as_millis().is_multiple_of(1000) {
+        (d.as_secs() as u128, "second")
+    } else {
+        (d.as_millis(), "millisecond")
+    };
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
@@ -130,7 +139,10 @@ impl SampleBackend {
             Ok(data) => Outcome::Data(data),
             Err(error) => Outcome::Failed {
                 kind: FailureKind::BadResponse,
-                message: format!("The sample answer for {} {} could not be built: {error}", droplet.name, endpoint.path),
+                message: format!(
+                    "The sample answer for {} {} could not be built: {error}",
+                    droplet.name, endpoint.path
+                ),
             },
         }
     }

@@ -73,9 +73,7 @@ impl Catalogue {
         if let Ok(id) = wanted.parse::<i64>() {
             return self.by_id(id);
         }
-        self.droplets
-            .iter()
-            .find(|d| d.key == wanted || d.name.to_lowercase() == wanted || d.aliases.iter().any(|a| *a == wanted))
+        self.droplets.iter().find(|d| d.key == wanted || d.name.to_lowercase() == wanted || d.aliases.contains(&wanted))
     }
 
     /// Finds the droplet a free text talks about: a number ("droplet 14", "#14"), else the

@@ -75,7 +75,12 @@ struct Plan {
 }
 
 impl Engine {
-    pub fn new(config: Arc<CompiledConfig>, backend: Arc<dyn DropletBackend>, sessions: Arc<dyn SessionStore>, max_history: usize) -> Self {
+    pub fn new(
+        config: Arc<CompiledConfig>,
+        backend: Arc<dyn DropletBackend>,
+        sessions: Arc<dyn SessionStore>,
+        max_history: usize,
+    ) -> Self {
         Engine { config, backend, sessions, max_history }
     }
 
@@ -96,7 +101,10 @@ impl Engine {
         let session = lease.session();
         session.channel = turn.channel;
         session.metadata.extend(turn.metadata.clone());
-        session.push(Message { role: Role::User, text: turn.text.clone(), intent: None, at: utc_timestamp() }, self.max_history);
+        session.push(
+            Message { role: Role::User, text: turn.text.clone(), intent: None, at: utc_timestamp() },
+            self.max_history,
+        );
 
         let previous_pending = session.pending.take();
         let plan = self.plan(&config, &turn.text, previous_pending.clone());
@@ -119,7 +127,12 @@ impl Engine {
             slots: plan.slots,
             results: Map::new(),
             cleared: plan.cleared,
-            trace: TurnTrace { intent: plan.why, backend: self.backend.name().to_owned(), notes: plan.notes, ..TurnTrace::default() },
+            trace: TurnTrace {
+                intent: plan.why,
+                backend: self.backend.name().to_owned(),
+                notes: plan.notes,
+                ..TurnTrace::default()
+            },
         };
         let text = match pipeline.run(&env, &mut state, plan.start).await {
             Ok(Flow::Reply(text)) => text,
@@ -140,7 +153,12 @@ impl Engine {
         };
         state.trace.slots = Value::Object(state.slots.clone());
         session.push(
-            Message { role: Role::Assistant, text: text.clone(), intent: Some(pipeline.intent.clone()), at: utc_timestamp() },
+            Message {
+                role: Role::Assistant,
+                text: text.clone(),
+                intent: Some(pipeline.intent.clone()),
+                at: utc_timestamp(),
+            },
             self.max_history,
         );
         lease.commit().await?;
@@ -193,8 +211,12 @@ impl Engine {
         };
         if !extract.finds_values(pipeline, &config.catalogue, text) {
             let other = config.resolver.resolve(text);
-            if other.intent != pending.intent && other.intent != config.resolver.fallback() && other.score >= PATTERN_SCORE {
-                let note = format!("left the unfinished `{}` action: the message asked for something else", pending.intent);
+            if other.intent != pending.intent
+                && other.intent != config.resolver.fallback()
+                && other.score >= PATTERN_SCORE
+            {
+                let note =
+                    format!("left the unfinished `{}` action: the message asked for something else", pending.intent);
                 return fresh(other, vec![note], None);
             }
         }
@@ -222,7 +244,11 @@ fn intent_trace(resolution: &Resolution, source: &str) -> IntentTrace {
         source: source.to_owned(),
         score: resolution.score,
         reason: resolution.reason.clone(),
-        runner_up: resolution.runner_up.as_ref().map(|c| CandidateTrace { id: c.intent.clone(), score: c.score, reason: c.reason.clone() }),
+        runner_up: resolution.runner_up.as_ref().map(|c| CandidateTrace {
+            id: c.intent.clone(),
+            score: c.score,
+            reason: c.reason.clone(),
+        }),
     }
 }
 

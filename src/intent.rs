@@ -24,9 +24,9 @@ pub const MIN_SCORE: f64 = 0.5;
 
 /// Words too common to say anything about intent.
 const STOPWORDS: &[&str] = &[
-    "a", "an", "the", "please", "me", "my", "i", "to", "of", "for", "is", "are", "can", "you", "could", "would", "what",
-    "whats", "what's", "do", "does", "it", "in", "on", "and", "or", "with", "this", "that", "be", "want", "like", "pls",
-    "hey", "just", "some", "us", "we", "our", "your",
+    "a", "an", "the", "please", "me", "my", "i", "to", "of", "for", "is", "are", "can", "you", "could", "would",
+    "what", "whats", "what's", "do", "does", "it", "in", "on", "and", "or", "with", "this", "that", "be", "want",
+    "like", "pls", "hey", "just", "some", "us", "we", "our", "your",
 ];
 
 /// The compiled rules of one intent.
@@ -66,7 +66,10 @@ impl IntentRules {
         }
         for (example, example_words) in &self.examples {
             let similarity = dice(words, example_words);
-            consider(similarity * EXAMPLE_WEIGHT, format!("similar to example \"{example}\" ({:.0}%)", similarity * 100.0));
+            consider(
+                similarity * EXAMPLE_WEIGHT,
+                format!("similar to example \"{example}\" ({:.0}%)", similarity * 100.0),
+            );
         }
         let hits: Vec<&str> = self.keywords.iter().filter(|k| words.contains(k.as_str())).map(String::as_str).collect();
         let bonus = (hits.len() as f64 * KEYWORD_BONUS).min(KEYWORD_CAP);
@@ -133,7 +136,8 @@ impl Resolver {
 
     fn resolve_among(&self, text: &str, eligible: impl Fn(&IntentRules) -> bool) -> Resolution {
         let words = content_words(text);
-        let priority_of = |intent: &str| self.rules.iter().find(|r| r.intent == intent).map(|r| r.priority).unwrap_or(0);
+        let priority_of =
+            |intent: &str| self.rules.iter().find(|r| r.intent == intent).map(|r| r.priority).unwrap_or(0);
         let mut candidates: Vec<Candidate> =
             self.rules.iter().filter(|r| eligible(r)).filter_map(|r| r.score(text, &words)).collect();
         candidates.sort_by(|a, b| {

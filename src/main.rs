@@ -15,7 +15,10 @@ use chat_orchestrator::settings::Settings;
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&settings.log_level).context("LOG_LEVEL is not a valid log filter")?)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&settings.log_level)
+                .context("LOG_LEVEL is not a valid log filter")?,
+        )
         .init();
 
     let files = match &settings.config_dir {
@@ -34,15 +37,18 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(origin = %compiled.origin, pipelines = compiled.pipelines.len(), droplets = compiled.catalogue.droplets.len(), "configuration loaded");
 
     let backend = Arc::new(SampleBackend::new(compiled.catalogue.clone(), compiled.templates.clone()));
-    tracing::warn!(backend = SampleBackend::NAME, "no Orchestrator configured: droplet answers come from the bundled sample data");
+    tracing::warn!(
+        backend = SampleBackend::NAME,
+        "no Orchestrator configured: droplet answers come from the bundled sample data"
+    );
     let sessions = Arc::new(MemoryStore::new(settings.sessions));
     sessions.spawn_sweeper(Duration::from_secs(60));
     let engine = Arc::new(Engine::new(Arc::new(compiled), backend, sessions, settings.sessions.max_history));
 
     let address = (settings.host, settings.port);
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {}:{} (set HOST/PORT to change it)", settings.host, settings.port))?;
+    let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
+        format!("cannot listen on {}:{} (set HOST/PORT to change it)", settings.host, settings.port)
+    })?;
     let local = listener.local_addr()?;
     tracing::info!("listening on http://{local} (API docs at http://{local}/docs)");
     chat_orchestrator::server::run(listener, engine, shutdown_signal()).await?;

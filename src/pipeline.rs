@@ -52,7 +52,10 @@ pub struct PipelineTest {
 pub enum Flow {
     Reply(String),
     /// Missing slots were asked for; resume at `step` on the next turn.
-    Ask { text: String, step: usize },
+    Ask {
+        text: String,
+        step: usize,
+    },
 }
 
 /// Everything a run reads but does not own: one configuration version and the outside world.
@@ -111,7 +114,12 @@ impl Pipeline {
                     ("rendered the reply".to_owned(), Some(Flow::Reply(text)))
                 }
             };
-            state.trace.steps.push(StepTrace { index: index as u32, kind: kind.to_owned(), ran: true, note: Some(note) });
+            state.trace.steps.push(StepTrace {
+                index: index as u32,
+                kind: kind.to_owned(),
+                ran: true,
+                note: Some(note),
+            });
             if let Some(flow) = flow {
                 return Ok(flow);
             }
@@ -142,7 +150,10 @@ impl Pipeline {
         map.insert("slots".into(), crate::template::to_value(&slots));
         map.insert("droplets".into(), env.droplets.clone());
         map.insert("intents".into(), env.intents.clone());
-        map.insert("pending".into(), crate::template::to_value(state.cleared.clone().unwrap_or(serde_json::Value::Null)));
+        map.insert(
+            "pending".into(),
+            crate::template::to_value(state.cleared.clone().unwrap_or(serde_json::Value::Null)),
+        );
         map.insert("backend".into(), Value::from(env.backend.name()));
         if let Some((name, value)) = extra {
             map.insert(name.to_owned(), value);

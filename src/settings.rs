@@ -51,12 +51,21 @@ impl Settings {
             }
         }
         let max_history: usize = parse(&lookup, "SESSION_MAX_HISTORY", 10, "a whole number of messages, at least 1")?;
-        let timeout_minutes: u64 = parse(&lookup, "SESSION_TIMEOUT_MINUTES", 30, "a whole number of minutes, at least 1")?;
+        let timeout_minutes: u64 =
+            parse(&lookup, "SESSION_TIMEOUT_MINUTES", 30, "a whole number of minutes, at least 1")?;
         if max_history == 0 {
-            return Err(SettingsError { name: "SESSION_MAX_HISTORY", value: "0".into(), expected: "a whole number of messages, at least 1" });
+            return Err(SettingsError {
+                name: "SESSION_MAX_HISTORY",
+                value: "0".into(),
+                expected: "a whole number of messages, at least 1",
+            });
         }
         if timeout_minutes == 0 {
-            return Err(SettingsError { name: "SESSION_TIMEOUT_MINUTES", value: "0".into(), expected: "a whole number of minutes, at least 1" });
+            return Err(SettingsError {
+                name: "SESSION_TIMEOUT_MINUTES",
+                value: "0".into(),
+                expected: "a whole number of minutes, at least 1",
+            });
         }
         Ok(Settings {
             host: parse(&lookup, "HOST", IpAddr::from([127, 0, 0, 1]), "an IP address such as 127.0.0.1 or 0.0.0.0")?,
@@ -89,7 +98,10 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable() {
         let err = with(&[("PORT", "eighty")]).expect_err("not a number");
-        assert_eq!(err.to_string(), "environment variable PORT=\"eighty\" is not valid: expected a port number from 0 to 65535");
+        assert_eq!(
+            err.to_string(),
+            "environment variable PORT=\"eighty\" is not valid: expected a port number from 0 to 65535"
+        );
         assert!(with(&[("SESSION_MAX_HISTORY", "0")]).is_err());
     }
 }

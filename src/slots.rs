@@ -85,16 +85,16 @@ impl SlotDef {
                 "no" | "n" | "false" | "off" | "0" => Value::Bool(false),
                 _ => return Err(format!("must be yes or no, not \"{raw}\"")),
             },
-            SlotKind::Droplet => match catalogue.by_name(raw).map(|d| d.id).ok_or(()).or_else(|_| {
-                match catalogue.recognize(raw) {
+            SlotKind::Droplet => {
+                match catalogue.by_name(raw).map(|d| d.id).ok_or(()).or_else(|_| match catalogue.recognize(raw) {
                     Recognition::Found(id) => Ok(id),
                     _ => Err(()),
+                }) {
+                    Ok(id) => Value::from(id),
+                    // the ask template lists the droplets there are
+                    Err(()) => return Err(format!("\"{raw}\" is not one I know")),
                 }
-            }) {
-                Ok(id) => Value::from(id),
-                // the ask template lists the droplets there are
-                Err(()) => return Err(format!("\"{raw}\" is not one I know")),
-            },
+            }
         };
         self.validate(&value)?;
         Ok(value)

@@ -70,7 +70,31 @@ pub fn to_speech(text: &str) -> String {
         line = line.replace('&', " and ").replace('%', " percent").replace('_', " ");
         line = line
             .chars()
-            .filter(|c| !matches!(c, '*' | '#' | '`' | '|' | '<' | '>' | '[' | ']' | '{' | '}' | '(' | ')' | '~' | '^' | '\\' | '=' | '+' | '@' | '$' | '"' | '/'))
+            .filter(|c| {
+                !matches!(
+                    c,
+                    '*' | '#'
+                        | '`'
+                        | '|'
+                        | '<'
+                        | '>'
+                        | '['
+                        | ']'
+                        | '{'
+                        | '}'
+                        | '('
+                        | ')'
+                        | '~'
+                        | '^'
+                        | '\\'
+                        | '='
+                        | '+'
+                        | '@'
+                        | '$'
+                        | '"'
+                        | '/'
+                )
+            })
             .collect();
         let line = p.spaces.replace_all(line.trim(), " ").into_owned();
         if line.chars().any(char::is_alphanumeric) {
@@ -98,7 +122,8 @@ pub fn to_speech(text: &str) -> String {
 }
 
 /// Characters a voice reply must never contain (used by tests and by [`is_speakable`]).
-pub const FORBIDDEN_IN_SPEECH: &[char] = &['*', '#', '`', '|', '<', '>', '[', ']', '{', '}', '(', ')', '_', '~', '\\', '/', '"'];
+pub const FORBIDDEN_IN_SPEECH: &[char] =
+    &['*', '#', '`', '|', '<', '>', '[', ']', '{', '}', '(', ')', '_', '~', '\\', '/', '"'];
 
 /// Whether a text already satisfies the voice invariant.
 pub fn is_speakable(text: &str) -> bool {
@@ -120,7 +145,10 @@ mod tests {
         assert_eq!(to_speech("Reply like name:MyService id:123"), "Reply like name colon MyService id colon 123.");
         let table = "| id | name |\n|---|---|\n| 1 | Registry |";
         assert_eq!(to_speech(table), "id, name. 1, Registry.");
-        assert_eq!(to_speech("POST /register is active/inactive, 50%"), "POST register is active or inactive, 50 percent.");
+        assert_eq!(
+            to_speech("POST /register is active/inactive, 50%"),
+            "POST register is active or inactive, 50 percent."
+        );
         assert_eq!(to_speech("Visit https://drop12.fullpotential.ai now"), "Visit a web address now.");
     }
 

@@ -16,7 +16,8 @@ use crate::speech;
 const FUEL_PER_RENDER: u64 = 200_000;
 
 /// Names the engine provides to every template, condition and templated value.
-pub const CONTEXT_NAMES: &[&str] = &["message", "channel", "intent", "slots", "droplets", "intents", "pending", "backend"];
+pub const CONTEXT_NAMES: &[&str] =
+    &["message", "channel", "intent", "slots", "droplets", "intents", "pending", "backend"];
 
 /// Extra names inside an `ask` template.
 pub const ASK_CONTEXT_NAMES: &[&str] = &["missing"];
@@ -84,11 +85,8 @@ impl Templates {
 
     /// Variables a template reads that it does not define itself, e.g. `slots.name`, `result`.
     pub fn undeclared_variables(&self, name: &str) -> Vec<String> {
-        let mut vars: Vec<String> = self
-            .env
-            .get_template(name)
-            .map(|t| t.undeclared_variables(true).into_iter().collect())
-            .unwrap_or_default();
+        let mut vars: Vec<String> =
+            self.env.get_template(name).map(|t| t.undeclared_variables(true).into_iter().collect()).unwrap_or_default();
         vars.sort();
         vars
     }
@@ -136,7 +134,8 @@ impl Templates {
             Json::String(text) => match single_expression(text) {
                 Some(expr) => {
                     let result = self.evaluate(expr, context)?;
-                    serde_json::to_value(&result).map_err(|source| RenderError::NotJson { expr: expr.to_owned(), source })?
+                    serde_json::to_value(&result)
+                        .map_err(|source| RenderError::NotJson { expr: expr.to_owned(), source })?
                 }
                 None if text.contains("{{") || text.contains("{%") => Json::String(
                     self.env
@@ -145,7 +144,9 @@ impl Templates {
                 ),
                 None => Json::String(text.clone()),
             },
-            Json::Array(items) => Json::Array(items.iter().map(|v| self.render_value(v, context)).collect::<Result<_, _>>()?),
+            Json::Array(items) => {
+                Json::Array(items.iter().map(|v| self.render_value(v, context)).collect::<Result<_, _>>()?)
+            }
             Json::Object(map) => Json::Object(
                 map.iter()
                     .map(|(k, v)| Ok((k.clone(), self.render_value(v, context)?)))

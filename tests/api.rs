@@ -182,8 +182,15 @@ async fn docs_and_openapi_are_served() {
     assert_eq!(docs.status().as_u16(), 200);
     assert!(docs.text().await.expect("html").to_lowercase().contains("swagger"));
 
-    let spec: Value =
-        server.client.get(format!("{}/openapi.json", server.base)).send().await.expect("spec").json().await.expect("json");
+    let spec: Value = server
+        .client
+        .get(format!("{}/openapi.json", server.base))
+        .send()
+        .await
+        .expect("spec")
+        .json()
+        .await
+        .expect("json");
     assert!(spec["paths"]["/api/chat"]["post"].is_object(), "{spec}");
     insta::assert_json_snapshot!("openapi", spec);
     server.stop().await;

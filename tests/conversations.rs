@@ -36,7 +36,8 @@ struct Exchange {
 
 #[test]
 fn conversations() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().expect("runtime");
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().expect("runtime");
     insta::glob!("fixtures/conversations/*.yaml", |path| {
         let text = std::fs::read_to_string(path).expect("fixture readable");
         let conversation: Conversation = serde_saphyr::from_str(&text).expect("fixture is a valid conversation");

@@ -19,7 +19,9 @@ async fn concurrent_turns_on_one_session_lose_no_message() {
     let turns: Vec<_> = (0..30)
         .map(|i| {
             let engine = engine.clone();
-            tokio::spawn(async move { common::say(&engine, "shared", Channel::Chat, &format!("hello number {i}")).await })
+            tokio::spawn(
+                async move { common::say(&engine, "shared", Channel::Chat, &format!("hello number {i}")).await },
+            )
         })
         .collect();
     for turn in turns {

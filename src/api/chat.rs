@@ -51,6 +51,8 @@ pub struct ChatReply {
     pub trace: Option<TurnTrace>,
 }
 
+// built once per request, so the size difference between variants costs nothing
+#[allow(clippy::large_enum_variant)]
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "unreadable_request")]
 pub enum ChatResponse {
@@ -100,9 +102,10 @@ impl ChatApi {
         let request = body.0;
         let text = request.message.trim();
         if let Err(problem) = check_message(text).and_then(|()| check_session_id(request.session_id.as_deref())) {
-            return ChatResponse::Unprocessable(Json(problem));
+            return ChatResponse::Unprocessable(Json(*problem));
         }
-        let trace_id = trace_header.0.filter(|t| is_printable_id(t)).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let trace_id =
+            trace_header.0.filter(|t| is_printable_id(t)).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let turn = Turn {
             session_id: request.session_id,
             channel: Channel::Chat,
@@ -129,32 +132,36 @@ impl ChatApi {
             }
             Err(error) => {
                 tracing::error!(%error, "turn failed");
-                ChatResponse::Internal(Json(ErrorBody::new(ErrorCode::InternalError, "the message could not be processed", json!({}))))
+                ChatResponse::Internal(Json(ErrorBody::new(
+                    ErrorCode::InternalError,
+                    "the message could not be processed",
+                    json!({}),
+                )))
             }
         }
     }
 }
 
-fn check_message(text: &str) -> Result<(), ErrorBody> {
+fn check_message(text: &str) -> Result<(), Box<ErrorBody>> {
     if text.is_empty() {
-        return Err(ErrorBody::new(
+        return Err(Box::new(ErrorBody::new(
             ErrorCode::ValidationError,
             "`message` is empty: send the user's text (1 to 5000 characters)",
             json!({"field": "message"}),
-        ));
+        )));
     }
     let length = text.chars().count();
     if length > MAX_MESSAGE_CHARS {
-        return Err(ErrorBody::new(
+        return Err(Box::new(ErrorBody::new(
             ErrorCode::ValidationError,
             format!("`message` is {length} characters long; the limit is {MAX_MESSAGE_CHARS}"),
             json!({"field": "message", "length": length, "limit": MAX_MESSAGE_CHARS}),
-        ));
+        )));
     }
     Ok(())
 }
 
-fn check_session_id(session_id: Option<&str>) -> Result<(), ErrorBody> {
+fn check_session_id(session_id: Option<&str>) -> Result<(), Box<ErrorBody>> {
     let Some(id) = session_id else { return Ok(()) };
     let valid = !id.is_empty()
         && id.chars().count() <= MAX_ID_CHARS
@@ -162,11 +169,11 @@ fn check_session_id(session_id: Option<&str>) -> Result<(), ErrorBody> {
     if valid {
         Ok(())
     } else {
-        Err(ErrorBody::new(
+        Err(Box::new(ErrorBody::new(
             ErrorCode::ValidationError,
             "`session_id` must be 1 to 128 characters of letters, digits, `-`, `_`, `.` or `:`; omit it to start a new session",
             json!({"field": "session_id"}),
-        ))
+        )))
     }
 }
 

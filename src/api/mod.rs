@@ -21,9 +21,8 @@ pub enum ApiTags {
 
 /// The documented API. `spec()` on it prints the OpenAPI document without serving.
 pub fn service(engine: Arc<Engine>) -> OpenApiService<ChatApi, ()> {
-    OpenApiService::new(ChatApi { engine }, "Chat Orchestrator (droplet 12)", env!("CARGO_PKG_VERSION"))
-        .description(
-            "A declarative conversation engine: stewards describe each intent as a YAML pipeline \
+    OpenApiService::new(ChatApi { engine }, "Chat Orchestrator (droplet 12)", env!("CARGO_PKG_VERSION")).description(
+        "A declarative conversation engine: stewards describe each intent as a YAML pipeline \
              and write replies as templates; this API runs them.",
-        )
+    )
 }

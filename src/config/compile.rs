@@ -29,8 +29,21 @@ use crate::template::{Templates, ASK_CONTEXT_NAMES, CONTEXT_NAMES, SAMPLE_CONTEX
 pub const DEFAULT_ASK: (&str, &str) = ("_shared/ask.chat.md.j2", "_shared/ask.voice.txt.j2");
 
 /// Names minijinja provides itself; a template may read them without us defining them.
-const JINJA_GLOBALS: &[&str] =
-    &["range", "dict", "debug", "namespace", "lipsum", "cycler", "joiner", "loop", "self", "super", "caller", "varargs", "kwargs"];
+const JINJA_GLOBALS: &[&str] = &[
+    "range",
+    "dict",
+    "debug",
+    "namespace",
+    "lipsum",
+    "cycler",
+    "joiner",
+    "loop",
+    "self",
+    "super",
+    "caller",
+    "varargs",
+    "kwargs",
+];
 
 /// A regex may not compile to more than this (protects the server from a pathological rule).
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -149,8 +162,13 @@ impl<'a> Compiler<'a> {
             Ok(yaml) => yaml,
             Err(error) => {
                 self.report(
-                    Diagnostic::new(Code::YamlSyntax, file, error.position, format!("this is not valid YAML: {}", error.message))
-                        .with_help("check indentation and that every `[`, `{` and quote is closed"),
+                    Diagnostic::new(
+                        Code::YamlSyntax,
+                        file,
+                        error.position,
+                        format!("this is not valid YAML: {}", error.message),
+                    )
+                    .with_help("check indentation and that every `[`, `{` and quote is closed"),
                 );
                 return None;
             }
@@ -179,8 +197,13 @@ impl<'a> Compiler<'a> {
             if let Err(error) = templates.add(name, text) {
                 let position = template_error_position(&error, text);
                 self.report(
-                    Diagnostic::new(Code::TemplateSyntax, path, position, format!("template syntax error: {}", error_detail(&error)))
-                        .with_help("check that every `{{`, `{%` and `{#` is closed and every block has its `end` tag"),
+                    Diagnostic::new(
+                        Code::TemplateSyntax,
+                        path,
+                        position,
+                        format!("template syntax error: {}", error_detail(&error)),
+                    )
+                    .with_help("check that every `{{`, `{%` and `{#` is closed and every block has its `end` tag"),
                 );
             }
         }
@@ -209,11 +232,18 @@ impl<'a> Compiler<'a> {
                     _ => {}
                 }
             }
-            for (id, pointer) in std::iter::once((d.id, format!("{here}/id"))).chain(alias_ids.iter().map(|a| (*a, format!("{here}/aliases")))) {
+            for (id, pointer) in std::iter::once((d.id, format!("{here}/id")))
+                .chain(alias_ids.iter().map(|a| (*a, format!("{here}/aliases"))))
+            {
                 if let Some(owner) = seen_ids.insert(id, d.name.clone()) {
                     self.report(
-                        Diagnostic::new(Code::DuplicateDroplet, CATALOGUE_FILE, document.at(&pointer), format!("droplet number {id} is used twice ({owner} and {})", d.name))
-                            .with_help("give every droplet its own number"),
+                        Diagnostic::new(
+                            Code::DuplicateDroplet,
+                            CATALOGUE_FILE,
+                            document.at(&pointer),
+                            format!("droplet number {id} is used twice ({owner} and {})", d.name),
+                        )
+                        .with_help("give every droplet its own number"),
                     );
                 }
             }
@@ -221,8 +251,13 @@ impl<'a> Compiler<'a> {
                 if let Some(owner) = seen_names.get(&name) {
                     if owner != &d.name {
                         self.report(
-                            Diagnostic::new(Code::DuplicateDroplet, CATALOGUE_FILE, document.at(&here), format!("the name `{name}` is used by both {owner} and {}", d.name))
-                                .with_help("remove the alias from one of them, so users' words point at one droplet"),
+                            Diagnostic::new(
+                                Code::DuplicateDroplet,
+                                CATALOGUE_FILE,
+                                document.at(&here),
+                                format!("the name `{name}` is used by both {owner} and {}", d.name),
+                            )
+                            .with_help("remove the alias from one of them, so users' words point at one droplet"),
                         );
                     }
                 } else {
@@ -232,7 +267,14 @@ impl<'a> Compiler<'a> {
             let mut endpoints = Vec::new();
             for (j, e) in d.endpoints.iter().enumerate() {
                 if let Some(sample) = &e.sample {
-                    self.check_templated(&document, &format!("{here}/endpoints/{j}/sample"), sample, templates, SAMPLE_CONTEXT_NAMES, &[]);
+                    self.check_templated(
+                        &document,
+                        &format!("{here}/endpoints/{j}/sample"),
+                        sample,
+                        templates,
+                        SAMPLE_CONTEXT_NAMES,
+                        &[],
+                    );
                 }
                 endpoints.push(Endpoint {
                     path: e.path.clone(),
@@ -268,9 +310,14 @@ impl<'a> Compiler<'a> {
                             Code::BadRegex,
                             &document.file,
                             at,
-                            format!("invalid regular expression `{pattern}`: {what}{}", offset.map(|o| format!(" (at character {o})")).unwrap_or_default()),
+                            format!(
+                                "invalid regular expression `{pattern}`: {what}{}",
+                                offset.map(|o| format!(" (at character {o})")).unwrap_or_default()
+                            ),
                         )
-                        .with_help("patterns use Rust regex syntax; escape literal characters like `(`, `?` or `.` with `\\`"),
+                        .with_help(
+                            "patterns use Rust regex syntax; escape literal characters like `(`, `?` or `.` with `\\`",
+                        ),
                     );
                 }
             }
@@ -278,13 +325,24 @@ impl<'a> Compiler<'a> {
         out
     }
 
-    fn pipeline(&mut self, doc: &Document, spec: &PipelineSpec, catalogue: &Catalogue, templates: &Templates) -> Option<Pipeline> {
+    fn pipeline(
+        &mut self,
+        doc: &Document,
+        spec: &PipelineSpec,
+        catalogue: &Catalogue,
+        templates: &Templates,
+    ) -> Option<Pipeline> {
         let errors_before = self.diagnostics.len();
         let stem = doc.file.trim_start_matches("pipelines/").trim_end_matches(".yaml");
         if spec.intent != stem {
             self.report(
-                Diagnostic::new(Code::IntentName, &doc.file, doc.at("/intent"), format!("intent `{}` does not match the file name `{stem}.yaml`", spec.intent))
-                    .with_help(format!("rename the file to `{}.yaml` or set `intent: {stem}`", spec.intent)),
+                Diagnostic::new(
+                    Code::IntentName,
+                    &doc.file,
+                    doc.at("/intent"),
+                    format!("intent `{}` does not match the file name `{stem}.yaml`", spec.intent),
+                )
+                .with_help(format!("rename the file to `{}.yaml` or set `intent: {stem}`", spec.intent)),
             );
         }
         // regexes are compiled again for the resolver; here they only need checking once
@@ -304,8 +362,15 @@ impl<'a> Compiler<'a> {
             match SlotDef::new(name, kind, &slot.prompt, slot.example.clone(), &slot.aliases, slot.schema.as_ref()) {
                 Ok(def) => slots.push(def),
                 Err(error) => self.report(
-                    Diagnostic::new(Code::SlotSchema, &doc.file, doc.at(&format!("/slots/{name}/schema")), format!("the rules for slot `{name}` are not a valid JSON Schema: {error}"))
-                        .with_help("use JSON Schema keywords such as minimum, maximum, minLength, maxLength, pattern or enum"),
+                    Diagnostic::new(
+                        Code::SlotSchema,
+                        &doc.file,
+                        doc.at(&format!("/slots/{name}/schema")),
+                        format!("the rules for slot `{name}` are not a valid JSON Schema: {error}"),
+                    )
+                    .with_help(
+                        "use JSON Schema keywords such as minimum, maximum, minLength, maxLength, pattern or enum",
+                    ),
                 ),
             }
         }
@@ -320,8 +385,13 @@ impl<'a> Compiler<'a> {
             let here = format!("/steps/{i}");
             if let Some(at) = reply_guaranteed_at {
                 self.report(
-                    Diagnostic::new(Code::UnreachableStep, &doc.file, doc.at(&here), format!("step {} can never run: step {} always produces the reply", i + 1, at + 1))
-                        .with_help("remove this step, or add a `when:` condition to the earlier `format` step"),
+                    Diagnostic::new(
+                        Code::UnreachableStep,
+                        &doc.file,
+                        doc.at(&here),
+                        format!("step {} can never run: step {} always produces the reply", i + 1, at + 1),
+                    )
+                    .with_help("remove this step, or add a `when:` condition to the earlier `format` step"),
                 );
             }
             if let Some(condition) = &step.when {
@@ -331,7 +401,8 @@ impl<'a> Compiler<'a> {
             if only_format && step.when.is_none() && reply_guaranteed_at.is_none() {
                 reply_guaranteed_at = Some(i);
             }
-            if let Some(compiled) = self.step(doc, &here, step, &slot_names, &known, catalogue, &spec.slots, templates) {
+            if let Some(compiled) = self.step(doc, &here, step, &slot_names, &known, catalogue, &spec.slots, templates)
+            {
                 steps.push(GuardedStep { when: step.when.clone(), step: compiled });
             }
         }
@@ -380,13 +451,23 @@ impl<'a> Compiler<'a> {
                 let at = doc.at(&format!("/steps/{i}/query{suffix}/as"));
                 if CONTEXT_NAMES.contains(&call.name.as_str()) || ASK_CONTEXT_NAMES.contains(&call.name.as_str()) {
                     self.report(
-                        Diagnostic::new(Code::DuplicateResult, &doc.file, at, format!("`{}` is a name the engine already provides to templates", call.name))
-                            .with_help(format!("choose another name; taken names are: {}", CONTEXT_NAMES.join(", "))),
+                        Diagnostic::new(
+                            Code::DuplicateResult,
+                            &doc.file,
+                            at,
+                            format!("`{}` is a name the engine already provides to templates", call.name),
+                        )
+                        .with_help(format!("choose another name; taken names are: {}", CONTEXT_NAMES.join(", "))),
                     );
                 } else if names.contains(&call.name) {
                     self.report(
-                        Diagnostic::new(Code::DuplicateResult, &doc.file, at, format!("two calls store their result as `{}`", call.name))
-                            .with_help("give each call its own `as:` name"),
+                        Diagnostic::new(
+                            Code::DuplicateResult,
+                            &doc.file,
+                            at,
+                            format!("two calls store their result as `{}`", call.name),
+                        )
+                        .with_help("give each call its own `as:` name"),
                     );
                 } else {
                     names.push(call.name.clone());
@@ -408,27 +489,33 @@ impl<'a> Compiler<'a> {
         slot_specs: &indexmap::IndexMap<String, super::spec::SlotSpec>,
         templates: &Templates,
     ) -> Option<Step> {
-        let kinds: Vec<&str> = [("extract", step.extract.is_some()), ("query", step.query.is_some()), ("format", step.format.is_some())]
-            .into_iter()
-            .filter_map(|(name, present)| present.then_some(name))
-            .collect();
+        let kinds: Vec<&str> =
+            [("extract", step.extract.is_some()), ("query", step.query.is_some()), ("format", step.format.is_some())]
+                .into_iter()
+                .filter_map(|(name, present)| present.then_some(name))
+                .collect();
         if kinds.len() != 1 {
             let message = if kinds.is_empty() {
                 "this step does nothing: it has no `extract`, `query` or `format`".to_owned()
             } else {
-                format!("this step has {} at once; a step does exactly one thing", kinds.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and "))
+                format!(
+                    "this step has {} at once; a step does exactly one thing",
+                    kinds.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and ")
+                )
             };
-            self.report(
-                Diagnostic::new(Code::StepKind, &doc.file, doc.at(here), message)
-                    .with_help("give each step exactly one of `extract`, `query` or `format`; split it into several steps"),
-            );
+            self.report(Diagnostic::new(Code::StepKind, &doc.file, doc.at(here), message).with_help(
+                "give each step exactly one of `extract`, `query` or `format`; split it into several steps",
+            ));
             return None;
         }
         if let Some(extract) = &step.extract {
-            return self.extract(doc, &format!("{here}/extract"), extract, slot_names, known, templates).map(Step::Extract);
+            return self
+                .extract(doc, &format!("{here}/extract"), extract, slot_names, known, templates)
+                .map(Step::Extract);
         }
         if let Some(format) = &step.format {
-            let templates_ok = self.reply_templates(doc, &format!("{here}/format"), format, templates, known, slot_names, &[]);
+            let templates_ok =
+                self.reply_templates(doc, &format!("{here}/format"), format, templates, known, slot_names, &[]);
             return templates_ok.map(|t| Step::Format(FormatStep { templates: t }));
         }
         let query = step.query.as_ref()?;
@@ -460,7 +547,15 @@ impl<'a> Compiler<'a> {
         }
         let default_ask = FormatSpec { chat: DEFAULT_ASK.0.to_owned(), voice: DEFAULT_ASK.1.to_owned() };
         let ask_spec = extract.ask.as_ref().unwrap_or(&default_ask);
-        let ask = self.reply_templates(doc, &format!("{here}/ask"), ask_spec, templates, known, slot_names, ASK_CONTEXT_NAMES)?;
+        let ask = self.reply_templates(
+            doc,
+            &format!("{here}/ask"),
+            ask_spec,
+            templates,
+            known,
+            slot_names,
+            ASK_CONTEXT_NAMES,
+        )?;
         Some(ExtractStep { required: extract.required.clone(), optional: extract.optional.clone(), ask })
     }
 
@@ -490,8 +585,13 @@ impl<'a> Compiler<'a> {
                     Some(spec) if spec.kind == SlotKindSpec::Droplet => Target::Slot(slot.to_owned()),
                     Some(_) => {
                         self.report(
-                            Diagnostic::new(Code::UnknownSlot, &doc.file, doc.at(&format!("{here}/droplet")), format!("slot `{slot}` is not a droplet slot"))
-                                .with_help(format!("declare it with `type: droplet` to use it as `{name}`")),
+                            Diagnostic::new(
+                                Code::UnknownSlot,
+                                &doc.file,
+                                doc.at(&format!("{here}/droplet")),
+                                format!("slot `{slot}` is not a droplet slot"),
+                            )
+                            .with_help(format!("declare it with `type: droplet` to use it as `{name}`")),
                         );
                         return None;
                     }
@@ -507,11 +607,17 @@ impl<'a> Compiler<'a> {
                 Target::Droplet(droplet.id)
             }
             (None, Some(FanOutSpec::All(_))) => {
-                let ids: Vec<i64> = catalogue.droplets.iter().filter(|d| d.endpoint(&call.endpoint).is_some()).map(|d| d.id).collect();
+                let ids: Vec<i64> =
+                    catalogue.droplets.iter().filter(|d| d.endpoint(&call.endpoint).is_some()).map(|d| d.id).collect();
                 if ids.is_empty() {
                     self.report(
-                        Diagnostic::new(Code::UnknownEndpoint, &doc.file, doc.at(&format!("{here}/endpoint")), format!("no droplet in the catalogue offers `{}`", call.endpoint))
-                            .with_help("check the endpoint path against catalogue/droplets.yaml"),
+                        Diagnostic::new(
+                            Code::UnknownEndpoint,
+                            &doc.file,
+                            doc.at(&format!("{here}/endpoint")),
+                            format!("no droplet in the catalogue offers `{}`", call.endpoint),
+                        )
+                        .with_help("check the endpoint path against catalogue/droplets.yaml"),
                     );
                     return None;
                 }
@@ -548,16 +654,28 @@ impl<'a> Compiler<'a> {
         })
     }
 
-    fn droplet<'c>(&mut self, doc: &Document, pointer: &str, reference: &DropletRefSpec, catalogue: &'c Catalogue) -> Option<&'c Droplet> {
+    fn droplet<'c>(
+        &mut self,
+        doc: &Document,
+        pointer: &str,
+        reference: &DropletRefSpec,
+        catalogue: &'c Catalogue,
+    ) -> Option<&'c Droplet> {
         let (found, written) = match reference {
             DropletRefSpec::Id(id) => (catalogue.by_id(*id), id.to_string()),
             DropletRefSpec::Name(name) => (catalogue.by_name(name), name.clone()),
         };
         if found.is_none() {
             let keys: Vec<&str> = catalogue.droplets.iter().map(|d| d.key.as_str()).collect();
-            let mut diagnostic = Diagnostic::new(Code::UnknownDroplet, &doc.file, doc.at(pointer), format!("there is no droplet `{written}` in the catalogue"));
+            let mut diagnostic = Diagnostic::new(
+                Code::UnknownDroplet,
+                &doc.file,
+                doc.at(pointer),
+                format!("there is no droplet `{written}` in the catalogue"),
+            );
             diagnostic = match suggest(&written, keys.iter().copied()) {
-                Some(best) => diagnostic.with_help(format!("did you mean `{best}`? Known droplets: {}", catalogue.names().join(", "))),
+                Some(best) => diagnostic
+                    .with_help(format!("did you mean `{best}`? Known droplets: {}", catalogue.names().join(", "))),
                 None => diagnostic.with_help(format!("known droplets: {}", catalogue.names().join(", "))),
             };
             self.report(diagnostic);
@@ -574,7 +692,8 @@ impl<'a> Compiler<'a> {
                 doc.at(&format!("{here}/endpoint")),
                 format!("the {} (droplet {}) has no endpoint `{}`", droplet.name, droplet.id, call.endpoint),
             );
-            let listing = droplet.endpoints.iter().map(|e| format!("{} {}", e.method, e.path)).collect::<Vec<_>>().join(", ");
+            let listing =
+                droplet.endpoints.iter().map(|e| format!("{} {}", e.method, e.path)).collect::<Vec<_>>().join(", ");
             diagnostic = match suggest(&call.endpoint, offered.iter().copied()) {
                 Some(best) => diagnostic.with_help(format!("did you mean `{best}`? It offers: {listing}")),
                 None => diagnostic.with_help(format!("it offers: {listing}")),
@@ -623,11 +742,16 @@ impl<'a> Compiler<'a> {
                     doc.at(&format!("{here}/{key}")),
                     format!("template `{name}` does not exist (looked for templates/{name})"),
                 );
-                let existing: Vec<String> = self.files.under("templates", ".j2").map(|(p, _)| p.trim_start_matches("templates/").to_owned()).collect();
+                let existing: Vec<String> = self
+                    .files
+                    .under("templates", ".j2")
+                    .map(|(p, _)| p.trim_start_matches("templates/").to_owned())
+                    .collect();
                 if let Some(best) = suggest(name, existing.iter().map(String::as_str)) {
                     diagnostic = diagnostic.with_help(format!("did you mean `{best}`?"));
                 } else {
-                    diagnostic = diagnostic.with_help(format!("create templates/{name}, or fix the path (it is relative to templates/)"));
+                    diagnostic = diagnostic
+                        .with_help(format!("create templates/{name}, or fix the path (it is relative to templates/)"));
                 }
                 self.report(diagnostic);
                 ok = false;
@@ -647,17 +771,38 @@ impl<'a> Compiler<'a> {
         ok.then(|| ReplyTemplates { chat: spec.chat.clone(), voice: spec.voice.clone() })
     }
 
-    fn check_expression(&mut self, doc: &Document, pointer: &str, expr: &str, templates: &Templates, known: &[String], slot_names: &[String]) {
+    fn check_expression(
+        &mut self,
+        doc: &Document,
+        pointer: &str,
+        expr: &str,
+        templates: &Templates,
+        known: &[String],
+        slot_names: &[String],
+    ) {
         match templates.expression_variables(expr) {
             Ok(variables) => self.check_variables(doc, pointer, expr, &variables, known, slot_names),
             Err(error) => self.report(
-                Diagnostic::new(Code::BadCondition, &doc.file, doc.at(pointer), format!("condition `{expr}` does not parse: {}", error_detail(&error)))
-                    .with_help("write a minijinja expression such as `not result.ok` or `slots.id is none`"),
+                Diagnostic::new(
+                    Code::BadCondition,
+                    &doc.file,
+                    doc.at(pointer),
+                    format!("condition `{expr}` does not parse: {}", error_detail(&error)),
+                )
+                .with_help("write a minijinja expression such as `not result.ok` or `slots.id is none`"),
             ),
         }
     }
 
-    fn check_template_string(&mut self, doc: &Document, pointer: &str, source: &str, templates: &Templates, known: &[String], slot_names: &[String]) {
+    fn check_template_string(
+        &mut self,
+        doc: &Document,
+        pointer: &str,
+        source: &str,
+        templates: &Templates,
+        known: &[String],
+        slot_names: &[String],
+    ) {
         let parsed = match crate::template::single_expression(source) {
             Some(expr) => templates.expression_variables(expr),
             None => templates.inline_variables(source),
@@ -665,13 +810,26 @@ impl<'a> Compiler<'a> {
         match parsed {
             Ok(variables) => self.check_variables(doc, pointer, source, &variables, known, slot_names),
             Err(error) => self.report(
-                Diagnostic::new(Code::TemplateSyntax, &doc.file, doc.at(pointer), format!("`{source}` does not parse: {}", error_detail(&error)))
-                    .with_help("close every `{{ … }}`; write values like \"{{ slots.name }}\""),
+                Diagnostic::new(
+                    Code::TemplateSyntax,
+                    &doc.file,
+                    doc.at(pointer),
+                    format!("`{source}` does not parse: {}", error_detail(&error)),
+                )
+                .with_help("close every `{{ … }}`; write values like \"{{ slots.name }}\""),
             ),
         }
     }
 
-    fn check_templated(&mut self, doc: &Document, pointer: &str, value: &Value, templates: &Templates, known: &[&str], slot_names: &[String]) {
+    fn check_templated(
+        &mut self,
+        doc: &Document,
+        pointer: &str,
+        value: &Value,
+        templates: &Templates,
+        known: &[&str],
+        slot_names: &[String],
+    ) {
         let mut found = Vec::new();
         Templates::templated_strings(value, pointer.to_owned(), &mut found);
         let known: Vec<String> = known.iter().map(|s| s.to_string()).collect();
@@ -680,7 +838,15 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn check_variables(&mut self, doc: &Document, pointer: &str, written: &str, variables: &[String], known: &[String], slot_names: &[String]) {
+    fn check_variables(
+        &mut self,
+        doc: &Document,
+        pointer: &str,
+        written: &str,
+        variables: &[String],
+        known: &[String],
+        slot_names: &[String],
+    ) {
         for variable in variables {
             let (head, rest) = split_variable(variable);
             if JINJA_GLOBALS.contains(&head) {
@@ -706,11 +872,18 @@ impl<'a> Compiler<'a> {
     }
 
     fn unknown_slot(&mut self, doc: &Document, at: Position, name: &str, slot_names: &[String]) {
-        let mut diagnostic = Diagnostic::new(Code::UnknownSlot, &doc.file, at, format!("slot `{name}` is not declared in this pipeline"));
+        let mut diagnostic = Diagnostic::new(
+            Code::UnknownSlot,
+            &doc.file,
+            at,
+            format!("slot `{name}` is not declared in this pipeline"),
+        );
         diagnostic = match suggest(name, slot_names.iter().map(String::as_str)) {
             Some(best) => diagnostic.with_help(format!("did you mean `{best}`?")),
-            None if slot_names.is_empty() => diagnostic.with_help(format!("declare it under `slots:`, e.g. `{name}: {{ type: string, prompt: \"…\" }}`")),
-            None => diagnostic.with_help(format!("declared slots: {}; or declare `{name}` under `slots:`", slot_names.join(", "))),
+            None if slot_names.is_empty() => diagnostic
+                .with_help(format!("declare it under `slots:`, e.g. `{name}: {{ type: string, prompt: \"…\" }}`")),
+            None => diagnostic
+                .with_help(format!("declared slots: {}; or declare `{name}` under `slots:`", slot_names.join(", "))),
         };
         self.report(diagnostic);
     }
@@ -722,8 +895,13 @@ impl<'a> Compiler<'a> {
         for (doc, spec) in documents {
             if let Some(first) = seen.insert(&spec.intent, &doc.file) {
                 self.report(
-                    Diagnostic::new(Code::DuplicateIntent, &doc.file, doc.at("/intent"), format!("intent `{}` is already defined in {first}", spec.intent))
-                        .with_help("every pipeline needs its own intent id; rename one of them"),
+                    Diagnostic::new(
+                        Code::DuplicateIntent,
+                        &doc.file,
+                        doc.at("/intent"),
+                        format!("intent `{}` is already defined in {first}", spec.intent),
+                    )
+                    .with_help("every pipeline needs its own intent id; rename one of them"),
                 );
             }
         }
@@ -731,15 +909,25 @@ impl<'a> Compiler<'a> {
         if fallbacks.len() > 1 {
             for (doc, _) in &fallbacks[1..] {
                 self.report(
-                    Diagnostic::new(Code::ManyFallbacks, &doc.file, doc.at("/fallback"), format!("more than one pipeline is the fallback (also {})", fallbacks[0].0.file))
-                        .with_help("keep `fallback: true` on exactly one pipeline"),
+                    Diagnostic::new(
+                        Code::ManyFallbacks,
+                        &doc.file,
+                        doc.at("/fallback"),
+                        format!("more than one pipeline is the fallback (also {})", fallbacks[0].0.file),
+                    )
+                    .with_help("keep `fallback: true` on exactly one pipeline"),
                 );
             }
         }
         if fallbacks.is_empty() && !documents.is_empty() {
             self.report(
-                Diagnostic::new(Code::NoFallback, "pipelines/", Position::default(), "no pipeline is marked `fallback: true`, so unrecognised messages would get no reply")
-                    .with_help("add `fallback: true` to the pipeline that should answer when nothing else matches"),
+                Diagnostic::new(
+                    Code::NoFallback,
+                    "pipelines/",
+                    Position::default(),
+                    "no pipeline is marked `fallback: true`, so unrecognised messages would get no reply",
+                )
+                .with_help("add `fallback: true` to the pipeline that should answer when nothing else matches"),
             );
         }
         let intents: BTreeSet<&str> = documents.iter().map(|(_, s)| s.intent.as_str()).collect();
@@ -777,7 +965,14 @@ fn with_variable_help(diagnostic: Diagnostic, head: &str, known: &[String]) -> D
 }
 
 /// A template's use of an unknown variable or slot, located at its first use in the template.
-fn check_variable(path: &str, source: &str, variable: &str, allowed: &[String], slot_names: &[String], pipeline_file: &str) -> Option<Diagnostic> {
+fn check_variable(
+    path: &str,
+    source: &str,
+    variable: &str,
+    allowed: &[String],
+    slot_names: &[String],
+    pipeline_file: &str,
+) -> Option<Diagnostic> {
     let (head, rest) = split_variable(variable);
     if JINJA_GLOBALS.contains(&head) || assigns(source, head) {
         return None;
@@ -796,10 +991,18 @@ fn check_variable(path: &str, source: &str, variable: &str, allowed: &[String], 
         let slot = rest?;
         if !slot_names.iter().any(|s| s == slot) {
             let at = first_use(source, &format!("slots.{slot}"));
-            let mut diagnostic = Diagnostic::new(Code::UnknownSlot, path, at, format!("slot `{slot}` is not declared in {pipeline_file}"));
+            let mut diagnostic = Diagnostic::new(
+                Code::UnknownSlot,
+                path,
+                at,
+                format!("slot `{slot}` is not declared in {pipeline_file}"),
+            );
             diagnostic = match suggest(slot, slot_names.iter().map(String::as_str)) {
                 Some(best) => diagnostic.with_help(format!("did you mean `slots.{best}`?")),
-                None => diagnostic.with_help(format!("declared slots: {}", if slot_names.is_empty() { "none".to_owned() } else { slot_names.join(", ") })),
+                None => diagnostic.with_help(format!(
+                    "declared slots: {}",
+                    if slot_names.is_empty() { "none".to_owned() } else { slot_names.join(", ") }
+                )),
             };
             return Some(diagnostic);
         }
@@ -857,6 +1060,7 @@ fn regex_problem(error: &regex::Error) -> (String, Option<usize>) {
         .find_map(|l| l.trim().strip_prefix("error: "))
         .map(str::to_owned)
         .unwrap_or_else(|| text.lines().last().unwrap_or_default().to_owned());
-    let offset = text.lines().find(|l| l.trim_start().starts_with('^')).map(|l| l.find('^').unwrap_or(0).saturating_sub(4) + 1);
+    let offset =
+        text.lines().find(|l| l.trim_start().starts_with('^')).map(|l| l.find('^').unwrap_or(0).saturating_sub(4) + 1);
     (what, offset)
 }

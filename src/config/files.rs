@@ -108,10 +108,8 @@ fn collect_embedded(dir: &Dir<'static>, folder: &str, files: &mut BTreeMap<Strin
 
 fn read_dir_into(dir: &Path, prefix: &str, files: &mut BTreeMap<String, String>) -> Result<(), ReadError> {
     let wrap = |path: &Path, source| ReadError { path: path.display().to_string(), source };
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| wrap(dir, e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| wrap(dir, e))?;
+    let mut entries: Vec<_> =
+        std::fs::read_dir(dir).map_err(|e| wrap(dir, e))?.collect::<Result<_, _>>().map_err(|e| wrap(dir, e))?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();

@@ -80,7 +80,12 @@ pub fn load(files: &ConfigFiles) -> Result<CompiledConfig, LoadError> {
         _ => {
             if diagnostics.is_empty() {
                 // the compiler gave up without saying why: a bug, but never a silent success
-                diagnostics.push(Diagnostic::new(Code::Io, "(configuration)", Default::default(), "configuration did not compile"));
+                diagnostics.push(Diagnostic::new(
+                    Code::Io,
+                    "(configuration)",
+                    Default::default(),
+                    "configuration did not compile",
+                ));
             }
             Err(LoadError { diagnostics, files: files.clone() })
         }

@@ -97,11 +97,12 @@ impl Schema {
                     .map(|a| a.iter().map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())).collect())
                     .unwrap_or_default();
                 let found = describe_value(error.instance());
-                let mut diagnostic =
-                    Diagnostic::new(Code::InvalidValue, file, at, format!("{name} cannot be {found}"));
+                let mut diagnostic = Diagnostic::new(Code::InvalidValue, file, at, format!("{name} cannot be {found}"));
                 let typed = error.instance().as_str().unwrap_or_default();
                 diagnostic = match suggest(typed, choices.iter().map(String::as_str)) {
-                    Some(best) => diagnostic.with_help(format!("did you mean `{best}`? (one of: {})", choices.join(", "))),
+                    Some(best) => {
+                        diagnostic.with_help(format!("did you mean `{best}`? (one of: {})", choices.join(", ")))
+                    }
                     None => diagnostic.with_help(format!("use one of: {}", choices.join(", "))),
                 };
                 out.push(diagnostic);
@@ -109,16 +110,16 @@ impl Schema {
             ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
                 // Report the alternative that came closest: the one whose problems are deepest
                 // inside the value (a shallow type mismatch means "not this alternative at all").
-                let best = context
-                    .iter()
-                    .filter(|branch| !branch.is_empty())
-                    .max_by_key(|branch| {
-                        let shallow = branch.iter().all(|e| {
-                            e.instance_path().as_str() == pointer
-                                && matches!(e.kind(), ValidationErrorKind::Type { .. } | ValidationErrorKind::Constant { .. })
-                        });
-                        (!shallow, branch.iter().map(|e| e.instance_path().as_str().len()).max().unwrap_or(0))
+                let best = context.iter().filter(|branch| !branch.is_empty()).max_by_key(|branch| {
+                    let shallow = branch.iter().all(|e| {
+                        e.instance_path().as_str() == pointer
+                            && matches!(
+                                e.kind(),
+                                ValidationErrorKind::Type { .. } | ValidationErrorKind::Constant { .. }
+                            )
                     });
+                    (!shallow, branch.iter().map(|e| e.instance_path().as_str().len()).max().unwrap_or(0))
+                });
                 match best {
                     Some(branch) if branch.iter().any(|e| e.instance_path().as_str() != pointer) => {
                         for inner in branch {
@@ -197,7 +198,8 @@ impl Schema {
     fn field_help(&self, schema_path: &str) -> Option<String> {
         let owner = self.owner(schema_path)?;
         let description = owner.get("description")?.as_str()?;
-        let example = owner.get("examples").and_then(|e| e.get(0)).map(|e| format!(" Example: {e}")).unwrap_or_default();
+        let example =
+            owner.get("examples").and_then(|e| e.get(0)).map(|e| format!(" Example: {e}")).unwrap_or_default();
         Some(format!("{description}{example}"))
     }
 }

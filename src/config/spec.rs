@@ -98,7 +98,7 @@ pub struct ExtractSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum QuerySpec {
-    One(CallSpec),
+    One(Box<CallSpec>),
     Many(Vec<CallSpec>),
 }
 
@@ -106,7 +106,7 @@ impl QuerySpec {
     /// The calls with their JSON pointer suffix relative to the `query` key.
     pub fn calls(&self) -> Vec<(String, &CallSpec)> {
         match self {
-            QuerySpec::One(call) => vec![(String::new(), call)],
+            QuerySpec::One(call) => vec![(String::new(), call.as_ref())],
             QuerySpec::Many(calls) => calls.iter().enumerate().map(|(i, c)| (format!("/{i}"), c)).collect(),
         }
     }

@@ -142,11 +142,8 @@ impl LocatedYaml {
 
     fn walk(&self, pointer: &str, want_key: bool) -> Position {
         let mut current = &self.root;
-        let segments: Vec<String> = pointer
-            .split('/')
-            .skip(1)
-            .map(|s| s.replace("~1", "/").replace("~0", "~"))
-            .collect();
+        let segments: Vec<String> =
+            pointer.split('/').skip(1).map(|s| s.replace("~1", "/").replace("~0", "~")).collect();
         for (i, segment) in segments.iter().enumerate() {
             let last = i + 1 == segments.len();
             match &current.node {

@@ -57,7 +57,8 @@ impl ExtractStep {
         // An answer to "what is its id?" is often just the value: take the whole message when
         // exactly one required slot is still open and nothing else was recognised.
         if state.resumed && pairs.is_empty() {
-            let open: Vec<&SlotDef> = self.open_slots(pipeline, state).into_iter().filter(|s| !errors.contains_key(&s.name)).collect();
+            let open: Vec<&SlotDef> =
+                self.open_slots(pipeline, state).into_iter().filter(|s| !errors.contains_key(&s.name)).collect();
             if let [slot] = open.as_slice() {
                 if slot.kind != SlotKind::Droplet {
                     let message = state.message.clone();
@@ -89,7 +90,8 @@ impl ExtractStep {
     /// Whether the message gives a value for any of this step's slots. The engine uses it to
     /// tell an answer to its question from a change of subject.
     pub fn finds_values(&self, pipeline: &Pipeline, catalogue: &Catalogue, message: &str) -> bool {
-        let keyed = pipeline.parser.parse(message).iter().any(|(key, _)| self.wanted(pipeline).any(|s| s.keys.contains(key)));
+        let keyed =
+            pipeline.parser.parse(message).iter().any(|(key, _)| self.wanted(pipeline).any(|s| s.keys.contains(key)));
         let named = self.wanted(pipeline).any(|s| s.kind == SlotKind::Droplet)
             && catalogue.recognize(message) != Recognition::NotMentioned;
         keyed || named
@@ -97,7 +99,11 @@ impl ExtractStep {
 
     /// Required slots not filled yet, in the order they are listed.
     fn open_slots<'p>(&'p self, pipeline: &'p Pipeline, state: &TurnState) -> Vec<&'p SlotDef> {
-        self.required.iter().filter(|name| !state.slots.contains_key(*name)).filter_map(|name| pipeline.slot(name)).collect()
+        self.required
+            .iter()
+            .filter(|name| !state.slots.contains_key(*name))
+            .filter_map(|name| pipeline.slot(name))
+            .collect()
     }
 
     fn accept(

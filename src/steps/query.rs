@@ -65,9 +65,12 @@ impl QueryStep {
             let ids: Result<Vec<i64>, Outcome> = match &call.target {
                 Target::Droplet(id) => Ok(vec![*id]),
                 Target::FanOut(ids) => Ok(ids.clone()),
-                Target::Slot(slot) => state.slots.get(slot).and_then(Value::as_i64).map(|id| vec![id]).ok_or_else(|| {
-                    Outcome::Failed { kind: FailureKind::UnknownTarget, message: "No droplet was named.".to_owned() }
-                }),
+                Target::Slot(slot) => {
+                    state.slots.get(slot).and_then(Value::as_i64).map(|id| vec![id]).ok_or_else(|| Outcome::Failed {
+                        kind: FailureKind::UnknownTarget,
+                        message: "No droplet was named.".to_owned(),
+                    })
+                }
             };
             match ids {
                 Ok(ids) => {
@@ -107,7 +110,9 @@ impl QueryStep {
         for (call, droplet, endpoint, method, outcome, elapsed) in finished {
             let (status, ok, data, error, relay) = match &outcome {
                 Outcome::Data(data) => ("data", true, data.clone(), Value::Null, Value::Null),
-                Outcome::Dispatched { relay_trace_id } => ("dispatched", false, Value::Null, Value::Null, json!(relay_trace_id)),
+                Outcome::Dispatched { relay_trace_id } => {
+                    ("dispatched", false, Value::Null, Value::Null, json!(relay_trace_id))
+                }
                 Outcome::Failed { kind, message } => {
                     ("failed", false, Value::Null, json!({"kind": kind.as_str(), "message": message}), Value::Null)
                 }
@@ -150,7 +155,14 @@ impl QueryStep {
     }
 }
 
-fn plan(env: &RunEnv<'_>, index: usize, call: &Call, id: i64, params: Map<String, Value>, body: Option<Value>) -> Planned {
+fn plan(
+    env: &RunEnv<'_>,
+    index: usize,
+    call: &Call,
+    id: i64,
+    params: Map<String, Value>,
+    body: Option<Value>,
+) -> Planned {
     let Some(droplet) = env.catalogue.by_id(id) else {
         return Planned {
             call: index,

@@ -60,7 +60,11 @@ impl DropletBackend for FaultyBackend {
     }
 
     fn call(&self, request: DropletRequest) -> BoxFuture<'_, Outcome> {
-        let fault = self.faults.iter().find(|f| f.droplet == request.droplet_id && f.endpoint == request.endpoint).map(|f| f.outcome);
+        let fault = self
+            .faults
+            .iter()
+            .find(|f| f.droplet == request.droplet_id && f.endpoint == request.endpoint)
+            .map(|f| f.outcome);
         match fault {
             None => self.inner.call(request),
             Some(FaultKind::Timeout) => Box::pin(async {
@@ -80,9 +84,9 @@ impl DropletBackend for FaultyBackend {
                     message: format!("The {} refused the request (HTTP 502).", request.droplet_name),
                 }
             }),
-            Some(FaultKind::Dispatched) => {
-                Box::pin(async { Outcome::Dispatched { relay_trace_id: "00000000-0000-4000-8000-000000000000".to_owned() } })
-            }
+            Some(FaultKind::Dispatched) => Box::pin(async {
+                Outcome::Dispatched { relay_trace_id: "00000000-0000-4000-8000-000000000000".to_owned() }
+            }),
         }
     }
 }
@@ -92,7 +96,11 @@ pub fn engine_with(config: Arc<CompiledConfig>, faults: Vec<Fault>, limits: Sess
 }
 
 /// An engine and its session store, for tests that look at what was stored.
-pub fn engine_and_store(config: Arc<CompiledConfig>, faults: Vec<Fault>, limits: SessionLimits) -> (Engine, Arc<MemoryStore>) {
+pub fn engine_and_store(
+    config: Arc<CompiledConfig>,
+    faults: Vec<Fault>,
+    limits: SessionLimits,
+) -> (Engine, Arc<MemoryStore>) {
     let inner = SampleBackend::new(config.catalogue.clone(), config.templates.clone());
     let backend = Arc::new(FaultyBackend { inner, faults });
     let store = Arc::new(MemoryStore::new(limits));
