@@ -10,15 +10,17 @@ use regex::{Regex, RegexBuilder};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::files::{ConfigFiles, CATALOGUE_FILE};
+use super::files::{ConfigFiles, CATALOGUE_FILE, UDC_CONFIG_FILE};
 use super::schema::{suggest, Schema};
 use super::spec::{
     CallSpec, CatalogueSpec, DropletRefSpec, ExtractSpec, FanOutSpec, FormatSpec, PipelineSpec, SlotKindSpec, StepSpec,
+    UdcConfigSpec,
 };
 use super::yaml::LocatedYaml;
-use super::{CompiledConfig, CATALOGUE_SCHEMA, PIPELINE_SCHEMA};
+use super::{CompiledConfig, CATALOGUE_SCHEMA, PIPELINE_SCHEMA, UDC_CONFIG_SCHEMA};
 use crate::catalogue::{Catalogue, Droplet, Endpoint};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Position};
+use crate::identity::Identity;
 use crate::intent::{IntentRules, Resolver};
 use crate::pipeline::{GuardedStep, Pipeline, PipelineTest};
 use crate::slots::{KeyValueParser, SlotDef, SlotKind};
@@ -81,7 +83,10 @@ impl<'a> Compiler<'a> {
         let mut templates = Templates::new();
         self.add_templates(&mut templates);
 
+        let udc_schema = self.schema("schemas/udc_config.schema.json", UDC_CONFIG_SCHEMA)?;
+
         let catalogue = self.catalogue(&catalogue_schema, &templates);
+        let identity = catalogue.as_ref().and_then(|c| self.identity(&udc_schema, c));
 
         let mut pipelines = Vec::new();
         let pipeline_files: Vec<(String, String)> =
@@ -105,6 +110,7 @@ impl<'a> Compiler<'a> {
         self.across_pipelines(&documents);
 
         let catalogue = catalogue?;
+        let identity = identity?;
         let fallback = pipelines.iter().find(|(_, p, _, _)| p.fallback).map(|(_, p, _, _)| p.intent.clone())?;
         let mut rules = Vec::new();
         for (file, pipeline, priority, spec) in &pipelines {
@@ -141,6 +147,7 @@ impl<'a> Compiler<'a> {
             intents_value,
             pipelines,
             catalogue: Arc::new(catalogue),
+            identity,
             templates: Arc::new(templates),
             origin: self.files.origin.clone(),
         })
@@ -295,6 +302,61 @@ impl<'a> Compiler<'a> {
             });
         }
         Some(Catalogue { droplets })
+    }
+
+    /// `udc_config.json`: schema, and every droplet number it names must be in the catalogue.
+    fn identity(&mut self, schema: &Schema, catalogue: &Catalogue) -> Option<Identity> {
+        let Some(text) = self.files.get(UDC_CONFIG_FILE) else {
+            self.report(
+                Diagnostic::new(Code::Io, UDC_CONFIG_FILE, Position::default(), "udc_config.json is missing")
+                    .with_help(
+                    "create udc_config.json at the root with this droplet's identity, capabilities and dependencies",
+                ),
+            );
+            return None;
+        };
+        let (document, spec) = self.parse::<UdcConfigSpec>(UDC_CONFIG_FILE, text, schema)?;
+        let named = std::iter::once((spec.droplet.id, "/droplet/id".to_owned()))
+            .chain(
+                spec.dependencies
+                    .required
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| (*id, format!("/dependencies/required/{i}"))),
+            )
+            .chain(
+                spec.dependencies
+                    .optional
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| (*id, format!("/dependencies/optional/{i}"))),
+            );
+        let mut ok = true;
+        for (id, pointer) in named {
+            if catalogue.by_id(id).is_none() {
+                ok = false;
+                self.report(
+                    Diagnostic::new(
+                        Code::UnknownDroplet,
+                        UDC_CONFIG_FILE,
+                        document.at(&pointer),
+                        format!("droplet {id} is not in the catalogue"),
+                    )
+                    .with_help(format!("known droplets: {}", catalogue.names().join(", "))),
+                );
+            }
+        }
+        ok.then(|| Identity {
+            id: spec.droplet.id,
+            name: spec.droplet.name,
+            steward: spec.droplet.steward,
+            endpoint: spec.droplet.endpoint,
+            udc_version: spec.droplet.udc_version,
+            features: spec.capabilities.features,
+            supported_sources: spec.capabilities.supported_sources,
+            required: spec.dependencies.required,
+            optional: spec.dependencies.optional,
+        })
     }
 
     fn regexes(&mut self, document: &Document, pointer: &str, patterns: &[String]) -> Vec<Regex> {

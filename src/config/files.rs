@@ -24,6 +24,11 @@ pub const CONFIG_FOLDERS: [&str; 4] = ["pipelines", "templates", "schemas", "cat
 /// Path of the droplet catalogue relative to the root.
 pub const CATALOGUE_FILE: &str = "catalogue/droplets.yaml";
 
+/// This droplet's UDC identity, at the root of the repository.
+pub const UDC_CONFIG_FILE: &str = "udc_config.json";
+
+static EMBEDDED_UDC_CONFIG: &str = include_str!("../../udc_config.json");
+
 /// Text files by path relative to the configuration root, always with `/` separators.
 #[derive(Debug, Clone, Default)]
 pub struct ConfigFiles {
@@ -47,6 +52,7 @@ impl ConfigFiles {
         for (folder, dir) in &EMBEDDED {
             collect_embedded(dir, folder, &mut files);
         }
+        files.insert(UDC_CONFIG_FILE.to_owned(), EMBEDDED_UDC_CONFIG.to_owned());
         ConfigFiles { files, origin: "embedded".to_owned() }
     }
 
@@ -59,6 +65,12 @@ impl ConfigFiles {
             if dir.is_dir() {
                 read_dir_into(&dir, folder, &mut files)?;
             }
+        }
+        let udc_config = root.join(UDC_CONFIG_FILE);
+        if udc_config.is_file() {
+            let text = std::fs::read_to_string(&udc_config)
+                .map_err(|source| ReadError { path: udc_config.display().to_string(), source })?;
+            files.insert(UDC_CONFIG_FILE.to_owned(), text);
         }
         Ok(ConfigFiles { files, origin: root.display().to_string() })
     }

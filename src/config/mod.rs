@@ -12,11 +12,12 @@ mod yaml;
 
 use std::sync::Arc;
 
-pub use files::{ConfigFiles, ReadError, CATALOGUE_FILE, CONFIG_FOLDERS};
+pub use files::{ConfigFiles, ReadError, CATALOGUE_FILE, CONFIG_FOLDERS, UDC_CONFIG_FILE};
 pub use schema::suggest;
 
 use crate::catalogue::Catalogue;
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
+use crate::identity::Identity;
 use crate::intent::Resolver;
 use crate::pipeline::Pipeline;
 use crate::template::Templates;
@@ -25,6 +26,7 @@ use crate::template::Templates;
 /// compiled in rather than read from the configuration being checked.
 pub const PIPELINE_SCHEMA: &str = include_str!("../../schemas/pipeline.schema.json");
 pub const CATALOGUE_SCHEMA: &str = include_str!("../../schemas/catalogue.schema.json");
+pub const UDC_CONFIG_SCHEMA: &str = include_str!("../../schemas/udc_config.schema.json");
 
 /// One immutable, fully checked version of the configuration. The engine holds it behind an
 /// `Arc`; a turn uses exactly one version from start to end.
@@ -34,6 +36,8 @@ pub struct CompiledConfig {
     pub pipelines: Vec<Pipeline>,
     pub resolver: Resolver,
     pub catalogue: Arc<Catalogue>,
+    /// This droplet's UDC identity (`udc_config.json`).
+    pub identity: Identity,
     pub templates: Arc<Templates>,
     /// Template globals, built once.
     pub droplets_value: minijinja::Value,

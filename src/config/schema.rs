@@ -137,6 +137,18 @@ impl Schema {
                     ),
                 }
             }
+            ValidationErrorKind::Pattern { pattern } => {
+                let mut diagnostic = Diagnostic::new(
+                    Code::InvalidValue,
+                    file,
+                    at,
+                    format!("{name} has the wrong form: {} does not match `{pattern}`", describe_value(error.instance())),
+                );
+                if let Some(help) = self.field_help(&schema_path) {
+                    diagnostic = diagnostic.with_help(help);
+                }
+                out.push(diagnostic);
+            }
             _ => {
                 let mut diagnostic =
                     Diagnostic::new(Code::InvalidValue, file, at, format!("{name} is not allowed: {error}"));

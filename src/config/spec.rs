@@ -200,3 +200,39 @@ pub struct EndpointSpec {
     #[serde(default)]
     pub sample: Option<Value>,
 }
+
+/// `udc_config.json` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UdcConfigSpec {
+    /// Only for editors; accepted and ignored.
+    #[serde(default, rename = "$schema")]
+    pub _schema: Option<String>,
+    pub droplet: UdcDropletSpec,
+    pub capabilities: UdcCapabilitiesSpec,
+    pub dependencies: UdcDependenciesSpec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UdcDropletSpec {
+    pub id: i64,
+    pub name: String,
+    pub steward: String,
+    pub endpoint: String,
+    pub udc_version: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UdcCapabilitiesSpec {
+    pub features: Vec<String>,
+    pub supported_sources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UdcDependenciesSpec {
+    pub required: Vec<i64>,
+    pub optional: Vec<i64>,
+}
