@@ -346,7 +346,7 @@ impl<'a> Compiler<'a> {
                 );
             }
         }
-        ok.then(|| Identity {
+        ok.then_some(Identity {
             id: spec.droplet.id,
             name: spec.droplet.name,
             steward: spec.droplet.steward,

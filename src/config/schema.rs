@@ -142,7 +142,10 @@ impl Schema {
                     Code::InvalidValue,
                     file,
                     at,
-                    format!("{name} has the wrong form: {} does not match `{pattern}`", describe_value(error.instance())),
+                    format!(
+                        "{name} has the wrong form: {} does not match `{pattern}`",
+                        describe_value(error.instance())
+                    ),
                 );
                 if let Some(help) = self.field_help(&schema_path) {
                     diagnostic = diagnostic.with_help(help);
