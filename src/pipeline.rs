@@ -23,6 +23,8 @@ pub struct Pipeline {
     pub examples: Vec<String>,
     pub fallback: bool,
     pub interrupts: bool,
+    /// Shown in the `intents` template variable (help and fallback replies).
+    pub listed: bool,
     /// In declaration order.
     pub slots: Vec<SlotDef>,
     pub parser: KeyValueParser,

@@ -36,6 +36,7 @@ struct Exchange {
 
 #[test]
 fn conversations() {
+    let covered = std::sync::Mutex::new(std::collections::BTreeSet::new());
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().expect("runtime");
     insta::glob!("fixtures/conversations/*.yaml", |path| {
@@ -51,6 +52,7 @@ fn conversations() {
                     if channel == Channel::Voice {
                         assert!(speech::is_speakable(&reply.text), "voice reply is not plain speech: {:?}", reply.text);
                     }
+                    covered.lock().expect("not poisoned").insert(reply.intent.clone());
                     out.push(Exchange {
                         say: turn.say.clone(),
                         intent: reply.intent,
@@ -63,4 +65,10 @@ fn conversations() {
             insta::assert_yaml_snapshot!(channel.as_str(), exchanges);
         }
     });
+    // every shipped intent is exercised by at least one conversation
+    let covered = covered.into_inner().expect("not poisoned");
+    let config = common::compiled();
+    let uncovered: Vec<&str> =
+        config.pipelines.iter().map(|p| p.intent.as_str()).filter(|intent| !covered.contains(*intent)).collect();
+    assert!(uncovered.is_empty(), "intents no conversation fixture reaches: {uncovered:?}");
 }

@@ -137,7 +137,7 @@ impl<'a> Compiler<'a> {
         let intents_value = crate::template::to_value(
             pipelines
                 .iter()
-                .filter(|p| !p.fallback && !p.interrupts)
+                .filter(|p| p.listed && !p.fallback && !p.interrupts)
                 .map(|p| serde_json::json!({"id": p.intent, "description": p.description, "examples": p.examples}))
                 .collect::<Vec<_>>(),
         );
@@ -496,6 +496,7 @@ impl<'a> Compiler<'a> {
             examples: spec.examples.clone(),
             fallback: spec.fallback,
             interrupts: spec.interrupts,
+            listed: spec.listed,
             slots,
             parser,
             steps,

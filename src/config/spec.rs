@@ -24,12 +24,18 @@ pub struct PipelineSpec {
     pub fallback: bool,
     #[serde(default)]
     pub interrupts: bool,
+    #[serde(default = "listed_by_default")]
+    pub listed: bool,
     /// In file order (the order slots are asked for).
     #[serde(default)]
     pub slots: IndexMap<String, SlotSpec>,
     pub steps: Vec<StepSpec>,
     #[serde(default)]
     pub tests: Vec<TestSpec>,
+}
+
+fn listed_by_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
