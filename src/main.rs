@@ -12,7 +12,15 @@ use chat_orchestrator::session::MemoryStore;
 use chat_orchestrator::settings::Settings;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
+    // start-up errors are for operators: one plain line, no backtrace
+    if let Err(error) = serve().await {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     tracing_subscriber::fmt()
         .with_env_filter(
