@@ -112,6 +112,11 @@ impl SampleBackend {
         SampleBackend { catalogue, templates }
     }
 
+    /// Builds a sample backend for each configuration the engine installs.
+    pub fn factory() -> crate::engine::BackendFactory {
+        Box::new(|config| Arc::new(SampleBackend::new(config.catalogue.clone(), config.templates.clone())))
+    }
+
     fn answer(&self, request: &DropletRequest) -> Outcome {
         let Some(droplet) = self.catalogue.by_id(request.droplet_id) else {
             return Outcome::Failed {

@@ -5,8 +5,10 @@
 //! the very same engine. A turn takes one configuration version at its start and uses only that
 //! version, and holds its session's lease from start to commit (see `session`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -56,9 +58,24 @@ const RENDER_FAILURE_CHAT: &str =
 const RENDER_FAILURE_VOICE: &str =
     "Sorry, something went wrong while preparing that answer. Your message was kept. Please try again in a moment.";
 
+/// One configuration version together with the droplet backend built for it. The bundled
+/// sample backend answers from the configuration's catalogue, so the two are swapped as a pair
+/// and a turn sees one of each, never a mix.
+pub struct Runtime {
+    pub config: Arc<CompiledConfig>,
+    pub backend: Arc<dyn DropletBackend>,
+    /// Increases by one with every configuration installed, starting at 1.
+    pub version: u64,
+}
+
+/// Builds the droplet backend for a configuration (a long-lived mesh adapter simply returns
+/// itself; the sample backend is built from the configuration's catalogue).
+pub type BackendFactory = Box<dyn Fn(&Arc<CompiledConfig>) -> Arc<dyn DropletBackend> + Send + Sync>;
+
 pub struct Engine {
-    config: Arc<CompiledConfig>,
-    backend: Arc<dyn DropletBackend>,
+    current: ArcSwap<Runtime>,
+    backends: BackendFactory,
+    versions: AtomicU64,
     sessions: Arc<dyn SessionStore>,
     max_history: usize,
 }
@@ -77,25 +94,34 @@ struct Plan {
 impl Engine {
     pub fn new(
         config: Arc<CompiledConfig>,
-        backend: Arc<dyn DropletBackend>,
+        backends: BackendFactory,
         sessions: Arc<dyn SessionStore>,
         max_history: usize,
     ) -> Self {
-        Engine { config, backend, sessions, max_history }
+        let backend = backends(&config);
+        let first = Runtime { config, backend, version: 1 };
+        Engine { current: ArcSwap::from_pointee(first), backends, versions: AtomicU64::new(1), sessions, max_history }
     }
 
-    pub fn config(&self) -> &Arc<CompiledConfig> {
-        &self.config
+    /// The configuration version turns start on now.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.current.load_full()
     }
 
-    pub fn backend_name(&self) -> &str {
-        self.backend.name()
+    /// Makes `config` the version every new turn uses; turns in flight finish on theirs.
+    /// Returns the new version number.
+    pub fn install(&self, config: Arc<CompiledConfig>) -> u64 {
+        let version = self.versions.fetch_add(1, Ordering::SeqCst) + 1;
+        let backend = (self.backends)(&config);
+        self.current.store(Arc::new(Runtime { config, backend, version }));
+        version
     }
 
     /// Runs one turn to a reply. Only a session store failure is an error: everything that goes
     /// wrong inside the pipeline still yields a reply and keeps the user's message.
     pub async fn handle(&self, turn: Turn) -> Result<Reply, TurnError> {
-        let config = self.config.clone();
+        let runtime = self.runtime();
+        let config = &runtime.config;
         let session_id = turn.session_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let mut lease = self.sessions.lease(&session_id).await?;
         let session = lease.session();
@@ -107,7 +133,7 @@ impl Engine {
         );
 
         let previous_pending = session.pending.take();
-        let plan = self.plan(&config, &turn.text, previous_pending.clone());
+        let plan = self.plan(config, &turn.text, previous_pending.clone());
         let Some(pipeline) = config.pipeline(&plan.intent) else {
             // the resolver only names compiled intents: reaching this is a bug, reported as one
             return Err(TurnError::UnknownIntent(plan.intent));
@@ -115,7 +141,7 @@ impl Engine {
         let env = RunEnv {
             templates: &config.templates,
             catalogue: &config.catalogue,
-            backend: self.backend.as_ref(),
+            backend: runtime.backend.as_ref(),
             droplets: &config.droplets_value,
             intents: &config.intents_value,
             trace_id: &turn.trace_id,
@@ -129,7 +155,8 @@ impl Engine {
             cleared: plan.cleared,
             trace: TurnTrace {
                 intent: plan.why,
-                backend: self.backend.name().to_owned(),
+                backend: runtime.backend.name().to_owned(),
+                config_version: runtime.version,
                 notes: plan.notes,
                 ..TurnTrace::default()
             },

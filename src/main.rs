@@ -44,14 +44,14 @@ async fn serve() -> anyhow::Result<()> {
     };
     tracing::info!(origin = %compiled.origin, pipelines = compiled.pipelines.len(), droplets = compiled.catalogue.droplets.len(), "configuration loaded");
 
-    let backend = Arc::new(SampleBackend::new(compiled.catalogue.clone(), compiled.templates.clone()));
     tracing::warn!(
         backend = SampleBackend::NAME,
         "no Orchestrator configured: droplet answers come from the bundled sample data"
     );
     let sessions = Arc::new(MemoryStore::new(settings.sessions));
     sessions.spawn_sweeper(Duration::from_secs(60));
-    let engine = Arc::new(Engine::new(Arc::new(compiled), backend, sessions, settings.sessions.max_history));
+    let engine =
+        Arc::new(Engine::new(Arc::new(compiled), SampleBackend::factory(), sessions, settings.sessions.max_history));
 
     let address = (settings.host, settings.port);
     let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {

@@ -20,6 +20,8 @@ pub struct TurnTrace {
     pub templates: Vec<String>,
     /// Where droplet data came from (e.g. `fallback-data` for the bundled samples).
     pub backend: String,
+    /// The configuration version that answered (it changes on every successful reload).
+    pub config_version: u64,
     /// Anything else worth knowing (an abandoned pending action, a render failure).
     pub notes: Vec<String>,
 }

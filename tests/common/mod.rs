@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chat_orchestrator::backend::{DropletBackend, DropletRequest, FailureKind, Outcome, SampleBackend};
 use chat_orchestrator::config::{self, CompiledConfig, ConfigFiles};
-use chat_orchestrator::engine::{Engine, Reply, Turn};
+use chat_orchestrator::engine::{BackendFactory, Engine, Reply, Turn};
 use chat_orchestrator::session::{Channel, MemoryStore, SessionLimits};
 use futures::future::BoxFuture;
 use serde::Deserialize;
@@ -101,10 +101,12 @@ pub fn engine_and_store(
     faults: Vec<Fault>,
     limits: SessionLimits,
 ) -> (Engine, Arc<MemoryStore>) {
-    let inner = SampleBackend::new(config.catalogue.clone(), config.templates.clone());
-    let backend = Arc::new(FaultyBackend { inner, faults });
+    let factory: BackendFactory = Box::new(move |config| {
+        let inner = SampleBackend::new(config.catalogue.clone(), config.templates.clone());
+        Arc::new(FaultyBackend { inner, faults: faults.clone() })
+    });
     let store = Arc::new(MemoryStore::new(limits));
-    (Engine::new(config, backend, store.clone(), limits.max_history), store)
+    (Engine::new(config, factory, store.clone(), limits.max_history), store)
 }
 
 pub fn engine(faults: Vec<Fault>) -> Engine {
