@@ -26,6 +26,7 @@ pub mod catalogue;
 pub mod config;
 pub mod diagnostic;
 pub mod engine;
+pub mod fixture;
 pub mod identity;
 pub mod intent;
 pub mod pipeline;
