@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 /// Stable identifiers of configuration problems. The text of a message may improve; a code
 /// never changes meaning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Code {
     /// A file could not be read.
     Io,
@@ -96,6 +96,12 @@ impl Code {
             Code::UnreachableStep => "E_UNREACHABLE_STEP",
             Code::UnknownTestIntent => "E_UNKNOWN_TEST_INTENT",
         }
+    }
+}
+
+impl serde::Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 

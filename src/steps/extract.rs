@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use super::{ReplyTemplates, StepError};
 use crate::catalogue::{Catalogue, Recognition};
@@ -17,9 +17,69 @@ pub struct ExtractStep {
     pub ask: ReplyTemplates,
 }
 
+/// What a message contributed to the slots.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Filled {
+    /// Slot name → why the value given is not acceptable (the slot stays empty).
+    pub errors: BTreeMap<String, String>,
+    /// Required slots still empty, in the order listed.
+    pub missing: Vec<String>,
+}
+
 impl ExtractStep {
     fn wanted<'p>(&'p self, pipeline: &'p Pipeline) -> impl Iterator<Item = &'p SlotDef> + 'p {
         self.required.iter().chain(&self.optional).filter_map(|name| pipeline.slot(name))
+    }
+
+    /// Reads slot values from `message` into `slots`. Pure: the engine and `explain` share it.
+    ///
+    /// `resumed` says the message answers a question this step asked; then a message that is
+    /// just a value fills the one required slot still open.
+    pub fn fill(
+        &self,
+        pipeline: &Pipeline,
+        catalogue: &Catalogue,
+        message: &str,
+        resumed: bool,
+        slots: &mut Map<String, Value>,
+    ) -> Filled {
+        let mut errors: BTreeMap<String, String> = BTreeMap::new();
+        let pairs = pipeline.parser.parse(message);
+        let mut given: Vec<&str> = Vec::new();
+
+        for (key, raw) in &pairs {
+            let Some(slot) = self.wanted(pipeline).find(|s| s.keys.contains(key)) else { continue };
+            given.push(&slot.name);
+            accept(slot, raw, catalogue, slots, &mut errors);
+        }
+
+        for slot in self.wanted(pipeline).filter(|s| s.kind == SlotKind::Droplet && !given.contains(&s.name.as_str())) {
+            match catalogue.recognize(message) {
+                Recognition::Found(id) => {
+                    slots.insert(slot.name.clone(), json!(id));
+                    errors.remove(&slot.name);
+                }
+                Recognition::UnknownNumber(number) => {
+                    slots.remove(&slot.name);
+                    errors.insert(slot.name.clone(), format!("number {number} is not in the catalogue"));
+                }
+                Recognition::NotMentioned => {}
+            }
+        }
+
+        // An answer to "what is its id?" is often just the value: take the whole message when
+        // exactly one required slot is still open and nothing else was recognised.
+        if resumed && pairs.is_empty() {
+            let open: Vec<&SlotDef> = self.open_slots(pipeline, slots).into_iter().filter(|s| !errors.contains_key(&s.name)).collect();
+            if let [slot] = open.as_slice() {
+                if slot.kind != SlotKind::Droplet {
+                    accept(slot, message, catalogue, slots, &mut errors);
+                }
+            }
+        }
+
+        let missing = self.open_slots(pipeline, slots).into_iter().map(|s| s.name.clone()).collect();
+        Filled { errors, missing }
     }
 
     /// Fills what the message gives. Returns a question when required slots are still missing.
@@ -30,59 +90,24 @@ impl ExtractStep {
         state: &mut TurnState,
         index: usize,
     ) -> Result<Option<Flow>, StepError> {
-        let mut errors: BTreeMap<String, String> = BTreeMap::new();
-        let pairs = pipeline.parser.parse(&state.message);
-        let mut given: Vec<String> = Vec::new();
-
-        for (key, raw) in &pairs {
-            let Some(slot) = self.wanted(pipeline).find(|s| s.keys.contains(key)) else { continue };
-            given.push(slot.name.clone());
-            self.accept(slot, raw, env.catalogue, state, &mut errors);
+        let filled = self.fill(pipeline, env.catalogue, &state.message, state.resumed, &mut state.slots);
+        if filled.missing.is_empty() {
+            return Ok(None);
         }
-
-        for slot in self.wanted(pipeline).filter(|s| s.kind == SlotKind::Droplet && !given.contains(&s.name)) {
-            match env.catalogue.recognize(&state.message) {
-                Recognition::Found(id) => {
-                    state.slots.insert(slot.name.clone(), json!(id));
-                    errors.remove(&slot.name);
-                }
-                Recognition::UnknownNumber(number) => {
-                    state.slots.remove(&slot.name);
-                    errors.insert(slot.name.clone(), format!("number {number} is not in the catalogue"));
-                }
-                Recognition::NotMentioned => {}
-            }
-        }
-
-        // An answer to "what is its id?" is often just the value: take the whole message when
-        // exactly one required slot is still open and nothing else was recognised.
-        if state.resumed && pairs.is_empty() {
-            let open: Vec<&SlotDef> =
-                self.open_slots(pipeline, state).into_iter().filter(|s| !errors.contains_key(&s.name)).collect();
-            if let [slot] = open.as_slice() {
-                if slot.kind != SlotKind::Droplet {
-                    let message = state.message.clone();
-                    self.accept(slot, &message, env.catalogue, state, &mut errors);
-                }
-            }
-        }
-
-        let missing: Vec<serde_json::Value> = self
-            .open_slots(pipeline, state)
-            .into_iter()
+        let missing: Vec<Value> = filled
+            .missing
+            .iter()
+            .filter_map(|name| pipeline.slot(name))
             .map(|slot| {
                 json!({
                     "name": slot.name,
                     "prompt": slot.prompt,
                     "example": slot.example,
-                    "error": errors.get(&slot.name),
+                    "error": filled.errors.get(&slot.name),
                     "type": slot.kind,
                 })
             })
             .collect();
-        if missing.is_empty() {
-            return Ok(None);
-        }
         let text = self.ask.render(pipeline, env, state, Some(("missing", crate::template::to_value(&missing))))?;
         Ok(Some(Flow::Ask { text, step: index }))
     }
@@ -90,40 +115,37 @@ impl ExtractStep {
     /// Whether the message gives a value for any of this step's slots. The engine uses it to
     /// tell an answer to its question from a change of subject.
     pub fn finds_values(&self, pipeline: &Pipeline, catalogue: &Catalogue, message: &str) -> bool {
-        let keyed =
-            pipeline.parser.parse(message).iter().any(|(key, _)| self.wanted(pipeline).any(|s| s.keys.contains(key)));
+        let keyed = pipeline.parser.parse(message).iter().any(|(key, _)| self.wanted(pipeline).any(|s| s.keys.contains(key)));
         let named = self.wanted(pipeline).any(|s| s.kind == SlotKind::Droplet)
             && catalogue.recognize(message) != Recognition::NotMentioned;
         keyed || named
     }
 
     /// Required slots not filled yet, in the order they are listed.
-    fn open_slots<'p>(&'p self, pipeline: &'p Pipeline, state: &TurnState) -> Vec<&'p SlotDef> {
-        self.required
-            .iter()
-            .filter(|name| !state.slots.contains_key(*name))
-            .filter_map(|name| pipeline.slot(name))
-            .collect()
+    fn open_slots<'p>(&'p self, pipeline: &'p Pipeline, slots: &Map<String, Value>) -> Vec<&'p SlotDef> {
+        self.required.iter().filter(|name| !slots.contains_key(*name)).filter_map(|name| pipeline.slot(name)).collect()
     }
 
-    fn accept(
-        &self,
-        slot: &SlotDef,
-        raw: &str,
-        catalogue: &Catalogue,
-        state: &mut TurnState,
-        errors: &mut BTreeMap<String, String>,
-    ) {
-        match slot.coerce(raw, catalogue) {
-            Ok(value) => {
-                state.slots.insert(slot.name.clone(), value);
-                errors.remove(&slot.name);
-            }
-            Err(problem) => {
-                // a wrong new value replaces an old one: the user meant to change it
-                state.slots.remove(&slot.name);
-                errors.insert(slot.name.clone(), problem);
-            }
+    /// One line for `explain`: what the step collects.
+    pub fn describe(&self) -> String {
+        let mut text = format!("extract required [{}]", self.required.join(", "));
+        if !self.optional.is_empty() {
+            text.push_str(&format!(", optional [{}]", self.optional.join(", ")));
+        }
+        text
+    }
+}
+
+fn accept(slot: &SlotDef, raw: &str, catalogue: &Catalogue, slots: &mut Map<String, Value>, errors: &mut BTreeMap<String, String>) {
+    match slot.coerce(raw, catalogue) {
+        Ok(value) => {
+            slots.insert(slot.name.clone(), value);
+            errors.remove(&slot.name);
+        }
+        Err(problem) => {
+            // a wrong new value replaces an old one: the user meant to change it
+            slots.remove(&slot.name);
+            errors.insert(slot.name.clone(), problem);
         }
     }
 }

@@ -19,6 +19,13 @@ pub struct ReplyTemplates {
     pub voice: String,
 }
 
+impl FormatStep {
+    /// One line for `explain`.
+    pub fn describe(&self) -> String {
+        format!("format with {} (chat) / {} (voice)", self.templates.chat, self.templates.voice)
+    }
+}
+
 impl ReplyTemplates {
     pub fn for_channel(&self, channel: Channel) -> &str {
         match channel {

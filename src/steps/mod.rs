@@ -7,7 +7,7 @@ mod extract;
 mod format;
 mod query;
 
-pub use extract::ExtractStep;
+pub use extract::{ExtractStep, Filled};
 pub use format::{FormatStep, ReplyTemplates};
 pub use query::{Call, QueryStep, Target, DEFAULT_CALL_TIMEOUT};
 
@@ -21,6 +21,15 @@ pub enum Step {
 }
 
 impl Step {
+    /// One line saying what the step does, for `explain`.
+    pub fn describe(&self, catalogue: &crate::catalogue::Catalogue) -> String {
+        match self {
+            Step::Extract(step) => step.describe(),
+            Step::Query(step) => step.describe(catalogue),
+            Step::Format(step) => step.describe(),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Step::Extract(_) => "extract",

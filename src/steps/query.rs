@@ -155,6 +155,34 @@ impl QueryStep {
     }
 }
 
+impl QueryStep {
+    /// One line for `explain`: who is asked what, under which names.
+    pub fn describe(&self, catalogue: &crate::catalogue::Catalogue) -> String {
+        let calls: Vec<String> = self
+            .calls
+            .iter()
+            .map(|call| {
+                let who = match &call.target {
+                    Target::Droplet(id) => {
+                        let droplet = catalogue.by_id(*id);
+                        let method = call
+                            .method
+                            .clone()
+                            .or_else(|| droplet.and_then(|d| d.endpoint(&call.endpoint)).map(|e| e.method.clone()))
+                            .unwrap_or_default();
+                        let name = droplet.map(|d| d.name.clone()).unwrap_or_else(|| format!("droplet {id}"));
+                        format!("{name} {method} {}", call.endpoint)
+                    }
+                    Target::Slot(slot) => format!("the droplet in slot `{slot}`, {}", call.endpoint),
+                    Target::FanOut(ids) => format!("{} droplets at once, {}", ids.len(), call.endpoint),
+                };
+                format!("{who} as `{}`", call.name)
+            })
+            .collect();
+        format!("query {}", calls.join("; "))
+    }
+}
+
 fn plan(
     env: &RunEnv<'_>,
     index: usize,
