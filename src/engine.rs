@@ -5,7 +5,6 @@
 //! the very same engine. A turn takes one configuration version at its start and uses only that
 //! version, and holds its session's lease from start to commit (see `session`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -15,7 +14,7 @@ use time::OffsetDateTime;
 
 use crate::backend::DropletBackend;
 use crate::config::CompiledConfig;
-use crate::intent::{Resolution, PATTERN_SCORE};
+use crate::intent::{Evidence, Resolution};
 use crate::pipeline::{Flow, RunEnv, TurnState};
 use crate::session::{Channel, Message, Pending, Role, SessionStore, StoreError};
 use crate::steps::Step;
@@ -75,7 +74,8 @@ pub type BackendFactory = Box<dyn Fn(&Arc<CompiledConfig>) -> Arc<dyn DropletBac
 pub struct Engine {
     current: ArcSwap<Runtime>,
     backends: BackendFactory,
-    versions: AtomicU64,
+    /// Serialises installs so versions go live in the order they are numbered.
+    installing: std::sync::Mutex<u64>,
     sessions: Arc<dyn SessionStore>,
     max_history: usize,
 }
@@ -100,7 +100,7 @@ impl Engine {
     ) -> Self {
         let backend = backends(&config);
         let first = Runtime { config, backend, version: 1 };
-        Engine { current: ArcSwap::from_pointee(first), backends, versions: AtomicU64::new(1), sessions, max_history }
+        Engine { current: ArcSwap::from_pointee(first), backends, installing: std::sync::Mutex::new(1), sessions, max_history }
     }
 
     /// The configuration version turns start on now.
@@ -111,10 +111,11 @@ impl Engine {
     /// Makes `config` the version every new turn uses; turns in flight finish on theirs.
     /// Returns the new version number.
     pub fn install(&self, config: Arc<CompiledConfig>) -> u64 {
-        let version = self.versions.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut last = self.installing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *last += 1;
         let backend = (self.backends)(&config);
-        self.current.store(Arc::new(Runtime { config, backend, version }));
-        version
+        self.current.store(Arc::new(Runtime { config, backend, version: *last }));
+        *last
     }
 
     /// Runs one turn to a reply. Only a session store failure is an error: everything that goes
@@ -164,7 +165,12 @@ impl Engine {
         let text = match pipeline.run(&env, &mut state, plan.start).await {
             Ok(Flow::Reply(text)) => text,
             Ok(Flow::Ask { text, step }) => {
-                session.pending = Some(Pending { intent: pipeline.intent.clone(), step, slots: state.slots.clone() });
+                session.pending = Some(Pending {
+                    intent: pipeline.intent.clone(),
+                    step,
+                    slots: state.slots.clone(),
+                    fingerprint: pipeline.fingerprint,
+                });
                 text
             }
             Err(error) => {
@@ -232,16 +238,17 @@ impl Engine {
             let cleared = json!({"intent": pipeline.intent, "description": pipeline.description});
             return fresh(interrupt, Vec::new(), Some(cleared));
         }
-        let Some(Step::Extract(extract)) = pipeline.steps.get(pending.step).map(|s| &s.step) else {
-            let note = format!("dropped the pending `{}` action: its pipeline changed", pending.intent);
-            return fresh(config.resolver.resolve(text), vec![note], None);
+        let step = pipeline.steps.get(pending.step).map(|s| &s.step);
+        let extract = match step {
+            Some(Step::Extract(extract)) if pending.fingerprint == pipeline.fingerprint => extract,
+            _ => {
+                let note = format!("dropped the pending `{}` action: its pipeline changed since the question", pending.intent);
+                return fresh(config.resolver.resolve(text), vec![note], None);
+            }
         };
-        if !extract.finds_values(pipeline, &config.catalogue, text) {
+        if !extract.answers(pipeline, &config.catalogue, text) {
             let other = config.resolver.resolve(text);
-            if other.intent != pending.intent
-                && other.intent != config.resolver.fallback()
-                && other.score >= PATTERN_SCORE
-            {
+            if other.intent != pending.intent && other.evidence == Some(Evidence::Pattern) {
                 let note =
                     format!("left the unfinished `{}` action: the message asked for something else", pending.intent);
                 return fresh(other, vec![note], None);

@@ -53,27 +53,28 @@ impl IntentRules {
         if self.none.iter().any(|r| r.is_match(text)) {
             return None;
         }
-        let mut best: Option<(f64, String)> = None;
-        let mut consider = |score: f64, reason: String| {
-            if score > 0.0 && best.as_ref().is_none_or(|(s, _)| score > *s) {
-                best = Some((score, reason));
+        let mut best: Option<(f64, Evidence, String)> = None;
+        let mut consider = |score: f64, evidence: Evidence, reason: String| {
+            if score > 0.0 && best.as_ref().is_none_or(|(s, _, _)| score > *s) {
+                best = Some((score, evidence, reason));
             }
         };
         if self.all.iter().all(|r| r.is_match(text)) {
             if let Some((regex, found)) = self.any.iter().find_map(|r| r.find(text).map(|m| (r, m.as_str()))) {
-                consider(PATTERN_SCORE, format!("pattern `{}` matched \"{}\"", regex.as_str(), found));
+                consider(PATTERN_SCORE, Evidence::Pattern, format!("pattern `{}` matched \"{}\"", regex.as_str(), found));
             }
         }
         for (example, example_words) in &self.examples {
             let similarity = dice(words, example_words);
             consider(
                 similarity * EXAMPLE_WEIGHT,
+                Evidence::Example,
                 format!("similar to example \"{example}\" ({:.0}%)", similarity * 100.0),
             );
         }
         let hits: Vec<&str> = self.keywords.iter().filter(|k| words.contains(k.as_str())).map(String::as_str).collect();
         let bonus = (hits.len() as f64 * KEYWORD_BONUS).min(KEYWORD_CAP);
-        let (base, reason) = best.unwrap_or((0.0, String::new()));
+        let (base, evidence, reason) = best.unwrap_or((0.0, Evidence::Keywords, String::new()));
         let score = base + bonus;
         if score <= 0.0 {
             return None;
@@ -83,8 +84,20 @@ impl IntentRules {
             (false, false) => format!("{reason}; keywords {}", hits.join(", ")),
             (true, _) => format!("keywords {}", hits.join(", ")),
         };
-        Some(Candidate { intent: self.intent.clone(), score: round(score), reason })
+        Some(Candidate { intent: self.intent.clone(), score: round(score), evidence, priority: self.priority, reason })
     }
+}
+
+/// What gave an intent its score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Evidence {
+    /// A `match.any` pattern (with every `match.all`) matched: the steward said so explicitly.
+    Pattern,
+    /// The message resembles one of the intent's examples.
+    Example,
+    /// Only keywords were found.
+    Keywords,
 }
 
 /// One intent's claim on a message.
@@ -92,6 +105,10 @@ impl IntentRules {
 pub struct Candidate {
     pub intent: String,
     pub score: f64,
+    /// The strongest signal behind the score.
+    pub evidence: Evidence,
+    /// The intent's `priority`, which breaks ties.
+    pub priority: i64,
     pub reason: String,
 }
 
@@ -100,6 +117,8 @@ pub struct Candidate {
 pub struct Resolution {
     pub intent: String,
     pub score: f64,
+    /// What decided; `None` when nothing reached the threshold and the fallback answers.
+    pub evidence: Option<Evidence>,
     pub reason: String,
     pub runner_up: Option<Candidate>,
     /// Every intent that scored, best first.
@@ -127,29 +146,29 @@ impl Resolver {
         self.resolve_among(text, |_| true)
     }
 
-    /// The best *interrupting* intent (checked while an action is pending), if one clears the
-    /// threshold.
+    /// The best *interrupting* intent (checked while an action is pending). Only a pattern
+    /// counts here: an answer such as `title:Stop` resembles the example "stop" but must not
+    /// cancel what it answers.
     pub fn resolve_interrupt(&self, text: &str) -> Option<Resolution> {
         let resolution = self.resolve_among(text, |r| r.interrupts);
-        (resolution.intent != self.fallback).then_some(resolution)
+        (resolution.evidence == Some(Evidence::Pattern)).then_some(resolution)
     }
 
     fn resolve_among(&self, text: &str, eligible: impl Fn(&IntentRules) -> bool) -> Resolution {
         let words = content_words(text);
-        let priority_of =
-            |intent: &str| self.rules.iter().find(|r| r.intent == intent).map(|r| r.priority).unwrap_or(0);
         let mut candidates: Vec<Candidate> =
             self.rules.iter().filter(|r| eligible(r)).filter_map(|r| r.score(text, &words)).collect();
         candidates.sort_by(|a, b| {
             b.score
                 .total_cmp(&a.score)
-                .then_with(|| priority_of(&b.intent).cmp(&priority_of(&a.intent)))
+                .then_with(|| b.priority.cmp(&a.priority))
                 .then_with(|| a.intent.cmp(&b.intent))
         });
         match candidates.first() {
             Some(best) if best.score >= MIN_SCORE => Resolution {
                 intent: best.intent.clone(),
                 score: best.score,
+                evidence: Some(best.evidence),
                 reason: best.reason.clone(),
                 runner_up: candidates.get(1).cloned(),
                 candidates,
@@ -157,6 +176,7 @@ impl Resolver {
             _ => Resolution {
                 intent: self.fallback.clone(),
                 score: 0.0,
+                evidence: None,
                 reason: match candidates.first() {
                     Some(best) => format!(
                         "no intent reached {MIN_SCORE}; closest was {} at {} ({})",

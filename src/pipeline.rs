@@ -32,6 +32,8 @@ pub struct Pipeline {
     /// Every query result name, so templates can test a skipped one for `none`.
     pub result_names: Vec<String>,
     pub tests: Vec<PipelineTest>,
+    /// Hash of the pipeline's source, to tell whether a parked question still fits it.
+    pub fingerprint: u64,
 }
 
 #[derive(Debug)]

@@ -57,6 +57,10 @@ pub struct Pending {
     pub step: usize,
     /// Slots filled so far.
     pub slots: serde_json::Map<String, serde_json::Value>,
+    /// The pipeline's fingerprint when the question was asked: after a reload that changed the
+    /// pipeline, the answer no longer fits and the action is dropped.
+    #[serde(default)]
+    pub fingerprint: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

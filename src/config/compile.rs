@@ -58,6 +58,7 @@ pub struct Compiler<'a> {
 /// A parsed file: its path, located tree and JSON form.
 struct Document {
     file: String,
+    text: String,
     yaml: LocatedYaml,
 }
 
@@ -189,7 +190,7 @@ impl<'a> Compiler<'a> {
             return None;
         }
         match serde_json::from_value::<T>(json) {
-            Ok(spec) => Some((Document { file: file.to_owned(), yaml }, spec)),
+            Ok(spec) => Some((Document { file: file.to_owned(), text: text.to_owned(), yaml }, spec)),
             Err(error) => {
                 // the schema and the spec types disagree: a bug on our side, still reported
                 self.report(Diagnostic::new(Code::InvalidValue, file, Position::default(), error.to_string()));
@@ -502,6 +503,7 @@ impl<'a> Compiler<'a> {
             steps,
             result_names,
             tests,
+            fingerprint: fingerprint(&doc.text),
         })
     }
 
@@ -1011,6 +1013,13 @@ impl<'a> Compiler<'a> {
             }
         }
     }
+}
+
+fn fingerprint(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// `slots.name.first` → (`slots`, Some(`name`)).

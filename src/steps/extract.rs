@@ -6,8 +6,12 @@ use serde_json::{json, Map, Value};
 
 use super::{ReplyTemplates, StepError};
 use crate::catalogue::{Catalogue, Recognition};
+use crate::intent::content_words;
 use crate::pipeline::{Flow, Pipeline, RunEnv, TurnState};
 use crate::slots::{SlotDef, SlotKind};
+
+/// A message of at most this many content words that names a droplet answers "which droplet?".
+const SHORT_ANSWER_WORDS: usize = 3;
 
 #[derive(Debug)]
 pub struct ExtractStep {
@@ -45,6 +49,7 @@ impl ExtractStep {
     ) -> Filled {
         let mut errors: BTreeMap<String, String> = BTreeMap::new();
         let pairs = pipeline.parser.parse(message);
+        let before = slots.clone();
         let mut given: Vec<&str> = Vec::new();
 
         for (key, raw) in &pairs {
@@ -68,13 +73,10 @@ impl ExtractStep {
         }
 
         // An answer to "what is its id?" is often just the value: take the whole message when
-        // exactly one required slot is still open and nothing else was recognised.
-        if resumed && pairs.is_empty() {
-            let open: Vec<&SlotDef> = self.open_slots(pipeline, slots).into_iter().filter(|s| !errors.contains_key(&s.name)).collect();
-            if let [slot] = open.as_slice() {
-                if slot.kind != SlotKind::Droplet {
-                    accept(slot, message, catalogue, slots, &mut errors);
-                }
+        // exactly one required slot is still open and the message filled nothing else.
+        if resumed && pairs.is_empty() && *slots == before && errors.is_empty() {
+            if let [slot] = self.open_slots(pipeline, slots).as_slice() {
+                accept(slot, message, catalogue, slots, &mut errors);
             }
         }
 
@@ -112,11 +114,14 @@ impl ExtractStep {
         Ok(Some(Flow::Ask { text, step: index }))
     }
 
-    /// Whether the message gives a value for any of this step's slots. The engine uses it to
-    /// tell an answer to its question from a change of subject.
-    pub fn finds_values(&self, pipeline: &Pipeline, catalogue: &Catalogue, message: &str) -> bool {
+    /// Whether the message reads as an answer to this step's question: a `key:value` for one of
+    /// its slots, or a short message naming a droplet when it wants one. The engine uses it to
+    /// tell an answer from a change of subject; a droplet named inside a longer request for
+    /// something else ("create a task title:Restart the registry") is not an answer.
+    pub fn answers(&self, pipeline: &Pipeline, catalogue: &Catalogue, message: &str) -> bool {
         let keyed = pipeline.parser.parse(message).iter().any(|(key, _)| self.wanted(pipeline).any(|s| s.keys.contains(key)));
         let named = self.wanted(pipeline).any(|s| s.kind == SlotKind::Droplet)
+            && content_words(message).len() <= SHORT_ANSWER_WORDS
             && catalogue.recognize(message) != Recognition::NotMentioned;
         keyed || named
     }
