@@ -77,7 +77,6 @@ pub struct Engine {
     /// Serialises installs so versions go live in the order they are numbered.
     installing: std::sync::Mutex<u64>,
     sessions: Arc<dyn SessionStore>,
-    max_history: usize,
 }
 
 /// Which pipeline runs, from where, and why.
@@ -92,15 +91,10 @@ struct Plan {
 }
 
 impl Engine {
-    pub fn new(
-        config: Arc<CompiledConfig>,
-        backends: BackendFactory,
-        sessions: Arc<dyn SessionStore>,
-        max_history: usize,
-    ) -> Self {
+    pub fn new(config: Arc<CompiledConfig>, backends: BackendFactory, sessions: Arc<dyn SessionStore>) -> Self {
         let backend = backends(&config);
         let first = Runtime { config, backend, version: 1 };
-        Engine { current: ArcSwap::from_pointee(first), backends, installing: std::sync::Mutex::new(1), sessions, max_history }
+        Engine { current: ArcSwap::from_pointee(first), backends, installing: std::sync::Mutex::new(1), sessions }
     }
 
     /// The configuration version turns start on now.
@@ -124,19 +118,22 @@ impl Engine {
         let runtime = self.runtime();
         let config = &runtime.config;
         let session_id = turn.session_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let max_history = self.sessions.limits().max_history;
         let mut lease = self.sessions.lease(&session_id).await?;
         let session = lease.session();
         session.channel = turn.channel;
         session.metadata.extend(turn.metadata.clone());
         session.push(
             Message { role: Role::User, text: turn.text.clone(), intent: None, at: utc_timestamp() },
-            self.max_history,
+            max_history,
         );
 
         let previous_pending = session.pending.take();
         let plan = self.plan(config, &turn.text, previous_pending.clone());
         let Some(pipeline) = config.pipeline(&plan.intent) else {
-            // the resolver only names compiled intents: reaching this is a bug, reported as one
+            // the resolver only names compiled intents: reaching this is a bug, reported as one,
+            // but the user's message is stored first
+            lease.commit().await?;
             return Err(TurnError::UnknownIntent(plan.intent));
         };
         let env = RunEnv {
@@ -180,7 +177,7 @@ impl Engine {
                 session.pending = previous_pending;
                 match turn.channel {
                     Channel::Chat => RENDER_FAILURE_CHAT.to_owned(),
-                    Channel::Voice => RENDER_FAILURE_VOICE.to_owned(),
+                    Channel::Voice => crate::speech::to_speech(RENDER_FAILURE_VOICE),
                 }
             }
         };
@@ -192,7 +189,7 @@ impl Engine {
                 intent: Some(pipeline.intent.clone()),
                 at: utc_timestamp(),
             },
-            self.max_history,
+            max_history,
         );
         lease.commit().await?;
         tracing::info!(trace_id = %turn.trace_id, session = %session_id, intent = %pipeline.intent, channel = turn.channel.as_str(), "turn answered");
@@ -242,7 +239,8 @@ impl Engine {
         let extract = match step {
             Some(Step::Extract(extract)) if pending.fingerprint == pipeline.fingerprint => extract,
             _ => {
-                let note = format!("dropped the pending `{}` action: its pipeline changed since the question", pending.intent);
+                let note =
+                    format!("dropped the pending `{}` action: its pipeline changed since the question", pending.intent);
                 return fresh(config.resolver.resolve(text), vec![note], None);
             }
         };

@@ -144,7 +144,7 @@ impl Transcript {
 /// Runs a conversation on one channel, in a fresh session of a fresh engine.
 pub async fn run(config: Arc<CompiledConfig>, conversation: &Conversation, channel: Channel) -> Transcript {
     let sessions = Arc::new(MemoryStore::new(SessionLimits::default()));
-    let engine = Engine::new(config, FaultInjector::factory(conversation.faults.clone()), sessions, 10);
+    let engine = Engine::new(config, FaultInjector::factory(conversation.faults.clone()), sessions);
     let mut exchanges = Vec::new();
     for said in &conversation.turns {
         let turn = Turn {
@@ -191,7 +191,7 @@ pub async fn run_pipeline_tests(config: Arc<CompiledConfig>) -> (usize, Vec<Test
             count += 1;
             let at = format!("pipelines/{}.yaml tests[{i}] ({:?})", pipeline.intent, test.say);
             let sessions = Arc::new(MemoryStore::new(SessionLimits::default()));
-            let engine = Engine::new(config.clone(), SampleBackend::factory(), sessions, 10);
+            let engine = Engine::new(config.clone(), SampleBackend::factory(), sessions);
             let turn = Turn {
                 session_id: None,
                 channel: Channel::Chat,

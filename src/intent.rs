@@ -30,7 +30,7 @@ const STOPWORDS: &[&str] = &[
 ];
 
 /// The compiled rules of one intent.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct IntentRules {
     pub intent: String,
     pub priority: i64,
@@ -61,7 +61,11 @@ impl IntentRules {
         };
         if self.all.iter().all(|r| r.is_match(text)) {
             if let Some((regex, found)) = self.any.iter().find_map(|r| r.find(text).map(|m| (r, m.as_str()))) {
-                consider(PATTERN_SCORE, Evidence::Pattern, format!("pattern `{}` matched \"{}\"", regex.as_str(), found));
+                consider(
+                    PATTERN_SCORE,
+                    Evidence::Pattern,
+                    format!("pattern `{}` matched \"{}\"", regex.as_str(), found),
+                );
             }
         }
         for (example, example_words) in &self.examples {
@@ -159,10 +163,7 @@ impl Resolver {
         let mut candidates: Vec<Candidate> =
             self.rules.iter().filter(|r| eligible(r)).filter_map(|r| r.score(text, &words)).collect();
         candidates.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then_with(|| b.priority.cmp(&a.priority))
-                .then_with(|| a.intent.cmp(&b.intent))
+            b.score.total_cmp(&a.score).then_with(|| b.priority.cmp(&a.priority)).then_with(|| a.intent.cmp(&b.intent))
         });
         match candidates.first() {
             Some(best) if best.score >= MIN_SCORE => Resolution {

@@ -50,8 +50,7 @@ async fn serve() -> anyhow::Result<()> {
     );
     let sessions = Arc::new(MemoryStore::new(settings.sessions));
     sessions.spawn_sweeper(Duration::from_secs(60));
-    let engine =
-        Arc::new(Engine::new(Arc::new(compiled), SampleBackend::factory(), sessions, settings.sessions.max_history));
+    let engine = Arc::new(Engine::new(Arc::new(compiled), SampleBackend::factory(), sessions));
 
     let address = (settings.host, settings.port);
     let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {

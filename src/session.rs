@@ -109,6 +109,9 @@ pub trait SessionStore: Send + Sync {
     /// Sessions currently stored (expired ones may still count until swept).
     fn len(&self) -> usize;
 
+    /// The history and idle limits this store keeps.
+    fn limits(&self) -> SessionLimits;
+
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -147,10 +150,6 @@ impl MemoryStore {
         MemoryStore { slots: Mutex::new(HashMap::new()), limits }
     }
 
-    pub fn limits(&self) -> SessionLimits {
-        self.limits
-    }
-
     fn handle(&self, id: &str) -> SlotHandle {
         let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         slots
@@ -164,9 +163,16 @@ impl MemoryStore {
         let timeout = self.limits.idle_timeout;
         let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let before = slots.len();
-        slots.retain(|_, handle| match handle.try_lock() {
-            Ok(slot) => slot.session.is_some() && slot.last_active.elapsed() < timeout,
-            Err(_) => true, // a turn holds it
+        slots.retain(|_, handle| {
+            // Another owner means a turn took the handle and is about to lock it: keep it, or
+            // that turn would commit into a slot no longer in the map.
+            if Arc::strong_count(handle) > 1 {
+                return true;
+            }
+            match handle.try_lock() {
+                Ok(slot) => slot.session.is_some() && slot.last_active.elapsed() < timeout,
+                Err(_) => true,
+            }
         });
         before - slots.len()
     }
@@ -228,6 +234,10 @@ impl SessionStore for MemoryStore {
 
     fn len(&self) -> usize {
         self.slots.lock().map(|s| s.len()).unwrap_or_else(|poisoned| poisoned.into_inner().len())
+    }
+
+    fn limits(&self) -> SessionLimits {
+        self.limits
     }
 }
 

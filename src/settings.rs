@@ -71,7 +71,14 @@ impl Settings {
             host: parse(&lookup, "HOST", IpAddr::from([127, 0, 0, 1]), "an IP address such as 127.0.0.1 or 0.0.0.0")?,
             port: parse(&lookup, "PORT", 8012, "a port number from 0 to 65535")?,
             config_dir: lookup("CONFIG_DIR").filter(|v| !v.trim().is_empty()).map(PathBuf::from),
-            sessions: SessionLimits { max_history, idle_timeout: Duration::from_secs(timeout_minutes * 60) },
+            sessions: SessionLimits {
+                max_history,
+                idle_timeout: Duration::from_secs(timeout_minutes.checked_mul(60).ok_or(SettingsError {
+                    name: "SESSION_TIMEOUT_MINUTES",
+                    value: timeout_minutes.to_string(),
+                    expected: "a whole number of minutes, at least 1",
+                })?),
+            },
             log_level: lookup("LOG_LEVEL").filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "info".to_owned()),
         })
     }

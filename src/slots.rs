@@ -128,17 +128,18 @@ pub struct KeyValueParser {
 
 impl KeyValueParser {
     /// `keys` are lowercased slot names and aliases.
-    pub fn new<'a>(keys: impl Iterator<Item = &'a str>) -> Self {
-        let mut alternatives: Vec<String> = keys.map(regex::escape).collect();
-        // longest first, so `service_name` wins over `service`
-        alternatives.sort_by_key(|k| std::cmp::Reverse(k.len()));
-        let key_pattern = (!alternatives.is_empty()).then(|| {
-            RegexBuilder::new(&format!(r"(?:^|[\s,;(])({})\s*[:=]\s*", alternatives.join("|")))
-                .case_insensitive(true)
-                .build()
-                .expect("escaped alternatives always compile")
-        });
-        KeyValueParser { key_pattern }
+    pub fn new<'a>(keys: impl Iterator<Item = &'a str>) -> Result<Self, regex::Error> {
+        let alternatives: Vec<String> = keys.map(regex::escape).collect();
+        if alternatives.is_empty() {
+            return Ok(KeyValueParser { key_pattern: None });
+        }
+        // A key starts the text or follows a separator; the separator stays out of the previous
+        // value. Trailing spaces are not consumed, so an empty value cannot swallow the next key.
+        let pattern = RegexBuilder::new(&format!(r"(?:^|[\s,;(])({})\s*[:=]", alternatives.join("|")))
+            .case_insensitive(true)
+            .size_limit(1 << 20)
+            .build()?;
+        Ok(KeyValueParser { key_pattern: Some(pattern) })
     }
 
     /// `(key as typed, lowercased; raw value)` in message order.
@@ -146,19 +147,20 @@ impl KeyValueParser {
         let Some(pattern) = &self.key_pattern else {
             return Vec::new();
         };
+        // (key, where its match starts, where its value starts)
         let found: Vec<(String, usize, usize)> = pattern
             .captures_iter(text)
             .filter_map(|c| {
                 let key = c.get(1)?;
                 let whole = c.get(0)?;
-                Some((key.as_str().to_lowercase(), key.start(), whole.end()))
+                Some((key.as_str().to_lowercase(), whole.start(), whole.end()))
             })
             .collect();
         found
             .iter()
             .enumerate()
             .map(|(i, (key, _, value_start))| {
-                let value_end = found.get(i + 1).map(|(_, next_key_start, _)| *next_key_start).unwrap_or(text.len());
+                let value_end = found.get(i + 1).map(|(_, next_start, _)| *next_start).unwrap_or(text.len());
                 (key.clone(), clean_value(&text[*value_start..value_end]))
             })
             .collect()
@@ -167,7 +169,11 @@ impl KeyValueParser {
 
 /// Trims separators and quotes around a raw value: `"John Doe",` → `John Doe`.
 fn clean_value(raw: &str) -> String {
-    let trimmed = raw.trim().trim_end_matches([',', ';', '.', ')']).trim();
+    let mut trimmed = raw.trim().trim_end_matches([',', ';', '.']).trim();
+    // a closing parenthesis belongs to the value only when the value opened it
+    while trimmed.ends_with(')') && trimmed.matches(')').count() > trimmed.matches('(').count() {
+        trimmed = trimmed[..trimmed.len() - 1].trim_end();
+    }
     let unquoted = ['"', '\'', '`']
         .iter()
         .find_map(|q| trimmed.strip_prefix(*q).and_then(|s| s.strip_suffix(*q)))
@@ -180,7 +186,26 @@ mod tests {
     use super::*;
 
     fn parser() -> KeyValueParser {
-        KeyValueParser::new(["name", "id", "service_name", "service"].into_iter())
+        KeyValueParser::new(["name", "id", "service", "service_name", "title"].into_iter()).expect("valid keys")
+    }
+
+    #[test]
+    fn empty_values_do_not_swallow_the_next_key() {
+        assert_eq!(parser().parse("name: id:5"), vec![("name".into(), "".into()), ("id".into(), "5".into())]);
+    }
+
+    #[test]
+    fn parentheses_are_kept_only_when_balanced() {
+        assert_eq!(parser().parse("name:Foo (id:5)"), vec![("name".into(), "Foo".into()), ("id".into(), "5".into())]);
+        assert_eq!(parser().parse("title:Fix login (urgent)"), vec![("title".into(), "Fix login (urgent)".into())]);
+    }
+
+    #[test]
+    fn values_may_hold_any_unicode() {
+        assert_eq!(
+            parser().parse("name:Zoë — 東京 id:7"),
+            vec![("name".into(), "Zoë — 東京".into()), ("id".into(), "7".into())]
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ fn patterns() -> &'static Patterns {
             link: re(r"\[([^\]]*)\]\([^)]*\)"),
             url: re(r"(?i)\b(?:https?://|www\.)\S+"),
             table_rule: re(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$"),
-            line_marker: re(r"^\s*(?:#{1,6}\s+|>\s*|[-*+]\s+|\d+[.)]\s+)"),
+            line_marker: re(r"^\s*(?:#{1,6}\s+|>\s*|[-*+•]\s+|\d+[.)]\s+)"),
             key_value: re(r"(\p{L}[\p{L}\p{N}_]*):(\S)"),
             path: re(r"(^|\s)/([\p{L}\p{N}_-]+(?:/[\p{L}\p{N}_-]+)*)"),
             slash_words: re(r"(\p{L})/(\p{L})"),
@@ -65,7 +65,10 @@ pub fn to_speech(text: &str) -> String {
         line = p.url.replace_all(&line, "a web address").into_owned();
         line = line.chars().filter(|c| !is_emoji_like(*c)).collect();
         line = p.key_value.replace_all(&line, "$1 colon $2").into_owned();
-        line = p.path.replace_all(&line, "$1$2").into_owned();
+        line = p
+            .path
+            .replace_all(&line, |c: &regex::Captures| format!("{}{}", &c[1], c[2].replace('/', " ")))
+            .into_owned();
         line = p.slash_words.replace_all(&line, "$1 or $2").into_owned();
         line = line.replace('&', " and ").replace('%', " percent").replace('_', " ");
         line = line
@@ -150,6 +153,7 @@ mod tests {
             "POST register is active or inactive, 50 percent."
         );
         assert_eq!(to_speech("Visit https://drop12.fullpotential.ai now"), "Visit a web address now.");
+        assert_eq!(to_speech("• POST /tasks/new"), "POST tasks new.");
     }
 
     #[test]

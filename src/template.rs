@@ -167,7 +167,8 @@ impl Templates {
             }
             serde_json::Value::Object(map) => {
                 for (k, v) in map {
-                    Self::templated_strings(v, format!("{pointer}/{k}"), out);
+                    let key = k.replace('~', "~0").replace('/', "~1");
+                    Self::templated_strings(v, format!("{pointer}/{key}"), out);
                 }
             }
             _ => {}

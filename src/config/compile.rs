@@ -102,8 +102,8 @@ impl<'a> Compiler<'a> {
         for (file, text) in &pipeline_files {
             let Some((document, spec)) = self.parse::<PipelineSpec>(file, text, &pipeline_schema) else { continue };
             if let Some(catalogue) = &catalogue {
-                if let Some(pipeline) = self.pipeline(&document, &spec, catalogue, &templates) {
-                    pipelines.push((document.file.clone(), pipeline, spec.priority, spec.rules.clone()));
+                if let Some(compiled) = self.pipeline(&document, &spec, catalogue, &templates) {
+                    pipelines.push(compiled);
                 }
             }
             documents.push((document, spec));
@@ -112,28 +112,14 @@ impl<'a> Compiler<'a> {
 
         let catalogue = catalogue?;
         let identity = identity?;
-        let fallback = pipelines.iter().find(|(_, p, _, _)| p.fallback).map(|(_, p, _, _)| p.intent.clone())?;
-        let mut rules = Vec::new();
-        for (file, pipeline, priority, spec) in &pipelines {
-            if pipeline.fallback {
-                continue;
-            }
-            let document = documents.iter().find(|(d, _)| &d.file == file).map(|(d, _)| d)?;
-            rules.push(IntentRules {
-                intent: pipeline.intent.clone(),
-                priority: *priority,
-                any: self.regexes(document, "/match/any", &spec.any),
-                all: self.regexes(document, "/match/all", &spec.all),
-                none: self.regexes(document, "/match/none", &spec.none),
-                keywords: spec.keywords.iter().map(|k| k.to_lowercase()).collect(),
-                examples: pipeline.examples.iter().map(|e| IntentRules::example(e)).collect(),
-                interrupts: pipeline.interrupts,
-            });
-        }
+        let fallback = pipelines.iter().find(|(p, _)| p.fallback).map(|(p, _)| p.intent.clone())?;
         if !self.diagnostics.is_empty() {
             return None;
         }
-        let mut pipelines: Vec<Pipeline> = pipelines.into_iter().map(|(_, p, _, _)| p).collect();
+        // the fallback answers when no rule decides, so it takes no part in resolving
+        let rules: Vec<IntentRules> =
+            pipelines.iter_mut().filter(|(p, _)| !p.fallback).map(|(_, r)| std::mem::take(r)).collect();
+        let mut pipelines: Vec<Pipeline> = pipelines.into_iter().map(|(p, _)| p).collect();
         pipelines.sort_by(|a, b| a.intent.cmp(&b.intent));
         let intents_value = crate::template::to_value(
             pipelines
@@ -231,18 +217,23 @@ impl<'a> Compiler<'a> {
         let mut droplets = Vec::new();
         for (i, d) in spec.droplets.iter().enumerate() {
             let here = format!("/droplets/{i}");
-            let mut alias_ids = Vec::new();
-            let mut aliases = Vec::new();
-            for alias in &d.aliases {
+            // every number and name this droplet answers to, with where it is written
+            let mut numbers = vec![(d.id, format!("{here}/id"))];
+            // the display name and key are matched in free text too (see `Catalogue::recognize`)
+            let mut names =
+                vec![(d.key.clone(), format!("{here}/key")), (d.name.to_lowercase(), format!("{here}/name"))];
+            for (j, alias) in d.aliases.iter().enumerate() {
+                let pointer = format!("{here}/aliases/{j}");
                 match alias {
-                    Value::Number(n) => alias_ids.extend(n.as_i64()),
-                    Value::String(s) => aliases.push(s.to_lowercase()),
+                    Value::Number(n) => numbers.extend(n.as_i64().map(|id| (id, pointer))),
+                    Value::String(s) => names.push((s.to_lowercase(), pointer)),
                     _ => {}
                 }
             }
-            for (id, pointer) in std::iter::once((d.id, format!("{here}/id")))
-                .chain(alias_ids.iter().map(|a| (*a, format!("{here}/aliases"))))
-            {
+            let alias_ids: Vec<i64> = numbers.iter().skip(1).map(|(id, _)| *id).collect();
+            let aliases: Vec<String> = names.iter().skip(2).map(|(name, _)| name.clone()).collect();
+            for (id, pointer) in &numbers {
+                let id = *id;
                 if let Some(owner) = seen_ids.insert(id, d.name.clone()) {
                     self.report(
                         Diagnostic::new(
@@ -255,14 +246,14 @@ impl<'a> Compiler<'a> {
                     );
                 }
             }
-            for name in std::iter::once(d.key.clone()).chain(aliases.iter().cloned()) {
+            for (name, pointer) in names {
                 if let Some(owner) = seen_names.get(&name) {
                     if owner != &d.name {
                         self.report(
                             Diagnostic::new(
                                 Code::DuplicateDroplet,
                                 CATALOGUE_FILE,
-                                document.at(&here),
+                                document.at(&pointer),
                                 format!("the name `{name}` is used by both {owner} and {}", d.name),
                             )
                             .with_help("remove the alias from one of them, so users' words point at one droplet"),
@@ -394,7 +385,7 @@ impl<'a> Compiler<'a> {
         spec: &PipelineSpec,
         catalogue: &Catalogue,
         templates: &Templates,
-    ) -> Option<Pipeline> {
+    ) -> Option<(Pipeline, IntentRules)> {
         let errors_before = self.diagnostics.len();
         let stem = doc.file.trim_start_matches("pipelines/").trim_end_matches(".yaml");
         if spec.intent != stem {
@@ -408,10 +399,16 @@ impl<'a> Compiler<'a> {
                 .with_help(format!("rename the file to `{}.yaml` or set `intent: {stem}`", spec.intent)),
             );
         }
-        // regexes are compiled again for the resolver; here they only need checking once
-        for (key, patterns) in [("any", &spec.rules.any), ("all", &spec.rules.all), ("none", &spec.rules.none)] {
-            self.regexes(doc, &format!("/match/{key}"), patterns);
-        }
+        let rules = IntentRules {
+            intent: spec.intent.clone(),
+            priority: spec.priority,
+            any: self.regexes(doc, "/match/any", &spec.rules.any),
+            all: self.regexes(doc, "/match/all", &spec.rules.all),
+            none: self.regexes(doc, "/match/none", &spec.rules.none),
+            keywords: spec.rules.keywords.iter().map(|k| k.to_lowercase()).collect(),
+            examples: spec.examples.iter().map(|e| IntentRules::example(e)).collect(),
+            interrupts: spec.interrupts,
+        };
 
         let mut slots = Vec::new();
         for (name, slot) in &spec.slots {
@@ -490,8 +487,22 @@ impl<'a> Compiler<'a> {
         if self.diagnostics.len() > errors_before {
             return None;
         }
-        let parser = KeyValueParser::new(slots.iter().flat_map(|s| s.keys.iter().map(String::as_str)));
-        Some(Pipeline {
+        let parser = match KeyValueParser::new(slots.iter().flat_map(|s| s.keys.iter().map(String::as_str))) {
+            Ok(parser) => parser,
+            Err(error) => {
+                self.report(
+                    Diagnostic::new(
+                        Code::SlotSchema,
+                        &doc.file,
+                        doc.at("/slots"),
+                        format!("the slot names and aliases do not make a usable pattern: {error}"),
+                    )
+                    .with_help("use fewer or shorter aliases"),
+                );
+                return None;
+            }
+        };
+        let pipeline = Pipeline {
             intent: spec.intent.clone(),
             description: spec.description.clone(),
             examples: spec.examples.clone(),
@@ -504,7 +515,8 @@ impl<'a> Compiler<'a> {
             result_names,
             tests,
             fingerprint: fingerprint(&doc.text),
-        })
+        };
+        Some((pipeline, rules))
     }
 
     /// Every `as` name in the pipeline; reports names used twice or shadowing engine names.
@@ -689,17 +701,25 @@ impl<'a> Compiler<'a> {
                 Target::FanOut(ids)
             }
             (None, Some(FanOutSpec::List(references))) => {
+                // check every entry, so one run reports every unknown droplet in the list
                 let mut ids = Vec::new();
+                let mut ok = true;
                 for (k, reference) in references.iter().enumerate() {
-                    let droplet = self.droplet(doc, &format!("{here}/droplets/{k}"), reference, catalogue)?;
-                    self.endpoint(doc, here, droplet, call)?;
-                    ids.push(droplet.id);
+                    let found = self.droplet(doc, &format!("{here}/droplets/{k}"), reference, catalogue);
+                    match found.and_then(|droplet| self.endpoint(doc, here, droplet, call).map(|()| droplet.id)) {
+                        Some(id) => ids.push(id),
+                        None => ok = false,
+                    }
+                }
+                if !ok {
+                    return None;
                 }
                 Target::FanOut(ids)
             }
         };
         let mut templated = Vec::new();
         for (key, value) in &call.params {
+            let key = key.replace('~', "~0").replace('/', "~1");
             Templates::templated_strings(value, format!("{here}/params/{key}"), &mut templated);
         }
         if let Some(body) = &call.body {

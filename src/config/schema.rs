@@ -118,7 +118,8 @@ impl Schema {
                                 ValidationErrorKind::Type { .. } | ValidationErrorKind::Constant { .. }
                             )
                     });
-                    (!shallow, branch.iter().map(|e| e.instance_path().as_str().len()).max().unwrap_or(0))
+                    let depth = |e: &ValidationError<'_>| e.instance_path().as_str().matches('/').count();
+                    (!shallow, branch.iter().map(depth).max().unwrap_or(0))
                 });
                 match best {
                     Some(branch) if branch.iter().any(|e| e.instance_path().as_str() != pointer) => {

@@ -119,7 +119,8 @@ impl ExtractStep {
     /// tell an answer from a change of subject; a droplet named inside a longer request for
     /// something else ("create a task title:Restart the registry") is not an answer.
     pub fn answers(&self, pipeline: &Pipeline, catalogue: &Catalogue, message: &str) -> bool {
-        let keyed = pipeline.parser.parse(message).iter().any(|(key, _)| self.wanted(pipeline).any(|s| s.keys.contains(key)));
+        let keyed =
+            pipeline.parser.parse(message).iter().any(|(key, _)| self.wanted(pipeline).any(|s| s.keys.contains(key)));
         let named = self.wanted(pipeline).any(|s| s.kind == SlotKind::Droplet)
             && content_words(message).len() <= SHORT_ANSWER_WORDS
             && catalogue.recognize(message) != Recognition::NotMentioned;
@@ -141,7 +142,13 @@ impl ExtractStep {
     }
 }
 
-fn accept(slot: &SlotDef, raw: &str, catalogue: &Catalogue, slots: &mut Map<String, Value>, errors: &mut BTreeMap<String, String>) {
+fn accept(
+    slot: &SlotDef,
+    raw: &str,
+    catalogue: &Catalogue,
+    slots: &mut Map<String, Value>,
+    errors: &mut BTreeMap<String, String>,
+) {
     match slot.coerce(raw, catalogue) {
         Ok(value) => {
             slots.insert(slot.name.clone(), value);

@@ -57,10 +57,11 @@ impl QueryStep {
         let context = pipeline.context(env, state, None);
         let mut planned = Vec::new();
         for (index, call) in self.calls.iter().enumerate() {
-            let params = match env.templates.render_value(&Value::Object(call.params.clone()), &context)? {
-                Value::Object(map) => map,
-                _ => Map::new(),
-            };
+            let params = call
+                .params
+                .iter()
+                .map(|(key, value)| Ok((key.clone(), env.templates.render_value(value, &context)?)))
+                .collect::<Result<Map<String, Value>, StepError>>()?;
             let body = call.body.as_ref().map(|b| env.templates.render_value(b, &context)).transpose()?;
             let ids: Result<Vec<i64>, Outcome> = match &call.target {
                 Target::Droplet(id) => Ok(vec![*id]),

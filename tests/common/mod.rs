@@ -35,7 +35,7 @@ pub fn engine_and_store(
     limits: SessionLimits,
 ) -> (Engine, Arc<MemoryStore>) {
     let store = Arc::new(MemoryStore::new(limits));
-    (Engine::new(config, factory, store.clone(), limits.max_history), store)
+    (Engine::new(config, factory, store.clone()), store)
 }
 
 pub fn engine_with(config: Arc<CompiledConfig>, faults: Vec<Fault>, limits: SessionLimits) -> Engine {
