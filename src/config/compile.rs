@@ -239,7 +239,7 @@ impl<'a> Compiler<'a> {
                         Diagnostic::new(
                             Code::DuplicateDroplet,
                             CATALOGUE_FILE,
-                            document.at(&pointer),
+                            document.at(pointer),
                             format!("droplet number {id} is used twice ({owner} and {})", d.name),
                         )
                         .with_help("give every droplet its own number"),
