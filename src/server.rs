@@ -18,7 +18,12 @@ pub fn app(engine: Arc<Engine>) -> impl poem::Endpoint {
     let service = api::service(engine);
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
-    Route::new().at("/openapi.json", spec).nest("/docs", docs).nest("/", service).with(poem::middleware::Tracing)
+    Route::new()
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .nest("/", service)
+        .around(api::limits::limit_body)
+        .with(poem::middleware::Tracing)
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests.

@@ -142,6 +142,7 @@ async fn invalid_values_are_422_and_change_nothing() {
         (json!({"message": too_long, "session_id": session}), "message"),
         (json!({"message": "hello", "session_id": "not a valid id!"}), "session_id"),
         (json!({"message": "hello", "session_id": ""}), "session_id"),
+        (json!({"message": "hello", "metadata": {"blob": "x".repeat(5000)}}), "metadata"),
     ] {
         let (status, error) = server.chat(body).await;
         assert_eq!(status, 422, "{error}");
@@ -156,6 +157,38 @@ async fn invalid_values_are_422_and_change_nothing() {
     let (_, resumed) = server.chat(json!({"message": "name:Kept id:9", "session_id": session})).await;
     assert_eq!(resumed["intent"], "register_service");
     assert!(text(&resumed, "response").contains("Kept"), "{resumed}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_before_parsing() {
+    let server = TestServer::start().await;
+    let body = format!(r#"{{"message": "{}"}}"#, "a".repeat(100 * 1024));
+    let response = server
+        .client
+        .post(format!("{}/api/chat", server.base))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 413);
+    let error: Value = response.json().await.expect("uniform error body");
+    assert_eq!(error["error"]["code"], "INVALID_REQUEST");
+
+    // a chunked body declares no length: it is read up to the limit and refused past it
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
+    let chunk = "a".repeat(70 * 1024);
+    let request = format!(
+        "POST /api/chat HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("read");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{}", answer.lines().next().unwrap_or_default());
     server.stop().await;
 }
 

@@ -18,6 +18,8 @@ use crate::trace::TurnTrace;
 pub const MAX_MESSAGE_CHARS: usize = 5000;
 /// Longest session or trace id accepted.
 pub const MAX_ID_CHARS: usize = 128;
+/// Most metadata a turn may add to its session, as serialised JSON.
+pub const MAX_METADATA_BYTES: usize = 4096;
 
 /// A chat message from a client.
 #[derive(Debug, Object)]
@@ -101,7 +103,10 @@ impl ChatApi {
     ) -> ChatResponse {
         let request = body.0;
         let text = request.message.trim();
-        if let Err(problem) = check_message(text).and_then(|()| check_session_id(request.session_id.as_deref())) {
+        let checked = check_message(text)
+            .and_then(|()| check_session_id(request.session_id.as_deref()))
+            .and_then(|()| check_metadata(request.metadata.as_ref()));
+        if let Err(problem) = checked {
             return ChatResponse::Unprocessable(Json(*problem));
         }
         let trace_id =
@@ -175,6 +180,18 @@ fn check_session_id(session_id: Option<&str>) -> Result<(), Box<ErrorBody>> {
             json!({"field": "session_id"}),
         )))
     }
+}
+
+fn check_metadata(metadata: Option<&HashMap<String, Value>>) -> Result<(), Box<ErrorBody>> {
+    let size = metadata.and_then(|m| serde_json::to_vec(m).ok()).map(|bytes| bytes.len()).unwrap_or(0);
+    if size <= MAX_METADATA_BYTES {
+        return Ok(());
+    }
+    Err(Box::new(ErrorBody::new(
+        ErrorCode::ValidationError,
+        format!("`metadata` is {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}: keep only what the conversation needs"),
+        json!({"field": "metadata", "size": size, "limit": MAX_METADATA_BYTES}),
+    )))
 }
 
 fn is_printable_id(id: &str) -> bool {

@@ -4,6 +4,7 @@
 
 mod chat;
 pub mod error;
+pub mod limits;
 
 use std::sync::Arc;
 
