@@ -23,6 +23,7 @@
 pub mod api;
 pub mod backend;
 pub mod catalogue;
+pub mod cli;
 pub mod config;
 pub mod diagnostic;
 pub mod engine;

@@ -1,0 +1,40 @@
+//! `check`: validate the whole configuration and report every problem.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use super::Format;
+use crate::config;
+
+pub fn run(config_dir: Option<PathBuf>, format: Format) -> anyhow::Result<ExitCode> {
+    let (files, _root) = super::config_files(config_dir.as_deref())?;
+    let result = config::load(&files);
+    match format {
+        Format::Json => {
+            let report = match &result {
+                Ok(compiled) => json!({
+                    "ok": true,
+                    "origin": files.origin,
+                    "pipelines": compiled.pipelines.len(),
+                    "droplets": compiled.catalogue.droplets.len(),
+                    "problems": [],
+                }),
+                Err(error) => json!({"ok": false, "origin": files.origin, "problems": error.diagnostics}),
+            };
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Format::Text => match &result {
+            Ok(compiled) => println!(
+                "✓ {}: {} pipelines, {} droplets, {} templates — no problems",
+                files.origin,
+                compiled.pipelines.len(),
+                compiled.catalogue.droplets.len(),
+                files.under("templates", ".j2").count()
+            ),
+            Err(error) => println!("{}", error.render()),
+        },
+    }
+    Ok(if result.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

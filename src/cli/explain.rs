@@ -1,0 +1,64 @@
+//! `explain "<message>"`: which intent a message resolves to and why, the runner-up candidates,
+//! the slots it yields and the steps that would run. Nothing is called and nothing is stored.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde_json::Map;
+
+use crate::steps::Step;
+
+/// How many runner-up candidates to show.
+const RUNNERS_UP: usize = 3;
+
+pub fn run(config_dir: Option<PathBuf>, message: &str) -> anyhow::Result<ExitCode> {
+    let (files, _root) = super::config_files(config_dir.as_deref())?;
+    let Some(config) = super::load_or_report(&files) else { return Ok(ExitCode::FAILURE) };
+    let resolution = config.resolver.resolve(message);
+    println!("{message:?}\n");
+    let evidence = resolution
+        .evidence
+        .map(|e| format!(", {}", serde_json::to_value(e).unwrap_or_default().as_str().unwrap_or_default()))
+        .unwrap_or_default();
+    println!("intent   {} (score {:.3}{evidence})", resolution.intent, resolution.score);
+    println!("why      {}", resolution.reason);
+    for candidate in resolution.candidates.iter().filter(|c| c.intent != resolution.intent).take(RUNNERS_UP) {
+        println!("also     {} {:.3}: {}", candidate.intent, candidate.score, candidate.reason);
+    }
+
+    let Some(pipeline) = config.pipeline(&resolution.intent) else { return Ok(ExitCode::FAILURE) };
+    let first_extract = pipeline.steps.iter().find_map(|s| match &s.step {
+        Step::Extract(extract) => Some(extract),
+        _ => None,
+    });
+    let mut slots = Map::new();
+    let filled = first_extract.map(|extract| extract.fill(pipeline, &config.catalogue, message, false, &mut slots));
+    if !pipeline.slots.is_empty() {
+        println!("\nslots");
+        let width = pipeline.slots.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        for slot in &pipeline.slots {
+            let state = match (slots.get(&slot.name), filled.as_ref().and_then(|f| f.errors.get(&slot.name))) {
+                (Some(value), _) => format!("= {value}"),
+                (None, Some(problem)) => format!("not accepted: {problem}"),
+                (None, None) if filled.as_ref().is_some_and(|f| f.missing.contains(&slot.name)) => {
+                    format!("missing, would ask for {}", slot.prompt)
+                }
+                (None, None) => "not given (optional)".to_owned(),
+            };
+            println!("  {:width$}  {state}", slot.name);
+        }
+    }
+
+    println!("\nsteps");
+    for (i, guarded) in pipeline.steps.iter().enumerate() {
+        let condition = guarded.when.as_ref().map(|w| format!("when `{w}`: ")).unwrap_or_default();
+        let mut line = format!("  {}. {condition}{}", i + 1, guarded.step.describe(&config.catalogue));
+        if let (Step::Extract(_), Some(filled)) = (&guarded.step, filled.as_ref()) {
+            if !filled.missing.is_empty() {
+                line.push_str(&format!("  → stops here and asks for: {}", filled.missing.join(", ")));
+            }
+        }
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

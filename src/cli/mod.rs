@@ -1,0 +1,110 @@
+//! The command line: one binary, one subcommand per file (`serve` is the default).
+//!
+//! Every subcommand that reads the configuration resolves it the same way as the server, so
+//! `check`, `test`, `explain` and `chat` see exactly what `serve` would run.
+
+mod chat;
+mod check;
+mod explain;
+mod openapi;
+mod serve;
+mod test;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, CompiledConfig, ConfigFiles};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chat-orchestrator",
+    version,
+    about = "Chat Orchestrator (droplet 12): a declarative conversation engine"
+)]
+pub struct Cli {
+    /// Folder holding pipelines/, templates/, catalogue/ and udc_config.json [default: CONFIG_DIR,
+    /// else the current directory when it has pipelines/, else the copy built into the binary]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default). Settings come from environment variables.
+    Serve,
+    /// Check pipelines, templates, catalogue and udc_config.json; exit code 1 on any problem.
+    Check {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Run every pipeline's tests and the conversation fixtures; show each reply that changed.
+    Test {
+        /// Write the new transcripts as the accepted snapshots (read the diffs first).
+        #[arg(long)]
+        accept: bool,
+    },
+    /// Talk to the assistant in the terminal: the embedded engine, or a running server.
+    Chat {
+        /// Base URL of a running server, e.g. http://127.0.0.1:8012
+        #[arg(long)]
+        url: Option<String>,
+        /// Start on the voice channel (plain speech replies).
+        #[arg(long)]
+        voice: bool,
+    },
+    /// Show which intent a message resolves to and why, the slots found and the steps that would run.
+    Explain {
+        /// The message, as a user would type it.
+        message: String,
+    },
+    /// Print the OpenAPI document without starting the server.
+    Openapi,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config_dir = cli.config.or_else(|| std::env::var_os("CONFIG_DIR").filter(|v| !v.is_empty()).map(PathBuf::from));
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve::run(config_dir).await,
+        Command::Check { format } => check::run(config_dir, format),
+        Command::Test { accept } => test::run(config_dir, accept).await,
+        Command::Chat { url, voice } => chat::run(config_dir, url, voice).await,
+        Command::Explain { message } => explain::run(config_dir, &message),
+        Command::Openapi => openapi::run(),
+    }
+}
+
+/// Where the configuration comes from, and its root folder when it is on disk.
+pub fn config_files(config_dir: Option<&Path>) -> anyhow::Result<(ConfigFiles, Option<PathBuf>)> {
+    Ok(match config_dir {
+        Some(dir) => (ConfigFiles::from_dir(dir)?, Some(dir.to_path_buf())),
+        None if Path::new("pipelines").is_dir() => (ConfigFiles::from_dir(Path::new("."))?, Some(PathBuf::from("."))),
+        None => (ConfigFiles::embedded(), None),
+    })
+}
+
+/// Loads the configuration, or prints every problem and says the command cannot go on.
+pub fn load_or_report(files: &ConfigFiles) -> Option<CompiledConfig> {
+    match config::load(files) {
+        Ok(compiled) => Some(compiled),
+        Err(error) => {
+            eprintln!("{}", error.render());
+            eprintln!(
+                "the configuration in {} has problems; fix them first (`chat-orchestrator check` lists them)",
+                files.origin
+            );
+            None
+        }
+    }
+}

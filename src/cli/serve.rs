@@ -1,0 +1,75 @@
+//! `serve`: load, check and run the HTTP server until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::backend::SampleBackend;
+use crate::engine::Engine;
+use crate::session::MemoryStore;
+use crate::settings::Settings;
+
+pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let settings = Settings::from_env()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&settings.log_level)
+                .context("LOG_LEVEL is not a valid log filter")?,
+        )
+        .init();
+
+    let (files, _root) = super::config_files(config_dir.as_deref())?;
+    let Some(compiled) = super::load_or_report(&files) else {
+        eprintln!("the server did not start");
+        return Ok(ExitCode::FAILURE);
+    };
+    tracing::info!(
+        origin = %compiled.origin,
+        pipelines = compiled.pipelines.len(),
+        droplets = compiled.catalogue.droplets.len(),
+        "configuration loaded"
+    );
+    tracing::warn!(
+        backend = SampleBackend::NAME,
+        "no Orchestrator configured: droplet answers come from the bundled sample data"
+    );
+    let sessions = Arc::new(MemoryStore::new(settings.sessions));
+    sessions.spawn_sweeper(Duration::from_secs(60));
+    let engine = Arc::new(Engine::new(Arc::new(compiled), SampleBackend::factory(), sessions));
+
+    let listener = tokio::net::TcpListener::bind((settings.host, settings.port)).await.with_context(|| {
+        format!("cannot listen on {}:{} (set HOST/PORT to change it)", settings.host, settings.port)
+    })?;
+    let local = listener.local_addr()?;
+    tracing::info!("listening on http://{local} (API docs at http://{local}/docs)");
+    crate::server::run(listener, engine, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

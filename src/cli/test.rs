@@ -1,0 +1,123 @@
+//! `test`: run every pipeline's `tests:` block and every conversation fixture, and show each
+//! reply that differs from its accepted snapshot as a diff.
+//!
+//! Fixtures live in `tests/fixtures/conversations/` and their snapshots in `tests/snapshots/`
+//! under the configuration root: the same files `cargo test` checks, so a steward without a
+//! Rust toolchain and CI agree on what passes.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use similar::TextDiff;
+
+use crate::fixture::{self, Conversation};
+
+const FIXTURES: &str = "tests/fixtures/conversations";
+const SNAPSHOTS: &str = "tests/snapshots";
+
+pub async fn run(config_dir: Option<PathBuf>, accept: bool) -> anyhow::Result<ExitCode> {
+    let (files, root) = super::config_files(config_dir.as_deref())?;
+    let Some(config) = super::load_or_report(&files) else { return Ok(ExitCode::FAILURE) };
+    let config = Arc::new(config);
+    let mut passed = 0usize;
+    let mut failed = 0usize;
+
+    let (count, failures) = fixture::run_pipeline_tests(config.clone()).await;
+    for failure in &failures {
+        println!("✗ {}\n    {}", failure.at, failure.problem.replace('\n', "\n    "));
+    }
+    let failed_tests = failures.iter().map(|f| &f.at).collect::<std::collections::BTreeSet<_>>().len();
+    passed += count - failed_tests;
+    failed += failed_tests;
+    println!("pipeline tests: {} of {count} passed", count - failed_tests);
+
+    match root {
+        None => println!("conversation fixtures: none (the configuration is the embedded copy; use --config DIR)"),
+        Some(root) => {
+            let (ok, bad) = conversations(&root, config, accept).await?;
+            passed += ok;
+            failed += bad;
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Runs every fixture on each of its channels and compares with the snapshot.
+async fn conversations(
+    root: &Path,
+    config: Arc<crate::config::CompiledConfig>,
+    accept: bool,
+) -> anyhow::Result<(usize, usize)> {
+    let folder = root.join(FIXTURES);
+    let mut names: Vec<String> = match std::fs::read_dir(&folder) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".yaml"))
+            .collect(),
+        Err(_) => {
+            println!("conversation fixtures: none in {}", folder.display());
+            return Ok((0, 0));
+        }
+    };
+    names.sort();
+    let (mut ok, mut bad) = (0, 0);
+    for name in names {
+        let text = std::fs::read_to_string(folder.join(&name))?;
+        let conversation = match Conversation::parse(&text) {
+            Ok(conversation) => conversation,
+            Err(error) => {
+                println!("✗ {FIXTURES}/{name}: not a valid conversation: {error}");
+                bad += 1;
+                continue;
+            }
+        };
+        for channel in conversation.channels() {
+            let transcript = fixture::run(config.clone(), &conversation, channel).await.render();
+            let snapshot_path = root.join(SNAPSHOTS).join(fixture::snapshot_name(&name, channel));
+            let accepted = std::fs::read_to_string(&snapshot_path).ok();
+            let label = format!("{name} ({})", channel.as_str());
+            match accepted.as_deref().map(fixture::snapshot_contents) {
+                Some(expected) if expected.trim_end() == transcript.trim_end() => ok += 1,
+                expected => {
+                    match expected {
+                        Some(expected) => {
+                            println!("✗ {label}: the replies changed");
+                            let (before, after) =
+                                (format!("{}\n", expected.trim_end()), format!("{}\n", transcript.trim_end()));
+                            let diff = TextDiff::from_lines(&before, &after);
+                            print!("{}", diff.unified_diff().context_radius(2).header("accepted", "now"));
+                        }
+                        None => println!("✗ {label}: new conversation, no accepted snapshot yet\n{transcript}"),
+                    }
+                    if accept {
+                        write_snapshot(&snapshot_path, &name, &transcript)?;
+                        println!("  accepted → {}", snapshot_path.display());
+                        ok += 1;
+                    } else {
+                        bad += 1;
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "conversation fixtures: {ok} passed, {bad} failed{}",
+        if bad > 0 { " (run with --accept to accept them, after reading each diff)" } else { "" }
+    );
+    Ok((ok, bad))
+}
+
+/// Writes a snapshot in the format `cargo test` (insta) reads.
+fn write_snapshot(path: &Path, fixture_name: &str, transcript: &str) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let header = format!(
+        "---\nsource: tests/conversations.rs\nexpression: transcript.render()\ninput_file: {FIXTURES}/{fixture_name}\n---\n"
+    );
+    std::fs::write(path, format!("{header}{}\n", transcript.trim_end()))?;
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! The binary's subcommands, run as a steward would run them.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_chat-orchestrator");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env_remove("CONFIG_DIR").current_dir(ROOT).output().expect("binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A copy of the shipped configuration and its fixtures, for commands that must see an edit.
+fn config_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for folder in ["pipelines", "templates", "catalogue", "tests/fixtures", "tests/snapshots"] {
+        copy_dir(&Path::new(ROOT).join(folder), &dir.path().join(folder));
+    }
+    std::fs::copy(Path::new(ROOT).join("udc_config.json"), dir.path().join("udc_config.json")).expect("copy");
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn check_passes_on_the_shipped_configuration() {
+    let output = run(&["check"]);
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert!(stdout(&output).contains("no problems"));
+}
+
+#[test]
+fn check_reports_every_problem_and_fails() {
+    let dir = config_copy();
+    let pipeline = dir.path().join("pipelines/register_service.yaml");
+    let text = std::fs::read_to_string(&pipeline).expect("read").replace("endpoint: /register", "endpoint: /registr");
+    std::fs::write(&pipeline, text).expect("write");
+    std::fs::write(dir.path().join("templates/help/chat.md.j2"), "{{ oops").expect("write");
+    let config = dir.path().to_str().expect("utf-8 path");
+
+    let output = run(&["check", "--config", config]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(text.contains("pipelines/register_service.yaml:") && text.contains("E_UNKNOWN_ENDPOINT"), "{text}");
+    assert!(text.contains("templates/help/chat.md.j2:1:4") && text.contains("E_TEMPLATE_SYNTAX"), "{text}");
+    assert!(text.contains("2 problems in 2 files"), "{text}");
+
+    let output = run(&["check", "--config", config, "--format", "json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let codes: Vec<&str> =
+        report["problems"].as_array().expect("list").iter().filter_map(|p| p["code"].as_str()).collect();
+    assert_eq!(codes, ["E_UNKNOWN_ENDPOINT", "E_TEMPLATE_SYNTAX"]);
+    assert_eq!(report["problems"][0]["position"]["line"], 36);
+}
+
+#[test]
+fn test_shows_a_changed_reply_as_a_diff_and_accept_makes_it_pass() {
+    let dir = config_copy();
+    let template = dir.path().join("templates/goodbye/chat.md.j2");
+    let text = std::fs::read_to_string(&template).expect("read").replace("You're welcome", "Glad to help");
+    std::fs::write(&template, text).expect("write");
+    let config = dir.path().to_str().expect("utf-8 path");
+
+    let output = run(&["test", "--config", config]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(text.contains("✗ goodbye.yaml (chat): the replies changed"), "{text}");
+    assert!(text.contains("-👋 You're welcome!") && text.contains("+👋 Glad to help!"), "{text}");
+    assert!(text.contains("expect_reply_contains") || text.contains("does not contain \"welcome\""), "{text}");
+
+    let output = run(&["test", "--config", config, "--accept"]);
+    let text = stdout(&output);
+    assert!(text.contains("accepted →"), "{text}");
+    // the pipeline's own test still expects "welcome": accepting snapshots does not hide that
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    let pipeline = dir.path().join("pipelines/goodbye.yaml");
+    let yaml = std::fs::read_to_string(&pipeline).expect("read").replace("\"welcome\"", "\"Glad to help\"");
+    std::fs::write(&pipeline, yaml).expect("write");
+    let output = run(&["test", "--config", config]);
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert!(stdout(&output).ends_with("0 failed\n"), "{}", stdout(&output));
+}
+
+#[test]
+fn explain_tells_the_intent_the_slots_and_the_steps() {
+    let output = run(&["explain", "register a new service name:John Doe"]);
+    assert!(output.status.success());
+    let text = stdout(&output);
+    assert!(text.contains("intent   register_service (score 1.000, pattern)"), "{text}");
+    assert!(text.contains("name  = \"John Doe\""), "{text}");
+    assert!(text.contains("id    missing, would ask for its numeric id"), "{text}");
+    assert!(text.contains("2. query Registry POST /register as `result`"), "{text}");
+}
+
+#[test]
+fn openapi_prints_the_served_document() {
+    let output = run(&["openapi"]);
+    assert!(output.status.success());
+    let spec: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert!(spec["paths"]["/api/chat"]["post"].is_object());
+}
+
+#[test]
+fn chat_runs_a_conversation_from_standard_input() {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(["chat"])
+        .current_dir(ROOT)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"register a new service\nname:Zed id:9\n/voice\nshow me all droplets\n/quit\n")
+        .expect("write");
+    let output = child.wait_with_output().expect("finish");
+    assert!(output.status.success());
+    let text = stdout(&output);
+    assert!(text.contains("I still need"), "{text}");
+    assert!(text.contains("**Zed** is registered"), "{text}");
+    assert!(text.contains("voice> There are seven droplets."), "{text}");
+}
