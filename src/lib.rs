@@ -31,6 +31,7 @@ pub mod fixture;
 pub mod identity;
 pub mod intent;
 pub mod pipeline;
+pub mod reload;
 pub mod server;
 pub mod session;
 pub mod settings;

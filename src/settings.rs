@@ -21,6 +21,10 @@ pub struct Settings {
     pub sessions: SessionLimits,
     /// `LOG_LEVEL`, default `info` (any tracing filter, e.g. `debug,poem=info`).
     pub log_level: String,
+    /// `ADMIN_TOKEN`: bearer token for `/api/admin/*`; unset switches those endpoints off.
+    pub admin_token: Option<String>,
+    /// `CONFIG_WATCH` (default true): reload when files in the configuration folder change.
+    pub config_watch: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +84,8 @@ impl Settings {
                 })?),
             },
             log_level: lookup("LOG_LEVEL").filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "info".to_owned()),
+            admin_token: lookup("ADMIN_TOKEN").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
+            config_watch: parse(&lookup, "CONFIG_WATCH", true, "true or false")?,
         })
     }
 }

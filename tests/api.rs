@@ -20,8 +20,9 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let engine = Arc::new(common::engine(vec![]));
+        let state = chat_orchestrator::api::AppState::new(engine, None, None);
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(chat_orchestrator::server::run(listener, engine, async {
+        let task = tokio::spawn(chat_orchestrator::server::run(listener, state, async {
             let _ = stopped.await;
         }));
         TestServer { base, client: reqwest::Client::new(), stop: Some(stop), task: Some(task) }

@@ -141,3 +141,68 @@ fn chat_runs_a_conversation_from_standard_input() {
     assert!(text.contains("**Zed** is registered"), "{text}");
     assert!(text.contains("voice> There are seven droplets."), "{text}");
 }
+
+/// The real server: `serve` with its configuration in a folder, reloaded by SIGHUP.
+#[test]
+fn serve_reloads_on_sighup() {
+    use std::io::{BufRead, BufReader};
+    let dir = config_copy();
+    let mut child = Command::new(BIN)
+        .args(["serve"])
+        .env("CONFIG_DIR", dir.path())
+        .env("PORT", "0")
+        .env("CONFIG_WATCH", "false") // only the signal may reload
+        .env("LOG_LEVEL", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let address = loop {
+        let line = lines.next().expect("server printed its address").expect("line");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    // keep draining the log so the server never blocks on a full pipe
+    std::thread::spawn(move || for _ in lines {});
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let ask = |client: &reqwest::Client| {
+        runtime.block_on(async {
+            let reply: Value = client
+                .post(format!("http://{address}/api/chat"))
+                .json(&serde_json::json!({"message": "bye"}))
+                .send()
+                .await
+                .expect("request")
+                .json()
+                .await
+                .expect("json");
+            reply["response"].as_str().unwrap_or_default().to_owned()
+        })
+    };
+    let client = reqwest::Client::new();
+    assert!(ask(&client).contains("You're welcome"));
+
+    let template = dir.path().join("templates/goodbye/chat.md.j2");
+    std::fs::write(&template, "👋 Reloaded by a signal.\n").expect("write");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(ask(&client).contains("You're welcome"), "no watcher: nothing changes before the signal");
+
+    let hup = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().expect("kill runs");
+    assert!(hup.success());
+    let mut reply = String::new();
+    for _ in 0..100 {
+        reply = ask(&client);
+        if reply.contains("Reloaded by a signal") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(reply, "👋 Reloaded by a signal.");
+}

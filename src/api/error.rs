@@ -12,6 +12,10 @@ pub enum ErrorCode {
     InvalidRequest,
     /// The request was read but a value is not acceptable.
     ValidationError,
+    /// No valid credentials.
+    Unauthorized,
+    /// Valid request, but not allowed.
+    Forbidden,
     /// Something failed on our side.
     InternalError,
     /// A part we depend on (e.g. the session store) is down.
@@ -23,6 +27,8 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidRequest => "INVALID_REQUEST",
             ErrorCode::ValidationError => "VALIDATION_ERROR",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::DependencyUnavailable => "DEPENDENCY_UNAVAILABLE",
         }

@@ -1,29 +1,52 @@
 //! The HTTP surface, declared with poem-openapi so the OpenAPI document is generated from the
-//! same types the handlers use. Handlers translate HTTP to engine turns and back; they hold no
+//! same types the handlers use. Handlers translate HTTP to engine calls and back; they hold no
 //! conversation logic.
 
+pub mod admin;
 mod chat;
 pub mod error;
 pub mod limits;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use poem_openapi::{OpenApiService, Tags};
 
+pub use admin::{AdminApi, AdminToken};
 pub use chat::{ChatApi, MAX_MESSAGE_CHARS};
 
 use crate::engine::Engine;
+use crate::reload::Reloader;
 
 #[derive(Tags)]
 pub enum ApiTags {
     /// Talking to the assistant.
     Chat,
+    /// Running configuration and reloads (bearer `ADMIN_TOKEN`).
+    Admin,
+}
+
+/// What the endpoints share.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub reloader: Arc<Reloader>,
+    pub admin_token: AdminToken,
+}
+
+impl AppState {
+    /// `config_root` is where reloads read the configuration (`None`: the embedded copy).
+    pub fn new(engine: Arc<Engine>, config_root: Option<PathBuf>, admin_token: Option<String>) -> Self {
+        let reloader = Arc::new(Reloader::new(engine.clone(), config_root));
+        AppState { engine, reloader, admin_token: AdminToken(admin_token.map(Arc::from)) }
+    }
 }
 
 /// The documented API. `spec()` on it prints the OpenAPI document without serving.
-pub fn service(engine: Arc<Engine>) -> OpenApiService<ChatApi, ()> {
-    OpenApiService::new(ChatApi { engine }, "Chat Orchestrator (droplet 12)", env!("CARGO_PKG_VERSION")).description(
+pub fn service(state: &AppState) -> OpenApiService<(ChatApi, AdminApi), ()> {
+    let apis = (ChatApi { engine: state.engine.clone() }, AdminApi { reloader: state.reloader.clone() });
+    OpenApiService::new(apis, "Chat Orchestrator (droplet 12)", env!("CARGO_PKG_VERSION")).description(
         "A declarative conversation engine: stewards describe each intent as a YAML pipeline \
-             and write replies as templates; this API runs them.",
+         and write replies as templates; this API runs them.",
     )
 }

@@ -14,6 +14,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let compiled = config::load(&ConfigFiles::embedded()).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
     let sessions = Arc::new(MemoryStore::new(SessionLimits::default()));
     let engine = Arc::new(Engine::new(Arc::new(compiled), SampleBackend::factory(), sessions));
-    println!("{}", crate::api::service(engine).spec());
+    println!("{}", crate::api::service(&crate::api::AppState::new(engine, None, None)).spec());
     Ok(ExitCode::SUCCESS)
 }

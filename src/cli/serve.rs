@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::api::AppState;
 use crate::backend::SampleBackend;
 use crate::engine::Engine;
 use crate::session::MemoryStore;
@@ -21,7 +22,7 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         )
         .init();
 
-    let (files, _root) = super::config_files(config_dir.as_deref())?;
+    let (files, root) = super::config_files(config_dir.as_deref())?;
     let Some(compiled) = super::load_or_report(&files) else {
         eprintln!("the server did not start");
         return Ok(ExitCode::FAILURE);
@@ -40,12 +41,24 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     sessions.spawn_sweeper(Duration::from_secs(60));
     let engine = Arc::new(Engine::new(Arc::new(compiled), SampleBackend::factory(), sessions));
 
+    let state = AppState::new(engine, root, settings.admin_token.clone());
+    state.reloader.spawn_sighup().context("cannot listen for SIGHUP")?;
+    // kept alive for as long as the server runs; dropping it stops watching
+    let _watcher = if settings.config_watch {
+        state.reloader.spawn_watcher().context("cannot watch the configuration folders")?
+    } else {
+        None
+    };
+    if settings.admin_token.is_none() {
+        tracing::info!("admin endpoints are switched off (set ADMIN_TOKEN to enable /api/admin/*)");
+    }
+
     let listener = tokio::net::TcpListener::bind((settings.host, settings.port)).await.with_context(|| {
         format!("cannot listen on {}:{} (set HOST/PORT to change it)", settings.host, settings.port)
     })?;
     let local = listener.local_addr()?;
     tracing::info!("listening on http://{local} (API docs at http://{local}/docs)");
-    crate::server::run(listener, engine, shutdown_signal()).await?;
+    crate::server::run(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -11,15 +11,15 @@ use include_dir::{include_dir, Dir};
 
 /// The configuration shipped in this repository, compiled into the binary so that it runs with
 /// no files around it.
-static EMBEDDED: [(&str, Dir<'static>); 4] = [
+static EMBEDDED: [(&str, Dir<'static>); 3] = [
     ("pipelines", include_dir!("$CARGO_MANIFEST_DIR/pipelines")),
     ("templates", include_dir!("$CARGO_MANIFEST_DIR/templates")),
-    ("schemas", include_dir!("$CARGO_MANIFEST_DIR/schemas")),
     ("catalogue", include_dir!("$CARGO_MANIFEST_DIR/catalogue")),
 ];
 
-/// Folders (relative to the configuration root) the loader reads.
-pub const CONFIG_FOLDERS: [&str; 4] = ["pipelines", "templates", "schemas", "catalogue"];
+/// Folders (relative to the configuration root) the loader reads. `schemas/` is not among them:
+/// the schemas describe what this build understands, so they are compiled into it.
+pub const CONFIG_FOLDERS: [&str; 3] = ["pipelines", "templates", "catalogue"];
 
 /// Path of the droplet catalogue relative to the root.
 pub const CATALOGUE_FILE: &str = "catalogue/droplets.yaml";

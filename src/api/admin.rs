@@ -1,0 +1,177 @@
+//! Administration: reload the configuration and see which version runs.
+//!
+//! Guarded by a bearer token (`ADMIN_TOKEN`) until the mesh's JWTs are verified here; without
+//! the variable the endpoints are switched off (403), never open.
+
+use std::sync::Arc;
+
+use poem::Request;
+use poem_openapi::auth::Bearer;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme};
+use serde_json::{json, Value};
+
+use super::error::{ErrorBody, ErrorCode};
+use super::ApiTags;
+use crate::reload::Reloader;
+
+/// The configured admin token, if any (request data).
+#[derive(Clone)]
+pub struct AdminToken(pub Option<Arc<str>>);
+
+/// `Authorization: Bearer <ADMIN_TOKEN>`.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", checker = "check_admin_token")]
+pub struct AdminAuth(());
+
+async fn check_admin_token(request: &Request, bearer: Bearer) -> poem::Result<()> {
+    let configured = request.data::<AdminToken>().and_then(|t| t.0.clone());
+    match configured {
+        None => Err(poem::Error::from_string(
+            "admin endpoints are switched off: set ADMIN_TOKEN to enable them",
+            poem::http::StatusCode::FORBIDDEN,
+        )),
+        Some(token) if constant_time_eq(token.as_bytes(), bearer.token.as_bytes()) => Ok(()),
+        Some(_) => Err(poem::Error::from_string(
+            "the bearer token is not the admin token",
+            poem::http::StatusCode::UNAUTHORIZED,
+        )),
+    }
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The running configuration and its reload history.
+#[derive(Debug, Object)]
+pub struct ConfigStatus {
+    /// The running version (1 at start-up, +1 per successful reload).
+    pub version: u64,
+    /// Where the configuration is read from (a folder, or `embedded`).
+    pub origin: String,
+    /// When the running version went live (RFC 3339 UTC).
+    pub loaded_at: String,
+    /// The intents it answers.
+    pub intents: Vec<String>,
+    /// Reloads that went live since start-up.
+    pub reloads_succeeded: u64,
+    /// Reloads refused because the new configuration had problems.
+    pub reloads_failed: u64,
+    /// The last reload attempt: trigger, time, outcome and, when it failed, every problem.
+    pub last_attempt: Option<Value>,
+}
+
+/// A successful reload.
+#[derive(Debug, Object)]
+pub struct Reloaded {
+    /// The version now running.
+    pub version: u64,
+    /// RFC 3339 UTC.
+    pub loaded_at: String,
+}
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "auth_or_bad_request")]
+pub enum ReloadResponse {
+    /// The new configuration is live.
+    #[oai(status = 200)]
+    Ok(Json<Reloaded>),
+    /// The new configuration has problems; the running one stays. `details.problems` lists
+    /// every problem (file, line, column, code, message, help), `details.report` renders them.
+    #[oai(status = 422)]
+    Invalid(Json<ErrorBody>),
+    /// Missing or wrong bearer token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// Admin endpoints are switched off (no `ADMIN_TOKEN`).
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+}
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "auth_or_bad_request_status")]
+pub enum StatusResponse {
+    /// The running configuration.
+    #[oai(status = 200)]
+    Ok(Json<ConfigStatus>),
+    /// Missing or wrong bearer token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// Admin endpoints are switched off (no `ADMIN_TOKEN`).
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+}
+
+/// Authentication failures arrive here as errors; keep their status and use the uniform body.
+fn auth_error(error: &poem::Error) -> (u16, Json<ErrorBody>) {
+    let status = error.status().as_u16();
+    let code = if status == 403 { ErrorCode::Forbidden } else { ErrorCode::Unauthorized };
+    let message = if status == 401 || status == 403 {
+        error.to_string()
+    } else {
+        "send `Authorization: Bearer <ADMIN_TOKEN>`".to_owned()
+    };
+    (status, Json(ErrorBody::new(code, message, json!({}))))
+}
+
+fn auth_or_bad_request(error: poem::Error) -> ReloadResponse {
+    match auth_error(&error) {
+        (403, body) => ReloadResponse::Forbidden(body),
+        (_, body) => ReloadResponse::Unauthorized(body, "Bearer".to_owned()),
+    }
+}
+
+fn auth_or_bad_request_status(error: poem::Error) -> StatusResponse {
+    match auth_error(&error) {
+        (403, body) => StatusResponse::Forbidden(body),
+        (_, body) => StatusResponse::Unauthorized(body, "Bearer".to_owned()),
+    }
+}
+
+pub struct AdminApi {
+    pub reloader: Arc<Reloader>,
+}
+
+#[OpenApi]
+impl AdminApi {
+    /// Reload the configuration now.
+    ///
+    /// Builds the configuration from its files off the request path and swaps it in only if it
+    /// has no problems. Requests in flight finish on the version they started with.
+    #[oai(path = "/api/admin/reload", method = "post", tag = "ApiTags::Admin")]
+    async fn reload(&self, _auth: AdminAuth) -> ReloadResponse {
+        let attempt = self.reloader.reload("admin").await;
+        match attempt.version {
+            Some(version) => ReloadResponse::Ok(Json(Reloaded { version, loaded_at: attempt.at })),
+            None => {
+                let running = self.reloader.state().version;
+                ReloadResponse::Invalid(Json(ErrorBody::new(
+                    ErrorCode::ValidationError,
+                    format!(
+                        "the new configuration has {} problem(s); version {running} keeps running",
+                        attempt.problems.len().max(1)
+                    ),
+                    json!({"problems": attempt.problems, "report": attempt.report}),
+                )))
+            }
+        }
+    }
+
+    /// The running configuration version and the reload history.
+    #[oai(path = "/api/admin/config", method = "get", tag = "ApiTags::Admin")]
+    async fn config(&self, _auth: AdminAuth) -> StatusResponse {
+        let state = self.reloader.state();
+        let runtime = self.reloader.engine().runtime();
+        StatusResponse::Ok(Json(ConfigStatus {
+            version: state.version,
+            origin: state.origin,
+            loaded_at: state.loaded_at,
+            intents: runtime.config.pipelines.iter().map(|p| p.intent.clone()).collect(),
+            reloads_succeeded: state.reloads_succeeded,
+            reloads_failed: state.reloads_failed,
+            last_attempt: state.last_attempt.and_then(|a| serde_json::to_value(a).ok()),
+        }))
+    }
+}

@@ -1,0 +1,201 @@
+//! Hot reload through all three triggers, over real HTTP: a valid edit goes live for new
+//! requests, a broken edit changes nothing, and requests during reloads all succeed on exactly
+//! one version.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_orchestrator::api::AppState;
+use chat_orchestrator::config::{self, ConfigFiles};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+const TOKEN: &str = "test-admin-token";
+const WELCOME: &str = "👋 You're welcome! Come back any time — say *help* to see what I can do.";
+const GLAD: &str = "👋 Glad to help! Come back any time — say *help* to see what I can do.";
+
+fn config_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for folder in ["pipelines", "templates", "catalogue"] {
+        copy_dir(&root.join(folder), &dir.path().join(folder));
+    }
+    std::fs::copy(root.join("udc_config.json"), dir.path().join("udc_config.json")).expect("copy");
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+        }
+    }
+}
+
+fn set_goodbye(dir: &Path, text: &str) {
+    std::fs::write(dir.join("templates/goodbye/chat.md.j2"), format!("{text}\n")).expect("write template");
+}
+
+struct Server {
+    base: String,
+    client: reqwest::Client,
+    state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Server {
+    async fn start(dir: &Path, token: Option<&str>) -> Server {
+        let files = ConfigFiles::from_dir(dir).expect("readable");
+        let compiled = Arc::new(config::load(&files).expect("valid configuration"));
+        let engine = Arc::new(common::engine_with(compiled, vec![], Default::default()));
+        let state = AppState::new(engine, Some(dir.to_path_buf()), token.map(str::to_owned));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(chat_orchestrator::server::run(listener, state.clone(), async {
+            let _ = stopped.await;
+        }));
+        Server { base, client: reqwest::Client::new(), state, stop: Some(stop) }
+    }
+
+    async fn goodbye(&self) -> (String, u64) {
+        let reply: Value = self
+            .client
+            .post(format!("{}/api/chat", self.base))
+            .json(&json!({"message": "bye", "trace": true}))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        (
+            reply["response"].as_str().unwrap_or_default().to_owned(),
+            reply["trace"]["config_version"].as_u64().unwrap_or(0),
+        )
+    }
+
+    async fn admin(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> (u16, Value, Option<String>) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let challenge = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        (status, response.json().await.unwrap_or(Value::Null), challenge)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_under_load_lose_no_request_and_mix_no_versions() {
+    let dir = config_copy();
+    let server = Arc::new(Server::start(dir.path(), Some(TOKEN)).await);
+    let reloading = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (server, reloading) = (server.clone(), reloading.clone());
+            tokio::spawn(async move {
+                let (mut last_version, mut versions_seen, mut requests) = (0, std::collections::BTreeSet::new(), 0);
+                // keep asking for as long as reloads happen (bounded, should the reloads hang)
+                while reloading.load(std::sync::atomic::Ordering::SeqCst) && requests < 20_000 {
+                    let (reply, version) = server.goodbye().await;
+                    assert!(reply == WELCOME || reply == GLAD, "a reply from no single version: {reply:?}");
+                    assert!(version >= last_version, "versions only move forward for a client");
+                    last_version = version;
+                    versions_seen.insert(version);
+                    requests += 1;
+                }
+                (requests, versions_seen.len())
+            })
+        })
+        .collect();
+    for round in 0..8 {
+        set_goodbye(dir.path(), if round % 2 == 0 { GLAD } else { WELCOME });
+        let (status, body, _) = server.admin(reqwest::Method::POST, "/api/admin/reload", Some(TOKEN)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["version"], round + 2);
+    }
+    reloading.store(false, std::sync::atomic::Ordering::SeqCst);
+    for client in clients {
+        let (requests, versions) = client.await.expect("every request answered");
+        assert!(
+            requests > 8 && versions > 1,
+            "requests ran during the reloads ({requests} requests, {versions} versions)"
+        );
+    }
+    let (reply, version) = server.goodbye().await;
+    assert_eq!((reply.as_str(), version), (WELCOME, 9));
+}
+
+#[tokio::test]
+async fn a_broken_edit_changes_nothing_and_is_reported() {
+    let dir = config_copy();
+    let server = Server::start(dir.path(), Some(TOKEN)).await;
+    set_goodbye(dir.path(), "{{ oops");
+    let (status, body, _) = server.admin(reqwest::Method::POST, "/api/admin/reload", Some(TOKEN)).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "VALIDATION_ERROR");
+    assert_eq!(body["error"]["details"]["problems"][0]["code"], "E_TEMPLATE_SYNTAX");
+    assert_eq!(body["error"]["details"]["problems"][0]["file"], "templates/goodbye/chat.md.j2");
+    assert!(body["error"]["details"]["report"].as_str().unwrap_or_default().contains("^"), "{body}");
+
+    assert_eq!(server.goodbye().await, (WELCOME.to_owned(), 1), "still the first version");
+    let (status, config, _) = server.admin(reqwest::Method::GET, "/api/admin/config", Some(TOKEN)).await;
+    assert_eq!(status, 200);
+    assert_eq!(config["version"], 1);
+    assert_eq!(config["reloads_failed"], 1);
+    assert_eq!(config["last_attempt"]["ok"], false);
+    assert_eq!(config["last_attempt"]["trigger"], "admin");
+    assert!(config["intents"].as_array().is_some_and(|i| i.contains(&json!("goodbye"))));
+}
+
+#[tokio::test]
+async fn admin_endpoints_need_the_token_and_are_off_without_one() {
+    let dir = config_copy();
+    let guarded = Server::start(dir.path(), Some(TOKEN)).await;
+    let (status, body, challenge) = guarded.admin(reqwest::Method::POST, "/api/admin/reload", None).await;
+    assert_eq!((status, challenge.as_deref()), (401, Some("Bearer")), "{body}");
+    assert_eq!(body["error"]["code"], "UNAUTHORIZED");
+    let (status, _, _) = guarded.admin(reqwest::Method::GET, "/api/admin/config", Some("wrong-token")).await;
+    assert_eq!(status, 401);
+
+    let open = Server::start(dir.path(), None).await;
+    let (status, body, _) = open.admin(reqwest::Method::POST, "/api/admin/reload", Some("anything")).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "FORBIDDEN");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("ADMIN_TOKEN"));
+}
+
+#[tokio::test]
+async fn the_file_watcher_reloads_after_an_edit() {
+    let dir = config_copy();
+    let server = Server::start(dir.path(), None).await;
+    let _watcher = server.state.reloader.spawn_watcher().expect("watch").expect("a folder to watch");
+    set_goodbye(dir.path(), GLAD);
+    let mut seen = server.goodbye().await;
+    for _ in 0..100 {
+        if seen.0 == GLAD {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        seen = server.goodbye().await;
+    }
+    assert_eq!(seen, (GLAD.to_owned(), 2));
+    assert_eq!(server.state.reloader.state().last_attempt.map(|a| a.trigger), Some("watcher".to_owned()));
+}
