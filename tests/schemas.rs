@@ -115,9 +115,19 @@ fn the_schema_rejects_exactly_the_err_fixtures_it_should() {
             let Ok(document) = serde_saphyr::from_str::<Value>(text) else { continue }; // a YAML syntax error
             let valid = validator(schema).is_valid(&document);
             rejected |= !valid;
-            assert!(schema_level || valid, "{}: {file} should pass the schema; only the compile pass may reject it", path.display());
+            assert!(
+                schema_level || valid,
+                "{}: {file} should pass the schema; only the compile pass may reject it",
+                path.display()
+            );
         }
-        assert_eq!(rejected, schema_level, "{}: the schema should {}reject it", path.display(), if schema_level { "" } else { "not " });
+        assert_eq!(
+            rejected,
+            schema_level,
+            "{}: the schema should {}reject it",
+            path.display(),
+            if schema_level { "" } else { "not " }
+        );
         checked += 1;
     }
     assert!(checked >= 15, "only {checked} fixtures found");

@@ -14,8 +14,13 @@ fn every_file_quoted_in_the_guide_is_the_shipped_file() {
         let fence = lines.next().unwrap_or_default();
         assert!(fence.starts_with("```"), "a code block must follow the marker for {path}");
         let block: Vec<&str> = lines.by_ref().take_while(|l| !l.starts_with("```")).collect();
-        let shipped = std::fs::read_to_string(root.join(path)).unwrap_or_else(|_| panic!("the guide quotes {path}, which does not exist"));
-        assert_eq!(block.join("\n").trim_end(), shipped.trim_end(), "STEWARDS.md's copy of {path} differs from the file");
+        let shipped = std::fs::read_to_string(root.join(path))
+            .unwrap_or_else(|_| panic!("the guide quotes {path}, which does not exist"));
+        assert_eq!(
+            block.join("\n").trim_end(),
+            shipped.trim_end(),
+            "STEWARDS.md's copy of {path} differs from the file"
+        );
         quoted += 1;
     }
     assert_eq!(quoted, 4, "the guide quotes the pipeline, both templates and the conversation");
