@@ -97,6 +97,28 @@ impl Engine {
         Engine { current: ArcSwap::from_pointee(first), backends, installing: std::sync::Mutex::new(1), sessions }
     }
 
+    /// The greeting for a client that just connected, on its channel.
+    pub fn welcome(&self, channel: Channel) -> Result<String, crate::template::RenderError> {
+        let runtime = self.runtime();
+        let config = &runtime.config;
+        let context = minijinja::Value::from(std::collections::BTreeMap::from([
+            ("channel", minijinja::Value::from(channel.as_str())),
+            ("droplets", config.droplets_value.clone()),
+            ("intents", config.intents_value.clone()),
+            ("backend", minijinja::Value::from(runtime.backend.name())),
+        ]));
+        let text = config.templates.render(config.welcome.for_channel(channel), &context)?;
+        Ok(match channel {
+            Channel::Chat => text,
+            Channel::Voice => crate::speech::to_speech(&text),
+        })
+    }
+
+    /// Where conversations are kept.
+    pub fn sessions(&self) -> &Arc<dyn SessionStore> {
+        &self.sessions
+    }
+
     /// The configuration version turns start on now.
     pub fn runtime(&self) -> Arc<Runtime> {
         self.current.load_full()

@@ -20,8 +20,10 @@ pub fn app(state: &AppState) -> impl poem::Endpoint {
     Route::new()
         .at("/openapi.json", spec)
         .nest("/docs", docs)
+        .at("/ws", poem::get(api::ws::ws))
         .nest("/", service)
         .data(state.admin_token.clone())
+        .data(state.clone())
         .around(api::limits::limit_body)
         .with(poem::middleware::Tracing)
 }
@@ -33,5 +35,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let acceptor = TcpAcceptor::from_tokio(listener)?;
+    let closing = state.closing.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // tell open WebSockets first, so their clients get a close frame rather than a cut
+        let _ = closing.send(true);
+    };
     Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(app(&state), shutdown, Some(DRAIN_TIMEOUT)).await
 }

@@ -115,6 +115,19 @@ pub trait SessionStore: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Every live (not expired) session, with how long each has been idle. Waits for turns in
+    /// flight, so what it returns is committed state.
+    fn list(&self) -> BoxFuture<'_, Result<Vec<(Session, Duration)>, StoreError>>;
+
+    /// One live session by its exact id.
+    fn get(&self, id: &str) -> BoxFuture<'_, Result<Option<(Session, Duration)>, StoreError>>;
+
+    /// Forgets one session (after any turn in flight on it). Returns whether it existed.
+    fn delete(&self, id: &str) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// Forgets every session. Returns how many there were.
+    fn clear(&self) -> BoxFuture<'_, Result<usize, StoreError>>;
 }
 
 /// Limits shared by every store.
@@ -238,6 +251,75 @@ impl SessionStore for MemoryStore {
 
     fn limits(&self) -> SessionLimits {
         self.limits
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<(Session, Duration)>, StoreError>> {
+        let handles: Vec<SlotHandle> = self.snapshot().into_iter().map(|(_, h)| h).collect();
+        let timeout = self.limits.idle_timeout;
+        Box::pin(async move {
+            let mut live = Vec::new();
+            for handle in handles {
+                let slot = handle.lock().await;
+                if let Some(session) = slot.session.as_ref().filter(|_| slot.last_active.elapsed() < timeout) {
+                    live.push((session.clone(), slot.last_active.elapsed()));
+                }
+            }
+            live.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.id.cmp(&b.0.id)));
+            Ok(live)
+        })
+    }
+
+    fn get(&self, id: &str) -> BoxFuture<'_, Result<Option<(Session, Duration)>, StoreError>> {
+        let handle = self.existing(id);
+        let timeout = self.limits.idle_timeout;
+        Box::pin(async move {
+            let Some(handle) = handle else { return Ok(None) };
+            let slot = handle.lock().await;
+            Ok(slot
+                .session
+                .as_ref()
+                .filter(|_| slot.last_active.elapsed() < timeout)
+                .map(|session| (session.clone(), slot.last_active.elapsed())))
+        })
+    }
+
+    fn delete(&self, id: &str) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let handle = self.existing(id);
+        let timeout = self.limits.idle_timeout;
+        let id = id.to_owned();
+        Box::pin(async move {
+            let Some(handle) = handle else { return Ok(false) };
+            let mut slot = handle.lock().await;
+            let existed = slot.session.take().is_some() && slot.last_active.elapsed() < timeout;
+            drop(slot);
+            self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&id);
+            Ok(existed)
+        })
+    }
+
+    fn clear(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let ids: Vec<String> = self.snapshot().into_iter().map(|(id, _)| id).collect();
+            let mut deleted = 0;
+            for id in ids {
+                if self.delete(&id).await? {
+                    deleted += 1;
+                }
+            }
+            Ok(deleted)
+        })
+    }
+}
+
+impl MemoryStore {
+    /// The slot handles as they are now; locking them happens after the map's lock is released.
+    fn snapshot(&self) -> Vec<(String, SlotHandle)> {
+        let slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        slots.iter().map(|(id, handle)| (id.clone(), handle.clone())).collect()
+    }
+
+    fn existing(&self, id: &str) -> Option<SlotHandle> {
+        self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(id).cloned()
     }
 }
 

@@ -19,6 +19,9 @@ const FUEL_PER_RENDER: u64 = 200_000;
 pub const CONTEXT_NAMES: &[&str] =
     &["message", "channel", "intent", "slots", "droplets", "intents", "pending", "backend"];
 
+/// Names available to the welcome templates (sent before any turn).
+pub const WELCOME_CONTEXT_NAMES: &[&str] = &["channel", "droplets", "intents", "backend"];
+
 /// Extra names inside an `ask` template.
 pub const ASK_CONTEXT_NAMES: &[&str] = &["missing"];
 

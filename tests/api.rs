@@ -247,3 +247,87 @@ async fn concurrent_turns_on_one_session_are_all_answered_in_order() {
     }
     server.stop().await;
 }
+
+async fn start_with_admin(token: &str) -> (TestServer, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let engine = Arc::new(common::engine(vec![]));
+    let state = chat_orchestrator::api::AppState::new(engine, None, Some(token.to_owned()));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(chat_orchestrator::server::run(listener, state, async {
+        let _ = stopped.await;
+    }));
+    (TestServer { base, client: reqwest::Client::new(), stop: Some(stop), task: Some(task) }, token.to_owned())
+}
+
+#[tokio::test]
+async fn session_admin_needs_the_token_and_finds_sessions_only_by_exact_id() {
+    let (server, token) = start_with_admin("sessions-admin-token").await;
+    let get = |path: &str, auth: Option<&str>| {
+        let mut request = server.client.get(format!("{}{path}", server.base));
+        if let Some(auth) = auth {
+            request = request.bearer_auth(auth);
+        }
+        request.send()
+    };
+    assert_eq!(get("/api/sessions", None).await.expect("request").status().as_u16(), 401);
+    assert_eq!(get("/api/sessions", Some("wrong")).await.expect("request").status().as_u16(), 401);
+
+    server.chat(json!({"message": "register a new service", "session_id": "alpha-1"})).await;
+    server.chat(json!({"message": "hello", "session_id": "alpha-2"})).await;
+
+    let list: Value = get("/api/sessions", Some(&token)).await.expect("request").json().await.expect("json");
+    assert_eq!(list["total"], 2);
+    let ids: Vec<&str> = list["sessions"].as_array().expect("list").iter().filter_map(|s| s["id"].as_str()).collect();
+    assert!(ids.contains(&"alpha-1") && ids.contains(&"alpha-2"), "{list}");
+
+    let detail: Value = get("/api/sessions/alpha-1", Some(&token)).await.expect("request").json().await.expect("json");
+    assert_eq!(detail["pending"]["intent"], "register_service");
+    assert_eq!(detail["history"].as_array().map(Vec::len), Some(2));
+    assert_eq!(detail["history"][0]["text"], "register a new service");
+
+    // no prefix matching, no guessing
+    let near = get("/api/sessions/alpha", Some(&token)).await.expect("request");
+    assert_eq!(near.status().as_u16(), 404);
+    let body: Value = near.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "NOT_FOUND");
+
+    let stats: Value = get("/api/sessions/stats", Some(&token)).await.expect("request").json().await.expect("json");
+    assert_eq!(
+        (stats["sessions"].as_u64(), stats["pending_actions"].as_u64(), stats["messages"].as_u64()),
+        (Some(2), Some(1), Some(4))
+    );
+
+    let deleted = server
+        .client
+        .delete(format!("{}/api/sessions/alpha-1", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status().as_u16(), 200);
+    assert_eq!(get("/api/sessions/alpha-1", Some(&token)).await.expect("request").status().as_u16(), 404);
+    let again = server
+        .client
+        .delete(format!("{}/api/sessions/alpha-1", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(again.status().as_u16(), 404);
+
+    let cleared: Value = server
+        .client
+        .delete(format!("{}/api/sessions", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("clear")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(cleared["deleted"], 1);
+    let list: Value = get("/api/sessions", Some(&token)).await.expect("request").json().await.expect("json");
+    assert_eq!(list["total"], 0);
+    server.stop().await;
+}

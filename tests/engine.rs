@@ -114,3 +114,12 @@ async fn rule_matched_intents_explain_themselves() {
     assert_eq!(fallback.intent, "fallback");
     assert_eq!(fallback.trace.intent.source, "fallback");
 }
+
+#[tokio::test]
+async fn the_websocket_welcome_renders_on_both_channels() {
+    let engine = common::engine(vec![]);
+    let chat = engine.welcome(Channel::Chat).expect("chat welcome renders");
+    assert!(chat.contains("Chat Orchestrator") && chat.contains("register a new service in the registry"), "{chat}");
+    let voice = engine.welcome(Channel::Voice).expect("voice welcome renders");
+    assert!(chat_orchestrator::speech::is_speakable(&voice), "{voice}");
+}

@@ -105,7 +105,7 @@ pub enum StatusResponse {
 }
 
 /// Authentication failures arrive here as errors; keep their status and use the uniform body.
-fn auth_error(error: &poem::Error) -> (u16, Json<ErrorBody>) {
+pub(super) fn auth_error(error: &poem::Error) -> (u16, Json<ErrorBody>) {
     let status = error.status().as_u16();
     let code = if status == 403 { ErrorCode::Forbidden } else { ErrorCode::Unauthorized };
     let message = if status == 401 || status == 403 {

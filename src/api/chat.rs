@@ -9,17 +9,11 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::{json, Value};
 
 use super::error::{ErrorBody, ErrorCode};
+use super::validate::{check_message, check_metadata, check_session_id, is_printable_id};
 use super::ApiTags;
 use crate::engine::{Engine, Turn, TurnError};
 use crate::session::Channel;
 use crate::trace::TurnTrace;
-
-/// Longest message accepted, in characters after trimming.
-pub const MAX_MESSAGE_CHARS: usize = 5000;
-/// Longest session or trace id accepted.
-pub const MAX_ID_CHARS: usize = 128;
-/// Most metadata a turn may add to its session, as serialised JSON.
-pub const MAX_METADATA_BYTES: usize = 4096;
 
 /// A chat message from a client.
 #[derive(Debug, Object)]
@@ -145,55 +139,4 @@ impl ChatApi {
             }
         }
     }
-}
-
-fn check_message(text: &str) -> Result<(), Box<ErrorBody>> {
-    if text.is_empty() {
-        return Err(Box::new(ErrorBody::new(
-            ErrorCode::ValidationError,
-            "`message` is empty: send the user's text (1 to 5000 characters)",
-            json!({"field": "message"}),
-        )));
-    }
-    let length = text.chars().count();
-    if length > MAX_MESSAGE_CHARS {
-        return Err(Box::new(ErrorBody::new(
-            ErrorCode::ValidationError,
-            format!("`message` is {length} characters long; the limit is {MAX_MESSAGE_CHARS}"),
-            json!({"field": "message", "length": length, "limit": MAX_MESSAGE_CHARS}),
-        )));
-    }
-    Ok(())
-}
-
-fn check_session_id(session_id: Option<&str>) -> Result<(), Box<ErrorBody>> {
-    let Some(id) = session_id else { return Ok(()) };
-    let valid = !id.is_empty()
-        && id.chars().count() <= MAX_ID_CHARS
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
-    if valid {
-        Ok(())
-    } else {
-        Err(Box::new(ErrorBody::new(
-            ErrorCode::ValidationError,
-            "`session_id` must be 1 to 128 characters of letters, digits, `-`, `_`, `.` or `:`; omit it to start a new session",
-            json!({"field": "session_id"}),
-        )))
-    }
-}
-
-fn check_metadata(metadata: Option<&HashMap<String, Value>>) -> Result<(), Box<ErrorBody>> {
-    let size = metadata.and_then(|m| serde_json::to_vec(m).ok()).map(|bytes| bytes.len()).unwrap_or(0);
-    if size <= MAX_METADATA_BYTES {
-        return Ok(());
-    }
-    Err(Box::new(ErrorBody::new(
-        ErrorCode::ValidationError,
-        format!("`metadata` is {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}: keep only what the conversation needs"),
-        json!({"field": "metadata", "size": size, "limit": MAX_METADATA_BYTES}),
-    )))
-}
-
-fn is_printable_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_ID_CHARS && id.chars().all(|c| c.is_ascii_graphic())
 }

@@ -16,6 +16,8 @@ pub enum ErrorCode {
     Unauthorized,
     /// Valid request, but not allowed.
     Forbidden,
+    /// Nothing has that id.
+    NotFound,
     /// Something failed on our side.
     InternalError,
     /// A part we depend on (e.g. the session store) is down.
@@ -29,6 +31,7 @@ impl ErrorCode {
             ErrorCode::ValidationError => "VALIDATION_ERROR",
             ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::DependencyUnavailable => "DEPENDENCY_UNAVAILABLE",
         }

@@ -6,6 +6,9 @@ pub mod admin;
 mod chat;
 pub mod error;
 pub mod limits;
+mod sessions;
+pub mod validate;
+pub mod ws;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,7 +16,8 @@ use std::sync::Arc;
 use poem_openapi::{OpenApiService, Tags};
 
 pub use admin::{AdminApi, AdminToken};
-pub use chat::{ChatApi, MAX_MESSAGE_CHARS};
+pub use chat::ChatApi;
+pub use sessions::SessionsApi;
 
 use crate::engine::Engine;
 use crate::reload::Reloader;
@@ -24,6 +28,8 @@ pub enum ApiTags {
     Chat,
     /// Running configuration and reloads (bearer `ADMIN_TOKEN`).
     Admin,
+    /// Stored conversations (bearer `ADMIN_TOKEN`).
+    Sessions,
 }
 
 /// What the endpoints share.
@@ -32,19 +38,32 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub reloader: Arc<Reloader>,
     pub admin_token: AdminToken,
+    /// Flips to `true` when the server starts shutting down, so WebSockets close cleanly.
+    pub closing: Arc<tokio::sync::watch::Sender<bool>>,
+    pub ws_timing: ws::WsTiming,
 }
 
 impl AppState {
     /// `config_root` is where reloads read the configuration (`None`: the embedded copy).
     pub fn new(engine: Arc<Engine>, config_root: Option<PathBuf>, admin_token: Option<String>) -> Self {
         let reloader = Arc::new(Reloader::new(engine.clone(), config_root));
-        AppState { engine, reloader, admin_token: AdminToken(admin_token.map(Arc::from)) }
+        AppState {
+            engine,
+            reloader,
+            admin_token: AdminToken(admin_token.map(Arc::from)),
+            closing: Arc::new(tokio::sync::watch::channel(false).0),
+            ws_timing: ws::WsTiming::default(),
+        }
     }
 }
 
 /// The documented API. `spec()` on it prints the OpenAPI document without serving.
-pub fn service(state: &AppState) -> OpenApiService<(ChatApi, AdminApi), ()> {
-    let apis = (ChatApi { engine: state.engine.clone() }, AdminApi { reloader: state.reloader.clone() });
+pub fn service(state: &AppState) -> OpenApiService<(ChatApi, AdminApi, SessionsApi), ()> {
+    let apis = (
+        ChatApi { engine: state.engine.clone() },
+        AdminApi { reloader: state.reloader.clone() },
+        SessionsApi { sessions: state.engine.sessions().clone() },
+    );
     OpenApiService::new(apis, "Chat Orchestrator (droplet 12)", env!("CARGO_PKG_VERSION")).description(
         "A declarative conversation engine: stewards describe each intent as a YAML pipeline \
          and write replies as templates; this API runs them.",

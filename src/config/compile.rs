@@ -25,10 +25,13 @@ use crate::intent::{IntentRules, Resolver};
 use crate::pipeline::{GuardedStep, Pipeline, PipelineTest};
 use crate::slots::{KeyValueParser, SlotDef, SlotKind};
 use crate::steps::{Call, ExtractStep, FormatStep, QueryStep, ReplyTemplates, Step, Target, DEFAULT_CALL_TIMEOUT};
-use crate::template::{Templates, ASK_CONTEXT_NAMES, CONTEXT_NAMES, SAMPLE_CONTEXT_NAMES};
+use crate::template::{Templates, ASK_CONTEXT_NAMES, CONTEXT_NAMES, SAMPLE_CONTEXT_NAMES, WELCOME_CONTEXT_NAMES};
 
 /// Templates used by `extract` steps that name no `ask` templates of their own.
 pub const DEFAULT_ASK: (&str, &str) = ("_shared/ask.chat.md.j2", "_shared/ask.voice.txt.j2");
+
+/// Templates greeting a client that connects over WebSocket.
+pub const WELCOME: (&str, &str) = ("_shared/welcome.chat.md.j2", "_shared/welcome.voice.txt.j2");
 
 /// Names minijinja provides itself; a template may read them without us defining them.
 const JINJA_GLOBALS: &[&str] = &[
@@ -86,6 +89,7 @@ impl<'a> Compiler<'a> {
 
         let udc_schema = self.schema("schemas/udc_config.schema.json", UDC_CONFIG_SCHEMA)?;
 
+        let welcome = self.welcome(&templates);
         let catalogue = self.catalogue(&catalogue_schema, &templates);
         let identity = catalogue.as_ref().and_then(|c| self.identity(&udc_schema, c));
 
@@ -112,6 +116,7 @@ impl<'a> Compiler<'a> {
 
         let catalogue = catalogue?;
         let identity = identity?;
+        let welcome = welcome?;
         let fallback = pipelines.iter().find(|(p, _)| p.fallback).map(|(p, _)| p.intent.clone())?;
         if !self.diagnostics.is_empty() {
             return None;
@@ -135,6 +140,7 @@ impl<'a> Compiler<'a> {
             pipelines,
             catalogue: Arc::new(catalogue),
             identity,
+            welcome,
             templates: Arc::new(templates),
             origin: self.files.origin.clone(),
         })
@@ -294,6 +300,37 @@ impl<'a> Compiler<'a> {
             });
         }
         Some(Catalogue { droplets })
+    }
+
+    /// The welcome templates: they must exist and read only what a greeting has.
+    fn welcome(&mut self, templates: &Templates) -> Option<ReplyTemplates> {
+        let mut ok = true;
+        for name in [WELCOME.0, WELCOME.1] {
+            let path = format!("templates/{name}");
+            let Some(source) = self.files.get(&path).map(str::to_owned) else {
+                ok = false;
+                self.report(
+                    Diagnostic::new(
+                        Code::MissingTemplate,
+                        &path,
+                        Position::default(),
+                        format!("the welcome template `{name}` is missing"),
+                    )
+                    .with_help(format!("create templates/{name}: it greets clients that connect over WebSocket")),
+                );
+                continue;
+            };
+            let allowed: Vec<String> = WELCOME_CONTEXT_NAMES.iter().map(|s| s.to_string()).collect();
+            for variable in templates.undeclared_variables(name) {
+                if let Some(diagnostic) =
+                    check_variable(&path, &source, &variable, &allowed, &[], "the WebSocket greeting")
+                {
+                    ok = false;
+                    self.report(diagnostic);
+                }
+            }
+        }
+        ok.then(|| ReplyTemplates { chat: WELCOME.0.to_owned(), voice: WELCOME.1.to_owned() })
     }
 
     /// `udc_config.json`: schema, and every droplet number it names must be in the catalogue.

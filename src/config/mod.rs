@@ -38,6 +38,8 @@ pub struct CompiledConfig {
     pub catalogue: Arc<Catalogue>,
     /// This droplet's UDC identity (`udc_config.json`).
     pub identity: Identity,
+    /// The greeting sent to WebSocket clients on connect.
+    pub welcome: crate::steps::ReplyTemplates,
     pub templates: Arc<Templates>,
     /// Template globals, built once.
     pub droplets_value: minijinja::Value,

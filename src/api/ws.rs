@@ -1,0 +1,250 @@
+//! `/ws`: the real-time chat protocol (compatible with the seed's clients; README documents it).
+//!
+//! Client → server: `{"type": "message", "content": "...", "session_id"?: "...", "channel"?:
+//! "chat"|"voice", "trace"?: bool}`. Server → client: `welcome` on connect, then for each message
+//! `typing` and `message`; `error` for a frame it cannot take (the connection stays open). Every
+//! server frame carries `session_id` and `timestamp`. The same engine and sessions serve REST
+//! and WebSocket, so a conversation can move between them with its session id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketConfig, WebSocketStream};
+use poem::web::{Data, Query};
+use poem::IntoResponse;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use super::validate::{check_message, check_session_id, MAX_MESSAGE_CHARS};
+use super::AppState;
+use crate::engine::{utc_timestamp, Engine, Turn};
+use crate::session::Channel;
+
+/// Largest frame (and message) a client may send; a 5000-character message fits with room.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// Keep-alive timing; tests shorten it.
+#[derive(Debug, Clone, Copy)]
+pub struct WsTiming {
+    /// How often the server pings an idle connection.
+    pub ping_every: Duration,
+    /// Silence (no frame, no pong) after which the server closes the connection.
+    pub idle_limit: Duration,
+}
+
+impl Default for WsTiming {
+    fn default() -> Self {
+        WsTiming { ping_every: Duration::from_secs(30), idle_limit: Duration::from_secs(75) }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConnectParams {
+    /// Resume this session instead of starting a new one.
+    session_id: Option<String>,
+    /// `voice` for spoken replies; `chat` by default.
+    channel: Option<Channel>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ClientFrame {
+    #[serde(rename = "type")]
+    kind: String,
+    content: Option<String>,
+    session_id: Option<String>,
+    channel: Option<Channel>,
+    #[serde(default)]
+    trace: bool,
+}
+
+#[poem::handler]
+pub fn ws(socket: WebSocket, Query(params): Query<ConnectParams>, Data(state): Data<&AppState>) -> impl IntoResponse {
+    let engine = state.engine.clone();
+    let closing = state.closing.subscribe();
+    let timing = state.ws_timing;
+    let config =
+        WebSocketConfig::default().max_message_size(Some(MAX_FRAME_BYTES)).max_frame_size(Some(MAX_FRAME_BYTES));
+    socket.config(config).on_upgrade(move |stream| serve(stream, engine, closing, timing, params))
+}
+
+struct Connection {
+    session_id: String,
+    channel: Channel,
+}
+
+async fn serve(
+    stream: WebSocketStream,
+    engine: Arc<Engine>,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+    timing: WsTiming,
+    params: ConnectParams,
+) {
+    let (mut sink, mut incoming) = stream.split();
+    let session_id = params.session_id.filter(|id| check_session_id(Some(id)).is_ok());
+    let mut connection = Connection {
+        session_id: session_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        channel: params.channel.unwrap_or_default(),
+    };
+    let welcome = match engine.welcome(connection.channel) {
+        Ok(text) => frame("welcome", &connection.session_id, json!({"content": text})),
+        Err(error) => {
+            tracing::error!(%error, "welcome template failed");
+            frame("welcome", &connection.session_id, json!({"content": "Hi!"}))
+        }
+    };
+    if sink.send(welcome).await.is_err() {
+        return;
+    }
+    let mut ping = tokio::time::interval(timing.ping_every);
+    ping.tick().await;
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            _ = closing.changed() => {
+                close(&mut sink, &mut incoming, CloseCode::Away, "server shutting down").await;
+                break;
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= timing.idle_limit {
+                    close(&mut sink, &mut incoming, CloseCode::Policy, "no answer to pings").await;
+                    break;
+                }
+                if sink.send(Message::Ping(Vec::new())).await.is_err() {
+                    break;
+                }
+            }
+            received = incoming.next() => {
+                let Some(received) = received else { break };
+                last_heard = Instant::now();
+                let reply = match received {
+                    Ok(Message::Text(text)) => Some(handle_text(&engine, &mut connection, &text, &mut sink).await),
+                    Ok(Message::Binary(_)) => Some(error_frame(&connection, "INVALID_REQUEST", "send JSON as text frames")),
+                    Ok(Message::Ping(payload)) => Some(Message::Pong(payload)),
+                    Ok(Message::Pong(_)) => None,
+                    Ok(Message::Close(_)) => break,
+                    Err(error) => {
+                        // an oversized frame ends up here: say why before closing
+                        close(&mut sink, &mut incoming, CloseCode::Size, &format!("frame refused: {error}")).await;
+                        break;
+                    }
+                };
+                if let Some(reply) = reply {
+                    if sink.send(reply).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How long a closing server waits for the client to answer its close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// The close handshake: send the reason, then give the client a moment to answer before the
+/// connection is dropped, so it reads a close frame rather than a broken pipe.
+async fn close(
+    sink: &mut futures::stream::SplitSink<WebSocketStream, Message>,
+    incoming: &mut futures::stream::SplitStream<WebSocketStream>,
+    code: CloseCode,
+    reason: &str,
+) {
+    if sink.send(Message::Close(Some((code, reason.to_owned())))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(message)) = incoming.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Answers one text frame: a `message` frame with the reply, or an `error` frame.
+async fn handle_text(
+    engine: &Engine,
+    connection: &mut Connection,
+    text: &str,
+    sink: &mut futures::stream::SplitSink<WebSocketStream, Message>,
+) -> Message {
+    let frame_in: ClientFrame = match serde_json::from_str(text) {
+        Ok(frame_in) => frame_in,
+        Err(error) => {
+            return error_frame(
+                connection,
+                "INVALID_REQUEST",
+                &format!("the frame is not valid JSON ({error}); send {{\"type\": \"message\", \"content\": \"…\"}}"),
+            )
+        }
+    };
+    if frame_in.kind != "message" {
+        return error_frame(
+            connection,
+            "INVALID_REQUEST",
+            &format!("unknown frame type `{}`; the only type a client sends is `message`", frame_in.kind),
+        );
+    }
+    if let Some(session_id) = &frame_in.session_id {
+        if let Err(problem) = check_session_id(Some(session_id)) {
+            return error_frame(connection, "VALIDATION_ERROR", &problem.error.message);
+        }
+        connection.session_id = session_id.clone();
+    }
+    if let Some(channel) = frame_in.channel {
+        connection.channel = channel;
+    }
+    let content = frame_in.content.unwrap_or_default();
+    let content = content.trim();
+    if let Err(problem) = check_message(content) {
+        return error_frame(connection, "VALIDATION_ERROR", &problem.error.message.replace("`message`", "`content`"));
+    }
+    debug_assert!(content.chars().count() <= MAX_MESSAGE_CHARS);
+    let typing = frame("typing", &connection.session_id, json!({}));
+    let _ = sink.send(typing).await;
+    let turn = Turn {
+        session_id: Some(connection.session_id.clone()),
+        channel: connection.channel,
+        text: content.to_owned(),
+        metadata: Default::default(),
+        trace_id: uuid::Uuid::new_v4().to_string(),
+    };
+    match engine.handle(turn).await {
+        Ok(reply) => {
+            let mut fields = json!({
+                "content": reply.text,
+                "intent": reply.intent,
+                "trace_id": reply.trace_id,
+                "channel": connection.channel.as_str(),
+            });
+            if frame_in.trace {
+                fields["trace"] = serde_json::to_value(&reply.trace).unwrap_or(Value::Null);
+            }
+            frame("message", &connection.session_id, fields)
+        }
+        Err(error) => {
+            tracing::error!(%error, "websocket turn failed");
+            error_frame(
+                connection,
+                "DEPENDENCY_UNAVAILABLE",
+                "the message could not be processed right now; please retry",
+            )
+        }
+    }
+}
+
+/// A server frame: `{type, session_id, timestamp, ...fields}`.
+fn frame(kind: &str, session_id: &str, fields: Value) -> Message {
+    let mut body = json!({"type": kind, "session_id": session_id, "timestamp": utc_timestamp()});
+    if let (Some(body), Value::Object(fields)) = (body.as_object_mut(), fields) {
+        body.extend(fields);
+    }
+    Message::Text(body.to_string())
+}
+
+fn error_frame(connection: &Connection, code: &str, message: &str) -> Message {
+    frame("error", &connection.session_id, json!({"error": {"code": code, "message": message}}))
+}
