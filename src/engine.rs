@@ -21,7 +21,7 @@ use crate::steps::Step;
 use crate::trace::{CandidateTrace, IntentTrace, TurnTrace};
 
 /// What the user said and where it came from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Turn {
     /// `None` starts a new session.
     pub session_id: Option<String>,
@@ -30,6 +30,8 @@ pub struct Turn {
     /// Caller metadata, merged into the session.
     pub metadata: Map<String, Value>,
     pub trace_id: String,
+    /// Also render the reply for the other channel (the playground shows both side by side).
+    pub preview_other_channel: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +43,8 @@ pub struct Reply {
     /// RFC 3339 UTC.
     pub timestamp: String,
     pub trace: TurnTrace,
+    /// The same reply rendered for the other channel, when the turn asked for it.
+    pub other_channel_text: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +177,8 @@ impl Engine {
             slots: plan.slots,
             results: Map::new(),
             cleared: plan.cleared,
+            preview_other_channel: turn.preview_other_channel,
+            other_channel_text: None,
             trace: TurnTrace {
                 intent: plan.why,
                 backend: runtime.backend.name().to_owned(),
@@ -222,6 +228,7 @@ impl Engine {
             intent: pipeline.intent.clone(),
             timestamp: utc_timestamp(),
             trace: state.trace,
+            other_channel_text: state.other_channel_text,
         })
     }
 

@@ -153,6 +153,7 @@ pub async fn run(config: Arc<CompiledConfig>, conversation: &Conversation, chann
             text: said.say.clone(),
             metadata: Default::default(),
             trace_id: "fixture".to_owned(),
+            preview_other_channel: false,
         };
         let exchange = match engine.handle(turn).await {
             Ok(reply) => Exchange {
@@ -198,6 +199,7 @@ pub async fn run_pipeline_tests(config: Arc<CompiledConfig>) -> (usize, Vec<Test
                 text: test.say.clone(),
                 metadata: Default::default(),
                 trace_id: "pipeline-test".to_owned(),
+                preview_other_channel: false,
             };
             let reply = match engine.handle(turn).await {
                 Ok(reply) => reply,

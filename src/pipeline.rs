@@ -84,6 +84,9 @@ pub struct TurnState {
     /// The pending action an interrupting intent just cleared, if any.
     pub cleared: Option<serde_json::Value>,
     pub trace: TurnTrace,
+    /// Render the reply for the other channel too, into `other_channel_text`.
+    pub preview_other_channel: bool,
+    pub other_channel_text: Option<String>,
 }
 
 impl Pipeline {

@@ -30,6 +30,13 @@ impl Channel {
             Channel::Voice => "voice",
         }
     }
+
+    pub fn other(self) -> Channel {
+        match self {
+            Channel::Chat => Channel::Voice,
+            Channel::Voice => Channel::Chat,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

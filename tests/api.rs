@@ -331,3 +331,19 @@ async fn session_admin_needs_the_token_and_finds_sessions_only_by_exact_id() {
     assert_eq!(list["total"], 0);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_voice_channel_and_a_preview_of_the_other_one() {
+    let server = TestServer::start().await;
+    let (status, reply) =
+        server.chat(json!({"message": "show me all droplets", "channel": "voice", "preview_other_channel": true})).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["channel"], "voice");
+    assert!(chat_orchestrator::speech::is_speakable(&text(&reply, "response")), "{reply}");
+    assert_eq!(reply["other_channel"]["channel"], "chat");
+    assert!(text(&reply["other_channel"], "response").contains("| ID |"), "the chat rendering is markdown: {reply}");
+
+    let (status, _) = server.chat(json!({"message": "hi", "channel": "fax"})).await;
+    assert_eq!(status, 400, "an unknown channel is refused");
+    server.stop().await;
+}

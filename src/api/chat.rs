@@ -27,13 +27,44 @@ pub struct ChatRequest {
     pub metadata: Option<HashMap<String, Value>>,
     /// Return the per-turn trace: the intent and why, slots, droplet calls, templates.
     pub trace: Option<bool>,
+    /// `chat` (markdown, the default) or `voice` (plain speech).
+    pub channel: Option<ChannelName>,
+    /// Also render the reply for the other channel, returned as `other_channel` (stewards use it
+    /// to see both at once).
+    pub preview_other_channel: Option<bool>,
+}
+
+/// A reply channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum ChannelName {
+    Chat,
+    Voice,
+}
+
+impl From<ChannelName> for Channel {
+    fn from(name: ChannelName) -> Channel {
+        match name {
+            ChannelName::Chat => Channel::Chat,
+            ChannelName::Voice => Channel::Voice,
+        }
+    }
+}
+
+/// The reply as the other channel would have it.
+#[derive(Debug, Object)]
+pub struct OtherChannel {
+    pub channel: ChannelName,
+    pub response: String,
 }
 
 /// The assistant's reply.
 #[derive(Debug, Object)]
 pub struct ChatReply {
-    /// The reply, as markdown.
+    /// The reply: markdown on the chat channel, plain speech on voice.
     pub response: String,
+    /// The channel it was rendered for.
+    pub channel: ChannelName,
     /// Send it back to continue the conversation.
     pub session_id: String,
     /// Identifies this turn in logs and traces.
@@ -45,6 +76,9 @@ pub struct ChatReply {
     /// Present when the request asked for it.
     #[oai(skip_serializing_if_is_none)]
     pub trace: Option<TurnTrace>,
+    /// Present when the request set `preview_other_channel`.
+    #[oai(skip_serializing_if_is_none)]
+    pub other_channel: Option<OtherChannel>,
 }
 
 // built once per request, so the size difference between variants costs nothing
@@ -105,21 +139,29 @@ impl ChatApi {
         }
         let trace_id =
             trace_header.0.filter(|t| is_printable_id(t)).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let channel = request.channel.unwrap_or(ChannelName::Chat);
+        let other = match channel {
+            ChannelName::Chat => ChannelName::Voice,
+            ChannelName::Voice => ChannelName::Chat,
+        };
         let turn = Turn {
             session_id: request.session_id,
-            channel: Channel::Chat,
+            channel: channel.into(),
             text: text.to_owned(),
             metadata: request.metadata.unwrap_or_default().into_iter().collect(),
             trace_id,
+            preview_other_channel: request.preview_other_channel.unwrap_or(false),
         };
         match self.engine.handle(turn).await {
             Ok(reply) => ChatResponse::Ok(Json(ChatReply {
                 response: reply.text,
+                channel,
                 session_id: reply.session_id,
                 trace_id: reply.trace_id,
                 timestamp: reply.timestamp,
                 intent: reply.intent,
                 trace: request.trace.unwrap_or(false).then_some(reply.trace),
+                other_channel: reply.other_channel_text.map(|response| OtherChannel { channel: other, response }),
             })),
             Err(TurnError::Store(error)) => {
                 tracing::error!(%error, "session store unavailable");

@@ -211,6 +211,7 @@ async fn handle_text(
         text: content.to_owned(),
         metadata: Default::default(),
         trace_id: uuid::Uuid::new_v4().to_string(),
+        preview_other_channel: false,
     };
     match engine.handle(turn).await {
         Ok(reply) => {

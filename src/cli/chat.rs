@@ -89,6 +89,7 @@ async fn say(
                 text: text.to_owned(),
                 metadata: Default::default(),
                 trace_id: uuid::Uuid::new_v4().to_string(),
+                preview_other_channel: false,
             };
             let reply = engine.handle(turn).await?;
             Ok((reply.text, reply.session_id, serde_json::to_value(&reply.trace)?))

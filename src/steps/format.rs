@@ -43,6 +43,23 @@ impl ReplyTemplates {
         state: &mut TurnState,
         extra: Option<(&str, Value)>,
     ) -> Result<String, StepError> {
+        if state.preview_other_channel {
+            let channel = state.channel;
+            state.channel = channel.other();
+            let preview = self.render_for(pipeline, env, state, extra.clone());
+            state.channel = channel;
+            state.other_channel_text = Some(preview?);
+        }
+        self.render_for(pipeline, env, state, extra)
+    }
+
+    fn render_for(
+        &self,
+        pipeline: &Pipeline,
+        env: &RunEnv<'_>,
+        state: &mut TurnState,
+        extra: Option<(&str, Value)>,
+    ) -> Result<String, StepError> {
         let name = self.for_channel(state.channel);
         let context = pipeline.context(env, state, extra);
         state.trace.templates.push(name.to_owned());

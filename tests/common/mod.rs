@@ -88,6 +88,7 @@ pub async fn say(engine: &Engine, session: &str, channel: Channel, text: &str) -
             text: text.to_owned(),
             metadata: Default::default(),
             trace_id: "test-trace".to_owned(),
+            preview_other_channel: false,
         })
         .await
         .expect("the memory store never fails")
