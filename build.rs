@@ -3,7 +3,7 @@
 //! would otherwise leave a stale embedded copy behind.
 
 fn main() {
-    for path in ["pipelines", "templates", "catalogue", "schemas", "udc_config.json"] {
+    for path in ["pipelines", "templates", "catalogue", "schemas", "udc_config.json", "playground"] {
         println!("cargo:rerun-if-changed={path}");
     }
 }

@@ -335,8 +335,9 @@ async fn session_admin_needs_the_token_and_finds_sessions_only_by_exact_id() {
 #[tokio::test]
 async fn the_voice_channel_and_a_preview_of_the_other_one() {
     let server = TestServer::start().await;
-    let (status, reply) =
-        server.chat(json!({"message": "show me all droplets", "channel": "voice", "preview_other_channel": true})).await;
+    let (status, reply) = server
+        .chat(json!({"message": "show me all droplets", "channel": "voice", "preview_other_channel": true}))
+        .await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["channel"], "voice");
     assert!(chat_orchestrator::speech::is_speakable(&text(&reply, "response")), "{reply}");

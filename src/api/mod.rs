@@ -6,6 +6,7 @@ pub mod admin;
 mod chat;
 pub mod error;
 pub mod limits;
+pub mod playground;
 mod sessions;
 pub mod validate;
 pub mod ws;
@@ -17,6 +18,7 @@ use poem_openapi::{OpenApiService, Tags};
 
 pub use admin::{AdminApi, AdminToken};
 pub use chat::ChatApi;
+pub use playground::PlaygroundApi;
 pub use sessions::SessionsApi;
 
 use crate::engine::Engine;
@@ -58,11 +60,12 @@ impl AppState {
 }
 
 /// The documented API. `spec()` on it prints the OpenAPI document without serving.
-pub fn service(state: &AppState) -> OpenApiService<(ChatApi, AdminApi, SessionsApi), ()> {
+pub fn service(state: &AppState) -> OpenApiService<(ChatApi, AdminApi, SessionsApi, PlaygroundApi), ()> {
     let apis = (
         ChatApi { engine: state.engine.clone() },
         AdminApi { reloader: state.reloader.clone() },
         SessionsApi { sessions: state.engine.sessions().clone() },
+        PlaygroundApi,
     );
     OpenApiService::new(apis, "Chat Orchestrator (droplet 12)", env!("CARGO_PKG_VERSION")).description(
         "A declarative conversation engine: stewards describe each intent as a YAML pipeline \

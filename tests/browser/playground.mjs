@@ -1,0 +1,57 @@
+// Drives the playground like a steward: type, read the reply and its trace, switch to voice,
+// finish a two-turn conversation. Usage: node playground.mjs <base-url> [screenshot.png]
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const [base, screenshot] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  // this machine has no network beyond loopback: keep Chromium from reaching out
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
+  await page.goto(base);
+  const message = page.getByLabel(/Message/);
+  const turns = page.locator("article.turn");
+
+  // 1. a chat question: markdown table, the spoken version beside it, and the trace
+  await message.fill("show me all droplets");
+  await message.press("Enter");
+  const first = turns.nth(0);
+  await first.locator(".primary table").waitFor({ timeout: 15000 });
+  assert.match(await first.locator(".primary").innerText(), /Visibility Deck/);
+  assert.match(await first.locator(".secondary").innerText(), /There are seven droplets/);
+  await first.locator("summary").click();
+  const trace = await first.locator("details.trace").innerText();
+  assert.match(trace, /all_droplets/);
+  assert.match(trace, /GET \/health/);
+  assert.match(trace, /fallback-data/);
+
+  // 2. switch to voice, start a conversation that needs details, and finish it
+  await page.getByLabel("Voice").check();
+  await message.fill("register a new service");
+  await message.press("Enter");
+  await turns.nth(1).locator("details.trace").waitFor({ timeout: 15000 });
+  assert.match(await turns.nth(1).locator(".primary h2").innerText(), /voice/i);
+  assert.match(await turns.nth(1).locator(".primary").innerText(), /tell me the service name/);
+
+  await message.fill("name:Playwright id:42");
+  await message.press("Enter");
+  const third = turns.nth(2);
+  await third.locator("details.trace").waitFor({ timeout: 15000 });
+  const spoken = await third.locator(".primary .reply").innerText();
+  assert.match(spoken, /Playwright/);
+  assert.doesNotMatch(spoken, /[*#`|]/, "voice replies are plain speech");
+  assert.match(await third.locator(".secondary").innerText(), /POST \/register/);
+  // keyboard use: after a reply the message box has the focus again
+  assert.equal(await page.evaluate(() => document.activeElement.id), "message");
+  await third.locator("summary").click();
+  assert.match(await third.locator("details.trace").innerText(), /resumed/);
+
+  if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+  console.log("playground: 3 passed, 0 failed");
+} finally {
+  await browser.close();
+}
