@@ -25,6 +25,11 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// `CONFIG_WATCH` (default true): reload when files in the configuration folder change.
     pub config_watch: bool,
+    /// `REDIS_URL`: keep sessions in Redis so replicas share conversations; unset keeps them in
+    /// this process's memory.
+    pub redis_url: Option<String>,
+    /// `REDIS_PREFIX` (default `chat-orchestrator:`): prefix of every key this service writes.
+    pub redis_prefix: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +91,10 @@ impl Settings {
             log_level: lookup("LOG_LEVEL").filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "info".to_owned()),
             admin_token: lookup("ADMIN_TOKEN").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             config_watch: parse(&lookup, "CONFIG_WATCH", true, "true or false")?,
+            redis_url: lookup("REDIS_URL").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
+            redis_prefix: lookup("REDIS_PREFIX")
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| "chat-orchestrator:".to_owned()),
         })
     }
 }

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use crate::api::AppState;
 use crate::backend::SampleBackend;
 use crate::engine::Engine;
-use crate::session::MemoryStore;
+use crate::session::{MemoryStore, RedisStore, SessionStore};
 use crate::settings::Settings;
 
 pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -37,8 +37,19 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         backend = SampleBackend::NAME,
         "no Orchestrator configured: droplet answers come from the bundled sample data"
     );
-    let sessions = Arc::new(MemoryStore::new(settings.sessions));
-    sessions.spawn_sweeper(Duration::from_secs(60));
+    let sessions: Arc<dyn SessionStore> = match &settings.redis_url {
+        Some(url) => {
+            let store = RedisStore::connect(url, &settings.redis_prefix, settings.sessions)?;
+            tracing::info!(prefix = %settings.redis_prefix, "sessions are kept in Redis");
+            Arc::new(store)
+        }
+        None => {
+            let store = Arc::new(MemoryStore::new(settings.sessions));
+            store.spawn_sweeper(Duration::from_secs(60));
+            tracing::info!("sessions are kept in memory (set REDIS_URL to share them between replicas)");
+            store
+        }
+    };
     let engine = Arc::new(Engine::new(Arc::new(compiled), SampleBackend::factory(), sessions));
 
     let state = AppState::new(engine, root, settings.admin_token.clone());

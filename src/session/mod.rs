@@ -1,0 +1,150 @@
+//! Conversation state between turns, behind the [`SessionStore`] seam.
+//!
+//! A turn *leases* its session: the store hands out a working copy and holds every other turn of
+//! the same session until the lease is committed or dropped. So two concurrent turns on one
+//! session run one after the other and neither loses the other's messages, and a turn that is
+//! rejected or fails before commit changes nothing. [`MemoryStore`] is the default;
+//! [`RedisStore`] keeps the same contract across replicas (`REDIS_URL`).
+
+mod memory;
+mod redis;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+pub use self::memory::MemoryStore;
+pub use self::redis::RedisStore;
+
+/// Which kind of client a turn came from; it selects the reply template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    #[default]
+    Chat,
+    Voice,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Chat => "chat",
+            Channel::Voice => "voice",
+        }
+    }
+
+    pub fn other(self) -> Channel {
+        match self {
+            Channel::Chat => Channel::Voice,
+            Channel::Voice => Channel::Chat,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub text: String,
+    /// The intent that handled the turn (assistant messages).
+    pub intent: Option<String>,
+    /// RFC 3339 UTC.
+    pub at: String,
+}
+
+/// An action waiting for the user to supply missing slots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    pub intent: String,
+    /// Index of the `extract` step to resume at.
+    pub step: usize,
+    /// Slots filled so far.
+    pub slots: serde_json::Map<String, serde_json::Value>,
+    /// The pipeline's fingerprint when the question was asked: after a reload that changed the
+    /// pipeline, the answer no longer fits and the action is dropped.
+    #[serde(default)]
+    pub fingerprint: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Session {
+    pub id: String,
+    pub channel: Channel,
+    /// Most recent last; at most the store's history limit.
+    pub history: VecDeque<Message>,
+    pub pending: Option<Pending>,
+    /// Caller-supplied metadata, merged turn by turn.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Session {
+    pub fn new(id: &str) -> Self {
+        Session { id: id.to_owned(), ..Session::default() }
+    }
+
+    /// Appends a message, dropping the oldest beyond `limit`.
+    pub fn push(&mut self, message: Message, limit: usize) {
+        self.history.push_back(message);
+        while self.history.len() > limit.max(1) {
+            self.history.pop_front();
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Exclusive access to one session for the length of a turn.
+pub trait SessionLease: Send {
+    fn session(&mut self) -> &mut Session;
+    /// Stores the working copy. Dropping the lease without committing discards it.
+    fn commit(self: Box<Self>) -> BoxFuture<'static, Result<(), StoreError>>;
+}
+
+pub trait SessionStore: Send + Sync {
+    /// Waits until no other turn holds the session, then leases it. A missing or expired
+    /// session is leased as a new, empty one with this id.
+    fn lease(&self, id: &str) -> BoxFuture<'_, Result<Box<dyn SessionLease>, StoreError>>;
+
+    /// The history and idle limits this store keeps.
+    fn limits(&self) -> SessionLimits;
+
+    /// Every live (not expired) session, with how long each has been idle. Waits for turns in
+    /// flight, so what it returns is committed state.
+    fn list(&self) -> BoxFuture<'_, Result<Vec<(Session, Duration)>, StoreError>>;
+
+    /// One live session by its exact id.
+    fn get(&self, id: &str) -> BoxFuture<'_, Result<Option<(Session, Duration)>, StoreError>>;
+
+    /// Forgets one session (after any turn in flight on it). Returns whether it existed.
+    fn delete(&self, id: &str) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// Forgets every session. Returns how many there were.
+    fn clear(&self) -> BoxFuture<'_, Result<usize, StoreError>>;
+}
+
+/// Limits shared by every store.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Messages kept per session (user and assistant both count).
+    pub max_history: usize,
+    /// Idle time after which a session is forgotten.
+    pub idle_timeout: Duration,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits { max_history: 10, idle_timeout: Duration::from_secs(30 * 60) }
+    }
+}
