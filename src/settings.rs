@@ -30,6 +30,10 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// `REDIS_PREFIX` (default `chat-orchestrator:`): prefix of every key this service writes.
     pub redis_prefix: String,
+    /// `RATE_LIMIT_CHAT` (100) and `RATE_LIMIT_WEBSOCKET` (200): turns per minute per client
+    /// IP; 0 switches a limit off.
+    pub rate_limit_chat: u32,
+    pub rate_limit_websocket: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +95,13 @@ impl Settings {
             log_level: lookup("LOG_LEVEL").filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "info".to_owned()),
             admin_token: lookup("ADMIN_TOKEN").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             config_watch: parse(&lookup, "CONFIG_WATCH", true, "true or false")?,
+            rate_limit_chat: parse(&lookup, "RATE_LIMIT_CHAT", 100, "a number of turns per minute (0 for no limit)")?,
+            rate_limit_websocket: parse(
+                &lookup,
+                "RATE_LIMIT_WEBSOCKET",
+                200,
+                "a number of messages per minute (0 for no limit)",
+            )?,
             redis_url: lookup("REDIS_URL").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             redis_prefix: lookup("REDIS_PREFIX")
                 .filter(|v| !v.trim().is_empty())

@@ -401,3 +401,38 @@ async fn a_session_store_that_is_down_gives_a_clear_503_and_recovers() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_over_the_chat_rate_limit_gets_429_with_retry_after() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let mut state = chat_orchestrator::api::AppState::new(Arc::new(common::engine(vec![])), None, None);
+    state.rate_limits = chat_orchestrator::api::rate_limit::RateLimits::new(3, 0);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(chat_orchestrator::server::run(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let server = TestServer { base, client: reqwest::Client::new(), stop: Some(stop), task: Some(task) };
+    for _ in 0..3 {
+        assert_eq!(server.chat(json!({"message": "hello"})).await.0, 200);
+    }
+    let response = server
+        .client
+        .post(format!("{}/api/chat", server.base))
+        .json(&json!({"message": "hello"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 429);
+    let retry: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=20).contains(&retry), "{retry}");
+    let error: Value = response.json().await.expect("json");
+    assert_eq!(error["error"]["code"], "RATE_LIMITED");
+    assert_eq!(error["error"]["details"]["retry_after_seconds"], retry);
+    server.stop().await;
+}

@@ -152,6 +152,7 @@ fn serve_reloads_on_sighup() {
         .env("CONFIG_DIR", dir.path())
         .env("PORT", "0")
         .env("CONFIG_WATCH", "false") // only the signal may reload
+        .env("RATE_LIMIT_CHAT", "0") // it polls
         .env("LOG_LEVEL", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())

@@ -23,9 +23,14 @@ struct Server {
 }
 
 async fn start(timing: WsTiming) -> Server {
+    start_with(timing, chat_orchestrator::api::rate_limit::RateLimits::seed_defaults()).await
+}
+
+async fn start_with(timing: WsTiming, limits: chat_orchestrator::api::rate_limit::RateLimits) -> Server {
     let engine = Arc::new(common::engine(vec![]));
     let mut state = AppState::new(engine, None, None);
     state.ws_timing = timing;
+    state.rate_limits = limits;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address").to_string();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -194,4 +199,21 @@ async fn shutdown_closes_open_sockets_cleanly() {
         .expect("server stops")
         .expect("task")
         .expect("clean");
+}
+
+#[tokio::test]
+async fn messages_over_the_websocket_rate_limit_get_an_error_frame() {
+    let server = start_with(WsTiming::default(), chat_orchestrator::api::rate_limit::RateLimits::new(0, 2)).await;
+    let mut socket = connect(&server, "").await;
+    next_json(&mut socket).await;
+    for _ in 0..2 {
+        send(&mut socket, json!({"type": "message", "content": "hello"})).await;
+        assert_eq!(next_json(&mut socket).await["type"], "typing");
+        assert_eq!(next_json(&mut socket).await["type"], "message");
+    }
+    send(&mut socket, json!({"type": "message", "content": "hello"})).await;
+    let refused = next_json(&mut socket).await;
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["error"]["code"], "RATE_LIMITED");
+    assert!(refused["error"]["retry_after_seconds"].as_u64().is_some_and(|s| s >= 1), "{refused}");
 }

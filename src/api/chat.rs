@@ -9,6 +9,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::{json, Value};
 
 use super::error::{ErrorBody, ErrorCode};
+use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::validate::{check_message, check_metadata, check_session_id, is_printable_id};
 use super::ApiTags;
 use crate::engine::{Engine, Turn, TurnError};
@@ -101,6 +102,9 @@ pub enum ChatResponse {
     /// The session store is unavailable; nothing was stored. Retry later.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
+    /// Too many turns from this client; `Retry-After` says how many seconds to wait.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] String),
 }
 
 fn unreadable_request(error: poem::Error) -> ChatResponse {
@@ -113,6 +117,7 @@ fn unreadable_request(error: poem::Error) -> ChatResponse {
 
 pub struct ChatApi {
     pub engine: Arc<Engine>,
+    pub limit: Limit,
 }
 
 #[OpenApi]
@@ -128,7 +133,19 @@ impl ChatApi {
         /// Use this trace id for the turn instead of a new one (1–128 printable characters).
         #[oai(name = "X-Trace-ID")]
         trace_header: Header<Option<String>>,
+        remote: &poem::web::RemoteAddr,
     ) -> ChatResponse {
+        if let Err(wait) = self.limit.check(client_ip(remote)) {
+            let seconds = retry_after_seconds(wait);
+            return ChatResponse::TooManyRequests(
+                Json(ErrorBody::new(
+                    ErrorCode::RateLimited,
+                    format!("too many messages from this client; try again in {seconds} s"),
+                    json!({"retry_after_seconds": seconds}),
+                )),
+                seconds.to_string(),
+            );
+        }
         let request = body.0;
         let text = request.message.trim();
         let checked = check_message(text)

@@ -18,6 +18,8 @@ pub enum ErrorCode {
     Forbidden,
     /// Nothing has that id.
     NotFound,
+    /// Too many requests from one client.
+    RateLimited,
     /// Something failed on our side.
     InternalError,
     /// A part we depend on (e.g. the session store) is down.
@@ -32,6 +34,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::DependencyUnavailable => "DEPENDENCY_UNAVAILABLE",
         }

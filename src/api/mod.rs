@@ -7,6 +7,7 @@ mod chat;
 pub mod error;
 pub mod limits;
 pub mod playground;
+pub mod rate_limit;
 mod sessions;
 pub mod validate;
 pub mod ws;
@@ -43,6 +44,7 @@ pub struct AppState {
     /// Flips to `true` when the server starts shutting down, so WebSockets close cleanly.
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
     pub ws_timing: ws::WsTiming,
+    pub rate_limits: rate_limit::RateLimits,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             admin_token: AdminToken(admin_token.map(Arc::from)),
             closing: Arc::new(tokio::sync::watch::channel(false).0),
             ws_timing: ws::WsTiming::default(),
+            rate_limits: rate_limit::RateLimits::seed_defaults(),
         }
     }
 }
@@ -62,7 +65,7 @@ impl AppState {
 /// The documented API. `spec()` on it prints the OpenAPI document without serving.
 pub fn service(state: &AppState) -> OpenApiService<(ChatApi, AdminApi, SessionsApi, PlaygroundApi), ()> {
     let apis = (
-        ChatApi { engine: state.engine.clone() },
+        ChatApi { engine: state.engine.clone(), limit: state.rate_limits.chat.clone() },
         AdminApi { reloader: state.reloader.clone() },
         SessionsApi { sessions: state.engine.sessions().clone() },
         PlaygroundApi,

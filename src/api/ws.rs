@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::validate::{check_message, check_session_id, MAX_MESSAGE_CHARS};
 use super::AppState;
 use crate::engine::{utc_timestamp, Engine, Turn};
@@ -60,13 +61,25 @@ struct ClientFrame {
 }
 
 #[poem::handler]
-pub fn ws(socket: WebSocket, Query(params): Query<ConnectParams>, Data(state): Data<&AppState>) -> impl IntoResponse {
+pub fn ws(
+    socket: WebSocket,
+    Query(params): Query<ConnectParams>,
+    Data(state): Data<&AppState>,
+    remote: &poem::web::RemoteAddr,
+) -> impl IntoResponse {
     let engine = state.engine.clone();
+    let limiter = Limiter { limit: state.rate_limits.websocket.clone(), client: client_ip(remote) };
     let closing = state.closing.subscribe();
     let timing = state.ws_timing;
     let config =
         WebSocketConfig::default().max_message_size(Some(MAX_FRAME_BYTES)).max_frame_size(Some(MAX_FRAME_BYTES));
-    socket.config(config).on_upgrade(move |stream| serve(stream, engine, closing, timing, params))
+    socket.config(config).on_upgrade(move |stream| serve(stream, engine, closing, timing, params, limiter))
+}
+
+/// This connection's client and its message limit.
+struct Limiter {
+    limit: Limit,
+    client: std::net::IpAddr,
 }
 
 struct Connection {
@@ -80,6 +93,7 @@ async fn serve(
     mut closing: tokio::sync::watch::Receiver<bool>,
     timing: WsTiming,
     params: ConnectParams,
+    limiter: Limiter,
 ) {
     let (mut sink, mut incoming) = stream.split();
     let session_id = params.session_id.filter(|id| check_session_id(Some(id)).is_ok());
@@ -119,7 +133,14 @@ async fn serve(
                 let Some(received) = received else { break };
                 last_heard = Instant::now();
                 let reply = match received {
-                    Ok(Message::Text(text)) => Some(handle_text(&engine, &mut connection, &text, &mut sink).await),
+                    Ok(Message::Text(text)) => Some(match limiter.limit.check(limiter.client) {
+                        Ok(()) => handle_text(&engine, &mut connection, &text, &mut sink).await,
+                        Err(wait) => {
+                            let seconds = retry_after_seconds(wait);
+                            let message = format!("too many messages from this client; try again in {seconds} s");
+                            frame("error", &connection.session_id, json!({"error": {"code": "RATE_LIMITED", "message": message, "retry_after_seconds": seconds}}))
+                        }
+                    }),
                     Ok(Message::Binary(_)) => Some(error_frame(&connection, "INVALID_REQUEST", "send JSON as text frames")),
                     Ok(Message::Ping(payload)) => Some(Message::Pong(payload)),
                     Ok(Message::Pong(_)) => None,

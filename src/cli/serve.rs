@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::api::rate_limit::RateLimits;
 use crate::api::AppState;
 use crate::backend::SampleBackend;
 use crate::engine::Engine;
@@ -52,7 +53,8 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     };
     let engine = Arc::new(Engine::new(Arc::new(compiled), SampleBackend::factory(), sessions));
 
-    let state = AppState::new(engine, root, settings.admin_token.clone());
+    let mut state = AppState::new(engine, root, settings.admin_token.clone());
+    state.rate_limits = RateLimits::new(settings.rate_limit_chat, settings.rate_limit_websocket);
     state.reloader.spawn_sighup().context("cannot listen for SIGHUP")?;
     // kept alive for as long as the server runs; dropping it stops watching
     let _watcher = if settings.config_watch {
