@@ -46,33 +46,46 @@ pub fn engine(faults: Vec<Fault>) -> Engine {
     engine_with(compiled(), faults, SessionLimits::default())
 }
 
-/// A droplet that never answers one endpoint: the engine's own timeout must end the call.
-pub struct Hanging {
+/// A droplet that is slow on one endpoint: it answers after `delay` (an hour: never, so the
+/// engine's own timeout must end the call).
+pub struct Slow {
     inner: SampleBackend,
     droplet: i64,
     endpoint: String,
+    delay: Duration,
 }
 
-impl Hanging {
-    pub fn factory(droplet: i64, endpoint: &str) -> BackendFactory {
+impl Slow {
+    pub fn factory(droplet: i64, endpoint: &str, delay: Duration) -> BackendFactory {
         let endpoint = endpoint.to_owned();
         Box::new(move |config| {
             let inner = SampleBackend::new(config.catalogue.clone(), config.templates.clone());
-            Arc::new(Hanging { inner, droplet, endpoint: endpoint.clone() })
+            Arc::new(Slow { inner, droplet, endpoint: endpoint.clone(), delay })
         })
     }
 }
 
-impl DropletBackend for Hanging {
+/// A droplet that never answers one endpoint.
+pub struct Hanging;
+
+impl Hanging {
+    pub fn factory(droplet: i64, endpoint: &str) -> BackendFactory {
+        Slow::factory(droplet, endpoint, Duration::from_secs(3600))
+    }
+}
+
+impl DropletBackend for Slow {
     fn name(&self) -> &str {
         self.inner.name()
     }
 
     fn call(&self, request: DropletRequest) -> BoxFuture<'_, Outcome> {
         if request.droplet_id == self.droplet && request.endpoint == self.endpoint {
-            Box::pin(async {
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-                Outcome::Data(serde_json::json!({"late": true}))
+            let delay = self.delay;
+            let inner = self.inner.call(request);
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                inner.await
             })
         } else {
             self.inner.call(request)
