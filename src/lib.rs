@@ -21,6 +21,7 @@
 //! - [`api`] and [`server`]: the HTTP surface; [`settings`]: environment variables.
 
 pub mod api;
+pub mod auth;
 pub mod backend;
 pub mod catalogue;
 pub mod cli;
@@ -37,6 +38,7 @@ pub mod session;
 pub mod settings;
 pub mod slots;
 pub mod speech;
+pub mod stats;
 pub mod steps;
 pub mod template;
 pub mod trace;

@@ -34,6 +34,18 @@ pub struct Settings {
     /// IP; 0 switches a limit off.
     pub rate_limit_chat: u32,
     pub rate_limit_websocket: u32,
+    /// `REGISTRY_PUBLIC_KEY`: PEM text, PEM with `\n` escapes, or a path. Without it the mesh
+    /// endpoints are open (refused in production).
+    pub registry_public_key: Option<String>,
+    /// `ORCHESTRATOR_PUBLIC_KEY`: optional second anchor for Orchestrator-signed tokens.
+    pub orchestrator_public_key: Option<String>,
+    /// `JWT_ISSUER` (registry.fullpotential.ai) and `JWT_AUDIENCE` (fullpotential.droplets).
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    /// `ENVIRONMENT`: `development` (default), `staging` or `production`.
+    pub environment: String,
+    /// `DEPLOYED_BY`, shown by `/version`.
+    pub deployed_by: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +114,19 @@ impl Settings {
                 200,
                 "a number of messages per minute (0 for no limit)",
             )?,
+            registry_public_key: lookup("REGISTRY_PUBLIC_KEY").filter(|v| !v.trim().is_empty()),
+            orchestrator_public_key: lookup("ORCHESTRATOR_PUBLIC_KEY").filter(|v| !v.trim().is_empty()),
+            jwt_issuer: lookup("JWT_ISSUER")
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| "registry.fullpotential.ai".to_owned()),
+            jwt_audience: lookup("JWT_AUDIENCE")
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| "fullpotential.droplets".to_owned()),
+            environment: lookup("ENVIRONMENT")
+                .map(|v| v.trim().to_lowercase())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "development".to_owned()),
+            deployed_by: lookup("DEPLOYED_BY").filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "unknown".to_owned()),
             redis_url: lookup("REDIS_URL").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             redis_prefix: lookup("REDIS_PREFIX")
                 .filter(|v| !v.trim().is_empty())

@@ -9,6 +9,7 @@ pub mod limits;
 pub mod playground;
 pub mod rate_limit;
 mod sessions;
+pub mod udc;
 pub mod validate;
 pub mod ws;
 
@@ -33,6 +34,8 @@ pub enum ApiTags {
     Admin,
     /// Stored conversations (bearer `ADMIN_TOKEN`).
     Sessions,
+    /// The endpoints every droplet of the mesh serves (MESH.md §3).
+    Udc,
 }
 
 /// What the endpoints share.
@@ -45,6 +48,11 @@ pub struct AppState {
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
     pub ws_timing: ws::WsTiming,
     pub rate_limits: rate_limit::RateLimits,
+    /// Checks the mesh's bearer tokens (or lets everything through in development).
+    pub verifier: Arc<crate::auth::Verifier>,
+    pub health: Arc<udc::Health>,
+    pub stats: Arc<crate::stats::Stats>,
+    pub deployment: udc::Deployment,
 }
 
 impl AppState {
@@ -58,17 +66,27 @@ impl AppState {
             closing: Arc::new(tokio::sync::watch::channel(false).0),
             ws_timing: ws::WsTiming::default(),
             rate_limits: rate_limit::RateLimits::seed_defaults(),
+            verifier: Arc::new(crate::auth::Verifier::Open),
+            health: Arc::new(udc::Health::new(Vec::new())),
+            stats: Arc::new(crate::stats::Stats::new()),
+            deployment: udc::Deployment { environment: "development".to_owned(), deployed_by: "unknown".to_owned() },
         }
     }
 }
 
 /// The documented API. `spec()` on it prints the OpenAPI document without serving.
-pub fn service(state: &AppState) -> OpenApiService<(ChatApi, AdminApi, SessionsApi, PlaygroundApi), ()> {
+pub fn service(state: &AppState) -> OpenApiService<(ChatApi, AdminApi, SessionsApi, PlaygroundApi, udc::UdcApi), ()> {
     let apis = (
         ChatApi { engine: state.engine.clone(), limit: state.rate_limits.chat.clone() },
         AdminApi { reloader: state.reloader.clone() },
         SessionsApi { sessions: state.engine.sessions().clone() },
         PlaygroundApi,
+        udc::UdcApi {
+            engine: state.engine.clone(),
+            health: state.health.clone(),
+            stats: state.stats.clone(),
+            deployment: state.deployment.clone(),
+        },
     );
     OpenApiService::new(apis, "Chat Orchestrator (droplet 12)", env!("CARGO_PKG_VERSION")).description(
         "A declarative conversation engine: stewards describe each intent as a YAML pipeline \

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::api::rate_limit::RateLimits;
+use crate::api::udc::{Deployment, Health};
 use crate::api::AppState;
+use crate::auth::{load_public_key, Verifier};
 use crate::backend::SampleBackend;
 use crate::engine::Engine;
 use crate::session::{MemoryStore, RedisStore, SessionStore};
@@ -53,8 +55,21 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     };
     let engine = Arc::new(Engine::new(Arc::new(compiled), SampleBackend::factory(), sessions));
 
-    let mut state = AppState::new(engine, root, settings.admin_token.clone());
+    let verifier = verifier(&settings)?;
+    let mut warnings = Vec::new();
+    if verifier.is_open() {
+        let warning = "authentication is OFF: REGISTRY_PUBLIC_KEY is not set, so /capabilities, /state, /dependencies and /version accept anyone (development only)";
+        tracing::warn!("{warning}");
+        warnings.push(warning.to_owned());
+    }
+    let mut state = AppState::new(engine.clone(), root, settings.admin_token.clone());
     state.rate_limits = RateLimits::new(settings.rate_limit_chat, settings.rate_limit_websocket);
+    state.verifier = Arc::new(verifier);
+    state.health = Arc::new(Health::new(warnings));
+    state.deployment =
+        Deployment { environment: settings.environment.clone(), deployed_by: settings.deployed_by.clone() };
+    state.health.spawn_store_check(engine, Duration::from_secs(10));
+    state.stats.spawn_cpu_sampler(Duration::from_secs(5));
     state.reloader.spawn_sighup().context("cannot listen for SIGHUP")?;
     // kept alive for as long as the server runs; dropping it stops watching
     let _watcher = if settings.config_watch {
@@ -74,6 +89,29 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     crate::server::run(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The token verifier the settings ask for; production without a Registry key is refused.
+fn verifier(settings: &Settings) -> anyhow::Result<Verifier> {
+    let Some(registry_key) = &settings.registry_public_key else {
+        anyhow::ensure!(
+            settings.environment != "production",
+            "ENVIRONMENT=production needs REGISTRY_PUBLIC_KEY (the Registry's RSA public key: PEM text or a file path); refusing to start open"
+        );
+        return Ok(Verifier::Open);
+    };
+    let registry = load_public_key("REGISTRY_PUBLIC_KEY", registry_key)?;
+    let orchestrator = settings
+        .orchestrator_public_key
+        .as_deref()
+        .map(|key| load_public_key("ORCHESTRATOR_PUBLIC_KEY", key))
+        .transpose()?;
+    Ok(Verifier::Keys {
+        registry,
+        orchestrator,
+        issuer: settings.jwt_issuer.clone(),
+        audience: settings.jwt_audience.clone(),
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

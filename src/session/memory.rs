@@ -166,6 +166,14 @@ impl SessionStore for MemoryStore {
         })
     }
 
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
     fn clear(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(async move {
             let ids: Vec<String> = self.snapshot().into_iter().map(|(id, _)| id).collect();

@@ -132,6 +132,12 @@ pub trait SessionStore: Send + Sync {
 
     /// Forgets every session. Returns how many there were.
     fn clear(&self) -> BoxFuture<'_, Result<usize, StoreError>>;
+
+    /// Whether the store answers right now (for `/health`, checked in the background).
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// `memory` or `redis`, for `/dependencies`.
+    fn kind(&self) -> &'static str;
 }
 
 /// Limits shared by every store.

@@ -257,6 +257,18 @@ impl SessionStore for RedisStore {
         })
     }
 
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let _: String = redis::cmd("PING").query_async(&mut connection).await?;
+            Ok(())
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
     fn clear(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(async move {
             let mut deleted = 0;

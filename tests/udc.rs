@@ -1,0 +1,270 @@
+//! The UDC endpoints and bearer-token checks, over real HTTP, with RSA keys generated for this
+//! test run (never real keys): every bad-token case gets 401 and nothing runs.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use chat_orchestrator::api::AppState;
+use chat_orchestrator::auth::{load_public_key, Verifier};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+const ISSUER: &str = "registry.fullpotential.ai";
+const AUDIENCE: &str = "fullpotential.droplets";
+
+/// A fresh RSA key pair (test-only, generated now): (private PEM, public PEM).
+fn key_pair(dir: &Path, name: &str) -> (String, String) {
+    let private = dir.join(format!("{name}.key"));
+    let public = dir.join(format!("{name}.pub"));
+    let ok = Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&private)
+        .arg("2048")
+        .output()
+        .expect("openssl")
+        .status
+        .success();
+    assert!(ok, "openssl genrsa");
+    let ok = Command::new("openssl")
+        .args(["rsa", "-pubout", "-in"])
+        .arg(&private)
+        .arg("-out")
+        .arg(&public)
+        .output()
+        .expect("openssl")
+        .status
+        .success();
+    assert!(ok, "openssl rsa -pubout");
+    (std::fs::read_to_string(private).expect("read"), std::fs::read_to_string(public).expect("read"))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64
+}
+
+fn sign(private_pem: &str, claims: Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        &claims,
+        &EncodingKey::from_rsa_pem(private_pem.as_bytes()).expect("key"),
+    )
+    .expect("sign")
+}
+
+fn registry_claims() -> Value {
+    json!({"iss": ISSUER, "sub": "12", "aud": AUDIENCE, "iat": now(), "exp": now() + 3600, "role": "droplet", "scope": ["registry:heartbeat"]})
+}
+
+struct Server {
+    base: String,
+    client: reqwest::Client,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn start(verifier: Verifier) -> Server {
+    let mut state = AppState::new(Arc::new(common::engine(vec![])), None, None);
+    state.verifier = Arc::new(verifier);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(chat_orchestrator::server::run(listener, state, async {
+        let _ = stopped.await;
+    }));
+    Server { base, client: reqwest::Client::new(), _stop: stop }
+}
+
+impl Server {
+    async fn get(&self, path: &str, token: Option<&str>) -> (u16, Option<String>, Value) {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let challenge = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        (status, challenge, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn keys_verifier(public_pem: &str) -> Verifier {
+    Verifier::Keys {
+        registry: load_public_key("REGISTRY_PUBLIC_KEY", public_pem).expect("public key"),
+        orchestrator: None,
+        issuer: ISSUER.to_owned(),
+        audience: AUDIENCE.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn health_is_public_and_shaped_like_the_fixture() {
+    let server = start(Verifier::Open).await;
+    let (status, _, health) = server.get("/health", None).await;
+    assert_eq!(status, 200);
+    let fixture: Value = serde_json::from_str(include_str!("../../shared/contracts/fixtures/health_response.json"))
+        .unwrap_or_else(|_| json!({}));
+    for key in ["id", "name", "steward", "status", "endpoint", "proof", "cost_usd", "yield_usd", "updated_at"] {
+        assert!(health.get(key).is_some(), "missing {key}: {health}");
+        if let Some(expected) = fixture.get(key) {
+            assert_eq!(
+                std::mem::discriminant(&health[key]),
+                std::mem::discriminant(expected),
+                "{key} has the fixture's type"
+            );
+        }
+    }
+    assert_eq!((health["id"].as_i64(), health["status"].as_str()), (Some(12), Some("active")));
+    // development mode: the guarded endpoints answer without a token
+    assert_eq!(server.get("/version", None).await.0, 200);
+    let expected_proof = {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(format!("12:{}", health["updated_at"].as_str().unwrap_or_default())))
+    };
+    assert_eq!(health["proof"], expected_proof.as_str());
+}
+
+#[tokio::test]
+async fn a_valid_registry_token_opens_the_udc_endpoints() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (private, public) = key_pair(dir.path(), "registry");
+    let server = start(keys_verifier(&public)).await;
+    let token = sign(&private, registry_claims());
+    for path in ["/capabilities", "/state", "/dependencies", "/version"] {
+        let (status, _, body) = server.get(path, Some(&token)).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (_, _, capabilities) = server.get("/capabilities", Some(&token)).await;
+    assert_eq!(capabilities["udc_version"], "1.0");
+    assert_eq!(capabilities["dependencies"], json!(["orchestrator", "registry"]));
+    let (_, _, state) = server.get("/state", Some(&token)).await;
+    assert!(
+        state["memory_mb"].as_u64().is_some_and(|m| m > 0) && state["requests_total"].as_u64().is_some_and(|n| n >= 2),
+        "{state}"
+    );
+    let (_, _, dependencies) = server.get("/dependencies", Some(&token)).await;
+    assert_eq!(dependencies["required"][0]["status"], "unavailable", "no mesh is configured: said honestly");
+    assert_eq!(dependencies["backend"], "fallback-data");
+    // a path-style key file works too
+    let file = dir.path().join("registry.pub");
+    assert!(load_public_key("REGISTRY_PUBLIC_KEY", file.to_str().expect("utf-8")).is_ok());
+    assert!(load_public_key("REGISTRY_PUBLIC_KEY", &public.replace('\n', "\\n")).is_ok(), "\\n-escaped PEM");
+}
+
+#[tokio::test]
+async fn every_bad_token_gets_401_with_a_bearer_challenge() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (private, public) = key_pair(dir.path(), "registry");
+    let (other_private, _) = key_pair(dir.path(), "impostor");
+    let server = start(keys_verifier(&public)).await;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let with = |change: &dyn Fn(&mut Value)| {
+        let mut claims = registry_claims();
+        change(&mut claims);
+        sign(&private, claims)
+    };
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("no token", None),
+        ("alg none", Some(format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&registry_claims())))),
+        (
+            "HS256 signed with the public key as secret",
+            Some(
+                jsonwebtoken::encode(
+                    &Header::new(Algorithm::HS256),
+                    &registry_claims(),
+                    &EncodingKey::from_secret(public.as_bytes()),
+                )
+                .expect("sign"),
+            ),
+        ),
+        ("signed by another key", Some(sign(&other_private, registry_claims()))),
+        ("expired", Some(with(&|c| c["exp"] = json!(now() - 3600)))),
+        ("not valid yet", Some(with(&|c| c["nbf"] = json!(now() + 3600)))),
+        ("no exp", Some(with(&|c| c.as_object_mut().map(|o| o.remove("exp")).map(|_| ()).unwrap_or(())))),
+        ("wrong issuer", Some(with(&|c| c["iss"] = json!("someone-else")))),
+        ("wrong audience", Some(with(&|c| c["aud"] = json!("udc")))),
+        ("no subject", Some(with(&|c| c.as_object_mut().map(|o| o.remove("sub")).map(|_| ()).unwrap_or(())))),
+        ("empty subject", Some(with(&|c| c["sub"] = json!("")))),
+        ("garbage", Some("not.a.jwt".to_owned())),
+    ];
+    for (case, token) in cases {
+        let (status, challenge, body) = server.get("/state", token.as_deref()).await;
+        assert_eq!(status, 401, "{case}: {body}");
+        assert_eq!(challenge.as_deref(), Some("Bearer"), "{case}");
+        assert_eq!(body["error"]["code"], "UNAUTHORIZED", "{case}");
+    }
+    // and /health stays public
+    assert_eq!(server.get("/health", None).await.0, 200);
+}
+
+#[tokio::test]
+async fn an_orchestrator_token_passes_the_second_anchor() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_, registry_public) = key_pair(dir.path(), "registry");
+    let (orchestrator_private, orchestrator_public) = key_pair(dir.path(), "orchestrator");
+    let verifier = Verifier::Keys {
+        registry: load_public_key("REGISTRY_PUBLIC_KEY", &registry_public).expect("key"),
+        orchestrator: Some(load_public_key("ORCHESTRATOR_PUBLIC_KEY", &orchestrator_public).expect("key")),
+        issuer: ISSUER.to_owned(),
+        audience: AUDIENCE.to_owned(),
+    };
+    let caller = verifier
+        .verify(Some(&sign(
+            &orchestrator_private,
+            json!({"droplet_id": 10, "steward": "x", "permissions": ["read"], "iat": now(), "exp": now() + 60}),
+        )))
+        .expect("orchestrator anchor");
+    assert_eq!(caller.droplet, Some(10));
+    assert!(
+        verifier.verify(Some(&sign(&orchestrator_private, json!({"droplet_id": 10, "exp": now() - 3600})))).is_err(),
+        "expired"
+    );
+}
+
+#[test]
+fn production_refuses_to_start_without_a_registry_key() {
+    let output = Command::new(env!("CARGO_BIN_EXE_chat-orchestrator"))
+        .args(["serve"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("ENVIRONMENT", "production")
+        .env_remove("REGISTRY_PUBLIC_KEY")
+        .env("PORT", "0")
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("REGISTRY_PUBLIC_KEY"), "{stderr}");
+}
+
+#[tokio::test]
+async fn health_reports_error_while_the_session_store_is_down() {
+    use chat_orchestrator::session::{RedisStore, SessionLimits};
+    let store =
+        Arc::new(RedisStore::connect("redis://127.0.0.1:1", "down:", SessionLimits::default()).expect("valid URL"));
+    let engine = Arc::new(chat_orchestrator::engine::Engine::new(
+        common::compiled(),
+        chat_orchestrator::backend::SampleBackend::factory(),
+        store,
+    ));
+    let state = AppState::new(engine.clone(), None, None);
+    state.health.spawn_store_check(engine, std::time::Duration::from_millis(50));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(chat_orchestrator::server::run(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let mut health = Value::Null;
+    for _ in 0..100 {
+        health = reqwest::get(format!("{base}/health")).await.expect("request").json().await.expect("json");
+        if health["status"] == "error" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(health["status"], "error", "{health}");
+    assert!(health["warnings"].to_string().contains("redis session store is unreachable"), "{health}");
+}
