@@ -28,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod diagnostic;
 pub mod engine;
+pub mod envelope;
 pub mod fixture;
 pub mod identity;
 pub mod intent;

@@ -34,6 +34,8 @@ pub struct Settings {
     /// IP; 0 switches a limit off.
     pub rate_limit_chat: u32,
     pub rate_limit_websocket: u32,
+    /// `RATE_LIMIT_PROCESS` (50): envelopes per minute per client IP on `/api/process`.
+    pub rate_limit_process: u32,
     /// `REGISTRY_PUBLIC_KEY`: PEM text, PEM with `\n` escapes, or a path. Without it the mesh
     /// endpoints are open (refused in production).
     pub registry_public_key: Option<String>,
@@ -108,6 +110,12 @@ impl Settings {
             admin_token: lookup("ADMIN_TOKEN").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             config_watch: parse(&lookup, "CONFIG_WATCH", true, "true or false")?,
             rate_limit_chat: parse(&lookup, "RATE_LIMIT_CHAT", 100, "a number of turns per minute (0 for no limit)")?,
+            rate_limit_process: parse(
+                &lookup,
+                "RATE_LIMIT_PROCESS",
+                50,
+                "a number of turns per minute (0 for no limit)",
+            )?,
             rate_limit_websocket: parse(
                 &lookup,
                 "RATE_LIMIT_WEBSOCKET",

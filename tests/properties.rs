@@ -73,3 +73,55 @@ proptest! {
         }
     }
 }
+
+fn json_leaf() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        "\\PC{0,40}".prop_map(serde_json::Value::from),
+        prop::sample::select(vec!["6", "18", "12", "droplet-10", "drop5.fullpotential.ai", "registry", ""])
+            .prop_map(serde_json::Value::from),
+    ]
+}
+
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    json_leaf().prop_recursive(3, 24, 6, |inner| {
+        let keys = prop::sample::select(vec![
+            "trace_id",
+            "source",
+            "target",
+            "message_type",
+            "payload",
+            "route_back",
+            "timestamp",
+            "udc_version",
+            "message",
+            "text",
+            "metadata",
+            "user_id",
+            "session_id",
+            "other",
+        ]);
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            prop::collection::btree_map(keys, inner, 0..8)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn envelope_parsing_never_panics_and_accepted_envelopes_are_usable(value in json_value()) {
+        use chat_orchestrator::envelope::Envelope;
+        if let Ok(envelope) = Envelope::parse(&value) {
+            prop_assert!(!envelope.trace_id.is_empty());
+            let _ = envelope.user_text();
+            prop_assert!(!envelope.session_id().is_empty());
+            prop_assert_ne!(envelope.reply_target().droplet(), Some(18), "18 is always normalised to 6");
+        }
+    }
+}

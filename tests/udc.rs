@@ -105,8 +105,8 @@ async fn health_is_public_and_shaped_like_the_fixture() {
     let server = start(Verifier::Open).await;
     let (status, _, health) = server.get("/health", None).await;
     assert_eq!(status, 200);
-    let fixture: Value = serde_json::from_str(include_str!("../../shared/contracts/fixtures/health_response.json"))
-        .unwrap_or_else(|_| json!({}));
+    let fixture: Value =
+        serde_json::from_str(include_str!("fixtures/mesh/health_response.json")).expect("fixture is JSON");
     for key in ["id", "name", "steward", "status", "endpoint", "proof", "cost_usd", "yield_usd", "updated_at"] {
         assert!(health.get(key).is_some(), "missing {key}: {health}");
         if let Some(expected) = fixture.get(key) {
@@ -267,4 +267,83 @@ async fn health_reports_error_while_the_session_store_is_down() {
     }
     assert_eq!(health["status"], "error", "{health}");
     assert!(health["warnings"].to_string().contains("redis session store is unreachable"), "{health}");
+}
+
+async fn process(server: &Server, token: Option<&str>, envelope: &Value) -> (u16, Value) {
+    let mut request = server.client.post(format!("{}/api/process", server.base)).json(envelope);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("request");
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn voice_turns_come_back_as_response_envelopes_in_plain_speech() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (private, public) = key_pair(dir.path(), "registry");
+    let server = start(keys_verifier(&public)).await;
+    let token = sign(&private, registry_claims());
+    let request: Value =
+        serde_json::from_str(include_str!("fixtures/mesh/envelope_voice_process.json")).expect("fixture");
+    let expected: Value =
+        serde_json::from_str(include_str!("fixtures/mesh/envelope_response_route_back.json")).expect("fixture");
+
+    assert_eq!(process(&server, None, &request).await.0, 401, "JWT required");
+    let (status, reply) = process(&server, Some(&token), &request).await;
+    assert_eq!(status, 200, "{reply}");
+    for key in expected.as_object().expect("object").keys() {
+        assert!(reply.get(key).is_some(), "missing {key}: {reply}");
+    }
+    assert_eq!((reply["source"].as_str(), reply["target"].as_str()), (Some("12"), Some("6")));
+    assert_eq!(reply["trace_id"], request["trace_id"]);
+    assert_eq!(reply["message_type"], "response");
+    assert_eq!(reply["payload"]["session_id"], "droplet_6_voice-user-311");
+    let spoken = reply["payload"]["response"].as_str().unwrap_or_default();
+    assert!(spoken.contains("Orchestrator") && chat_orchestrator::speech::is_speakable(spoken), "{spoken}");
+
+    // a two-turn conversation by voice: the same user keeps one session
+    let ask = |text: &str, source: &str| {
+        json!({"trace_id": "voice-t", "source": source, "target": "12", "message_type": "query",
+        "route_back": source, "payload": {"message": text, "metadata": {"user_id": "caller-9"}}})
+    };
+    let (_, first) = process(&server, Some(&token), &ask("register a new service", "6")).await;
+    assert!(first["payload"]["response"].as_str().unwrap_or_default().contains("tell me"), "{first}");
+    // 18 is Voice's old id: normalised to 6, so it is the same session and is answered to 6
+    let (_, second) = process(&server, Some(&token), &ask("name:Spoken id:8", "18")).await;
+    assert_eq!(second["target"], "6");
+    assert!(second["payload"]["response"].as_str().unwrap_or_default().contains("Spoken"), "{second}");
+}
+
+#[tokio::test]
+async fn relayed_and_chat_envelopes_and_bad_ones() {
+    let server = start(Verifier::Open).await;
+    let relay: Value =
+        serde_json::from_str(include_str!("fixtures/mesh/envelope_orchestrator_relay.json")).expect("fixture");
+    // the relay is addressed to "droplet-12", with route_back inside the payload
+    let (status, reply) = process(&server, None, &relay).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["target"], "6", "answered to the voice droplet, not to the relay");
+
+    let chat: Value = serde_json::from_str(include_str!("fixtures/mesh/envelope_chat_message.json")).expect("fixture");
+    let (status, reply) = process(&server, None, &chat).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["payload"]["session_id"], "dash-session-77", "a droplet's own session id is kept");
+    assert_eq!(reply["target"], "2");
+
+    for (bad, why) in [
+        (json!([1, 2]), "must be a JSON object"),
+        (json!({"source": "6", "message_type": "query", "payload": {"message": "hi"}}), "trace_id"),
+        (json!({"trace_id": "t", "source": "6", "message_type": "query", "payload": {}}), "payload.message"),
+        (
+            json!({"trace_id": "t", "source": "6", "target": "14", "message_type": "query", "payload": {"message": "hi"}}),
+            "not to droplet 12",
+        ),
+        (json!({"trace_id": "t", "source": "6", "message_type": "query", "payload": "text"}), "payload"),
+    ] {
+        let (status, error) = process(&server, None, &bad).await;
+        assert_eq!(status, 400, "{why}: {error}");
+        assert_eq!(error["error"]["code"], "INVALID_REQUEST");
+        assert!(error["error"]["message"].as_str().unwrap_or_default().contains(why), "{why}: {error}");
+    }
 }

@@ -7,6 +7,7 @@ mod chat;
 pub mod error;
 pub mod limits;
 pub mod playground;
+mod process;
 pub mod rate_limit;
 mod sessions;
 pub mod udc;
@@ -75,7 +76,10 @@ impl AppState {
 }
 
 /// The documented API. `spec()` on it prints the OpenAPI document without serving.
-pub fn service(state: &AppState) -> OpenApiService<(ChatApi, AdminApi, SessionsApi, PlaygroundApi, udc::UdcApi), ()> {
+#[allow(clippy::type_complexity)]
+pub fn service(
+    state: &AppState,
+) -> OpenApiService<(ChatApi, AdminApi, SessionsApi, PlaygroundApi, udc::UdcApi, process::ProcessApi), ()> {
     let apis = (
         ChatApi { engine: state.engine.clone(), limit: state.rate_limits.chat.clone() },
         AdminApi { reloader: state.reloader.clone() },
@@ -87,6 +91,7 @@ pub fn service(state: &AppState) -> OpenApiService<(ChatApi, AdminApi, SessionsA
             stats: state.stats.clone(),
             deployment: state.deployment.clone(),
         },
+        process::ProcessApi { engine: state.engine.clone(), limit: state.rate_limits.process.clone() },
     );
     OpenApiService::new(apis, "Chat Orchestrator (droplet 12)", env!("CARGO_PKG_VERSION")).description(
         "A declarative conversation engine: stewards describe each intent as a YAML pipeline \

@@ -1,6 +1,7 @@
 //! Per-client rate limits (governor's keyed GCRA limiter), keyed by the peer's IP address.
 //!
-//! Defaults follow the seed: chat 100 turns a minute, WebSocket 200 messages a minute. A refused
+//! Defaults follow the seed: chat 100 turns a minute, WebSocket 200 messages a minute, process
+//! 50 a minute. A refused
 //! request gets 429 with `Retry-After` (REST) or an `error` frame saying when to retry (WS).
 
 use std::net::IpAddr;
@@ -45,14 +46,26 @@ impl Limit {
 pub struct RateLimits {
     pub chat: Limit,
     pub websocket: Limit,
+    pub process: Limit,
 }
 
 impl RateLimits {
+    /// Chat and WebSocket limits as given; `/api/process` keeps the seed's 50/min unless
+    /// [`RateLimits::with_process`] changes it.
     pub fn new(chat_per_minute: u32, websocket_per_minute: u32) -> Self {
-        RateLimits { chat: Limit::per_minute(chat_per_minute), websocket: Limit::per_minute(websocket_per_minute) }
+        RateLimits {
+            chat: Limit::per_minute(chat_per_minute),
+            websocket: Limit::per_minute(websocket_per_minute),
+            process: Limit::per_minute(50),
+        }
     }
 
-    /// The seed's defaults: chat 100/min, WebSocket 200/min.
+    pub fn with_process(mut self, per_minute: u32) -> Self {
+        self.process = Limit::per_minute(per_minute);
+        self
+    }
+
+    /// The seed's defaults: chat 100/min, WebSocket 200/min, process 50/min.
     pub fn seed_defaults() -> Self {
         RateLimits::new(100, 200)
     }

@@ -63,7 +63,8 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         warnings.push(warning.to_owned());
     }
     let mut state = AppState::new(engine.clone(), root, settings.admin_token.clone());
-    state.rate_limits = RateLimits::new(settings.rate_limit_chat, settings.rate_limit_websocket);
+    state.rate_limits = RateLimits::new(settings.rate_limit_chat, settings.rate_limit_websocket)
+        .with_process(settings.rate_limit_process);
     state.verifier = Arc::new(verifier);
     state.health = Arc::new(Health::new(warnings));
     state.deployment =

@@ -1,0 +1,130 @@
+//! `POST /api/process`: a turn from another droplet — the Voice droplet above all — as a UDC
+//! envelope, answered synchronously with a response envelope addressed to `route_back`
+//! (MESH.md §7, form V1). Voice turns run on the voice channel in the session
+//! `droplet_6_{user_id}`.
+
+use std::sync::Arc;
+
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+use serde_json::{json, Value};
+
+use super::error::{ErrorBody, ErrorCode};
+use super::rate_limit::{client_ip, retry_after_seconds, Limit};
+use super::udc::MeshAuth;
+use super::ApiTags;
+use crate::engine::{Engine, Turn, TurnError};
+use crate::envelope::{self, Envelope};
+use crate::session::Channel;
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "process_bad_request")]
+pub enum ProcessResponse {
+    /// The answer: `{udc_version, trace_id, source: "12", target: <route_back or source>,
+    /// message_type: "response", payload: {response, session_id}, timestamp}`.
+    #[oai(status = 200)]
+    Ok(Json<Value>),
+    /// The envelope cannot be used (not an object, no trace id, no text, addressed elsewhere…).
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Missing or invalid bearer token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// Too many turns from this client; `Retry-After` says how many seconds to wait.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] String),
+    /// The session store is unavailable; nothing was stored.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+fn process_bad_request(error: poem::Error) -> ProcessResponse {
+    if error.status() == poem::http::StatusCode::UNAUTHORIZED {
+        return ProcessResponse::Unauthorized(
+            Json(ErrorBody::new(ErrorCode::Unauthorized, error.to_string(), json!({}))),
+            "Bearer".to_owned(),
+        );
+    }
+    bad_request(format!("the request body could not be read: {error}; send a UDC envelope as JSON"))
+}
+
+fn bad_request(message: String) -> ProcessResponse {
+    ProcessResponse::BadRequest(Json(ErrorBody::new(ErrorCode::InvalidRequest, message, json!({}))))
+}
+
+pub struct ProcessApi {
+    pub engine: Arc<Engine>,
+    pub limit: Limit,
+}
+
+#[OpenApi]
+impl ProcessApi {
+    /// Answer a turn sent by another droplet (Voice) as a UDC envelope.
+    #[oai(path = "/api/process", method = "post", tag = "ApiTags::Udc")]
+    async fn process(&self, _auth: MeshAuth, body: Json<Value>, remote: &poem::web::RemoteAddr) -> ProcessResponse {
+        if let Err(wait) = self.limit.check(client_ip(remote)) {
+            let seconds = retry_after_seconds(wait);
+            return ProcessResponse::TooManyRequests(
+                Json(ErrorBody::new(
+                    ErrorCode::RateLimited,
+                    format!("too many turns from this client; try again in {seconds} s"),
+                    json!({"retry_after_seconds": seconds}),
+                )),
+                seconds.to_string(),
+            );
+        }
+        let request = match Envelope::parse(&body.0) {
+            Ok(request) => request,
+            Err(error) => return bad_request(format!("the envelope is not usable: {error}")),
+        };
+        let runtime = self.engine.runtime();
+        let our_id = runtime.config.identity.id;
+        if let Some(target) = &request.target {
+            if target.droplet() != Some(our_id) {
+                return bad_request(format!(
+                    "the envelope is addressed to `{}`, not to droplet {our_id}",
+                    target.wire()
+                ));
+            }
+        }
+        let text = match request.user_text() {
+            Ok(text) => text,
+            Err(error) => return bad_request(error.to_string()),
+        };
+        let session_id = request.session_id();
+        let channel = if request.is_voice() { Channel::Voice } else { Channel::Chat };
+        let mut metadata = request.payload.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+        metadata.insert("origin".to_owned(), json!(request.origin().wire()));
+        let turn = Turn {
+            session_id: Some(session_id.clone()),
+            channel,
+            text,
+            metadata,
+            trace_id: request.trace_id.clone(),
+            preview_other_channel: false,
+        };
+        match self.engine.handle(turn).await {
+            Ok(reply) => ProcessResponse::Ok(Json(envelope::response(
+                &request,
+                our_id,
+                json!({"response": reply.text, "session_id": session_id, "intent": reply.intent}),
+            ))),
+            Err(TurnError::Store(error)) => {
+                tracing::error!(%error, "session store unavailable");
+                ProcessResponse::Unavailable(Json(ErrorBody::new(
+                    ErrorCode::DependencyUnavailable,
+                    "conversations cannot be stored right now, so the turn was not processed; please retry",
+                    json!({}),
+                )))
+            }
+            Err(error) => {
+                tracing::error!(%error, "process turn failed");
+                ProcessResponse::Unavailable(Json(ErrorBody::new(
+                    ErrorCode::InternalError,
+                    "the turn could not be processed",
+                    json!({}),
+                )))
+            }
+        }
+    }
+}
