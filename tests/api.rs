@@ -6,28 +6,16 @@ mod common;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
-struct TestServer {
-    base: String,
-    client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+type TestServer = common::Running;
+
+/// The calls these tests make, on the shared test server.
+trait ChatCalls {
+    async fn chat(&self, body: Value) -> (u16, Value);
+    async fn raw(&self, body: &str, content_type: &str) -> (u16, Value);
 }
 
-impl TestServer {
-    async fn start() -> TestServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
-        let engine = Arc::new(common::engine(vec![]));
-        let state = chat_orchestrator::api::AppState::new(engine, None, None);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(chat_orchestrator::server::run(listener, state, async {
-            let _ = stopped.await;
-        }));
-        TestServer { base, client: reqwest::Client::new(), stop: Some(stop), task: Some(task) }
-    }
-
+impl ChatCalls for TestServer {
     async fn chat(&self, body: Value) -> (u16, Value) {
         let response = self.client.post(format!("{}/api/chat", self.base)).json(&body).send().await.expect("request");
         let status = response.status().as_u16();
@@ -46,15 +34,6 @@ impl TestServer {
         let status = response.status().as_u16();
         (status, response.json().await.expect("JSON body"))
     }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.expect("server task").expect("server stopped cleanly");
-        }
-    }
 }
 
 fn text(value: &Value, field: &str) -> String {
@@ -63,7 +42,7 @@ fn text(value: &Value, field: &str) -> String {
 
 #[tokio::test]
 async fn all_droplets_lists_every_catalogue_droplet_with_status() {
-    let server = TestServer::start().await;
+    let server = TestServer::default().await;
     let (status, reply) = server.chat(json!({"message": "show me all droplets"})).await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["intent"], "all_droplets");
@@ -81,7 +60,7 @@ async fn all_droplets_lists_every_catalogue_droplet_with_status() {
 
 #[tokio::test]
 async fn slot_filling_takes_two_turns_on_one_session_and_cancel_clears_it() {
-    let server = TestServer::start().await;
+    let server = TestServer::default().await;
     let (_, first) = server.chat(json!({"message": "register a new service"})).await;
     assert_eq!(first["intent"], "register_service");
     assert!(text(&first, "response").contains("name:"), "asks in key:value form: {first}");
@@ -113,7 +92,7 @@ async fn slot_filling_takes_two_turns_on_one_session_and_cancel_clears_it() {
 
 #[tokio::test]
 async fn unreadable_bodies_are_400_with_the_uniform_error_body() {
-    let server = TestServer::start().await;
+    let server = TestServer::default().await;
     for (body, content_type) in [
         ("{not json", "application/json"),
         (r#"{"session_id": "x"}"#, "application/json"),
@@ -133,7 +112,7 @@ async fn unreadable_bodies_are_400_with_the_uniform_error_body() {
 
 #[tokio::test]
 async fn invalid_values_are_422_and_change_nothing() {
-    let server = TestServer::start().await;
+    let server = TestServer::default().await;
     let (_, first) = server.chat(json!({"message": "register a new service"})).await;
     let session = text(&first, "session_id");
 
@@ -163,7 +142,7 @@ async fn invalid_values_are_422_and_change_nothing() {
 
 #[tokio::test]
 async fn oversized_bodies_are_refused_before_parsing() {
-    let server = TestServer::start().await;
+    let server = TestServer::default().await;
     let body = format!(r#"{{"message": "{}"}}"#, "a".repeat(100 * 1024));
     let response = server
         .client
@@ -195,7 +174,7 @@ async fn oversized_bodies_are_refused_before_parsing() {
 
 #[tokio::test]
 async fn a_given_trace_id_is_used() {
-    let server = TestServer::start().await;
+    let server = TestServer::default().await;
     let response = server
         .client
         .post(format!("{}/api/chat", server.base))
@@ -211,7 +190,7 @@ async fn a_given_trace_id_is_used() {
 
 #[tokio::test]
 async fn docs_and_openapi_are_served() {
-    let server = TestServer::start().await;
+    let server = TestServer::default().await;
     let docs = server.client.get(format!("{}/docs", server.base)).send().await.expect("docs");
     assert_eq!(docs.status().as_u16(), 200);
     assert!(docs.text().await.expect("html").to_lowercase().contains("swagger"));
@@ -232,7 +211,7 @@ async fn docs_and_openapi_are_served() {
 
 #[tokio::test]
 async fn concurrent_turns_on_one_session_are_all_answered_in_order() {
-    let server = TestServer::start().await;
+    let server = TestServer::default().await;
     let (_, first) = server.chat(json!({"message": "hello"})).await;
     let session = text(&first, "session_id");
     let mut turns = Vec::new();
@@ -249,15 +228,8 @@ async fn concurrent_turns_on_one_session_are_all_answered_in_order() {
 }
 
 async fn start_with_admin(token: &str) -> (TestServer, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    let engine = Arc::new(common::engine(vec![]));
-    let state = chat_orchestrator::api::AppState::new(engine, None, Some(token.to_owned()));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(chat_orchestrator::server::run(listener, state, async {
-        let _ = stopped.await;
-    }));
-    (TestServer { base, client: reqwest::Client::new(), stop: Some(stop), task: Some(task) }, token.to_owned())
+    let state = chat_orchestrator::api::AppState::new(Arc::new(common::engine(vec![])), None, Some(token.to_owned()));
+    (TestServer::start(state).await, token.to_owned())
 }
 
 #[tokio::test]
@@ -334,7 +306,7 @@ async fn session_admin_needs_the_token_and_finds_sessions_only_by_exact_id() {
 
 #[tokio::test]
 async fn the_voice_channel_and_a_preview_of_the_other_one() {
-    let server = TestServer::start().await;
+    let server = TestServer::default().await;
     let (status, reply) = server
         .chat(json!({"message": "show me all droplets", "channel": "voice", "preview_other_channel": true}))
         .await;
@@ -354,8 +326,6 @@ async fn a_session_store_that_is_down_gives_a_clear_503_and_recovers() {
     use chat_orchestrator::session::{RedisStore, SessionLimits};
     // a port where no Redis listens yet
     let redis_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
     let url = format!("redis://127.0.0.1:{redis_port}");
     let store = Arc::new(RedisStore::connect(&url, "down:", SessionLimits::default()).expect("valid URL"));
     let engine = Arc::new(chat_orchestrator::engine::Engine::new(
@@ -363,12 +333,7 @@ async fn a_session_store_that_is_down_gives_a_clear_503_and_recovers() {
         chat_orchestrator::backend::SampleBackend::factory(),
         store,
     ));
-    let state = chat_orchestrator::api::AppState::new(engine, None, None);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(chat_orchestrator::server::run(listener, state, async {
-        let _ = stopped.await;
-    }));
-    let server = TestServer { base, client: reqwest::Client::new(), stop: Some(stop), task: Some(task) };
+    let server = TestServer::start(chat_orchestrator::api::AppState::new(engine, None, None)).await;
     let (status, error) = server.chat(json!({"message": "hello"})).await;
     assert_eq!(status, 503, "{error}");
     assert_eq!(error["error"]["code"], "DEPENDENCY_UNAVAILABLE");
@@ -404,15 +369,9 @@ async fn a_session_store_that_is_down_gives_a_clear_503_and_recovers() {
 
 #[tokio::test]
 async fn a_client_over_the_chat_rate_limit_gets_429_with_retry_after() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
     let mut state = chat_orchestrator::api::AppState::new(Arc::new(common::engine(vec![])), None, None);
     state.rate_limits = chat_orchestrator::api::rate_limit::RateLimits::new(3, 0);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(chat_orchestrator::server::run(listener, state, async {
-        let _ = stopped.await;
-    }));
-    let server = TestServer { base, client: reqwest::Client::new(), stop: Some(stop), task: Some(task) };
+    let server = TestServer::start(state).await;
     for _ in 0..3 {
         assert_eq!(server.chat(json!({"message": "hello"})).await.0, 200);
     }

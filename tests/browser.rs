@@ -12,7 +12,6 @@ use std::process::Command;
 use std::sync::Arc;
 
 use chat_orchestrator::api::AppState;
-use tokio::sync::oneshot;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_playground_works_in_a_real_browser() {
@@ -34,13 +33,8 @@ async fn the_playground_works_in_a_real_browser() {
         return;
     }
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}/", listener.local_addr().expect("address"));
-    let state = AppState::new(Arc::new(common::engine(vec![])), None, None);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(chat_orchestrator::server::run(listener, state, async {
-        let _ = stopped.await;
-    }));
+    let server = common::Running::start(AppState::new(Arc::new(common::engine(vec![])), None, None)).await;
+    let base = format!("{}/", server.base);
 
     let screenshot = std::env::temp_dir().join("chat-orchestrator-playground.png");
     let script = root.join("tests/browser/playground.mjs");
@@ -50,8 +44,7 @@ async fn the_playground_works_in_a_real_browser() {
     .await
     .expect("join")
     .expect("node runs");
-    let _ = stop.send(());
-    let _ = server.await;
+    server.stop().await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the browser test failed:\n{stdout}\n{stderr}");

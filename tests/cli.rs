@@ -1,5 +1,7 @@
 //! The binary's subcommands, run as a steward would run them.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -145,30 +147,14 @@ fn chat_runs_a_conversation_from_standard_input() {
 /// The real server: `serve` with its configuration in a folder, reloaded by SIGHUP.
 #[test]
 fn serve_reloads_on_sighup() {
-    use std::io::{BufRead, BufReader};
     let dir = config_copy();
-    let mut child = Command::new(BIN)
-        .args(["serve"])
-        .env("CONFIG_DIR", dir.path())
-        .env("PORT", "0")
-        .env("CONFIG_WATCH", "false") // only the signal may reload
-        .env("RATE_LIMIT_CHAT", "0") // it polls
-        .env("LOG_LEVEL", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn server");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let address = loop {
-        let line = lines.next().expect("server printed its address").expect("line");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().expect("address").to_owned();
-        }
-    };
-    // keep draining the log so the server never blocks on a full pipe
-    std::thread::spawn(move || for _ in lines {});
+    let config = dir.path().to_str().expect("utf-8 path").to_owned();
+    let server = common::Process::spawn(&[
+        ("CONFIG_DIR", config.as_str()),
+        ("CONFIG_WATCH", "false"), // only the signal may reload
+        ("RATE_LIMIT_CHAT", "0"),  // it polls
+    ]);
+    let address = server.base.trim_start_matches("http://").to_owned();
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let ask = |client: &reqwest::Client| {
@@ -193,7 +179,7 @@ fn serve_reloads_on_sighup() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(ask(&client).contains("You're welcome"), "no watcher: nothing changes before the signal");
 
-    let hup = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().expect("kill runs");
+    let hup = Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status().expect("kill runs");
     assert!(hup.success());
     let mut reply = String::new();
     for _ in 0..100 {
@@ -203,7 +189,6 @@ fn serve_reloads_on_sighup() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     assert_eq!(reply, "👋 Reloaded by a signal.");
 }

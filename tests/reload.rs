@@ -11,7 +11,6 @@ use std::time::Duration;
 use chat_orchestrator::api::AppState;
 use chat_orchestrator::config::{self, ConfigFiles};
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
 const TOKEN: &str = "test-admin-token";
 const WELCOME: &str = "👋 You're welcome! Come back any time — say *help* to see what I can do.";
@@ -44,10 +43,15 @@ fn set_goodbye(dir: &Path, text: &str) {
 }
 
 struct Server {
-    base: String,
-    client: reqwest::Client,
+    running: common::Running,
     state: AppState,
-    stop: Option<oneshot::Sender<()>>,
+}
+
+impl std::ops::Deref for Server {
+    type Target = common::Running;
+    fn deref(&self) -> &common::Running {
+        &self.running
+    }
 }
 
 impl Server {
@@ -58,13 +62,7 @@ impl Server {
         let mut state = AppState::new(engine, Some(dir.to_path_buf()), token.map(str::to_owned));
         // thousands of requests from one address: rate limits are not what this tests
         state.rate_limits = chat_orchestrator::api::rate_limit::RateLimits::new(0, 0);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(chat_orchestrator::server::run(listener, state.clone(), async {
-            let _ = stopped.await;
-        }));
-        Server { base, client: reqwest::Client::new(), state, stop: Some(stop) }
+        Server { running: common::Running::start(state.clone()).await, state }
     }
 
     async fn goodbye(&self) -> (String, u64) {
@@ -93,14 +91,6 @@ impl Server {
         let status = response.status().as_u16();
         let challenge = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).map(str::to_owned);
         (status, response.json().await.unwrap_or(Value::Null), challenge)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 

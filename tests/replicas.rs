@@ -1,63 +1,32 @@
 //! Two server processes sharing one real Redis: a conversation moves between replicas, survives
 //! one of them being killed with SIGKILL, and concurrent turns on both keep every message.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_chat-orchestrator");
 const TOKEN: &str = "replica-admin-token";
 
-struct Replica {
-    child: Child,
-    base: String,
+/// One replica: the real binary on a free port, sharing Redis under `prefix`.
+fn replica(redis_url: &str, prefix: &str) -> common::Process {
+    common::Process::spawn(&[
+        ("REDIS_URL", redis_url),
+        ("REDIS_PREFIX", prefix),
+        ("ADMIN_TOKEN", TOKEN),
+        ("SESSION_MAX_HISTORY", "200"),
+        ("CONFIG_WATCH", "false"),
+    ])
 }
 
-impl Replica {
-    fn start(redis_url: &str, prefix: &str) -> Replica {
-        let mut child = Command::new(BIN)
-            .args(["serve"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("PORT", "0")
-            .env("REDIS_URL", redis_url)
-            .env("REDIS_PREFIX", prefix)
-            .env("ADMIN_TOKEN", TOKEN)
-            .env("SESSION_MAX_HISTORY", "200")
-            .env("CONFIG_WATCH", "false")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn replica");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let address = loop {
-            let line = lines.next().expect("replica printed its address").expect("line");
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest.split_whitespace().next().expect("address").to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Replica { child, base: format!("http://{address}") }
-    }
-
-    async fn say(&self, client: &reqwest::Client, session: &str, text: &str) -> Value {
-        let response = client
-            .post(format!("{}/api/chat", self.base))
-            .json(&json!({"message": text, "session_id": session}))
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(response.status().as_u16(), 200);
-        response.json().await.expect("json")
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+async fn say(replica: &common::Process, client: &reqwest::Client, session: &str, text: &str) -> Value {
+    let response = client
+        .post(format!("{}/api/chat", replica.base))
+        .json(&json!({"message": text, "session_id": session}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    response.json().await.expect("json")
 }
 
 async fn redis_url() -> Option<String> {
@@ -81,14 +50,14 @@ async fn redis_url() -> Option<String> {
 async fn two_replicas_share_conversations_and_survive_a_kill() {
     let Some(url) = redis_url().await else { return };
     let prefix = format!("replicas-{}:", uuid::Uuid::new_v4());
-    let mut a = Replica::start(&url, &prefix);
-    let b = Replica::start(&url, &prefix);
+    let mut a = replica(&url, &prefix);
+    let b = replica(&url, &prefix);
     let client = reqwest::Client::new();
 
     // a slot-filling conversation starts on A and finishes on B
-    let asked = a.say(&client, "moving", "register a new service").await;
+    let asked = say(&a, &client, "moving", "register a new service").await;
     assert!(asked["response"].as_str().unwrap_or_default().contains("I still need"));
-    let done = b.say(&client, "moving", "name:Replicated id:21").await;
+    let done = say(&b, &client, "moving", "name:Replicated id:21").await;
     assert!(done["response"].as_str().unwrap_or_default().contains("Replicated"), "{done}");
 
     // concurrent turns of one session on both replicas keep every message
@@ -120,10 +89,10 @@ async fn two_replicas_share_conversations_and_survive_a_kill() {
     assert_eq!(detail["history"].as_array().map(Vec::len), Some(40), "20 turns on two replicas, 40 messages");
 
     // A is killed mid-conversation; B carries on with nothing lost
-    a.say(&client, "survivor", "create a task").await;
+    say(&a, &client, "survivor", "create a task").await;
     a.child.kill().expect("SIGKILL replica A");
     a.child.wait().expect("reaped");
-    let finished = b.say(&client, "survivor", "title:Outlive a crash").await;
+    let finished = say(&b, &client, "survivor", "title:Outlive a crash").await;
     assert_eq!(finished["intent"], "create_task");
     assert!(finished["response"].as_str().unwrap_or_default().contains("Outlive a crash"), "{finished}");
 }

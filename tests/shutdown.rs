@@ -8,19 +8,13 @@ use std::time::Duration;
 
 use chat_orchestrator::api::AppState;
 use serde_json::json;
-use tokio::sync::oneshot;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_accepted_request_is_dropped() {
     let factory = common::Slow::factory(1, "/getAll", Duration::from_millis(600));
     let (engine, _) = common::engine_and_store(common::compiled(), factory, Default::default());
-    let state = AppState::new(Arc::new(engine), None, None);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(chat_orchestrator::server::run(listener, state, async {
-        let _ = stopped.await;
-    }));
+    let mut server = common::Running::start(AppState::new(Arc::new(engine), None, None)).await;
+    let address = server.address;
 
     // ten slow turns in flight (each waits 600 ms on the Registry)...
     let client = reqwest::Client::new();
@@ -39,11 +33,11 @@ async fn no_accepted_request_is_dropped() {
         .collect();
     tokio::time::sleep(Duration::from_millis(200)).await;
     // ...when shutdown is asked for
-    let _ = stop.send(());
+    server.signal_shutdown();
     for turn in turns {
         assert_eq!(turn.await.expect("task").expect("answered, not dropped"), 200);
     }
-    tokio::time::timeout(Duration::from_secs(15), server).await.expect("stops").expect("task").expect("clean");
+    server.stop().await;
     // and nothing new is accepted afterwards
     let refused = client.post(format!("http://{address}/api/chat")).json(&json!({"message": "hello"})).send().await;
     assert!(refused.is_err(), "the listener is closed");

@@ -12,7 +12,6 @@ use chat_orchestrator::api::AppState;
 use chat_orchestrator::auth::{load_public_key, Verifier};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
 const ISSUER: &str = "registry.fullpotential.ai";
 const AUDIENCE: &str = "fullpotential.droplets";
@@ -60,25 +59,19 @@ fn registry_claims() -> Value {
     json!({"iss": ISSUER, "sub": "12", "aud": AUDIENCE, "iat": now(), "exp": now() + 3600, "role": "droplet", "scope": ["registry:heartbeat"]})
 }
 
-struct Server {
-    base: String,
-    client: reqwest::Client,
-    _stop: oneshot::Sender<()>,
-}
+type Server = common::Running;
 
 async fn start(verifier: Verifier) -> Server {
     let mut state = AppState::new(Arc::new(common::engine(vec![])), None, None);
     state.verifier = Arc::new(verifier);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(chat_orchestrator::server::run(listener, state, async {
-        let _ = stopped.await;
-    }));
-    Server { base, client: reqwest::Client::new(), _stop: stop }
+    Server::start(state).await
 }
 
-impl Server {
+trait Get {
+    async fn get(&self, path: &str, token: Option<&str>) -> (u16, Option<String>, Value);
+}
+
+impl Get for Server {
     async fn get(&self, path: &str, token: Option<&str>) -> (u16, Option<String>, Value) {
         let mut request = self.client.get(format!("{}{path}", self.base));
         if let Some(token) = token {
@@ -251,12 +244,8 @@ async fn health_reports_error_while_the_session_store_is_down() {
     ));
     let state = AppState::new(engine.clone(), None, None);
     state.health.spawn_store_check(engine, std::time::Duration::from_millis(50));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    let (_stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(chat_orchestrator::server::run(listener, state, async {
-        let _ = stopped.await;
-    }));
+    let server = Server::start(state).await;
+    let base = server.base.clone();
     let mut health = Value::Null;
     for _ in 0..100 {
         health = reqwest::get(format!("{base}/health")).await.expect("request").json().await.expect("json");

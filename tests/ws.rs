@@ -10,34 +10,22 @@ use chat_orchestrator::api::ws::WsTiming;
 use chat_orchestrator::api::AppState;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-struct Server {
-    address: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
+type Server = common::Running;
 
 async fn start(timing: WsTiming) -> Server {
     start_with(timing, chat_orchestrator::api::rate_limit::RateLimits::seed_defaults()).await
 }
 
 async fn start_with(timing: WsTiming, limits: chat_orchestrator::api::rate_limit::RateLimits) -> Server {
-    let engine = Arc::new(common::engine(vec![]));
-    let mut state = AppState::new(engine, None, None);
+    let mut state = AppState::new(Arc::new(common::engine(vec![])), None, None);
     state.ws_timing = timing;
     state.rate_limits = limits;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("address").to_string();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(chat_orchestrator::server::run(listener, state, async {
-        let _ = stopped.await;
-    }));
-    Server { address, stop: Some(stop), task }
+    Server::start(state).await
 }
 
 async fn connect(server: &Server, query: &str) -> Socket {
@@ -183,7 +171,7 @@ async fn shutdown_closes_open_sockets_cleanly() {
     let mut server = start(WsTiming::default()).await;
     let mut socket = connect(&server, "").await;
     next_json(&mut socket).await;
-    let _ = server.stop.take().expect("running").send(());
+    server.signal_shutdown();
     let close = loop {
         match tokio::time::timeout(Duration::from_secs(10), socket.next()).await.expect("a close in time") {
             Some(Ok(Message::Close(frame))) => break frame,
@@ -194,11 +182,7 @@ async fn shutdown_closes_open_sockets_cleanly() {
     };
     assert_eq!(close.expect("a close frame").code, CloseCode::Away);
     drop(socket);
-    tokio::time::timeout(Duration::from_secs(15), server.task)
-        .await
-        .expect("server stops")
-        .expect("task")
-        .expect("clean");
+    server.stop().await;
 }
 
 #[tokio::test]

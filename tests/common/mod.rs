@@ -106,3 +106,105 @@ pub async fn say(engine: &Engine, session: &str, channel: Channel, text: &str) -
         .await
         .expect("the memory store never fails")
 }
+
+/// A server running in this process on 127.0.0.1, port 0, stopped when dropped.
+pub struct Running {
+    pub base: String,
+    pub address: std::net::SocketAddr,
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Running {
+    pub async fn start(state: chat_orchestrator::api::AppState) -> Running {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let address = listener.local_addr().expect("address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(chat_orchestrator::server::run(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Running {
+            base: format!("http://{address}"),
+            address,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// A server over the shipped configuration with the bundled sample data.
+    pub async fn default() -> Running {
+        Running::start(chat_orchestrator::api::AppState::new(Arc::new(engine(vec![])), None, None)).await
+    }
+
+    /// Asks for a graceful shutdown without waiting for it.
+    pub fn signal_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Shuts down and waits until the server has stopped cleanly.
+    pub async fn stop(mut self) {
+        self.signal_shutdown();
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("the server stops in time")
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.signal_shutdown();
+    }
+}
+
+/// The real binary serving on a free port; killed when dropped.
+pub struct Process {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Process {
+    /// Starts `chat-orchestrator serve` in the repository with these environment variables and
+    /// waits for the address it logs.
+    pub fn spawn(envs: &[(&str, &str)]) -> Process {
+        use std::io::{BufRead, BufReader};
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_chat-orchestrator"));
+        command
+            .args(["serve"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("CONFIG_DIR")
+            .env("PORT", "0")
+            .env("NO_COLOR", "1")
+            .env("LOG_LEVEL", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        for (name, value) in envs {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("spawn the server");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let address = loop {
+            let line = lines.next().expect("the server logged its address").expect("line");
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().expect("address").to_owned();
+            }
+        };
+        // keep draining the log so the server never blocks on a full pipe
+        std::thread::spawn(move || for _ in lines {});
+        Process { child, base: format!("http://{address}") }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
