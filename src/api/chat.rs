@@ -137,14 +137,7 @@ impl ChatApi {
     ) -> ChatResponse {
         if let Err(wait) = self.limit.check(client_ip(remote)) {
             let seconds = retry_after_seconds(wait);
-            return ChatResponse::TooManyRequests(
-                Json(ErrorBody::new(
-                    ErrorCode::RateLimited,
-                    format!("too many messages from this client; try again in {seconds} s"),
-                    json!({"retry_after_seconds": seconds}),
-                )),
-                seconds.to_string(),
-            );
+            return ChatResponse::TooManyRequests(Json(ErrorBody::rate_limited(seconds)), seconds.to_string());
         }
         let request = body.0;
         let text = request.message.trim();
@@ -182,11 +175,7 @@ impl ChatApi {
             })),
             Err(TurnError::Store(error)) => {
                 tracing::error!(%error, "session store unavailable");
-                ChatResponse::Unavailable(Json(ErrorBody::new(
-                    ErrorCode::DependencyUnavailable,
-                    "conversations cannot be stored right now, so the message was not processed; please retry",
-                    json!({}),
-                )))
+                ChatResponse::Unavailable(Json(ErrorBody::store_unavailable()))
             }
             Err(error) => {
                 tracing::error!(%error, "turn failed");

@@ -62,6 +62,24 @@ pub struct ErrorDetail {
 }
 
 impl ErrorBody {
+    /// Refused by a rate limit; the same words on every endpoint.
+    pub fn rate_limited(retry_after_seconds: u64) -> Self {
+        ErrorBody::new(
+            ErrorCode::RateLimited,
+            format!("too many messages from this client; try again in {retry_after_seconds} s"),
+            serde_json::json!({"retry_after_seconds": retry_after_seconds}),
+        )
+    }
+
+    /// The session store failed: nothing was processed or stored.
+    pub fn store_unavailable() -> Self {
+        ErrorBody::new(
+            ErrorCode::DependencyUnavailable,
+            "conversations cannot be stored right now, so the message was not processed; please retry",
+            serde_json::json!({}),
+        )
+    }
+
     pub fn new(code: ErrorCode, message: impl Into<String>, details: Value) -> Self {
         ErrorBody {
             status: "error".to_owned(),

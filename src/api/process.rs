@@ -64,14 +64,7 @@ impl ProcessApi {
     async fn process(&self, _auth: MeshAuth, body: Json<Value>, remote: &poem::web::RemoteAddr) -> ProcessResponse {
         if let Err(wait) = self.limit.check(client_ip(remote)) {
             let seconds = retry_after_seconds(wait);
-            return ProcessResponse::TooManyRequests(
-                Json(ErrorBody::new(
-                    ErrorCode::RateLimited,
-                    format!("too many turns from this client; try again in {seconds} s"),
-                    json!({"retry_after_seconds": seconds}),
-                )),
-                seconds.to_string(),
-            );
+            return ProcessResponse::TooManyRequests(Json(ErrorBody::rate_limited(seconds)), seconds.to_string());
         }
         let request = match Envelope::parse(&body.0) {
             Ok(request) => request,
@@ -111,11 +104,7 @@ impl ProcessApi {
             ))),
             Err(TurnError::Store(error)) => {
                 tracing::error!(%error, "session store unavailable");
-                ProcessResponse::Unavailable(Json(ErrorBody::new(
-                    ErrorCode::DependencyUnavailable,
-                    "conversations cannot be stored right now, so the turn was not processed; please retry",
-                    json!({}),
-                )))
+                ProcessResponse::Unavailable(Json(ErrorBody::store_unavailable()))
             }
             Err(error) => {
                 tracing::error!(%error, "process turn failed");

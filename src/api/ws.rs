@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+use super::error::ErrorBody;
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::validate::{check_message, check_session_id, MAX_MESSAGE_CHARS};
 use super::AppState;
@@ -136,9 +137,11 @@ async fn serve(
                     Ok(Message::Text(text)) => Some(match limiter.limit.check(limiter.client) {
                         Ok(()) => handle_text(&engine, &mut connection, &text, &mut sink).await,
                         Err(wait) => {
-                            let seconds = retry_after_seconds(wait);
-                            let message = format!("too many messages from this client; try again in {seconds} s");
-                            frame("error", &connection.session_id, json!({"error": {"code": "RATE_LIMITED", "message": message, "retry_after_seconds": seconds}}))
+                            let refused = ErrorBody::rate_limited(retry_after_seconds(wait)).error;
+                            frame("error", &connection.session_id, json!({"error": {
+                                "code": refused.code, "message": refused.message,
+                                "retry_after_seconds": refused.details["retry_after_seconds"],
+                            }}))
                         }
                     }),
                     Ok(Message::Binary(_)) => Some(error_frame(&connection, "INVALID_REQUEST", "send JSON as text frames")),
