@@ -48,6 +48,13 @@ pub struct Settings {
     pub environment: String,
     /// `DEPLOYED_BY`, shown by `/version`.
     pub deployed_by: String,
+    /// `ORCHESTRATOR_URL`: droplet 10's base URL. Unset: droplet answers come from the bundled
+    /// sample data (the embedded default).
+    pub orchestrator_url: Option<String>,
+    /// `ORCHESTRATOR_TOKEN`: bearer token for droplet 10 (static credentials).
+    pub orchestrator_token: Option<String>,
+    /// `MESH_REPLY_TIMEOUT_MS` (8000): how long a query waits for the relayed answer.
+    pub mesh_reply_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +142,14 @@ impl Settings {
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "development".to_owned()),
             deployed_by: lookup("DEPLOYED_BY").filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "unknown".to_owned()),
+            orchestrator_url: lookup("ORCHESTRATOR_URL").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
+            orchestrator_token: lookup("ORCHESTRATOR_TOKEN").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
+            mesh_reply_timeout: Duration::from_millis(parse(
+                &lookup,
+                "MESH_REPLY_TIMEOUT_MS",
+                8000,
+                "a number of milliseconds",
+            )?),
             redis_url: lookup("REDIS_URL").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             redis_prefix: lookup("REDIS_PREFIX")
                 .filter(|v| !v.trim().is_empty())

@@ -6,6 +6,7 @@ pub mod admin;
 mod chat;
 pub mod error;
 pub mod limits;
+mod mesh;
 pub mod playground;
 mod process;
 pub mod rate_limit;
@@ -54,6 +55,10 @@ pub struct AppState {
     pub health: Arc<udc::Health>,
     pub stats: Arc<crate::stats::Stats>,
     pub deployment: udc::Deployment,
+    /// Queries waiting for a relayed answer (fed by `POST /message`).
+    pub waiters: Arc<crate::mesh::Waiters>,
+    /// The Orchestrator, when `ORCHESTRATOR_URL` is set.
+    pub orchestrator: Option<crate::mesh::OrchestratorClient>,
 }
 
 impl AppState {
@@ -71,6 +76,8 @@ impl AppState {
             health: Arc::new(udc::Health::new(Vec::new())),
             stats: Arc::new(crate::stats::Stats::new()),
             deployment: udc::Deployment { environment: "development".to_owned(), deployed_by: "unknown".to_owned() },
+            waiters: Arc::new(crate::mesh::Waiters::default()),
+            orchestrator: None,
         }
     }
 }
@@ -79,7 +86,8 @@ impl AppState {
 #[allow(clippy::type_complexity)]
 pub fn service(
     state: &AppState,
-) -> OpenApiService<(ChatApi, AdminApi, SessionsApi, PlaygroundApi, udc::UdcApi, process::ProcessApi), ()> {
+) -> OpenApiService<(ChatApi, AdminApi, SessionsApi, PlaygroundApi, udc::UdcApi, process::ProcessApi, mesh::MeshApi), ()>
+{
     let apis = (
         ChatApi { engine: state.engine.clone(), limit: state.rate_limits.chat.clone() },
         AdminApi { reloader: state.reloader.clone() },
@@ -92,6 +100,12 @@ pub fn service(
             deployment: state.deployment.clone(),
         },
         process::ProcessApi { engine: state.engine.clone(), limit: state.rate_limits.process.clone() },
+        mesh::MeshApi {
+            engine: state.engine.clone(),
+            verifier: state.verifier.clone(),
+            waiters: state.waiters.clone(),
+            orchestrator: state.orchestrator.clone(),
+        },
     );
     OpenApiService::new(apis, "Chat Orchestrator (droplet 12)", env!("CARGO_PKG_VERSION")).description(
         "A declarative conversation engine: stewards describe each intent as a YAML pipeline \

@@ -11,8 +11,9 @@ use crate::api::rate_limit::RateLimits;
 use crate::api::udc::{Deployment, Health};
 use crate::api::AppState;
 use crate::auth::{load_public_key, Verifier};
-use crate::backend::SampleBackend;
-use crate::engine::Engine;
+use crate::backend::{DropletBackend, SampleBackend};
+use crate::engine::{BackendFactory, Engine};
+use crate::mesh::{OrchestratorClient, OrchestratorConfig, OrchestratorSendBackend, Waiters};
 use crate::session::{MemoryStore, RedisStore, SessionStore};
 use crate::settings::Settings;
 
@@ -36,10 +37,30 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         droplets = compiled.catalogue.droplets.len(),
         "configuration loaded"
     );
-    tracing::warn!(
-        backend = SampleBackend::NAME,
-        "no Orchestrator configured: droplet answers come from the bundled sample data"
-    );
+    let waiters = Arc::new(Waiters::default());
+    let orchestrator = settings.orchestrator_url.as_ref().map(|url| {
+        OrchestratorClient::new(OrchestratorConfig {
+            base_url: url.clone(),
+            token: settings.orchestrator_token.clone(),
+            our_id: compiled.identity.id,
+            reply_timeout: settings.mesh_reply_timeout,
+        })
+    });
+    let backends: BackendFactory = match &orchestrator {
+        Some(client) => {
+            tracing::info!(orchestrator = %client.config().base_url, "droplet queries go through the Orchestrator");
+            let shared: Arc<dyn DropletBackend> =
+                Arc::new(OrchestratorSendBackend::new(client.clone(), waiters.clone()));
+            Box::new(move |_| shared.clone())
+        }
+        None => {
+            tracing::warn!(
+                backend = SampleBackend::NAME,
+                "no Orchestrator configured: droplet answers come from the bundled sample data"
+            );
+            SampleBackend::factory()
+        }
+    };
     let sessions: Arc<dyn SessionStore> = match &settings.redis_url {
         Some(url) => {
             let store = RedisStore::connect(url, &settings.redis_prefix, settings.sessions)?;
@@ -53,7 +74,7 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             store
         }
     };
-    let engine = Arc::new(Engine::new(Arc::new(compiled), SampleBackend::factory(), sessions));
+    let engine = Arc::new(Engine::new(Arc::new(compiled), backends, sessions));
 
     let verifier = verifier(&settings)?;
     let mut warnings = Vec::new();
@@ -67,6 +88,8 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         .with_process(settings.rate_limit_process);
     state.verifier = Arc::new(verifier);
     state.health = Arc::new(Health::new(warnings));
+    state.waiters = waiters;
+    state.orchestrator = orchestrator;
     state.deployment =
         Deployment { environment: settings.environment.clone(), deployed_by: settings.deployed_by.clone() };
     state.health.spawn_store_check(engine, Duration::from_secs(10));

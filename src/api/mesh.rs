@@ -1,0 +1,293 @@
+//! The mesh's message endpoints (MESH.md §3, §6, §7): `POST /message` (envelopes relayed by the
+//! Orchestrator: turns to answer, replies to our queries), `POST /heartbeat`, and `POST /send`
+//! (forward a payload through the Orchestrator).
+
+use std::sync::Arc;
+
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+
+use super::error::{ErrorBody, ErrorCode};
+use super::udc::MeshAuth;
+use super::ApiTags;
+use crate::auth::Verifier;
+use crate::engine::{utc_timestamp, Engine, Turn};
+use crate::envelope::{self, Envelope, Party};
+use crate::mesh::{OrchestratorClient, Waiters};
+use crate::session::Channel;
+
+/// How long after an inbound heartbeat the next one is due.
+const HEARTBEAT_INTERVAL_SECONDS: f64 = 60.0;
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "envelope_unreadable")]
+pub enum MessageResponse {
+    /// `{received: true, trace_id, processed_at, result: success|queued|error}`. A turn is
+    /// `queued`: it is answered through the Orchestrator once processed.
+    #[oai(status = 200)]
+    Ok(Json<Value>),
+    /// Not a usable envelope, or addressed to another droplet.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// An Authorization header was sent and it does not verify.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+}
+
+fn envelope_unreadable(error: poem::Error) -> MessageResponse {
+    MessageResponse::BadRequest(Json(ErrorBody::new(
+        ErrorCode::InvalidRequest,
+        format!("the request body could not be read: {error}; send a UDC envelope as JSON"),
+        json!({}),
+    )))
+}
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "heartbeat_unreadable")]
+pub enum HeartbeatResponse {
+    /// An envelope whose payload is `{received: true, next_heartbeat_deadline: <epoch seconds>}`.
+    #[oai(status = 200)]
+    Ok(Json<Value>),
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Missing or invalid bearer token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+}
+
+fn heartbeat_unreadable(error: poem::Error) -> HeartbeatResponse {
+    if error.status() == poem::http::StatusCode::UNAUTHORIZED {
+        return HeartbeatResponse::Unauthorized(
+            Json(ErrorBody::new(ErrorCode::Unauthorized, error.to_string(), json!({}))),
+            "Bearer".to_owned(),
+        );
+    }
+    HeartbeatResponse::BadRequest(Json(ErrorBody::new(ErrorCode::InvalidRequest, error.to_string(), json!({}))))
+}
+
+/// `POST /send` body (the fixture `udc_send_request.json`).
+#[derive(Debug, Object)]
+pub struct SendRequest {
+    /// The droplet to send to: `"6"`, `6`, `"droplet-6"`…
+    pub target: Value,
+    /// `command`, `query`, `response` or `event`.
+    pub message_type: String,
+    pub payload: Value,
+    /// `high`, `normal` or `low` (recorded, not used for ordering yet).
+    pub priority: Option<String>,
+    /// Accepted for compatibility; the Orchestrator does not retry relays.
+    pub retry_count: Option<u32>,
+}
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "send_unreadable")]
+pub enum SendResponse {
+    /// `{sent, trace_id, target, timestamp, result}`.
+    #[oai(status = 200)]
+    Ok(Json<Value>),
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Missing or invalid bearer token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// No Orchestrator is configured (`ORCHESTRATOR_URL`), or it did not take the message.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+fn send_unreadable(error: poem::Error) -> SendResponse {
+    if error.status() == poem::http::StatusCode::UNAUTHORIZED {
+        return SendResponse::Unauthorized(
+            Json(ErrorBody::new(ErrorCode::Unauthorized, error.to_string(), json!({}))),
+            "Bearer".to_owned(),
+        );
+    }
+    SendResponse::BadRequest(Json(ErrorBody::new(ErrorCode::InvalidRequest, error.to_string(), json!({}))))
+}
+
+pub struct MeshApi {
+    pub engine: Arc<Engine>,
+    pub verifier: Arc<Verifier>,
+    pub waiters: Arc<Waiters>,
+    pub orchestrator: Option<OrchestratorClient>,
+}
+
+fn ack(trace_id: &str, result: &str) -> MessageResponse {
+    MessageResponse::Ok(Json(json!({
+        "received": true,
+        "trace_id": trace_id,
+        "processed_at": utc_timestamp(),
+        "result": result,
+    })))
+}
+
+#[OpenApi]
+impl MeshApi {
+    /// Receive a UDC envelope (relayed by the Orchestrator or sent directly).
+    ///
+    /// No Authorization header is needed: droplet 10 relays without one. A header that is
+    /// present must verify. A turn (`query`/`command` with `payload.message`) is acknowledged
+    /// as `queued` at once and answered through the Orchestrator; a `response`/`error` is
+    /// matched to the query waiting for it.
+    #[oai(path = "/message", method = "post", tag = "ApiTags::Udc")]
+    async fn message(&self, body: Json<Value>, request: &poem::Request) -> MessageResponse {
+        if let Some(header) = request.header("authorization").filter(|h| *h != "Bearer development-mode") {
+            let token = header.strip_prefix("Bearer ").unwrap_or(header);
+            if let Err(error) = self.verifier.verify(Some(token)) {
+                return MessageResponse::Unauthorized(
+                    Json(ErrorBody::new(ErrorCode::Unauthorized, error.to_string(), json!({}))),
+                    "Bearer".to_owned(),
+                );
+            }
+        }
+        let incoming = match Envelope::parse(&body.0) {
+            Ok(incoming) => incoming,
+            Err(error) => return bad_message(format!("the envelope is not usable: {error}")),
+        };
+        let our_id = self.engine.runtime().config.identity.id;
+        if let Some(target) = &incoming.target {
+            if target.droplet() != Some(our_id) {
+                return bad_message(format!(
+                    "the envelope is addressed to `{}`, not to droplet {our_id}",
+                    target.wire()
+                ));
+            }
+        }
+        match incoming.message_type.as_str() {
+            "response" | "error" => {
+                let key = ["in_reply_to", "trace_id"]
+                    .iter()
+                    .find_map(|k| incoming.payload.get(*k).and_then(Value::as_str))
+                    .unwrap_or(&incoming.trace_id)
+                    .to_owned();
+                let matched = self.waiters.deliver(&key, body.0.clone());
+                tracing::debug!(in_reply_to = %key, matched, "reply received");
+                ack(&incoming.trace_id, "success")
+            }
+            "query" | "command" if incoming.user_text().is_ok() => {
+                let (engine, orchestrator) = (self.engine.clone(), self.orchestrator.clone());
+                let trace_id = incoming.trace_id.clone();
+                // droplet 10 gives us 10 s before it reports a timeout: answer later, not now
+                tokio::spawn(answer_relayed_turn(engine, orchestrator, incoming, our_id));
+                ack(&trace_id, "queued")
+            }
+            _ => ack(&incoming.trace_id, "success"),
+        }
+    }
+
+    /// Answer a peer's heartbeat with the deadline for its next one.
+    #[oai(path = "/heartbeat", method = "post", tag = "ApiTags::Udc")]
+    async fn heartbeat(&self, _auth: MeshAuth, body: Json<Value>) -> HeartbeatResponse {
+        let incoming = match Envelope::parse(&body.0) {
+            Ok(incoming) => incoming,
+            Err(error) => {
+                return HeartbeatResponse::BadRequest(Json(ErrorBody::new(
+                    ErrorCode::InvalidRequest,
+                    format!("the heartbeat envelope is not usable: {error}"),
+                    json!({}),
+                )))
+            }
+        };
+        let sent_at = incoming
+            .timestamp
+            .as_deref()
+            .and_then(|t| time::OffsetDateTime::parse(t, &Rfc3339).ok())
+            .unwrap_or_else(time::OffsetDateTime::now_utc);
+        let deadline = sent_at.unix_timestamp_nanos() as f64 / 1e9 + HEARTBEAT_INTERVAL_SECONDS;
+        let our_id = self.engine.runtime().config.identity.id;
+        HeartbeatResponse::Ok(Json(envelope::response(
+            &incoming,
+            our_id,
+            json!({"received": true, "next_heartbeat_deadline": deadline}),
+        )))
+    }
+
+    /// Send a payload to another droplet through the Orchestrator.
+    #[oai(path = "/send", method = "post", tag = "ApiTags::Udc")]
+    async fn send(&self, _auth: MeshAuth, body: Json<SendRequest>) -> SendResponse {
+        let request = body.0;
+        let Some(target) = Party::parse(&request.target).and_then(|p| p.droplet()) else {
+            return SendResponse::BadRequest(Json(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                "`target` must name a droplet by number, e.g. \"6\"",
+                json!({"field": "target"}),
+            )));
+        };
+        let Some(orchestrator) = &self.orchestrator else {
+            return SendResponse::Unavailable(Json(ErrorBody::new(
+                ErrorCode::DependencyUnavailable,
+                "no Orchestrator is configured (ORCHESTRATOR_URL), so nothing can be sent",
+                json!({}),
+            )));
+        };
+        let trace_id = uuid::Uuid::new_v4().to_string();
+        match orchestrator
+            .send(target, &request.message_type, &request.payload, &trace_id, &format!("droplet {target}"))
+            .await
+        {
+            Ok(relay) => SendResponse::Ok(Json(json!({
+                "sent": true,
+                "trace_id": relay,
+                "target": target.to_string(),
+                "timestamp": utc_timestamp(),
+                "result": "success",
+            }))),
+            Err(error) => SendResponse::Unavailable(Json(ErrorBody::new(
+                ErrorCode::DependencyUnavailable,
+                error.message,
+                json!({}),
+            ))),
+        }
+    }
+}
+
+fn bad_message(message: String) -> MessageResponse {
+    MessageResponse::BadRequest(Json(ErrorBody::new(ErrorCode::InvalidRequest, message, json!({}))))
+}
+
+/// Runs a relayed turn and sends the answer back through the Orchestrator (MESH.md §7, V2/V3).
+async fn answer_relayed_turn(
+    engine: Arc<Engine>,
+    orchestrator: Option<OrchestratorClient>,
+    incoming: Envelope,
+    our_id: i64,
+) {
+    let session_id = incoming.session_id();
+    let Ok(text) = incoming.user_text() else { return };
+    let turn = Turn {
+        session_id: Some(session_id.clone()),
+        channel: if incoming.is_voice() { Channel::Voice } else { Channel::Chat },
+        text,
+        metadata: incoming.payload.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default(),
+        trace_id: incoming.trace_id.clone(),
+        preview_other_channel: false,
+    };
+    let reply = match engine.handle(turn).await {
+        Ok(reply) => reply,
+        Err(error) => {
+            tracing::error!(%error, trace_id = %incoming.trace_id, "relayed turn failed");
+            return;
+        }
+    };
+    let relayed_without_route_back = incoming.source.droplet() == Some(10) && incoming.route_back.is_none();
+    let target = incoming.reply_target();
+    let (Some(orchestrator), Some(target_id), false) = (orchestrator, target.droplet(), relayed_without_route_back)
+    else {
+        // the reply is in the session; nobody can be told
+        tracing::warn!(trace_id = %incoming.trace_id, session = %session_id, "relayed turn answered but not delivered: no Orchestrator or no route back");
+        return;
+    };
+    let body = json!({
+        "response": reply.text,
+        "session_id": session_id,
+        "in_reply_to": incoming.trace_id,
+        "origin": our_id.to_string(),
+    });
+    if let Err(error) =
+        orchestrator.send(target_id, "response", &body, &incoming.trace_id, &format!("droplet {target_id}")).await
+    {
+        tracing::error!(trace_id = %incoming.trace_id, error = %error.message, "the answer could not be delivered; it stays in the session");
+    }
+}

@@ -1,0 +1,290 @@
+//! Contract tests against a fake Orchestrator that speaks droplet 10's wire format (MESH.md §6):
+//! `/send` relays and returns a receipt; the target's answer comes back to our `/message` as a
+//! correlated `response` envelope — or never comes.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chat_orchestrator::api::AppState;
+use chat_orchestrator::engine::{BackendFactory, Engine};
+use chat_orchestrator::mesh::{OrchestratorClient, OrchestratorConfig, OrchestratorSendBackend, Waiters};
+use chat_orchestrator::session::{MemoryStore, SessionLimits};
+use poem::web::{Data, Json, Query};
+use poem::{handler, EndpointExt, Route};
+use serde_json::{json, Value};
+
+/// What the fake does with a relayed query.
+#[derive(Clone, Copy, PartialEq)]
+enum Behaviour {
+    /// The target answers through the Orchestrator with data.
+    Answer,
+    /// Relayed, but the target never answers.
+    Silent,
+    /// Droplet 10 itself answers this status (502: target refused, 504: target timeout).
+    Status(u16),
+}
+
+#[derive(Clone, Default)]
+struct Fake {
+    sent: Arc<Mutex<Vec<(Value, Value, Value)>>>, // (query, headers, body)
+    behaviour: Arc<Mutex<Option<Behaviour>>>,
+    our_base: Arc<Mutex<String>>,
+}
+
+#[derive(serde::Deserialize)]
+struct SendQuery {
+    target_droplet_id: i64,
+    message_type: String,
+}
+
+#[handler]
+async fn fake_send(
+    Query(query): Query<SendQuery>,
+    Json(body): Json<Value>,
+    request: &poem::Request,
+    Data(fake): Data<&Fake>,
+) -> poem::Response {
+    use poem::IntoResponse;
+    let headers = json!({
+        "authorization": request.header("authorization"),
+        "x-trace-id": request.header("x-trace-id"),
+        "x-source": request.header("x-source"),
+    });
+    fake.sent.lock().expect("lock").push((
+        json!({"target_droplet_id": query.target_droplet_id, "message_type": query.message_type}),
+        headers,
+        body.clone(),
+    ));
+    let behaviour = fake.behaviour.lock().expect("lock").unwrap_or(Behaviour::Answer);
+    if let Behaviour::Status(code) = behaviour {
+        let status = poem::http::StatusCode::from_u16(code).expect("status");
+        return Json(json!({"status": "error", "error": {"code": "RELAY_FAILED", "message": "target failed"}}))
+            .with_status(status)
+            .into_response();
+    }
+    let relay = uuid::Uuid::new_v4().to_string();
+    if behaviour == Behaviour::Answer && (query.message_type == "query" || query.message_type == "command") {
+        // the target droplet answers through the Orchestrator, which relays it to our /message
+        let (base, relay, target) =
+            (fake.our_base.lock().expect("lock").clone(), relay.clone(), query.target_droplet_id);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let reply = json!({
+                "udc_version": "1.0", "trace_id": uuid::Uuid::new_v4().to_string(), "source": "droplet-10", "target": "droplet-12",
+                "message_type": "response", "timestamp": "2025-11-20T14:07:03.410222",
+                "payload": {"in_reply_to": relay, "origin": target.to_string(),
+                            "data": [{"id": 1, "name": "Relayed Registry", "host": "drop1.example", "status": "active"}]}
+            });
+            let _ = reqwest::Client::new().post(format!("{base}/message")).json(&reply).send().await;
+        });
+    }
+    Json(json!({"sent": true, "target_droplet": "Registry", "target_droplet_id": query.target_droplet_id,
+                "message_delivered_at": "2025-11-20T14:07:01.882090", "trace_id": relay}))
+    .into_response()
+}
+
+struct Mesh {
+    fake: Fake,
+    /// Dropping it stops the fake Orchestrator.
+    _fake_stop: tokio::sync::oneshot::Sender<()>,
+    ours: common::Running,
+}
+
+async fn fake_orchestrator(fake: Fake) -> (tokio::sync::oneshot::Sender<()>, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let app = Route::new().at("/send", poem::post(fake_send)).data(fake);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).expect("acceptor");
+        poem::Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                app,
+                async move {
+                    let _ = stopped.await;
+                },
+                Some(Duration::from_secs(1)),
+            )
+            .await
+    });
+    (stop, base)
+}
+
+async fn mesh(behaviour: Behaviour, orchestrator_url: Option<String>) -> Mesh {
+    let fake = Fake::default();
+    *fake.behaviour.lock().expect("lock") = Some(behaviour);
+    let (fake_stop, fake_base) = fake_orchestrator(fake.clone()).await;
+    let waiters = Arc::new(Waiters::default());
+    let config = common::compiled();
+    let client = OrchestratorClient::new(OrchestratorConfig {
+        base_url: orchestrator_url.unwrap_or(fake_base),
+        token: Some("orchestrator-test-token".to_owned()),
+        our_id: 12,
+        reply_timeout: Duration::from_millis(500),
+    });
+    let shared: Arc<dyn chat_orchestrator::backend::DropletBackend> =
+        Arc::new(OrchestratorSendBackend::new(client.clone(), waiters.clone()));
+    let factory: BackendFactory = Box::new(move |_| shared.clone());
+    let engine = Engine::new(config, factory, Arc::new(MemoryStore::new(SessionLimits::default())));
+    let mut state = AppState::new(Arc::new(engine), None, None);
+    state.waiters = waiters;
+    state.orchestrator = Some(client);
+    let ours = common::Running::start(state).await;
+    *fake.our_base.lock().expect("lock") = ours.base.clone();
+    Mesh { fake, _fake_stop: fake_stop, ours }
+}
+
+async fn chat(mesh: &Mesh, message: &str) -> Value {
+    mesh.ours
+        .client
+        .post(format!("{}/api/chat", mesh.ours.base))
+        .json(&json!({"message": message, "trace": true}))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_is_relayed_and_the_correlated_answer_is_used() {
+    let mesh = mesh(Behaviour::Answer, None).await;
+    let reply = chat(&mesh, "show the registry").await;
+    assert!(reply["response"].as_str().unwrap_or_default().contains("Relayed Registry"), "{reply}");
+    assert_eq!(reply["trace"]["backend"], "orchestrator-send");
+    assert_eq!(reply["trace"]["calls"][0]["outcome"], "data");
+
+    let sent = mesh.fake.sent.lock().expect("lock").clone();
+    let (query, headers, body) = &sent[0];
+    assert_eq!(query, &json!({"target_droplet_id": 1, "message_type": "query"}));
+    assert_eq!(body, &json!({"action": "/getAll", "method": "GET", "data": {}, "route_back": "12"}));
+    assert_eq!(headers["authorization"], "Bearer orchestrator-test-token");
+    assert_eq!(headers["x-source"], "12");
+    assert!(
+        uuid::Uuid::parse_str(headers["x-trace-id"].as_str().unwrap_or_default()).is_ok(),
+        "a UUID trace id goes to droplet 10"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_is_sent_once_as_a_command() {
+    let mesh = mesh(Behaviour::Answer, None).await;
+    let reply = chat(&mesh, "register a new service name:Meshy id:31").await;
+    assert_eq!(reply["trace"]["calls"][0]["method"], "POST");
+    let sent = mesh.fake.sent.lock().expect("lock").clone();
+    assert_eq!(sent.len(), 1, "a command is never retried");
+    assert_eq!(sent[0].0["message_type"], "command");
+    assert_eq!(sent[0].2["data"], json!({"name": "Meshy", "id": 31}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_answer_in_time_is_reported_as_dispatched() {
+    let mesh = mesh(Behaviour::Silent, None).await;
+    let reply = chat(&mesh, "show the registry").await;
+    assert_eq!(reply["trace"]["calls"][0]["outcome"], "dispatched");
+    assert!(reply["response"].as_str().unwrap_or_default().contains("no answer came back"), "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_failures_and_a_dead_orchestrator_give_clear_replies_in_time() {
+    for (behaviour, expected) in [(Behaviour::Status(502), "refused"), (Behaviour::Status(504), "did not answer")] {
+        let mesh = mesh(behaviour, None).await;
+        let reply = chat(&mesh, "show the registry").await;
+        assert_eq!(reply["trace"]["calls"][0]["outcome"], "failed", "{reply}");
+        assert!(reply["response"].as_str().unwrap_or_default().contains(expected), "{expected}: {reply}");
+    }
+    // nothing listens: unreachable, retried once (a read), answered well within the timeouts
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let mesh = mesh(Behaviour::Answer, Some(format!("http://127.0.0.1:{dead_port}"))).await;
+    let started = std::time::Instant::now();
+    let reply = chat(&mesh, "show the registry").await;
+    assert!(reply["response"].as_str().unwrap_or_default().contains("could not be reached"), "{reply}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voice_turn_relayed_to_message_is_queued_then_answered_through_send() {
+    let mesh = mesh(Behaviour::Silent, None).await;
+    let relay: Value =
+        serde_json::from_str(include_str!("fixtures/mesh/envelope_orchestrator_relay.json")).expect("fixture");
+    let ack: Value = mesh
+        .ours
+        .client
+        .post(format!("{}/message", mesh.ours.base))
+        .json(&relay)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!((ack["received"].as_bool(), ack["result"].as_str()), (Some(true), Some("queued")));
+    assert_eq!(ack["trace_id"], relay["trace_id"]);
+
+    let mut delivered = None;
+    for _ in 0..50 {
+        if let Some(found) =
+            mesh.fake.sent.lock().expect("lock").iter().find(|(q, _, _)| q["message_type"] == "response").cloned()
+        {
+            delivered = Some(found);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (query, _, body) = delivered.expect("the answer went back through /send");
+    assert_eq!(query, json!({"target_droplet_id": 6, "message_type": "response"}));
+    assert_eq!(body["in_reply_to"], relay["trace_id"]);
+    assert_eq!(body["session_id"], "droplet_6_voice-user-311");
+    assert_eq!(body["origin"], "12");
+    assert!(chat_orchestrator::speech::is_speakable(body["response"].as_str().unwrap_or_default()), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_heartbeat_and_send_endpoints() {
+    let mesh = mesh(Behaviour::Silent, None).await;
+    let post = |path: &str, body: Value| {
+        let request = mesh.ours.client.post(format!("{}{path}", mesh.ours.base)).json(&body);
+        async move {
+            let response = request.send().await.expect("request");
+            (response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // events are acknowledged; envelopes for someone else are refused
+    let (status, ack) =
+        post("/message", json!({"trace_id": "reg-1", "source": "registry", "message_type": "event", "payload": {}}))
+            .await;
+    assert_eq!((status, ack["result"].as_str()), (200, Some("success")));
+    let (status, _) = post(
+        "/message",
+        json!({"trace_id": "t", "source": "6", "target": "14", "message_type": "query", "payload": {"message": "hi"}}),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    let (status, beat) = post(
+        "/heartbeat",
+        json!({"trace_id": "hb-1", "source": "6", "target": "12", "message_type": "event",
+        "timestamp": "2025-11-20T14:00:00Z", "payload": {"status": "active", "metrics": {}}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{beat}");
+    assert_eq!(beat["payload"]["received"], true);
+    assert_eq!(beat["payload"]["next_heartbeat_deadline"], 1763647260.0);
+    assert_eq!((beat["source"].as_str(), beat["target"].as_str()), (Some("12"), Some("6")));
+
+    let (status, receipt) = post(
+        "/send",
+        json!({"target": "6", "message_type": "event", "payload": {"event": "session_closed"}, "priority": "normal"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(
+        (receipt["sent"].as_bool(), receipt["target"].as_str(), receipt["result"].as_str()),
+        (Some(true), Some("6"), Some("success"))
+    );
+    let sent = mesh.fake.sent.lock().expect("lock").clone();
+    assert!(sent.iter().any(|(q, _, b)| q["message_type"] == "event" && b["event"] == "session_closed"));
+}
