@@ -95,7 +95,10 @@ struct Mesh {
 async fn fake_orchestrator(fake: Fake) -> (tokio::sync::oneshot::Sender<()>, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("address"));
-    let app = Route::new().at("/send", poem::post(fake_send)).data(fake);
+    let app = Route::new()
+        .at("/send", poem::post(fake_send))
+        .at("/health", poem::get(poem::endpoint::make_sync(|_| Json(json!({"id": 10, "status": "active"})))))
+        .data(fake);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).expect("acceptor");
@@ -130,6 +133,7 @@ async fn mesh(behaviour: Behaviour, orchestrator_url: Option<String>) -> Mesh {
     let engine = Engine::new(config, factory, Arc::new(MemoryStore::new(SessionLimits::default())));
     let mut state = AppState::new(Arc::new(engine), None, None);
     state.waiters = waiters;
+    state.health.spawn_orchestrator_probe(client.config().base_url.clone(), Duration::from_millis(50));
     state.orchestrator = Some(client);
     let ours = common::Running::start(state).await;
     *fake.our_base.lock().expect("lock") = ours.base.clone();
@@ -287,4 +291,22 @@ async fn message_heartbeat_and_send_endpoints() {
     );
     let sent = mesh.fake.sent.lock().expect("lock").clone();
     assert!(sent.iter().any(|(q, _, b)| q["message_type"] == "event" && b["event"] == "session_closed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependencies_reflect_the_orchestrator_probe() {
+    let up = mesh(Behaviour::Silent, None).await;
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let down = mesh(Behaviour::Silent, Some(format!("http://127.0.0.1:{dead_port}"))).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let get = |m: &Mesh| m.ours.client.get(format!("{}/dependencies", m.ours.base)).send();
+    let up: Value = get(&up).await.expect("request").json().await.expect("json");
+    assert_eq!(
+        up["required"],
+        json!([{"id": 10, "name": "Orchestrator", "status": "connected"}, {"id": 1, "name": "Registry", "status": "available"}])
+    );
+    assert_eq!(up["missing"], json!([]));
+    assert_eq!(up["backend"], "orchestrator-send");
+    let down: Value = get(&down).await.expect("request").json().await.expect("json");
+    assert_eq!(down["missing"], json!(["orchestrator", "registry"]));
 }

@@ -22,6 +22,8 @@ use crate::stats::{rss_mb, Stats};
 /// What `/health` reports, kept current in the background so the endpoint does no work.
 pub struct Health {
     store_ok: AtomicBool,
+    /// The Orchestrator's `/health` at the last probe; `None` when none is configured.
+    orchestrator_ok: std::sync::Mutex<Option<bool>>,
     /// Set while the server drains before exiting.
     pub draining: AtomicBool,
     /// Said on every `/health` answer (e.g. authentication is off).
@@ -30,11 +32,44 @@ pub struct Health {
 
 impl Health {
     pub fn new(warnings: Vec<String>) -> Self {
-        Health { store_ok: AtomicBool::new(true), draining: AtomicBool::new(false), warnings }
+        Health {
+            store_ok: AtomicBool::new(true),
+            orchestrator_ok: std::sync::Mutex::new(None),
+            draining: AtomicBool::new(false),
+            warnings,
+        }
     }
 
     pub fn store_ok(&self) -> bool {
         self.store_ok.load(Ordering::Relaxed)
+    }
+
+    /// `Some(reachable)` when an Orchestrator is configured.
+    pub fn orchestrator_ok(&self) -> Option<bool> {
+        *self.orchestrator_ok.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Probes `GET {base}/health` every `every`; `/dependencies` reads the last answer.
+    pub fn spawn_orchestrator_probe(
+        self: &Arc<Self>,
+        base_url: String,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let health = Arc::downgrade(self);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            loop {
+                ticker.tick().await;
+                let url = format!("{}/health", base_url.trim_end_matches('/'));
+                let ok = http.get(&url).send().await.is_ok_and(|r| r.status().is_success());
+                let Some(health) = health.upgrade() else { break };
+                *health.orchestrator_ok.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(ok);
+            }
+        })
     }
 
     /// Pings the session store every `every`; `/health` reads the last answer.
@@ -262,19 +297,24 @@ impl UdcApi {
     async fn dependencies(&self, _auth: MeshAuth) -> DependenciesResponse {
         let runtime = self.engine.runtime();
         let config = &runtime.config;
-        // no mesh adapter is configured yet: droplets are answered from bundled samples, so
-        // none of them is reachable, and saying otherwise would be a lie
+        // every droplet is reached through the Orchestrator: when it answers its /health, it is
+        // `connected` and the others `available`; without one (bundled samples) nothing is
+        let orchestrator_up = self.health.orchestrator_ok() == Some(true);
         let status_of = |id: &i64| DependencyStatus {
             id: *id,
             name: config.catalogue.by_id(*id).map(|d| d.name.clone()).unwrap_or_else(|| format!("droplet {id}")),
-            status: "unavailable".to_owned(),
+            status: match (orchestrator_up, *id == 10) {
+                (true, true) => "connected",
+                (true, false) => "available",
+                (false, _) => "unavailable",
+            }
+            .to_owned(),
         };
         let required: Vec<DependencyStatus> = config.identity.required.iter().map(status_of).collect();
-        let missing = config
-            .identity
-            .required
+        let missing = required
             .iter()
-            .filter_map(|id| config.catalogue.by_id(*id).map(|d| d.key.clone()))
+            .filter(|d| d.status == "unavailable")
+            .filter_map(|d| config.catalogue.by_id(d.id).map(|droplet| droplet.key.clone()))
             .collect();
         DependenciesResponse::Ok(Json(DependenciesBody {
             optional: config.identity.optional.iter().map(status_of).collect(),

@@ -89,6 +89,9 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     state.verifier = Arc::new(verifier);
     state.health = Arc::new(Health::new(warnings));
     state.waiters = waiters;
+    if let Some(client) = &orchestrator {
+        state.health.spawn_orchestrator_probe(client.config().base_url.clone(), Duration::from_secs(30));
+    }
     state.orchestrator = orchestrator;
     state.deployment =
         Deployment { environment: settings.environment.clone(), deployed_by: settings.deployed_by.clone() };
