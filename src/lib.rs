@@ -32,6 +32,7 @@ pub mod envelope;
 pub mod fixture;
 pub mod identity;
 pub mod intent;
+pub mod lifecycle;
 pub mod mesh;
 pub mod pipeline;
 pub mod reload;

@@ -51,6 +51,10 @@ pub struct Settings {
     /// `ORCHESTRATOR_URL`: droplet 10's base URL. Unset: droplet answers come from the bundled
     /// sample data (the embedded default).
     pub orchestrator_url: Option<String>,
+    /// `REGISTRY_URL`: where to register and heartbeat (Registry v2); unset: not registered.
+    pub registry_url: Option<String>,
+    /// `DROPLET_SECRET`: the key the Registry steward issued, sent as `X-Registry-Key`.
+    pub droplet_secret: Option<String>,
     /// `ORCHESTRATOR_TOKEN`: bearer token for droplet 10 (static credentials).
     pub orchestrator_token: Option<String>,
     /// `MESH_REPLY_TIMEOUT_MS` (8000): how long a query waits for the relayed answer.
@@ -142,6 +146,8 @@ impl Settings {
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "development".to_owned()),
             deployed_by: lookup("DEPLOYED_BY").filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "unknown".to_owned()),
+            registry_url: lookup("REGISTRY_URL").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
+            droplet_secret: lookup("DROPLET_SECRET").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             orchestrator_url: lookup("ORCHESTRATOR_URL").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             orchestrator_token: lookup("ORCHESTRATOR_TOKEN").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             mesh_reply_timeout: Duration::from_millis(parse(

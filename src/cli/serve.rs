@@ -13,6 +13,7 @@ use crate::api::AppState;
 use crate::auth::{load_public_key, Verifier};
 use crate::backend::{DropletBackend, SampleBackend};
 use crate::engine::{BackendFactory, Engine};
+use crate::lifecycle::{Lifecycle, LifecycleConfig};
 use crate::mesh::{OrchestratorClient, OrchestratorConfig, OrchestratorSendBackend, Waiters};
 use crate::session::{MemoryStore, RedisStore, SessionStore};
 use crate::settings::Settings;
@@ -74,6 +75,7 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             store
         }
     };
+    let identity = compiled.identity.clone();
     let engine = Arc::new(Engine::new(Arc::new(compiled), backends, sessions));
 
     let verifier = verifier(&settings)?;
@@ -113,7 +115,22 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     })?;
     let local = listener.local_addr()?;
     tracing::info!("listening on http://{local} (API docs at http://{local}/docs)");
+    let lifecycle = Lifecycle::new(
+        LifecycleConfig {
+            registry_url: settings.registry_url.clone(),
+            registry_key: settings.droplet_secret.clone(),
+            orchestrator_url: settings.orchestrator_url.clone(),
+            orchestrator_token: settings.orchestrator_token.clone(),
+            identity,
+            registry_heartbeat: Duration::from_secs(30),
+            orchestrator_heartbeat: Duration::from_secs(60),
+            backoff: Duration::from_secs(5),
+        },
+        state.stats.clone(),
+    );
+    lifecycle.spawn();
     crate::server::run(listener, state, shutdown_signal()).await?;
+    lifecycle.leave().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

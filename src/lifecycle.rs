@@ -1,0 +1,341 @@
+//! Being a droplet: register with the Registry and the Orchestrator, heartbeat both, leave on
+//! shutdown (MESH.md §5).
+//!
+//! Each side runs its own loop in the background; start-up never waits for the mesh. A failed
+//! step retries with backoff (5 s doubling to 300 s). A 401 refreshes the Registry token once; a
+//! 404 on a heartbeat means "not registered" and re-registers. Heartbeats carry real figures from
+//! [`Stats`]. Secrets are never logged.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::engine::utc_timestamp;
+use crate::identity::Identity;
+use crate::stats::{rss_mb, Stats};
+
+/// Where the mesh is and how often to tell it we are alive.
+#[derive(Debug, Clone)]
+pub struct LifecycleConfig {
+    /// `REGISTRY_URL`; without it the Registry side does nothing.
+    pub registry_url: Option<String>,
+    /// `DROPLET_SECRET`, sent as `X-Registry-Key`.
+    pub registry_key: Option<String>,
+    /// `ORCHESTRATOR_URL` and its bearer token; without a URL the Orchestrator side does nothing.
+    pub orchestrator_url: Option<String>,
+    pub orchestrator_token: Option<String>,
+    pub identity: Identity,
+    pub registry_heartbeat: Duration,
+    pub orchestrator_heartbeat: Duration,
+    /// First retry delay; doubles up to [`MAX_BACKOFF`].
+    pub backoff: Duration,
+}
+
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// What the lifecycle has achieved, for logs and `/dependencies`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct LifecycleState {
+    pub registry_registered: bool,
+    pub orchestrator_registered: bool,
+    pub last_registry_heartbeat: Option<String>,
+    pub last_orchestrator_heartbeat: Option<String>,
+    pub last_error: Option<String>,
+}
+
+pub struct Lifecycle {
+    http: reqwest::Client,
+    config: LifecycleConfig,
+    stats: Arc<Stats>,
+    registry_token: Mutex<Option<String>>,
+    state: Mutex<LifecycleState>,
+}
+
+/// One failed exchange, with the status when there was one.
+struct Failure {
+    status: Option<u16>,
+    message: String,
+}
+
+impl Lifecycle {
+    pub fn new(config: LifecycleConfig, stats: Arc<Stats>) -> Arc<Lifecycle> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Arc::new(Lifecycle {
+            http,
+            config,
+            stats,
+            registry_token: Mutex::new(None),
+            state: Mutex::new(LifecycleState::default()),
+        })
+    }
+
+    pub fn state(&self) -> LifecycleState {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut LifecycleState)) {
+        change(&mut self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+    }
+
+    /// Starts the Registry and Orchestrator loops (each only if configured).
+    pub fn spawn(self: &Arc<Self>) {
+        if self.config.registry_url.is_some() {
+            let me = self.clone();
+            tokio::spawn(async move { me.registry_loop().await });
+        }
+        if self.config.orchestrator_url.is_some() {
+            let me = self.clone();
+            tokio::spawn(async move { me.orchestrator_loop().await });
+        }
+    }
+
+    async fn registry_loop(self: Arc<Self>) {
+        let mut backoff = self.config.backoff;
+        let mut registered = false;
+        loop {
+            let step = if registered { self.registry_heartbeat().await } else { self.registry_register().await };
+            match step {
+                Ok(()) => {
+                    registered = true;
+                    backoff = self.config.backoff;
+                    tokio::time::sleep(self.config.registry_heartbeat).await;
+                }
+                Err(failure) => {
+                    if failure.status == Some(404) {
+                        registered = false; // unknown to the Registry: register again
+                    }
+                    self.update(|s| s.last_error = Some(format!("registry: {}", failure.message)));
+                    tracing::warn!(error = %failure.message, retry_in_s = backoff.as_secs(), "registry step failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    async fn orchestrator_loop(self: Arc<Self>) {
+        let mut backoff = self.config.backoff;
+        let mut registered = false;
+        loop {
+            let step =
+                if registered { self.orchestrator_heartbeat().await } else { self.orchestrator_register().await };
+            match step {
+                Ok(()) => {
+                    registered = true;
+                    backoff = self.config.backoff;
+                    tokio::time::sleep(self.config.orchestrator_heartbeat).await;
+                }
+                Err(failure) => {
+                    if failure.status == Some(404) {
+                        registered = false;
+                    }
+                    self.update(|s| s.last_error = Some(format!("orchestrator: {}", failure.message)));
+                    tracing::warn!(error = %failure.message, retry_in_s = backoff.as_secs(), "orchestrator step failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    fn registry_url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.registry_url.as_deref().unwrap_or_default().trim_end_matches('/'))
+    }
+
+    fn orchestrator_url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.orchestrator_url.as_deref().unwrap_or_default().trim_end_matches('/'))
+    }
+
+    /// A Registry token, fetched with `X-Registry-Key` when there is none or it expires within
+    /// five minutes.
+    async fn token(&self, force: bool) -> Result<String, Failure> {
+        if !force {
+            if let Some(token) = self.registry_token.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+                if seconds_left(&token).is_none_or(|left| left > 300) {
+                    return Ok(token);
+                }
+            }
+        }
+        let mut request = self
+            .http
+            .post(self.registry_url("/auth/token"))
+            .query(&[("droplet_id", self.config.identity.id.to_string())]);
+        if let Some(key) = &self.config.registry_key {
+            request = request.header("X-Registry-Key", key);
+        }
+        let body = send(request).await?;
+        let token = body["token"]
+            .as_str()
+            .or_else(|| body["access_token"].as_str())
+            .ok_or(Failure { status: None, message: "the Registry's /auth/token answer has no token".to_owned() })?;
+        *self.registry_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.to_owned());
+        Ok(token.to_owned())
+    }
+
+    /// A Registry call with both headers; a 401 refreshes the token and retries once.
+    async fn registry_post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+        for attempt in 0..2 {
+            let token = self.token(attempt > 0).await?;
+            let mut request = self
+                .http
+                .post(self.registry_url(path))
+                .bearer_auth(&token)
+                .header("X-Trace-ID", uuid::Uuid::new_v4().to_string())
+                .header("X-Source", self.config.identity.id.to_string())
+                .json(body);
+            if let Some(key) = &self.config.registry_key {
+                request = request.header("X-Registry-Key", key);
+            }
+            match send(request).await {
+                Err(Failure { status: Some(401), .. }) if attempt == 0 => continue,
+                other => return other,
+            }
+        }
+        Err(Failure { status: Some(401), message: "the Registry refused a fresh token".to_owned() })
+    }
+
+    fn droplet_name(&self) -> String {
+        format!("droplet-{}", self.config.identity.id)
+    }
+
+    fn host(&self) -> String {
+        self.config
+            .identity
+            .endpoint
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    async fn registry_register(&self) -> Result<(), Failure> {
+        let me = &self.config.identity;
+        let body = json!({
+            "id": self.droplet_name(), "droplet_id": self.droplet_name(), "fqdn": self.host(), "host": self.host(),
+            "name": me.name, "steward": me.steward, "endpoint": me.endpoint, "role": "chat-orchestrator",
+            "version": env!("CARGO_PKG_VERSION"), "status": "active", "capabilities": me.features,
+            "metadata": {"name": me.name, "steward": me.steward, "version": env!("CARGO_PKG_VERSION"), "udc_version": me.udc_version, "endpoint": me.endpoint},
+        });
+        self.registry_post("/registry/register", &body).await?;
+        self.update(|s| s.registry_registered = true);
+        tracing::info!("registered with the Registry");
+        Ok(())
+    }
+
+    async fn registry_heartbeat(&self) -> Result<(), Failure> {
+        let body = json!({
+            "id": self.droplet_name(), "droplet_id": self.droplet_name(), "host": self.host(), "status": "active",
+            "metadata": {
+                "name": self.config.identity.name, "version": env!("CARGO_PKG_VERSION"), "udc_version": self.config.identity.udc_version,
+                "cpu_percent": self.stats.cpu_percent(), "memory_mb": rss_mb(), "uptime_seconds": self.stats.uptime().as_secs(),
+            },
+        });
+        self.registry_post("/registry/heartbeat", &body).await?;
+        self.update(|s| s.last_registry_heartbeat = Some(utc_timestamp()));
+        Ok(())
+    }
+
+    fn envelope(&self, payload: Value) -> Value {
+        json!({
+            "udc_version": "1.0", "trace_id": uuid::Uuid::new_v4().to_string(), "source": self.config.identity.id.to_string(),
+            "target": "10", "message_type": "command", "timestamp": utc_timestamp(), "payload": payload,
+        })
+    }
+
+    fn orchestrator_post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .post(self.orchestrator_url(path))
+            .header("X-Trace-ID", body["trace_id"].as_str().unwrap_or_default())
+            .header("X-Source", self.config.identity.id.to_string())
+            .json(body);
+        if let Some(token) = &self.config.orchestrator_token {
+            request = request.bearer_auth(token);
+        }
+        request
+    }
+
+    async fn orchestrator_register(&self) -> Result<(), Failure> {
+        let me = &self.config.identity;
+        let body = self.envelope(json!({
+            "droplet_id": me.id, "name": me.name, "steward": me.steward,
+            "endpoint": me.endpoint.trim_end_matches('/'), "capabilities": me.features,
+        }));
+        send(self.orchestrator_post("/droplets/register", &body)).await?;
+        self.update(|s| s.orchestrator_registered = true);
+        tracing::info!("registered with the Orchestrator");
+        Ok(())
+    }
+
+    async fn orchestrator_heartbeat(&self) -> Result<(), Failure> {
+        // "command", never "heartbeat": droplet 10's envelope check refuses that type
+        let body = self.envelope(json!({
+            "status": "active",
+            "metrics": {
+                "cpu_percent": self.stats.cpu_percent(), "memory_mb": rss_mb(),
+                "requests_total": self.stats.requests_total(), "errors_last_hour": self.stats.errors_last_hour(),
+            },
+        }));
+        send(self.orchestrator_post(&format!("/droplets/{}/heartbeat", self.config.identity.id), &body)).await?;
+        self.update(|s| s.last_orchestrator_heartbeat = Some(utc_timestamp()));
+        Ok(())
+    }
+
+    /// On graceful shutdown: deactivate at the Orchestrator, then a best-effort Registry
+    /// deregister; two seconds at most, outcomes ignored.
+    pub async fn leave(&self) {
+        let work = async {
+            if self.config.orchestrator_url.is_some() {
+                let body = self.envelope(json!({}));
+                let _ =
+                    send(self.orchestrator_post(&format!("/droplets/{}/deactivate", self.config.identity.id), &body))
+                        .await;
+            }
+            if self.config.registry_url.is_some() {
+                let body = json!({"id": self.droplet_name(), "reason": "graceful_shutdown"});
+                let _ = self.registry_post("/deregister", &body).await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(2), work).await.is_err() {
+            tracing::warn!("leaving the mesh took longer than 2 s; heartbeat expiry will do the rest");
+        }
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Result<Value, Failure> {
+    let response = request.send().await.map_err(|e| Failure { status: None, message: format!("unreachable: {e}") })?;
+    let status = response.status();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(Failure { status: Some(status.as_u16()), message: format!("answered {status}") })
+    }
+}
+
+/// Seconds until a JWT's `exp`, read without verifying (it is our own token, to refresh it).
+fn seconds_left(token: &str) -> Option<i64> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let exp = serde_json::from_slice::<Value>(&bytes).ok()?["exp"].as_i64()?;
+    Some(exp - time::OffsetDateTime::now_utc().unix_timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_expiry_is_read_without_verifying() {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!({"exp": now + 600}).to_string());
+        let left = seconds_left(&format!("e30.{payload}.sig")).expect("exp");
+        assert!((595..=600).contains(&left), "{left}");
+        assert_eq!(seconds_left("garbage"), None);
+    }
+}

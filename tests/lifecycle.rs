@@ -1,0 +1,176 @@
+//! Registration and heartbeats against a fake Registry and a fake Orchestrator that speak the
+//! mesh's wire formats (MESH.md §5), including a token refresh on 401 and a re-registration
+//! after a 404; and leaving on shutdown.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chat_orchestrator::lifecycle::{Lifecycle, LifecycleConfig};
+use chat_orchestrator::stats::Stats;
+use poem::web::{Data, Json};
+use poem::{handler, EndpointExt, IntoResponse, Route};
+use serde_json::{json, Value};
+
+#[derive(Clone, Default)]
+struct Fake {
+    calls: Arc<Mutex<Vec<Value>>>,
+    /// Statuses to answer next on a path, before answering normally.
+    scripted: Arc<Mutex<Vec<(String, u16)>>>,
+    tokens_issued: Arc<Mutex<u32>>,
+}
+
+#[handler]
+async fn everything(request: &poem::Request, body: poem::Body, Data(fake): Data<&Fake>) -> poem::Response {
+    let path = request.uri().path().to_owned();
+    let body: Value = serde_json::from_slice(&body.into_bytes().await.unwrap_or_default()).unwrap_or(Value::Null);
+    fake.calls.lock().expect("lock").push(json!({
+        "path": path, "query": request.uri().query(), "body": body,
+        "authorization": request.header("authorization"), "registry_key": request.header("x-registry-key"),
+        "trace": request.header("x-trace-id"),
+    }));
+    let scripted = {
+        let mut scripted = fake.scripted.lock().expect("lock");
+        scripted.iter().position(|(p, _)| *p == path).map(|i| scripted.remove(i).1)
+    };
+    if let Some(status) = scripted {
+        return Json(json!({"detail": "scripted"}))
+            .with_status(poem::http::StatusCode::from_u16(status).expect("status"))
+            .into_response();
+    }
+    match path.as_str() {
+        "/auth/token" => {
+            let mut issued = fake.tokens_issued.lock().expect("lock");
+            *issued += 1;
+            Json(json!({"token": format!("registry-token-{issued}"), "droplet_id": "12", "algorithm": "RS256"}))
+                .into_response()
+        }
+        "/droplets/register" => {
+            Json(json!({"payload": {"status": "new"}})).with_status(poem::http::StatusCode::CREATED).into_response()
+        }
+        _ => Json(json!({"status": "ok"})).into_response(),
+    }
+}
+
+async fn start(fake: Fake) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let app = Route::new().at("/*path", poem::post(everything)).data(fake);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).expect("acceptor");
+        poem::Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                app,
+                async move {
+                    let _ = stopped.await;
+                },
+                None,
+            )
+            .await
+    });
+    (base, stop)
+}
+
+fn identity() -> chat_orchestrator::identity::Identity {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = chat_orchestrator::config::ConfigFiles::from_dir(root).expect("readable");
+    chat_orchestrator::config::load(&files).expect("valid").identity
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_heartbeats_recovers_and_leaves() {
+    let fake = Fake::default();
+    // the first Registry heartbeat meets an expired token; the first Orchestrator heartbeat
+    // finds us forgotten
+    fake.scripted
+        .lock()
+        .expect("lock")
+        .extend([("/registry/heartbeat".to_owned(), 401), ("/droplets/12/heartbeat".to_owned(), 404)]);
+    let (base, _stop) = start(fake.clone()).await;
+    let lifecycle = Lifecycle::new(
+        LifecycleConfig {
+            registry_url: Some(base.clone()),
+            registry_key: Some("test-registry-key".to_owned()),
+            orchestrator_url: Some(base.clone()),
+            orchestrator_token: Some("test-orchestrator-token".to_owned()),
+            identity: identity(),
+            registry_heartbeat: Duration::from_millis(60),
+            orchestrator_heartbeat: Duration::from_millis(60),
+            backoff: Duration::from_millis(20),
+        },
+        Arc::new(Stats::new()),
+    );
+    lifecycle.spawn();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    lifecycle.leave().await;
+
+    let calls = fake.calls.lock().expect("lock").clone();
+    let paths: Vec<&str> = calls.iter().filter_map(|c| c["path"].as_str()).collect();
+    let first =
+        |path: &str| calls.iter().find(|c| c["path"] == path).unwrap_or_else(|| panic!("no call to {path}: {paths:?}"));
+
+    let token = first("/auth/token");
+    assert_eq!(
+        (token["query"].as_str(), token["registry_key"].as_str()),
+        (Some("droplet_id=12"), Some("test-registry-key"))
+    );
+
+    let register = first("/registry/register");
+    assert_eq!(register["authorization"], "Bearer registry-token-1");
+    assert_eq!(register["registry_key"], "test-registry-key");
+    assert_eq!(
+        (register["body"]["id"].as_str(), register["body"]["fqdn"].as_str()),
+        (Some("droplet-12"), Some("drop12.fullpotential.ai"))
+    );
+
+    // the 401 made it fetch a second token and retry the heartbeat with it
+    let heartbeats: Vec<&Value> = calls.iter().filter(|c| c["path"] == "/registry/heartbeat").collect();
+    assert!(heartbeats.len() >= 2, "{paths:?}");
+    assert_eq!(heartbeats[1]["authorization"], "Bearer registry-token-2");
+    assert_eq!(heartbeats[1]["body"]["status"], "active");
+
+    let orch_register = first("/droplets/register");
+    assert_eq!(orch_register["authorization"], "Bearer test-orchestrator-token");
+    assert_eq!(orch_register["body"]["message_type"], "command");
+    assert_eq!(orch_register["body"]["payload"]["droplet_id"], 12, "an integer, as droplet 10 checks it");
+    assert_eq!(orch_register["body"]["payload"]["endpoint"], "https://drop12.fullpotential.ai");
+    // the 404 on the heartbeat led to a second registration
+    assert!(paths.iter().filter(|p| **p == "/droplets/register").count() >= 2, "{paths:?}");
+    let beat = first("/droplets/12/heartbeat");
+    assert_eq!(beat["body"]["message_type"], "command", "never `heartbeat`, which droplet 10 refuses");
+    assert!(beat["body"]["payload"]["metrics"]["memory_mb"].as_u64().is_some_and(|m| m > 0));
+
+    // leaving: deactivate at the Orchestrator, then the best-effort deregister
+    assert!(paths.contains(&"/droplets/12/deactivate"), "{paths:?}");
+    assert_eq!(first("/deregister")["body"], json!({"id": "droplet-12", "reason": "graceful_shutdown"}));
+    let state = lifecycle.state();
+    assert!(state.registry_registered && state.orchestrator_registered, "{state:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_mesh_never_blocks_and_is_retried() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
+    let lifecycle = Lifecycle::new(
+        LifecycleConfig {
+            registry_url: Some(format!("http://{dead}")),
+            registry_key: None,
+            orchestrator_url: Some(format!("http://{dead}")),
+            orchestrator_token: None,
+            identity: identity(),
+            registry_heartbeat: Duration::from_secs(30),
+            orchestrator_heartbeat: Duration::from_secs(60),
+            backoff: Duration::from_millis(20),
+        },
+        Arc::new(Stats::new()),
+    );
+    let started = std::time::Instant::now();
+    lifecycle.spawn(); // returns at once
+    assert!(started.elapsed() < Duration::from_millis(50));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let state = lifecycle.state();
+    assert!(!state.registry_registered && !state.orchestrator_registered);
+    assert!(state.last_error.is_some_and(|e| e.contains("unreachable")));
+    let leaving = std::time::Instant::now();
+    lifecycle.leave().await;
+    assert!(leaving.elapsed() <= Duration::from_millis(2500), "leaving is bounded");
+}
