@@ -336,3 +336,30 @@ async fn relayed_and_chat_envelopes_and_bad_ones() {
         assert!(error["error"]["message"].as_str().unwrap_or_default().contains(why), "{why}: {error}");
     }
 }
+
+#[tokio::test]
+async fn with_a_registry_key_chat_and_websocket_need_a_token_too() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (private, public) = key_pair(dir.path(), "registry");
+    let server = start(keys_verifier(&public)).await;
+    let token = sign(&private, registry_claims());
+    let chat = |token: Option<String>| {
+        let mut request = server.client.post(format!("{}/api/chat", server.base)).json(&json!({"message": "hello"}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let refused = chat(None).await.expect("request");
+    assert_eq!(refused.status().as_u16(), 401);
+    assert_eq!(refused.headers().get("www-authenticate").and_then(|v| v.to_str().ok()), Some("Bearer"));
+    assert_eq!(chat(Some(token.clone())).await.expect("request").status().as_u16(), 200);
+
+    let ws = format!("ws://{}/ws", server.address);
+    assert!(tokio_tungstenite::connect_async(ws.as_str()).await.is_err(), "no token: the upgrade is refused");
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("{ws}?token={token}")).await.expect("token in the query");
+    use futures::StreamExt;
+    let welcome = socket.next().await.expect("frame").expect("ok");
+    assert!(welcome.to_text().unwrap_or_default().contains("welcome"));
+}

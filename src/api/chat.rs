@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::error::{ErrorBody, ErrorCode};
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
+use super::udc::MeshAuth;
 use super::validate::{check_message, check_metadata, check_session_id, is_printable_id};
 use super::ApiTags;
 use crate::engine::{Engine, Turn, TurnError};
@@ -102,12 +103,21 @@ pub enum ChatResponse {
     /// The session store is unavailable; nothing was stored. Retry later.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
+    /// Missing or invalid bearer token (required once `REGISTRY_PUBLIC_KEY` is set).
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
     /// Too many turns from this client; `Retry-After` says how many seconds to wait.
     #[oai(status = 429)]
     TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] String),
 }
 
 fn unreadable_request(error: poem::Error) -> ChatResponse {
+    if error.status() == poem::http::StatusCode::UNAUTHORIZED {
+        return ChatResponse::Unauthorized(
+            Json(ErrorBody::new(ErrorCode::Unauthorized, error.to_string(), json!({}))),
+            "Bearer".to_owned(),
+        );
+    }
     ChatResponse::BadRequest(Json(ErrorBody::new(
         ErrorCode::InvalidRequest,
         format!("the request body could not be read: {error}. Send JSON like {{\"message\": \"hello\"}}"),
@@ -129,6 +139,7 @@ impl ChatApi {
     #[oai(path = "/api/chat", method = "post", tag = "ApiTags::Chat")]
     async fn chat(
         &self,
+        _auth: MeshAuth,
         body: Json<ChatRequest>,
         /// Use this trace id for the turn instead of a new one (1–128 printable characters).
         #[oai(name = "X-Trace-ID")]

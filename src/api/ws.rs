@@ -48,6 +48,8 @@ pub struct ConnectParams {
     session_id: Option<String>,
     /// `voice` for spoken replies; `chat` by default.
     channel: Option<Channel>,
+    /// The bearer token, for clients that cannot send an Authorization header.
+    token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,14 +69,29 @@ pub fn ws(
     Query(params): Query<ConnectParams>,
     Data(state): Data<&AppState>,
     remote: &poem::web::RemoteAddr,
-) -> impl IntoResponse {
+    request: &poem::Request,
+) -> poem::Response {
+    // browsers cannot set headers on a WebSocket, so the token may also come as `?token=`
+    let header = request.header("authorization").and_then(|h| h.strip_prefix("Bearer ")).map(str::to_owned);
+    if let Err(error) = state.verifier.verify(params.token.clone().or(header).as_deref()) {
+        let body = json!({"status": "error", "error": {"code": "UNAUTHORIZED", "message": error.to_string(), "details": {}},
+                          "timestamp": utc_timestamp()});
+        return poem::Response::builder()
+            .status(poem::http::StatusCode::UNAUTHORIZED)
+            .header("WWW-Authenticate", "Bearer")
+            .content_type("application/json")
+            .body(body.to_string());
+    }
     let engine = state.engine.clone();
     let limiter = Limiter { limit: state.rate_limits.websocket.clone(), client: client_ip(remote) };
     let closing = state.closing.subscribe();
     let timing = state.ws_timing;
     let config =
         WebSocketConfig::default().max_message_size(Some(MAX_FRAME_BYTES)).max_frame_size(Some(MAX_FRAME_BYTES));
-    socket.config(config).on_upgrade(move |stream| serve(stream, engine, closing, timing, params, limiter))
+    socket
+        .config(config)
+        .on_upgrade(move |stream| serve(stream, engine, closing, timing, params, limiter))
+        .into_response()
 }
 
 /// This connection's client and its message limit.
