@@ -208,7 +208,7 @@ impl MeshApi {
     #[oai(path = "/send", method = "post", tag = "ApiTags::Udc")]
     async fn send(&self, _auth: MeshAuth, body: Json<SendRequest>) -> SendResponse {
         let request = body.0;
-        let Some(target) = Party::parse(&request.target).and_then(|p| p.droplet()) else {
+        let Some(target) = Party::parse(&request.target).and_then(|p| p.droplet()).filter(|id| *id >= 1) else {
             return SendResponse::BadRequest(Json(ErrorBody::new(
                 ErrorCode::InvalidRequest,
                 "`target` must name a droplet by number, e.g. \"6\"",

@@ -81,7 +81,7 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let verifier = verifier(&settings)?;
     let mut warnings = Vec::new();
     if verifier.is_open() {
-        let warning = "authentication is OFF: REGISTRY_PUBLIC_KEY is not set, so /capabilities, /state, /dependencies and /version accept anyone (development only)";
+        let warning = "authentication is OFF: REGISTRY_PUBLIC_KEY is not set, so every endpoint but /message accepts requests without a token (development only)";
         tracing::warn!("{warning}");
         warnings.push(warning.to_owned());
     }
