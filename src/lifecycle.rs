@@ -12,20 +12,22 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use crate::credentials::OrchestratorCredentials;
 use crate::engine::utc_timestamp;
 use crate::identity::Identity;
 use crate::stats::{rss_mb, Stats};
 
 /// Where the mesh is and how often to tell it we are alive.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LifecycleConfig {
     /// `REGISTRY_URL`; without it the Registry side does nothing.
     pub registry_url: Option<String>,
     /// `DROPLET_SECRET`, sent as `X-Registry-Key`.
     pub registry_key: Option<String>,
-    /// `ORCHESTRATOR_URL` and its bearer token; without a URL the Orchestrator side does nothing.
+    /// `ORCHESTRATOR_URL` and how to get its tokens; without a URL the Orchestrator side does
+    /// nothing.
     pub orchestrator_url: Option<String>,
-    pub orchestrator_token: Option<String>,
+    pub orchestrator_credentials: Arc<OrchestratorCredentials>,
     pub identity: Identity,
     pub registry_heartbeat: Duration,
     pub orchestrator_heartbeat: Duration,
@@ -247,17 +249,30 @@ impl Lifecycle {
         })
     }
 
-    fn orchestrator_post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
-        let mut request = self
-            .http
-            .post(self.orchestrator_url(path))
-            .header("X-Trace-ID", body["trace_id"].as_str().unwrap_or_default())
-            .header("X-Source", self.config.identity.id.to_string())
-            .json(body);
-        if let Some(token) = &self.config.orchestrator_token {
-            request = request.bearer_auth(token);
+    /// An Orchestrator call with our token; a 401 renews the token and retries once.
+    async fn orchestrator_post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+        for renew in [false, true] {
+            let token = self
+                .config
+                .orchestrator_credentials
+                .token(renew)
+                .await
+                .map_err(|e| Failure { status: None, message: format!("no Orchestrator token: {e}") })?;
+            let mut request = self
+                .http
+                .post(self.orchestrator_url(path))
+                .header("X-Trace-ID", body["trace_id"].as_str().unwrap_or_default())
+                .header("X-Source", self.config.identity.id.to_string())
+                .json(body);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            match send(request).await {
+                Err(Failure { status: Some(401), .. }) if !renew => continue,
+                other => return other,
+            }
         }
-        request
+        Err(Failure { status: Some(401), message: "the Orchestrator refused a renewed token".to_owned() })
     }
 
     async fn orchestrator_register(&self) -> Result<(), Failure> {
@@ -266,7 +281,7 @@ impl Lifecycle {
             "droplet_id": me.id, "name": me.name, "steward": me.steward,
             "endpoint": me.endpoint.trim_end_matches('/'), "capabilities": me.features,
         }));
-        send(self.orchestrator_post("/droplets/register", &body)).await?;
+        self.orchestrator_post("/droplets/register", &body).await?;
         self.update(|s| s.orchestrator_registered = true);
         tracing::info!("registered with the Orchestrator");
         Ok(())
@@ -281,7 +296,7 @@ impl Lifecycle {
                 "requests_total": self.stats.requests_total(), "errors_last_hour": self.stats.errors_last_hour(),
             },
         }));
-        send(self.orchestrator_post(&format!("/droplets/{}/heartbeat", self.config.identity.id), &body)).await?;
+        self.orchestrator_post(&format!("/droplets/{}/heartbeat", self.config.identity.id), &body).await?;
         self.update(|s| s.last_orchestrator_heartbeat = Some(utc_timestamp()));
         Ok(())
     }
@@ -293,8 +308,7 @@ impl Lifecycle {
             if self.config.orchestrator_url.is_some() {
                 let body = self.envelope(json!({}));
                 let _ =
-                    send(self.orchestrator_post(&format!("/droplets/{}/deactivate", self.config.identity.id), &body))
-                        .await;
+                    self.orchestrator_post(&format!("/droplets/{}/deactivate", self.config.identity.id), &body).await;
             }
             if self.config.registry_url.is_some() {
                 let body = json!({"id": self.droplet_name(), "reason": "graceful_shutdown"});

@@ -24,12 +24,12 @@ pub const EARLY_REPLY_HOLD: Duration = Duration::from_secs(30);
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(12);
 
 /// Where and how to reach the Orchestrator.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OrchestratorConfig {
     /// e.g. `http://127.0.0.1:8010`
     pub base_url: String,
-    /// A bearer token for droplet 10 (`static` credentials mode).
-    pub token: Option<String>,
+    /// How we get bearer tokens for droplet 10 (static, minted or fetched).
+    pub credentials: Arc<crate::credentials::OrchestratorCredentials>,
     /// Our droplet id, sent as `X-Source` and `route_back`.
     pub our_id: i64,
     /// How long a query waits for the target's reply.
@@ -118,14 +118,39 @@ impl OrchestratorClient {
     ) -> Result<String, MeshError> {
         let trace_id =
             uuid::Uuid::parse_str(trace_id).map(|u| u.to_string()).unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
+        // a 401 renews the token once (minted and fetched tokens expire)
+        for renew in [false, true] {
+            let token = self.config.credentials.token(renew).await.map_err(|e| MeshError {
+                kind: FailureKind::Refused,
+                message: format!("There is no token for the Orchestrator: {e}."),
+            })?;
+            match self.send_once(target, message_type, body, &trace_id, target_name, token).await {
+                Err(error) if error.kind == FailureKind::Refused && error.message.contains("credentials") && !renew => {
+                    continue
+                }
+                other => return other,
+            }
+        }
+        Err(MeshError { kind: FailureKind::Refused, message: "The Orchestrator refused our credentials.".to_owned() })
+    }
+
+    async fn send_once(
+        &self,
+        target: i64,
+        message_type: &str,
+        body: &Value,
+        trace_id: &str,
+        target_name: &str,
+        token: Option<String>,
+    ) -> Result<String, MeshError> {
         let mut request = self
             .http
             .post(format!("{}/send", self.config.base_url.trim_end_matches('/')))
             .query(&[("target_droplet_id", target.to_string()), ("message_type", message_type.to_owned())])
-            .header("X-Trace-ID", &trace_id)
+            .header("X-Trace-ID", trace_id)
             .header("X-Source", self.config.our_id.to_string())
             .json(body);
-        if let Some(token) = &self.config.token {
+        if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         let failed = |kind, message: String| MeshError { kind, message };
@@ -143,7 +168,7 @@ impl OrchestratorClient {
         let receipt: Value = response.json().await.unwrap_or(Value::Null);
         match status {
             200..=299 if receipt["sent"] == json!(true) => {
-                Ok(receipt["trace_id"].as_str().map(str::to_owned).unwrap_or(trace_id))
+                Ok(receipt["trace_id"].as_str().unwrap_or(trace_id).to_owned())
             }
             200..=299 => {
                 Err(failed(FailureKind::BadResponse, "The Orchestrator did not confirm the delivery.".to_owned()))

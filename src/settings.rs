@@ -55,8 +55,12 @@ pub struct Settings {
     pub registry_url: Option<String>,
     /// `DROPLET_SECRET`: the key the Registry steward issued, sent as `X-Registry-Key`.
     pub droplet_secret: Option<String>,
-    /// `ORCHESTRATOR_TOKEN`: bearer token for droplet 10 (static credentials).
+    /// Credentials for droplet 10, first that is set wins: `ORCHESTRATOR_TOKEN` (a static
+    /// token), `ORCHESTRATOR_PRIVATE_KEY` (mint our own, RS256), `ORCHESTRATOR_SECRET` (fetch
+    /// from its `/auth/token`).
     pub orchestrator_token: Option<String>,
+    pub orchestrator_private_key: Option<String>,
+    pub orchestrator_secret: Option<String>,
     /// `MESH_REPLY_TIMEOUT_MS` (8000): how long a query waits for the relayed answer.
     pub mesh_reply_timeout: Duration,
 }
@@ -150,6 +154,8 @@ impl Settings {
             droplet_secret: lookup("DROPLET_SECRET").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             orchestrator_url: lookup("ORCHESTRATOR_URL").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             orchestrator_token: lookup("ORCHESTRATOR_TOKEN").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
+            orchestrator_private_key: lookup("ORCHESTRATOR_PRIVATE_KEY").filter(|v| !v.trim().is_empty()),
+            orchestrator_secret: lookup("ORCHESTRATOR_SECRET").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             mesh_reply_timeout: Duration::from_millis(parse(
                 &lookup,
                 "MESH_REPLY_TIMEOUT_MS",

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chat_orchestrator::credentials::OrchestratorCredentials;
 use chat_orchestrator::lifecycle::{Lifecycle, LifecycleConfig};
 use chat_orchestrator::stats::Stats;
 use poem::web::{Data, Json};
@@ -41,8 +42,10 @@ async fn everything(request: &poem::Request, body: poem::Body, Data(fake): Data<
         "/auth/token" => {
             let mut issued = fake.tokens_issued.lock().expect("lock");
             *issued += 1;
-            Json(json!({"token": format!("registry-token-{issued}"), "droplet_id": "12", "algorithm": "RS256"}))
-                .into_response()
+            // the Registry answers `token`; droplet 10's /auth/token answers `access_token`
+            Json(json!({"token": format!("registry-token-{issued}"), "droplet_id": "12", "algorithm": "RS256",
+                        "access_token": format!("orchestrator-token-{issued}"), "token_type": "bearer", "expires_in": 86400}))
+            .into_response()
         }
         "/droplets/register" => {
             Json(json!({"payload": {"status": "new"}})).with_status(poem::http::StatusCode::CREATED).into_response()
@@ -92,7 +95,7 @@ async fn registers_heartbeats_recovers_and_leaves() {
             registry_url: Some(base.clone()),
             registry_key: Some("test-registry-key".to_owned()),
             orchestrator_url: Some(base.clone()),
-            orchestrator_token: Some("test-orchestrator-token".to_owned()),
+            orchestrator_credentials: Arc::new(OrchestratorCredentials::Static("test-orchestrator-token".to_owned())),
             identity: identity(),
             registry_heartbeat: Duration::from_millis(60),
             orchestrator_heartbeat: Duration::from_millis(60),
@@ -155,7 +158,7 @@ async fn an_unreachable_mesh_never_blocks_and_is_retried() {
             registry_url: Some(format!("http://{dead}")),
             registry_key: None,
             orchestrator_url: Some(format!("http://{dead}")),
-            orchestrator_token: None,
+            orchestrator_credentials: Arc::new(OrchestratorCredentials::None),
             identity: identity(),
             registry_heartbeat: Duration::from_secs(30),
             orchestrator_heartbeat: Duration::from_secs(60),
@@ -173,4 +176,49 @@ async fn an_unreachable_mesh_never_blocks_and_is_retried() {
     let leaving = std::time::Instant::now();
     lifecycle.leave().await;
     assert!(leaving.elapsed() <= Duration::from_millis(2500), "leaving is bounded");
+}
+
+#[tokio::test]
+async fn orchestrator_tokens_can_be_minted_or_fetched() {
+    // fetched: POST /auth/token {droplet_id, secret_key}, cached until an hour before expiry
+    let fake = Fake::default();
+    let (base, _stop) = start(fake.clone()).await;
+    let fetched = OrchestratorCredentials::fetch(&base, 12, "orchestrator-secret");
+    assert_eq!(fetched.token(false).await.expect("token").as_deref(), Some("orchestrator-token-1"));
+    assert_eq!(fetched.token(false).await.expect("cached").as_deref(), Some("orchestrator-token-1"));
+    assert_eq!(fetched.token(true).await.expect("renewed").as_deref(), Some("orchestrator-token-2"));
+    let calls = fake.calls.lock().expect("lock").clone();
+    assert_eq!(calls[0]["body"], json!({"droplet_id": 12, "secret_key": "orchestrator-secret"}));
+
+    // minted: RS256 with our private key; droplet_id is the integer droplet 10 compares
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = dir.path().join("orchestrator.key");
+    let public = dir.path().join("orchestrator.pub");
+    assert!(std::process::Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&key)
+        .arg("2048")
+        .output()
+        .expect("openssl")
+        .status
+        .success());
+    assert!(std::process::Command::new("openssl")
+        .args(["rsa", "-pubout", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&public)
+        .output()
+        .expect("openssl")
+        .status
+        .success());
+    let minted = OrchestratorCredentials::mint(key.to_str().expect("utf-8"), 12, "chat-team").expect("a private key");
+    let token = minted.token(false).await.expect("signed").expect("a token");
+    let decoding = jsonwebtoken::DecodingKey::from_rsa_pem(&std::fs::read(&public).expect("read")).expect("public key");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.validate_aud = false;
+    validation.set_required_spec_claims(&["exp"]);
+    let claims = jsonwebtoken::decode::<Value>(&token, &decoding, &validation).expect("verifies").claims;
+    assert_eq!((claims["droplet_id"].as_i64(), claims["steward"].as_str()), (Some(12), Some("chat-team")));
+    assert!(OrchestratorCredentials::mint("-----BEGIN PRIVATE KEY-----\\nnope\\n-----END PRIVATE KEY-----", 12, "x")
+        .is_err());
 }

@@ -123,7 +123,9 @@ async fn mesh(behaviour: Behaviour, orchestrator_url: Option<String>) -> Mesh {
     let config = common::compiled();
     let client = OrchestratorClient::new(OrchestratorConfig {
         base_url: orchestrator_url.unwrap_or(fake_base),
-        token: Some("orchestrator-test-token".to_owned()),
+        credentials: Arc::new(chat_orchestrator::credentials::OrchestratorCredentials::Static(
+            "orchestrator-test-token".to_owned(),
+        )),
         our_id: 12,
         reply_timeout: Duration::from_millis(500),
     });

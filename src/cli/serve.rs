@@ -12,6 +12,7 @@ use crate::api::udc::{Deployment, Health};
 use crate::api::AppState;
 use crate::auth::{load_public_key, Verifier};
 use crate::backend::{DropletBackend, SampleBackend};
+use crate::credentials::OrchestratorCredentials;
 use crate::engine::{BackendFactory, Engine};
 use crate::lifecycle::{Lifecycle, LifecycleConfig};
 use crate::mesh::{OrchestratorClient, OrchestratorConfig, OrchestratorSendBackend, Waiters};
@@ -39,10 +40,11 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         "configuration loaded"
     );
     let waiters = Arc::new(Waiters::default());
+    let credentials = Arc::new(orchestrator_credentials(&settings, &compiled.identity)?);
     let orchestrator = settings.orchestrator_url.as_ref().map(|url| {
         OrchestratorClient::new(OrchestratorConfig {
             base_url: url.clone(),
-            token: settings.orchestrator_token.clone(),
+            credentials: credentials.clone(),
             our_id: compiled.identity.id,
             reply_timeout: settings.mesh_reply_timeout,
         })
@@ -120,7 +122,7 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             registry_url: settings.registry_url.clone(),
             registry_key: settings.droplet_secret.clone(),
             orchestrator_url: settings.orchestrator_url.clone(),
-            orchestrator_token: settings.orchestrator_token.clone(),
+            orchestrator_credentials: credentials,
             identity,
             registry_heartbeat: Duration::from_secs(30),
             orchestrator_heartbeat: Duration::from_secs(60),
@@ -133,6 +135,26 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     lifecycle.leave().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// How to get tokens for droplet 10: a static token, a minted one, or a fetched one.
+fn orchestrator_credentials(
+    settings: &Settings,
+    identity: &crate::identity::Identity,
+) -> anyhow::Result<OrchestratorCredentials> {
+    Ok(
+        match (
+            &settings.orchestrator_token,
+            &settings.orchestrator_private_key,
+            &settings.orchestrator_secret,
+            &settings.orchestrator_url,
+        ) {
+            (Some(token), _, _, _) => OrchestratorCredentials::Static(token.clone()),
+            (None, Some(key), _, _) => OrchestratorCredentials::mint(key, identity.id, &identity.steward)?,
+            (None, None, Some(secret), Some(url)) => OrchestratorCredentials::fetch(url, identity.id, secret),
+            _ => OrchestratorCredentials::None,
+        },
+    )
 }
 
 /// The token verifier the settings ask for; production without a Registry key is refused.
