@@ -63,6 +63,10 @@ pub struct Settings {
     pub orchestrator_secret: Option<String>,
     /// `MESH_REPLY_TIMEOUT_MS` (8000): how long a query waits for the relayed answer.
     pub mesh_reply_timeout: Duration,
+    /// `MESH_MODE`: `orchestrator_send` (default, droplet 10) or `proxy` (an Orchestrator that
+    /// proxies synchronously, at `PROXY_URL`, default `{ORCHESTRATOR_URL}/orchestrator/tasks`).
+    pub mesh_mode: String,
+    pub proxy_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +160,11 @@ impl Settings {
             orchestrator_token: lookup("ORCHESTRATOR_TOKEN").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             orchestrator_private_key: lookup("ORCHESTRATOR_PRIVATE_KEY").filter(|v| !v.trim().is_empty()),
             orchestrator_secret: lookup("ORCHESTRATOR_SECRET").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
+            mesh_mode: lookup("MESH_MODE")
+                .map(|v| v.trim().to_lowercase())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "orchestrator_send".to_owned()),
+            proxy_url: lookup("PROXY_URL").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             mesh_reply_timeout: Duration::from_millis(parse(
                 &lookup,
                 "MESH_REPLY_TIMEOUT_MS",

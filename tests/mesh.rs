@@ -312,3 +312,65 @@ async fn dependencies_reflect_the_orchestrator_probe() {
     let down: Value = get(&down).await.expect("request").json().await.expect("json");
     assert_eq!(down["missing"], json!(["orchestrator", "registry"]));
 }
+
+/// A synchronously proxying Orchestrator (`SERVICES/orchestrator`), answering per droplet name.
+#[handler]
+async fn fake_proxy(Json(body): Json<Value>, Data(fake): Data<&Fake>) -> poem::Response {
+    use poem::IntoResponse;
+    fake.sent.lock().expect("lock").push((json!({}), json!({}), body.clone()));
+    match body["droplet_name"].as_str() {
+        Some("Registry") => Json(json!({"task_id": "t1", "status": "success", "target_url": "https://drop1.example/getAll",
+            "response_status": 200, "response_body": {"droplets": [{"id": 1, "name": "Proxied Registry", "status": "active"}]},
+            "retry_count": 0, "duration_ms": 12}))
+        .into_response(),
+        Some("Visibility Deck") => Json(json!({"task_id": "t2", "status": "timeout", "response_status": null, "response_body": null,
+            "retry_count": 3, "duration_ms": 30000}))
+        .into_response(),
+        _ => Json(json!({"detail": {"status": "error", "error": {"code": "DROPLET_NOT_FOUND", "message": "unknown droplet"}}}))
+            .with_status(poem::http::StatusCode::BAD_REQUEST)
+            .into_response(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_mode_uses_a_synchronous_answer_and_reports_its_failures() {
+    use chat_orchestrator::mesh::ProxyBackend;
+    let fake = Fake::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let app = Route::new().at("/orchestrator/tasks", poem::post(fake_proxy)).data(fake.clone());
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).expect("acceptor");
+        poem::Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                app,
+                async move {
+                    let _ = stopped.await;
+                },
+                None,
+            )
+            .await
+    });
+    let shared: Arc<dyn chat_orchestrator::backend::DropletBackend> =
+        Arc::new(ProxyBackend::new(&format!("{base}/orchestrator/tasks"), 12));
+    let factory: BackendFactory = Box::new(move |_| shared.clone());
+    let engine = Engine::new(common::compiled(), factory, Arc::new(MemoryStore::new(SessionLimits::default())));
+    let ours = common::Running::start(AppState::new(Arc::new(engine), None, None)).await;
+    let chat = |message: &str| {
+        let request =
+            ours.client.post(format!("{}/api/chat", ours.base)).json(&json!({"message": message, "trace": true}));
+        async move { request.send().await.expect("request").json::<Value>().await.expect("json") }
+    };
+    let registry = chat("show the registry").await;
+    assert!(registry["response"].as_str().unwrap_or_default().contains("Proxied Registry"), "{registry}");
+    assert_eq!(registry["trace"]["backend"], "orchestrator-proxy");
+    let sent = fake.sent.lock().expect("lock").clone();
+    assert_eq!(sent[0].2["path"], "/getAll");
+    assert_eq!(sent[0].2["meta"]["source"], "12");
+
+    let overview = chat("system overview").await;
+    assert!(overview["response"].as_str().unwrap_or_default().contains("did not answer in time"), "{overview}");
+    let dashboard = chat("dashboard metrics").await;
+    assert!(dashboard["response"].as_str().unwrap_or_default().contains("does not know the Dashboard"), "{dashboard}");
+}

@@ -15,7 +15,7 @@ use crate::backend::{DropletBackend, SampleBackend};
 use crate::credentials::OrchestratorCredentials;
 use crate::engine::{BackendFactory, Engine};
 use crate::lifecycle::{Lifecycle, LifecycleConfig};
-use crate::mesh::{OrchestratorClient, OrchestratorConfig, OrchestratorSendBackend, Waiters};
+use crate::mesh::{OrchestratorClient, OrchestratorConfig, OrchestratorSendBackend, ProxyBackend, Waiters};
 use crate::session::{MemoryStore, RedisStore, SessionStore};
 use crate::settings::Settings;
 
@@ -50,7 +50,21 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         })
     });
     let backends: BackendFactory = match &orchestrator {
+        Some(client) if settings.mesh_mode == "proxy" => {
+            let url = settings
+                .proxy_url
+                .clone()
+                .unwrap_or_else(|| format!("{}/orchestrator/tasks", client.config().base_url.trim_end_matches('/')));
+            tracing::info!(%url, "droplet queries go through a proxying Orchestrator");
+            let shared: Arc<dyn DropletBackend> = Arc::new(ProxyBackend::new(&url, client.config().our_id));
+            Box::new(move |_| shared.clone())
+        }
         Some(client) => {
+            anyhow::ensure!(
+                settings.mesh_mode == "orchestrator_send",
+                "MESH_MODE={:?} is not known: use orchestrator_send (droplet 10) or proxy",
+                settings.mesh_mode
+            );
             tracing::info!(orchestrator = %client.config().base_url, "droplet queries go through the Orchestrator");
             let shared: Arc<dyn DropletBackend> =
                 Arc::new(OrchestratorSendBackend::new(client.clone(), waiters.clone()));
