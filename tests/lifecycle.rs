@@ -2,6 +2,8 @@
 //! mesh's wire formats (MESH.md §5), including a token refresh on 401 and a re-registration
 //! after a 404; and leaving on shutdown.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,23 +57,7 @@ async fn everything(request: &poem::Request, body: poem::Body, Data(fake): Data<
 }
 
 async fn start(fake: Fake) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    let app = Route::new().at("/*path", poem::post(everything)).data(fake);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).expect("acceptor");
-        poem::Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                app,
-                async move {
-                    let _ = stopped.await;
-                },
-                None,
-            )
-            .await
-    });
-    (base, stop)
+    common::serve_fake(Route::new().at("/*path", poem::post(everything)).data(fake)).await
 }
 
 fn identity() -> chat_orchestrator::identity::Identity {

@@ -93,25 +93,11 @@ struct Mesh {
 }
 
 async fn fake_orchestrator(fake: Fake) -> (tokio::sync::oneshot::Sender<()>, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
     let app = Route::new()
         .at("/send", poem::post(fake_send))
         .at("/health", poem::get(poem::endpoint::make_sync(|_| Json(json!({"id": 10, "status": "active"})))))
         .data(fake);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).expect("acceptor");
-        poem::Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                app,
-                async move {
-                    let _ = stopped.await;
-                },
-                Some(Duration::from_secs(1)),
-            )
-            .await
-    });
+    let (base, stop) = common::serve_fake(app).await;
     (stop, base)
 }
 
@@ -336,22 +322,8 @@ async fn fake_proxy(Json(body): Json<Value>, Data(fake): Data<&Fake>) -> poem::R
 async fn the_proxy_mode_uses_a_synchronous_answer_and_reports_its_failures() {
     use chat_orchestrator::mesh::ProxyBackend;
     let fake = Fake::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
     let app = Route::new().at("/orchestrator/tasks", poem::post(fake_proxy)).data(fake.clone());
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).expect("acceptor");
-        poem::Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                app,
-                async move {
-                    let _ = stopped.await;
-                },
-                None,
-            )
-            .await
-    });
+    let (base, _stop) = common::serve_fake(app).await;
     let shared: Arc<dyn chat_orchestrator::backend::DropletBackend> =
         Arc::new(ProxyBackend::new(&format!("{base}/orchestrator/tasks"), 12));
     let factory: BackendFactory = Box::new(move |_| shared.clone());

@@ -8,7 +8,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::{json, Value};
 
-use super::error::{ErrorBody, ErrorCode};
+use super::error::{ErrorBody, ErrorCode, Refusal};
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::udc::MeshAuth;
 use super::validate::{check_message, check_metadata, check_session_id, is_printable_id};
@@ -112,17 +112,10 @@ pub enum ChatResponse {
 }
 
 fn unreadable_request(error: poem::Error) -> ChatResponse {
-    if error.status() == poem::http::StatusCode::UNAUTHORIZED {
-        return ChatResponse::Unauthorized(
-            Json(ErrorBody::new(ErrorCode::Unauthorized, error.to_string(), json!({}))),
-            "Bearer".to_owned(),
-        );
+    match Refusal::of(&error, "send JSON like {\"message\": \"hello\"}") {
+        Refusal::Unauthorized(body) => ChatResponse::Unauthorized(body, "Bearer".to_owned()),
+        Refusal::BadRequest(body) => ChatResponse::BadRequest(body),
     }
-    ChatResponse::BadRequest(Json(ErrorBody::new(
-        ErrorCode::InvalidRequest,
-        format!("the request body could not be read: {error}. Send JSON like {{\"message\": \"hello\"}}"),
-        json!({}),
-    )))
 }
 
 pub struct ChatApi {

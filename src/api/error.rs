@@ -88,3 +88,30 @@ impl ErrorBody {
         }
     }
 }
+
+/// How a request that failed before its handler ran (unreadable body, missing or bad token) is
+/// answered: every endpoint's `bad_request_handler` goes through here, so all say it alike.
+pub enum Refusal {
+    /// 401, to be sent with `WWW-Authenticate: Bearer`.
+    Unauthorized(poem_openapi::payload::Json<ErrorBody>),
+    /// 400, with `hint` saying what to send instead.
+    BadRequest(poem_openapi::payload::Json<ErrorBody>),
+}
+
+impl Refusal {
+    pub fn of(error: &poem::Error, hint: &str) -> Refusal {
+        use poem_openapi::payload::Json;
+        if error.status() == poem::http::StatusCode::UNAUTHORIZED {
+            return Refusal::Unauthorized(Json(ErrorBody::new(
+                ErrorCode::Unauthorized,
+                error.to_string(),
+                serde_json::json!({}),
+            )));
+        }
+        Refusal::BadRequest(Json(ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            format!("the request could not be read: {error}; {hint}"),
+            serde_json::json!({}),
+        )))
+    }
+}

@@ -9,7 +9,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 
-use super::error::{ErrorBody, ErrorCode};
+use super::error::{ErrorBody, ErrorCode, Refusal};
 use super::udc::MeshAuth;
 use super::ApiTags;
 use crate::auth::Verifier;
@@ -37,11 +37,10 @@ pub enum MessageResponse {
 }
 
 fn envelope_unreadable(error: poem::Error) -> MessageResponse {
-    MessageResponse::BadRequest(Json(ErrorBody::new(
-        ErrorCode::InvalidRequest,
-        format!("the request body could not be read: {error}; send a UDC envelope as JSON"),
-        json!({}),
-    )))
+    match Refusal::of(&error, "send a UDC envelope as JSON") {
+        Refusal::Unauthorized(body) => MessageResponse::Unauthorized(body, "Bearer".to_owned()),
+        Refusal::BadRequest(body) => MessageResponse::BadRequest(body),
+    }
 }
 
 #[derive(ApiResponse)]
@@ -58,13 +57,10 @@ pub enum HeartbeatResponse {
 }
 
 fn heartbeat_unreadable(error: poem::Error) -> HeartbeatResponse {
-    if error.status() == poem::http::StatusCode::UNAUTHORIZED {
-        return HeartbeatResponse::Unauthorized(
-            Json(ErrorBody::new(ErrorCode::Unauthorized, error.to_string(), json!({}))),
-            "Bearer".to_owned(),
-        );
+    match Refusal::of(&error, "send a UDC envelope as JSON") {
+        Refusal::Unauthorized(body) => HeartbeatResponse::Unauthorized(body, "Bearer".to_owned()),
+        Refusal::BadRequest(body) => HeartbeatResponse::BadRequest(body),
     }
-    HeartbeatResponse::BadRequest(Json(ErrorBody::new(ErrorCode::InvalidRequest, error.to_string(), json!({}))))
 }
 
 /// `POST /send` body (the fixture `udc_send_request.json`).
@@ -98,13 +94,10 @@ pub enum SendResponse {
 }
 
 fn send_unreadable(error: poem::Error) -> SendResponse {
-    if error.status() == poem::http::StatusCode::UNAUTHORIZED {
-        return SendResponse::Unauthorized(
-            Json(ErrorBody::new(ErrorCode::Unauthorized, error.to_string(), json!({}))),
-            "Bearer".to_owned(),
-        );
+    match Refusal::of(&error, "send {target, message_type, payload}") {
+        Refusal::Unauthorized(body) => SendResponse::Unauthorized(body, "Bearer".to_owned()),
+        Refusal::BadRequest(body) => SendResponse::BadRequest(body),
     }
-    SendResponse::BadRequest(Json(ErrorBody::new(ErrorCode::InvalidRequest, error.to_string(), json!({}))))
 }
 
 pub struct MeshApi {

@@ -9,7 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 use serde_json::{json, Value};
 
-use super::error::{ErrorBody, ErrorCode};
+use super::error::{ErrorBody, ErrorCode, Refusal};
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::udc::MeshAuth;
 use super::ApiTags;
@@ -39,13 +39,10 @@ pub enum ProcessResponse {
 }
 
 fn process_bad_request(error: poem::Error) -> ProcessResponse {
-    if error.status() == poem::http::StatusCode::UNAUTHORIZED {
-        return ProcessResponse::Unauthorized(
-            Json(ErrorBody::new(ErrorCode::Unauthorized, error.to_string(), json!({}))),
-            "Bearer".to_owned(),
-        );
+    match Refusal::of(&error, "send a UDC envelope as JSON") {
+        Refusal::Unauthorized(body) => ProcessResponse::Unauthorized(body, "Bearer".to_owned()),
+        Refusal::BadRequest(body) => ProcessResponse::BadRequest(body),
     }
-    bad_request(format!("the request body could not be read: {error}; send a UDC envelope as JSON"))
 }
 
 fn bad_request(message: String) -> ProcessResponse {

@@ -208,3 +208,24 @@ impl Drop for Process {
         let _ = self.child.wait();
     }
 }
+
+/// Serves a fake peer (a poem endpoint) on 127.0.0.1, port 0, until the returned sender is
+/// dropped. Returns its base URL.
+pub async fn serve_fake(app: impl poem::Endpoint + 'static) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).expect("acceptor");
+        poem::Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                app,
+                async move {
+                    let _ = stopped.await;
+                },
+                Some(Duration::from_secs(1)),
+            )
+            .await
+    });
+    (base, stop)
+}
