@@ -125,10 +125,10 @@ impl OrchestratorClient {
                 message: format!("There is no token for the Orchestrator: {e}."),
             })?;
             match self.send_once(target, message_type, body, &trace_id, target_name, token).await {
-                Err(error) if error.kind == FailureKind::Refused && error.message.contains("credentials") && !renew => {
-                    continue
-                }
-                other => return other,
+                Ok(relay_trace_id) => return Ok(relay_trace_id),
+                Err(SendFailure::CredentialsRefused) if !renew => continue,
+                Err(SendFailure::CredentialsRefused) => break,
+                Err(SendFailure::Other(error)) => return Err(error),
             }
         }
         Err(MeshError { kind: FailureKind::Refused, message: "The Orchestrator refused our credentials.".to_owned() })
@@ -142,7 +142,7 @@ impl OrchestratorClient {
         trace_id: &str,
         target_name: &str,
         token: Option<String>,
-    ) -> Result<String, MeshError> {
+    ) -> Result<String, SendFailure> {
         let mut request = self
             .http
             .post(format!("{}/send", self.config.base_url.trim_end_matches('/')))
@@ -153,7 +153,7 @@ impl OrchestratorClient {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let failed = |kind, message: String| MeshError { kind, message };
+        let failed = |kind, message: String| SendFailure::Other(MeshError { kind, message });
         let response = request.send().await.map_err(|error| {
             if error.is_timeout() {
                 failed(
@@ -180,10 +180,16 @@ impl OrchestratorClient {
             504 => {
                 Err(failed(FailureKind::Timeout, format!("The {target_name} did not answer the Orchestrator in time.")))
             }
-            401 | 403 => Err(failed(FailureKind::Refused, "The Orchestrator refused our credentials.".to_owned())),
+            401 | 403 => Err(SendFailure::CredentialsRefused),
             _ => Err(failed(FailureKind::BadResponse, format!("The Orchestrator answered with status {status}."))),
         }
     }
+}
+
+/// Why one `/send` attempt failed: refused credentials are worth one renewal, anything else is final.
+enum SendFailure {
+    CredentialsRefused,
+    Other(MeshError),
 }
 
 /// The `orchestrator_send` mode of the query step: relay, then wait for the correlated reply.

@@ -188,6 +188,11 @@ async fn relay_failures_and_a_dead_orchestrator_give_clear_replies_in_time() {
         assert_eq!(reply["trace"]["calls"][0]["outcome"], "failed", "{reply}");
         assert!(reply["response"].as_str().unwrap_or_default().contains(expected), "{expected}: {reply}");
     }
+    // refused credentials: the token is renewed once and the send tried again, then the reply says why
+    let refusing = mesh(Behaviour::Status(401), None).await;
+    let reply = chat(&refusing, "show the registry").await;
+    assert!(reply["response"].as_str().unwrap_or_default().contains("refused our credentials"), "{reply}");
+    assert_eq!(refusing.fake.sent.lock().expect("lock").len(), 2, "one send, one retry with a renewed token");
     // nothing listens: unreachable, retried once (a read), answered well within the timeouts
     let dead_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
     let mesh = mesh(Behaviour::Answer, Some(format!("http://127.0.0.1:{dead_port}"))).await;
