@@ -4,7 +4,8 @@
 //! call has three honest outcomes, and templates must be able to tell them apart: data came
 //! back, the request was dispatched but no answer arrived in time, or it failed for a typed
 //! reason. The engine only sees this trait; the bundled [`SampleBackend`] answers from the
-//! catalogue's sample data (the embedded default), and the mesh adapter plugs in here later.
+//! catalogue's sample data (the embedded default), and [`crate::mesh::MeshRouter`] reaches the
+//! real mesh.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,7 +81,7 @@ impl Outcome {
 }
 
 /// "5 seconds", "1 second", "250 milliseconds": read aloud as well as shown.
-fn human_duration(d: Duration) -> String {
+pub fn human_duration(d: Duration) -> String {
     let (n, unit) = if d.as_millis().is_multiple_of(1000) {
         (d.as_secs() as u128, "second")
     } else {
@@ -94,6 +95,18 @@ fn human_duration(d: Duration) -> String {
 pub trait DropletBackend: Send + Sync {
     /// Shown in `/dependencies`-style reports and in every reply trace, e.g. `fallback-data`.
     fn name(&self) -> &str;
+
+    /// The way this particular call travels (a mesh mode, or the backend's name).
+    fn route(&self, _request: &DropletRequest) -> &str {
+        self.name()
+    }
+
+    /// How long the engine lets the call run before calling it a timeout: the pipeline's
+    /// per-call timeout, unless the way the call travels needs longer (a relay waits for
+    /// droplet 10's own 10 s window, then for the reply).
+    fn time_limit(&self, request: &DropletRequest) -> Duration {
+        request.timeout
+    }
 
     fn call(&self, request: DropletRequest) -> BoxFuture<'_, Outcome>;
 }
@@ -124,7 +137,7 @@ impl SampleBackend {
                 message: format!("There is no droplet {} in the catalogue.", request.droplet_id),
             };
         };
-        let Some(endpoint) = droplet.endpoint(&request.endpoint) else {
+        let Some(endpoint) = droplet.endpoint_for(&request.endpoint, &request.method) else {
             return Outcome::Failed {
                 kind: FailureKind::UnknownEndpoint,
                 message: format!("The {} has no endpoint {}.", droplet.name, request.endpoint),

@@ -37,11 +37,30 @@ pub struct Endpoint {
     /// The bundled answer; not shown to templates.
     #[serde(skip)]
     pub sample: Option<Value>,
+    /// How droplet 10 answers it itself; not shown to templates.
+    #[serde(skip)]
+    pub native: Option<NativeForm>,
+}
+
+/// A question or command droplet 10 answers through its own `POST /message` (MESH.md §6.1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NativeForm {
+    /// `query` or `command`.
+    pub message_type: String,
+    /// The envelope payload; strings are templates over `body` and `params`.
+    pub payload: Value,
 }
 
 impl Droplet {
+    /// The first endpoint at `path`, whatever its method.
     pub fn endpoint(&self, path: &str) -> Option<&Endpoint> {
         self.endpoints.iter().find(|e| e.path == path)
+    }
+
+    /// The endpoint at `path` with `method` (`/tasks` can be both GET and POST), else the first
+    /// at `path`.
+    pub fn endpoint_for(&self, path: &str, method: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.path == path && e.method.eq_ignore_ascii_case(method)).or(self.endpoint(path))
     }
 }
 

@@ -1,10 +1,16 @@
-//! Tokens for calling droplet 10 (MESH.md §4): a static token, one we mint ourselves with the
-//! private key paired with droplet 10's public key, or one fetched from its `/auth/token`.
-//! Minted and fetched tokens are renewed an hour before they expire, or at once after a 401.
+//! The two token families of MESH.md §4.
+//!
+//! - Droplet 10: a static token, one we mint ourselves with the private key paired with droplet
+//!   10's public key, or one fetched from its `/auth/token`. Minted and fetched tokens are renewed
+//!   an hour before they expire, or at once after a 401.
+//! - The Registry: fetched from `/auth/token` with `X-Registry-Key` (`DROPLET_SECRET`), renewed
+//!   five minutes before its `exp`, or at once after a 401. Used for the Registry's own routes
+//!   and for calling droplets directly.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
+use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
@@ -63,11 +69,9 @@ impl OrchestratorCredentials {
         })
     }
 
-    pub fn fetch(orchestrator_url: &str, droplet_id: i64, secret: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+    /// Fetch mode; `timeout` is `ORCHESTRATOR_TIMEOUT`.
+    pub fn fetch(orchestrator_url: &str, droplet_id: i64, secret: &str, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder().timeout(timeout).build().unwrap_or_else(|_| reqwest::Client::new());
         OrchestratorCredentials::Fetch {
             url: format!("{}/auth/token", orchestrator_url.trim_end_matches('/')),
             droplet_id,
@@ -125,4 +129,83 @@ fn fresh(cached: &Mutex<Option<(String, i64)>>, renew: bool) -> Option<String> {
 
 fn store(cached: &Mutex<Option<(String, i64)>>, token: &str, exp: i64) {
     *cached.lock().unwrap_or_else(|p| p.into_inner()) = Some((token.to_owned(), exp));
+}
+
+/// Renew a Registry token this long before its `exp` (MESH.md §5.4).
+const REGISTRY_RENEW_BEFORE: i64 = 300;
+
+/// Registry tokens: `POST {registry}/auth/token?droplet_id=N` with `X-Registry-Key`.
+pub struct RegistryCredentials {
+    http: reqwest::Client,
+    base_url: String,
+    droplet_id: i64,
+    key: Option<String>,
+    cached: Mutex<Option<String>>,
+}
+
+impl RegistryCredentials {
+    /// `timeout` is `REGISTRY_TIMEOUT`.
+    pub fn new(registry_url: &str, droplet_id: i64, key: Option<String>, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder().timeout(timeout).build().unwrap_or_else(|_| reqwest::Client::new());
+        RegistryCredentials {
+            http,
+            base_url: registry_url.trim_end_matches('/').to_owned(),
+            droplet_id,
+            key,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// `DROPLET_SECRET`, which Registry routes want as `X-Registry-Key` besides the token.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// The token to send now: the cached one unless it expires within five minutes or `renew`
+    /// is set (after a 401).
+    pub async fn token(&self, renew: bool) -> Result<String, CredentialError> {
+        if !renew {
+            if let Some(token) = self.cached.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+                if seconds_left(&token).is_none_or(|left| left > REGISTRY_RENEW_BEFORE) {
+                    return Ok(token);
+                }
+            }
+        }
+        let url = format!("{}/auth/token", self.base_url);
+        let mut request = self.http.post(&url).query(&[("droplet_id", self.droplet_id.to_string())]);
+        if let Some(key) = &self.key {
+            request = request.header("X-Registry-Key", key);
+        }
+        let response = request.send().await.map_err(|e| CredentialError(format!("cannot reach {url}: {e}")))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let token = body["token"]
+            .as_str()
+            .or_else(|| body["access_token"].as_str())
+            .filter(|_| status.is_success())
+            .ok_or_else(|| CredentialError(format!("{url} gave no token (status {status})")))?;
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.to_owned());
+        Ok(token.to_owned())
+    }
+}
+
+/// Seconds until a JWT's `exp`, read without verifying (it is our own token, to refresh it).
+fn seconds_left(token: &str) -> Option<i64> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let exp = serde_json::from_slice::<Value>(&bytes).ok()?["exp"].as_i64()?;
+    Some(exp - now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_expiry_is_read_without_verifying() {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!({"exp": now() + 600}).to_string());
+        let left = seconds_left(&format!("e30.{payload}.sig")).expect("exp");
+        assert!((595..=600).contains(&left), "{left}");
+        assert_eq!(seconds_left("garbage"), None);
+    }
 }

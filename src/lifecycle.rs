@@ -9,10 +9,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::credentials::OrchestratorCredentials;
+use crate::credentials::{OrchestratorCredentials, RegistryCredentials};
 use crate::engine::utc_timestamp;
 use crate::identity::Identity;
 use crate::stats::{rss_mb, Stats};
@@ -22,8 +21,8 @@ use crate::stats::{rss_mb, Stats};
 pub struct LifecycleConfig {
     /// `REGISTRY_URL`; without it the Registry side does nothing.
     pub registry_url: Option<String>,
-    /// `DROPLET_SECRET`, sent as `X-Registry-Key`.
-    pub registry_key: Option<String>,
+    /// Registry tokens (`DROPLET_SECRET` as `X-Registry-Key`); shared with the `direct` mesh mode.
+    pub registry_credentials: Option<Arc<RegistryCredentials>>,
     /// `ORCHESTRATOR_URL` and how to get its tokens; without a URL the Orchestrator side does
     /// nothing.
     pub orchestrator_url: Option<String>,
@@ -33,6 +32,9 @@ pub struct LifecycleConfig {
     pub orchestrator_heartbeat: Duration,
     /// First retry delay; doubles up to [`MAX_BACKOFF`].
     pub backoff: Duration,
+    /// `REGISTRY_TIMEOUT` and `ORCHESTRATOR_TIMEOUT`: HTTP timeout of each call.
+    pub registry_timeout: Duration,
+    pub orchestrator_timeout: Duration,
 }
 
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -51,7 +53,6 @@ pub struct Lifecycle {
     http: reqwest::Client,
     config: LifecycleConfig,
     stats: Arc<Stats>,
-    registry_token: Mutex<Option<String>>,
     state: Mutex<LifecycleState>,
 }
 
@@ -63,15 +64,10 @@ struct Failure {
 
 impl Lifecycle {
     pub fn new(config: LifecycleConfig, stats: Arc<Stats>) -> Arc<Lifecycle> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
         Arc::new(Lifecycle {
-            http,
+            http: reqwest::Client::new(),
             config,
             stats,
-            registry_token: Mutex::new(None),
             state: Mutex::new(LifecycleState::default()),
         })
     }
@@ -153,44 +149,25 @@ impl Lifecycle {
         format!("{}{path}", self.config.orchestrator_url.as_deref().unwrap_or_default().trim_end_matches('/'))
     }
 
-    /// A Registry token, fetched with `X-Registry-Key` when there is none or it expires within
-    /// five minutes.
-    async fn token(&self, force: bool) -> Result<String, Failure> {
-        if !force {
-            if let Some(token) = self.registry_token.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-                if seconds_left(&token).is_none_or(|left| left > 300) {
-                    return Ok(token);
-                }
-            }
-        }
-        let mut request = self
-            .http
-            .post(self.registry_url("/auth/token"))
-            .query(&[("droplet_id", self.config.identity.id.to_string())]);
-        if let Some(key) = &self.config.registry_key {
-            request = request.header("X-Registry-Key", key);
-        }
-        let body = send(request).await?;
-        let token = body["token"]
-            .as_str()
-            .or_else(|| body["access_token"].as_str())
-            .ok_or(Failure { status: None, message: "the Registry's /auth/token answer has no token".to_owned() })?;
-        *self.registry_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.to_owned());
-        Ok(token.to_owned())
-    }
-
     /// A Registry call with both headers; a 401 refreshes the token and retries once.
     async fn registry_post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+        let Some(credentials) = &self.config.registry_credentials else {
+            return Err(Failure { status: None, message: "no Registry credentials".to_owned() });
+        };
         for attempt in 0..2 {
-            let token = self.token(attempt > 0).await?;
+            let token = credentials
+                .token(attempt > 0)
+                .await
+                .map_err(|e| Failure { status: None, message: format!("no Registry token: {e}") })?;
             let mut request = self
                 .http
                 .post(self.registry_url(path))
+                .timeout(self.config.registry_timeout)
                 .bearer_auth(&token)
                 .header("X-Trace-ID", uuid::Uuid::new_v4().to_string())
                 .header("X-Source", self.config.identity.id.to_string())
                 .json(body);
-            if let Some(key) = &self.config.registry_key {
+            if let Some(key) = credentials.key() {
                 request = request.header("X-Registry-Key", key);
             }
             match send(request).await {
@@ -261,6 +238,7 @@ impl Lifecycle {
             let mut request = self
                 .http
                 .post(self.orchestrator_url(path))
+                .timeout(self.config.orchestrator_timeout)
                 .header("X-Trace-ID", body["trace_id"].as_str().unwrap_or_default())
                 .header("X-Source", self.config.identity.id.to_string())
                 .json(body);
@@ -329,27 +307,5 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Value, Failure> {
         Ok(body)
     } else {
         Err(Failure { status: Some(status.as_u16()), message: format!("answered {status}") })
-    }
-}
-
-/// Seconds until a JWT's `exp`, read without verifying (it is our own token, to refresh it).
-fn seconds_left(token: &str) -> Option<i64> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    let exp = serde_json::from_slice::<Value>(&bytes).ok()?["exp"].as_i64()?;
-    Some(exp - time::OffsetDateTime::now_utc().unix_timestamp())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_expiry_is_read_without_verifying() {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!({"exp": now + 600}).to_string());
-        let left = seconds_left(&format!("e30.{payload}.sig")).expect("exp");
-        assert!((595..=600).contains(&left), "{left}");
-        assert_eq!(seconds_left("garbage"), None);
     }
 }

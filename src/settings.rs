@@ -2,10 +2,12 @@
 //! `.env` files carry over. Every variable is optional; a bad value is a start-up error that
 //! names the variable and what it should look like.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::mesh::MeshMode;
 use crate::session::SessionLimits;
 
 #[derive(Debug, Clone)]
@@ -63,10 +65,21 @@ pub struct Settings {
     pub orchestrator_secret: Option<String>,
     /// `MESH_REPLY_TIMEOUT_MS` (8000): how long a query waits for the relayed answer.
     pub mesh_reply_timeout: Duration,
-    /// `MESH_MODE`: `orchestrator_send` (default, droplet 10) or `proxy` (an Orchestrator that
-    /// proxies synchronously, at `PROXY_URL`, default `{ORCHESTRATOR_URL}/orchestrator/tasks`).
-    pub mesh_mode: String,
+    /// `MESH_MODE`: how calls to droplets other than droplet 10 travel: `orchestrator_send`
+    /// (default: relayed by droplet 10), `proxy` (an Orchestrator that proxies synchronously, at
+    /// `PROXY_URL`, default `{ORCHESTRATOR_URL}/orchestrator/tasks`) or `direct` (the droplet's
+    /// own API). Droplet 10's own questions always go natively.
+    pub mesh_mode: MeshMode,
     pub proxy_url: Option<String>,
+    /// `MESH_TARGET_MODES`, e.g. `14=direct,2=proxy`: exceptions to `MESH_MODE` per droplet.
+    pub mesh_target_modes: HashMap<i64, MeshMode>,
+    /// `DIRECT_URLS`, e.g. `14=http://10.0.0.14:8000`: base URLs for the direct mode; others
+    /// are looked up in droplet 10's directory.
+    pub direct_urls: HashMap<i64, String>,
+    /// `ORCHESTRATOR_TIMEOUT` (5 s; `/send` always gets at least 12 s) and `REGISTRY_TIMEOUT`
+    /// (5 s): HTTP timeouts of calls to droplet 10 and to the Registry.
+    pub orchestrator_timeout: Duration,
+    pub registry_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,10 +173,24 @@ impl Settings {
             orchestrator_token: lookup("ORCHESTRATOR_TOKEN").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             orchestrator_private_key: lookup("ORCHESTRATOR_PRIVATE_KEY").filter(|v| !v.trim().is_empty()),
             orchestrator_secret: lookup("ORCHESTRATOR_SECRET").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
-            mesh_mode: lookup("MESH_MODE")
-                .map(|v| v.trim().to_lowercase())
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| "orchestrator_send".to_owned()),
+            mesh_mode: parse(&lookup, "MESH_MODE", MeshMode::OrchestratorSend, MeshMode::CHOICES)?,
+            mesh_target_modes: per_droplet(
+                &lookup,
+                "MESH_TARGET_MODES",
+                "droplet=mode pairs such as 14=direct,2=proxy (modes: orchestrator_send, proxy, direct)",
+                |mode| mode.parse().ok(),
+            )?,
+            direct_urls: per_droplet(
+                &lookup,
+                "DIRECT_URLS",
+                "droplet=URL pairs such as 14=http://10.0.0.14:8000",
+                |url| {
+                    (url.starts_with("http://") || url.starts_with("https://"))
+                        .then(|| url.trim_end_matches('/').to_owned())
+                },
+            )?,
+            orchestrator_timeout: seconds(&lookup, "ORCHESTRATOR_TIMEOUT", 5)?,
+            registry_timeout: seconds(&lookup, "REGISTRY_TIMEOUT", 5)?,
             proxy_url: lookup("PROXY_URL").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             mesh_reply_timeout: Duration::from_millis(parse(
                 &lookup,
@@ -177,6 +204,46 @@ impl Settings {
                 .unwrap_or_else(|| "chat-orchestrator:".to_owned()),
         })
     }
+}
+
+/// A timeout in seconds (fractions allowed, as the seed's `.env` files write them: `5.0`).
+fn seconds(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<Duration, SettingsError> {
+    let expected = "a number of seconds greater than 0, such as 5 or 2.5";
+    match lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+        None => Ok(Duration::from_secs(default)),
+        Some(value) => value
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0 && *s < 86_400.0)
+            .map(Duration::from_secs_f64)
+            .ok_or(SettingsError { name, value, expected }),
+    }
+}
+
+/// `id=value` pairs separated by commas, e.g. `14=direct,2=proxy`.
+fn per_droplet<T>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    expected: &'static str,
+    read: impl Fn(&str) -> Option<T>,
+) -> Result<HashMap<i64, T>, SettingsError> {
+    let Some(text) = lookup(name).filter(|v| !v.trim().is_empty()) else {
+        return Ok(HashMap::new());
+    };
+    let mut pairs = HashMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let parsed =
+            pair.split_once('=').and_then(|(id, value)| Some((id.trim().parse::<i64>().ok()?, read(value.trim())?)));
+        let Some((id, value)) = parsed else {
+            return Err(SettingsError { name, value: text.clone(), expected });
+        };
+        pairs.insert(id, value);
+    }
+    Ok(pairs)
 }
 
 #[cfg(test)]
@@ -205,5 +272,33 @@ mod tests {
             "environment variable PORT=\"eighty\" is not valid: expected a port number from 0 to 65535"
         );
         assert!(with(&[("SESSION_MAX_HISTORY", "0")]).is_err());
+    }
+
+    #[test]
+    fn mesh_settings_are_typed_and_checked() {
+        let s = with(&[
+            ("MESH_MODE", "Proxy"),
+            ("MESH_TARGET_MODES", "14=direct, 2=orchestrator_send"),
+            ("DIRECT_URLS", "14=http://127.0.0.1:9014/"),
+            ("ORCHESTRATOR_TIMEOUT", "2.5"),
+        ])
+        .expect("valid");
+        assert_eq!(s.mesh_mode, MeshMode::Proxy);
+        assert_eq!(s.mesh_target_modes.get(&14), Some(&MeshMode::Direct));
+        assert_eq!(s.mesh_target_modes.get(&2), Some(&MeshMode::OrchestratorSend));
+        assert_eq!(s.direct_urls.get(&14).map(String::as_str), Some("http://127.0.0.1:9014"));
+        assert_eq!(s.orchestrator_timeout, Duration::from_millis(2500));
+        assert_eq!(s.registry_timeout, Duration::from_secs(5));
+        for (name, value) in [
+            ("MESH_MODE", "carrier-pigeon"),
+            ("MESH_TARGET_MODES", "14:direct"),
+            ("MESH_TARGET_MODES", "fourteen=direct"),
+            ("DIRECT_URLS", "14=ftp://x"),
+            ("ORCHESTRATOR_TIMEOUT", "0"),
+            ("REGISTRY_TIMEOUT", "soon"),
+        ] {
+            let err = with(&[(name, value)]).expect_err(value);
+            assert_eq!(err.name, name, "{err}");
+        }
     }
 }

@@ -73,6 +73,9 @@ pub struct CallTrace {
     pub endpoint: String,
     /// HTTP method.
     pub method: String,
+    /// How the call travelled: `fallback-data` (bundled samples), `orchestrator_send`,
+    /// `orchestrator_native`, `proxy` or `direct`; empty when no call was made.
+    pub via: String,
     /// Time until the outcome was known.
     pub duration_ms: u64,
     /// `data`, `dispatched` or `failed`.

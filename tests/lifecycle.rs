@@ -7,7 +7,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chat_orchestrator::credentials::OrchestratorCredentials;
+use chat_orchestrator::credentials::{OrchestratorCredentials, RegistryCredentials};
 use chat_orchestrator::lifecycle::{Lifecycle, LifecycleConfig};
 use chat_orchestrator::stats::Stats;
 use poem::web::{Data, Json};
@@ -79,13 +79,20 @@ async fn registers_heartbeats_recovers_and_leaves() {
     let lifecycle = Lifecycle::new(
         LifecycleConfig {
             registry_url: Some(base.clone()),
-            registry_key: Some("test-registry-key".to_owned()),
+            registry_credentials: Some(Arc::new(RegistryCredentials::new(
+                &base,
+                12,
+                Some("test-registry-key".to_owned()),
+                Duration::from_secs(2),
+            ))),
             orchestrator_url: Some(base.clone()),
             orchestrator_credentials: Arc::new(OrchestratorCredentials::Static("test-orchestrator-token".to_owned())),
             identity: identity(),
             registry_heartbeat: Duration::from_millis(60),
             orchestrator_heartbeat: Duration::from_millis(60),
             backoff: Duration::from_millis(20),
+            registry_timeout: Duration::from_secs(2),
+            orchestrator_timeout: Duration::from_secs(2),
         },
         Arc::new(Stats::new()),
     );
@@ -142,13 +149,20 @@ async fn an_unreachable_mesh_never_blocks_and_is_retried() {
     let lifecycle = Lifecycle::new(
         LifecycleConfig {
             registry_url: Some(format!("http://{dead}")),
-            registry_key: None,
+            registry_credentials: Some(Arc::new(RegistryCredentials::new(
+                &format!("http://{dead}"),
+                12,
+                None,
+                Duration::from_secs(2),
+            ))),
             orchestrator_url: Some(format!("http://{dead}")),
             orchestrator_credentials: Arc::new(OrchestratorCredentials::None),
             identity: identity(),
             registry_heartbeat: Duration::from_secs(30),
             orchestrator_heartbeat: Duration::from_secs(60),
             backoff: Duration::from_millis(20),
+            registry_timeout: Duration::from_secs(2),
+            orchestrator_timeout: Duration::from_secs(2),
         },
         Arc::new(Stats::new()),
     );
@@ -169,7 +183,7 @@ async fn orchestrator_tokens_can_be_minted_or_fetched() {
     // fetched: POST /auth/token {droplet_id, secret_key}, cached until an hour before expiry
     let fake = Fake::default();
     let (base, _stop) = start(fake.clone()).await;
-    let fetched = OrchestratorCredentials::fetch(&base, 12, "orchestrator-secret");
+    let fetched = OrchestratorCredentials::fetch(&base, 12, "orchestrator-secret", Duration::from_secs(2));
     assert_eq!(fetched.token(false).await.expect("token").as_deref(), Some("orchestrator-token-1"));
     assert_eq!(fetched.token(false).await.expect("cached").as_deref(), Some("orchestrator-token-1"));
     assert_eq!(fetched.token(true).await.expect("renewed").as_deref(), Some("orchestrator-token-2"));

@@ -11,11 +11,11 @@ use crate::api::rate_limit::RateLimits;
 use crate::api::udc::{Deployment, Health};
 use crate::api::AppState;
 use crate::auth::{load_public_key, Verifier};
-use crate::backend::{DropletBackend, SampleBackend};
-use crate::credentials::OrchestratorCredentials;
+use crate::backend::SampleBackend;
+use crate::credentials::{OrchestratorCredentials, RegistryCredentials};
 use crate::engine::{BackendFactory, Engine};
 use crate::lifecycle::{Lifecycle, LifecycleConfig};
-use crate::mesh::{OrchestratorClient, OrchestratorConfig, OrchestratorSendBackend, ProxyBackend, Waiters};
+use crate::mesh::{MeshSetup, OrchestratorClient, OrchestratorConfig, Waiters};
 use crate::session::{MemoryStore, RedisStore, SessionStore};
 use crate::settings::Settings;
 
@@ -41,34 +41,40 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     );
     let waiters = Arc::new(Waiters::default());
     let credentials = Arc::new(orchestrator_credentials(&settings, &compiled.identity)?);
+    let registry_credentials = settings.registry_url.as_ref().map(|url| {
+        Arc::new(RegistryCredentials::new(
+            url,
+            compiled.identity.id,
+            settings.droplet_secret.clone(),
+            settings.registry_timeout,
+        ))
+    });
     let orchestrator = settings.orchestrator_url.as_ref().map(|url| {
         OrchestratorClient::new(OrchestratorConfig {
             base_url: url.clone(),
             credentials: credentials.clone(),
             our_id: compiled.identity.id,
             reply_timeout: settings.mesh_reply_timeout,
+            timeout: settings.orchestrator_timeout,
         })
     });
     let backends: BackendFactory = match &orchestrator {
-        Some(client) if settings.mesh_mode == "proxy" => {
-            let url = settings
-                .proxy_url
-                .clone()
-                .unwrap_or_else(|| format!("{}/orchestrator/tasks", client.config().base_url.trim_end_matches('/')));
-            tracing::info!(%url, "droplet queries go through a proxying Orchestrator");
-            let shared: Arc<dyn DropletBackend> = Arc::new(ProxyBackend::new(&url, client.config().our_id));
-            Box::new(move |_| shared.clone())
-        }
         Some(client) => {
-            anyhow::ensure!(
-                settings.mesh_mode == "orchestrator_send",
-                "MESH_MODE={:?} is not known: use orchestrator_send (droplet 10) or proxy",
-                settings.mesh_mode
+            tracing::info!(
+                orchestrator = %client.config().base_url,
+                mode = settings.mesh_mode.as_str(),
+                "droplet queries go through the mesh (droplet 10's own questions natively)"
             );
-            tracing::info!(orchestrator = %client.config().base_url, "droplet queries go through the Orchestrator");
-            let shared: Arc<dyn DropletBackend> =
-                Arc::new(OrchestratorSendBackend::new(client.clone(), waiters.clone()));
-            Box::new(move |_| shared.clone())
+            MeshSetup {
+                client: client.clone(),
+                waiters: waiters.clone(),
+                mode: settings.mesh_mode,
+                target_modes: settings.mesh_target_modes.clone(),
+                proxy_url: settings.proxy_url.clone(),
+                direct_urls: settings.direct_urls.clone(),
+                registry: registry_credentials.clone(),
+            }
+            .into_factory()
         }
         None => {
             tracing::warn!(
@@ -134,13 +140,15 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let lifecycle = Lifecycle::new(
         LifecycleConfig {
             registry_url: settings.registry_url.clone(),
-            registry_key: settings.droplet_secret.clone(),
+            registry_credentials,
             orchestrator_url: settings.orchestrator_url.clone(),
             orchestrator_credentials: credentials,
             identity,
             registry_heartbeat: Duration::from_secs(30),
             orchestrator_heartbeat: Duration::from_secs(60),
             backoff: Duration::from_secs(5),
+            registry_timeout: settings.registry_timeout,
+            orchestrator_timeout: settings.orchestrator_timeout,
         },
         state.stats.clone(),
     );
@@ -165,7 +173,9 @@ fn orchestrator_credentials(
         ) {
             (Some(token), _, _, _) => OrchestratorCredentials::Static(token.clone()),
             (None, Some(key), _, _) => OrchestratorCredentials::mint(key, identity.id, &identity.steward)?,
-            (None, None, Some(secret), Some(url)) => OrchestratorCredentials::fetch(url, identity.id, secret),
+            (None, None, Some(secret), Some(url)) => {
+                OrchestratorCredentials::fetch(url, identity.id, secret, settings.orchestrator_timeout)
+            }
             _ => OrchestratorCredentials::None,
         },
     )

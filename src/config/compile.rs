@@ -18,7 +18,7 @@ use super::spec::{
 };
 use super::yaml::LocatedYaml;
 use super::{CompiledConfig, CATALOGUE_SCHEMA, PIPELINE_SCHEMA, UDC_CONFIG_SCHEMA};
-use crate::catalogue::{Catalogue, Droplet, Endpoint};
+use crate::catalogue::{Catalogue, Droplet, Endpoint, NativeForm};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Position};
 use crate::identity::Identity;
 use crate::intent::{IntentRules, Resolver};
@@ -281,12 +281,26 @@ impl<'a> Compiler<'a> {
                         &[],
                     );
                 }
+                if let Some(native) = &e.native {
+                    self.check_templated(
+                        &document,
+                        &format!("{here}/endpoints/{j}/native/payload"),
+                        &native.payload,
+                        templates,
+                        SAMPLE_CONTEXT_NAMES,
+                        &[],
+                    );
+                }
                 endpoints.push(Endpoint {
                     path: e.path.clone(),
                     method: e.method.clone(),
                     description: e.description.clone(),
                     backing: e.backing.clone().unwrap_or_else(|| "source".to_owned()),
                     sample: e.sample.clone(),
+                    native: e
+                        .native
+                        .as_ref()
+                        .map(|n| NativeForm { message_type: n.message_type.clone(), payload: n.payload.clone() }),
                 });
             }
             droplets.push(Droplet {

@@ -205,6 +205,16 @@ pub struct EndpointSpec {
     pub backing: Option<String>,
     #[serde(default)]
     pub sample: Option<Value>,
+    #[serde(default)]
+    pub native: Option<NativeSpec>,
+}
+
+/// How droplet 10 answers an endpoint itself (`POST /message`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NativeSpec {
+    pub message_type: String,
+    pub payload: Value,
 }
 
 /// `udc_config.json` as written.

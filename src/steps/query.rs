@@ -91,24 +91,25 @@ impl QueryStep {
 
         let finished = join_all(planned.into_iter().map(|p| async move {
             let started = Instant::now();
-            let outcome = match p.action {
-                Err(outcome) => outcome,
+            let (outcome, via) = match p.action {
+                Err(outcome) => (outcome, String::new()),
                 Ok(ref request) => {
-                    let name = request.droplet_name.clone();
-                    let limit = request.timeout;
-                    match tokio::time::timeout(limit, env.backend.call(request.clone())).await {
+                    let via = env.backend.route(request).to_owned();
+                    let limit = env.backend.time_limit(request);
+                    let outcome = match tokio::time::timeout(limit, env.backend.call(request.clone())).await {
                         Ok(outcome) => outcome,
-                        Err(_) => Outcome::timeout(&name, limit),
-                    }
+                        Err(_) => Outcome::timeout(&request.droplet_name, limit),
+                    };
+                    (outcome, via)
                 }
             };
-            (p.call, p.droplet, p.endpoint, p.method, outcome, started.elapsed())
+            (p.call, p.droplet, p.endpoint, p.method, outcome, via, started.elapsed())
         }))
         .await;
 
         let mut per_call: Vec<Vec<Value>> = vec![Vec::new(); self.calls.len()];
         let mut summary = [0usize; 3];
-        for (call, droplet, endpoint, method, outcome, elapsed) in finished {
+        for (call, droplet, endpoint, method, outcome, via, elapsed) in finished {
             let (status, ok, data, error, relay) = match &outcome {
                 Outcome::Data(data) => ("data", true, data.clone(), Value::Null, Value::Null),
                 Outcome::Dispatched { relay_trace_id } => {
@@ -129,6 +130,7 @@ impl QueryStep {
                 droplet: droplet.get("name").and_then(Value::as_str).unwrap_or("(none)").to_owned(),
                 endpoint: endpoint.clone(),
                 method: method.clone(),
+                via,
                 duration_ms,
                 outcome: status.to_owned(),
                 error: error.get("message").and_then(Value::as_str).map(str::to_owned),
