@@ -40,12 +40,17 @@ pub struct LifecycleConfig {
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// What the lifecycle has achieved, for logs and `/dependencies`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, poem_openapi::Object)]
 pub struct LifecycleState {
+    /// Registered with the Registry (`REGISTRY_URL`).
     pub registry_registered: bool,
+    /// Registered in droplet 10's directory (`ORCHESTRATOR_URL`).
     pub orchestrator_registered: bool,
+    /// Time of the last accepted Registry heartbeat (every 30 s).
     pub last_registry_heartbeat: Option<String>,
+    /// Time of the last accepted Orchestrator heartbeat (every 60 s).
     pub last_orchestrator_heartbeat: Option<String>,
+    /// The last failed step and why; it is retried with backoff.
     pub last_error: Option<String>,
 }
 

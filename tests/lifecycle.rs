@@ -57,7 +57,7 @@ async fn everything(request: &poem::Request, body: poem::Body, Data(fake): Data<
 }
 
 async fn start(fake: Fake) -> (String, tokio::sync::oneshot::Sender<()>) {
-    common::serve_fake(Route::new().at("/*path", poem::post(everything)).data(fake)).await
+    common::serve_fake(Route::new().at("/*path", poem::post(everything).get(everything)).data(fake)).await
 }
 
 fn identity() -> chat_orchestrator::identity::Identity {
@@ -221,4 +221,70 @@ async fn orchestrator_tokens_can_be_minted_or_fetched() {
     assert_eq!((claims["droplet_id"].as_i64(), claims["steward"].as_str()), (Some(12), Some("chat-team")));
     assert!(OrchestratorCredentials::mint("-----BEGIN PRIVATE KEY-----\\nnope\\n-----END PRIVATE KEY-----", 12, "x")
         .is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependencies_show_the_registry_probe_and_the_lifecycle() {
+    use chat_orchestrator::api::AppState;
+    use chat_orchestrator::backend::SampleBackend;
+    use chat_orchestrator::engine::Engine;
+    use chat_orchestrator::session::{MemoryStore, SessionLimits};
+
+    let fake = Fake::default();
+    let (base, _stop) = start(fake.clone()).await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
+    let mut answers = Vec::new();
+    for registry in [base.clone(), format!("http://{dead}")] {
+        let lifecycle = Lifecycle::new(
+            LifecycleConfig {
+                registry_url: Some(registry.clone()),
+                registry_credentials: Some(Arc::new(RegistryCredentials::new(
+                    &registry,
+                    12,
+                    Some("test-registry-key".to_owned()),
+                    Duration::from_secs(2),
+                ))),
+                orchestrator_url: None,
+                orchestrator_credentials: Arc::new(OrchestratorCredentials::None),
+                identity: identity(),
+                registry_heartbeat: Duration::from_secs(30),
+                orchestrator_heartbeat: Duration::from_secs(60),
+                backoff: Duration::from_millis(50),
+                registry_timeout: Duration::from_secs(2),
+                orchestrator_timeout: Duration::from_secs(2),
+            },
+            Arc::new(Stats::new()),
+        );
+        lifecycle.spawn();
+        let engine = Engine::new(
+            common::compiled(),
+            SampleBackend::factory(),
+            Arc::new(MemoryStore::new(SessionLimits::default())),
+        );
+        let mut state = AppState::new(Arc::new(engine), None, None);
+        state.health.spawn_registry_probe(registry, Duration::from_millis(50));
+        state.lifecycle = Some(lifecycle);
+        let ours = common::Running::start(state).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let answer: Value = ours
+            .client
+            .get(format!("{}/dependencies", ours.base))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        answers.push(answer);
+    }
+    let registry_status = |answer: &Value| {
+        answer["required"].as_array().and_then(|r| r.iter().find(|d| d["id"] == 1)).map(|d| d["status"].clone())
+    };
+    let (up, down) = (&answers[0], &answers[1]);
+    assert_eq!(registry_status(up), Some(json!("connected")), "{up}");
+    assert_eq!(up["lifecycle"]["registry_registered"], true, "{up}");
+    assert_eq!(registry_status(down), Some(json!("unavailable")), "{down}");
+    assert_eq!(down["lifecycle"]["registry_registered"], false, "{down}");
+    assert!(down["lifecycle"]["last_error"].as_str().unwrap_or_default().starts_with("registry:"), "{down}");
+    assert!(down["missing"].as_array().is_some_and(|m| m.contains(&json!("registry"))), "{down}");
 }

@@ -59,6 +59,8 @@ pub struct AppState {
     pub waiters: Arc<crate::mesh::Waiters>,
     /// The Orchestrator, when `ORCHESTRATOR_URL` is set.
     pub orchestrator: Option<crate::mesh::OrchestratorClient>,
+    /// Registration and heartbeats, shown by `/dependencies`.
+    pub lifecycle: Option<Arc<crate::lifecycle::Lifecycle>>,
 }
 
 impl AppState {
@@ -78,6 +80,7 @@ impl AppState {
             deployment: udc::Deployment { environment: "development".to_owned(), deployed_by: "unknown".to_owned() },
             waiters: Arc::new(crate::mesh::Waiters::default()),
             orchestrator: None,
+            lifecycle: None,
         }
     }
 }
@@ -98,6 +101,7 @@ pub fn service(
             health: state.health.clone(),
             stats: state.stats.clone(),
             deployment: state.deployment.clone(),
+            lifecycle: state.lifecycle.clone(),
         },
         process::ProcessApi { engine: state.engine.clone(), limit: state.rate_limits.process.clone() },
         mesh::MeshApi {

@@ -24,6 +24,8 @@ pub struct Health {
     store_ok: AtomicBool,
     /// The Orchestrator's `/health` at the last probe; `None` when none is configured.
     orchestrator_ok: std::sync::Mutex<Option<bool>>,
+    /// The Registry's `/health` at the last probe; `None` when `REGISTRY_URL` is not set.
+    registry_ok: std::sync::Mutex<Option<bool>>,
     /// Set while the server drains before exiting.
     pub draining: AtomicBool,
     /// Said on every `/health` answer (e.g. authentication is off).
@@ -35,6 +37,7 @@ impl Health {
         Health {
             store_ok: AtomicBool::new(true),
             orchestrator_ok: std::sync::Mutex::new(None),
+            registry_ok: std::sync::Mutex::new(None),
             draining: AtomicBool::new(false),
             warnings,
         }
@@ -49,11 +52,31 @@ impl Health {
         *self.orchestrator_ok.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Probes `GET {base}/health` every `every`; `/dependencies` reads the last answer.
+    /// `Some(reachable)` when a Registry is configured.
+    pub fn registry_ok(&self) -> Option<bool> {
+        *self.registry_ok.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Probes the Orchestrator's `GET {base}/health` every `every`; `/dependencies` reads the
+    /// last answer.
     pub fn spawn_orchestrator_probe(
         self: &Arc<Self>,
         base_url: String,
         every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        self.spawn_probe(base_url, every, |health| &health.orchestrator_ok)
+    }
+
+    /// Probes the Registry's `GET {base}/health` every `every`.
+    pub fn spawn_registry_probe(self: &Arc<Self>, base_url: String, every: Duration) -> tokio::task::JoinHandle<()> {
+        self.spawn_probe(base_url, every, |health| &health.registry_ok)
+    }
+
+    fn spawn_probe(
+        self: &Arc<Self>,
+        base_url: String,
+        every: Duration,
+        slot: fn(&Health) -> &std::sync::Mutex<Option<bool>>,
     ) -> tokio::task::JoinHandle<()> {
         let health = Arc::downgrade(self);
         let http = reqwest::Client::builder()
@@ -67,7 +90,7 @@ impl Health {
                 let url = format!("{}/health", base_url.trim_end_matches('/'));
                 let ok = http.get(&url).send().await.is_ok_and(|r| r.status().is_success());
                 let Some(health) = health.upgrade() else { break };
-                *health.orchestrator_ok.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(ok);
+                *slot(&health).lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(ok);
             }
         })
     }
@@ -181,6 +204,9 @@ pub struct DependenciesBody {
     pub backend: String,
     /// The session store: `{kind: memory|redis, status}`.
     pub session_store: Value,
+    /// Registration and heartbeats with the Registry and the Orchestrator; absent when neither
+    /// is configured.
+    pub lifecycle: Option<crate::lifecycle::LifecycleState>,
 }
 
 #[derive(Debug, Object)]
@@ -223,6 +249,7 @@ pub struct UdcApi {
     pub health: Arc<Health>,
     pub stats: Arc<Stats>,
     pub deployment: Deployment,
+    pub lifecycle: Option<Arc<crate::lifecycle::Lifecycle>>,
 }
 
 const BUILD_DATE: &str = env!("CHAT_ORCHESTRATOR_BUILD_DATE");
@@ -297,16 +324,19 @@ impl UdcApi {
     async fn dependencies(&self, _auth: MeshAuth) -> DependenciesResponse {
         let runtime = self.engine.runtime();
         let config = &runtime.config;
-        // every droplet is reached through the Orchestrator: when it answers its /health, it is
-        // `connected` and the others `available`; without one (bundled samples) nothing is
+        // droplets are reached through the Orchestrator: when it answers its /health, it is
+        // `connected` and the others `available`; without one (bundled samples) nothing is. The
+        // Registry, when configured, is probed itself.
         let orchestrator_up = self.health.orchestrator_ok() == Some(true);
+        let registry_probe = self.health.registry_ok();
         let status_of = |id: &i64| DependencyStatus {
             id: *id,
             name: config.catalogue.by_id(*id).map(|d| d.name.clone()).unwrap_or_else(|| format!("droplet {id}")),
-            status: match (orchestrator_up, *id == 10) {
-                (true, true) => "connected",
-                (true, false) => "available",
-                (false, _) => "unavailable",
+            status: match (*id, registry_probe, orchestrator_up) {
+                (1, Some(true), _) | (10, _, true) => "connected",
+                (1, Some(false), _) => "unavailable",
+                (_, _, true) => "available",
+                _ => "unavailable",
             }
             .to_owned(),
         };
@@ -325,6 +355,7 @@ impl UdcApi {
                 "kind": self.engine.sessions().kind(),
                 "status": if self.health.store_ok() { "connected" } else { "unavailable" },
             }),
+            lifecycle: self.lifecycle.as_ref().map(|lifecycle| lifecycle.state()),
         }))
     }
 

@@ -153,6 +153,12 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         state.stats.clone(),
     );
     lifecycle.spawn();
+    if settings.registry_url.is_some() || settings.orchestrator_url.is_some() {
+        state.lifecycle = Some(lifecycle.clone());
+    }
+    if let Some(url) = &settings.registry_url {
+        state.health.spawn_registry_probe(url.clone(), Duration::from_secs(30));
+    }
     crate::server::run(listener, state, shutdown_signal()).await?;
     lifecycle.leave().await;
     tracing::info!("stopped");
