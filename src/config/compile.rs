@@ -282,6 +282,21 @@ impl<'a> Compiler<'a> {
                     );
                 }
                 if let Some(native) = &e.native {
+                    if d.id != crate::mesh::ORCHESTRATOR_DROPLET_ID {
+                        self.report(
+                            Diagnostic::new(
+                                Code::InvalidValue,
+                                CATALOGUE_FILE,
+                                document.at(&format!("{here}/endpoints/{j}/native")),
+                                format!(
+                                    "`native` on the {} would never be used: only the Orchestrator (droplet {}) answers questions itself",
+                                    d.name,
+                                    crate::mesh::ORCHESTRATOR_DROPLET_ID
+                                ),
+                            )
+                            .with_help("remove `native` here; calls to this droplet go the way MESH_MODE says"),
+                        );
+                    }
                     self.check_templated(
                         &document,
                         &format!("{here}/endpoints/{j}/native/payload"),
