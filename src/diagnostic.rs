@@ -63,6 +63,8 @@ pub enum Code {
     UnreachableStep,
     /// A pipeline's `tests:` entry names an intent that does not exist.
     UnknownTestIntent,
+    /// A catalogue endpoint has a `native` form but its droplet is not the Orchestrator.
+    NativeTarget,
 }
 
 impl Code {
@@ -80,6 +82,7 @@ impl Code {
             Code::NoFallback => "E_NO_FALLBACK",
             Code::ManyFallbacks => "E_MANY_FALLBACKS",
             Code::BadRegex => "E_BAD_REGEX",
+            Code::NativeTarget => "E_NATIVE_TARGET",
             Code::StepKind => "E_STEP_KIND",
             Code::UnknownSlot => "E_UNKNOWN_SLOT",
             Code::SlotSchema => "E_SLOT_SCHEMA",

@@ -1,13 +1,14 @@
 //! The conversation engine: one turn in, one reply out.
 //!
-//! The engine is pure: no HTTP types and no file IO. Droplet calls, sessions and (later) the LLM
-//! come in through traits it is given, which is what lets the server, the CLI and the tests run
+//! The engine is pure: no HTTP types and no file IO. Droplet calls, sessions and the language
+//! model come in through traits it is given, which is what lets the server, the CLI and the tests run
 //! the very same engine. A turn takes one configuration version at its start and uses only that
 //! version, and holds its session's lease from start to commit (see `session`).
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use futures::future::join_all;
 use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -15,10 +16,12 @@ use time::OffsetDateTime;
 use crate::backend::DropletBackend;
 use crate::config::CompiledConfig;
 use crate::intent::{Evidence, Resolution};
+use crate::llm::{Llm, Speaker};
 use crate::pipeline::{Flow, RunEnv, TurnState};
 use crate::session::{Channel, Message, Pending, Role, SessionStore, StoreError};
 use crate::steps::Step;
 use crate::trace::{CandidateTrace, IntentTrace, TurnTrace};
+use crate::understand::Understanding;
 
 /// What the user said and where it came from.
 #[derive(Debug, Clone, Default)]
@@ -77,10 +80,23 @@ pub type BackendFactory = Box<dyn Fn(&Arc<CompiledConfig>) -> Arc<dyn DropletBac
 
 pub struct Engine {
     current: ArcSwap<Runtime>,
+    /// The language model, when one is configured; rules answer without it.
+    llm: Option<Arc<Llm>>,
     backends: BackendFactory,
     /// Serialises installs so versions go live in the order they are numbered.
     installing: std::sync::Mutex<u64>,
     sessions: Arc<dyn SessionStore>,
+}
+
+/// How many earlier messages the language model sees.
+const LLM_HISTORY: usize = 6;
+
+/// The plans for a turn after asking the language model (when it was asked).
+struct Understood {
+    plans: Vec<Plan>,
+    /// The `llm` template variable: `{configured, status, clarification, message}`.
+    context: Value,
+    calls: Vec<crate::trace::LlmCallTrace>,
 }
 
 /// Which pipeline runs, from where, and why.
@@ -98,7 +114,24 @@ impl Engine {
     pub fn new(config: Arc<CompiledConfig>, backends: BackendFactory, sessions: Arc<dyn SessionStore>) -> Self {
         let backend = backends(&config);
         let first = Runtime { config, backend, version: 1 };
-        Engine { current: ArcSwap::from_pointee(first), backends, installing: std::sync::Mutex::new(1), sessions }
+        Engine {
+            current: ArcSwap::from_pointee(first),
+            llm: None,
+            backends,
+            installing: std::sync::Mutex::new(1),
+            sessions,
+        }
+    }
+
+    /// Lets the engine ask a language model when no rule decides.
+    pub fn with_llm(mut self, llm: Arc<Llm>) -> Self {
+        self.llm = Some(llm);
+        self
+    }
+
+    /// The language model, when one is configured.
+    pub fn llm(&self) -> Option<&Arc<Llm>> {
+        self.llm.as_ref()
     }
 
     /// The greeting for a client that just connected, on its channel.
@@ -149,6 +182,15 @@ impl Engine {
         let session = lease.session();
         session.channel = turn.channel;
         session.metadata.extend(turn.metadata.clone());
+        // what was said before this message, for the language model's context
+        let history: Vec<(Speaker, String)> = session
+            .history
+            .iter()
+            .rev()
+            .take(LLM_HISTORY)
+            .rev()
+            .map(|m| (if m.role == Role::User { Speaker::User } else { Speaker::Assistant }, m.text.clone()))
+            .collect();
         session.push(
             Message { role: Role::User, text: turn.text.clone(), intent: None, at: utc_timestamp() },
             max_history,
@@ -156,12 +198,14 @@ impl Engine {
 
         let previous_pending = session.pending.take();
         let plan = self.plan(config, &turn.text, previous_pending.clone());
-        let Some(pipeline) = config.pipeline(&plan.intent) else {
+        let understood = self.understand(config, plan, &turn.text, history).await;
+        if let Some(missing) = understood.plans.iter().find(|p| config.pipeline(&p.intent).is_none()) {
             // the resolver only names compiled intents: reaching this is a bug, reported as one,
             // but the user's message is stored first
+            let intent = missing.intent.clone();
             lease.commit().await?;
-            return Err(TurnError::UnknownIntent(plan.intent));
-        };
+            return Err(TurnError::UnknownIntent(intent));
+        }
         let env = RunEnv {
             templates: &config.templates,
             catalogue: &config.catalogue,
@@ -169,67 +213,175 @@ impl Engine {
             droplets: &config.droplets_value,
             intents: &config.intents_value,
             trace_id: &turn.trace_id,
+            llm: self.llm.as_deref(),
         };
-        let mut state = TurnState {
-            message: turn.text.clone(),
-            channel: turn.channel,
-            resumed: plan.resumed,
-            slots: plan.slots,
-            results: Map::new(),
-            cleared: plan.cleared,
-            preview_other_channel: turn.preview_other_channel,
-            other_channel_text: None,
-            trace: TurnTrace {
-                intent: plan.why,
-                backend: runtime.backend.name().to_owned(),
-                config_version: runtime.version,
-                notes: plan.notes,
-                ..TurnTrace::default()
-            },
-        };
-        let text = match pipeline.run(&env, &mut state, plan.start).await {
-            Ok(Flow::Reply(text)) => text,
-            Ok(Flow::Ask { text, step }) => {
-                session.pending = Some(Pending {
-                    intent: pipeline.intent.clone(),
-                    step,
-                    slots: state.slots.clone(),
-                    fingerprint: pipeline.fingerprint,
-                });
-                text
+        let classified_by_llm = understood.plans.first().is_some_and(|p| p.why.source == "llm");
+        let runs = join_all(understood.plans.into_iter().map(|plan| {
+            let pipeline = config.pipeline(&plan.intent);
+            let mut state = TurnState {
+                message: turn.text.clone(),
+                channel: turn.channel,
+                resumed: plan.resumed,
+                slots: plan.slots,
+                results: Map::new(),
+                cleared: plan.cleared,
+                llm: understood.context.clone(),
+                llm_may_extract: !classified_by_llm,
+                preview_other_channel: turn.preview_other_channel,
+                other_channel_text: None,
+                trace: TurnTrace {
+                    intent: plan.why,
+                    backend: runtime.backend.name().to_owned(),
+                    config_version: runtime.version,
+                    notes: plan.notes,
+                    ..TurnTrace::default()
+                },
+            };
+            let env = &env;
+            async move {
+                let flow = match pipeline {
+                    Some(pipeline) => pipeline.run(env, &mut state, plan.start).await,
+                    None => Err(crate::steps::StepError::NoReply { intent: state.trace.intent.id.clone() }),
+                };
+                (pipeline, flow, state)
             }
-            Err(error) => {
-                tracing::error!(trace_id = %turn.trace_id, intent = %pipeline.intent, error = %error, "turn failed to render");
-                state.trace.notes.push(format!("reply failed: {error}"));
-                // keep whatever was pending, so the user's unfinished action survives the fault
-                session.pending = previous_pending;
-                match turn.channel {
-                    Channel::Chat => RENDER_FAILURE_CHAT.to_owned(),
-                    Channel::Voice => crate::speech::to_speech(RENDER_FAILURE_VOICE),
+        }))
+        .await;
+
+        let mut texts = Vec::new();
+        let mut other_texts = Vec::new();
+        let mut primary: Option<(String, TurnState)> = None;
+        let mut pending = None;
+        let mut failed = false;
+        for (pipeline, flow, mut state) in runs {
+            let intent = pipeline.map(|p| p.intent.clone()).unwrap_or_default();
+            let text = match flow {
+                Ok(Flow::Reply(text)) => text,
+                Ok(Flow::Ask { text, step }) => {
+                    if pending.is_none() {
+                        pending = pipeline.map(|pipeline| Pending {
+                            intent: pipeline.intent.clone(),
+                            step,
+                            slots: state.slots.clone(),
+                            fingerprint: pipeline.fingerprint,
+                        });
+                    }
+                    text
                 }
+                Err(error) => {
+                    tracing::error!(trace_id = %turn.trace_id, intent = %intent, error = %error, "turn failed to render");
+                    state.trace.notes.push(format!("reply failed: {error}"));
+                    failed = primary.is_none();
+                    match turn.channel {
+                        Channel::Chat => RENDER_FAILURE_CHAT.to_owned(),
+                        Channel::Voice => crate::speech::to_speech(RENDER_FAILURE_VOICE),
+                    }
+                }
+            };
+            texts.push(text);
+            other_texts.extend(state.other_channel_text.take());
+            state.trace.slots = Value::Object(state.slots.clone());
+            match &mut primary {
+                None => primary = Some((intent, state)),
+                Some((_, first)) => join_trace(&mut first.trace, state.trace),
             }
+        }
+        let Some((intent, mut state)) = primary else {
+            lease.commit().await?;
+            return Err(TurnError::UnknownIntent(String::new()));
         };
-        state.trace.slots = Value::Object(state.slots.clone());
+        state.trace.llm.splice(0..0, understood.calls);
+        // a failed reply keeps whatever was pending, so the user's unfinished action survives
+        session.pending = if failed { previous_pending } else { pending };
+        let separator = if turn.channel == Channel::Voice { " " } else { "\n\n" };
+        let text = texts.join(separator);
+        let other_channel_text = (!other_texts.is_empty())
+            .then(|| other_texts.join(if turn.channel == Channel::Voice { "\n\n" } else { " " }));
         session.push(
-            Message {
-                role: Role::Assistant,
-                text: text.clone(),
-                intent: Some(pipeline.intent.clone()),
-                at: utc_timestamp(),
-            },
+            Message { role: Role::Assistant, text: text.clone(), intent: Some(intent.clone()), at: utc_timestamp() },
             max_history,
         );
         lease.commit().await?;
-        tracing::info!(trace_id = %turn.trace_id, session = %session_id, intent = %pipeline.intent, channel = turn.channel.as_str(), "turn answered");
+        tracing::info!(trace_id = %turn.trace_id, session = %session_id, intent = %intent, channel = turn.channel.as_str(), "turn answered");
         Ok(Reply {
             text,
             session_id,
             trace_id: turn.trace_id,
-            intent: pipeline.intent.clone(),
+            intent,
             timestamp: utc_timestamp(),
             trace: state.trace,
-            other_channel_text: state.other_channel_text,
+            other_channel_text,
         })
+    }
+
+    /// When no rule decided (and nothing was pending), asks the language model to choose among
+    /// the declared intents: one call. Any failure leaves the fallback plan in place, and says
+    /// why in the `llm` template variable.
+    async fn understand(
+        &self,
+        config: &CompiledConfig,
+        plan: Plan,
+        text: &str,
+        history: Vec<(Speaker, String)>,
+    ) -> Understood {
+        let context = |status: &str, clarification: Option<String>, message: Option<String>| json!({"configured": self.llm.is_some(), "status": status, "clarification": clarification, "message": message});
+        let Some(llm) = self.llm.as_deref().filter(|_| plan.why.source == "fallback") else {
+            let status = if self.llm.is_some() { "not_needed" } else { "off" };
+            return Understood { plans: vec![plan], context: context(status, None, None), calls: Vec::new() };
+        };
+        let (result, call) = llm.ask(&config.classifier.request(history, text)).await;
+        let mut fallback = plan;
+        let (plans, status, clarification, message) = match result {
+            Err(error) => {
+                fallback.notes.push(format!("the language model could not classify the message: {error}"));
+                (vec![fallback], "unavailable", None, Some(error.message))
+            }
+            Ok(answer) => {
+                match config.classifier.read(
+                    &answer.text,
+                    &config.pipelines,
+                    &config.catalogue,
+                    text,
+                    llm.min_confidence,
+                ) {
+                    Understanding::Intents { chosen, confidence, notes } => {
+                        let plans = chosen
+                            .into_iter()
+                            .map(|chosen| Plan {
+                                why: IntentTrace {
+                                    id: chosen.intent.clone(),
+                                    source: "llm".to_owned(),
+                                    score: confidence,
+                                    reason: format!(
+                                        "no rule decided; the language model chose it (confidence {confidence:.2})"
+                                    ),
+                                    runner_up: None,
+                                },
+                                intent: chosen.intent,
+                                start: 0,
+                                slots: chosen.slots,
+                                resumed: false,
+                                cleared: None,
+                                notes: notes.clone(),
+                            })
+                            .collect();
+                        (plans, "understood", None, None)
+                    }
+                    Understanding::Unsure { confidence, clarification } => {
+                        fallback.notes.push(format!(
+                            "the language model was not sure enough (confidence {confidence:.2}, needed {:.2})",
+                            llm.min_confidence
+                        ));
+                        (vec![fallback], "unsure", clarification, None)
+                    }
+                    Understanding::Invalid { reason } => {
+                        fallback.notes.push(format!("the language model's answer was rejected: {reason}"));
+                        (vec![fallback], "invalid", None, Some(reason))
+                    }
+                }
+            }
+        };
+        Understood { plans, context: context(status, clarification, message), calls: vec![call] }
     }
 
     /// Decides which pipeline handles the message: an interrupting intent, the pending action's
@@ -297,6 +449,16 @@ impl Engine {
             notes: Vec::new(),
         }
     }
+}
+
+/// Adds a further intent's run to the turn's trace (a message that asked for several things).
+fn join_trace(first: &mut TurnTrace, other: TurnTrace) {
+    first.joined.push(other.intent);
+    first.steps.extend(other.steps);
+    first.calls.extend(other.calls);
+    first.llm.extend(other.llm);
+    first.templates.extend(other.templates);
+    first.notes.extend(other.notes);
 }
 
 fn intent_trace(resolution: &Resolution, source: &str) -> IntentTrace {

@@ -71,6 +71,8 @@ pub struct RunEnv<'a> {
     pub droplets: &'a Value,
     pub intents: &'a Value,
     pub trace_id: &'a str,
+    /// The language model, when one is configured.
+    pub llm: Option<&'a crate::llm::Llm>,
 }
 
 /// What a run reads and writes for one turn.
@@ -83,6 +85,11 @@ pub struct TurnState {
     pub results: Map<String, serde_json::Value>,
     /// The pending action an interrupting intent just cleared, if any.
     pub cleared: Option<serde_json::Value>,
+    /// The `llm` template variable: whether a model is configured and how understanding went.
+    pub llm: serde_json::Value,
+    /// Whether `extract` may ask the model for slots (not when it already chose the intent this
+    /// turn: that call had its chance to fill them).
+    pub llm_may_extract: bool,
     pub trace: TurnTrace,
     /// Render the reply for the other channel too, into `other_channel_text`.
     pub preview_other_channel: bool,
@@ -111,11 +118,12 @@ impl Pipeline {
                 }
             }
             let (note, flow) = match &guarded.step {
-                Step::Extract(step) => match step.run(self, env, state, index)? {
+                Step::Extract(step) => match step.run(self, env, state, index).await? {
                     Some(flow) => ("asked for missing slots".to_owned(), Some(flow)),
                     None => ("all required slots filled".to_owned(), None),
                 },
                 Step::Query(step) => (step.run(self, env, state).await?, None),
+                Step::Reason(step) => (step.run(self, env, state).await?, None),
                 Step::Format(step) => {
                     let text = step.templates.render(self, env, state, None)?;
                     ("rendered the reply".to_owned(), Some(Flow::Reply(text)))
@@ -162,6 +170,7 @@ impl Pipeline {
             crate::template::to_value(state.cleared.clone().unwrap_or(serde_json::Value::Null)),
         );
         map.insert("backend".into(), Value::from(env.backend.name()));
+        map.insert("llm".into(), crate::template::to_value(&state.llm));
         if let Some((name, value)) = extra {
             map.insert(name.to_owned(), value);
         }

@@ -80,6 +80,24 @@ pub struct Settings {
     /// (5 s): HTTP timeouts of calls to droplet 10 and to the Registry.
     pub orchestrator_timeout: Duration,
     pub registry_timeout: Duration,
+    /// The language model, if any: `LLM_PROVIDER` (`auto`: Gemini when `GEMINI_API_KEY` is
+    /// set, else an OpenAI-compatible endpoint when `OPENAI_BASE_URL` is set, else none).
+    pub llm: Option<LlmSettings>,
+    /// `LLM_MIN_CONFIDENCE` (0.6): below it the model's choice of intent is not used.
+    pub llm_min_confidence: f64,
+    /// `LLM_MAX_RETRIES` (2): retries after a 429/503, within the timeout.
+    pub llm_max_retries: u32,
+}
+
+/// Which language model to use and how to reach it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LlmSettings {
+    /// `GEMINI_API_KEY`, `GEMINI_MODEL` (gemini-2.5-flash), `GEMINI_BASE_URL` (the public
+    /// endpoint), `GEMINI_TIMEOUT` (30 s).
+    Gemini { api_key: String, model: String, base_url: String, timeout: Duration },
+    /// `OPENAI_BASE_URL` (Ollama on 127.0.0.1:11434), `OPENAI_API_KEY` (optional),
+    /// `OPENAI_MODEL` (llama3.1), `OPENAI_TIMEOUT` (30 s).
+    OpenAi { base_url: String, api_key: Option<String>, model: String, timeout: Duration },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -191,6 +209,16 @@ impl Settings {
             )?,
             orchestrator_timeout: seconds(&lookup, "ORCHESTRATOR_TIMEOUT", 5)?,
             registry_timeout: seconds(&lookup, "REGISTRY_TIMEOUT", 5)?,
+            llm: llm_settings(&lookup)?,
+            llm_min_confidence: parse(&lookup, "LLM_MIN_CONFIDENCE", 0.6, "a number from 0 to 1, such as 0.6")
+                .and_then(|c: f64| {
+                    (0.0..=1.0).contains(&c).then_some(c).ok_or(SettingsError {
+                        name: "LLM_MIN_CONFIDENCE",
+                        value: c.to_string(),
+                        expected: "a number from 0 to 1, such as 0.6",
+                    })
+                })?,
+            llm_max_retries: parse(&lookup, "LLM_MAX_RETRIES", 2, "a whole number of retries, such as 2")?,
             proxy_url: lookup("PROXY_URL").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             mesh_reply_timeout: Duration::from_millis(parse(
                 &lookup,
@@ -203,6 +231,40 @@ impl Settings {
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or_else(|| "chat-orchestrator:".to_owned()),
         })
+    }
+}
+
+fn llm_settings(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<LlmSettings>, SettingsError> {
+    let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let provider = get("LLM_PROVIDER").map(|p| p.to_lowercase()).unwrap_or_else(|| "auto".to_owned());
+    let gemini = || -> Result<LlmSettings, SettingsError> {
+        let api_key = get("GEMINI_API_KEY").ok_or(SettingsError {
+            name: "GEMINI_API_KEY",
+            value: String::new(),
+            expected: "the Gemini API key (LLM_PROVIDER=gemini needs it)",
+        })?;
+        Ok(LlmSettings::Gemini {
+            api_key,
+            model: get("GEMINI_MODEL").unwrap_or_else(|| crate::llm::gemini::DEFAULT_MODEL.to_owned()),
+            base_url: get("GEMINI_BASE_URL").unwrap_or_else(|| crate::llm::gemini::DEFAULT_BASE_URL.to_owned()),
+            timeout: seconds(lookup, "GEMINI_TIMEOUT", 30)?,
+        })
+    };
+    let openai = || -> Result<LlmSettings, SettingsError> {
+        Ok(LlmSettings::OpenAi {
+            base_url: get("OPENAI_BASE_URL").unwrap_or_else(|| crate::llm::openai::DEFAULT_BASE_URL.to_owned()),
+            api_key: get("OPENAI_API_KEY"),
+            model: get("OPENAI_MODEL").unwrap_or_else(|| "llama3.1".to_owned()),
+            timeout: seconds(lookup, "OPENAI_TIMEOUT", 30)?,
+        })
+    };
+    match provider.as_str() {
+        "auto" if get("GEMINI_API_KEY").is_some() => gemini().map(Some),
+        "auto" if get("OPENAI_BASE_URL").is_some() => openai().map(Some),
+        "auto" | "none" => Ok(None),
+        "gemini" => gemini().map(Some),
+        "openai" => openai().map(Some),
+        _ => Err(SettingsError { name: "LLM_PROVIDER", value: provider, expected: "auto, gemini, openai or none" }),
     }
 }
 
@@ -272,6 +334,27 @@ mod tests {
             "environment variable PORT=\"eighty\" is not valid: expected a port number from 0 to 65535"
         );
         assert!(with(&[("SESSION_MAX_HISTORY", "0")]).is_err());
+    }
+
+    #[test]
+    fn the_language_model_is_chosen_by_what_is_set() {
+        assert_eq!(with(&[]).expect("defaults").llm, None, "no key: rules only");
+        let gemini = with(&[("GEMINI_API_KEY", "k"), ("GEMINI_TIMEOUT", "12")]).expect("valid").llm;
+        assert_eq!(
+            gemini,
+            Some(LlmSettings::Gemini {
+                api_key: "k".into(),
+                model: "gemini-2.5-flash".into(),
+                base_url: "https://generativelanguage.googleapis.com".into(),
+                timeout: Duration::from_secs(12),
+            })
+        );
+        let local = with(&[("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"), ("OPENAI_MODEL", "qwen")]).expect("valid");
+        assert!(matches!(local.llm, Some(LlmSettings::OpenAi { ref model, .. }) if model == "qwen"));
+        assert_eq!(with(&[("GEMINI_API_KEY", "k"), ("LLM_PROVIDER", "none")]).expect("valid").llm, None);
+        assert_eq!(with(&[("LLM_PROVIDER", "gemini")]).expect_err("no key").name, "GEMINI_API_KEY");
+        assert_eq!(with(&[("LLM_PROVIDER", "claude")]).expect_err("unknown").name, "LLM_PROVIDER");
+        assert_eq!(with(&[("LLM_MIN_CONFIDENCE", "1.5")]).expect_err("range").name, "LLM_MIN_CONFIDENCE");
     }
 
     #[test]

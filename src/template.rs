@@ -17,7 +17,7 @@ const FUEL_PER_RENDER: u64 = 200_000;
 
 /// Names the engine provides to every template, condition and templated value.
 pub const CONTEXT_NAMES: &[&str] =
-    &["message", "channel", "intent", "slots", "droplets", "intents", "pending", "backend"];
+    &["message", "channel", "intent", "slots", "droplets", "intents", "pending", "backend", "llm"];
 
 /// Names available to the welcome templates (sent before any turn).
 pub const WELCOME_CONTEXT_NAMES: &[&str] = &["channel", "droplets", "intents", "backend"];

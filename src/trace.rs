@@ -16,6 +16,10 @@ pub struct TurnTrace {
     pub steps: Vec<StepTrace>,
     /// Every droplet call made during the turn.
     pub calls: Vec<CallTrace>,
+    /// Every language-model call made during the turn (none when rules decided everything).
+    pub llm: Vec<LlmCallTrace>,
+    /// Further intents answered in the same reply, when one message asked for several things.
+    pub joined: Vec<IntentTrace>,
     /// Templates rendered, in order.
     pub templates: Vec<String>,
     /// Where droplet data came from (e.g. `fallback-data` for the bundled samples).
@@ -30,10 +34,11 @@ pub struct TurnTrace {
 pub struct IntentTrace {
     /// The intent that handled the turn.
     pub id: String,
-    /// How it was chosen: `rules`, `fallback`, `resumed` (continuing a question asked in the
-    /// previous turn) or `interrupt` (e.g. cancel while something was pending).
+    /// How it was chosen: `rules`, `llm` (the language model chose among the declared intents),
+    /// `fallback`, `resumed` (continuing a question asked in the previous turn) or `interrupt`
+    /// (e.g. cancel while something was pending).
     pub source: String,
-    /// Score of the winning rule (0 for resumed and fallback turns).
+    /// Score of the winning rule, or the model's confidence (0 for resumed and fallback turns).
     pub score: f64,
     /// The rule, example or keywords that decided.
     pub reason: String,
@@ -81,5 +86,25 @@ pub struct CallTrace {
     /// `data`, `dispatched` or `failed`.
     pub outcome: String,
     /// The failure's plain-language message, when it failed.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Object)]
+pub struct LlmCallTrace {
+    /// `classify`, `extract` or `reason`.
+    pub purpose: String,
+    /// `gemini` or `openai`.
+    pub provider: String,
+    /// The model that answered (as the provider named it), or the configured one on failure.
+    pub model: String,
+    /// Time until the answer or the failure, retries included.
+    pub latency_ms: u64,
+    /// HTTP attempts (more than one after a 429 or 503).
+    pub attempts: u32,
+    pub prompt_tokens: u64,
+    pub output_tokens: u64,
+    /// `ok` or `failed`.
+    pub outcome: String,
+    /// The failure, in plain words.
     pub error: Option<String>,
 }

@@ -207,6 +207,9 @@ pub struct DependenciesBody {
     /// Registration and heartbeats with the Registry and the Orchestrator; absent when neither
     /// is configured.
     pub lifecycle: Option<crate::lifecycle::LifecycleState>,
+    /// The language model: provider, model, how the last call went, calls and tokens by
+    /// purpose; absent when none is configured (rules answer alone).
+    pub llm: Option<Box<crate::llm::LlmStats>>,
 }
 
 #[derive(Debug, Object)]
@@ -356,6 +359,7 @@ impl UdcApi {
                 "status": if self.health.store_ok() { "connected" } else { "unavailable" },
             }),
             lifecycle: self.lifecycle.as_ref().map(|lifecycle| lifecycle.state()),
+            llm: self.engine.llm().map(|llm| Box::new(llm.stats())),
         }))
     }
 

@@ -15,9 +15,12 @@ use crate::backend::SampleBackend;
 use crate::credentials::{OrchestratorCredentials, RegistryCredentials};
 use crate::engine::{BackendFactory, Engine};
 use crate::lifecycle::{Lifecycle, LifecycleConfig};
+use crate::llm::gemini::Gemini;
+use crate::llm::openai::OpenAiCompatible;
+use crate::llm::{LanguageModel, Llm};
 use crate::mesh::{MeshSetup, OrchestratorClient, OrchestratorConfig, Waiters};
 use crate::session::{MemoryStore, RedisStore, SessionStore};
-use crate::settings::Settings;
+use crate::settings::{LlmSettings, Settings};
 
 pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let settings = Settings::from_env()?;
@@ -98,7 +101,19 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
     };
     let identity = compiled.identity.clone();
-    let engine = Arc::new(Engine::new(Arc::new(compiled), backends, sessions));
+    let mut engine = Engine::new(Arc::new(compiled), backends, sessions);
+    match language_model(&settings) {
+        Some(llm) => {
+            tracing::info!(
+                provider = llm.provider(),
+                model = llm.model(),
+                "messages no rule matches are classified by the language model"
+            );
+            engine = engine.with_llm(Arc::new(llm));
+        }
+        None => tracing::info!("no language model configured (GEMINI_API_KEY or OPENAI_BASE_URL): rules answer alone"),
+    }
+    let engine = Arc::new(engine);
 
     let verifier = verifier(&settings)?;
     let mut warnings = Vec::new();
@@ -185,6 +200,19 @@ fn orchestrator_credentials(
             _ => OrchestratorCredentials::None,
         },
     )
+}
+
+/// The language model the settings ask for, if any.
+fn language_model(settings: &Settings) -> Option<Llm> {
+    let (model, timeout): (Arc<dyn LanguageModel>, Duration) = match settings.llm.as_ref()? {
+        LlmSettings::Gemini { api_key, model, base_url, timeout } => {
+            (Arc::new(Gemini::new(base_url, api_key, model)), *timeout)
+        }
+        LlmSettings::OpenAi { base_url, api_key, model, timeout } => {
+            (Arc::new(OpenAiCompatible::new(base_url, api_key.as_deref(), model)), *timeout)
+        }
+    };
+    Some(Llm::new(model, timeout, settings.llm_max_retries, settings.llm_min_confidence))
 }
 
 /// The token verifier the settings ask for; production without a Registry key is refused.

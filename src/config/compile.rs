@@ -13,8 +13,8 @@ use serde_json::Value;
 use super::files::{ConfigFiles, CATALOGUE_FILE, UDC_CONFIG_FILE};
 use super::schema::{suggest, Schema};
 use super::spec::{
-    CallSpec, CatalogueSpec, DropletRefSpec, ExtractSpec, FanOutSpec, FormatSpec, PipelineSpec, SlotKindSpec, StepSpec,
-    UdcConfigSpec,
+    CallSpec, CatalogueSpec, DropletRefSpec, ExtractSpec, FanOutSpec, FormatSpec, PipelineSpec, ReasonSpec,
+    SlotKindSpec, StepSpec, UdcConfigSpec,
 };
 use super::yaml::LocatedYaml;
 use super::{CompiledConfig, CATALOGUE_SCHEMA, PIPELINE_SCHEMA, UDC_CONFIG_SCHEMA};
@@ -24,7 +24,10 @@ use crate::identity::Identity;
 use crate::intent::{IntentRules, Resolver};
 use crate::pipeline::{GuardedStep, Pipeline, PipelineTest};
 use crate::slots::{KeyValueParser, SlotDef, SlotKind};
-use crate::steps::{Call, ExtractStep, FormatStep, QueryStep, ReplyTemplates, Step, Target, DEFAULT_CALL_TIMEOUT};
+use crate::steps::{
+    Call, ExtractStep, FormatStep, QueryStep, ReasonOutput, ReasonStep, ReplyTemplates, Step, Target,
+    DEFAULT_CALL_TIMEOUT,
+};
 use crate::template::{Templates, ASK_CONTEXT_NAMES, CONTEXT_NAMES, SAMPLE_CONTEXT_NAMES, WELCOME_CONTEXT_NAMES};
 
 /// Templates used by `extract` steps that name no `ask` templates of their own.
@@ -133,7 +136,9 @@ impl<'a> Compiler<'a> {
                 .map(|p| serde_json::json!({"id": p.intent, "description": p.description, "examples": p.examples}))
                 .collect::<Vec<_>>(),
         );
+        let classifier = crate::understand::Classifier::build(&pipelines, &catalogue);
         Some(CompiledConfig {
+            classifier,
             resolver: Resolver::new(rules, fallback),
             droplets_value: crate::template::to_value(&catalogue.droplets),
             intents_value,
@@ -285,7 +290,7 @@ impl<'a> Compiler<'a> {
                     if d.id != crate::mesh::ORCHESTRATOR_DROPLET_ID {
                         self.report(
                             Diagnostic::new(
-                                Code::InvalidValue,
+                                Code::NativeTarget,
                                 CATALOGUE_FILE,
                                 document.at(&format!("{here}/endpoints/{j}/native")),
                                 format!(
@@ -523,7 +528,8 @@ impl<'a> Compiler<'a> {
             if let Some(condition) = &step.when {
                 self.check_expression(doc, &format!("{here}/when"), condition, templates, &known, &slot_names);
             }
-            let only_format = step.format.is_some() && step.extract.is_none() && step.query.is_none();
+            let only_format =
+                step.format.is_some() && step.extract.is_none() && step.query.is_none() && step.reason.is_none();
             if only_format && step.when.is_none() && reply_guaranteed_at.is_none() {
                 reply_guaranteed_at = Some(i);
             }
@@ -589,31 +595,39 @@ impl<'a> Compiler<'a> {
     fn result_names(&mut self, doc: &Document, spec: &PipelineSpec) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         for (i, step) in spec.steps.iter().enumerate() {
-            let Some(query) = &step.query else { continue };
-            for (suffix, call) in query.calls() {
-                let at = doc.at(&format!("/steps/{i}/query{suffix}/as"));
-                if CONTEXT_NAMES.contains(&call.name.as_str()) || ASK_CONTEXT_NAMES.contains(&call.name.as_str()) {
+            let mut named: Vec<(String, &str)> = Vec::new();
+            if let Some(query) = &step.query {
+                for (suffix, call) in query.calls() {
+                    named.push((format!("/steps/{i}/query{suffix}/as"), call.name.as_str()));
+                }
+            }
+            if let Some(reason) = &step.reason {
+                named.push((format!("/steps/{i}/reason/as"), reason.name.as_str()));
+            }
+            for (pointer, name) in named {
+                let at = doc.at(&pointer);
+                if CONTEXT_NAMES.contains(&name) || ASK_CONTEXT_NAMES.contains(&name) {
                     self.report(
                         Diagnostic::new(
                             Code::DuplicateResult,
                             &doc.file,
                             at,
-                            format!("`{}` is a name the engine already provides to templates", call.name),
+                            format!("`{}` is a name the engine already provides to templates", name),
                         )
                         .with_help(format!("choose another name; taken names are: {}", CONTEXT_NAMES.join(", "))),
                     );
-                } else if names.contains(&call.name) {
+                } else if names.contains(&name.to_owned()) {
                     self.report(
                         Diagnostic::new(
                             Code::DuplicateResult,
                             &doc.file,
                             at,
-                            format!("two calls store their result as `{}`", call.name),
+                            format!("two steps store their result as `{}`", name),
                         )
-                        .with_help("give each call its own `as:` name"),
+                        .with_help("give each call or reason step its own `as:` name"),
                     );
                 } else {
-                    names.push(call.name.clone());
+                    names.push(name.to_owned());
                 }
             }
         }
@@ -632,14 +646,18 @@ impl<'a> Compiler<'a> {
         slot_specs: &indexmap::IndexMap<String, super::spec::SlotSpec>,
         templates: &Templates,
     ) -> Option<Step> {
-        let kinds: Vec<&str> =
-            [("extract", step.extract.is_some()), ("query", step.query.is_some()), ("format", step.format.is_some())]
-                .into_iter()
-                .filter_map(|(name, present)| present.then_some(name))
-                .collect();
+        let kinds: Vec<&str> = [
+            ("extract", step.extract.is_some()),
+            ("query", step.query.is_some()),
+            ("reason", step.reason.is_some()),
+            ("format", step.format.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, present)| present.then_some(name))
+        .collect();
         if kinds.len() != 1 {
             let message = if kinds.is_empty() {
-                "this step does nothing: it has no `extract`, `query` or `format`".to_owned()
+                "this step does nothing: it has no `extract`, `query`, `reason` or `format`".to_owned()
             } else {
                 format!(
                     "this step has {} at once; a step does exactly one thing",
@@ -647,7 +665,7 @@ impl<'a> Compiler<'a> {
                 )
             };
             self.report(Diagnostic::new(Code::StepKind, &doc.file, doc.at(here), message).with_help(
-                "give each step exactly one of `extract`, `query` or `format`; split it into several steps",
+                "give each step exactly one of `extract`, `query`, `reason` or `format`; split it into several steps",
             ));
             return None;
         }
@@ -655,6 +673,9 @@ impl<'a> Compiler<'a> {
             return self
                 .extract(doc, &format!("{here}/extract"), extract, slot_names, known, templates)
                 .map(Step::Extract);
+        }
+        if let Some(reason) = &step.reason {
+            return self.reason(doc, &format!("{here}/reason"), reason, templates, known, slot_names).map(Step::Reason);
         }
         if let Some(format) = &step.format {
             let templates_ok =
@@ -882,44 +903,105 @@ impl<'a> Compiler<'a> {
     ) -> Option<ReplyTemplates> {
         let mut ok = true;
         for (key, name) in [("chat", &spec.chat), ("voice", &spec.voice)] {
-            if !templates.contains(name) {
-                if self.files.get(&format!("templates/{name}")).is_some() {
-                    ok = false; // it exists but did not parse: already reported against the template
-                    continue;
-                }
-                let mut diagnostic = Diagnostic::new(
-                    Code::MissingTemplate,
-                    &doc.file,
-                    doc.at(&format!("{here}/{key}")),
-                    format!("template `{name}` does not exist (looked for templates/{name})"),
-                );
-                let existing: Vec<String> = self
-                    .files
-                    .under("templates", ".j2")
-                    .map(|(p, _)| p.trim_start_matches("templates/").to_owned())
-                    .collect();
-                if let Some(best) = suggest(name, existing.iter().map(String::as_str)) {
-                    diagnostic = diagnostic.with_help(format!("did you mean `{best}`?"));
-                } else {
-                    diagnostic = diagnostic
-                        .with_help(format!("create templates/{name}, or fix the path (it is relative to templates/)"));
-                }
-                self.report(diagnostic);
-                ok = false;
-                continue;
-            }
-            let mut allowed: Vec<String> = known.to_vec();
-            allowed.extend(extra.iter().map(|s| s.to_string()));
-            let path = format!("templates/{name}");
-            let source = self.files.get(&path).unwrap_or_default().to_owned();
-            for variable in templates.undeclared_variables(name) {
-                if let Some(diagnostic) = check_variable(&path, &source, &variable, &allowed, slot_names, &doc.file) {
-                    self.report(diagnostic);
-                    ok = false;
-                }
-            }
+            let pointer = format!("{here}/{key}");
+            ok &= self.template_file(doc, &pointer, name, templates, known, slot_names, extra);
         }
         ok.then(|| ReplyTemplates { chat: spec.chat.clone(), voice: spec.voice.clone() })
+    }
+
+    /// A template a pipeline names: it must exist, parse, and use only names it will be given.
+    #[allow(clippy::too_many_arguments)]
+    fn template_file(
+        &mut self,
+        doc: &Document,
+        pointer: &str,
+        name: &str,
+        templates: &Templates,
+        known: &[String],
+        slot_names: &[String],
+        extra: &[&str],
+    ) -> bool {
+        if !templates.contains(name) {
+            if self.files.get(&format!("templates/{name}")).is_some() {
+                return false; // it exists but did not parse: already reported against the template
+            }
+            let mut diagnostic = Diagnostic::new(
+                Code::MissingTemplate,
+                &doc.file,
+                doc.at(pointer),
+                format!("template `{name}` does not exist (looked for templates/{name})"),
+            );
+            let existing: Vec<String> = self
+                .files
+                .under("templates", ".j2")
+                .map(|(p, _)| p.trim_start_matches("templates/").to_owned())
+                .collect();
+            if let Some(best) = suggest(name, existing.iter().map(String::as_str)) {
+                diagnostic = diagnostic.with_help(format!("did you mean `{best}`?"));
+            } else {
+                diagnostic = diagnostic
+                    .with_help(format!("create templates/{name}, or fix the path (it is relative to templates/)"));
+            }
+            self.report(diagnostic);
+            return false;
+        }
+        let mut allowed: Vec<String> = known.to_vec();
+        allowed.extend(extra.iter().map(|s| s.to_string()));
+        let path = format!("templates/{name}");
+        let source = self.files.get(&path).unwrap_or_default().to_owned();
+        let mut ok = true;
+        for variable in templates.undeclared_variables(name) {
+            if let Some(diagnostic) = check_variable(&path, &source, &variable, &allowed, slot_names, &doc.file) {
+                self.report(diagnostic);
+                ok = false;
+            }
+        }
+        ok
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reason(
+        &mut self,
+        doc: &Document,
+        here: &str,
+        reason: &ReasonSpec,
+        templates: &Templates,
+        known: &[String],
+        slot_names: &[String],
+    ) -> Option<ReasonStep> {
+        let prompt_ok =
+            self.template_file(doc, &format!("{here}/prompt"), &reason.prompt, templates, known, slot_names, &[]);
+        let output = match (reason.output.as_deref().unwrap_or("text"), &reason.schema) {
+            ("json", None) => {
+                self.report(
+                    Diagnostic::new(
+                        Code::MissingKey,
+                        &doc.file,
+                        doc.at(here),
+                        "`output: json` needs a `schema` for the answer",
+                    )
+                    .with_help("add `schema:` with the JSON Schema of the answer, or use `output: text`"),
+                );
+                return None;
+            }
+            ("json", Some(schema)) => match jsonschema::draft202012::new(schema) {
+                Ok(validator) => ReasonOutput::Json { schema: schema.clone(), validator: Box::new(validator) },
+                Err(error) => {
+                    self.report(
+                        Diagnostic::new(
+                            Code::SlotSchema,
+                            &doc.file,
+                            doc.at(&format!("{here}/schema")),
+                            format!("the answer's schema is not a valid JSON Schema: {error}"),
+                        )
+                        .with_help("use JSON Schema keywords such as type, properties, required and enum"),
+                    );
+                    return None;
+                }
+            },
+            _ => ReasonOutput::Text,
+        };
+        prompt_ok.then(|| ReasonStep { prompt: reason.prompt.clone(), output, name: reason.name.clone() })
     }
 
     fn check_expression(

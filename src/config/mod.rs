@@ -35,6 +35,8 @@ pub struct CompiledConfig {
     /// Sorted by intent id.
     pub pipelines: Vec<Pipeline>,
     pub resolver: Resolver,
+    /// The language-model call that chooses among these pipelines when no rule decides.
+    pub classifier: crate::understand::Classifier,
     pub catalogue: Arc<Catalogue>,
     /// This droplet's UDC identity (`udc_config.json`).
     pub identity: Identity,

@@ -75,7 +75,7 @@ pub enum SlotKindSpec {
     Droplet,
 }
 
-/// One step as written: a mapping with exactly one of `extract`, `query`, `format` (checked by
+/// One step as written: a mapping with exactly one of `extract`, `query`, `reason`, `format` (checked by
 /// the compile pass, which can point at the step) and an optional `when`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,7 +87,22 @@ pub struct StepSpec {
     #[serde(default)]
     pub query: Option<QuerySpec>,
     #[serde(default)]
+    pub reason: Option<ReasonSpec>,
+    #[serde(default)]
     pub format: Option<FormatSpec>,
+}
+
+/// A `reason` step as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonSpec {
+    pub prompt: String,
+    #[serde(default)]
+    pub output: Option<String>,
+    #[serde(default)]
+    pub schema: Option<Value>,
+    #[serde(rename = "as")]
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -84,15 +84,25 @@ impl ExtractStep {
         Filled { errors, missing }
     }
 
-    /// Fills what the message gives. Returns a question when required slots are still missing.
-    pub fn run(
+    /// Fills what the message gives — from `key:value` pairs, then, for required slots still
+    /// open, from the language model when the message says more than its trigger words.
+    /// Returns a question when required slots are still missing.
+    pub async fn run(
         &self,
         pipeline: &Pipeline,
         env: &RunEnv<'_>,
         state: &mut TurnState,
         index: usize,
     ) -> Result<Option<Flow>, StepError> {
-        let filled = self.fill(pipeline, env.catalogue, &state.message, state.resumed, &mut state.slots);
+        let mut filled = self.fill(pipeline, env.catalogue, &state.message, state.resumed, &mut state.slots);
+        if !filled.missing.is_empty() {
+            if let Some(llm) = env.llm.filter(|_| state.llm_may_extract) {
+                let missing: Vec<&SlotDef> = filled.missing.iter().filter_map(|name| pipeline.slot(name)).collect();
+                if crate::understand::worth_asking(pipeline, &missing, &state.message) {
+                    self.ask_model(llm, pipeline, env, state, &mut filled).await;
+                }
+            }
+        }
         if filled.missing.is_empty() {
             return Ok(None);
         }
@@ -112,6 +122,36 @@ impl ExtractStep {
             .collect();
         let text = self.ask.render(pipeline, env, state, Some(("missing", crate::template::to_value(&missing))))?;
         Ok(Some(Flow::Ask { text, step: index }))
+    }
+
+    /// One extraction call for the required slots still open; values are kept only when the
+    /// user said them and they pass the slot's rules.
+    async fn ask_model(
+        &self,
+        llm: &crate::llm::Llm,
+        pipeline: &Pipeline,
+        env: &RunEnv<'_>,
+        state: &mut TurnState,
+        filled: &mut Filled,
+    ) {
+        let missing: Vec<&SlotDef> = filled.missing.iter().filter_map(|name| pipeline.slot(name)).collect();
+        let request = crate::understand::extraction_request(pipeline, &missing, &state.message);
+        let (result, call) = llm.ask(&request).await;
+        state.trace.llm.push(call);
+        let answer = match result {
+            Ok(answer) => answer,
+            Err(error) => {
+                state.trace.notes.push(format!("the language model could not read slots: {error}"));
+                return;
+            }
+        };
+        let (values, notes) = crate::understand::read_extraction(&answer.text, &missing, &state.message, env.catalogue);
+        state.trace.notes.extend(notes);
+        for (name, value) in values {
+            filled.errors.remove(&name);
+            state.slots.insert(name, value);
+        }
+        filled.missing = self.open_slots(pipeline, &state.slots).into_iter().map(|s| s.name.clone()).collect();
     }
 
     /// Whether the message reads as an answer to this step's question: a `key:value` for one of

@@ -6,10 +6,12 @@
 mod extract;
 mod format;
 mod query;
+mod reason;
 
 pub use extract::{ExtractStep, Filled};
 pub use format::{FormatStep, ReplyTemplates};
 pub use query::{Call, QueryStep, Target, DEFAULT_CALL_TIMEOUT};
+pub use reason::{ReasonOutput, ReasonStep};
 
 use crate::template::RenderError;
 
@@ -17,6 +19,7 @@ use crate::template::RenderError;
 pub enum Step {
     Extract(ExtractStep),
     Query(QueryStep),
+    Reason(ReasonStep),
     Format(FormatStep),
 }
 
@@ -26,6 +29,7 @@ impl Step {
         match self {
             Step::Extract(step) => step.describe(),
             Step::Query(step) => step.describe(catalogue),
+            Step::Reason(step) => step.describe(),
             Step::Format(step) => step.describe(),
         }
     }
@@ -34,6 +38,7 @@ impl Step {
         match self {
             Step::Extract(_) => "extract",
             Step::Query(_) => "query",
+            Step::Reason(_) => "reason",
             Step::Format(_) => "format",
         }
     }

@@ -1,0 +1,355 @@
+//! Language models, behind one small trait, with the retry, timing and bookkeeping every
+//! provider shares.
+//!
+//! The engine never depends on a provider: it builds an [`LlmRequest`] (system instruction,
+//! history, the prompt, and — for structured output — a JSON Schema) and gets text back.
+//! Providers ([`gemini`], [`openai`]) translate that to their wire format, one attempt at a
+//! time; [`Llm::ask`] retries 429/503 answers (honouring `Retry-After`) within one overall
+//! timeout, records the call for the turn's trace and counts it by purpose.
+
+pub mod gemini;
+pub mod openai;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::trace::LlmCallTrace;
+
+/// What an LLM call is for; calls are counted and traced by purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Purpose {
+    /// Choose among the declared intents (no rule matched).
+    Classify,
+    /// Fill slots the `key:value` parser could not.
+    Extract,
+    /// A pipeline's `reason` step.
+    Reason,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Classify => "classify",
+            Purpose::Extract => "extract",
+            Purpose::Reason => "reason",
+        }
+    }
+}
+
+/// Who said an earlier message of the conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speaker {
+    User,
+    Assistant,
+}
+
+/// One call to a model.
+#[derive(Debug, Clone)]
+pub struct LlmRequest {
+    pub purpose: Purpose,
+    /// The instruction: ours, never the user's.
+    pub system: String,
+    /// Earlier messages of the conversation, oldest first.
+    pub history: Vec<(Speaker, String)>,
+    /// The last user turn of the request (user text inside it is quoted as data).
+    pub prompt: String,
+    /// A JSON Schema the answer must follow (structured output); `None` for free text.
+    pub schema: Option<Value>,
+    /// Name of the schema, for providers that want one (OpenAI's `json_schema.name`).
+    pub schema_name: &'static str,
+}
+
+/// Tokens a call used, as the provider reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub output_tokens: u64,
+    pub total_tokens: u64,
+}
+
+/// The model's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmAnswer {
+    pub text: String,
+    /// The model that answered, as the provider named it.
+    pub model: String,
+    pub usage: Usage,
+}
+
+/// Why a call gave no usable answer; templates and traces show the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LlmErrorKind {
+    Timeout,
+    Unreachable,
+    /// 429 (or the provider's quota error) that did not clear within the time allowed.
+    OverQuota,
+    /// The provider refused: a bad key, a blocked prompt, a refusal.
+    Refused,
+    /// An answer that is not what was asked for (not JSON, wrong shape, truncated).
+    BadResponse,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct LlmError {
+    pub kind: LlmErrorKind,
+    pub message: String,
+}
+
+impl LlmError {
+    pub fn new(kind: LlmErrorKind, message: impl Into<String>) -> Self {
+        LlmError { kind, message: message.into() }
+    }
+}
+
+/// The result of one HTTP exchange with a provider.
+#[derive(Debug)]
+pub enum Attempt {
+    Answer(LlmAnswer),
+    /// Worth trying again (429, 503), after the delay the provider asked for, if it did.
+    Retry {
+        after: Option<Duration>,
+        error: LlmError,
+    },
+    Failed(LlmError),
+}
+
+/// A provider: one attempt at a time; [`Llm`] does the rest.
+pub trait LanguageModel: Send + Sync {
+    /// `gemini` or `openai`.
+    fn provider(&self) -> &'static str;
+    /// The configured model name.
+    fn model(&self) -> &str;
+    /// One exchange, bounded by `timeout`.
+    fn attempt<'a>(&'a self, request: &'a LlmRequest, timeout: Duration) -> BoxFuture<'a, Attempt>;
+}
+
+/// First pause between attempts when the provider gives no `Retry-After`; doubles each time.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// A configured model with its limits and counters.
+pub struct Llm {
+    model: Arc<dyn LanguageModel>,
+    /// The whole call, retries included (`GEMINI_TIMEOUT` / `OPENAI_TIMEOUT`).
+    timeout: Duration,
+    max_retries: u32,
+    /// Below this a classification is not trusted (`LLM_MIN_CONFIDENCE`).
+    pub min_confidence: f64,
+    stats: Mutex<LlmStats>,
+}
+
+/// Calls and tokens by purpose, and how the last call went: for `/dependencies` and metrics.
+#[derive(Debug, Clone, Default, Serialize, poem_openapi::Object)]
+pub struct LlmStats {
+    /// `gemini` or `openai`.
+    pub provider: String,
+    pub model: String,
+    /// `ok` after a successful call, `failing` after a failed one, `unused` before any call.
+    pub status: String,
+    /// The last failure, in plain words.
+    pub last_error: Option<String>,
+    /// Calls by purpose (`classify`, `extract`, `reason`), failures included.
+    pub calls: BTreeMap<String, u64>,
+    /// Failed calls by purpose.
+    pub failures: BTreeMap<String, u64>,
+    pub prompt_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl Llm {
+    pub fn new(model: Arc<dyn LanguageModel>, timeout: Duration, max_retries: u32, min_confidence: f64) -> Self {
+        let stats = LlmStats {
+            provider: model.provider().to_owned(),
+            model: model.model().to_owned(),
+            status: "unused".to_owned(),
+            ..LlmStats::default()
+        };
+        Llm { model, timeout, max_retries, min_confidence, stats: Mutex::new(stats) }
+    }
+
+    pub fn provider(&self) -> &'static str {
+        self.model.provider()
+    }
+
+    pub fn model(&self) -> &str {
+        self.model.model()
+    }
+
+    pub fn stats(&self) -> LlmStats {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Asks the model, retrying 429/503 within the timeout. Always returns the call's trace.
+    pub async fn ask(&self, request: &LlmRequest) -> (Result<LlmAnswer, LlmError>, LlmCallTrace) {
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        let mut attempts = 0;
+        let mut backoff = FIRST_BACKOFF;
+        let result = loop {
+            attempts += 1;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let attempt = match tokio::time::timeout(left, self.model.attempt(request, left)).await {
+                Ok(attempt) => attempt,
+                Err(_) => Attempt::Failed(self.timed_out()),
+            };
+            match attempt {
+                Attempt::Answer(answer) => break Ok(answer),
+                // said with the whole budget, not the remainder the last attempt had
+                Attempt::Failed(error) if error.kind == LlmErrorKind::Timeout => break Err(self.timed_out()),
+                Attempt::Failed(error) => break Err(error),
+                Attempt::Retry { after, error } => {
+                    let pause = after.unwrap_or(backoff);
+                    backoff *= 2;
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if attempts > self.max_retries || pause >= left {
+                        break Err(error);
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        };
+        let trace = LlmCallTrace {
+            purpose: request.purpose.as_str().to_owned(),
+            provider: self.provider().to_owned(),
+            model: result.as_ref().map(|a| a.model.clone()).unwrap_or_else(|_| self.model().to_owned()),
+            latency_ms: started.elapsed().as_millis() as u64,
+            attempts,
+            prompt_tokens: result.as_ref().map(|a| a.usage.prompt_tokens).unwrap_or(0),
+            output_tokens: result.as_ref().map(|a| a.usage.output_tokens).unwrap_or(0),
+            outcome: if result.is_ok() { "ok" } else { "failed" }.to_owned(),
+            error: result.as_ref().err().map(|e| e.message.clone()),
+        };
+        self.record(request.purpose, &result);
+        (result, trace)
+    }
+
+    fn timed_out(&self) -> LlmError {
+        LlmError::new(
+            LlmErrorKind::Timeout,
+            format!("The language model did not answer within {}.", crate::backend::human_duration(self.timeout)),
+        )
+    }
+
+    fn record(&self, purpose: Purpose, result: &Result<LlmAnswer, LlmError>) {
+        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        *stats.calls.entry(purpose.as_str().to_owned()).or_default() += 1;
+        match result {
+            Ok(answer) => {
+                stats.status = "ok".to_owned();
+                stats.prompt_tokens += answer.usage.prompt_tokens;
+                stats.output_tokens += answer.usage.output_tokens;
+            }
+            Err(error) => {
+                stats.status = "failing".to_owned();
+                stats.last_error = Some(error.message.clone());
+                *stats.failures.entry(purpose.as_str().to_owned()).or_default() += 1;
+            }
+        }
+    }
+}
+
+/// Seconds from a `Retry-After` header (the HTTP-date form is not used by these providers).
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+}
+
+/// Turns a transport error into the words a reply can use.
+pub(crate) fn transport_error(error: &reqwest::Error, timeout: Duration) -> LlmError {
+    if error.is_timeout() {
+        LlmError::new(
+            LlmErrorKind::Timeout,
+            format!("The language model did not answer within {}.", crate::backend::human_duration(timeout)),
+        )
+    } else {
+        LlmError::new(LlmErrorKind::Unreachable, "The language model could not be reached.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers from a script, one attempt per entry.
+    struct Scripted(Mutex<Vec<Attempt>>);
+
+    impl LanguageModel for Scripted {
+        fn provider(&self) -> &'static str {
+            "scripted"
+        }
+        fn model(&self) -> &str {
+            "script-1"
+        }
+        fn attempt<'a>(&'a self, _: &'a LlmRequest, _: Duration) -> BoxFuture<'a, Attempt> {
+            let next = self.0.lock().expect("lock").remove(0);
+            Box::pin(async move { next })
+        }
+    }
+
+    fn request() -> LlmRequest {
+        LlmRequest {
+            purpose: Purpose::Classify,
+            system: String::new(),
+            history: Vec::new(),
+            prompt: "hi".into(),
+            schema: None,
+            schema_name: "answer",
+        }
+    }
+
+    fn answer() -> Attempt {
+        Attempt::Answer(LlmAnswer {
+            text: "{}".into(),
+            model: "script-1".into(),
+            usage: Usage { prompt_tokens: 10, output_tokens: 2, total_tokens: 12 },
+        })
+    }
+
+    fn quota() -> Attempt {
+        Attempt::Retry {
+            after: Some(Duration::from_millis(10)),
+            error: LlmError::new(LlmErrorKind::OverQuota, "over quota"),
+        }
+    }
+
+    #[tokio::test]
+    async fn quota_answers_are_retried_then_counted() {
+        let llm = Llm::new(Arc::new(Scripted(Mutex::new(vec![quota(), answer()]))), Duration::from_secs(5), 2, 0.6);
+        let (result, trace) = llm.ask(&request()).await;
+        assert!(result.is_ok());
+        assert_eq!((trace.attempts, trace.prompt_tokens, trace.outcome.as_str()), (2, 10, "ok"));
+        let stats = llm.stats();
+        assert_eq!((stats.calls.get("classify"), stats.status.as_str()), (Some(&1), "ok"));
+    }
+
+    #[tokio::test]
+    async fn retries_stop_at_the_limit_and_the_failure_is_kept() {
+        let llm =
+            Llm::new(Arc::new(Scripted(Mutex::new(vec![quota(), quota(), quota()]))), Duration::from_secs(5), 2, 0.6);
+        let (result, trace) = llm.ask(&request()).await;
+        assert_eq!(result.expect_err("gave up").kind, LlmErrorKind::OverQuota);
+        assert_eq!(trace.attempts, 3);
+        assert_eq!(llm.stats().failures.get("classify"), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_longer_than_the_time_left_is_not_waited_for() {
+        let long = Attempt::Retry {
+            after: Some(Duration::from_secs(60)),
+            error: LlmError::new(LlmErrorKind::OverQuota, "over quota"),
+        };
+        let llm = Llm::new(Arc::new(Scripted(Mutex::new(vec![long, answer()]))), Duration::from_secs(2), 2, 0.6);
+        let started = std::time::Instant::now();
+        let (result, _) = llm.ask(&request()).await;
+        assert_eq!(result.expect_err("no wait").kind, LlmErrorKind::OverQuota);
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+}
