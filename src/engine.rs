@@ -88,6 +88,25 @@ pub struct Engine {
     sessions: Arc<dyn SessionStore>,
 }
 
+/// What [`Engine::analyze`] found.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// The intents, most important first (several only when the model found several).
+    pub intents: Vec<Analyzed>,
+    /// The model's call, when one was made.
+    pub llm: Vec<crate::trace::LlmCallTrace>,
+    /// `off`, `not_needed`, `understood`, `unsure`, `invalid` or `unavailable`.
+    pub llm_status: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Analyzed {
+    pub why: IntentTrace,
+    /// Slot values the message gives (from `key:value` pairs, droplet names, or the model).
+    pub slots: Map<String, Value>,
+    pub notes: Vec<String>,
+}
+
 /// How many earlier messages the language model sees.
 const LLM_HISTORY: usize = 6;
 
@@ -312,6 +331,38 @@ impl Engine {
             trace: state.trace,
             other_channel_text,
         })
+    }
+
+    /// Which intent(s) a message has and the slots it gives, without running anything or
+    /// touching a session: rules, then (when no rule decides) the same one classification call a
+    /// turn would make.
+    pub async fn analyze(&self, text: &str) -> Analysis {
+        let runtime = self.runtime();
+        let config = &runtime.config;
+        let plan = self.plan(config, text, None);
+        let understood = self.understand(config, plan, text, Vec::new()).await;
+        let intents = understood
+            .plans
+            .into_iter()
+            .map(|plan| {
+                let mut slots = plan.slots;
+                let extract = config.pipeline(&plan.intent).and_then(|pipeline| {
+                    pipeline.steps.iter().find_map(|s| match &s.step {
+                        Step::Extract(extract) => Some((pipeline, extract)),
+                        _ => None,
+                    })
+                });
+                if let Some((pipeline, extract)) = extract {
+                    extract.fill(pipeline, &config.catalogue, text, false, &mut slots);
+                }
+                Analyzed { why: plan.why, slots, notes: plan.notes }
+            })
+            .collect();
+        Analysis {
+            intents,
+            llm: understood.calls,
+            llm_status: understood.context["status"].as_str().unwrap_or("off").to_owned(),
+        }
     }
 
     /// When no rule decided (and nothing was pending), asks the language model to choose among

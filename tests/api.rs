@@ -395,3 +395,39 @@ async fn a_client_over_the_chat_rate_limit_gets_429_with_retry_after() {
     assert_eq!(error["error"]["details"]["retry_after_seconds"], retry);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn analyze_tells_the_intent_and_slots_without_acting() {
+    let (server, token) = start_with_admin("analyze-admin-token").await;
+    let post = |body: Value| {
+        let request = server.client.post(format!("{}/api/analyze", server.base)).json(&body);
+        async move {
+            let response = request.send().await.expect("request");
+            (response.status().as_u16(), response.json::<Value>().await.expect("JSON body"))
+        }
+    };
+    let (status, analysis) = post(json!({"message": "register a service name:Meshy id:31"})).await;
+    assert_eq!(status, 200, "{analysis}");
+    assert_eq!(analysis["intent"], "register_service");
+    assert_eq!(analysis["confidence"], 1.0);
+    assert_eq!(analysis["intents"][0]["intent"]["source"], "rules");
+    assert_eq!(analysis["intents"][0]["slots"], json!({"name": "Meshy", "id": 31}));
+    assert_eq!((analysis["llm_status"].as_str(), analysis["llm"].as_array().map(Vec::len)), (Some("off"), Some(0)));
+
+    let (_, unknown) = post(json!({"message": "purple monkey dishwasher"})).await;
+    assert_eq!((unknown["intent"].as_str(), unknown["confidence"].as_f64()), (Some("fallback"), Some(0.0)));
+    let (status, refused) = post(json!({"message": "   "})).await;
+    assert_eq!(status, 422, "{refused}");
+    let sessions: Value = server
+        .client
+        .get(format!("{}/api/sessions", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(sessions["total"], 0, "analysing stores nothing");
+    server.stop().await;
+}

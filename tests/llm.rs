@@ -513,3 +513,30 @@ steps:
         "{reply}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyze_uses_the_same_single_classification_call() {
+    let setup = setup(Provider::Gemini, Duration::from_secs(5)).await;
+    setup.fake.push(ok(gemini_answer(&classification(
+        &["droplet_status"],
+        0.87,
+        json!([{"intent": "droplet_status", "name": "droplet", "value": "deck"}]),
+        Value::Null,
+    ))));
+    let analysis: Value = setup
+        .ours
+        .client
+        .post(format!("{}/api/analyze", setup.ours.base))
+        .json(&json!({"message": "anything odd going on with the deck lately"}))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(analysis["intent"], "droplet_status", "{analysis}");
+    assert_eq!(analysis["confidence"], 0.87);
+    assert_eq!(analysis["intents"][0]["slots"]["droplet"], 14, "\"deck\" is the Visibility Deck");
+    assert_eq!(analysis["llm_status"], "understood");
+    assert_eq!(setup.fake.requests().len(), 1);
+}

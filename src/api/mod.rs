@@ -3,6 +3,7 @@
 //! conversation logic.
 
 pub mod admin;
+mod analyze;
 mod chat;
 pub mod error;
 pub mod limits;
@@ -89,10 +90,22 @@ impl AppState {
 #[allow(clippy::type_complexity)]
 pub fn service(
     state: &AppState,
-) -> OpenApiService<(ChatApi, AdminApi, SessionsApi, PlaygroundApi, udc::UdcApi, process::ProcessApi, mesh::MeshApi), ()>
-{
+) -> OpenApiService<
+    (
+        ChatApi,
+        analyze::AnalyzeApi,
+        AdminApi,
+        SessionsApi,
+        PlaygroundApi,
+        udc::UdcApi,
+        process::ProcessApi,
+        mesh::MeshApi,
+    ),
+    (),
+> {
     let apis = (
         ChatApi { engine: state.engine.clone(), limit: state.rate_limits.chat.clone() },
+        analyze::AnalyzeApi { engine: state.engine.clone(), limit: state.rate_limits.chat.clone() },
         AdminApi { reloader: state.reloader.clone() },
         SessionsApi { sessions: state.engine.sessions().clone() },
         PlaygroundApi,
