@@ -193,6 +193,7 @@ impl Engine {
     /// Runs one turn to a reply. Only a session store failure is an error: everything that goes
     /// wrong inside the pipeline still yields a reply and keeps the user's message.
     pub async fn handle(&self, turn: Turn) -> Result<Reply, TurnError> {
+        let started = std::time::Instant::now();
         let runtime = self.runtime();
         let config = &runtime.config;
         let session_id = turn.session_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -321,7 +322,11 @@ impl Engine {
             max_history,
         );
         lease.commit().await?;
-        tracing::info!(trace_id = %turn.trace_id, session = %session_id, intent = %intent, channel = turn.channel.as_str(), "turn answered");
+        let channel = turn.channel.as_str();
+        metrics::counter!("chat_turns_total", "intent" => intent.clone(), "channel" => channel, "source" => state.trace.intent.source.clone())
+            .increment(1);
+        metrics::histogram!("chat_turn_duration_seconds", "channel" => channel).record(started.elapsed().as_secs_f64());
+        tracing::info!(trace_id = %turn.trace_id, session = %session_id, intent = %intent, channel, "turn answered");
         Ok(Reply {
             text,
             session_id,

@@ -36,6 +36,7 @@ pub mod intent;
 pub mod lifecycle;
 pub mod llm;
 pub mod mesh;
+pub mod metrics;
 pub mod pipeline;
 pub mod reload;
 pub mod server;

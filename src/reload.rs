@@ -126,6 +126,8 @@ impl Reloader {
                 }
             }
         };
+        let outcome = if attempt.ok { "installed" } else { "rejected" };
+        metrics::counter!("config_reloads_total", "outcome" => outcome).increment(1);
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(version) = attempt.version {
             state.version = version;

@@ -14,6 +14,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The application: the API, its OpenAPI document at `/openapi.json`, and docs at `/docs`.
 pub fn app(state: &AppState) -> impl poem::Endpoint {
+    // the recorder must be in place before the first request is counted
+    crate::metrics::handle();
     let service = api::service(state);
     let outer = state.clone();
     let spec = service.spec_endpoint();
@@ -22,31 +24,60 @@ pub fn app(state: &AppState) -> impl poem::Endpoint {
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .at("/ws", poem::get(api::ws::ws))
+        .at("/metrics", poem::get(api::metrics::metrics))
         .nest("/", service)
         .data(state.admin_token.clone())
         .data(state.verifier.clone())
         .data(state.clone())
         .around(api::limits::limit_body)
-        .around(move |endpoint, request| count_and_open_auth(endpoint, request, outer.clone()))
-        .with(poem::middleware::Tracing)
+        .around(move |endpoint, request| every_request(endpoint, request, outer.clone()))
 }
 
-/// Counts every response for `/state`, and in development mode (no Registry key) lets requests
-/// without a bearer token through the typed auth path as unverified callers.
-async fn count_and_open_auth<E: poem::Endpoint>(
+/// What every request goes through:
+/// - a trace id: the caller's `X-Trace-ID` (1–128 printable characters) or a new one, seen by
+///   the handlers and returned on the response;
+/// - in development mode (no Registry key), requests without a bearer token pass the typed auth
+///   path as unverified callers;
+/// - the response is counted for `/state` and `/metrics`, and logged at debug level.
+async fn every_request<E: poem::Endpoint>(
     endpoint: std::sync::Arc<E>,
     mut request: poem::Request,
     state: AppState,
 ) -> poem::Result<poem::Response> {
     use poem::IntoResponse;
+    let started = std::time::Instant::now();
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    let trace_id = request
+        .header("x-trace-id")
+        .filter(|given| crate::api::validate::is_printable_id(given))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    if let Ok(value) = poem::http::HeaderValue::from_str(&trace_id) {
+        request.headers_mut().insert("x-trace-id", value);
+    }
     if state.verifier.is_open() && request.header("authorization").is_none() {
         request.headers_mut().insert("authorization", poem::http::HeaderValue::from_static("Bearer development-mode"));
     }
-    let response = match endpoint.call(request).await {
+    let mut response = match endpoint.call(request).await {
         Ok(output) => output.into_response(),
         Err(error) => error.into_response(),
     };
+    if let Ok(value) = poem::http::HeaderValue::from_str(&trace_id) {
+        response.headers_mut().insert("x-trace-id", value);
+    }
     state.stats.record(response.status().is_server_error());
+    let elapsed = started.elapsed();
+    crate::metrics::record_request(&path, response.status().as_u16(), elapsed);
+    // the access log: debug, so health checks do not flood an info log
+    tracing::debug!(
+        trace_id = %trace_id,
+        method = %method,
+        route = crate::metrics::route_label(&path),
+        status = response.status().as_u16(),
+        duration_us = elapsed.as_micros() as u64,
+        "request"
+    );
     Ok(response)
 }
 

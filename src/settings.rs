@@ -23,8 +23,13 @@ pub struct Settings {
     pub sessions: SessionLimits,
     /// `LOG_LEVEL`, default `info` (any tracing filter, e.g. `debug,poem=info`).
     pub log_level: String,
+    /// `LOG_FORMAT`: `json` (one object per line, with `trace_id`, `session`, `intent` on turn
+    /// events) or `text`; unset: text on a terminal, JSON otherwise.
+    pub log_format: Option<String>,
     /// `ADMIN_TOKEN`: bearer token for `/api/admin/*`; unset switches those endpoints off.
     pub admin_token: Option<String>,
+    /// `METRICS_TOKEN`: a static bearer token for `/metrics` (Prometheus cannot renew JWTs).
+    pub metrics_token: Option<String>,
     /// `CONFIG_WATCH` (default true): reload when files in the configuration folder change.
     pub config_watch: bool,
     /// `REDIS_URL`: keep sessions in Redis so replicas share conversations; unset keeps them in
@@ -156,8 +161,16 @@ impl Settings {
                     expected: "a whole number of minutes, at least 1",
                 })?),
             },
+            log_format: match lookup("LOG_FORMAT").map(|v| v.trim().to_lowercase()).filter(|v| !v.is_empty()) {
+                None => None,
+                Some(format) if format == "json" || format == "text" => Some(format),
+                Some(other) => {
+                    return Err(SettingsError { name: "LOG_FORMAT", value: other, expected: "json or text" })
+                }
+            },
             log_level: lookup("LOG_LEVEL").filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "info".to_owned()),
             admin_token: lookup("ADMIN_TOKEN").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
+            metrics_token: lookup("METRICS_TOKEN").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             config_watch: parse(&lookup, "CONFIG_WATCH", true, "true or false")?,
             rate_limit_chat: parse(&lookup, "RATE_LIMIT_CHAT", 100, "a number of turns per minute (0 for no limit)")?,
             rate_limit_process: parse(

@@ -431,3 +431,55 @@ async fn analyze_tells_the_intent_and_slots_without_acting() {
     assert_eq!(sessions["total"], 0, "analysing stores nothing");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_are_scraped_in_prometheus_format() {
+    let server = TestServer::default().await;
+    server.chat(json!({"message": "show me all droplets", "session_id": "metrics-1"})).await;
+    server.chat(json!({"message": "dashboard metrics", "channel": "voice"})).await;
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws", server.address)).await.expect("websocket");
+    use futures::StreamExt;
+    let _welcome = socket.next().await;
+
+    let response = server.client.get(format!("{}/metrics", server.base)).send().await.expect("scrape");
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain; version=0.0.4")));
+    let text = response.text().await.expect("text");
+    for expected in [
+        "# TYPE http_requests_total counter",
+        r#"http_requests_total{route="/api/chat",status="200"}"#,
+        r#"chat_turns_total{intent="all_droplets",channel="chat",source="rules"}"#,
+        r#"chat_turns_total{intent="dashboard_metrics",channel="voice",source="rules"}"#,
+        "# TYPE chat_turn_duration_seconds histogram",
+        r#"chat_turn_duration_seconds_bucket{channel="chat",le="0.005"}"#,
+        r#"droplet_calls_total{droplet="Dashboard",via="fallback-data",outcome="data"}"#,
+        "# TYPE sessions_active gauge",
+        "# TYPE websocket_connections gauge",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in\n{text}");
+    }
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|line| line.starts_with(name) && line[name.len()..].starts_with(' '))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1.0)
+    };
+    assert!(value("sessions_active") >= 2.0, "{text}");
+    assert!(value("websocket_connections") >= 1.0, "{text}");
+    // a returned X-Trace-ID on every response, the caller's when given
+    let response = server
+        .client
+        .get(format!("{}/health", server.base))
+        .header("X-Trace-ID", "trace-abc-1")
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(response.headers().get("x-trace-id").and_then(|v| v.to_str().ok()), Some("trace-abc-1"));
+    server.stop().await;
+}

@@ -204,6 +204,16 @@ async fn a_message_no_rule_matches_is_classified_in_exactly_one_call() {
     assert_eq!(headers["path"], "/v1beta/models/gemini-2.5-flash:generateContent");
     assert_eq!(headers["x-goog-api-key"], "test-gemini-key");
     insta::assert_json_snapshot!("gemini_classify_request", body);
+
+    let metrics = setup.ours.client.get(format!("{}/metrics", setup.ours.base)).send().await.expect("scrape");
+    let metrics = metrics.text().await.expect("text");
+    for expected in [
+        r#"llm_calls_total{purpose="classify",provider="gemini",outcome="ok"}"#,
+        r#"llm_tokens_total{purpose="classify",kind="prompt"}"#,
+        r#"chat_turns_total{intent="all_droplets",channel="chat",source="llm"}"#,
+    ] {
+        assert!(metrics.contains(expected), "missing {expected}");
+    }
 }
 
 /// Rules decide these (and their slots come from `key:value` pairs or are asked for), so the

@@ -155,6 +155,9 @@ async fn a_broken_edit_changes_nothing_and_is_reported() {
     assert_eq!(config["last_attempt"]["ok"], false);
     assert_eq!(config["last_attempt"]["trigger"], "admin");
     assert!(config["intents"].as_array().is_some_and(|i| i.contains(&json!("goodbye"))));
+    let metrics = reqwest::get(format!("{}/metrics", server.running.base)).await.expect("scrape");
+    let metrics = metrics.text().await.expect("text");
+    assert!(metrics.contains(r#"config_reloads_total{outcome="rejected"}"#), "{metrics}");
 }
 
 #[tokio::test]

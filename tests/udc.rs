@@ -363,3 +363,32 @@ async fn with_a_registry_key_chat_and_websocket_need_a_token_too() {
     let welcome = socket.next().await.expect("frame").expect("ok");
     assert!(welcome.to_text().unwrap_or_default().contains("welcome"));
 }
+
+#[tokio::test]
+async fn metrics_need_a_registry_token_or_the_metrics_token() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (private, public) = key_pair(dir.path(), "registry");
+    let mut state = AppState::new(Arc::new(common::engine(vec![])), None, None);
+    state.verifier = Arc::new(keys_verifier(&public));
+    state.metrics_token = Some(Arc::from("scrape-test-token"));
+    let server = Server::start(state).await;
+    let scrape = |token: Option<&str>| {
+        let mut request = server.client.get(format!("{}/metrics", server.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            let challenge = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            (status, challenge, response.text().await.unwrap_or_default())
+        }
+    };
+    let (status, challenge, _) = scrape(None).await;
+    assert_eq!((status, challenge.as_deref()), (401, Some("Bearer")));
+    assert_eq!(scrape(Some("wrong")).await.0, 401);
+    let (status, _, text) = scrape(Some("scrape-test-token")).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("http_requests_total"), "{text}");
+    assert_eq!(scrape(Some(&sign(&private, registry_claims()))).await.0, 200);
+}

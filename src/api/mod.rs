@@ -8,6 +8,7 @@ mod chat;
 pub mod error;
 pub mod limits;
 mod mesh;
+pub mod metrics;
 pub mod playground;
 mod process;
 pub mod rate_limit;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub orchestrator: Option<crate::mesh::OrchestratorClient>,
     /// Registration and heartbeats, shown by `/dependencies`.
     pub lifecycle: Option<Arc<crate::lifecycle::Lifecycle>>,
+    /// `METRICS_TOKEN`: a static bearer token Prometheus may scrape `/metrics` with.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -82,6 +85,7 @@ impl AppState {
             waiters: Arc::new(crate::mesh::Waiters::default()),
             orchestrator: None,
             lifecycle: None,
+            metrics_token: None,
         }
     }
 }

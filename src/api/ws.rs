@@ -105,6 +105,23 @@ struct Connection {
     channel: Channel,
 }
 
+/// Counts an open WebSocket in the `websocket_connections` gauge for as long as it lives,
+/// however the connection ends.
+struct OpenConnection;
+
+impl OpenConnection {
+    fn new() -> Self {
+        metrics::gauge!("websocket_connections").increment(1.0);
+        OpenConnection
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::gauge!("websocket_connections").decrement(1.0);
+    }
+}
+
 async fn serve(
     stream: WebSocketStream,
     engine: Arc<Engine>,
@@ -113,6 +130,7 @@ async fn serve(
     params: ConnectParams,
     limiter: Limiter,
 ) {
+    let _open = OpenConnection::new();
     let (mut sink, mut incoming) = stream.split();
     let session_id = params.session_id.filter(|id| check_session_id(Some(id)).is_ok());
     let mut connection = Connection {

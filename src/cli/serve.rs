@@ -24,12 +24,19 @@ use crate::settings::{LlmSettings, Settings};
 
 pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let settings = Settings::from_env()?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&settings.log_level)
-                .context("LOG_LEVEL is not a valid log filter")?,
-        )
-        .init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&settings.log_level).context("LOG_LEVEL is not a valid log filter")?;
+    let json = match settings.log_format.as_deref() {
+        Some("json") => true,
+        Some(_) => false,
+        // one JSON object per line for log collectors; readable text on a terminal
+        None => !std::io::IsTerminal::is_terminal(&std::io::stdout()),
+    };
+    if json {
+        tracing_subscriber::fmt().json().flatten_event(true).with_current_span(false).with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
 
     let (files, root) = super::config_files(config_dir.as_deref())?;
     let Some(compiled) = super::load_or_report(&files) else {
@@ -128,6 +135,7 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     state.verifier = Arc::new(verifier);
     state.health = Arc::new(Health::new(warnings));
     state.waiters = waiters;
+    state.metrics_token = settings.metrics_token.as_deref().map(std::sync::Arc::from);
     if let Some(client) = &orchestrator {
         state.health.spawn_orchestrator_probe(client.config().base_url.clone(), Duration::from_secs(30));
     }

@@ -227,7 +227,7 @@ impl Llm {
             outcome: if result.is_ok() { "ok" } else { "failed" }.to_owned(),
             error: result.as_ref().err().map(|e| e.message.clone()),
         };
-        self.record(request.purpose, &result);
+        self.record(request.purpose, &result, started.elapsed());
         (result, trace)
     }
 
@@ -238,7 +238,18 @@ impl Llm {
         )
     }
 
-    fn record(&self, purpose: Purpose, result: &Result<LlmAnswer, LlmError>) {
+    fn record(&self, purpose: Purpose, result: &Result<LlmAnswer, LlmError>, elapsed: Duration) {
+        let (purpose_label, provider) = (purpose.as_str(), self.provider());
+        let outcome = if result.is_ok() { "ok" } else { "failed" };
+        metrics::counter!("llm_calls_total", "purpose" => purpose_label, "provider" => provider, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("llm_call_duration_seconds", "purpose" => purpose_label).record(elapsed.as_secs_f64());
+        if let Ok(answer) = result {
+            metrics::counter!("llm_tokens_total", "purpose" => purpose_label, "kind" => "prompt")
+                .increment(answer.usage.prompt_tokens);
+            metrics::counter!("llm_tokens_total", "purpose" => purpose_label, "kind" => "output")
+                .increment(answer.usage.output_tokens);
+        }
         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         *stats.calls.entry(purpose.as_str().to_owned()).or_default() += 1;
         match result {

@@ -174,6 +174,11 @@ impl SessionStore for MemoryStore {
         "memory"
     }
 
+    fn count(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
+        let count = self.len();
+        Box::pin(async move { Ok(count) })
+    }
+
     fn clear(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(async move {
             let ids: Vec<String> = self.snapshot().into_iter().map(|(id, _)| id).collect();

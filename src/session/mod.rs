@@ -138,6 +138,10 @@ pub trait SessionStore: Send + Sync {
 
     /// `memory` or `redis`, for `/dependencies`.
     fn kind(&self) -> &'static str;
+
+    /// How many sessions the store holds, cheaply (for the `sessions_active` gauge); the memory
+    /// store may include expired ones its sweeper has not removed yet.
+    fn count(&self) -> BoxFuture<'_, Result<usize, StoreError>>;
 }
 
 /// Limits shared by every store.

@@ -269,6 +269,11 @@ impl SessionStore for RedisStore {
         "redis"
     }
 
+    fn count(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
+        // keys expire with their sessions, so counting them is exact
+        Box::pin(async move { Ok(self.session_keys().await?.len()) })
+    }
+
     fn clear(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(async move {
             let mut deleted = 0;

@@ -125,6 +125,13 @@ impl QueryStep {
                 _ => 2,
             }] += 1;
             let duration_ms = elapsed.as_millis() as u64;
+            let droplet_label = droplet.get("name").and_then(Value::as_str).unwrap_or("(none)").to_owned();
+            metrics::counter!("droplet_calls_total", "droplet" => droplet_label.clone(), "via" => via.clone(), "outcome" => status)
+                .increment(1);
+            if let Outcome::Failed { kind, .. } = &outcome {
+                metrics::counter!("droplet_call_errors_total", "droplet" => droplet_label, "kind" => kind.as_str())
+                    .increment(1);
+            }
             state.trace.calls.push(CallTrace {
                 droplet_id: droplet.get("id").and_then(Value::as_i64).unwrap_or_default(),
                 droplet: droplet.get("name").and_then(Value::as_str).unwrap_or("(none)").to_owned(),

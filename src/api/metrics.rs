@@ -1,0 +1,35 @@
+//! `GET /metrics`: Prometheus exposition text (see `crate::metrics`). Like every mesh endpoint
+//! it needs a bearer token — a Registry-signed one, or `METRICS_TOKEN` for a scraper that cannot
+//! renew JWTs — except in development mode without a Registry key.
+
+use std::time::Duration;
+
+use poem::http::StatusCode;
+use poem::web::Data;
+use poem::{handler, IntoResponse, Request, Response};
+
+use super::AppState;
+
+/// How long counting sessions may take before the gauge keeps its last value.
+const COUNT_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[handler]
+pub async fn metrics(request: &Request, Data(state): Data<&AppState>) -> Response {
+    let token = request
+        .header("authorization")
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(str::trim);
+    let static_token_ok =
+        matches!((&state.metrics_token, token), (Some(expected), Some(given)) if expected.as_ref() == given);
+    if !state.verifier.is_open() && !static_token_ok && state.verifier.verify(token).is_err() {
+        return Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .header("WWW-Authenticate", "Bearer")
+            .content_type("application/json")
+            .body(r#"{"error":{"code":"UNAUTHORIZED","message":"send a bearer token signed by the Registry, or METRICS_TOKEN","details":{}}}"#);
+    }
+    if let Ok(Ok(count)) = tokio::time::timeout(COUNT_TIMEOUT, state.engine.sessions().count()).await {
+        ::metrics::gauge!("sessions_active").set(count as f64);
+    }
+    crate::metrics::render().with_content_type("text/plain; version=0.0.4; charset=utf-8").into_response()
+}
