@@ -13,6 +13,9 @@ use serde_json::Value;
 #[derive(Debug, Clone, Serialize)]
 pub struct Catalogue {
     pub droplets: Vec<Droplet>,
+    /// Every lowercased name, key and alias with its droplet id, built once for [`Catalogue::recognize`].
+    #[serde(skip)]
+    names: Vec<(String, i64)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,6 +85,16 @@ fn number_pattern() -> &'static Regex {
 }
 
 impl Catalogue {
+    pub fn new(droplets: Vec<Droplet>) -> Catalogue {
+        let mut names = Vec::new();
+        for droplet in &droplets {
+            names.push((droplet.name.to_lowercase(), droplet.id));
+            names.push((droplet.key.replace('_', " "), droplet.id));
+            names.extend(droplet.aliases.iter().map(|alias| (alias.clone(), droplet.id)));
+        }
+        Catalogue { droplets, names }
+    }
+
     pub fn by_id(&self, id: i64) -> Option<&Droplet> {
         self.droplets.iter().find(|d| d.id == id || d.alias_ids.contains(&id))
     }
@@ -109,14 +122,9 @@ impl Catalogue {
         }
         let lowered = text.to_lowercase();
         let mut best: Option<(usize, i64)> = None;
-        for droplet in &self.droplets {
-            let names = std::iter::once(droplet.name.to_lowercase())
-                .chain(std::iter::once(droplet.key.replace('_', " ")))
-                .chain(droplet.aliases.iter().cloned());
-            for name in names {
-                if contains_words(&lowered, &name) && best.is_none_or(|(len, _)| name.len() > len) {
-                    best = Some((name.len(), droplet.id));
-                }
+        for (name, id) in &self.names {
+            if best.is_none_or(|(len, _)| name.len() > len) && contains_words(&lowered, name) {
+                best = Some((name.len(), *id));
             }
         }
         best.map(|(_, id)| Recognition::Found(id)).unwrap_or(Recognition::NotMentioned)
@@ -156,13 +164,11 @@ mod tests {
             alias_ids,
             endpoints: vec![],
         };
-        Catalogue {
-            droplets: vec![
-                droplet(2, "dashboard", "Dashboard", &["dash"], vec![]),
-                droplet(6, "voice", "Voice", &[], vec![18]),
-                droplet(14, "visibility_deck", "Visibility Deck", &["deck"], vec![]),
-            ],
-        }
+        Catalogue::new(vec![
+            droplet(2, "dashboard", "Dashboard", &["dash"], vec![]),
+            droplet(6, "voice", "Voice", &[], vec![18]),
+            droplet(14, "visibility_deck", "Visibility Deck", &["deck"], vec![]),
+        ])
     }
 
     #[test]

@@ -48,49 +48,105 @@ impl IntentRules {
         (text.to_owned(), content_words(text))
     }
 
-    /// This intent's score for a message, with the reason, or `None` when vetoed or silent.
-    fn score(&self, text: &str, words: &BTreeSet<String>) -> Option<Candidate> {
-        if self.none.iter().any(|r| r.is_match(text)) {
+    /// This intent's score for a message, or `None` when vetoed or silent. The reason is
+    /// only written out (by [`Scored::candidate`]) for the few candidates anyone reads.
+    fn score(&self, text: &str, words: &BTreeSet<String>, matched: Matched<'_>) -> Option<Scored<'_>> {
+        let hit = |kind: usize, index: usize, regex: &Regex| match matched {
+            Matched::Set(set, offsets) => set.matched(offsets[kind] + index),
+            Matched::Each => regex.is_match(text),
+        };
+        if self.none.iter().enumerate().any(|(i, r)| hit(NONE, i, r)) {
             return None;
         }
-        let mut best: Option<(f64, Evidence, String)> = None;
-        let mut consider = |score: f64, evidence: Evidence, reason: String| {
+        let mut best: Option<(f64, Evidence, Why)> = None;
+        let mut consider = |score: f64, evidence: Evidence, why: Why| {
             if score > 0.0 && best.as_ref().is_none_or(|(s, _, _)| score > *s) {
-                best = Some((score, evidence, reason));
+                best = Some((score, evidence, why));
             }
         };
-        if self.all.iter().all(|r| r.is_match(text)) {
-            if let Some((regex, found)) = self.any.iter().find_map(|r| r.find(text).map(|m| (r, m.as_str()))) {
-                consider(
-                    PATTERN_SCORE,
-                    Evidence::Pattern,
-                    format!("pattern `{}` matched \"{}\"", regex.as_str(), found),
-                );
+        if self.all.iter().enumerate().all(|(i, r)| hit(ALL, i, r)) {
+            if let Some(regex) = self.any.iter().enumerate().position(|(i, r)| hit(ANY, i, r)) {
+                consider(PATTERN_SCORE, Evidence::Pattern, Why::Pattern { regex });
             }
         }
-        for (example, example_words) in &self.examples {
+        for (index, (_, example_words)) in self.examples.iter().enumerate() {
             let similarity = dice(words, example_words);
-            consider(
-                similarity * EXAMPLE_WEIGHT,
-                Evidence::Example,
-                format!("similar to example \"{example}\" ({:.0}%)", similarity * 100.0),
-            );
+            consider(similarity * EXAMPLE_WEIGHT, Evidence::Example, Why::Example { index, similarity });
         }
-        let hits: Vec<&str> = self.keywords.iter().filter(|k| words.contains(k.as_str())).map(String::as_str).collect();
-        let bonus = (hits.len() as f64 * KEYWORD_BONUS).min(KEYWORD_CAP);
-        let (base, evidence, reason) = best.unwrap_or((0.0, Evidence::Keywords, String::new()));
+        let hits = self.keywords.iter().filter(|k| words.contains(k.as_str())).count();
+        let bonus = (hits as f64 * KEYWORD_BONUS).min(KEYWORD_CAP);
+        let (base, evidence, why) = best.unwrap_or((0.0, Evidence::Keywords, Why::Keywords));
         let score = base + bonus;
-        if score <= 0.0 {
-            return None;
-        }
+        (score > 0.0).then_some(Scored { rules: self, score: round(score), evidence, why })
+    }
+}
+
+/// Which signal gave an intent its score, kept as positions so scoring allocates nothing.
+#[derive(Debug, Clone)]
+enum Why {
+    Pattern { regex: usize },
+    Example { index: usize, similarity: f64 },
+    Keywords,
+}
+
+/// Which patterns match a message: from one pass of the resolver's `RegexSet`, or (if the set
+/// could not be built) each pattern tried on its own.
+#[derive(Clone, Copy)]
+enum Matched<'a> {
+    /// The set's matches, and where this intent's `any`, `all` and `none` patterns start in it.
+    Set(&'a regex::SetMatches, [usize; 3]),
+    Each,
+}
+
+const ANY: usize = 0;
+const ALL: usize = 1;
+const NONE: usize = 2;
+
+/// One intent's score before its reason is written out.
+struct Scored<'r> {
+    rules: &'r IntentRules,
+    score: f64,
+    evidence: Evidence,
+    why: Why,
+}
+
+impl Scored<'_> {
+    /// The candidate with its reason in words.
+    fn candidate(&self, text: &str, words: &BTreeSet<String>) -> Candidate {
+        let rules = self.rules;
+        let reason = match self.why {
+            Why::Pattern { regex } => {
+                let pattern = rules.any.get(regex);
+                let found = pattern.and_then(|r| r.find(text)).map(|m| m.as_str()).unwrap_or_default();
+                format!("pattern `{}` matched \"{found}\"", pattern.map(Regex::as_str).unwrap_or_default())
+            }
+            Why::Example { index, similarity } => format!(
+                "similar to example \"{}\" ({:.0}%)",
+                rules.examples.get(index).map(|(e, _)| e.as_str()).unwrap_or_default(),
+                similarity * 100.0
+            ),
+            Why::Keywords => String::new(),
+        };
+        let hits: Vec<&str> =
+            rules.keywords.iter().filter(|k| words.contains(k.as_str())).map(String::as_str).collect();
         let reason = match (reason.is_empty(), hits.is_empty()) {
             (false, true) => reason,
             (false, false) => format!("{reason}; keywords {}", hits.join(", ")),
             (true, _) => format!("keywords {}", hits.join(", ")),
         };
-        Some(Candidate { intent: self.intent.clone(), score: round(score), evidence, priority: self.priority, reason })
+        Candidate {
+            intent: rules.intent.clone(),
+            score: self.score,
+            evidence: self.evidence,
+            priority: rules.priority,
+            reason,
+        }
     }
 }
+
+/// How many of the best candidates a resolution describes (the winner, its runner-up, and a
+/// few more for `explain`).
+pub const DESCRIBED_CANDIDATES: usize = 5;
 
 /// What gave an intent its score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -125,7 +181,7 @@ pub struct Resolution {
     pub evidence: Option<Evidence>,
     pub reason: String,
     pub runner_up: Option<Candidate>,
-    /// Every intent that scored, best first.
+    /// The best-scoring intents, best first (at most [`DESCRIBED_CANDIDATES`]).
     pub candidates: Vec<Candidate>,
 }
 
@@ -134,11 +190,28 @@ pub struct Resolution {
 pub struct Resolver {
     rules: Vec<IntentRules>,
     fallback: String,
+    /// Every pattern of every intent in one set, so a message is scanned once, not once per
+    /// pattern; `None` if the set would exceed the size limit (then each pattern runs alone).
+    patterns: Option<regex::RegexSet>,
+    /// Per intent: where its `any`, `all` and `none` patterns start in `patterns`.
+    offsets: Vec<[usize; 3]>,
 }
 
 impl Resolver {
     pub fn new(rules: Vec<IntentRules>, fallback: String) -> Self {
-        Resolver { rules, fallback }
+        let mut sources = Vec::new();
+        let mut offsets = Vec::new();
+        for rule in &rules {
+            let mut starts = [0; 3];
+            for (kind, patterns) in [(ANY, &rule.any), (ALL, &rule.all), (NONE, &rule.none)] {
+                starts[kind] = sources.len();
+                sources.extend(patterns.iter().map(|r| r.as_str().to_owned()));
+            }
+            offsets.push(starts);
+        }
+        let patterns =
+            regex::RegexSetBuilder::new(&sources).case_insensitive(true).size_limit(64 * 1024 * 1024).build().ok();
+        Resolver { rules, fallback, patterns, offsets }
     }
 
     pub fn fallback(&self) -> &str {
@@ -160,11 +233,28 @@ impl Resolver {
 
     fn resolve_among(&self, text: &str, eligible: impl Fn(&IntentRules) -> bool) -> Resolution {
         let words = content_words(text);
-        let mut candidates: Vec<Candidate> =
-            self.rules.iter().filter(|r| eligible(r)).filter_map(|r| r.score(text, &words)).collect();
-        candidates.sort_by(|a, b| {
-            b.score.total_cmp(&a.score).then_with(|| b.priority.cmp(&a.priority)).then_with(|| a.intent.cmp(&b.intent))
+        let matches = self.patterns.as_ref().map(|set| set.matches(text));
+        let mut scored: Vec<Scored<'_>> = self
+            .rules
+            .iter()
+            .zip(&self.offsets)
+            .filter(|(r, _)| eligible(r))
+            .filter_map(|(r, offsets)| {
+                let matched = match &matches {
+                    Some(set) => Matched::Set(set, *offsets),
+                    None => Matched::Each,
+                };
+                r.score(text, &words, matched)
+            })
+            .collect();
+        scored.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| b.rules.priority.cmp(&a.rules.priority))
+                .then_with(|| a.rules.intent.cmp(&b.rules.intent))
         });
+        let candidates: Vec<Candidate> =
+            scored.iter().take(DESCRIBED_CANDIDATES).map(|s| s.candidate(text, &words)).collect();
         match candidates.first() {
             Some(best) if best.score >= MIN_SCORE => Resolution {
                 intent: best.intent.clone(),

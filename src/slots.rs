@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn coercion_explains_failures() {
-        let catalogue = Catalogue { droplets: vec![] };
+        let catalogue = Catalogue::new(vec![]);
         let min = serde_json::json!({"minimum": 1}).as_object().cloned();
         let id = SlotDef::new("id", SlotKind::Integer, "its id", None, &[], min.as_ref()).expect("valid schema");
         assert_eq!(id.coerce(" 42 ", &catalogue), Ok(Value::from(42)));

@@ -27,6 +27,9 @@ use crate::session::Channel;
 /// Largest frame (and message) a client may send; a 5000-character message fits with room.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
+/// Initial read buffer of a WebSocket connection (it grows for larger frames).
+const WS_BUFFER_BYTES: usize = 4 * 1024;
+
 /// Keep-alive timing; tests shorten it.
 #[derive(Debug, Clone, Copy)]
 pub struct WsTiming {
@@ -86,8 +89,13 @@ pub fn ws(
     let limiter = Limiter { limit: state.rate_limits.websocket.clone(), client: client_ip(remote) };
     let closing = state.closing.subscribe();
     let timing = state.ws_timing;
-    let config =
-        WebSocketConfig::default().max_message_size(Some(MAX_FRAME_BYTES)).max_frame_size(Some(MAX_FRAME_BYTES));
+    // tungstenite's default 128 KiB read and write buffers are allocated per connection up front:
+    // 10,000 idle chat sockets would hold 2.5 GB. Chat frames are small; buffers grow on demand.
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES))
+        .read_buffer_size(WS_BUFFER_BYTES)
+        .write_buffer_size(0);
     socket
         .config(config)
         .on_upgrade(move |stream| serve(stream, engine, closing, timing, params, limiter))

@@ -333,7 +333,7 @@ impl<'a> Compiler<'a> {
                 endpoints,
             });
         }
-        Some(Catalogue { droplets })
+        Some(Catalogue::new(droplets))
     }
 
     /// The welcome templates: they must exist and read only what a greeting has.
@@ -1214,10 +1214,16 @@ fn check_variable(
     pipeline_file: &str,
 ) -> Option<Diagnostic> {
     let (head, rest) = split_variable(variable);
-    if JINJA_GLOBALS.contains(&head) || assigns(source, head) {
+    if JINJA_GLOBALS.contains(&head) {
         return None;
     }
-    if !allowed.iter().any(|k| k == head) {
+    let known = allowed.iter().any(|k| k == head);
+    // a name the template sets itself is fine; asked only when it would otherwise be reported,
+    // because the check compiles a pattern
+    if (!known || head == "slots") && assigns(source, head) {
+        return None;
+    }
+    if !known {
         let at = first_use(source, head);
         let diagnostic = Diagnostic::new(
             Code::UndefinedVariable,
