@@ -8,7 +8,13 @@ fn main() {
     for path in ["pipelines", "templates", "catalogue", "schemas", "udc_config.json", "playground", ".git/HEAD"] {
         println!("cargo:rerun-if-changed={path}");
     }
-    let commit = output("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".to_owned());
+    // a container build has no .git: the Dockerfile passes the commit in
+    println!("cargo:rerun-if-env-changed=CHAT_ORCHESTRATOR_GIT_COMMIT");
+    let commit = std::env::var("CHAT_ORCHESTRATOR_GIT_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty() && c != "unknown")
+        .or_else(|| output("git", &["rev-parse", "--short", "HEAD"]))
+        .unwrap_or_else(|| "unknown".to_owned());
     let date = output("date", &["-u", "+%Y-%m-%d"]).unwrap_or_else(|| "unknown".to_owned());
     println!("cargo:rustc-env=CHAT_ORCHESTRATOR_COMMIT={commit}");
     println!("cargo:rustc-env=CHAT_ORCHESTRATOR_BUILD_DATE={date}");

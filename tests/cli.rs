@@ -192,3 +192,15 @@ fn serve_reloads_on_sighup() {
     drop(server);
     assert_eq!(reply, "👋 Reloaded by a signal.");
 }
+
+#[test]
+fn probe_exits_zero_only_for_an_active_server() {
+    let server = common::Process::spawn(&[]);
+    let url = format!("{}/health", server.base);
+    let up = run(&["probe", "--url", &url]);
+    assert!(up.status.success(), "{}", stdout(&up));
+    assert!(stdout(&up).trim_end().ends_with(": active"), "{}", stdout(&up));
+    drop(server);
+    let down = run(&["probe", "--url", &url]);
+    assert!(!down.status.success(), "nothing listens any more");
+}

@@ -7,6 +7,7 @@ mod chat;
 mod check;
 mod explain;
 mod openapi;
+mod probe;
 mod serve;
 mod test;
 
@@ -64,6 +65,12 @@ pub enum Command {
     },
     /// Print the OpenAPI document without starting the server.
     Openapi,
+    /// Ask a running server's /health; exit 0 only when it is `active` (container health checks).
+    Probe {
+        /// The health URL [default: http://127.0.0.1:$PORT/health]
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,6 +89,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat { url, voice } => chat::run(config_dir, url, voice).await,
         Command::Explain { message } => explain::run(config_dir, &message),
         Command::Openapi => openapi::run(),
+        Command::Probe { url } => probe::run(url).await,
     }
 }
 
