@@ -209,10 +209,10 @@ impl Engine {
             .rev()
             .take(LLM_HISTORY)
             .rev()
-            .map(|m| (if m.role == Role::User { Speaker::User } else { Speaker::Assistant }, m.text.clone()))
+            .map(|m| (if m.role == Role::User { Speaker::User } else { Speaker::Assistant }, m.text.to_string()))
             .collect();
         session.push(
-            Message { role: Role::User, text: turn.text.clone(), intent: None, at: utc_timestamp() },
+            Message { role: Role::User, text: turn.text.as_str().into(), intent: None, at: utc_timestamp().into() },
             max_history,
         );
 
@@ -318,7 +318,12 @@ impl Engine {
         let other_channel_text = (!other_texts.is_empty())
             .then(|| other_texts.join(if turn.channel == Channel::Voice { "\n\n" } else { " " }));
         session.push(
-            Message { role: Role::Assistant, text: text.clone(), intent: Some(intent.clone()), at: utc_timestamp() },
+            Message {
+                role: Role::Assistant,
+                text: text.as_str().into(),
+                intent: Some(intent.as_str().into()),
+                at: utc_timestamp().into(),
+            },
             max_history,
         );
         lease.commit().await?;

@@ -49,7 +49,7 @@ async fn history_keeps_the_last_messages_only() {
     let history = &lease.session().history;
     assert_eq!(history.len(), 10);
     assert_eq!(history.back().map(|m| m.role), Some(Role::Assistant));
-    assert_eq!(history.iter().rev().nth(1).map(|m| m.text.as_str()), Some("hello 7"));
+    assert_eq!(history.iter().rev().nth(1).map(|m| m.text.as_ref()), Some("hello 7"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -89,7 +89,7 @@ async fn a_template_that_fails_at_run_time_keeps_the_message_and_the_pending_act
 
     let mut lease = store.lease("fault").await.expect("lease");
     let session = lease.session();
-    assert!(session.history.iter().any(|m| m.text == "name:Kept id:3"), "the user's words are stored");
+    assert!(session.history.iter().any(|m| &*m.text == "name:Kept id:3"), "the user's words are stored");
     let pending = session.pending.as_ref().expect("the unfinished action survives the fault");
     assert_eq!(pending.intent, "register_service");
 }

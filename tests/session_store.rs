@@ -8,7 +8,7 @@ use std::time::Duration;
 use chat_orchestrator::session::{Channel, MemoryStore, Message, RedisStore, Role, SessionLimits, SessionStore};
 
 fn message(text: &str) -> Message {
-    Message { role: Role::User, text: text.to_owned(), intent: None, at: String::new() }
+    Message { role: Role::User, text: text.into(), intent: None, at: "".into() }
 }
 
 fn limits(idle: Duration) -> SessionLimits {
@@ -65,7 +65,7 @@ both_stores!(
         drop(lease); // not committed
 
         let (session, _) = store.get("s1").await.expect("get").expect("exists");
-        assert_eq!(session.history.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["kept"], "{kind}");
+        assert_eq!(session.history.iter().map(|m| m.text.as_ref()).collect::<Vec<_>>(), ["kept"], "{kind}");
         assert_eq!(session.channel, Channel::Voice, "{kind}");
     }
 );

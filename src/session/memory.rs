@@ -211,7 +211,7 @@ mod tests {
     use crate::session::{Message, Role};
 
     fn message(text: &str) -> Message {
-        Message { role: Role::User, text: text.into(), intent: None, at: String::new() }
+        Message { role: Role::User, text: text.into(), intent: None, at: "".into() }
     }
 
     #[tokio::test]
@@ -231,7 +231,7 @@ mod tests {
             session.push(message(&i.to_string()), 10);
         }
         assert_eq!(session.history.len(), 10);
-        assert_eq!(session.history.front().map(|m| m.text.as_str()), Some("5"));
+        assert_eq!(session.history.front().map(|m| m.text.as_ref()), Some("5"));
     }
 
     #[tokio::test(start_paused = true)]

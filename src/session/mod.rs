@@ -10,6 +10,7 @@ mod memory;
 mod redis;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -50,14 +51,17 @@ pub enum Role {
     Assistant,
 }
 
+/// One message of the history. The texts are shared (`Arc<str>`): every turn works on a copy of
+/// its session (so a turn that fails changes nothing), and copying the history must not copy
+/// every reply in it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub role: Role,
-    pub text: String,
+    pub text: Arc<str>,
     /// The intent that handled the turn (assistant messages).
-    pub intent: Option<String>,
+    pub intent: Option<Arc<str>>,
     /// RFC 3339 UTC.
-    pub at: String,
+    pub at: Arc<str>,
 }
 
 /// An action waiting for the user to supply missing slots.
