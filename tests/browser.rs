@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use chat_orchestrator::api::AppState;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_playground_works_in_a_real_browser() {
+/// The Chromium to drive, or `None` (after saying so) when this machine lacks what the browser
+/// tests need and CI did not require them.
+fn chromium() -> Option<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     let driver = root.join("tests/browser/node_modules/playwright-core");
@@ -30,8 +31,15 @@ async fn the_playground_works_in_a_real_browser() {
         let required = std::env::var("REQUIRE_BROWSER_TESTS").is_ok_and(|v| v == "1");
         assert!(!required, "browser test required but missing: {}", missing.join(", "));
         eprintln!("SKIPPED the browser test: missing {}", missing.join(", "));
-        return;
+        return None;
     }
+    Some(chromium)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_playground_works_in_a_real_browser() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Some(chromium) = chromium() else { return };
 
     let server = common::Running::start(AppState::new(Arc::new(common::engine(vec![])), None, None)).await;
     let base = format!("{}/", server.base);
@@ -49,4 +57,53 @@ async fn the_playground_works_in_a_real_browser() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the browser test failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("playground: 3 passed, 0 failed"), "{stdout}");
+}
+
+/// With a Registry key set, the playground needs a token: a test key pair is made here (openssl),
+/// never the mesh's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_playground_takes_a_token_when_the_server_wants_one() {
+    use chat_orchestrator::auth::{load_public_key, Verifier};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Some(chromium) = chromium() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = dir.path().join("registry.key");
+    let public = dir.path().join("registry.pub");
+    for args in [
+        vec!["genrsa", "-out", key.to_str().expect("utf-8"), "2048"],
+        vec!["rsa", "-pubout", "-in", key.to_str().expect("utf-8"), "-out", public.to_str().expect("utf-8")],
+    ] {
+        assert!(Command::new("openssl").args(&args).output().expect("openssl").status.success(), "openssl {args:?}");
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let claims = serde_json::json!({"iss": "registry.fullpotential.ai", "aud": "fullpotential.droplets", "sub": "6",
+                                    "iat": now, "exp": now + 3600});
+    let private = std::fs::read(&key).expect("key");
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&private).expect("private key"),
+    )
+    .expect("sign");
+    let mut state = AppState::new(Arc::new(common::engine(vec![])), None, None);
+    state.verifier = Arc::new(Verifier::Keys {
+        registry: load_public_key("REGISTRY_PUBLIC_KEY", public.to_str().expect("utf-8")).expect("public key"),
+        orchestrator: None,
+        issuer: "registry.fullpotential.ai".to_owned(),
+        audience: "fullpotential.droplets".to_owned(),
+    });
+    let server = common::Running::start(state).await;
+    let base = format!("{}/", server.base);
+    let script = root.join("tests/browser/token.mjs");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node").arg(script).arg(&base).arg(&token).env("CHROMIUM", chromium).output()
+    })
+    .await
+    .expect("join")
+    .expect("node runs");
+    server.stop().await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the browser test failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("token: 3 passed, 0 failed"), "{stdout}");
 }
