@@ -156,6 +156,11 @@ impl RegistryCredentials {
         }
     }
 
+    /// The Registry's base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     /// `DROPLET_SECRET`, which Registry routes want as `X-Registry-Key` besides the token.
     pub fn key(&self) -> Option<&str> {
         self.key.as_deref()

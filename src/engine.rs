@@ -219,12 +219,18 @@ impl Engine {
         let previous_pending = session.pending.take();
         let plan = self.plan(config, &turn.text, previous_pending.clone());
         let understood = self.understand(config, plan, &turn.text, history).await;
-        if let Some(missing) = understood.plans.iter().find(|p| config.pipeline(&p.intent).is_none()) {
-            // the resolver only names compiled intents: reaching this is a bug, reported as one,
-            // but the user's message is stored first
-            let intent = missing.intent.clone();
-            lease.commit().await?;
-            return Err(TurnError::UnknownIntent(intent));
+        let classified_by_llm = understood.plans.first().is_some_and(|p| p.why.source == "llm");
+        let mut planned = Vec::new();
+        for plan in understood.plans {
+            match config.pipeline(&plan.intent) {
+                Some(pipeline) => planned.push((pipeline, plan)),
+                None => {
+                    // the resolver only names compiled intents: reaching this is a bug, reported
+                    // as one, but the user's message is stored first
+                    lease.commit().await?;
+                    return Err(TurnError::UnknownIntent(plan.intent));
+                }
+            }
         }
         let env = RunEnv {
             templates: &config.templates,
@@ -235,9 +241,7 @@ impl Engine {
             trace_id: &turn.trace_id,
             llm: self.llm.as_deref(),
         };
-        let classified_by_llm = understood.plans.first().is_some_and(|p| p.why.source == "llm");
-        let runs = join_all(understood.plans.into_iter().map(|plan| {
-            let pipeline = config.pipeline(&plan.intent);
+        let runs = join_all(planned.into_iter().map(|(pipeline, plan)| {
             let mut state = TurnState {
                 message: turn.text.clone(),
                 channel: turn.channel,
@@ -259,10 +263,7 @@ impl Engine {
             };
             let env = &env;
             async move {
-                let flow = match pipeline {
-                    Some(pipeline) => pipeline.run(env, &mut state, plan.start).await,
-                    None => Err(crate::steps::StepError::NoReply { intent: state.trace.intent.id.clone() }),
-                };
+                let flow = pipeline.run(env, &mut state, plan.start).await;
                 (pipeline, flow, state)
             }
         }))
@@ -274,12 +275,12 @@ impl Engine {
         let mut pending = None;
         let mut failed = false;
         for (pipeline, flow, mut state) in runs {
-            let intent = pipeline.map(|p| p.intent.clone()).unwrap_or_default();
+            let intent = pipeline.intent.clone();
             let text = match flow {
                 Ok(Flow::Reply(text)) => text,
                 Ok(Flow::Ask { text, step }) => {
                     if pending.is_none() {
-                        pending = pipeline.map(|pipeline| Pending {
+                        pending = Some(Pending {
                             intent: pipeline.intent.clone(),
                             step,
                             slots: state.slots.clone(),
@@ -306,6 +307,7 @@ impl Engine {
                 Some((_, first)) => join_trace(&mut first.trace, state.trace),
             }
         }
+        // `understand` always returns at least one plan; an empty one would be a bug like above
         let Some((intent, mut state)) = primary else {
             lease.commit().await?;
             return Err(TurnError::UnknownIntent(String::new()));

@@ -19,9 +19,8 @@ use crate::stats::{rss_mb, Stats};
 /// Where the mesh is and how often to tell it we are alive.
 #[derive(Clone)]
 pub struct LifecycleConfig {
-    /// `REGISTRY_URL`; without it the Registry side does nothing.
-    pub registry_url: Option<String>,
-    /// Registry tokens (`DROPLET_SECRET` as `X-Registry-Key`); shared with the `direct` mesh mode.
+    /// The Registry (`REGISTRY_URL`) and its tokens (`DROPLET_SECRET` as `X-Registry-Key`),
+    /// shared with the `direct` mesh mode; without it the Registry side does nothing.
     pub registry_credentials: Option<Arc<RegistryCredentials>>,
     /// `ORCHESTRATOR_URL` and how to get its tokens; without a URL the Orchestrator side does
     /// nothing.
@@ -87,7 +86,7 @@ impl Lifecycle {
 
     /// Starts the Registry and Orchestrator loops (each only if configured).
     pub fn spawn(self: &Arc<Self>) {
-        if self.config.registry_url.is_some() {
+        if self.config.registry_credentials.is_some() {
             let me = self.clone();
             tokio::spawn(async move { me.registry_loop().await });
         }
@@ -147,7 +146,8 @@ impl Lifecycle {
     }
 
     fn registry_url(&self, path: &str) -> String {
-        format!("{}{path}", self.config.registry_url.as_deref().unwrap_or_default().trim_end_matches('/'))
+        let base = self.config.registry_credentials.as_ref().map(|c| c.base_url()).unwrap_or_default();
+        format!("{base}{path}")
     }
 
     fn orchestrator_url(&self, path: &str) -> String {
@@ -293,7 +293,7 @@ impl Lifecycle {
                 let _ =
                     self.orchestrator_post(&format!("/droplets/{}/deactivate", self.config.identity.id), &body).await;
             }
-            if self.config.registry_url.is_some() {
+            if self.config.registry_credentials.is_some() {
                 let body = json!({"id": self.droplet_name(), "reason": "graceful_shutdown"});
                 let _ = self.registry_post("/deregister", &body).await;
             }

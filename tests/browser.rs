@@ -36,26 +36,32 @@ fn chromium() -> Option<String> {
     Some(chromium)
 }
 
+/// Runs `tests/browser/<script>` with node against `chromium`; fails the test if it fails, and
+/// returns what it printed.
+async fn run_script(script: &str, args: Vec<String>, chromium: String) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser").join(script);
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node").arg(script).args(args).env("CHROMIUM", chromium).output()
+    })
+    .await
+    .expect("join")
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the browser test failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_playground_works_in_a_real_browser() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let Some(chromium) = chromium() else { return };
 
     let server = common::Running::start(AppState::new(Arc::new(common::engine(vec![])), None, None)).await;
     let base = format!("{}/", server.base);
 
     let screenshot = std::env::temp_dir().join("chat-orchestrator-playground.png");
-    let script = root.join("tests/browser/playground.mjs");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node").arg(script).arg(&base).arg(&screenshot).env("CHROMIUM", chromium).output()
-    })
-    .await
-    .expect("join")
-    .expect("node runs");
+    let stdout = run_script("playground.mjs", vec![base, screenshot.display().to_string()], chromium).await;
     server.stop().await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the browser test failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("playground: 3 passed, 0 failed"), "{stdout}");
 }
 
@@ -64,7 +70,6 @@ async fn the_playground_works_in_a_real_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_playground_takes_a_token_when_the_server_wants_one() {
     use chat_orchestrator::auth::{load_public_key, Verifier};
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let Some(chromium) = chromium() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let key = dir.path().join("registry.key");
@@ -94,16 +99,7 @@ async fn the_playground_takes_a_token_when_the_server_wants_one() {
     });
     let server = common::Running::start(state).await;
     let base = format!("{}/", server.base);
-    let script = root.join("tests/browser/token.mjs");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node").arg(script).arg(&base).arg(&token).env("CHROMIUM", chromium).output()
-    })
-    .await
-    .expect("join")
-    .expect("node runs");
+    let stdout = run_script("token.mjs", vec![base, token], chromium).await;
     server.stop().await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the browser test failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("token: 3 passed, 0 failed"), "{stdout}");
 }

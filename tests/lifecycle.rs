@@ -78,7 +78,6 @@ async fn registers_heartbeats_recovers_and_leaves() {
     let (base, _stop) = start(fake.clone()).await;
     let lifecycle = Lifecycle::new(
         LifecycleConfig {
-            registry_url: Some(base.clone()),
             registry_credentials: Some(Arc::new(RegistryCredentials::new(
                 &base,
                 12,
@@ -148,7 +147,6 @@ async fn an_unreachable_mesh_never_blocks_and_is_retried() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
     let lifecycle = Lifecycle::new(
         LifecycleConfig {
-            registry_url: Some(format!("http://{dead}")),
             registry_credentials: Some(Arc::new(RegistryCredentials::new(
                 &format!("http://{dead}"),
                 12,
@@ -237,7 +235,6 @@ async fn dependencies_show_the_registry_probe_and_the_lifecycle() {
     for registry in [base.clone(), format!("http://{dead}")] {
         let lifecycle = Lifecycle::new(
             LifecycleConfig {
-                registry_url: Some(registry.clone()),
                 registry_credentials: Some(Arc::new(RegistryCredentials::new(
                     &registry,
                     12,
@@ -266,16 +263,7 @@ async fn dependencies_show_the_registry_probe_and_the_lifecycle() {
         state.lifecycle = Some(lifecycle);
         let ours = common::Running::start(state).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let answer: Value = ours
-            .client
-            .get(format!("{}/dependencies", ours.base))
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json");
-        answers.push(answer);
+        answers.push(ours.get_json("/dependencies").await);
     }
     let registry_status = |answer: &Value| {
         answer["required"].as_array().and_then(|r| r.iter().find(|d| d["id"] == 1)).map(|d| d["status"].clone())

@@ -160,17 +160,8 @@ async fn chat(setup: &Setup, message: &str) -> Value {
 }
 
 async fn chat_in(setup: &Setup, message: &str, session: Option<&str>, channel: &str) -> Value {
-    setup
-        .ours
-        .client
-        .post(format!("{}/api/chat", setup.ours.base))
-        .json(&json!({"message": message, "trace": true, "session_id": session, "channel": channel}))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json")
+    let body = json!({"message": message, "trace": true, "session_id": session, "channel": channel});
+    setup.ours.post_json("/api/chat", &body).await
 }
 
 fn reply_text(reply: &Value) -> &str {
@@ -316,16 +307,7 @@ async fn when_the_model_is_unreachable_rules_still_answer_and_the_rest_hear_why(
     assert!(reply_text(&voice).starts_with("Sorry, I could not understand that right now."), "{voice}");
     assert!(chat_orchestrator::speech::is_speakable(reply_text(&voice)), "{voice}");
 
-    let dependencies: Value = setup
-        .ours
-        .client
-        .get(format!("{}/dependencies", setup.ours.base))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let dependencies = setup.ours.get_json("/dependencies").await;
     assert_eq!(dependencies["llm"]["status"], "failing", "{dependencies}");
     assert_eq!(dependencies["llm"]["calls"]["classify"], 2);
     assert_eq!(dependencies["llm"]["last_error"], "The language model could not be reached.");
@@ -533,17 +515,8 @@ async fn analyze_uses_the_same_single_classification_call() {
         json!([{"intent": "droplet_status", "name": "droplet", "value": "deck"}]),
         Value::Null,
     ))));
-    let analysis: Value = setup
-        .ours
-        .client
-        .post(format!("{}/api/analyze", setup.ours.base))
-        .json(&json!({"message": "anything odd going on with the deck lately"}))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let analysis =
+        setup.ours.post_json("/api/analyze", &json!({"message": "anything odd going on with the deck lately"})).await;
     assert_eq!(analysis["intent"], "droplet_status", "{analysis}");
     assert_eq!(analysis["confidence"], 0.87);
     assert_eq!(analysis["intents"][0]["slots"]["droplet"], 14, "\"deck\" is the Visibility Deck");

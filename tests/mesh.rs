@@ -263,16 +263,7 @@ async fn mesh_with(options: Options) -> Mesh {
 }
 
 async fn chat(mesh: &Mesh, message: &str) -> Value {
-    mesh.ours
-        .client
-        .post(format!("{}/api/chat", mesh.ours.base))
-        .json(&json!({"message": message, "trace": true}))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json")
+    mesh.ours.post_json("/api/chat", &json!({"message": message, "trace": true})).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

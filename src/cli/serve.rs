@@ -162,7 +162,6 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     tracing::info!("listening on http://{local} (API docs at http://{local}/docs)");
     let lifecycle = Lifecycle::new(
         LifecycleConfig {
-            registry_url: settings.registry_url.clone(),
             registry_credentials,
             orchestrator_url: settings.orchestrator_url.clone(),
             orchestrator_credentials: credentials,

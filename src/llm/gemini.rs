@@ -8,9 +8,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
-use super::{
-    retry_after, transport_error, Attempt, LanguageModel, LlmAnswer, LlmError, LlmErrorKind, LlmRequest, Speaker, Usage,
-};
+use super::{exchange, Attempt, LanguageModel, LlmAnswer, LlmError, LlmErrorKind, LlmRequest, Speaker, Usage};
 
 /// The public endpoint; tests and proxies set `GEMINI_BASE_URL`.
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
@@ -60,60 +58,8 @@ impl Gemini {
 
     async fn call(&self, request: &LlmRequest, timeout: Duration) -> Attempt {
         let url = format!("{}/v1beta/models/{}:generateContent", self.base_url, self.model);
-        let response = match self
-            .http
-            .post(&url)
-            .timeout(timeout)
-            .header("x-goog-api-key", &self.api_key)
-            .json(&Self::body(request))
-            .send()
-            .await
-        {
-            Ok(response) => response,
-            Err(error) => {
-                let error = transport_error(&error, timeout);
-                // a connection that never opened is worth one more try; a timeout used the budget
-                return if error.kind == LlmErrorKind::Unreachable {
-                    Attempt::Retry { after: None, error }
-                } else {
-                    Attempt::Failed(error)
-                };
-            }
-        };
-        let status = response.status().as_u16();
-        let header_delay = retry_after(response.headers());
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if (200..300).contains(&status) {
-            return match answer(&body, &self.model) {
-                Ok(answer) => Attempt::Answer(answer),
-                Err(error) => Attempt::Failed(error),
-            };
-        }
-        let message = body["error"]["message"].as_str().unwrap_or("no reason given");
-        match status {
-            429 => Attempt::Retry {
-                after: header_delay.or_else(|| retry_info_delay(&body)),
-                error: LlmError::new(
-                    LlmErrorKind::OverQuota,
-                    format!("The language model is over its quota: {message}"),
-                ),
-            },
-            500 | 503 => Attempt::Retry {
-                after: header_delay,
-                error: LlmError::new(
-                    LlmErrorKind::Unreachable,
-                    format!("The language model is unavailable: {message}"),
-                ),
-            },
-            400 | 401 | 403 => Attempt::Failed(LlmError::new(
-                LlmErrorKind::Refused,
-                format!("The language model refused the request ({status}): {message}"),
-            )),
-            _ => Attempt::Failed(LlmError::new(
-                LlmErrorKind::BadResponse,
-                format!("The language model answered with status {status}: {message}"),
-            )),
-        }
+        let call = self.http.post(&url).header("x-goog-api-key", &self.api_key).json(&Self::body(request));
+        exchange(call, timeout, |body| answer(body, &self.model), retry_info_delay).await
     }
 }
 

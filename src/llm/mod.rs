@@ -198,12 +198,12 @@ impl Llm {
             let left = deadline.saturating_duration_since(Instant::now());
             let attempt = match tokio::time::timeout(left, self.model.attempt(request, left)).await {
                 Ok(attempt) => attempt,
-                Err(_) => Attempt::Failed(self.timed_out()),
+                Err(_) => Attempt::Failed(timed_out(self.timeout)),
             };
             match attempt {
                 Attempt::Answer(answer) => break Ok(answer),
                 // said with the whole budget, not the remainder the last attempt had
-                Attempt::Failed(error) if error.kind == LlmErrorKind::Timeout => break Err(self.timed_out()),
+                Attempt::Failed(error) if error.kind == LlmErrorKind::Timeout => break Err(timed_out(self.timeout)),
                 Attempt::Failed(error) => break Err(error),
                 Attempt::Retry { after, error } => {
                     let pause = after.unwrap_or(backoff);
@@ -229,13 +229,6 @@ impl Llm {
         };
         self.record(request.purpose, &result, started.elapsed());
         (result, trace)
-    }
-
-    fn timed_out(&self) -> LlmError {
-        LlmError::new(
-            LlmErrorKind::Timeout,
-            format!("The language model did not answer within {}.", crate::backend::human_duration(self.timeout)),
-        )
     }
 
     fn record(&self, purpose: Purpose, result: &Result<LlmAnswer, LlmError>, elapsed: Duration) {
@@ -267,22 +260,73 @@ impl Llm {
     }
 }
 
-/// Seconds from a `Retry-After` header (the HTTP-date form is not used by these providers).
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+fn timed_out(after: Duration) -> LlmError {
+    LlmError::new(
+        LlmErrorKind::Timeout,
+        format!("The language model did not answer within {}.", crate::backend::human_duration(after)),
+    )
 }
 
-/// Turns a transport error into the words a reply can use.
-pub(crate) fn transport_error(error: &reqwest::Error, timeout: Duration) -> LlmError {
-    if error.is_timeout() {
-        LlmError::new(
-            LlmErrorKind::Timeout,
-            format!("The language model did not answer within {}.", crate::backend::human_duration(timeout)),
-        )
-    } else {
-        LlmError::new(LlmErrorKind::Unreachable, "The language model could not be reached.")
+/// One HTTP exchange with a provider, as an [`Attempt`]. Providers differ in their request and
+/// success bodies (`read`) and in where a 429 may say how long to wait (`body_delay`); the
+/// transport failures and error statuses mean the same everywhere:
+/// - a connection that never opened is worth another try; a timeout has used the budget;
+/// - 429 is over quota and 500/502/503 unavailable, both retried (after `Retry-After`);
+/// - 400/401/403/404 are refusals (a bad key, a bad request, an unknown model); anything else is
+///   a bad response.
+pub(crate) async fn exchange(
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+    read: impl FnOnce(&Value) -> Result<LlmAnswer, LlmError>,
+    body_delay: impl FnOnce(&Value) -> Option<Duration>,
+) -> Attempt {
+    let response = match request.timeout(timeout).send().await {
+        Ok(response) => response,
+        Err(error) if error.is_timeout() => return Attempt::Failed(timed_out(timeout)),
+        Err(_) => {
+            let error = LlmError::new(LlmErrorKind::Unreachable, "The language model could not be reached.");
+            return Attempt::Retry { after: None, error };
+        }
+    };
+    let status = response.status().as_u16();
+    let header_delay = retry_after(response.headers());
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if (200..300).contains(&status) {
+        return match read(&body) {
+            Ok(answer) => Attempt::Answer(answer),
+            Err(error) => Attempt::Failed(error),
+        };
     }
+    let message = body["error"]["message"].as_str().unwrap_or("no reason given");
+    let error = |kind, text: String| LlmError::new(kind, text);
+    match status {
+        429 => Attempt::Retry {
+            after: header_delay.or_else(|| body_delay(&body)),
+            error: error(LlmErrorKind::OverQuota, format!("The language model is over its quota: {message}")),
+        },
+        500 | 502 | 503 => Attempt::Retry {
+            after: header_delay,
+            error: error(LlmErrorKind::Unreachable, format!("The language model is unavailable: {message}")),
+        },
+        400 | 401 | 403 | 404 => Attempt::Failed(error(
+            LlmErrorKind::Refused,
+            format!("The language model refused the request ({status}): {message}"),
+        )),
+        _ => Attempt::Failed(error(
+            LlmErrorKind::BadResponse,
+            format!("The language model answered with status {status}: {message}"),
+        )),
+    }
+}
+
+/// How long a provider asked us to wait: OpenAI's `retry-after-ms`, else `Retry-After` in
+/// seconds (the HTTP-date form is not used by these providers).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<u64>().ok()) {
+        return Some(Duration::from_millis(ms));
+    }
+    header("retry-after")?.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
 }
 
 #[cfg(test)]

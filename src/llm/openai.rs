@@ -8,9 +8,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
-use super::{
-    retry_after, transport_error, Attempt, LanguageModel, LlmAnswer, LlmError, LlmErrorKind, LlmRequest, Speaker, Usage,
-};
+use super::{exchange, Attempt, LanguageModel, LlmAnswer, LlmError, LlmErrorKind, LlmRequest, Speaker, Usage};
 
 /// Ollama's OpenAI-compatible endpoint on this machine.
 pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:11434/v1";
@@ -54,63 +52,11 @@ impl OpenAiCompatible {
     }
 
     async fn call(&self, request: &LlmRequest, timeout: Duration) -> Attempt {
-        let mut call =
-            self.http.post(format!("{}/chat/completions", self.base_url)).timeout(timeout).json(&self.body(request));
+        let mut call = self.http.post(format!("{}/chat/completions", self.base_url)).json(&self.body(request));
         if let Some(key) = &self.api_key {
             call = call.bearer_auth(key);
         }
-        let response = match call.send().await {
-            Ok(response) => response,
-            Err(error) => {
-                let error = transport_error(&error, timeout);
-                return if error.kind == LlmErrorKind::Unreachable {
-                    Attempt::Retry { after: None, error }
-                } else {
-                    Attempt::Failed(error)
-                };
-            }
-        };
-        let status = response.status().as_u16();
-        // OpenAI also sends `retry-after-ms`; servers that speak its dialect may send either
-        let delay = response
-            .headers()
-            .get("retry-after-ms")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_millis)
-            .or_else(|| retry_after(response.headers()));
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if (200..300).contains(&status) {
-            return match answer(&body, &self.model) {
-                Ok(answer) => Attempt::Answer(answer),
-                Err(error) => Attempt::Failed(error),
-            };
-        }
-        let message = body["error"]["message"].as_str().unwrap_or("no reason given");
-        match status {
-            429 => Attempt::Retry {
-                after: delay,
-                error: LlmError::new(
-                    LlmErrorKind::OverQuota,
-                    format!("The language model is over its quota: {message}"),
-                ),
-            },
-            500 | 502 | 503 => Attempt::Retry {
-                after: delay,
-                error: LlmError::new(
-                    LlmErrorKind::Unreachable,
-                    format!("The language model is unavailable: {message}"),
-                ),
-            },
-            400 | 401 | 403 | 404 => Attempt::Failed(LlmError::new(
-                LlmErrorKind::Refused,
-                format!("The language model refused the request ({status}): {message}"),
-            )),
-            _ => Attempt::Failed(LlmError::new(
-                LlmErrorKind::BadResponse,
-                format!("The language model answered with status {status}: {message}"),
-            )),
-        }
+        exchange(call, timeout, |body| answer(body, &self.model), |_| None).await
     }
 }
 

@@ -1,15 +1,10 @@
 // Drives the playground like a steward: type, read the reply and its trace, switch to voice,
 // finish a two-turn conversation. Usage: node playground.mjs <base-url> [screenshot.png]
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { launch } from "./launch.mjs";
 
 const [base, screenshot] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  // this machine has no network beyond loopback: keep Chromium from reaching out
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
   await page.goto(base);

@@ -2,14 +2,10 @@
 // what to do; with one pasted in the Token field the turn is answered, and the token is kept in
 // the tab across a reload. Usage: node token.mjs <base-url> <token>
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { launch } from "./launch.mjs";
 
 const [base, token] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   await page.goto(base);

@@ -145,6 +145,18 @@ impl Running {
         }
     }
 
+    /// `GET {base}{path}` and its JSON body, whatever the status.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let response = self.client.get(format!("{}{path}", self.base)).send().await.expect("request");
+        response.json().await.expect("a JSON body")
+    }
+
+    /// `POST {base}{path}` with a JSON body, and the JSON answer, whatever the status.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        let response = self.client.post(format!("{}{path}", self.base)).json(body).send().await.expect("request");
+        response.json().await.expect("a JSON body")
+    }
+
     /// Shuts down and waits until the server has stopped cleanly.
     pub async fn stop(mut self) {
         self.signal_shutdown();
