@@ -65,6 +65,12 @@ pub enum Code {
     UnknownTestIntent,
     /// A catalogue endpoint has a `native` form but its droplet is not the Orchestrator.
     NativeTarget,
+    /// A slot's `from:` phrase cannot be used (no `{value}`, or nothing around it).
+    BadPhrase,
+    /// `catalogue/vocabulary.yaml` has a synonym cycle, a phrase with two meanings or an empty one.
+    BadVocabulary,
+    /// Warning: an intent's example resolves to another intent.
+    ExampleClaimed,
 }
 
 impl Code {
@@ -98,7 +104,15 @@ impl Code {
             Code::NoReply => "E_NO_REPLY",
             Code::UnreachableStep => "E_UNREACHABLE_STEP",
             Code::UnknownTestIntent => "E_UNKNOWN_TEST_INTENT",
+            Code::BadPhrase => "E_BAD_PHRASE",
+            Code::BadVocabulary => "E_BAD_VOCABULARY",
+            Code::ExampleClaimed => "W_EXAMPLE_CLAIMED",
         }
+    }
+
+    /// A warning does not stop a configuration from loading; `check` prints it.
+    pub fn is_warning(self) -> bool {
+        matches!(self, Code::ExampleClaimed)
     }
 }
 
@@ -182,14 +196,13 @@ impl Diagnostics {
             out.push('\n');
         }
         let files: std::collections::BTreeSet<&str> = self.0.iter().map(|d| d.file.as_str()).collect();
-        let _ = write!(
-            out,
-            "{} problem{} in {} file{}",
-            self.0.len(),
-            plural(self.0.len()),
-            files.len(),
-            plural(files.len())
-        );
+        let warnings = self.0.iter().filter(|d| d.code.is_warning()).count();
+        let problems = self.0.len() - warnings;
+        let (count, noun) = if problems == 0 { (warnings, "warning") } else { (problems, "problem") };
+        let _ = write!(out, "{count} {noun}{} in {} file{}", plural(count), files.len(), plural(files.len()));
+        if problems > 0 && warnings > 0 {
+            let _ = write!(out, ", and {warnings} warning{}", plural(warnings));
+        }
         out
     }
 }
@@ -203,7 +216,8 @@ fn plural(n: usize) -> &'static str {
 }
 
 fn render_one(out: &mut String, d: &Diagnostic, source: Option<&str>) {
-    let _ = writeln!(out, "{}: error[{}]: {}", d.location(), d.code.as_str(), d.message);
+    let severity = if d.code.is_warning() { "warning" } else { "error" };
+    let _ = writeln!(out, "{}: {severity}[{}]: {}", d.location(), d.code.as_str(), d.message);
     if let Some(line_text) = source.and_then(|text| text.lines().nth(d.position.line.saturating_sub(1) as usize)) {
         if d.position.line > 0 {
             let number = d.position.line.to_string();

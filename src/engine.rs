@@ -118,9 +118,15 @@ struct Understood {
     calls: Vec<crate::trace::LlmCallTrace>,
 }
 
-/// Which pipeline runs, from where, and why.
+/// Which pipeline runs, from where, on which words, and why.
 struct Plan {
     intent: String,
+    /// The words this plan reads its slots from: the whole message, or its clause when the
+    /// message asked for several things.
+    text: String,
+    /// The rules were sure (a pattern, or a close and clear example); otherwise a configured
+    /// model gets a say.
+    confident: bool,
     start: usize,
     slots: Map<String, Value>,
     resumed: bool,
@@ -217,8 +223,8 @@ impl Engine {
         );
 
         let previous_pending = session.pending.take();
-        let plan = self.plan(config, &turn.text, previous_pending.clone());
-        let understood = self.understand(config, plan, &turn.text, history).await;
+        let plans = self.plan(config, &turn.text, previous_pending.clone());
+        let understood = self.understand(config, plans, &turn.text, history).await;
         let classified_by_llm = understood.plans.first().is_some_and(|p| p.why.source == "llm");
         let mut planned = Vec::new();
         for plan in understood.plans {
@@ -235,6 +241,7 @@ impl Engine {
         let env = RunEnv {
             templates: &config.templates,
             catalogue: &config.catalogue,
+            analyzer: config.resolver.analyzer(),
             backend: runtime.backend.as_ref(),
             droplets: &config.droplets_value,
             intents: &config.intents_value,
@@ -243,7 +250,7 @@ impl Engine {
         };
         let runs = join_all(planned.into_iter().map(|(pipeline, plan)| {
             let mut state = TurnState {
-                message: turn.text.clone(),
+                message: plan.text,
                 channel: turn.channel,
                 resumed: plan.resumed,
                 slots: plan.slots,
@@ -351,8 +358,8 @@ impl Engine {
     pub async fn analyze(&self, text: &str) -> Analysis {
         let runtime = self.runtime();
         let config = &runtime.config;
-        let plan = self.plan(config, text, None);
-        let understood = self.understand(config, plan, text, Vec::new()).await;
+        let plans = self.plan(config, text, None);
+        let understood = self.understand(config, plans, text, Vec::new()).await;
         let intents = understood
             .plans
             .into_iter()
@@ -365,7 +372,7 @@ impl Engine {
                     })
                 });
                 if let Some((pipeline, extract)) = extract {
-                    extract.fill(pipeline, &config.catalogue, text, false, &mut slots);
+                    extract.fill(pipeline, &config.catalogue, config.resolver.analyzer(), &plan.text, false, &mut slots);
                 }
                 Analyzed { why: plan.why, slots, notes: plan.notes }
             })
@@ -377,20 +384,31 @@ impl Engine {
         }
     }
 
+    /// Whether, with a model configured, a fresh message would be asked of it (the rules are
+    /// unsure). Counted over the utterance corpus.
+    pub fn would_ask_model(&self, text: &str) -> bool {
+        let runtime = self.runtime();
+        model_may_decide(&self.plan(&runtime.config, text, None))
+    }
+
     /// When no rule decided (and nothing was pending), asks the language model to choose among
     /// the declared intents: one call. Any failure leaves the fallback plan in place, and says
     /// why in the `llm` template variable.
     async fn understand(
         &self,
         config: &CompiledConfig,
-        plan: Plan,
+        mut plans: Vec<Plan>,
         text: &str,
         history: Vec<(Speaker, String)>,
     ) -> Understood {
         let context = |status: &str, clarification: Option<String>, message: Option<String>| json!({"configured": self.llm.is_some(), "status": status, "clarification": clarification, "message": message});
-        let Some(llm) = self.llm.as_deref().filter(|_| plan.why.source == "fallback") else {
+        let unsure = model_may_decide(&plans);
+        let Some(llm) = self.llm.as_deref().filter(|_| unsure) else {
             let status = if self.llm.is_some() { "not_needed" } else { "off" };
-            return Understood { plans: vec![plan], context: context(status, None, None), calls: Vec::new() };
+            return Understood { plans, context: context(status, None, None), calls: Vec::new() };
+        };
+        let Some(plan) = plans.pop() else {
+            return Understood { plans, context: context("not_needed", None, None), calls: Vec::new() };
         };
         let (result, call) = llm.ask(&config.classifier.request(history, text)).await;
         let mut fallback = plan;
@@ -421,6 +439,8 @@ impl Engine {
                                     runner_up: None,
                                 },
                                 intent: chosen.intent,
+                                text: text.to_owned(),
+                                confident: true,
                                 start: 0,
                                 slots: chosen.slots,
                                 resumed: false,
@@ -447,10 +467,11 @@ impl Engine {
         Understood { plans, context: context(status, clarification, message), calls: vec![call] }
     }
 
-    /// Decides which pipeline handles the message: an interrupting intent, the pending action's
-    /// continuation, or the resolver's choice.
-    fn plan(&self, config: &CompiledConfig, text: &str, pending: Option<Pending>) -> Plan {
-        let fresh = |resolution: Resolution, notes: Vec<String>, cleared: Option<Value>| {
+    /// Decides which pipeline(s) handle the message: an interrupting intent, the pending
+    /// action's continuation, or the resolver's choice — one per request when the message asks
+    /// for several, and one per droplet when a droplet question names several.
+    fn plan(&self, config: &CompiledConfig, text: &str, pending: Option<Pending>) -> Vec<Plan> {
+        let fresh = |resolution: Resolution, text: &str, notes: Vec<String>, cleared: Option<Value>| {
             let source = if cleared.is_some() {
                 "interrupt"
             } else if resolution.intent == config.resolver.fallback() {
@@ -460,6 +481,8 @@ impl Engine {
             };
             Plan {
                 intent: resolution.intent.clone(),
+                text: text.to_owned(),
+                confident: resolution.confident,
                 start: 0,
                 slots: Map::new(),
                 resumed: false,
@@ -468,16 +491,29 @@ impl Engine {
                 notes,
             }
         };
+        let resolve = |notes: Vec<String>| -> Vec<Plan> {
+            let parts = config.resolver.resolve_parts(text);
+            let plans: Vec<Plan> = if parts.is_empty() {
+                vec![fresh(config.resolver.resolve(text), text, notes, None)]
+            } else {
+                let mut notes = Some(notes);
+                parts
+                    .into_iter()
+                    .map(|part| fresh(part.resolution, &part.text, notes.take().unwrap_or_default(), None))
+                    .collect()
+            };
+            plans.into_iter().flat_map(|plan| self.per_droplet(config, plan)).collect()
+        };
         let Some(pending) = pending else {
-            return fresh(config.resolver.resolve(text), Vec::new(), None);
+            return resolve(Vec::new());
         };
         let Some(pipeline) = config.pipeline(&pending.intent) else {
             let note = format!("dropped the pending `{}` action: that intent no longer exists", pending.intent);
-            return fresh(config.resolver.resolve(text), vec![note], None);
+            return resolve(vec![note]);
         };
         if let Some(interrupt) = config.resolver.resolve_interrupt(text) {
             let cleared = json!({"intent": pipeline.intent, "description": pipeline.description});
-            return fresh(interrupt, Vec::new(), Some(cleared));
+            return vec![fresh(interrupt, text, Vec::new(), Some(cleared))];
         }
         let step = pipeline.steps.get(pending.step).map(|s| &s.step);
         let extract = match step {
@@ -485,19 +521,21 @@ impl Engine {
             _ => {
                 let note =
                     format!("dropped the pending `{}` action: its pipeline changed since the question", pending.intent);
-                return fresh(config.resolver.resolve(text), vec![note], None);
+                return resolve(vec![note]);
             }
         };
-        if !extract.answers(pipeline, &config.catalogue, text) {
+        if !extract.answers(pipeline, &config.catalogue, config.resolver.analyzer(), text) {
             let other = config.resolver.resolve(text);
             if other.intent != pending.intent && other.evidence == Some(Evidence::Pattern) {
                 let note =
                     format!("left the unfinished `{}` action: the message asked for something else", pending.intent);
-                return fresh(other, vec![note], None);
+                return resolve(vec![note]);
             }
         }
-        Plan {
+        vec![Plan {
             intent: pipeline.intent.clone(),
+            text: text.to_owned(),
+            confident: true,
             start: pending.step,
             slots: pending.slots,
             resumed: true,
@@ -510,7 +548,56 @@ impl Engine {
                 runner_up: None,
             },
             notes: Vec::new(),
+        }]
+    }
+
+    /// A droplet question that names several droplets ("status of the registry and the
+    /// orchestrator") becomes one plan per droplet, each with its droplet given; their replies
+    /// are joined like any several requests.
+    fn per_droplet(&self, config: &CompiledConfig, plan: Plan) -> Vec<Plan> {
+        let Some(pipeline) = config.pipeline(&plan.intent) else { return vec![plan] };
+        let Some(extract) = pipeline.steps.iter().find_map(|s| match &s.step {
+            Step::Extract(extract) => Some(extract),
+            _ => None,
+        }) else {
+            return vec![plan];
+        };
+        let Some(slot) = pipeline.slots.iter().find(|s| s.kind == crate::slots::SlotKind::Droplet) else {
+            return vec![plan];
+        };
+        let mut probe = Map::new();
+        let filled = extract.fill(pipeline, &config.catalogue, config.resolver.analyzer(), &plan.text, false, &mut probe);
+        if filled.droplets.len() < 2 {
+            return vec![plan];
         }
+        filled
+            .droplets
+            .iter()
+            .map(|id| {
+                let mut slots = plan.slots.clone();
+                slots.insert(slot.name.clone(), json!(id));
+                Plan {
+                    intent: plan.intent.clone(),
+                    text: plan.text.clone(),
+                    confident: plan.confident,
+                    start: plan.start,
+                    slots,
+                    resumed: plan.resumed,
+                    cleared: plan.cleared.clone(),
+                    why: plan.why.clone(),
+                    notes: plan.notes.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The model is asked only about one fresh request the rules were not sure of: not about an
+/// answer to a pending question, an interrupt, or a message the rules split into several.
+fn model_may_decide(plans: &[Plan]) -> bool {
+    match plans {
+        [only] => !only.confident && matches!(only.why.source.as_str(), "fallback" | "rules"),
+        _ => false,
     }
 }
 

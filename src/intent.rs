@@ -1,33 +1,54 @@
-//! Rule-based intent resolution: deterministic, explainable, no LLM.
+//! Rule-based intent resolution: deterministic, explainable, no language model.
 //!
 //! Each intent scores the message from three signals:
-//! - a pattern (`match.any`, with every `match.all`) that matches scores [`PATTERN_SCORE`];
-//! - the closest `examples` entry scores its word overlap (Dice coefficient on content words),
-//!   scaled by [`EXAMPLE_WEIGHT`] so a perfect example ties below a pattern;
+//! - a pattern (`match.any`, with every `match.all`) that matches scores [`PATTERN_SCORE`]: the
+//!   steward said so explicitly, and it wins;
+//! - the closest `examples` entry scores its similarity ([`crate::nlu::matcher`]: stems,
+//!   synonyms, typo correction, entity placeholders, terms weighted by how much they tell
+//!   intents apart), scaled by [`EXAMPLE_WEIGHT`] so a perfect example ties below a pattern;
 //! - each `keywords` word present adds [`KEYWORD_BONUS`] (up to [`KEYWORD_CAP`]).
 //!
 //! A `match.none` pattern vetoes the intent. The best score at or above [`MIN_SCORE`] wins; ties
 //! go to the higher `priority`, then to the intent id, so the same message always resolves the
-//! same way. Below the threshold the fallback intent answers. Every resolution carries the
-//! reason it won and the runner-up, for traces and `explain`.
+//! same way. Below the threshold the fallback intent answers. A resolution is *confident* when
+//! a pattern decided, or the best example is close ([`CONFIDENT_SCORE`]) and clearly ahead of
+//! the runner-up ([`CONFIDENT_MARGIN`]); with a language model configured, anything less is
+//! asked of the model. Every resolution carries the reason it won, the terms that decided, and
+//! the runner-up, for traces and `explain`.
+//!
+//! A message that asks for several things ("show the registry and the dashboard metrics") is
+//! split into clauses ([`Resolver::resolve_parts`]) when at least two of them resolve
+//! confidently on their own.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use regex::Regex;
 use serde::Serialize;
+
+use crate::nlu::matcher::{ExampleMatcher, Similarity};
+use crate::nlu::{Analysis, Analyzer, Entities};
 
 pub const PATTERN_SCORE: f64 = 1.0;
 pub const EXAMPLE_WEIGHT: f64 = 0.9;
 pub const KEYWORD_BONUS: f64 = 0.15;
 pub const KEYWORD_CAP: f64 = 0.45;
-pub const MIN_SCORE: f64 = 0.5;
+pub const MIN_SCORE: f64 = 0.4;
+/// An example-decided resolution at least this strong, and [`CONFIDENT_MARGIN`] ahead of the
+/// runner-up, needs no second opinion.
+pub const CONFIDENT_SCORE: f64 = 0.55;
+pub const CONFIDENT_MARGIN: f64 = 0.08;
 
-/// Words too common to say anything about intent.
+/// Words too common to say anything about intent (used where plain word overlap is enough:
+/// grounding the model's slot values, telling a short answer).
 const STOPWORDS: &[&str] = &[
     "a", "an", "the", "please", "me", "my", "i", "to", "of", "for", "is", "are", "can", "you", "could", "would",
     "what", "whats", "what's", "do", "does", "it", "in", "on", "and", "or", "with", "this", "that", "be", "want",
     "like", "pls", "hey", "just", "some", "us", "we", "our", "your",
 ];
+
+/// Words that join two requests in one message.
+const CONJUNCTIONS: &[&str] = &["and", "then", "also", "plus", "after", "afterwards", "next"];
 
 /// The compiled rules of one intent.
 #[derive(Debug, Default)]
@@ -38,54 +59,21 @@ pub struct IntentRules {
     pub all: Vec<Regex>,
     pub none: Vec<Regex>,
     pub keywords: Vec<String>,
-    pub examples: Vec<(String, BTreeSet<String>)>,
+    pub examples: Vec<String>,
     /// Checked even while a slot-filling action is pending (e.g. `cancel`).
     pub interrupts: bool,
+    /// The intent has a droplet slot: droplet names in its examples are values (`#droplet`).
+    pub droplet_slot: bool,
+    /// The pipeline only replies (greetings, thanks): not worth running beside another request
+    /// in the same message ("thanks, now show me all droplets").
+    pub conversational: bool,
 }
 
-impl IntentRules {
-    pub fn example(text: &str) -> (String, BTreeSet<String>) {
-        (text.to_owned(), content_words(text))
-    }
-
-    /// This intent's score for a message, or `None` when vetoed or silent. The reason is
-    /// only written out (by [`Scored::candidate`]) for the few candidates anyone reads.
-    fn score(&self, text: &str, words: &BTreeSet<String>, matched: Matched<'_>) -> Option<Scored<'_>> {
-        let hit = |kind: usize, index: usize, regex: &Regex| match matched {
-            Matched::Set(set, offsets) => set.matched(offsets[kind] + index),
-            Matched::Each => regex.is_match(text),
-        };
-        if self.none.iter().enumerate().any(|(i, r)| hit(NONE, i, r)) {
-            return None;
-        }
-        let mut best: Option<(f64, Evidence, Why)> = None;
-        let mut consider = |score: f64, evidence: Evidence, why: Why| {
-            if score > 0.0 && best.as_ref().is_none_or(|(s, _, _)| score > *s) {
-                best = Some((score, evidence, why));
-            }
-        };
-        if self.all.iter().enumerate().all(|(i, r)| hit(ALL, i, r)) {
-            if let Some(regex) = self.any.iter().enumerate().position(|(i, r)| hit(ANY, i, r)) {
-                consider(PATTERN_SCORE, Evidence::Pattern, Why::Pattern { regex });
-            }
-        }
-        for (index, (_, example_words)) in self.examples.iter().enumerate() {
-            let similarity = dice(words, example_words);
-            consider(similarity * EXAMPLE_WEIGHT, Evidence::Example, Why::Example { index, similarity });
-        }
-        let hits = self.keywords.iter().filter(|k| words.contains(k.as_str())).count();
-        let bonus = (hits as f64 * KEYWORD_BONUS).min(KEYWORD_CAP);
-        let (base, evidence, why) = best.unwrap_or((0.0, Evidence::Keywords, Why::Keywords));
-        let score = base + bonus;
-        (score > 0.0).then_some(Scored { rules: self, score: round(score), evidence, why })
-    }
-}
-
-/// Which signal gave an intent its score, kept as positions so scoring allocates nothing.
+/// Which signal gave an intent its score, kept as positions so scoring allocates little.
 #[derive(Debug, Clone)]
 enum Why {
     Pattern { regex: usize },
-    Example { index: usize, similarity: f64 },
+    Example(Similarity),
     Keywords,
 }
 
@@ -108,31 +96,35 @@ struct Scored<'r> {
     score: f64,
     evidence: Evidence,
     why: Why,
+    keyword_hits: Vec<&'r str>,
 }
 
 impl Scored<'_> {
     /// The candidate with its reason in words.
-    fn candidate(&self, text: &str, words: &BTreeSet<String>) -> Candidate {
+    fn candidate(&self, text: &str) -> Candidate {
         let rules = self.rules;
-        let reason = match self.why {
+        let reason = match &self.why {
             Why::Pattern { regex } => {
-                let pattern = rules.any.get(regex);
+                let pattern = rules.any.get(*regex);
                 let found = pattern.and_then(|r| r.find(text)).map(|m| m.as_str()).unwrap_or_default();
                 format!("pattern `{}` matched \"{found}\"", pattern.map(Regex::as_str).unwrap_or_default())
             }
-            Why::Example { index, similarity } => format!(
-                "similar to example \"{}\" ({:.0}%)",
-                rules.examples.get(index).map(|(e, _)| e.as_str()).unwrap_or_default(),
-                similarity * 100.0
-            ),
+            Why::Example(similarity) => {
+                let terms: Vec<String> =
+                    similarity.shared.iter().map(|(t, share)| format!("{t} {:.0}%", share * 100.0)).collect();
+                format!(
+                    "similar to example \"{}\" ({:.0}%: {})",
+                    rules.examples.get(similarity.example).map(String::as_str).unwrap_or_default(),
+                    similarity.score * 100.0,
+                    terms.join(", ")
+                )
+            }
             Why::Keywords => String::new(),
         };
-        let hits: Vec<&str> =
-            rules.keywords.iter().filter(|k| words.contains(k.as_str())).map(String::as_str).collect();
-        let reason = match (reason.is_empty(), hits.is_empty()) {
+        let reason = match (reason.is_empty(), self.keyword_hits.is_empty()) {
             (false, true) => reason,
-            (false, false) => format!("{reason}; keywords {}", hits.join(", ")),
-            (true, _) => format!("keywords {}", hits.join(", ")),
+            (false, false) => format!("{reason}; keywords {}", self.keyword_hits.join(", ")),
+            (true, _) => format!("keywords {}", self.keyword_hits.join(", ")),
         };
         Candidate {
             intent: rules.intent.clone(),
@@ -179,10 +171,21 @@ pub struct Resolution {
     pub score: f64,
     /// What decided; `None` when nothing reached the threshold and the fallback answers.
     pub evidence: Option<Evidence>,
+    /// A pattern decided, or the closest example was close and clearly ahead.
+    pub confident: bool,
     pub reason: String,
     pub runner_up: Option<Candidate>,
     /// The best-scoring intents, best first (at most [`DESCRIBED_CANDIDATES`]).
     pub candidates: Vec<Candidate>,
+}
+
+/// One request of a message that asks for several.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    /// The words of the message this request is made of (a clause, with any clause after it
+    /// that did not resolve on its own: "register Billing and its id is 77").
+    pub text: String,
+    pub resolution: Resolution,
 }
 
 /// All intents' rules, ready to resolve messages.
@@ -195,10 +198,14 @@ pub struct Resolver {
     patterns: Option<regex::RegexSet>,
     /// Per intent: where its `any`, `all` and `none` patterns start in `patterns`.
     offsets: Vec<[usize; 3]>,
+    analyzer: Arc<Analyzer>,
+    matcher: ExampleMatcher,
+    /// Per intent: its keywords as stems.
+    keyword_stems: Vec<Vec<String>>,
 }
 
 impl Resolver {
-    pub fn new(rules: Vec<IntentRules>, fallback: String) -> Self {
+    pub fn new(rules: Vec<IntentRules>, fallback: String, analyzer: Arc<Analyzer>) -> Self {
         let mut sources = Vec::new();
         let mut offsets = Vec::new();
         for rule in &rules {
@@ -211,11 +218,28 @@ impl Resolver {
         }
         let patterns =
             regex::RegexSetBuilder::new(&sources).case_insensitive(true).size_limit(64 * 1024 * 1024).build().ok();
-        Resolver { rules, fallback, patterns, offsets }
+        let analyzed: Vec<Vec<Analysis>> = rules
+            .iter()
+            .map(|rule| {
+                let entities = if rule.droplet_slot { Entities::ExampleWithDropletSlot } else { Entities::Example };
+                rule.examples.iter().map(|e| analyzer.analyze(e, entities)).collect()
+            })
+            .collect();
+        let matcher = ExampleMatcher::build(&analyzed);
+        let keyword_stems = rules
+            .iter()
+            .map(|rule| rule.keywords.iter().flat_map(|k| analyzer.analyze(k, Entities::Message).terms).collect())
+            .collect();
+        Resolver { rules, fallback, patterns, offsets, analyzer, matcher, keyword_stems }
     }
 
     pub fn fallback(&self) -> &str {
         &self.fallback
+    }
+
+    /// How this configuration reads text (shared with slot filling).
+    pub fn analyzer(&self) -> &Arc<Analyzer> {
+        &self.analyzer
     }
 
     /// The best intent for a message, or the fallback.
@@ -231,20 +255,133 @@ impl Resolver {
         (resolution.evidence == Some(Evidence::Pattern)).then_some(resolution)
     }
 
-    fn resolve_among(&self, text: &str, eligible: impl Fn(&IntentRules) -> bool) -> Resolution {
-        let words = content_words(text);
-        let matches = self.patterns.as_ref().map(|set| set.matches(text));
-        let mut scored: Vec<Scored<'_>> = self
-            .rules
+    /// The examples of intent `intent` that another intent claims: (example, the intent that
+    /// wins it, why). For `check`.
+    pub fn claimed_examples(&self) -> Vec<(String, String, Resolution)> {
+        let mut out = Vec::new();
+        for rule in &self.rules {
+            for example in &rule.examples {
+                let resolution = self.resolve(example);
+                if resolution.intent != rule.intent {
+                    out.push((rule.intent.clone(), example.clone(), resolution));
+                }
+            }
+        }
+        out
+    }
+
+    /// The requests of a message that asks for several things, each with its own resolution;
+    /// empty when the message is one request (the usual case). Clauses are split at `,` `;`
+    /// `.` and joining words ("and", "then", "also"); a clause that does not resolve
+    /// confidently on its own belongs to the one before it (it may hold that one's values). A
+    /// request that only replies (thanks, hello) is dropped next to a real one.
+    pub fn resolve_parts(&self, text: &str) -> Vec<Part> {
+        let words = crate::nlu::text::words(text);
+        let mut clauses: Vec<(usize, usize)> = Vec::new();
+        let mut start: Option<usize> = None;
+        for (index, word) in words.iter().enumerate() {
+            let joins = CONJUNCTIONS.contains(&word.text.as_str());
+            if word.after_break || joins {
+                if let Some(s) = start.take() {
+                    clauses.push((s, index));
+                }
+            }
+            if !joins && start.is_none() {
+                start = Some(index);
+            }
+        }
+        if let Some(s) = start {
+            clauses.push((s, words.len()));
+        }
+        if clauses.len() < 2 {
+            return Vec::new();
+        }
+        let slice = |(first, end): (usize, usize)| &text[words[first].start..words[end - 1].end];
+        // (word range, resolution) of the clauses that stand on their own
+        let mut parts: Vec<((usize, usize), Resolution)> = Vec::new();
+        let mut leading: Option<usize> = None;
+        for clause in clauses {
+            let resolution = self.resolve(slice(clause));
+            if resolution.confident {
+                let first = leading.take().unwrap_or(clause.0);
+                parts.push(((first, clause.1), resolution));
+            } else if let Some(last) = parts.last_mut() {
+                last.0 .1 = clause.1;
+            } else if leading.is_none() {
+                leading = Some(clause.0);
+            }
+        }
+        // the same intent twice ("status of the registry and status of the deck") is one
+        // request: its slots take every value
+        let mut merged: Vec<((usize, usize), Resolution)> = Vec::new();
+        for (range, resolution) in parts {
+            match merged.iter_mut().find(|(_, r)| r.intent == resolution.intent) {
+                Some(existing) => existing.0 .1 = range.1,
+                None => merged.push((range, resolution)),
+            }
+        }
+        let substantive = |r: &Resolution| self.rules.iter().any(|rule| rule.intent == r.intent && !rule.conversational);
+        if merged.iter().filter(|(_, r)| substantive(r)).count() >= 1 {
+            merged.retain(|(_, r)| substantive(r));
+        }
+        if merged.len() < 2 {
+            return Vec::new();
+        }
+        merged.into_iter().map(|(range, resolution)| Part { text: slice(range).to_owned(), resolution }).collect()
+    }
+
+    fn score<'r>(
+        &'r self,
+        index: usize,
+        text: &str,
+        analysis: &Analysis,
+        norm: f64,
+        matched: Matched<'_>,
+    ) -> Option<Scored<'r>> {
+        let rules = &self.rules[index];
+        let hit = |kind: usize, i: usize, regex: &Regex| match matched {
+            Matched::Set(set, offsets) => set.matched(offsets[kind] + i),
+            Matched::Each => regex.is_match(text),
+        };
+        if rules.none.iter().enumerate().any(|(i, r)| hit(NONE, i, r)) {
+            return None;
+        }
+        let mut best: Option<(f64, Evidence, Why)> = None;
+        if rules.all.iter().enumerate().all(|(i, r)| hit(ALL, i, r)) {
+            if let Some(regex) = rules.any.iter().enumerate().position(|(i, r)| hit(ANY, i, r)) {
+                best = Some((PATTERN_SCORE, Evidence::Pattern, Why::Pattern { regex }));
+            }
+        }
+        if best.is_none() {
+            if let Some(similarity) = self.matcher.closest(index, analysis, norm) {
+                best = Some((similarity.score * EXAMPLE_WEIGHT, Evidence::Example, Why::Example(similarity)));
+            }
+        }
+        let keyword_hits: Vec<&str> = rules
+            .keywords
             .iter()
-            .zip(&self.offsets)
-            .filter(|(r, _)| eligible(r))
-            .filter_map(|(r, offsets)| {
+            .zip(&self.keyword_stems[index])
+            .filter(|(_, stem)| analysis.terms.contains(stem))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        let bonus = (keyword_hits.len() as f64 * KEYWORD_BONUS).min(KEYWORD_CAP);
+        let (base, evidence, why) = best.unwrap_or((0.0, Evidence::Keywords, Why::Keywords));
+        let score = base + bonus;
+        (score > 0.0).then_some(Scored { rules, score: round(score), evidence, why, keyword_hits })
+    }
+
+    fn resolve_among(&self, text: &str, eligible: impl Fn(&IntentRules) -> bool) -> Resolution {
+        let analysis = self.analyzer.analyze(text, Entities::Message);
+        let norm = self.matcher.norm(&analysis);
+        let matches = self.patterns.as_ref().map(|set| set.matches(text));
+        let mut scored: Vec<Scored<'_>> = (0..self.rules.len())
+            .filter(|i| eligible(&self.rules[*i]))
+            .filter_map(|i| {
                 let matched = match &matches {
-                    Some(set) => Matched::Set(set, *offsets),
+                    Some(set) => Matched::Set(set, self.offsets[i]),
                     None => Matched::Each,
                 };
-                r.score(text, &words, matched)
+                self.score(i, text, &analysis, norm, matched)
             })
             .collect();
         scored.sort_by(|a, b| {
@@ -253,32 +390,52 @@ impl Resolver {
                 .then_with(|| b.rules.priority.cmp(&a.rules.priority))
                 .then_with(|| a.rules.intent.cmp(&b.rules.intent))
         });
-        let candidates: Vec<Candidate> =
-            scored.iter().take(DESCRIBED_CANDIDATES).map(|s| s.candidate(text, &words)).collect();
+        let candidates: Vec<Candidate> = scored.iter().take(DESCRIBED_CANDIDATES).map(|s| s.candidate(text)).collect();
+        let read_as = read_as(&analysis);
         match candidates.first() {
-            Some(best) if best.score >= MIN_SCORE => Resolution {
-                intent: best.intent.clone(),
-                score: best.score,
-                evidence: Some(best.evidence),
-                reason: best.reason.clone(),
-                runner_up: candidates.get(1).cloned(),
-                candidates,
-            },
+            Some(best) if best.score >= MIN_SCORE => {
+                let runner_up = candidates.get(1).cloned();
+                let margin = best.score - runner_up.as_ref().map(|r| r.score).unwrap_or(0.0);
+                let confident = best.evidence == Evidence::Pattern
+                    || (best.score >= CONFIDENT_SCORE && margin >= CONFIDENT_MARGIN);
+                Resolution {
+                    intent: best.intent.clone(),
+                    score: best.score,
+                    evidence: Some(best.evidence),
+                    confident,
+                    reason: format!("{}{read_as}", best.reason),
+                    runner_up,
+                    candidates,
+                }
+            }
             _ => Resolution {
                 intent: self.fallback.clone(),
                 score: 0.0,
                 evidence: None,
+                confident: false,
                 reason: match candidates.first() {
                     Some(best) => format!(
-                        "no intent reached {MIN_SCORE}; closest was {} at {} ({})",
+                        "no intent reached {MIN_SCORE}; closest was {} at {} ({}){read_as}",
                         best.intent, best.score, best.reason
                     ),
-                    None => "no rule, example or keyword matched".to_owned(),
+                    None => format!("no rule, example or keyword matched{read_as}"),
                 },
                 runner_up: candidates.first().cloned(),
                 candidates,
             },
         }
+    }
+}
+
+/// "; read "regster" as "register", "big picture" as overview" — how the message was read,
+/// when that was more than its plain words.
+fn read_as(analysis: &Analysis) -> String {
+    let mut read: Vec<String> = analysis.corrections.iter().map(|(typed, word)| format!("\"{typed}\" as \"{word}\"")).collect();
+    read.extend(analysis.synonyms.iter().map(|(said, term)| format!("\"{said}\" as {term}")));
+    if read.is_empty() {
+        String::new()
+    } else {
+        format!("; read {}", read.join(", "))
     }
 }
 
@@ -288,13 +445,6 @@ pub fn content_words(text: &str) -> BTreeSet<String> {
         .map(|w| w.trim_matches('\'').to_lowercase())
         .filter(|w| !w.is_empty() && !STOPWORDS.contains(&w.as_str()))
         .collect()
-}
-
-fn dice(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
-    if a.is_empty() || b.is_empty() {
-        return 0.0;
-    }
-    2.0 * a.intersection(b).count() as f64 / (a.len() + b.len()) as f64
 }
 
 fn round(score: f64) -> f64 {
@@ -318,8 +468,8 @@ mod tests {
             all: vec![],
             none: none.iter().map(|p| re(p)).collect(),
             keywords: keywords.iter().map(|k| k.to_string()).collect(),
-            examples: examples.iter().map(|e| IntentRules::example(e)).collect(),
-            interrupts: false,
+            examples: examples.iter().map(|e| e.to_string()).collect(),
+            ..IntentRules::default()
         }
     }
 
@@ -331,6 +481,11 @@ mod tests {
                 rules("all_droplets", &[], &[], &["show me all droplets"], &["droplets"]),
             ],
             "fallback".into(),
+            Arc::new(Analyzer::new(
+                &crate::catalogue::Catalogue::new(vec![]),
+                crate::nlu::vocabulary::Vocabulary::default(),
+                std::iter::empty(),
+            )),
         )
     }
 

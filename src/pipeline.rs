@@ -28,6 +28,9 @@ pub struct Pipeline {
     /// In declaration order.
     pub slots: Vec<SlotDef>,
     pub parser: KeyValueParser,
+    /// Words of the intent's own description, slot prompts and names: on their own they are not
+    /// a value ("register a new *service*" names no service).
+    pub generic_words: std::collections::HashSet<String>,
     pub steps: Vec<GuardedStep>,
     /// Every query result name, so templates can test a skipped one for `none`.
     pub result_names: Vec<String>,
@@ -66,6 +69,8 @@ pub enum Flow {
 pub struct RunEnv<'a> {
     pub templates: &'a Templates,
     pub catalogue: &'a Catalogue,
+    /// How this configuration reads text (typos, numbers, droplet names).
+    pub analyzer: &'a crate::nlu::Analyzer,
     pub backend: &'a dyn DropletBackend,
     /// Template globals computed once per configuration: `droplets`, `intents`.
     pub droplets: &'a Value,

@@ -1,9 +1,13 @@
 //! Slots: the facts a pipeline needs, and how they are read from a message.
 //!
-//! Users give values as `key:value` (or `key=value`); a value runs until the next known key, so
-//! "name:John Doe id:456" gives `John Doe` and `456`. Raw text is then coerced to the slot's
-//! type and validated with the slot's JSON Schema. Droplet slots are also recognised from free
+//! Users give values in natural phrasing ("register Billing with id 77", "called Payments
+//! Gateway", "seventy seven"): see [`phrases`]. `key:value` (or `key=value`, or spoken "name colon
+//! Billing") works too; such a value runs until the next known key, so "name:John Doe id:456"
+//! gives `John Doe` and `456`. Raw text is then coerced to the slot's type (numbers in digits or
+//! words) and validated with the slot's JSON Schema. Droplet slots are also recognised from free
 //! text ("status of the dashboard").
+
+pub mod phrases;
 
 use regex::{Regex, RegexBuilder};
 use serde_json::{json, Value};
@@ -40,6 +44,8 @@ pub struct SlotDef {
     pub example: Option<Value>,
     /// Keys users may type for it: its name and aliases, lowercased.
     pub keys: Vec<String>,
+    /// Phrases that introduce its value: the steward's `from:`, then the slot's keys ("id 77").
+    pub phrases: Vec<phrases::Phrase>,
     validator: jsonschema::Validator,
 }
 
@@ -58,7 +64,20 @@ impl SlotDef {
         let validator = jsonschema::draft202012::new(&Value::Object(schema)).map_err(|e| e.to_string())?;
         let mut keys = vec![name.to_lowercase()];
         keys.extend(aliases.iter().map(|a| a.to_lowercase()));
-        Ok(SlotDef { name: name.to_owned(), kind, prompt: prompt.to_owned(), example, keys, validator })
+        let phrases = keys.iter().filter_map(|k| phrases::Phrase::of_key(k)).collect();
+        Ok(SlotDef { name: name.to_owned(), kind, prompt: prompt.to_owned(), example, keys, phrases, validator })
+    }
+
+    /// Adds the steward's phrases, which are tried before the slot's own keys.
+    pub fn with_phrases(mut self, declared: Vec<phrases::Phrase>) -> Self {
+        let implicit = std::mem::take(&mut self.phrases);
+        self.phrases = declared;
+        for phrase in implicit {
+            if !self.phrases.contains(&phrase) {
+                self.phrases.push(phrase);
+            }
+        }
+        self
     }
 
     /// Turns raw text into a valid value, or says in plain words why it is not one.
@@ -72,18 +91,21 @@ impl SlotDef {
             SlotKind::Integer => raw
                 .replace('_', "")
                 .parse::<i64>()
+                .ok()
+                .or_else(|| crate::nlu::numbers::parse(raw).and_then(|n| n.integer()))
                 .map(Value::from)
-                .map_err(|_| format!("must be a whole number, not \"{raw}\""))?,
+                .ok_or_else(|| format!("must be a whole number, not \"{raw}\""))?,
             SlotKind::Number => raw
                 .parse::<f64>()
                 .ok()
+                .or_else(|| crate::nlu::numbers::parse(raw).map(|n| n.value))
                 .and_then(serde_json::Number::from_f64)
                 .map(Value::Number)
                 .ok_or_else(|| format!("must be a number, not \"{raw}\""))?,
-            SlotKind::Boolean => match raw.to_lowercase().as_str() {
-                "yes" | "y" | "true" | "on" | "1" => Value::Bool(true),
-                "no" | "n" | "false" | "off" | "0" => Value::Bool(false),
-                _ => return Err(format!("must be yes or no, not \"{raw}\"")),
+            SlotKind::Boolean => match crate::nlu::answers::whole(raw) {
+                Some(crate::nlu::answers::YesNo::Yes) => Value::Bool(true),
+                Some(crate::nlu::answers::YesNo::No) => Value::Bool(false),
+                None => return Err(format!("must be yes or no, not \"{raw}\"")),
             },
             SlotKind::Droplet => {
                 match catalogue.by_name(raw).map(|d| d.id).ok_or(()).or_else(|_| match catalogue.recognize(raw) {
@@ -144,8 +166,25 @@ impl KeyValueParser {
 
     /// `(key as typed, lowercased; raw value)` in message order.
     pub fn parse(&self, text: &str) -> Vec<(String, String)> {
+        self.parse_spans(text).into_iter().map(|(key, value, _)| (key, value)).collect()
+    }
+
+    /// Like [`KeyValueParser::parse`], with the byte range each pair covers (key to value end).
+    /// Speech-to-text writes the separator as a word ("name colon Billing"); that reads the same.
+    pub fn parse_spans(&self, text: &str) -> Vec<(String, String, std::ops::Range<usize>)> {
         let Some(pattern) = &self.key_pattern else {
             return Vec::new();
+        };
+        let spoken;
+        let text = if text.to_lowercase().contains("colon") || text.to_lowercase().contains("equals") {
+            spoken = spoken_separators().replace_all(text, |c: &regex::Captures<'_>| {
+                // same length, so byte ranges still point into the original text
+                let separator = if c[1].eq_ignore_ascii_case("colon") { ":" } else { "=" };
+                format!("{separator}{}", " ".repeat(c[0].len() - 1))
+            });
+            spoken.as_ref()
+        } else {
+            text
         };
         // (key, where its match starts, where its value starts)
         let found: Vec<(String, usize, usize)> = pattern
@@ -159,12 +198,19 @@ impl KeyValueParser {
         found
             .iter()
             .enumerate()
-            .map(|(i, (key, _, value_start))| {
+            .map(|(i, (key, key_start, value_start))| {
                 let value_end = found.get(i + 1).map(|(_, next_start, _)| *next_start).unwrap_or(text.len());
-                (key.clone(), clean_value(&text[*value_start..value_end]))
+                (key.clone(), clean_value(&text[*value_start..value_end]), *key_start..value_end)
             })
             .collect()
     }
+}
+
+/// " colon " and " equals " as speech-to-text writes a typed separator (the leading space is
+/// replaced as well, so "name colon Billing" reads as "name: Billing").
+fn spoken_separators() -> &'static Regex {
+    static PATTERN: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    PATTERN.get_or_init(|| Regex::new(r"(?i)\s(colon|equals)\b").expect("static regex"))
 }
 
 /// Trims separators and quotes around a raw value: `"John Doe",` → `John Doe`.
@@ -173,6 +219,13 @@ fn clean_value(raw: &str) -> String {
     // a closing parenthesis belongs to the value only when the value opened it
     while trimmed.ends_with(')') && trimmed.matches(')').count() > trimmed.matches('(').count() {
         trimmed = trimmed[..trimmed.len() - 1].trim_end();
+    }
+    // "name:Billing and id:7": the joining word belongs to neither value
+    for joiner in [" and", " with", " plus", " &"] {
+        let tail = trimmed.len().checked_sub(joiner.len()).and_then(|at| trimmed.get(at..));
+        if trimmed.len() > joiner.len() && tail.is_some_and(|t| t.eq_ignore_ascii_case(joiner)) {
+            trimmed = trimmed[..trimmed.len() - joiner.len()].trim_end_matches([',', ';']).trim_end();
+        }
     }
     let unquoted = ['"', '\'', '`']
         .iter()

@@ -44,10 +44,17 @@ pub enum Command {
         format: Format,
     },
     /// Run every pipeline's tests and the conversation fixtures; show each reply that changed.
+    /// With --utterances FILE: how well a corpus of messages is understood instead.
     Test {
-        /// Write the new transcripts as the accepted snapshots (read the diffs first).
+        /// Write the new transcripts (or utterance results) as the accepted snapshots (read the
+        /// diffs first).
         #[arg(long)]
         accept: bool,
+        /// An utterance corpus (YAML list of `say`, `intent` or `intents`, `slots`): print the
+        /// accuracy, a per-intent table, and the messages understood differently since the last
+        /// accepted run.
+        #[arg(long, value_name = "FILE")]
+        utterances: Option<PathBuf>,
     },
     /// Talk to the assistant in the terminal: the embedded engine, or a running server.
     Chat {
@@ -85,7 +92,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve::run(config_dir).await,
         Command::Check { format } => check::run(config_dir, format),
-        Command::Test { accept } => test::run(config_dir, accept).await,
+        Command::Test { accept, utterances: Some(file) } => test::utterances(config_dir, &file, accept).await,
+        Command::Test { accept, utterances: None } => test::run(config_dir, accept).await,
         Command::Chat { url, voice } => chat::run(config_dir, url, voice).await,
         Command::Explain { message } => explain::run(config_dir, &message),
         Command::Openapi => openapi::run(),

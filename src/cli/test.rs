@@ -15,6 +15,73 @@ use crate::fixture::{self, Conversation};
 
 const FIXTURES: &str = "tests/fixtures/conversations";
 const SNAPSHOTS: &str = "tests/snapshots";
+/// Corpora here have an accepted snapshot (`tests/snapshots/utterances__<name>.snap`), which
+/// `cargo test` checks too; a corpus elsewhere (a held-out set) is only measured.
+const CORPORA: &str = "tests/utterances";
+
+/// `test --utterances FILE`: accuracy, the per-intent table, and what changed since the
+/// accepted snapshot.
+pub async fn utterances(config_dir: Option<PathBuf>, file: &Path, accept: bool) -> anyhow::Result<ExitCode> {
+    let (files, root) = super::config_files(config_dir.as_deref())?;
+    let Some(config) = super::load_or_report(&files) else { return Ok(ExitCode::FAILURE) };
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let corpus = crate::utterances::parse(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not an utterance corpus: {e}", file.display()))?;
+    let report = crate::utterances::evaluate(Arc::new(config), corpus).await;
+    print!("{}", report.summary());
+    let lines = report.lines();
+    let wrong: Vec<&str> = lines.lines().filter(|l| l.starts_with('✗')).collect();
+    if !wrong.is_empty() {
+        println!("
+not understood as meant ({}):", wrong.len());
+        for line in &wrong {
+            println!("  {line}");
+        }
+    }
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let in_repo = root.as_ref().and_then(|r| std::fs::canonicalize(r.join(CORPORA)).ok()).is_some_and(|corpora| {
+        std::fs::canonicalize(file).ok().and_then(|f| f.parent().map(|p| p == corpora)).unwrap_or(false)
+    });
+    let Some(root) = root.filter(|_| in_repo) else {
+        println!("
+(no accepted snapshot: the corpus is not in {CORPORA}/)");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let snapshot_path = root.join(SNAPSHOTS).join(format!("utterances__{stem}.snap"));
+    let accepted = std::fs::read_to_string(&snapshot_path).ok();
+    match accepted.as_deref().map(fixture::snapshot_contents) {
+        Some(before) if before.trim_end() == lines.trim_end() => {
+            println!("
+understood as in the accepted snapshot");
+            Ok(ExitCode::SUCCESS)
+        }
+        before => {
+            match before {
+                Some(before) => {
+                    println!("
+understood differently since the accepted snapshot:");
+                    let (before, after) = (format!("{}\n", before.trim_end()), format!("{}\n", lines.trim_end()));
+                    let diff = TextDiff::from_lines(&before, &after);
+                    print!("{}", diff.unified_diff().context_radius(0).header("accepted", "now"));
+                }
+                None => println!("
+no accepted snapshot yet"),
+            }
+            if accept {
+                if let Some(parent) = snapshot_path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let header = format!("---\nsource: tests/utterances.rs\nexpression: report.lines()\n---\n");
+                std::fs::write(&snapshot_path, format!("{header}{}\n", lines.trim_end()))?;
+                println!("accepted → {}", snapshot_path.display());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("(run with --accept to accept, after reading the diff)");
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    }
+}
 
 pub async fn run(config_dir: Option<PathBuf>, accept: bool) -> anyhow::Result<ExitCode> {
     let (files, root) = super::config_files(config_dir.as_deref())?;

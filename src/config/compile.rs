@@ -10,18 +10,21 @@ use regex::{Regex, RegexBuilder};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::files::{ConfigFiles, CATALOGUE_FILE, UDC_CONFIG_FILE};
+use super::files::{ConfigFiles, CATALOGUE_FILE, UDC_CONFIG_FILE, VOCABULARY_FILE};
 use super::schema::{suggest, Schema};
 use super::spec::{
     CallSpec, CatalogueSpec, DropletRefSpec, ExtractSpec, FanOutSpec, FormatSpec, PipelineSpec, ReasonSpec,
-    SlotKindSpec, StepSpec, UdcConfigSpec,
+    SlotKindSpec, StepSpec, UdcConfigSpec, VocabularySpec,
 };
 use super::yaml::LocatedYaml;
-use super::{CompiledConfig, CATALOGUE_SCHEMA, PIPELINE_SCHEMA, UDC_CONFIG_SCHEMA};
+use super::{CompiledConfig, CATALOGUE_SCHEMA, PIPELINE_SCHEMA, UDC_CONFIG_SCHEMA, VOCABULARY_SCHEMA};
 use crate::catalogue::{Catalogue, Droplet, Endpoint, NativeForm};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Position};
 use crate::identity::Identity;
 use crate::intent::{IntentRules, Resolver};
+use crate::nlu::vocabulary::Vocabulary;
+use crate::nlu::Analyzer;
+use crate::slots::phrases::Phrase;
 use crate::pipeline::{GuardedStep, Pipeline, PipelineTest};
 use crate::slots::{KeyValueParser, SlotDef, SlotKind};
 use crate::steps::{
@@ -91,6 +94,8 @@ impl<'a> Compiler<'a> {
         self.add_templates(&mut templates);
 
         let udc_schema = self.schema("schemas/udc_config.schema.json", UDC_CONFIG_SCHEMA)?;
+        let vocabulary_schema = self.schema("schemas/vocabulary.schema.json", VOCABULARY_SCHEMA)?;
+        let vocabulary = self.vocabulary(&vocabulary_schema);
 
         let welcome = self.welcome(&templates);
         let catalogue = self.catalogue(&catalogue_schema, &templates);
@@ -120,6 +125,7 @@ impl<'a> Compiler<'a> {
         let catalogue = catalogue?;
         let identity = identity?;
         let welcome = welcome?;
+        let vocabulary = vocabulary?;
         let fallback = pipelines.iter().find(|(p, _)| p.fallback).map(|(p, _)| p.intent.clone())?;
         if !self.diagnostics.is_empty() {
             return None;
@@ -137,9 +143,20 @@ impl<'a> Compiler<'a> {
                 .collect::<Vec<_>>(),
         );
         let classifier = crate::understand::Classifier::build(&pipelines, &catalogue);
+        // every text a steward wrote that users may echo is a known word (typo correction)
+        let known: Vec<&str> = rules
+            .iter()
+            .flat_map(|r| r.examples.iter().chain(&r.keywords).map(String::as_str))
+            .chain(pipelines.iter().map(|p| p.description.as_str()))
+            .chain(pipelines.iter().flat_map(|p| p.slots.iter().flat_map(|s| s.phrases.iter().map(|f| f.written.as_str()))))
+            .collect();
+        let analyzer = Arc::new(Analyzer::new(&catalogue, vocabulary, known.into_iter()));
+        let resolver = Resolver::new(rules, fallback, analyzer);
+        let warnings = claimed_examples(&resolver, &documents);
         Some(CompiledConfig {
             classifier,
-            resolver: Resolver::new(rules, fallback),
+            warnings,
+            resolver,
             droplets_value: crate::template::to_value(&catalogue.droplets),
             intents_value,
             pipelines,
@@ -367,6 +384,30 @@ impl<'a> Compiler<'a> {
         ok.then(|| ReplyTemplates { chat: WELCOME.0.to_owned(), voice: WELCOME.1.to_owned() })
     }
 
+    /// `catalogue/vocabulary.yaml`, when there is one: synonyms without cycles or double meanings.
+    fn vocabulary(&mut self, schema: &Schema) -> Option<Vocabulary> {
+        let Some(text) = self.files.get(VOCABULARY_FILE) else { return Some(Vocabulary::default()) };
+        let (document, spec) = self.parse::<VocabularySpec>(VOCABULARY_FILE, text, schema)?;
+        let stemmer = rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English);
+        let entries: Vec<(String, Vec<String>)> = spec.synonyms.into_iter().collect();
+        match Vocabulary::build(
+            &entries,
+            |w| stemmer.stem(w).into_owned(),
+            |t| crate::nlu::text::words(t).into_iter().map(|w| w.text).collect(),
+        ) {
+            Ok(vocabulary) => Some(vocabulary),
+            Err(problems) => {
+                for problem in problems {
+                    self.report(
+                        Diagnostic::new(Code::BadVocabulary, VOCABULARY_FILE, document.at(&problem.pointer), problem.message)
+                            .with_help(problem.help),
+                    );
+                }
+                None
+            }
+        }
+    }
+
     /// `udc_config.json`: schema, and every droplet number it names must be in the catalogue.
     fn identity(&mut self, schema: &Schema, catalogue: &Catalogue) -> Option<Identity> {
         let Some(text) = self.files.get(UDC_CONFIG_FILE) else {
@@ -477,8 +518,10 @@ impl<'a> Compiler<'a> {
             all: self.regexes(doc, "/match/all", &spec.rules.all),
             none: self.regexes(doc, "/match/none", &spec.rules.none),
             keywords: spec.rules.keywords.iter().map(|k| k.to_lowercase()).collect(),
-            examples: spec.examples.iter().map(|e| IntentRules::example(e)).collect(),
+            examples: spec.examples.clone(),
             interrupts: spec.interrupts,
+            droplet_slot: spec.slots.values().any(|s| s.kind == SlotKindSpec::Droplet),
+            conversational: spec.steps.iter().all(|s| s.extract.is_none() && s.query.is_none() && s.reason.is_none()),
         };
 
         let mut slots = Vec::new();
@@ -490,8 +533,18 @@ impl<'a> Compiler<'a> {
                 SlotKindSpec::Boolean => SlotKind::Boolean,
                 SlotKindSpec::Droplet => SlotKind::Droplet,
             };
+            let mut declared = Vec::new();
+            for (i, written) in slot.from.iter().enumerate() {
+                match Phrase::new(written) {
+                    Ok(phrase) => declared.push(phrase),
+                    Err(problem) => self.report(
+                        Diagnostic::new(Code::BadPhrase, &doc.file, doc.at(&format!("/slots/{name}/from/{i}")), problem)
+                            .with_help("write the words people say around the value, e.g. \"called {value}\" or \"id {value}\""),
+                    ),
+                }
+            }
             match SlotDef::new(name, kind, &slot.prompt, slot.example.clone(), &slot.aliases, slot.schema.as_ref()) {
-                Ok(def) => slots.push(def),
+                Ok(def) => slots.push(def.with_phrases(declared)),
                 Err(error) => self.report(
                     Diagnostic::new(
                         Code::SlotSchema,
@@ -574,7 +627,14 @@ impl<'a> Compiler<'a> {
                 return None;
             }
         };
+        let generic_words = std::iter::once(spec.description.as_str())
+            .chain(spec.slots.values().map(|s| s.prompt.as_str()))
+            .chain(spec.slots.keys().map(String::as_str))
+            .chain(slots.iter().flat_map(|s| s.keys.iter().map(String::as_str)))
+            .flat_map(|text| crate::nlu::text::words(&text.replace('_', " ")).into_iter().map(|w| w.text))
+            .collect();
         let pipeline = Pipeline {
+            generic_words,
             intent: spec.intent.clone(),
             description: spec.description.clone(),
             examples: spec.examples.clone(),
@@ -1181,6 +1241,33 @@ impl<'a> Compiler<'a> {
             }
         }
     }
+}
+
+/// A warning for every example that resolves to another intent than its own: the steward's
+/// example teaches the wrong thing (or the other intent's patterns are too wide).
+fn claimed_examples(resolver: &Resolver, documents: &[(Document, PipelineSpec)]) -> Diagnostics {
+    let mut warnings = Diagnostics::default();
+    for (intent, example, resolution) in resolver.claimed_examples() {
+        let Some((doc, spec)) = documents.iter().find(|(_, s)| s.intent == intent) else { continue };
+        let index = spec.examples.iter().position(|e| *e == example).unwrap_or_default();
+        let won = if resolution.intent == resolver.fallback() {
+            "no intent (it falls back)".to_owned()
+        } else {
+            format!("`{}`", resolution.intent)
+        };
+        warnings.push(
+            Diagnostic::new(
+                Code::ExampleClaimed,
+                &doc.file,
+                doc.at(&format!("/examples/{index}")),
+                format!("the example \"{example}\" of `{intent}` is understood as {won}: {}", resolution.reason),
+            )
+            .with_help(format!(
+                "reword the example, or narrow what makes {won} win (its patterns, or a `none:` veto)"
+            )),
+        );
+    }
+    warnings
 }
 
 fn fingerprint(text: &str) -> u64 {

@@ -12,7 +12,7 @@ mod yaml;
 
 use std::sync::Arc;
 
-pub use files::{ConfigFiles, ReadError, CATALOGUE_FILE, CONFIG_FOLDERS, UDC_CONFIG_FILE};
+pub use files::{ConfigFiles, ReadError, CATALOGUE_FILE, CONFIG_FOLDERS, UDC_CONFIG_FILE, VOCABULARY_FILE};
 pub use schema::suggest;
 
 use crate::catalogue::Catalogue;
@@ -27,6 +27,7 @@ use crate::template::Templates;
 pub const PIPELINE_SCHEMA: &str = include_str!("../../schemas/pipeline.schema.json");
 pub const CATALOGUE_SCHEMA: &str = include_str!("../../schemas/catalogue.schema.json");
 pub const UDC_CONFIG_SCHEMA: &str = include_str!("../../schemas/udc_config.schema.json");
+pub const VOCABULARY_SCHEMA: &str = include_str!("../../schemas/vocabulary.schema.json");
 
 /// One immutable, fully checked version of the configuration. The engine holds it behind an
 /// `Arc`; a turn uses exactly one version from start to end.
@@ -48,6 +49,8 @@ pub struct CompiledConfig {
     pub intents_value: minijinja::Value,
     /// Where the files came from (a directory or `embedded`).
     pub origin: String,
+    /// Things worth a steward's look that do not stop loading (an example another intent wins).
+    pub warnings: Diagnostics,
 }
 
 impl CompiledConfig {
@@ -84,7 +87,10 @@ pub fn load(files: &ConfigFiles) -> Result<CompiledConfig, LoadError> {
     let compiled = compile::Compiler::new(files, &mut diagnostics).run();
     diagnostics.sort();
     match compiled {
-        Some(config) if diagnostics.is_empty() => Ok(config),
+        Some(mut config) if diagnostics.is_empty() => {
+            config.warnings.sort();
+            Ok(config)
+        }
         _ => {
             if diagnostics.is_empty() {
                 // the compiler gave up without saying why: a bug, but never a silent success

@@ -61,8 +61,19 @@ pub struct SlotSpec {
     pub example: Option<Value>,
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// Phrases that introduce the value: "called {value}".
+    #[serde(default)]
+    pub from: Vec<String>,
     #[serde(default)]
     pub schema: Option<serde_json::Map<String, Value>>,
+}
+
+/// `catalogue/vocabulary.yaml` as written: canonical term → what else people say for it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VocabularySpec {
+    #[serde(default)]
+    pub synonyms: IndexMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -7,7 +7,9 @@ use serde_json::{json, Map, Value};
 use super::{ReplyTemplates, StepError};
 use crate::catalogue::{Catalogue, Recognition};
 use crate::intent::content_words;
+use crate::nlu::Analyzer;
 use crate::pipeline::{Flow, Pipeline, RunEnv, TurnState};
+use crate::slots::phrases::{self, Reading};
 use crate::slots::{SlotDef, SlotKind};
 
 /// A message of at most this many content words that names a droplet answers "which droplet?".
@@ -28,6 +30,9 @@ pub struct Filled {
     pub errors: BTreeMap<String, String>,
     /// Required slots still empty, in the order listed.
     pub missing: Vec<String>,
+    /// Every droplet the message named for a droplet slot, in order (several: "status of the
+    /// registry and the orchestrator"); the slot holds the first.
+    pub droplets: Vec<i64>,
 }
 
 impl ExtractStep {
@@ -37,32 +42,97 @@ impl ExtractStep {
 
     /// Reads slot values from `message` into `slots`. Pure: the engine and `explain` share it.
     ///
-    /// `resumed` says the message answers a question this step asked; then a message that is
-    /// just a value fills the one required slot still open.
+    /// In order: `key:value` pairs; the slots' phrases ("called Billing", "id 77"); droplets
+    /// named anywhere; a lone number for the one whole-number slot still open; and, when
+    /// `resumed` (the message answers a question this step asked), a message that is just a value
+    /// fills the first required slot still open ("Billing", "seventy seven", "it's called X").
     pub fn fill(
         &self,
         pipeline: &Pipeline,
         catalogue: &Catalogue,
+        analyzer: &Analyzer,
         message: &str,
         resumed: bool,
         slots: &mut Map<String, Value>,
     ) -> Filled {
         let mut errors: BTreeMap<String, String> = BTreeMap::new();
-        let pairs = pipeline.parser.parse(message);
+        let pairs = pipeline.parser.parse_spans(message);
         let before = slots.clone();
         let mut given: Vec<&str> = Vec::new();
 
-        for (key, raw) in &pairs {
+        for (key, raw, _) in &pairs {
             let Some(slot) = self.wanted(pipeline).find(|s| s.keys.contains(key)) else { continue };
             given.push(&slot.name);
             accept(slot, raw, catalogue, slots, &mut errors);
         }
 
-        for slot in self.wanted(pipeline).filter(|s| s.kind == SlotKind::Droplet && !given.contains(&s.name.as_str())) {
-            match catalogue.recognize(message) {
+        let (words, _) = analyzer.corrected_words(message);
+        let numbers = crate::nlu::numbers::find(&words);
+        let droplets = analyzer.droplet_mentions(&words, &numbers);
+        let in_pairs = |i: usize| pairs.iter().any(|(_, _, range)| range.contains(&words[i].start));
+        let mut taken: Vec<(usize, usize)> = Vec::new();
+        let wanted: Vec<&SlotDef> = self.wanted(pipeline).collect();
+        for slot in &wanted {
+            if given.contains(&slot.name.as_str()) {
+                continue;
+            }
+            let found = {
+                let taken = &taken;
+                let stops = |i: usize| {
+                    in_pairs(i)
+                        || taken.iter().any(|(first, end)| (*first..*end).contains(&i))
+                        || wanted.iter().filter(|other| other.name != slot.name).any(|other| other.phrases.iter().any(|p| p.starts_at(&words, i)))
+                };
+                let reading = Reading {
+                    text: message,
+                    words: &words,
+                    numbers: &numbers,
+                    droplets: &droplets,
+                    stops: &stops,
+                    generic: &pipeline.generic_words,
+                };
+                slot.phrases.iter().find_map(|phrase| {
+                    phrases::find(phrase, slot.kind, &reading)
+                        .filter(|f| !taken.iter().any(|(first, end)| f.first < *end && *first < f.end))
+                })
+            };
+            if let Some(found) = found {
+                taken.push((found.first, found.end));
+                given.push(&slot.name);
+                accept(slot, &found.raw, catalogue, slots, &mut errors);
+            }
+        }
+
+        let mut named = Vec::new();
+        let droplet_slots: Vec<&SlotDef> =
+            wanted
+                .iter()
+                .copied()
+                .filter(|s| s.kind == SlotKind::Droplet && !given.contains(&s.name.as_str()))
+                // a droplet given with the request (one of several named) stays; an answer may change it
+                .filter(|s| resumed || !slots.contains_key(&s.name))
+                .collect();
+        for slot in droplet_slots {
+            let free: Vec<i64> = droplets
+                .iter()
+                .filter(|(first, end, _)| !taken.iter().any(|(f, e)| first < e && f < end) && !in_pairs(*first))
+                .map(|(_, _, id)| *id)
+                .fold(Vec::new(), |mut ids, id| {
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                    ids
+                });
+            let recognized = match free.first() {
+                Some(id) => Recognition::Found(*id),
+                None => catalogue.recognize(message),
+            };
+            match recognized {
                 Recognition::Found(id) => {
                     slots.insert(slot.name.clone(), json!(id));
                     errors.remove(&slot.name);
+                    given.push(&slot.name);
+                    named = if free.is_empty() { vec![id] } else { free };
                 }
                 Recognition::UnknownNumber(number) => {
                     slots.remove(&slot.name);
@@ -72,16 +142,33 @@ impl ExtractStep {
             }
         }
 
-        // An answer to "what is its id?" is often just the value: take the whole message when
-        // exactly one required slot is still open and the message filled nothing else.
+        // "drop service 5": the one number left is the one whole number still wanted
+        let open_numbers: Vec<&SlotDef> = self
+            .open_slots(pipeline, slots)
+            .into_iter()
+            .filter(|s| matches!(s.kind, SlotKind::Integer | SlotKind::Number) && !errors.contains_key(&s.name))
+            .collect();
+        let loose: Vec<&crate::nlu::numbers::Found> = numbers
+            .iter()
+            .filter(|n| !taken.iter().any(|(f, e)| n.first < *e && *f < n.end))
+            .filter(|n| !droplets.iter().any(|(f, e, _)| n.first < *e && *f < n.end))
+            .filter(|n| !in_pairs(n.first))
+            .collect();
+        if let ([slot], [number]) = (open_numbers.as_slice(), loose.as_slice()) {
+            let raw = number.integer().map(|i| i.to_string()).unwrap_or_else(|| number.value.to_string());
+            accept(slot, &raw, catalogue, slots, &mut errors);
+        }
+
+        // An answer to "what is its id?" is often just the value: take the whole message when the
+        // message filled nothing else (its lead-in words aside: "it's called Payments Gateway").
         if resumed && pairs.is_empty() && *slots == before && errors.is_empty() {
-            if let [slot] = self.open_slots(pipeline, slots).as_slice() {
-                accept(slot, message, catalogue, slots, &mut errors);
+            if let Some(slot) = self.open_slots(pipeline, slots).first() {
+                accept(slot, bare_answer(message), catalogue, slots, &mut errors);
             }
         }
 
         let missing = self.open_slots(pipeline, slots).into_iter().map(|s| s.name.clone()).collect();
-        Filled { errors, missing }
+        Filled { errors, missing, droplets: named }
     }
 
     /// Fills what the message gives — from `key:value` pairs, then, for required slots still
@@ -94,7 +181,7 @@ impl ExtractStep {
         state: &mut TurnState,
         index: usize,
     ) -> Result<Option<Flow>, StepError> {
-        let mut filled = self.fill(pipeline, env.catalogue, &state.message, state.resumed, &mut state.slots);
+        let mut filled = self.fill(pipeline, env.catalogue, env.analyzer, &state.message, state.resumed, &mut state.slots);
         if !filled.missing.is_empty() {
             if let Some(llm) = env.llm.filter(|_| state.llm_may_extract) {
                 let missing: Vec<&SlotDef> = filled.missing.iter().filter_map(|name| pipeline.slot(name)).collect();
@@ -158,13 +245,18 @@ impl ExtractStep {
     /// its slots, or a short message naming a droplet when it wants one. The engine uses it to
     /// tell an answer from a change of subject; a droplet named inside a longer request for
     /// something else ("create a task title:Restart the registry") is not an answer.
-    pub fn answers(&self, pipeline: &Pipeline, catalogue: &Catalogue, message: &str) -> bool {
+    pub fn answers(&self, pipeline: &Pipeline, catalogue: &Catalogue, analyzer: &Analyzer, message: &str) -> bool {
         let keyed =
             pipeline.parser.parse(message).iter().any(|(key, _)| self.wanted(pipeline).any(|s| s.keys.contains(key)));
+        let mut probe = Map::new();
+        let phrased = !keyed && {
+            let filled = self.fill(pipeline, catalogue, analyzer, message, false, &mut probe);
+            self.wanted(pipeline).any(|s| s.kind != SlotKind::Droplet && probe.contains_key(&s.name)) || !filled.errors.is_empty()
+        };
         let named = self.wanted(pipeline).any(|s| s.kind == SlotKind::Droplet)
             && content_words(message).len() <= SHORT_ANSWER_WORDS
             && catalogue.recognize(message) != Recognition::NotMentioned;
-        keyed || named
+        keyed || phrased || named
     }
 
     /// Required slots not filled yet, in the order they are listed.
@@ -200,4 +292,36 @@ fn accept(
             errors.insert(slot.name.clone(), problem);
         }
     }
+}
+
+/// Lead-in words people put before a bare answer ("it's called", "the name is", "um").
+const ANSWER_LEAD_INS: &[&str] = &[
+    "it is called", "it's called", "its called", "let's call it", "lets call it", "call it", "name it", "it is",
+    "it's", "its", "how about", "make it", "go with", "let's go with", "i'd say", "i would say", "i want",
+    "that would be", "that's", "thats", "um", "uh", "erm", "well", "ok", "okay", "oh", "sure",
+];
+
+/// The value in a bare answer: the message without its lead-in and trailing courtesy words.
+fn bare_answer(message: &str) -> &str {
+    let mut rest = message.trim();
+    loop {
+        let lowered = rest.to_lowercase();
+        let Some(lead) = ANSWER_LEAD_INS
+            .iter()
+            .find(|l| lowered.starts_with(*l) && lowered[l.len()..].starts_with(|c: char| c.is_whitespace() || c == ',' || c == ':'))
+        else {
+            break;
+        };
+        match rest.get(lead.len()..) {
+            Some(after) => rest = after.trim_start_matches([' ', ',', ':']).trim_start(),
+            None => break,
+        }
+    }
+    for tail in [" please", " thanks", " thank you", " thx", ", please", "."] {
+        let cut = rest.len().checked_sub(tail.len()).and_then(|at| rest.get(at..));
+        if rest.len() > tail.len() && cut.is_some_and(|t| t.eq_ignore_ascii_case(tail)) {
+            rest = rest[..rest.len() - tail.len()].trim_end_matches([',', ' ']);
+        }
+    }
+    if rest.is_empty() { message.trim() } else { rest }
 }

@@ -1,0 +1,378 @@
+//! From a text to the terms the intent matcher compares: the same steps for the stewards'
+//! examples (at load time) and for every message.
+//!
+//! 1. words, normalised ([`super::text`]);
+//! 2. a word the configuration does not know is corrected to the closest known word, when one is
+//!    a single edit away (two for long words): "regster" → "register", "dashbord" → "dashboard";
+//! 3. entities stand as their type: a number → `#number`, a droplet name or alias → `#droplet`,
+//!    a quoted value → `#value`, so "status of the registry" teaches "status of the dashboard";
+//! 4. the stewards' synonyms become their canonical term ("big picture" → `overview`);
+//! 5. what is left loses filler words and is stemmed (Snowball English): "registered" →
+//!    `regist`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use rust_stemmers::{Algorithm, Stemmer};
+
+use super::numbers;
+use super::text::{self, Word};
+use super::vocabulary::Vocabulary;
+use crate::catalogue::Catalogue;
+
+pub const NUMBER: &str = "#number";
+pub const DROPLET: &str = "#droplet";
+pub const VALUE: &str = "#value";
+
+/// Words that say nothing about what a person wants. Question words, quantifiers ("all",
+/// "every") and negations are *not* here: they tell intents apart.
+const FILLER: &[&str] = &[
+    "a", "an", "the", "please", "pls", "plz", "me", "my", "i", "to", "of", "for", "is", "are", "am", "was", "were",
+    "be", "been", "can", "could", "would", "will", "shall", "should", "you", "u", "ya", "it", "in", "on", "at",
+    "and", "or", "this", "that", "these", "those", "just", "some", "us", "we", "our", "your", "um", "uh", "erm",
+    "hmm", "er", "ah", "like", "kindly", "mate", "buddy", "guys", "really", "actually", "basically", "quick",
+    "quickly", "now", "right", "then", "there", "so", "also", "yo",
+];
+
+/// How an entity in the text is turned into terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entities {
+    /// A user's message: a droplet name gives its words *and* `#droplet` (the message may be
+    /// about that droplet as a value, or about the droplet as a topic: "show the registry").
+    Message,
+    /// An example of an intent that has a droplet slot: the name is the slot's value, `#droplet`.
+    ExampleWithDropletSlot,
+    /// An example of any other intent: the name is part of what is asked ("show the registry").
+    Example,
+}
+
+/// What the analyzer made of a text.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Analysis {
+    /// Terms in order of first appearance, each once.
+    pub terms: Vec<String>,
+    /// Typos corrected: (as typed, as read).
+    pub corrections: Vec<(String, String)>,
+    /// Synonyms read: (as said, canonical term).
+    pub synonyms: Vec<(String, String)>,
+    /// Droplets named, in order of first mention, each once.
+    pub droplets: Vec<i64>,
+    /// The words after typo correction.
+    pub words: Vec<Word>,
+}
+
+/// The configuration's way of reading text: its vocabulary, droplet names and known words.
+pub struct Analyzer {
+    stemmer: Stemmer,
+    vocabulary: Vocabulary,
+    /// Droplet names and aliases as word sequences with their id, longest first.
+    droplet_names: Vec<(Vec<String>, i64)>,
+    /// Every word the configuration uses, by length, for typo correction.
+    known_by_length: BTreeMap<usize, Vec<String>>,
+    known: HashSet<String>,
+    /// Droplet ids that exist (for "droplet 14").
+    droplet_ids: Vec<(i64, i64)>,
+}
+
+impl std::fmt::Debug for Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzer").field("known_words", &self.known.len()).finish_non_exhaustive()
+    }
+}
+
+/// The most unknown words a message gets corrected (bounded time for any input).
+const MAX_CORRECTIONS: usize = 24;
+
+impl Analyzer {
+    /// `known_texts` are every text the stewards wrote that users may echo: examples, keywords,
+    /// slot phrases, descriptions.
+    pub fn new<'a>(catalogue: &Catalogue, vocabulary: Vocabulary, known_texts: impl Iterator<Item = &'a str>) -> Self {
+        let mut droplet_names: Vec<(Vec<String>, i64)> = Vec::new();
+        let mut droplet_ids = Vec::new();
+        for droplet in &catalogue.droplets {
+            droplet_ids.push((droplet.id, droplet.id));
+            droplet_ids.extend(droplet.alias_ids.iter().map(|alias| (*alias, droplet.id)));
+            let mut names = vec![droplet.name.clone(), droplet.key.replace('_', " ")];
+            names.extend(droplet.aliases.iter().cloned());
+            for name in names {
+                let mut words: Vec<String> = text::words(&name).into_iter().map(|w| w.text).collect();
+                if words.first().is_some_and(|w| w == "the") {
+                    words.remove(0);
+                }
+                if !words.is_empty() && !droplet_names.iter().any(|(n, _)| *n == words) {
+                    droplet_names.push((words, droplet.id));
+                }
+            }
+        }
+        droplet_names.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+
+        let mut known = HashSet::new();
+        for text in known_texts {
+            known.extend(text::words(text).into_iter().map(|w| w.text));
+        }
+        for text in vocabulary.phrases_text() {
+            known.extend(text::words(text).into_iter().map(|w| w.text));
+        }
+        for (name, _) in &droplet_names {
+            known.extend(name.iter().cloned());
+        }
+        known.extend(FILLER.iter().map(|w| w.to_string()));
+        let mut known_by_length: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for word in &known {
+            if word.chars().all(|c| c.is_alphabetic()) {
+                known_by_length.entry(word.chars().count()).or_default().push(word.clone());
+            }
+        }
+        for words in known_by_length.values_mut() {
+            words.sort();
+        }
+        Analyzer {
+            stemmer: Stemmer::create(Algorithm::English),
+            vocabulary,
+            droplet_names,
+            known_by_length,
+            known,
+            droplet_ids,
+        }
+    }
+
+    pub fn stem(&self, word: &str) -> String {
+        self.stemmer.stem(word).into_owned()
+    }
+
+    /// Whether the configuration uses this (lowercased) word anywhere.
+    pub fn knows(&self, word: &str) -> bool {
+        self.known.contains(word)
+    }
+
+    /// The closest known word to an unknown one, if it is near enough to be a typo.
+    fn correct(&self, word: &str) -> Option<String> {
+        let length = word.chars().count();
+        if length < 4 || length > 24 || !word.chars().all(|c| c.is_alphabetic()) || self.known.contains(word) {
+            return None;
+        }
+        // "four" is a number, not a typo of "your"
+        if numbers::is_number_word(word) {
+            return None;
+        }
+        let allowed = if length >= 9 { 2 } else { 1 };
+        let first = word.chars().next();
+        let mut best: Option<(usize, bool, &String)> = None;
+        for (_, candidates) in self.known_by_length.range(length.saturating_sub(allowed)..=length + allowed) {
+            for candidate in candidates {
+                // a filler word is never what a typo meant to say
+                if candidate.chars().count() < 4 || FILLER.contains(&candidate.as_str()) {
+                    continue;
+                }
+                let distance = strsim::damerau_levenshtein(word, candidate);
+                if distance == 0 || distance > allowed {
+                    continue;
+                }
+                let same_first = candidate.chars().next() == first;
+                let better = match best {
+                    None => true,
+                    Some((d, f, _)) => distance < d || (distance == d && same_first && !f),
+                };
+                if better {
+                    best = Some((distance, same_first, candidate));
+                }
+            }
+        }
+        best.map(|(_, _, w)| w.clone())
+    }
+
+    /// The words of a text after typo correction, with the corrections made.
+    pub fn corrected_words(&self, text: &str) -> (Vec<Word>, Vec<(String, String)>) {
+        let mut words = text::words(text);
+        let mut corrections = Vec::new();
+        for word in &mut words {
+            if corrections.len() >= MAX_CORRECTIONS {
+                break;
+            }
+            if let Some(better) = self.correct(&word.text) {
+                corrections.push((std::mem::replace(&mut word.text, better.clone()), better));
+            }
+        }
+        (words, corrections)
+    }
+
+    /// The droplets a run of words names, with the word ranges naming them: names and aliases
+    /// (longest first) and numbers after "droplet" ("droplet 14", "droplet number 14").
+    pub fn droplet_mentions(&self, words: &[Word], numbers: &[numbers::Found]) -> Vec<(usize, usize, i64)> {
+        let mut found = Vec::new();
+        let mut index = 0;
+        while index < words.len() {
+            let named = self.droplet_names.iter().find(|(name, _)| {
+                words.len() - index >= name.len() && name.iter().zip(&words[index..]).all(|(n, w)| *n == w.text)
+            });
+            if let Some((name, id)) = named {
+                found.push((index, index + name.len(), *id));
+                index += name.len();
+                continue;
+            }
+            if matches!(words[index].text.as_str(), "droplet" | "drop") {
+                let mut next = index + 1;
+                if words.get(next).is_some_and(|w| w.text == "number" || w.text == "no") {
+                    next += 1;
+                }
+                if let Some(number) = numbers.iter().find(|n| n.first == next) {
+                    if let Some((_, id)) = number.integer().and_then(|n| self.droplet_ids.iter().find(|(a, _)| *a == n)) {
+                        found.push((index, number.end, *id));
+                        index = number.end;
+                        continue;
+                    }
+                }
+            }
+            index += 1;
+        }
+        found
+    }
+
+    /// The terms of a text, for comparing it with intents' examples.
+    pub fn analyze(&self, text: &str, entities: Entities) -> Analysis {
+        let (words, corrections) = self.corrected_words(text);
+        let quoted = quoted_ranges(text);
+        let numbers = numbers::find(&words);
+        let droplets = self.droplet_mentions(&words, &numbers);
+        let stems: Vec<String> = words.iter().map(|w| self.stem(&w.text)).collect();
+
+        let mut analysis = Analysis { corrections, ..Analysis::default() };
+        let push = |analysis: &mut Analysis, term: &str| {
+            if !analysis.terms.iter().any(|t| t == term) {
+                analysis.terms.push(term.to_owned());
+            }
+        };
+        let mut index = 0;
+        while index < words.len() {
+            let word = &words[index];
+            if quoted.iter().any(|(s, e)| word.start >= *s && word.end <= *e) {
+                push(&mut analysis, VALUE);
+                while index < words.len() && quoted.iter().any(|(s, e)| words[index].start >= *s && words[index].end <= *e) {
+                    index += 1;
+                }
+                continue;
+            }
+            if let Some((_, end, id)) = droplets.iter().find(|(start, _, _)| *start == index) {
+                if !analysis.droplets.contains(id) {
+                    analysis.droplets.push(*id);
+                }
+                if entities != Entities::ExampleWithDropletSlot {
+                    for position in index..*end {
+                        if !FILLER.contains(&words[position].text.as_str()) && numbers::find(&words[position..=position]).is_empty() {
+                            push(&mut analysis, &stems[position]);
+                        }
+                    }
+                }
+                if entities != Entities::Example {
+                    push(&mut analysis, DROPLET);
+                }
+                index = *end;
+                continue;
+            }
+            if let Some(number) = numbers.iter().find(|n| n.first == index) {
+                push(&mut analysis, NUMBER);
+                index = number.end;
+                continue;
+            }
+            if let Some((length, canonical)) = self.vocabulary.longest_at(&stems[index..]) {
+                let said: Vec<&str> = words[index..index + length].iter().map(|w| w.text.as_str()).collect();
+                analysis.synonyms.push((said.join(" "), canonical.to_owned()));
+                push(&mut analysis, canonical);
+                index += length;
+                continue;
+            }
+            if !FILLER.contains(&word.text.as_str()) {
+                push(&mut analysis, &stems[index]);
+            }
+            index += 1;
+        }
+        analysis.words = words;
+        analysis
+    }
+}
+
+/// Byte ranges of text in quotes ("…", '…', “…”, `…`), without the quotes.
+fn quoted_ranges(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut open: Option<(char, usize)> = None;
+    let mut previous: Option<char> = None;
+    for (index, c) in text.char_indices() {
+        match open {
+            None => {
+                // an apostrophe inside a word ("what's") opens nothing
+                let starts = matches!(c, '"' | '\u{201C}' | '`') || (c == '\'' && !previous.is_some_and(char::is_alphanumeric));
+                if starts {
+                    open = Some((c, index + c.len_utf8()));
+                }
+            }
+            Some((quote, start)) => {
+                let closes = match quote {
+                    '\u{201C}' => c == '\u{201D}' || c == '"',
+                    _ => c == quote,
+                };
+                if closes && index > start {
+                    out.push((start, index));
+                    open = None;
+                }
+            }
+        }
+        previous = Some(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::Droplet;
+
+    fn analyzer() -> Analyzer {
+        let droplet = |id, key: &str, name: &str, aliases: &[&str]| Droplet {
+            id,
+            key: key.into(),
+            name: name.into(),
+            purpose: String::new(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            alias_ids: vec![],
+            endpoints: vec![],
+        };
+        let catalogue = Catalogue::new(vec![
+            droplet(1, "registry", "Registry", &["the registry"]),
+            droplet(2, "dashboard", "Dashboard", &["dash"]),
+            droplet(14, "visibility_deck", "Visibility Deck", &["deck"]),
+        ]);
+        let vocabulary =
+            Vocabulary::from_pairs(&[("overview", &["big picture", "summary"]), ("droplet", &["service", "node"])]);
+        Analyzer::new(&catalogue, vocabulary, ["register a new service", "show me the status"].into_iter())
+    }
+
+    #[test]
+    fn entities_stand_as_their_type() {
+        let a = analyzer();
+        let message = a.analyze("status of the dashboard", Entities::Message);
+        assert_eq!(message.terms, ["status", "dashboard", DROPLET]);
+        assert_eq!(message.droplets, [2]);
+        let example = a.analyze("status of the registry", Entities::ExampleWithDropletSlot);
+        assert_eq!(example.terms, ["status", DROPLET]);
+        assert_eq!(a.analyze("is droplet 14 up", Entities::Message).droplets, [14]);
+        assert_eq!(a.analyze("remove service 12", Entities::Message).terms, ["remov", "droplet", NUMBER]);
+        assert_eq!(a.analyze("call it \"Payments Gateway\" ok", Entities::Message).terms, ["call", VALUE, "ok"]);
+    }
+
+    #[test]
+    fn synonyms_and_typos() {
+        let a = analyzer();
+        let analysis = a.analyze("give me the big picture", Entities::Message);
+        assert_eq!(analysis.terms, ["give", "overview"]);
+        assert_eq!(analysis.synonyms, [("big picture".to_owned(), "overview".to_owned())]);
+        let typo = a.analyze("regster a new servce", Entities::Message);
+        assert_eq!(typo.terms, ["regist", "new", "droplet"]);
+        assert_eq!(typo.corrections.len(), 2);
+        assert_eq!(a.analyze("the dashbord", Entities::Message).droplets, [2]);
+    }
+
+    #[test]
+    fn quotes_and_apostrophes() {
+        assert_eq!(quoted_ranges("name it 'Billing' what's"), vec![(9, 16)]);
+        assert_eq!(quoted_ranges("what's up"), vec![]);
+    }
+}

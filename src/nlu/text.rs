@@ -1,0 +1,186 @@
+//! Words of a message, normalised the same way for examples and for what users say.
+//!
+//! Lowercase; typographic apostrophes and full-width letters folded; invisible characters
+//! dropped; contractions spelt out ("what's" → "what is", "can't" → "can not"); a possessive
+//! `'s` dropped ("the registry's status" → "registry status"). Every word remembers where it
+//! came from in the original text (byte offsets), so slot values can be cut from what the user
+//! actually typed, with its capitals.
+
+/// A word and the byte range of the original text it came from. Spelt-out contractions give
+/// several words sharing one range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Word {
+    pub text: String,
+    pub start: usize,
+    pub end: usize,
+    /// The text before this word (since the previous one) holds a clause break: `,` `;` `.`
+    /// `!` `?` or a line break.
+    pub after_break: bool,
+}
+
+/// How many words of a message are read at most. Intent words come early; a message of
+/// thousands of words is not read further (bounded time whatever the input).
+pub const MAX_WORDS: usize = 400;
+
+/// Contractions spelt out. Forms without the apostrophe ("whats") are listed too, because
+/// people type them and speech-to-text writes them; ambiguous ones ("id", "ill", "were") are not.
+const CONTRACTIONS: &[(&str, &[&str])] = &[
+    ("what's", &["what", "is"]),
+    ("whats", &["what", "is"]),
+    ("that's", &["that", "is"]),
+    ("thats", &["that", "is"]),
+    ("there's", &["there", "is"]),
+    ("theres", &["there", "is"]),
+    ("here's", &["here", "is"]),
+    ("who's", &["who", "is"]),
+    ("whos", &["who", "is"]),
+    ("where's", &["where", "is"]),
+    ("wheres", &["where", "is"]),
+    ("how's", &["how", "is"]),
+    ("hows", &["how", "is"]),
+    ("it's", &["it", "is"]),
+    ("let's", &["let", "us"]),
+    ("i'm", &["i", "am"]),
+    ("im", &["i", "am"]),
+    ("can't", &["can", "not"]),
+    ("cant", &["can", "not"]),
+    ("cannot", &["can", "not"]),
+    ("won't", &["will", "not"]),
+    ("shan't", &["shall", "not"]),
+    ("ain't", &["is", "not"]),
+    ("dont", &["do", "not"]),
+    ("doesnt", &["does", "not"]),
+    ("didnt", &["did", "not"]),
+    ("isnt", &["is", "not"]),
+    ("arent", &["are", "not"]),
+    ("wanna", &["want", "to"]),
+    ("gonna", &["going", "to"]),
+    ("gimme", &["give", "me"]),
+    ("lemme", &["let", "me"]),
+    ("'em", &["them"]),
+];
+
+/// Suffixes spelt out when no whole-word form above applies.
+const SUFFIXES: &[(&str, &str)] = &[("n't", "not"), ("'re", "are"), ("'ve", "have"), ("'ll", "will"), ("'d", "would")];
+
+/// Lowercases and folds one character; `None` drops it (invisible and formatting characters).
+fn fold(c: char) -> Option<char> {
+    match c {
+        '\u{2018}' | '\u{2019}' | '\u{02BC}' | '`' | '\u{00B4}' => Some('\''),
+        // zero-width and bidirectional controls, soft hyphen, byte-order mark
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' => None,
+        '\u{00AD}' | '\u{FEFF}' => None,
+        // full-width ASCII forms (Ｒｅｇｉｓｔｅｒ) to ASCII
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0),
+        _ => Some(c),
+    }
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '\''
+}
+
+/// The words of `text`, normalised, at most [`MAX_WORDS`].
+pub fn words(text: &str) -> Vec<Word> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut start = 0;
+    let mut broken = false;
+    let mut pending_break = false;
+    let flush = |current: &mut String, start: usize, end: usize, broken: bool, out: &mut Vec<Word>| {
+        if current.is_empty() {
+            return;
+        }
+        let raw = std::mem::take(current);
+        // quotes around a word are not part of it: 'Audit starts after its quote
+        let leading = raw.len() - raw.trim_start_matches('\'').len();
+        let trailing = raw.len() - raw.trim_end_matches('\'').len();
+        let (start, end) = (start + leading, (end - trailing).max(start + leading));
+        push_word(raw.trim_matches('\''), start, end, broken, out);
+    };
+    for (index, c) in text.char_indices() {
+        if out.len() >= MAX_WORDS {
+            break;
+        }
+        let Some(folded) = fold(c) else { continue };
+        if is_word_char(folded) {
+            if current.is_empty() {
+                start = index;
+                broken = pending_break;
+                pending_break = false;
+            }
+            current.extend(folded.to_lowercase());
+        } else {
+            flush(&mut current, start, index, broken, &mut out);
+            if matches!(folded, ',' | ';' | '.' | '!' | '?' | '\n' | '\u{3002}' | '\u{FF0C}') {
+                pending_break = true;
+            }
+        }
+    }
+    flush(&mut current, start, text.len(), broken, &mut out);
+    out.truncate(MAX_WORDS);
+    out
+}
+
+fn push_word(raw: &str, start: usize, end: usize, after_break: bool, out: &mut Vec<Word>) {
+    if raw.is_empty() {
+        return;
+    }
+    let word = |text: &str, first: bool| Word { text: text.to_owned(), start, end, after_break: after_break && first };
+    if let Some((_, spelt)) = CONTRACTIONS.iter().find(|(form, _)| *form == raw) {
+        out.extend(spelt.iter().enumerate().map(|(i, w)| word(w, i == 0)));
+        return;
+    }
+    for (suffix, spelt) in SUFFIXES {
+        if let Some(stem) = raw.strip_suffix(suffix).filter(|s| !s.is_empty()) {
+            // "can't" → "ca" + "n't" is handled above; "don't" → "do not"
+            out.push(word(stem, true));
+            out.push(word(spelt, false));
+            return;
+        }
+    }
+    let raw = raw.strip_suffix("'s").unwrap_or(raw);
+    // inner apostrophes left after the forms above ("o'clock") join the word's parts
+    let joined: String = raw.chars().filter(|c| *c != '\'').collect();
+    if !joined.is_empty() {
+        out.push(word(&joined, true));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(text: &str) -> Vec<String> {
+        words(text).into_iter().map(|w| w.text).collect()
+    }
+
+    #[test]
+    fn contractions_possessives_and_punctuation() {
+        assert_eq!(texts("What's up with the Registry's status?"), ["what", "is", "up", "with", "the", "registry", "status"]);
+        assert_eq!(texts("I can't see it, don't"), ["i", "can", "not", "see", "it", "do", "not"]);
+        assert_eq!(texts("whats the deck doing"), ["what", "is", "the", "deck", "doing"]);
+        assert_eq!(texts("they're here’s"), ["they", "are", "here", "is"]);
+    }
+
+    #[test]
+    fn offsets_point_into_the_original() {
+        let text = "register  Payments Gateway, id 7";
+        let found = words(text);
+        assert_eq!(&text[found[1].start..found[2].end], "Payments Gateway");
+        assert!(found[3].after_break, "the comma breaks the clause");
+        assert!(!found[2].after_break);
+    }
+
+    #[test]
+    fn invisible_and_full_width_characters() {
+        assert_eq!(texts("re\u{200B}gister Ｂｉｌｌｉｎｇ"), ["register", "billing"]);
+        assert_eq!(texts("\u{202E}\u{200B}"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn long_messages_are_bounded() {
+        let text = "word ".repeat(10_000);
+        assert_eq!(words(&text).len(), MAX_WORDS);
+    }
+}

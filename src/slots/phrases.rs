@@ -1,0 +1,294 @@
+//! Slot values from natural phrasing: the phrases a steward declares per slot (`from:
+//! ["called {value}", "id {value}"]`) and the slot's own name ("id 77", "the name is Billing").
+//!
+//! A phrase is words before and/or after `{value}`. After the words before it, a connector
+//! people put there is skipped ("id *is* 77", "priority *should be* 2"). The value is then read
+//! by the slot's type:
+//! - numbers: one number in digits or words ("seventy seven");
+//! - droplets: a droplet name or "droplet 14";
+//! - text: up to the next clause break, the start of another slot's phrase, the words after
+//!   `{value}` or the end of the message, without the joining and filler words at its ends
+//!   ("register Billing *with* id 77", "called Payments Gateway*, please*"), or exactly what is
+//!   in quotes.
+
+use std::collections::HashSet;
+
+use super::SlotKind;
+use crate::nlu::numbers;
+use crate::nlu::text::{self, Word};
+
+/// Words people put between a slot's phrase and its value.
+const CONNECTORS: &[&str] = &["called", "named", "titled", "is", "be", "should", "will", "would", "shall", "of", "as", "equals", "equal", "to", "set", "it", "must", "was", "gonna", "going", "number", "no", "num", "the"];
+
+/// Words that join a text value to what follows; never its last word.
+const TRAILING: &[&str] = &[
+    "and", "with", "whose", "its", "it", "having", "that", "which", "at", "using", "as", "plus", "then", "please",
+    "thanks", "thank", "you", "now", "ok", "okay", "for", "me", "by", "of", "the", "a", "an", "to", "is", "in",
+    "on", "right", "away", "asap", "thx", "pls", "so", "um", "uh",
+];
+
+/// Words a text value never starts with.
+const LEADING: &[&str] = &["a", "an", "the", "my", "our", "new", "another", "um", "uh", "like", "is", "as"];
+
+/// The longest text value read, in words (a task title may be a sentence).
+const MAX_VALUE_WORDS: usize = 24;
+
+/// One compiled phrase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phrase {
+    pub written: String,
+    before: Vec<String>,
+    after: Vec<String>,
+}
+
+impl Phrase {
+    /// Compiles "called {value}"; says what is wrong with a phrase that cannot be one.
+    pub fn new(written: &str) -> Result<Phrase, String> {
+        let count = written.matches("{value}").count();
+        if count != 1 {
+            return Err(format!("the phrase \"{written}\" must contain `{{value}}` exactly once (it has {count})"));
+        }
+        let (before, after) = written.split_once("{value}").unwrap_or_default();
+        let words = |t: &str| text::words(t).into_iter().map(|w| w.text).collect::<Vec<_>>();
+        let phrase = Phrase { written: written.to_owned(), before: words(before), after: words(after) };
+        if phrase.before.is_empty() && phrase.after.is_empty() {
+            return Err(format!("the phrase \"{written}\" has no words around `{{value}}`, so it would match anything"));
+        }
+        Ok(phrase)
+    }
+
+    /// The implicit phrase of a slot's name or alias: "id {value}", "service name {value}".
+    pub fn of_key(key: &str) -> Option<Phrase> {
+        Phrase::new(&format!("{} {{value}}", key.replace(['_', '-'], " "))).ok()
+    }
+
+    /// Where this phrase's leading words start, at each position of `words`.
+    pub fn starts_at(&self, words: &[Word], index: usize) -> bool {
+        let marker = if self.before.is_empty() { &self.after } else { &self.before };
+        !marker.is_empty()
+            && words.len() - index >= marker.len()
+            && marker.iter().zip(&words[index..]).all(|(m, w)| *m == w.text)
+    }
+}
+
+/// A value a phrase found: the text to coerce and the words it used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub raw: String,
+    pub first: usize,
+    pub end: usize,
+}
+
+/// What the reader needs to know about the message besides the phrase.
+pub struct Reading<'a> {
+    pub text: &'a str,
+    pub words: &'a [Word],
+    pub numbers: &'a [numbers::Found],
+    /// Droplet mentions: (first word, end, id).
+    pub droplets: &'a [(usize, usize, i64)],
+    /// Whether a text value must stop before this word (a clause break is checked apart).
+    pub stops: &'a dyn Fn(usize) -> bool,
+    /// Words that on their own say nothing about a value (the intent's own vocabulary).
+    pub generic: &'a HashSet<String>,
+}
+
+/// The first value `phrase` finds for a slot of `kind`.
+pub fn find(phrase: &Phrase, kind: SlotKind, reading: &Reading<'_>) -> Option<Found> {
+    let words = reading.words;
+    for index in 0..words.len() {
+        if (reading.stops)(index) && !phrase.starts_at(words, index) {
+            continue;
+        }
+        let found = if phrase.before.is_empty() {
+            value_before(phrase, kind, reading, index)
+        } else {
+            if !phrase.starts_at(words, index) {
+                continue;
+            }
+            value_after(phrase, kind, reading, index + phrase.before.len())
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+/// `{value} <after>`: the value ends right before the words after it.
+fn value_before(phrase: &Phrase, kind: SlotKind, reading: &Reading<'_>, index: usize) -> Option<Found> {
+    if !phrase.starts_at(reading.words, index) || index == 0 {
+        return None;
+    }
+    let end = index;
+    let mut first = end;
+    while first > 0 && end - first < MAX_VALUE_WORDS && !reading.words[first].after_break && !(reading.stops)(first - 1) {
+        first -= 1;
+    }
+    read_value(kind, reading, first, end, true)
+}
+
+/// `<before> {value} [<after>]`: the value starts after the phrase's words and any connector.
+fn value_after(phrase: &Phrase, kind: SlotKind, reading: &Reading<'_>, mut start: usize) -> Option<Found> {
+    let words = reading.words;
+    // a quoted value is taken exactly
+    if kind == SlotKind::String {
+        if let Some(found) = quoted_after(reading, start) {
+            return Some(found);
+        }
+    }
+    while start < words.len() && CONNECTORS.contains(&words[start].text.as_str()) && !words[start].after_break {
+        // "id number 5" and "the id is 5" skip; but "number" may *be* the value's first word
+        // only for numbers, where it never is
+        start += 1;
+    }
+    if start >= words.len() || words[start].after_break && start > 0 && kind != SlotKind::String {
+        return None;
+    }
+    let mut end = start;
+    while end < words.len() && end - start < MAX_VALUE_WORDS {
+        if end > start && (words[end].after_break || (reading.stops)(end)) {
+            break;
+        }
+        if !phrase.after.is_empty() && phrase.after.iter().zip(&words[end..]).all(|(a, w)| *a == w.text) && words.len() - end >= phrase.after.len() {
+            break;
+        }
+        end += 1;
+    }
+    if !phrase.after.is_empty() && (end >= words.len() || !phrase.after.iter().zip(&words[end..]).all(|(a, w)| *a == w.text)) {
+        return None;
+    }
+    read_value(kind, reading, start, end, false)
+}
+
+/// Reads a value of `kind` in words `first..end`: a number or droplet at its start (or end,
+/// when the value precedes the phrase), or the words as text.
+fn read_value(kind: SlotKind, reading: &Reading<'_>, first: usize, end: usize, from_end: bool) -> Option<Found> {
+    if first >= end {
+        return None;
+    }
+    match kind {
+        SlotKind::Integer | SlotKind::Number => {
+            let number = reading
+                .numbers
+                .iter()
+                .find(|n| if from_end { n.end == end } else { n.first == first })
+                .filter(|n| !reading.droplets.iter().any(|(s, e, _)| n.first >= *s && n.end <= *e))?;
+            let digits = match number.integer() {
+                Some(i) => i.to_string(),
+                None => number.value.to_string(),
+            };
+            Some(Found { raw: digits, first: number.first, end: number.end })
+        }
+        SlotKind::Droplet => {
+            let (s, e, _) = reading.droplets.iter().find(|(s, e, _)| if from_end { *e == end } else { *s == first || (*s == first + 1 && reading.words[first].text == "the") })?;
+            Some(Found { raw: span(reading, *s, *e), first: *s, end: *e })
+        }
+        SlotKind::Boolean => {
+            let raw = span(reading, first, end);
+            let (_, used) = crate::nlu::answers::leading(&raw)?;
+            Some(Found { raw: span(reading, first, first + used), first, end: first + used })
+        }
+        SlotKind::String => {
+            let words = reading.words;
+            let (mut first, mut end) = (first, end);
+            while first < end && LEADING.contains(&words[first].text.as_str()) {
+                first += 1;
+            }
+            while end > first && (TRAILING.contains(&words[end - 1].text.as_str()) || (end - first > 1 && reading.generic.contains(&words[end - 1].text) && !is_capitalised(reading, end - 1))) {
+                end -= 1;
+            }
+            while first < end && reading.generic.contains(&words[first].text) && !is_capitalised(reading, first) && end - first > 1 {
+                first += 1;
+            }
+            if first >= end || words[first..end].iter().all(|w| reading.generic.contains(&w.text) || TRAILING.contains(&w.text.as_str())) {
+                return None;
+            }
+            Some(Found { raw: span(reading, first, end), first, end })
+        }
+    }
+}
+
+/// Whether the word was typed with a capital (a name: "Registry Mirror"), which keeps it in a
+/// value even when it is also one of the intent's own words.
+fn is_capitalised(reading: &Reading<'_>, index: usize) -> bool {
+    let word = &reading.words[index];
+    reading.text[word.start..word.end].chars().next().is_some_and(char::is_uppercase)
+}
+
+fn span(reading: &Reading<'_>, first: usize, end: usize) -> String {
+    reading.text[reading.words[first].start..reading.words[end - 1].end].to_owned()
+}
+
+/// A value in quotes right after the phrase ("called 'Payments Gateway'").
+fn quoted_after(reading: &Reading<'_>, start: usize) -> Option<Found> {
+    let word = reading.words.get(start)?;
+    let before = reading.text[..word.start].trim_end_matches([' ', ':', '=']);
+    let quote = before.chars().last().filter(|c| matches!(c, '"' | '\'' | '\u{201C}' | '`'))?;
+    let close = match quote {
+        '\u{201C}' => '\u{201D}',
+        other => other,
+    };
+    let rest = &reading.text[word.start..];
+    let length = rest.find(close).or_else(|| (quote == '\u{201C}').then(|| rest.find('"')).flatten())?;
+    let value = rest[..length].trim();
+    if value.is_empty() {
+        return None;
+    }
+    let end_byte = word.start + length;
+    let end = reading.words.iter().position(|w| w.start >= end_byte).unwrap_or(reading.words.len());
+    Some(Found { raw: value.to_owned(), first: start, end })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(phrases: &[&str], kind: SlotKind, text: &str, others: &[&str]) -> Option<String> {
+        let words = text::words(text);
+        let numbers = numbers::find(&words);
+        let other_phrases: Vec<Phrase> = others.iter().map(|p| Phrase::new(p).expect("phrase")).collect();
+        let stops = |i: usize| other_phrases.iter().any(|p| p.starts_at(&words, i));
+        let generic: HashSet<String> =
+            ["register", "service", "new", "task", "create"].iter().map(|s| s.to_string()).collect();
+        let reading = Reading { text, words: &words, numbers: &numbers, droplets: &[], stops: &stops, generic: &generic };
+        phrases.iter().map(|p| Phrase::new(p).expect("phrase")).find_map(|p| find(&p, kind, &reading)).map(|f| f.raw)
+    }
+
+    #[test]
+    fn names_and_ids_from_natural_phrasing() {
+        let name = ["called {value}", "named {value}", "register {value}"];
+        assert_eq!(read(&name, SlotKind::String, "can you register Billing with id 77 for me", &["id {value}"]).as_deref(), Some("Billing"));
+        assert_eq!(
+            read(&name, SlotKind::String, "sign up a service called Payments Gateway, its id is 301", &["id {value}"]).as_deref(),
+            Some("Payments Gateway")
+        );
+        assert_eq!(read(&name, SlotKind::String, "register a new service", &["id {value}"]), None);
+        assert_eq!(read(&name, SlotKind::String, "register the Billing service please", &[]).as_deref(), Some("Billing"));
+        assert_eq!(read(&["id {value}"], SlotKind::Integer, "its id is three hundred and one", &[]).as_deref(), Some("301"));
+        assert_eq!(read(&["id {value}"], SlotKind::Integer, "the id should be 78", &[]).as_deref(), Some("78"));
+        assert_eq!(read(&["service {value}"], SlotKind::Integer, "remove service number twelve", &[]).as_deref(), Some("12"));
+    }
+
+    #[test]
+    fn quotes_and_trailing_words() {
+        assert_eq!(read(&["called {value}"], SlotKind::String, "call it, no, called \"Auth 2\" ok", &[]).as_deref(), Some("Auth 2"));
+        let title = ["called {value}", "task {value}"];
+        assert_eq!(
+            read(&title, SlotKind::String, "make a task called rotate keys with priority 2", &["priority {value}"]).as_deref(),
+            Some("rotate keys")
+        );
+        assert_eq!(read(&title, SlotKind::String, "add a task to rotate the keys", &[]).as_deref(), Some("rotate the keys"));
+        assert_eq!(read(&title, SlotKind::String, "create a task", &[]), None);
+    }
+
+    #[test]
+    fn values_before_a_phrase() {
+        assert_eq!(read(&["{value} priority"], SlotKind::Integer, "make it a 2 priority task", &[]).as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn bad_phrases_say_why() {
+        assert!(Phrase::new("called").expect_err("no value").contains("exactly once"));
+        assert!(Phrase::new("{value}").expect_err("bare").contains("match anything"));
+    }
+}

@@ -1,0 +1,210 @@
+//! Utterance corpora: messages as users write and say them, each with the intent(s) and slot
+//! values a person means. [`evaluate`] runs each through the engine's understanding (no
+//! pipeline runs, nothing is stored) and [`Report`] gives the accuracy, a per-intent confusion
+//! table, and one line per message, which is kept as a reviewed snapshot: a change in what a
+//! message is understood as shows up as a diff, like a changed reply.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::backend::SampleBackend;
+use crate::config::CompiledConfig;
+use crate::engine::Engine;
+use crate::session::{MemoryStore, SessionLimits};
+
+/// One message of a corpus.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Utterance {
+    pub say: String,
+    /// The intent a person means…
+    #[serde(default)]
+    pub intent: Option<String>,
+    /// …or, for a message that asks for several things, each in the order said.
+    #[serde(default)]
+    pub intents: Option<Vec<String>>,
+    /// The slot values the message states (a droplet slot naming several: a list of ids).
+    #[serde(default)]
+    pub slots: Map<String, Value>,
+    /// `voice` for messages written as speech-to-text writes them; informational.
+    #[serde(default)]
+    pub channel: Option<String>,
+}
+
+impl Utterance {
+    fn expected(&self) -> Vec<String> {
+        self.intents.clone().or_else(|| self.intent.clone().map(|i| vec![i])).unwrap_or_default()
+    }
+}
+
+/// Reads a corpus (a YAML list of [`Utterance`]s); says which entry is wrong.
+pub fn parse(text: &str) -> Result<Vec<Utterance>, String> {
+    let corpus: Vec<Utterance> = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    for (index, utterance) in corpus.iter().enumerate() {
+        if utterance.expected().is_empty() {
+            return Err(format!("entry {} ({:?}) names no `intent` or `intents`", index + 1, utterance.say));
+        }
+    }
+    Ok(corpus)
+}
+
+/// What the engine made of one message.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub utterance: Utterance,
+    pub intents: Vec<String>,
+    /// The first request's slots (a droplet question naming several: the list of ids).
+    pub slots: Map<String, Value>,
+    /// With a model configured, the rules would ask it about this message.
+    pub asks_model: bool,
+}
+
+impl Outcome {
+    pub fn intent_right(&self) -> bool {
+        self.intents == self.utterance.expected()
+    }
+
+    /// The right intent(s) and, for one request, exactly the slot values stated: none missing,
+    /// none wrong, none invented.
+    pub fn right(&self) -> bool {
+        self.intent_right() && (self.utterance.intents.is_some() || self.slots == self.utterance.slots)
+    }
+}
+
+/// Runs every message through the engine's understanding (rules only: no model is configured
+/// here, whatever the environment says).
+pub async fn evaluate(config: Arc<CompiledConfig>, corpus: Vec<Utterance>) -> Report {
+    let sessions = Arc::new(MemoryStore::new(SessionLimits::default()));
+    let engine = Engine::new(config, SampleBackend::factory(), sessions);
+    let mut outcomes = Vec::with_capacity(corpus.len());
+    for utterance in corpus {
+        let analysis = engine.analyze(&utterance.say).await;
+        let asks_model = engine.would_ask_model(&utterance.say);
+        let mut intents: Vec<String> = Vec::new();
+        let mut slots = Map::new();
+        // one droplet question asked of several droplets is one request with a list of them
+        let same = analysis.intents.windows(2).all(|w| w[0].why.id == w[1].why.id);
+        if same && analysis.intents.len() > 1 {
+            intents.push(analysis.intents[0].why.id.clone());
+            for analyzed in &analysis.intents {
+                for (name, value) in &analyzed.slots {
+                    match slots.get_mut(name) {
+                        Some(Value::Array(list)) if !list.contains(value) => list.push(value.clone()),
+                        Some(Value::Array(_)) => {}
+                        _ => {
+                            slots.insert(name.clone(), Value::Array(vec![value.clone()]));
+                        }
+                    }
+                }
+            }
+            for value in slots.values_mut() {
+                if let Value::Array(list) = value {
+                    if list.len() == 1 {
+                        *value = list[0].clone();
+                    }
+                }
+            }
+        } else {
+            intents = analysis.intents.iter().map(|a| a.why.id.clone()).collect();
+            slots = analysis.intents.first().map(|a| a.slots.clone()).unwrap_or_default();
+        }
+        outcomes.push(Outcome { utterance, intents, slots, asks_model });
+    }
+    Report { outcomes }
+}
+
+/// The outcomes of a corpus.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub outcomes: Vec<Outcome>,
+}
+
+fn percent(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / whole as f64
+    }
+}
+
+fn slots_text(slots: &Map<String, Value>) -> String {
+    if slots.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> = slots.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(" {{{}}}", pairs.join(", "))
+}
+
+impl Report {
+    pub fn right(&self) -> usize {
+        self.outcomes.iter().filter(|o| o.right()).count()
+    }
+
+    pub fn intent_right(&self) -> usize {
+        self.outcomes.iter().filter(|o| o.intent_right()).count()
+    }
+
+    pub fn asking_model(&self) -> usize {
+        self.outcomes.iter().filter(|o| o.asks_model).count()
+    }
+
+    /// The share of messages with the right intent(s) and slots, in percent.
+    pub fn accuracy(&self) -> f64 {
+        percent(self.right(), self.outcomes.len())
+    }
+
+    /// One line per message, in corpus order: what it was understood as, and what was meant
+    /// when that differs. This is the reviewed snapshot.
+    pub fn lines(&self) -> String {
+        let mut out = String::new();
+        for o in &self.outcomes {
+            let got = format!("{}{}", o.intents.join(" + "), slots_text(&o.slots));
+            if o.right() {
+                let _ = writeln!(out, "✓ {:?} → {got}", o.utterance.say);
+            } else {
+                let meant = format!("{}{}", o.utterance.expected().join(" + "), slots_text(&o.utterance.slots));
+                let _ = writeln!(out, "✗ {:?} → {got} (meant {meant})", o.utterance.say);
+            }
+        }
+        out
+    }
+
+    /// Accuracy, per-intent figures and where each intent's messages went.
+    pub fn summary(&self) -> String {
+        let total = self.outcomes.len();
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{total} messages: intent right {} ({:.1}%), intent and slots right {} ({:.1}%); a model would be asked about {}",
+            self.intent_right(),
+            percent(self.intent_right(), total),
+            self.right(),
+            self.accuracy(),
+            self.asking_model()
+        );
+        // expected intent → (count, right, got intent → count)
+        let mut table: BTreeMap<String, (usize, usize, BTreeMap<String, usize>)> = BTreeMap::new();
+        for o in &self.outcomes {
+            let row = table.entry(o.utterance.expected().join(" + ")).or_default();
+            row.0 += 1;
+            row.1 += usize::from(o.right());
+            *row.2.entry(o.intents.join(" + ")).or_default() += 1;
+        }
+        let width = table.keys().map(|k| k.chars().count()).max().unwrap_or(6).max(6);
+        let _ = writeln!(out, "\n{:width$}  {:>5}  {:>6}  understood as", "meant", "right", "of");
+        for (meant, (count, right, got)) in &table {
+            let spread: Vec<String> = got
+                .iter()
+                .filter(|(intent, _)| *intent != meant)
+                .map(|(intent, n)| format!("{intent} {n}"))
+                .collect();
+            let spread = if spread.is_empty() { String::new() } else { spread.join(", ") };
+            let _ = writeln!(out, "{meant:width$}  {right:>5}  {count:>6}  {spread}");
+        }
+        out
+    }
+}
