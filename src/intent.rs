@@ -38,6 +38,9 @@ pub const MIN_SCORE: f64 = 0.4;
 /// runner-up, needs no second opinion.
 pub const CONFIDENT_SCORE: f64 = 0.55;
 pub const CONFIDENT_MARGIN: f64 = 0.08;
+/// An intent's similarity blends its closest example (this share) with all its examples taken
+/// together ([`ExampleMatcher::profile_similarity`]).
+pub const EXAMPLE_BLEND: f64 = 0.7;
 
 /// Words too common to say anything about intent (used where plain word overlap is enough:
 /// grounding the model's slot values, telling a short answer).
@@ -67,6 +70,10 @@ pub struct IntentRules {
     /// The pipeline only replies (greetings, thanks): not worth running beside another request
     /// in the same message ("thanks, now show me all droplets").
     pub conversational: bool,
+    /// The first words of its slots' keys and phrases: a clause starting with one gives a value
+    /// to this intent's request rather than asking for something else ("…with priority 5 and
+    /// description move the table").
+    pub slot_leads: Vec<String>,
 }
 
 /// Which signal gave an intent its score, kept as positions so scoring allocates little.
@@ -132,6 +139,10 @@ impl Scored<'_> {
             evidence: self.evidence,
             priority: rules.priority,
             reason,
+            shared_terms: match &self.why {
+                Why::Example(similarity) => similarity.shared.len(),
+                _ => 0,
+            },
         }
     }
 }
@@ -162,6 +173,9 @@ pub struct Candidate {
     /// The intent's `priority`, which breaks ties.
     pub priority: i64,
     pub reason: String,
+    /// How many terms the message shares with the closest example (0 for a pattern).
+    #[serde(skip)]
+    pub shared_terms: usize,
 }
 
 /// The outcome of resolving a message.
@@ -296,13 +310,21 @@ impl Resolver {
         if clauses.len() < 2 {
             return Vec::new();
         }
+        // "please stop, I don't want to register it": an interrupt for the whole message
+        let whole = self.resolve(text);
+        if whole.evidence == Some(Evidence::Pattern) && self.rules.iter().any(|r| r.intent == whole.intent && r.interrupts) {
+            return Vec::new();
+        }
         let slice = |(first, end): (usize, usize)| &text[words[first].start..words[end - 1].end];
         // (word range, resolution) of the clauses that stand on their own
         let mut parts: Vec<((usize, usize), Resolution)> = Vec::new();
         let mut leading: Option<usize> = None;
         for clause in clauses {
-            let resolution = self.resolve(slice(clause));
-            if resolution.confident {
+            let gives_value = parts.last().is_some_and(|(_, previous): &((usize, usize), Resolution)| {
+                self.rules.iter().any(|r| r.intent == previous.intent && r.slot_leads.contains(&words[clause.0].text))
+            });
+            let resolution = (!gives_value).then(|| self.standalone(slice(clause), &words[clause.0..clause.1])).flatten();
+            if let Some(resolution) = resolution {
                 let first = leading.take().unwrap_or(clause.0);
                 parts.push(((first, clause.1), resolution));
             } else if let Some(last) = parts.last_mut() {
@@ -330,6 +352,26 @@ impl Resolver {
         merged.into_iter().map(|(range, resolution)| Part { text: slice(range).to_owned(), resolution }).collect()
     }
 
+    /// A clause's resolution when it is a request of its own: confident, not negated ("don't
+    /// create the task"), and more than droplet names ("…and the dashboard" names a value).
+    fn standalone(&self, clause: &str, words: &[crate::nlu::text::Word]) -> Option<Resolution> {
+        // "don't create the task", "I do not want to register it"
+        let negated = words.iter().take(4).any(|w| matches!(w.text.as_str(), "not" | "never" | "dont"))
+            || words.first().is_some_and(|w| w.text == "no");
+        if negated {
+            return None;
+        }
+        let analysis = self.analyzer.analyze(clause, Entities::Message);
+        if analysis.terms.iter().all(|t| t.starts_with('@') || t == crate::nlu::analyzer::DROPLET) {
+            return None;
+        }
+        let resolution = self.resolve(clause);
+        // a clause resembling an example by one word ("tasks are stuck") is a remark, not a request
+        let shared = resolution.candidates.first().map(|c| c.shared_terms).unwrap_or(0);
+        let substantial = resolution.evidence == Some(Evidence::Pattern) || shared >= 2;
+        (resolution.confident && substantial).then_some(resolution)
+    }
+
     fn score<'r>(
         &'r self,
         index: usize,
@@ -353,7 +395,9 @@ impl Resolver {
             }
         }
         if best.is_none() {
-            if let Some(similarity) = self.matcher.closest(index, analysis, norm) {
+            if let Some(mut similarity) = self.matcher.closest(index, analysis, norm) {
+                let profile = self.matcher.profile_similarity(index, analysis, norm);
+                similarity.score = EXAMPLE_BLEND * similarity.score + (1.0 - EXAMPLE_BLEND) * profile;
                 best = Some((similarity.score * EXAMPLE_WEIGHT, Evidence::Example, Why::Example(similarity)));
             }
         }

@@ -20,19 +20,29 @@ pub fn run(config_dir: Option<PathBuf>, format: Format) -> anyhow::Result<ExitCo
                     "pipelines": compiled.pipelines.len(),
                     "droplets": compiled.catalogue.droplets.len(),
                     "problems": [],
+                    "warnings": compiled.warnings,
                 }),
                 Err(error) => json!({"ok": false, "origin": files.origin, "problems": error.diagnostics}),
             };
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Format::Text => match &result {
-            Ok(compiled) => println!(
-                "✓ {}: {} pipelines, {} droplets, {} templates — no problems",
-                files.origin,
-                compiled.pipelines.len(),
-                compiled.catalogue.droplets.len(),
-                files.under("templates", ".j2").count()
-            ),
+            Ok(compiled) => {
+                if !compiled.warnings.is_empty() {
+                    println!("{}\n", compiled.warnings.render(|path| files.get(path)));
+                }
+                println!(
+                    "✓ {}: {} pipelines, {} droplets, {} templates — no problems{}",
+                    files.origin,
+                    compiled.pipelines.len(),
+                    compiled.catalogue.droplets.len(),
+                    files.under("templates", ".j2").count(),
+                    match compiled.warnings.len() {
+                        0 => String::new(),
+                        n => format!(", {n} warning{}", if n == 1 { "" } else { "s" }),
+                    }
+                );
+            }
             Err(error) => println!("{}", error.render()),
         },
     }

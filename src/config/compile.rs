@@ -522,6 +522,17 @@ impl<'a> Compiler<'a> {
             interrupts: spec.interrupts,
             droplet_slot: spec.slots.values().any(|s| s.kind == SlotKindSpec::Droplet),
             conversational: spec.steps.iter().all(|s| s.extract.is_none() && s.query.is_none() && s.reason.is_none()),
+            slot_leads: spec
+                .slots
+                .iter()
+                .flat_map(|(name, slot)| {
+                    std::iter::once(name.replace('_', " "))
+                        .chain(slot.aliases.iter().map(|a| a.replace('_', " ")))
+                        .chain(slot.from.iter().cloned())
+                        .collect::<Vec<_>>()
+                })
+                .filter_map(|text| crate::nlu::text::words(&text.replace("{value}", " ")).into_iter().next().map(|w| w.text))
+                .collect(),
         };
 
         let mut slots = Vec::new();

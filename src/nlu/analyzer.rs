@@ -6,6 +6,8 @@
 //!    a single edit away (two for long words): "regster" → "register", "dashbord" → "dashboard";
 //! 3. entities stand as their type: a number → `#number`, a droplet name or alias → `#droplet`,
 //!    a quoted value → `#value`, so "status of the registry" teaches "status of the dashboard";
+//!    a droplet that is the topic of a request rather than a value ("show the registry") is one
+//!    term of its own, `@registry`, however many words its name has;
 //! 4. the stewards' synonyms become their canonical term ("big picture" → `overview`);
 //! 5. what is left loses filler words and is stemmed (Snowball English): "registered" →
 //!    `regist`.
@@ -32,6 +34,13 @@ const FILLER: &[&str] = &[
     "hmm", "er", "ah", "like", "kindly", "mate", "buddy", "guys", "really", "actually", "basically", "quick",
     "quickly", "now", "right", "then", "there", "so", "also", "yo",
 ];
+
+/// Common English words (SCOWL size 35, see `english_words.COPYRIGHT`): a word on this list is
+/// what the user meant, never a typo, even when it is one letter away from a known word.
+fn english_words() -> &'static HashSet<&'static str> {
+    static WORDS: std::sync::OnceLock<HashSet<&'static str>> = std::sync::OnceLock::new();
+    WORDS.get_or_init(|| include_str!("english_words.txt").lines().collect())
+}
 
 /// How an entity in the text is turned into terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +80,8 @@ pub struct Analyzer {
     known: HashSet<String>,
     /// Droplet ids that exist (for "droplet 14").
     droplet_ids: Vec<(i64, i64)>,
+    /// Each droplet's term when it is the topic of a request: `@registry`, `@visibility_deck`.
+    droplet_terms: Vec<(i64, String)>,
 }
 
 impl std::fmt::Debug for Analyzer {
@@ -88,6 +99,7 @@ impl Analyzer {
     pub fn new<'a>(catalogue: &Catalogue, vocabulary: Vocabulary, known_texts: impl Iterator<Item = &'a str>) -> Self {
         let mut droplet_names: Vec<(Vec<String>, i64)> = Vec::new();
         let mut droplet_ids = Vec::new();
+        let droplet_terms = catalogue.droplets.iter().map(|d| (d.id, format!("@{}", d.key))).collect();
         for droplet in &catalogue.droplets {
             droplet_ids.push((droplet.id, droplet.id));
             droplet_ids.extend(droplet.alias_ids.iter().map(|alias| (*alias, droplet.id)));
@@ -132,6 +144,7 @@ impl Analyzer {
             known_by_length,
             known,
             droplet_ids,
+            droplet_terms,
         }
     }
 
@@ -147,11 +160,11 @@ impl Analyzer {
     /// The closest known word to an unknown one, if it is near enough to be a typo.
     fn correct(&self, word: &str) -> Option<String> {
         let length = word.chars().count();
-        if length < 4 || length > 24 || !word.chars().all(|c| c.is_alphabetic()) || self.known.contains(word) {
+        if length < 3 || length > 24 || !word.chars().all(|c| c.is_alphabetic()) || self.known.contains(word) {
             return None;
         }
-        // "four" is a number, not a typo of "your"
-        if numbers::is_number_word(word) {
+        // "four" is a number, not a typo of "your"; "last" is a word, not a typo of "list"
+        if numbers::is_number_word(word) || english_words().contains(word) {
             return None;
         }
         let allowed = if length >= 9 { 2 } else { 1 };
@@ -159,8 +172,10 @@ impl Analyzer {
         let mut best: Option<(usize, bool, &String)> = None;
         for (_, candidates) in self.known_by_length.range(length.saturating_sub(allowed)..=length + allowed) {
             for candidate in candidates {
-                // a filler word is never what a typo meant to say
-                if candidate.chars().count() < 4 || FILLER.contains(&candidate.as_str()) {
+                // a filler word is never what a typo meant to say; a three-letter word is only
+                // read as a longer one missing a letter ("wat" → "what", "lst" → "list")
+                let candidate_length = candidate.chars().count();
+                if candidate_length < 4 || FILLER.contains(&candidate.as_str()) || (length == 3 && candidate_length != 4) {
                     continue;
                 }
                 let distance = strsim::damerau_levenshtein(word, candidate);
@@ -209,17 +224,29 @@ impl Analyzer {
                 index += name.len();
                 continue;
             }
-            if matches!(words[index].text.as_str(), "droplet" | "drop") {
+            if matches!(words[index].text.as_str(), "droplet" | "droplets" | "drop") {
                 let mut next = index + 1;
-                if words.get(next).is_some_and(|w| w.text == "number" || w.text == "no") {
+                if words.get(next).is_some_and(|w| matches!(w.text.as_str(), "number" | "numbers" | "no" | "ids")) {
                     next += 1;
                 }
-                if let Some(number) = numbers.iter().find(|n| n.first == next) {
-                    if let Some((_, id)) = number.integer().and_then(|n| self.droplet_ids.iter().find(|(a, _)| *a == n)) {
-                        found.push((index, number.end, *id));
-                        index = number.end;
-                        continue;
+                // "droplet 14", and the numbers listed after it: "droplets 1, 2 and 14"
+                let mut start = index;
+                let mut listed = false;
+                while let Some(number) = numbers.iter().find(|n| n.first == next) {
+                    let Some((_, id)) = number.integer().and_then(|n| self.droplet_ids.iter().find(|(a, _)| *a == n)) else {
+                        break;
+                    };
+                    found.push((start, number.end, *id));
+                    listed = true;
+                    start = number.end;
+                    next = number.end;
+                    if words.get(next).is_some_and(|w| matches!(w.text.as_str(), "and" | "or" | "plus")) {
+                        next += 1;
                     }
+                }
+                if listed {
+                    index = start;
+                    continue;
                 }
             }
             index += 1;
@@ -255,11 +282,10 @@ impl Analyzer {
                 if !analysis.droplets.contains(id) {
                     analysis.droplets.push(*id);
                 }
+                // the droplet as the topic ("show the registry"): one term, whatever its name's length
                 if entities != Entities::ExampleWithDropletSlot {
-                    for position in index..*end {
-                        if !FILLER.contains(&words[position].text.as_str()) && numbers::find(&words[position..=position]).is_empty() {
-                            push(&mut analysis, &stems[position]);
-                        }
+                    if let Some((_, term)) = self.droplet_terms.iter().find(|(d, _)| d == id) {
+                        push(&mut analysis, term);
                     }
                 }
                 if entities != Entities::Example {
@@ -349,7 +375,7 @@ mod tests {
     fn entities_stand_as_their_type() {
         let a = analyzer();
         let message = a.analyze("status of the dashboard", Entities::Message);
-        assert_eq!(message.terms, ["status", "dashboard", DROPLET]);
+        assert_eq!(message.terms, ["status", "@dashboard", DROPLET]);
         assert_eq!(message.droplets, [2]);
         let example = a.analyze("status of the registry", Entities::ExampleWithDropletSlot);
         assert_eq!(example.terms, ["status", DROPLET]);

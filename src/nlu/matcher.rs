@@ -21,6 +21,9 @@ pub struct ExampleMatcher {
     weights: HashMap<String, f64>,
     /// Per intent (in the resolver's order), its examples' weighted terms.
     intents: Vec<Vec<ExampleTerms>>,
+    /// Per intent, all its examples as one profile: each term weighted by how rare it is across
+    /// intents and how common it is among this intent's examples.
+    profiles: Vec<(HashMap<String, f64>, f64)>,
 }
 
 #[derive(Debug)]
@@ -55,7 +58,7 @@ impl ExampleMatcher {
         }
         let weights: HashMap<String, f64> =
             users.into_iter().map(|(term, n)| (term.to_owned(), (1.0 + count / n as f64).ln())).collect();
-        let intents = intents
+        let intents: Vec<Vec<ExampleTerms>> = intents
             .iter()
             .map(|examples| {
                 examples
@@ -67,7 +70,39 @@ impl ExampleMatcher {
                     .collect()
             })
             .collect();
-        ExampleMatcher { weights, intents }
+        let profiles = intents
+            .iter()
+            .map(|examples| {
+                let mut counts: HashMap<String, usize> = HashMap::new();
+                for example in examples {
+                    for term in &example.terms {
+                        *counts.entry(term.clone()).or_default() += 1;
+                    }
+                }
+                let total = examples.len().max(1) as f64;
+                let profile: HashMap<String, f64> = counts
+                    .into_iter()
+                    .map(|(term, n)| {
+                        let weight = weights.get(&term).copied().unwrap_or(0.0) * (n as f64 / total).sqrt();
+                        (term, weight)
+                    })
+                    .collect();
+                let norm = profile.values().map(|w| w * w).sum::<f64>().sqrt();
+                (profile, norm)
+            })
+            .collect();
+        ExampleMatcher { weights, intents, profiles }
+    }
+
+    /// How much the message resembles the intent's examples taken together (cosine with its
+    /// profile): robust where no single example is close but several share its words.
+    pub fn profile_similarity(&self, intent: usize, message: &Analysis, message_norm: f64) -> f64 {
+        let Some((profile, norm)) = self.profiles.get(intent) else { return 0.0 };
+        if *norm == 0.0 || message_norm == 0.0 {
+            return 0.0;
+        }
+        let dot: f64 = message.terms.iter().filter_map(|t| profile.get(t).map(|p| p * self.weight(t))).sum();
+        dot / (norm * message_norm)
     }
 
     /// A term's weight in a message.

@@ -14,7 +14,7 @@ pub struct Word {
     pub start: usize,
     pub end: usize,
     /// The text before this word (since the previous one) holds a clause break: `,` `;` `.`
-    /// `!` `?` or a line break.
+    /// `!` `?` `+` `&` or a line break.
     pub after_break: bool,
 }
 
@@ -112,7 +112,7 @@ pub fn words(text: &str) -> Vec<Word> {
             current.extend(folded.to_lowercase());
         } else {
             flush(&mut current, start, index, broken, &mut out);
-            if matches!(folded, ',' | ';' | '.' | '!' | '?' | '\n' | '\u{3002}' | '\u{FF0C}') {
+            if matches!(folded, ',' | ';' | '.' | '!' | '?' | '\n' | '+' | '&' | '\u{3002}' | '\u{FF0C}') {
                 pending_break = true;
             }
         }

@@ -24,11 +24,15 @@ const CONNECTORS: &[&str] = &["called", "named", "titled", "is", "be", "should",
 const TRAILING: &[&str] = &[
     "and", "with", "whose", "its", "it", "having", "that", "which", "at", "using", "as", "plus", "then", "please",
     "thanks", "thank", "you", "now", "ok", "okay", "for", "me", "by", "of", "the", "a", "an", "to", "is", "in",
-    "on", "right", "away", "asap", "thx", "pls", "so", "um", "uh",
+    "on", "right", "away", "asap", "thx", "pls", "so", "um", "uh", "anymore", "again", "too", "also",
+    "today", "tomorrow", "soon", "quickly",
 ];
 
 /// Words a text value never starts with.
 const LEADING: &[&str] = &["a", "an", "the", "my", "our", "new", "another", "um", "uh", "like", "is", "as"];
+
+/// Words that stand for a value without being one ("add a new *one*", "register *it*").
+const PRONOUNS: &[&str] = &["one", "ones", "it", "this", "that", "them", "something", "thing", "stuff", "anything", "service", "services"];
 
 /// The longest text value read, in words (a task title may be a sentence).
 const MAX_VALUE_WORDS: usize = 24;
@@ -135,6 +139,13 @@ fn value_after(phrase: &Phrase, kind: SlotKind, reading: &Reading<'_>, mut start
         if let Some(found) = quoted_after(reading, start) {
             return Some(found);
         }
+        // "a task for the orchestrator: investigate the leak" — the value follows the colon
+        let colon = (start..words.len().min(start + 6))
+            .take_while(|i| *i == start || !words[*i].after_break)
+            .find(|i| *i > 0 && reading.text[words[*i - 1].end..words[*i].start].contains(':'));
+        if let Some(after_colon) = colon {
+            start = after_colon;
+        }
     }
     while start < words.len() && CONNECTORS.contains(&words[start].text.as_str()) && !words[start].after_break {
         // "id number 5" and "the id is 5" skip; but "number" may *be* the value's first word
@@ -142,6 +153,10 @@ fn value_after(phrase: &Phrase, kind: SlotKind, reading: &Reading<'_>, mut start
         start += 1;
     }
     if start >= words.len() || words[start].after_break && start > 0 && kind != SlotKind::String {
+        return None;
+    }
+    // "register service id 55": what follows is another slot's phrase, not this value
+    if (reading.stops)(start) {
         return None;
     }
     let mut end = start;
@@ -200,7 +215,10 @@ fn read_value(kind: SlotKind, reading: &Reading<'_>, first: usize, end: usize, f
             while first < end && reading.generic.contains(&words[first].text) && !is_capitalised(reading, first) && end - first > 1 {
                 first += 1;
             }
-            if first >= end || words[first..end].iter().all(|w| reading.generic.contains(&w.text) || TRAILING.contains(&w.text.as_str())) {
+            let vacuous = |w: &Word| {
+                reading.generic.contains(&w.text) || TRAILING.contains(&w.text.as_str()) || PRONOUNS.contains(&w.text.as_str())
+            };
+            if first >= end || words[first..end].iter().all(vacuous) {
                 return None;
             }
             Some(Found { raw: span(reading, first, end), first, end })

@@ -62,8 +62,12 @@ impl ExtractStep {
 
         for (key, raw, _) in &pairs {
             let Some(slot) = self.wanted(pipeline).find(|s| s.keys.contains(key)) else { continue };
-            given.push(&slot.name);
             accept(slot, raw, catalogue, slots, &mut errors);
+            // a keyed value that is not acceptable ("onboarding droplet: what endpoints are
+            // there?") leaves the slot to the other readers; the error stays if none fills it
+            if !errors.contains_key(&slot.name) {
+                given.push(&slot.name);
+            }
         }
 
         let (words, _) = analyzer.corrected_words(message);
