@@ -84,13 +84,14 @@ enum Why {
     Keywords,
 }
 
-/// Which patterns match a message: from one pass of the resolver's `RegexSet`, or (if the set
-/// could not be built) each pattern tried on its own.
+/// Which patterns match a message (as typed, or with its typos put right): from one pass of
+/// the resolver's `RegexSet`, or (if the set could not be built) each pattern tried on its own.
 #[derive(Clone, Copy)]
 enum Matched<'a> {
-    /// The set's matches, and where this intent's `any`, `all` and `none` patterns start in it.
-    Set(&'a regex::SetMatches, [usize; 3]),
-    Each,
+    /// Per pattern of the set, whether it matched; and where this intent's `any`, `all` and
+    /// `none` patterns start in it.
+    Set(&'a [bool], [usize; 3]),
+    Each(Option<&'a str>),
 }
 
 const ANY: usize = 0;
@@ -100,6 +101,8 @@ const NONE: usize = 2;
 /// One intent's score before its reason is written out.
 struct Scored<'r> {
     rules: &'r IntentRules,
+    /// The message with its typos put right, when any were.
+    corrected: Option<String>,
     score: f64,
     evidence: Evidence,
     why: Why,
@@ -113,7 +116,10 @@ impl Scored<'_> {
         let reason = match &self.why {
             Why::Pattern { regex } => {
                 let pattern = rules.any.get(*regex);
-                let found = pattern.and_then(|r| r.find(text)).map(|m| m.as_str()).unwrap_or_default();
+                let found = pattern
+                    .and_then(|r| r.find(text).or_else(|| self.corrected.as_deref().and_then(|c| r.find(c))))
+                    .map(|m| m.as_str())
+                    .unwrap_or_default();
                 format!("pattern `{}` matched \"{found}\"", pattern.map(Regex::as_str).unwrap_or_default())
             }
             Why::Example(similarity) => {
@@ -379,11 +385,12 @@ impl Resolver {
         analysis: &Analysis,
         norm: f64,
         matched: Matched<'_>,
+        examples_apply: bool,
     ) -> Option<Scored<'r>> {
         let rules = &self.rules[index];
         let hit = |kind: usize, i: usize, regex: &Regex| match matched {
-            Matched::Set(set, offsets) => set.matched(offsets[kind] + i),
-            Matched::Each => regex.is_match(text),
+            Matched::Set(set, offsets) => set.get(offsets[kind] + i).copied().unwrap_or(false),
+            Matched::Each(corrected) => regex.is_match(text) || corrected.is_some_and(|c| regex.is_match(c)),
         };
         if rules.none.iter().enumerate().any(|(i, r)| hit(NONE, i, r)) {
             return None;
@@ -394,7 +401,7 @@ impl Resolver {
                 best = Some((PATTERN_SCORE, Evidence::Pattern, Why::Pattern { regex }));
             }
         }
-        if best.is_none() {
+        if best.is_none() && examples_apply {
             if let Some(mut similarity) = self.matcher.closest(index, analysis, norm) {
                 let profile = self.matcher.profile_similarity(index, analysis, norm);
                 similarity.score = EXAMPLE_BLEND * similarity.score + (1.0 - EXAMPLE_BLEND) * profile;
@@ -411,21 +418,38 @@ impl Resolver {
         let bonus = (keyword_hits.len() as f64 * KEYWORD_BONUS).min(KEYWORD_CAP);
         let (base, evidence, why) = best.unwrap_or((0.0, Evidence::Keywords, Why::Keywords));
         let score = base + bonus;
-        (score > 0.0).then_some(Scored { rules, score: round(score), evidence, why, keyword_hits })
+        (score > 0.0).then_some(Scored {
+            rules,
+            corrected: analysis.corrected_text.clone(),
+            score: round(score),
+            evidence,
+            why,
+            keyword_hits,
+        })
     }
 
     fn resolve_among(&self, text: &str, eligible: impl Fn(&IntentRules) -> bool) -> Resolution {
         let analysis = self.analyzer.analyze(text, Entities::Message);
         let norm = self.matcher.norm(&analysis);
-        let matches = self.patterns.as_ref().map(|set| set.matches(text));
+        let corrected = analysis.corrected_text.as_deref();
+        let matches: Option<Vec<bool>> = self.patterns.as_ref().map(|set| {
+            let typed = set.matches(text);
+            let fixed = corrected.map(|c| set.matches(c));
+            (0..set.len()).map(|i| typed.matched(i) || fixed.as_ref().is_some_and(|f| f.matched(i))).collect()
+        });
+        // a message mostly made of words no example uses ("who won the football last night")
+        // resembles nothing, whatever one shared word says
+        let known = analysis.terms.iter().filter(|t| self.matcher.knows(t)).count();
+        let terms = analysis.terms.len();
+        let examples_apply = 2 * known >= terms || (known >= 2 && 3 * known >= terms);
         let mut scored: Vec<Scored<'_>> = (0..self.rules.len())
             .filter(|i| eligible(&self.rules[*i]))
             .filter_map(|i| {
                 let matched = match &matches {
                     Some(set) => Matched::Set(set, self.offsets[i]),
-                    None => Matched::Each,
+                    None => Matched::Each(corrected),
                 };
-                self.score(i, text, &analysis, norm, matched)
+                self.score(i, text, &analysis, norm, matched, examples_apply)
             })
             .collect();
         scored.sort_by(|a, b| {

@@ -146,6 +146,9 @@ impl SlotDef {
 pub struct KeyValueParser {
     /// Matches any known key followed by `:` or `=`; capture 1 is the key.
     key_pattern: Option<Regex>,
+    /// A clause break followed by a known key as a word: where a keyed value ends even when the
+    /// next value is phrased ("service: Geo3, id 88").
+    next_key: Option<Regex>,
 }
 
 impl KeyValueParser {
@@ -153,7 +156,7 @@ impl KeyValueParser {
     pub fn new<'a>(keys: impl Iterator<Item = &'a str>) -> Result<Self, regex::Error> {
         let alternatives: Vec<String> = keys.map(regex::escape).collect();
         if alternatives.is_empty() {
-            return Ok(KeyValueParser { key_pattern: None });
+            return Ok(KeyValueParser { key_pattern: None, next_key: None });
         }
         // A key starts the text or follows a separator; the separator stays out of the previous
         // value. Trailing spaces are not consumed, so an empty value cannot swallow the next key.
@@ -161,7 +164,11 @@ impl KeyValueParser {
             .case_insensitive(true)
             .size_limit(1 << 20)
             .build()?;
-        Ok(KeyValueParser { key_pattern: Some(pattern) })
+        let next_key = RegexBuilder::new(&format!(r"[,;]\s*(?:(?:and|its|the|with)\s+)*(?:{})\b", alternatives.join("|")))
+            .case_insensitive(true)
+            .size_limit(1 << 20)
+            .build()?;
+        Ok(KeyValueParser { key_pattern: Some(pattern), next_key: Some(next_key) })
     }
 
     /// `(key as typed, lowercased; raw value)` in message order.
@@ -200,6 +207,12 @@ impl KeyValueParser {
             .enumerate()
             .map(|(i, (key, key_start, value_start))| {
                 let value_end = found.get(i + 1).map(|(_, next_start, _)| *next_start).unwrap_or(text.len());
+                let value_end = self
+                    .next_key
+                    .as_ref()
+                    .and_then(|next| next.find(&text[*value_start..value_end]))
+                    .map(|m| value_start + m.start())
+                    .unwrap_or(value_end);
                 (key.clone(), clean_value(&text[*value_start..value_end]), *key_start..value_end)
             })
             .collect()

@@ -15,7 +15,7 @@ use crate::fixture::{self, Conversation};
 
 const FIXTURES: &str = "tests/fixtures/conversations";
 const SNAPSHOTS: &str = "tests/snapshots";
-/// Corpora here have an accepted snapshot (`tests/snapshots/utterances__<name>.snap`), which
+/// Corpora here have an accepted snapshot (`tests/snapshots/utterances__utterance_corpora@<file>.snap`), which
 /// `cargo test` checks too; a corpus elsewhere (a held-out set) is only measured.
 const CORPORA: &str = "tests/utterances";
 
@@ -38,7 +38,6 @@ not understood as meant ({}):", wrong.len());
             println!("  {line}");
         }
     }
-    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let in_repo = root.as_ref().and_then(|r| std::fs::canonicalize(r.join(CORPORA)).ok()).is_some_and(|corpora| {
         std::fs::canonicalize(file).ok().and_then(|f| f.parent().map(|p| p == corpora)).unwrap_or(false)
     });
@@ -47,7 +46,8 @@ not understood as meant ({}):", wrong.len());
 (no accepted snapshot: the corpus is not in {CORPORA}/)");
         return Ok(ExitCode::SUCCESS);
     };
-    let snapshot_path = root.join(SNAPSHOTS).join(format!("utterances__{stem}.snap"));
+    let name = file.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let snapshot_path = root.join(SNAPSHOTS).join(format!("utterances__utterance_corpora@{name}.snap"));
     let accepted = std::fs::read_to_string(&snapshot_path).ok();
     match accepted.as_deref().map(fixture::snapshot_contents) {
         Some(before) if before.trim_end() == lines.trim_end() => {
@@ -71,7 +71,9 @@ no accepted snapshot yet"),
                 if let Some(parent) = snapshot_path.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
-                let header = format!("---\nsource: tests/utterances.rs\nexpression: report.lines()\n---\n");
+                let header = format!(
+                    "---\nsource: tests/utterances.rs\nexpression: report.lines()\ninput_file: {CORPORA}/{name}\n---\n"
+                );
                 std::fs::write(&snapshot_path, format!("{header}{}\n", lines.trim_end()))?;
                 println!("accepted → {}", snapshot_path.display());
                 Ok(ExitCode::SUCCESS)

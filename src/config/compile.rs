@@ -638,11 +638,13 @@ impl<'a> Compiler<'a> {
                 return None;
             }
         };
+        let stemmer = rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English);
         let generic_words = std::iter::once(spec.description.as_str())
             .chain(spec.slots.values().map(|s| s.prompt.as_str()))
             .chain(spec.slots.keys().map(String::as_str))
             .chain(slots.iter().flat_map(|s| s.keys.iter().map(String::as_str)))
             .flat_map(|text| crate::nlu::text::words(&text.replace('_', " ")).into_iter().map(|w| w.text))
+            .flat_map(|word| [stemmer.stem(&word).into_owned(), word])
             .collect();
         let pipeline = Pipeline {
             generic_words,

@@ -67,6 +67,9 @@ pub struct Analysis {
     pub droplets: Vec<i64>,
     /// The words after typo correction.
     pub words: Vec<Word>,
+    /// The original text with each corrected word put right, when any was (stewards' patterns
+    /// are tried on it too: "regster a service" matches `\bregister\b`).
+    pub corrected_text: Option<String>,
 }
 
 /// The configuration's way of reading text: its vocabulary, droplet names and known words.
@@ -310,6 +313,22 @@ impl Analyzer {
                 push(&mut analysis, &stems[index]);
             }
             index += 1;
+        }
+        if !analysis.corrections.is_empty() {
+            let mut corrected = String::with_capacity(text.len());
+            let mut at = 0;
+            for word in &words {
+                let typed = &text[word.start..word.end];
+                let corrected_here =
+                    analysis.corrections.iter().any(|(was, now)| *now == word.text && typed.to_lowercase() == *was);
+                if corrected_here && word.start >= at {
+                    corrected.push_str(&text[at..word.start]);
+                    corrected.push_str(&word.text);
+                    at = word.end;
+                }
+            }
+            corrected.push_str(&text[at..]);
+            analysis.corrected_text = Some(corrected);
         }
         analysis.words = words;
         analysis

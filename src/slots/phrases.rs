@@ -18,14 +18,17 @@ use crate::nlu::numbers;
 use crate::nlu::text::{self, Word};
 
 /// Words people put between a slot's phrase and its value.
-const CONNECTORS: &[&str] = &["called", "named", "titled", "is", "be", "should", "will", "would", "shall", "of", "as", "equals", "equal", "to", "set", "it", "must", "was", "gonna", "going", "number", "no", "num", "the"];
+const CONNECTORS: &[&str] = &[
+    "called", "named", "titled", "is", "be", "should", "will", "would", "shall", "of", "as", "equals", "equal", "to",
+    "set", "must", "was", "gonna", "going", "number", "no", "num",
+];
 
 /// Words that join a text value to what follows; never its last word.
 const TRAILING: &[&str] = &[
     "and", "with", "whose", "its", "it", "having", "that", "which", "at", "using", "as", "plus", "then", "please",
     "thanks", "thank", "you", "now", "ok", "okay", "for", "me", "by", "of", "the", "a", "an", "to", "is", "in",
     "on", "right", "away", "asap", "thx", "pls", "so", "um", "uh", "anymore", "again", "too", "also",
-    "today", "tomorrow", "soon", "quickly",
+    "today", "tomorrow", "soon", "quickly", "under", "into", "onto", "from", "via",
 ];
 
 /// Words a text value never starts with.
@@ -92,8 +95,17 @@ pub struct Reading<'a> {
     pub droplets: &'a [(usize, usize, i64)],
     /// Whether a text value must stop before this word (a clause break is checked apart).
     pub stops: &'a dyn Fn(usize) -> bool,
-    /// Words that on their own say nothing about a value (the intent's own vocabulary).
+    /// Words that on their own say nothing about a value (the intent's own vocabulary), as
+    /// words and as stems.
     pub generic: &'a HashSet<String>,
+    /// The stemmer the generic words were stemmed with.
+    pub stem: &'a dyn Fn(&str) -> String,
+}
+
+impl Reading<'_> {
+    fn is_generic(&self, word: &str) -> bool {
+        self.generic.contains(word) || self.generic.contains(&(self.stem)(word))
+    }
 }
 
 /// The first value `phrase` finds for a slot of `kind`.
@@ -209,14 +221,14 @@ fn read_value(kind: SlotKind, reading: &Reading<'_>, first: usize, end: usize, f
             while first < end && LEADING.contains(&words[first].text.as_str()) {
                 first += 1;
             }
-            while end > first && (TRAILING.contains(&words[end - 1].text.as_str()) || (end - first > 1 && reading.generic.contains(&words[end - 1].text) && !is_capitalised(reading, end - 1))) {
+            while end > first && (TRAILING.contains(&words[end - 1].text.as_str()) || (end - first > 1 && reading.is_generic(&words[end - 1].text) && !is_capitalised(reading, end - 1))) {
                 end -= 1;
             }
-            while first < end && reading.generic.contains(&words[first].text) && !is_capitalised(reading, first) && end - first > 1 {
+            while first < end && reading.is_generic(&words[first].text) && !is_capitalised(reading, first) && end - first > 1 {
                 first += 1;
             }
             let vacuous = |w: &Word| {
-                reading.generic.contains(&w.text) || TRAILING.contains(&w.text.as_str()) || PRONOUNS.contains(&w.text.as_str())
+                reading.is_generic(&w.text) || TRAILING.contains(&w.text.as_str()) || PRONOUNS.contains(&w.text.as_str())
             };
             if first >= end || words[first..end].iter().all(vacuous) {
                 return None;
@@ -268,7 +280,9 @@ mod tests {
         let stops = |i: usize| other_phrases.iter().any(|p| p.starts_at(&words, i));
         let generic: HashSet<String> =
             ["register", "service", "new", "task", "create"].iter().map(|s| s.to_string()).collect();
-        let reading = Reading { text, words: &words, numbers: &numbers, droplets: &[], stops: &stops, generic: &generic };
+        let stem = |w: &str| w.trim_end_matches('s').to_owned();
+        let reading =
+            Reading { text, words: &words, numbers: &numbers, droplets: &[], stops: &stops, generic: &generic, stem: &stem };
         phrases.iter().map(|p| Phrase::new(p).expect("phrase")).find_map(|p| find(&p, kind, &reading)).map(|f| f.raw)
     }
 

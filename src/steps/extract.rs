@@ -94,6 +94,7 @@ impl ExtractStep {
                     droplets: &droplets,
                     stops: &stops,
                     generic: &pipeline.generic_words,
+                    stem: &|w: &str| analyzer.stem(w),
                 };
                 slot.phrases.iter().find_map(|phrase| {
                     phrases::find(phrase, slot.kind, &reading)
