@@ -372,7 +372,14 @@ impl Engine {
                     })
                 });
                 if let Some((pipeline, extract)) = extract {
-                    extract.fill(pipeline, &config.catalogue, config.resolver.analyzer(), &plan.text, false, &mut slots);
+                    extract.fill(
+                        pipeline,
+                        &config.catalogue,
+                        config.resolver.analyzer(),
+                        &plan.text,
+                        false,
+                        &mut slots,
+                    );
                 }
                 Analyzed { why: plan.why, slots, notes: plan.notes }
             })
@@ -566,7 +573,8 @@ impl Engine {
             return vec![plan];
         };
         let mut probe = Map::new();
-        let filled = extract.fill(pipeline, &config.catalogue, config.resolver.analyzer(), &plan.text, false, &mut probe);
+        let filled =
+            extract.fill(pipeline, &config.catalogue, config.resolver.analyzer(), &plan.text, false, &mut probe);
         if filled.droplets.len() < 2 {
             return vec![plan];
         }

@@ -318,7 +318,9 @@ impl Resolver {
         }
         // "please stop, I don't want to register it": an interrupt for the whole message
         let whole = self.resolve(text);
-        if whole.evidence == Some(Evidence::Pattern) && self.rules.iter().any(|r| r.intent == whole.intent && r.interrupts) {
+        if whole.evidence == Some(Evidence::Pattern)
+            && self.rules.iter().any(|r| r.intent == whole.intent && r.interrupts)
+        {
             return Vec::new();
         }
         let slice = |(first, end): (usize, usize)| &text[words[first].start..words[end - 1].end];
@@ -329,7 +331,8 @@ impl Resolver {
             let gives_value = parts.last().is_some_and(|(_, previous): &((usize, usize), Resolution)| {
                 self.rules.iter().any(|r| r.intent == previous.intent && r.slot_leads.contains(&words[clause.0].text))
             });
-            let resolution = (!gives_value).then(|| self.standalone(slice(clause), &words[clause.0..clause.1])).flatten();
+            let resolution =
+                (!gives_value).then(|| self.standalone(slice(clause), &words[clause.0..clause.1])).flatten();
             if let Some(resolution) = resolution {
                 let first = leading.take().unwrap_or(clause.0);
                 parts.push(((first, clause.1), resolution));
@@ -348,7 +351,8 @@ impl Resolver {
                 None => merged.push((range, resolution)),
             }
         }
-        let substantive = |r: &Resolution| self.rules.iter().any(|rule| rule.intent == r.intent && !rule.conversational);
+        let substantive =
+            |r: &Resolution| self.rules.iter().any(|rule| rule.intent == r.intent && !rule.conversational);
         if merged.iter().filter(|(_, r)| substantive(r)).count() >= 1 {
             merged.retain(|(_, r)| substantive(r));
         }
@@ -464,8 +468,8 @@ impl Resolver {
             Some(best) if best.score >= MIN_SCORE => {
                 let runner_up = candidates.get(1).cloned();
                 let margin = best.score - runner_up.as_ref().map(|r| r.score).unwrap_or(0.0);
-                let confident = best.evidence == Evidence::Pattern
-                    || (best.score >= CONFIDENT_SCORE && margin >= CONFIDENT_MARGIN);
+                let confident =
+                    best.evidence == Evidence::Pattern || (best.score >= CONFIDENT_SCORE && margin >= CONFIDENT_MARGIN);
                 Resolution {
                     intent: best.intent.clone(),
                     score: best.score,
@@ -498,7 +502,8 @@ impl Resolver {
 /// "; read "regster" as "register", "big picture" as overview" — how the message was read,
 /// when that was more than its plain words.
 fn read_as(analysis: &Analysis) -> String {
-    let mut read: Vec<String> = analysis.corrections.iter().map(|(typed, word)| format!("\"{typed}\" as \"{word}\"")).collect();
+    let mut read: Vec<String> =
+        analysis.corrections.iter().map(|(typed, word)| format!("\"{typed}\" as \"{word}\"")).collect();
     read.extend(analysis.synonyms.iter().map(|(said, term)| format!("\"{said}\" as {term}")));
     if read.is_empty() {
         String::new()

@@ -164,10 +164,11 @@ impl KeyValueParser {
             .case_insensitive(true)
             .size_limit(1 << 20)
             .build()?;
-        let next_key = RegexBuilder::new(&format!(r"[,;]\s*(?:(?:and|its|the|with)\s+)*(?:{})\b", alternatives.join("|")))
-            .case_insensitive(true)
-            .size_limit(1 << 20)
-            .build()?;
+        let next_key =
+            RegexBuilder::new(&format!(r"[,;]\s*(?:(?:and|its|the|with)\s+)*(?:{})\b", alternatives.join("|")))
+                .case_insensitive(true)
+                .size_limit(1 << 20)
+                .build()?;
         Ok(KeyValueParser { key_pattern: Some(pattern), next_key: Some(next_key) })
     }
 

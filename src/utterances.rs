@@ -197,11 +197,8 @@ impl Report {
         let width = table.keys().map(|k| k.chars().count()).max().unwrap_or(6).max(6);
         let _ = writeln!(out, "\n{:width$}  {:>5}  {:>6}  understood as", "meant", "right", "of");
         for (meant, (count, right, got)) in &table {
-            let spread: Vec<String> = got
-                .iter()
-                .filter(|(intent, _)| *intent != meant)
-                .map(|(intent, n)| format!("{intent} {n}"))
-                .collect();
+            let spread: Vec<String> =
+                got.iter().filter(|(intent, _)| *intent != meant).map(|(intent, n)| format!("{intent} {n}")).collect();
             let spread = if spread.is_empty() { String::new() } else { spread.join(", ") };
             let _ = writeln!(out, "{meant:width$}  {right:>5}  {count:>6}  {spread}");
         }

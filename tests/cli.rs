@@ -70,7 +70,7 @@ fn check_reports_every_problem_and_fails() {
     let codes: Vec<&str> =
         report["problems"].as_array().expect("list").iter().filter_map(|p| p["code"].as_str()).collect();
     assert_eq!(codes, ["E_UNKNOWN_ENDPOINT", "E_TEMPLATE_SYNTAX"]);
-    assert_eq!(report["problems"][0]["position"]["line"], 36);
+    assert_eq!(report["problems"][0]["position"]["line"], 56);
 }
 
 #[test]

@@ -261,7 +261,7 @@ async fn slot_values_must_come_from_the_users_words() {
         ]),
         Value::Null,
     ))));
-    let reply = chat(&setup, "put a job in for the orchestrator: Rotate the keys").await;
+    let reply = chat(&setup, "the orchestrator should get something on its plate: Rotate the keys").await;
     assert_eq!(reply["intent"], "create_task", "{reply}");
     assert_eq!(reply["trace"]["slots"]["title"], "Rotate the keys");
     assert_eq!(reply["trace"]["slots"]["priority"], Value::Null, "the user never said 1");
@@ -275,19 +275,19 @@ async fn slot_values_must_come_from_the_users_words() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slots_the_parser_missed_are_asked_of_the_model_and_checked() {
     let setup = setup(Provider::Gemini, Duration::from_secs(5)).await;
-    setup.fake.push(ok(gemini_answer(r#"{"title": "rotate the registry keys"}"#)));
-    let reply = chat(&setup, "create a task to rotate the registry keys").await;
+    setup.fake.push(ok(gemini_answer(r#"{"title": "rotating the registry keys"}"#)));
+    let reply = chat(&setup, "could you make one of those orchestrator tasks for rotating the registry keys").await;
     assert_eq!(reply["intent"], "create_task");
     assert_eq!(reply["trace"]["intent"]["source"], "rules");
     assert_eq!(reply["trace"]["llm"][0]["purpose"], "extract");
-    assert_eq!(reply["trace"]["slots"]["title"], "rotate the registry keys");
+    assert_eq!(reply["trace"]["slots"]["title"], "rotating the registry keys");
     assert!(reply_text(&reply).contains("task-0042"), "{reply}");
     let requests = setup.fake.requests();
     insta::assert_json_snapshot!("gemini_extract_request", requests[0].1);
 
     // an invented value is not taken: the user is asked instead
     setup.fake.push(ok(gemini_answer(r#"{"title": "Something the user never said"}"#)));
-    let reply = chat(&setup, "create a task about the thing we discussed").await;
+    let reply = chat(&setup, "make one of those tasks about the thing we discussed").await;
     assert_eq!(reply["trace"]["slots"]["title"], Value::Null);
     assert!(reply_text(&reply).contains("title"), "asks for the title: {reply}");
 }
@@ -296,14 +296,14 @@ async fn slots_the_parser_missed_are_asked_of_the_model_and_checked() {
 async fn when_the_model_is_unreachable_rules_still_answer_and_the_rest_hear_why() {
     let setup = setup(Provider::Dead, Duration::from_secs(3)).await;
     let started = std::time::Instant::now();
-    let reply = chat(&setup, "which of our machines are alive at the moment").await;
+    let reply = chat(&setup, "our boxes, are they behaving themselves today").await;
     assert_eq!(reply["intent"], "fallback", "{reply}");
     assert!(reply_text(&reply).contains("could not understand that right now"), "{reply}");
     assert_eq!(reply["trace"]["llm"][0]["outcome"], "failed");
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     let help = chat(&setup, "help").await;
     assert_eq!(help["intent"], "help");
-    let voice = chat_in(&setup, "which of our machines are alive at the moment", None, "voice").await;
+    let voice = chat_in(&setup, "our boxes, are they behaving themselves today", None, "voice").await;
     assert!(reply_text(&voice).starts_with("Sorry, I could not understand that right now."), "{voice}");
     assert!(chat_orchestrator::speech::is_speakable(reply_text(&voice)), "{voice}");
 
@@ -318,7 +318,7 @@ async fn a_slow_model_is_given_up_on_at_the_timeout() {
     let setup = setup(Provider::Gemini, Duration::from_secs(1)).await;
     setup.fake.push(Scripted { delay: Duration::from_secs(5), ..ok(gemini_answer("{}")) });
     let started = std::time::Instant::now();
-    let reply = chat(&setup, "which of our machines are alive at the moment").await;
+    let reply = chat(&setup, "our boxes, are they behaving themselves today").await;
     assert!(started.elapsed() < Duration::from_millis(2500), "{:?}", started.elapsed());
     assert_eq!(reply["intent"], "fallback");
     assert_eq!(reply["trace"]["llm"][0]["error"], "The language model did not answer within 1 second.");
@@ -331,7 +331,7 @@ async fn quota_answers_are_retried_then_reported() {
     setup.fake.push(gemini_quota());
     setup.fake.push(Scripted { retry_after: Some("0"), ..gemini_quota() });
     setup.fake.push(ok(gemini_answer(&classification(&["all_droplets"], 0.9, json!([]), Value::Null))));
-    let reply = chat(&setup, "which of our machines are alive at the moment").await;
+    let reply = chat(&setup, "our boxes, are they behaving themselves today").await;
     assert_eq!(reply["intent"], "all_droplets", "{reply}");
     assert_eq!(reply["trace"]["llm"][0]["attempts"], 3);
 
@@ -339,7 +339,7 @@ async fn quota_answers_are_retried_then_reported() {
     for _ in 0..3 {
         setup.fake.push(gemini_quota());
     }
-    let reply = chat(&setup, "which of our machines are alive at the moment").await;
+    let reply = chat(&setup, "our boxes, are they behaving themselves today").await;
     assert_eq!(reply["intent"], "fallback");
     assert!(reply_text(&reply).contains("could not understand that right now"), "{reply}");
     assert!(
@@ -362,7 +362,7 @@ async fn unusable_answers_fall_back_without_calling_anything() {
         .to_string(),
     ] {
         setup.fake.push(ok(gemini_answer(&answer)));
-        let reply = chat(&setup, "which of our machines are alive at the moment").await;
+        let reply = chat(&setup, "our boxes, are they behaving themselves today").await;
         assert_eq!(reply["intent"], "fallback", "{answer}: {reply}");
         assert_eq!(reply["trace"]["calls"], json!([]), "{answer}: nothing was called");
         assert!(reply_text(&reply).contains("didn't understand"), "{reply}");
@@ -522,4 +522,31 @@ async fn analyze_uses_the_same_single_classification_call() {
     assert_eq!(analysis["intents"][0]["slots"]["droplet"], 14, "\"deck\" is the Visibility Deck");
     assert_eq!(analysis["llm_status"], "understood");
     assert_eq!(setup.fake.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_is_asked_only_about_what_the_rules_are_unsure_of() {
+    let corpus_file = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/utterances/corpus.yaml");
+    let corpus =
+        chat_orchestrator::utterances::parse(&std::fs::read_to_string(corpus_file).expect("corpus")).expect("a corpus");
+    let total = corpus.len();
+    // every call gets an unsure answer, so each message costs exactly one request
+    let fake = Fake::default();
+    for _ in 0..total {
+        fake.push(ok(gemini_answer(&classification(&["help"], 0.1, json!([]), Value::Null))));
+    }
+    let app = Route::new().at("/*path", poem::post(fake_model)).data(fake.clone());
+    let (base, _stop) = common::serve_fake(app).await;
+    let model: Arc<dyn LanguageModel> = Arc::new(Gemini::new(&base, "test-gemini-key", "gemini-2.5-flash"));
+    let engine =
+        Engine::new(common::compiled(), SampleBackend::factory(), Arc::new(MemoryStore::new(SessionLimits::default())))
+            .with_llm(Arc::new(Llm::new(model, Duration::from_secs(5), 2, 0.6)));
+    for utterance in &corpus {
+        engine.analyze(&utterance.say).await;
+    }
+    let asked = fake.requests().len();
+    let report = chat_orchestrator::utterances::evaluate(common::compiled(), corpus).await;
+    println!("the model was asked about {asked} of {total} corpus messages");
+    assert_eq!(asked, report.asking_model(), "the count the corpus report gives is the one that happens");
+    assert!(asked * 5 < total, "{asked} of {total} messages reached the model");
 }

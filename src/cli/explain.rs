@@ -32,7 +32,9 @@ pub fn run(config_dir: Option<PathBuf>, message: &str) -> anyhow::Result<ExitCod
         _ => None,
     });
     let mut slots = Map::new();
-    let filled = first_extract.map(|extract| extract.fill(pipeline, &config.catalogue, config.resolver.analyzer(), message, false, &mut slots));
+    let filled = first_extract.map(|extract| {
+        extract.fill(pipeline, &config.catalogue, config.resolver.analyzer(), message, false, &mut slots)
+    });
     if !pipeline.slots.is_empty() {
         println!("\nslots");
         let width = pipeline.slots.iter().map(|s| s.name.len()).max().unwrap_or(0);

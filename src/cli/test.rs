@@ -32,8 +32,11 @@ pub async fn utterances(config_dir: Option<PathBuf>, file: &Path, accept: bool) 
     let lines = report.lines();
     let wrong: Vec<&str> = lines.lines().filter(|l| l.starts_with('✗')).collect();
     if !wrong.is_empty() {
-        println!("
-not understood as meant ({}):", wrong.len());
+        println!(
+            "
+not understood as meant ({}):",
+            wrong.len()
+        );
         for line in &wrong {
             println!("  {line}");
         }
@@ -42,8 +45,10 @@ not understood as meant ({}):", wrong.len());
         std::fs::canonicalize(file).ok().and_then(|f| f.parent().map(|p| p == corpora)).unwrap_or(false)
     });
     let Some(root) = root.filter(|_| in_repo) else {
-        println!("
-(no accepted snapshot: the corpus is not in {CORPORA}/)");
+        println!(
+            "
+(no accepted snapshot: the corpus is not in {CORPORA}/)"
+        );
         return Ok(ExitCode::SUCCESS);
     };
     let name = file.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -51,21 +56,27 @@ not understood as meant ({}):", wrong.len());
     let accepted = std::fs::read_to_string(&snapshot_path).ok();
     match accepted.as_deref().map(fixture::snapshot_contents) {
         Some(before) if before.trim_end() == lines.trim_end() => {
-            println!("
-understood as in the accepted snapshot");
+            println!(
+                "
+understood as in the accepted snapshot"
+            );
             Ok(ExitCode::SUCCESS)
         }
         before => {
             match before {
                 Some(before) => {
-                    println!("
-understood differently since the accepted snapshot:");
+                    println!(
+                        "
+understood differently since the accepted snapshot:"
+                    );
                     let (before, after) = (format!("{}\n", before.trim_end()), format!("{}\n", lines.trim_end()));
                     let diff = TextDiff::from_lines(&before, &after);
                     print!("{}", diff.unified_diff().context_radius(0).header("accepted", "now"));
                 }
-                None => println!("
-no accepted snapshot yet"),
+                None => println!(
+                    "
+no accepted snapshot yet"
+                ),
             }
             if accept {
                 if let Some(parent) = snapshot_path.parent() {

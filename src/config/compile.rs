@@ -24,8 +24,8 @@ use crate::identity::Identity;
 use crate::intent::{IntentRules, Resolver};
 use crate::nlu::vocabulary::Vocabulary;
 use crate::nlu::Analyzer;
-use crate::slots::phrases::Phrase;
 use crate::pipeline::{GuardedStep, Pipeline, PipelineTest};
+use crate::slots::phrases::Phrase;
 use crate::slots::{KeyValueParser, SlotDef, SlotKind};
 use crate::steps::{
     Call, ExtractStep, FormatStep, QueryStep, ReasonOutput, ReasonStep, ReplyTemplates, Step, Target,
@@ -148,7 +148,11 @@ impl<'a> Compiler<'a> {
             .iter()
             .flat_map(|r| r.examples.iter().chain(&r.keywords).map(String::as_str))
             .chain(pipelines.iter().map(|p| p.description.as_str()))
-            .chain(pipelines.iter().flat_map(|p| p.slots.iter().flat_map(|s| s.phrases.iter().map(|f| f.written.as_str()))))
+            .chain(
+                pipelines
+                    .iter()
+                    .flat_map(|p| p.slots.iter().flat_map(|s| s.phrases.iter().map(|f| f.written.as_str()))),
+            )
             .collect();
         let analyzer = Arc::new(Analyzer::new(&catalogue, vocabulary, known.into_iter()));
         let resolver = Resolver::new(rules, fallback, analyzer);
@@ -399,8 +403,13 @@ impl<'a> Compiler<'a> {
             Err(problems) => {
                 for problem in problems {
                     self.report(
-                        Diagnostic::new(Code::BadVocabulary, VOCABULARY_FILE, document.at(&problem.pointer), problem.message)
-                            .with_help(problem.help),
+                        Diagnostic::new(
+                            Code::BadVocabulary,
+                            VOCABULARY_FILE,
+                            document.at(&problem.pointer),
+                            problem.message,
+                        )
+                        .with_help(problem.help),
                     );
                 }
                 None
@@ -531,7 +540,9 @@ impl<'a> Compiler<'a> {
                         .chain(slot.from.iter().cloned())
                         .collect::<Vec<_>>()
                 })
-                .filter_map(|text| crate::nlu::text::words(&text.replace("{value}", " ")).into_iter().next().map(|w| w.text))
+                .filter_map(|text| {
+                    crate::nlu::text::words(&text.replace("{value}", " ")).into_iter().next().map(|w| w.text)
+                })
                 .collect(),
         };
 
@@ -549,8 +560,15 @@ impl<'a> Compiler<'a> {
                 match Phrase::new(written) {
                     Ok(phrase) => declared.push(phrase),
                     Err(problem) => self.report(
-                        Diagnostic::new(Code::BadPhrase, &doc.file, doc.at(&format!("/slots/{name}/from/{i}")), problem)
-                            .with_help("write the words people say around the value, e.g. \"called {value}\" or \"id {value}\""),
+                        Diagnostic::new(
+                            Code::BadPhrase,
+                            &doc.file,
+                            doc.at(&format!("/slots/{name}/from/{i}")),
+                            problem,
+                        )
+                        .with_help(
+                            "write the words people say around the value, e.g. \"called {value}\" or \"id {value}\"",
+                        ),
                     ),
                 }
             }
@@ -1275,9 +1293,7 @@ fn claimed_examples(resolver: &Resolver, documents: &[(Document, PipelineSpec)])
                 doc.at(&format!("/examples/{index}")),
                 format!("the example \"{example}\" of `{intent}` is understood as {won}: {}", resolution.reason),
             )
-            .with_help(format!(
-                "reword the example, or narrow what makes {won} win (its patterns, or a `none:` veto)"
-            )),
+            .with_help(format!("reword the example, or narrow what makes {won} win (its patterns, or a `none:` veto)")),
         );
     }
     warnings

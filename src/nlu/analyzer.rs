@@ -28,11 +28,73 @@ pub const VALUE: &str = "#value";
 /// Words that say nothing about what a person wants. Question words, quantifiers ("all",
 /// "every") and negations are *not* here: they tell intents apart.
 const FILLER: &[&str] = &[
-    "a", "an", "the", "please", "pls", "plz", "me", "my", "i", "to", "of", "for", "is", "are", "am", "was", "were",
-    "be", "been", "can", "could", "would", "will", "shall", "should", "you", "u", "ya", "it", "in", "on", "at",
-    "and", "or", "this", "that", "these", "those", "just", "some", "us", "we", "our", "your", "um", "uh", "erm",
-    "hmm", "er", "ah", "like", "kindly", "mate", "buddy", "guys", "really", "actually", "basically", "quick",
-    "quickly", "now", "right", "then", "there", "so", "also", "yo",
+    "a",
+    "an",
+    "the",
+    "please",
+    "pls",
+    "plz",
+    "me",
+    "my",
+    "i",
+    "to",
+    "of",
+    "for",
+    "is",
+    "are",
+    "am",
+    "was",
+    "were",
+    "be",
+    "been",
+    "can",
+    "could",
+    "would",
+    "will",
+    "shall",
+    "should",
+    "you",
+    "u",
+    "ya",
+    "it",
+    "in",
+    "on",
+    "at",
+    "and",
+    "or",
+    "this",
+    "that",
+    "these",
+    "those",
+    "just",
+    "some",
+    "us",
+    "we",
+    "our",
+    "your",
+    "um",
+    "uh",
+    "erm",
+    "hmm",
+    "er",
+    "ah",
+    "like",
+    "kindly",
+    "mate",
+    "buddy",
+    "guys",
+    "really",
+    "actually",
+    "basically",
+    "quick",
+    "quickly",
+    "now",
+    "right",
+    "then",
+    "there",
+    "so",
+    "also",
+    "yo",
 ];
 
 /// Common English words (SCOWL size 35, see `english_words.COPYRIGHT`): a word on this list is
@@ -163,7 +225,7 @@ impl Analyzer {
     /// The closest known word to an unknown one, if it is near enough to be a typo.
     fn correct(&self, word: &str) -> Option<String> {
         let length = word.chars().count();
-        if length < 3 || length > 24 || !word.chars().all(|c| c.is_alphabetic()) || self.known.contains(word) {
+        if !(3..=24).contains(&length) || !word.chars().all(|c| c.is_alphabetic()) || self.known.contains(word) {
             return None;
         }
         // "four" is a number, not a typo of "your"; "last" is a word, not a typo of "list"
@@ -178,7 +240,10 @@ impl Analyzer {
                 // a filler word is never what a typo meant to say; a three-letter word is only
                 // read as a longer one missing a letter ("wat" → "what", "lst" → "list")
                 let candidate_length = candidate.chars().count();
-                if candidate_length < 4 || FILLER.contains(&candidate.as_str()) || (length == 3 && candidate_length != 4) {
+                if candidate_length < 4
+                    || FILLER.contains(&candidate.as_str())
+                    || (length == 3 && candidate_length != 4)
+                {
                     continue;
                 }
                 let distance = strsim::damerau_levenshtein(word, candidate);
@@ -236,7 +301,8 @@ impl Analyzer {
                 let mut start = index;
                 let mut listed = false;
                 while let Some(number) = numbers.iter().find(|n| n.first == next) {
-                    let Some((_, id)) = number.integer().and_then(|n| self.droplet_ids.iter().find(|(a, _)| *a == n)) else {
+                    let Some((_, id)) = number.integer().and_then(|n| self.droplet_ids.iter().find(|(a, _)| *a == n))
+                    else {
                         break;
                     };
                     found.push((start, number.end, *id));
@@ -276,7 +342,9 @@ impl Analyzer {
             let word = &words[index];
             if quoted.iter().any(|(s, e)| word.start >= *s && word.end <= *e) {
                 push(&mut analysis, VALUE);
-                while index < words.len() && quoted.iter().any(|(s, e)| words[index].start >= *s && words[index].end <= *e) {
+                while index < words.len()
+                    && quoted.iter().any(|(s, e)| words[index].start >= *s && words[index].end <= *e)
+                {
                     index += 1;
                 }
                 continue;
@@ -344,7 +412,8 @@ fn quoted_ranges(text: &str) -> Vec<(usize, usize)> {
         match open {
             None => {
                 // an apostrophe inside a word ("what's") opens nothing
-                let starts = matches!(c, '"' | '\u{201C}' | '`') || (c == '\'' && !previous.is_some_and(char::is_alphanumeric));
+                let starts =
+                    matches!(c, '"' | '\u{201C}' | '`') || (c == '\'' && !previous.is_some_and(char::is_alphanumeric));
                 if starts {
                     open = Some((c, index + c.len_utf8()));
                 }

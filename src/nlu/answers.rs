@@ -5,13 +5,59 @@ use super::text;
 
 /// Whole answers that mean yes or no, as word sequences. Longer forms first.
 const YES: &[&str] = &[
-    "yes please", "yes do it", "go ahead", "do it", "go for it", "sounds good", "that is right", "that is correct",
-    "yes", "yeah", "yep", "yup", "ya", "yea", "sure", "ok", "okay", "correct", "right", "affirmative", "true", "y",
-    "confirm", "confirmed", "absolutely", "definitely", "please do", "on", "1", "proceed", "alright", "fine",
+    "yes please",
+    "yes do it",
+    "go ahead",
+    "do it",
+    "go for it",
+    "sounds good",
+    "that is right",
+    "that is correct",
+    "yes",
+    "yeah",
+    "yep",
+    "yup",
+    "ya",
+    "yea",
+    "sure",
+    "ok",
+    "okay",
+    "correct",
+    "right",
+    "affirmative",
+    "true",
+    "y",
+    "confirm",
+    "confirmed",
+    "absolutely",
+    "definitely",
+    "please do",
+    "on",
+    "1",
+    "proceed",
+    "alright",
+    "fine",
 ];
 const NO: &[&str] = &[
-    "no thanks", "not yet", "not now", "do not", "dont", "no way", "hold on", "wait", "no", "nope", "nah", "n",
-    "false", "negative", "off", "0", "stop", "not really", "never",
+    "no thanks",
+    "not yet",
+    "not now",
+    "do not",
+    "dont",
+    "no way",
+    "hold on",
+    "wait",
+    "no",
+    "nope",
+    "nah",
+    "n",
+    "false",
+    "negative",
+    "off",
+    "0",
+    "stop",
+    "not really",
+    "never",
 ];
 
 /// What a short answer says.
@@ -44,7 +90,10 @@ pub fn leading(text: &str) -> Option<(YesNo, usize)> {
 pub fn whole(text: &str) -> Option<YesNo> {
     let (answer, used) = leading(text)?;
     let rest = text::words(text).into_iter().skip(used).filter(|w| {
-        !matches!(w.text.as_str(), "please" | "thanks" | "thank" | "you" | "sir" | "mate" | "then" | "it" | "is" | "that")
+        !matches!(
+            w.text.as_str(),
+            "please" | "thanks" | "thank" | "you" | "sir" | "mate" | "then" | "it" | "is" | "that"
+        )
     });
     (rest.count() == 0).then_some(answer)
 }

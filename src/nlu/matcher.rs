@@ -64,7 +64,8 @@ impl ExampleMatcher {
                 examples
                     .iter()
                     .map(|e| {
-                        let norm = e.terms.iter().map(|t| weights.get(t).copied().unwrap_or(0.0).powi(2)).sum::<f64>().sqrt();
+                        let norm =
+                            e.terms.iter().map(|t| weights.get(t).copied().unwrap_or(0.0).powi(2)).sum::<f64>().sqrt();
                         ExampleTerms { terms: e.terms.clone(), norm }
                     })
                     .collect()

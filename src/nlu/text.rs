@@ -157,7 +157,10 @@ mod tests {
 
     #[test]
     fn contractions_possessives_and_punctuation() {
-        assert_eq!(texts("What's up with the Registry's status?"), ["what", "is", "up", "with", "the", "registry", "status"]);
+        assert_eq!(
+            texts("What's up with the Registry's status?"),
+            ["what", "is", "up", "with", "the", "registry", "status"]
+        );
         assert_eq!(texts("I can't see it, don't"), ["i", "can", "not", "see", "it", "do", "not"]);
         assert_eq!(texts("whats the deck doing"), ["what", "is", "the", "deck", "doing"]);
         assert_eq!(texts("they're here’s"), ["they", "are", "here", "is"]);

@@ -60,8 +60,11 @@ impl Vocabulary {
                     continue;
                 }
                 if let Some((_, owner, _)) = phrases.iter().find(|(p, _, _)| *p == stems) {
-                    let owner_term =
-                        term_stems.iter().position(|t| t.join(" ") == *owner).map(|i| terms[i].clone()).unwrap_or_default();
+                    let owner_term = term_stems
+                        .iter()
+                        .position(|t| t.join(" ") == *owner)
+                        .map(|i| terms[i].clone())
+                        .unwrap_or_default();
                     if owner_term != term.to_lowercase() {
                         problems.push(Problem {
                             pointer,
@@ -129,9 +132,11 @@ mod tests {
     fn build(pairs: &[(&str, &[&str])]) -> Result<Vocabulary, Vec<Problem>> {
         let entries: Vec<(String, Vec<String>)> =
             pairs.iter().map(|(t, s)| (t.to_string(), s.iter().map(|x| x.to_string()).collect())).collect();
-        Vocabulary::build(&entries, |w| w.trim_end_matches('s').to_owned(), |t| {
-            t.split_whitespace().map(str::to_owned).collect()
-        })
+        Vocabulary::build(
+            &entries,
+            |w| w.trim_end_matches('s').to_owned(),
+            |t| t.split_whitespace().map(str::to_owned).collect(),
+        )
     }
 
     #[test]

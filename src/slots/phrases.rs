@@ -26,16 +26,17 @@ const CONNECTORS: &[&str] = &[
 /// Words that join a text value to what follows; never its last word.
 const TRAILING: &[&str] = &[
     "and", "with", "whose", "its", "it", "having", "that", "which", "at", "using", "as", "plus", "then", "please",
-    "thanks", "thank", "you", "now", "ok", "okay", "for", "me", "by", "of", "the", "a", "an", "to", "is", "in",
-    "on", "right", "away", "asap", "thx", "pls", "so", "um", "uh", "anymore", "again", "too", "also",
-    "today", "tomorrow", "soon", "quickly", "under", "into", "onto", "from", "via",
+    "thanks", "thank", "you", "now", "ok", "okay", "for", "me", "by", "of", "the", "a", "an", "to", "is", "in", "on",
+    "right", "away", "asap", "thx", "pls", "so", "um", "uh", "anymore", "again", "too", "also", "today", "tomorrow",
+    "soon", "quickly", "under", "into", "onto", "from", "via",
 ];
 
 /// Words a text value never starts with.
 const LEADING: &[&str] = &["a", "an", "the", "my", "our", "new", "another", "um", "uh", "like", "is", "as"];
 
 /// Words that stand for a value without being one ("add a new *one*", "register *it*").
-const PRONOUNS: &[&str] = &["one", "ones", "it", "this", "that", "them", "something", "thing", "stuff", "anything", "service", "services"];
+const PRONOUNS: &[&str] =
+    &["one", "ones", "it", "this", "that", "them", "something", "thing", "stuff", "anything", "service", "services"];
 
 /// The longest text value read, in words (a task title may be a sentence).
 const MAX_VALUE_WORDS: usize = 24;
@@ -59,7 +60,9 @@ impl Phrase {
         let words = |t: &str| text::words(t).into_iter().map(|w| w.text).collect::<Vec<_>>();
         let phrase = Phrase { written: written.to_owned(), before: words(before), after: words(after) };
         if phrase.before.is_empty() && phrase.after.is_empty() {
-            return Err(format!("the phrase \"{written}\" has no words around `{{value}}`, so it would match anything"));
+            return Err(format!(
+                "the phrase \"{written}\" has no words around `{{value}}`, so it would match anything"
+            ));
         }
         Ok(phrase)
     }
@@ -137,7 +140,8 @@ fn value_before(phrase: &Phrase, kind: SlotKind, reading: &Reading<'_>, index: u
     }
     let end = index;
     let mut first = end;
-    while first > 0 && end - first < MAX_VALUE_WORDS && !reading.words[first].after_break && !(reading.stops)(first - 1) {
+    while first > 0 && end - first < MAX_VALUE_WORDS && !reading.words[first].after_break && !(reading.stops)(first - 1)
+    {
         first -= 1;
     }
     read_value(kind, reading, first, end, true)
@@ -176,12 +180,17 @@ fn value_after(phrase: &Phrase, kind: SlotKind, reading: &Reading<'_>, mut start
         if end > start && (words[end].after_break || (reading.stops)(end)) {
             break;
         }
-        if !phrase.after.is_empty() && phrase.after.iter().zip(&words[end..]).all(|(a, w)| *a == w.text) && words.len() - end >= phrase.after.len() {
+        if !phrase.after.is_empty()
+            && phrase.after.iter().zip(&words[end..]).all(|(a, w)| *a == w.text)
+            && words.len() - end >= phrase.after.len()
+        {
             break;
         }
         end += 1;
     }
-    if !phrase.after.is_empty() && (end >= words.len() || !phrase.after.iter().zip(&words[end..]).all(|(a, w)| *a == w.text)) {
+    if !phrase.after.is_empty()
+        && (end >= words.len() || !phrase.after.iter().zip(&words[end..]).all(|(a, w)| *a == w.text))
+    {
         return None;
     }
     read_value(kind, reading, start, end, false)
@@ -207,7 +216,13 @@ fn read_value(kind: SlotKind, reading: &Reading<'_>, first: usize, end: usize, f
             Some(Found { raw: digits, first: number.first, end: number.end })
         }
         SlotKind::Droplet => {
-            let (s, e, _) = reading.droplets.iter().find(|(s, e, _)| if from_end { *e == end } else { *s == first || (*s == first + 1 && reading.words[first].text == "the") })?;
+            let (s, e, _) = reading.droplets.iter().find(|(s, e, _)| {
+                if from_end {
+                    *e == end
+                } else {
+                    *s == first || (*s == first + 1 && reading.words[first].text == "the")
+                }
+            })?;
             Some(Found { raw: span(reading, *s, *e), first: *s, end: *e })
         }
         SlotKind::Boolean => {
@@ -221,14 +236,25 @@ fn read_value(kind: SlotKind, reading: &Reading<'_>, first: usize, end: usize, f
             while first < end && LEADING.contains(&words[first].text.as_str()) {
                 first += 1;
             }
-            while end > first && (TRAILING.contains(&words[end - 1].text.as_str()) || (end - first > 1 && reading.is_generic(&words[end - 1].text) && !is_capitalised(reading, end - 1))) {
+            while end > first
+                && (TRAILING.contains(&words[end - 1].text.as_str())
+                    || (end - first > 1
+                        && reading.is_generic(&words[end - 1].text)
+                        && !is_capitalised(reading, end - 1)))
+            {
                 end -= 1;
             }
-            while first < end && reading.is_generic(&words[first].text) && !is_capitalised(reading, first) && end - first > 1 {
+            while first < end
+                && reading.is_generic(&words[first].text)
+                && !is_capitalised(reading, first)
+                && end - first > 1
+            {
                 first += 1;
             }
             let vacuous = |w: &Word| {
-                reading.is_generic(&w.text) || TRAILING.contains(&w.text.as_str()) || PRONOUNS.contains(&w.text.as_str())
+                reading.is_generic(&w.text)
+                    || TRAILING.contains(&w.text.as_str())
+                    || PRONOUNS.contains(&w.text.as_str())
             };
             if first >= end || words[first..end].iter().all(vacuous) {
                 return None;
@@ -281,41 +307,71 @@ mod tests {
         let generic: HashSet<String> =
             ["register", "service", "new", "task", "create"].iter().map(|s| s.to_string()).collect();
         let stem = |w: &str| w.trim_end_matches('s').to_owned();
-        let reading =
-            Reading { text, words: &words, numbers: &numbers, droplets: &[], stops: &stops, generic: &generic, stem: &stem };
+        let reading = Reading {
+            text,
+            words: &words,
+            numbers: &numbers,
+            droplets: &[],
+            stops: &stops,
+            generic: &generic,
+            stem: &stem,
+        };
         phrases.iter().map(|p| Phrase::new(p).expect("phrase")).find_map(|p| find(&p, kind, &reading)).map(|f| f.raw)
     }
 
     #[test]
     fn names_and_ids_from_natural_phrasing() {
         let name = ["called {value}", "named {value}", "register {value}"];
-        assert_eq!(read(&name, SlotKind::String, "can you register Billing with id 77 for me", &["id {value}"]).as_deref(), Some("Billing"));
         assert_eq!(
-            read(&name, SlotKind::String, "sign up a service called Payments Gateway, its id is 301", &["id {value}"]).as_deref(),
+            read(&name, SlotKind::String, "can you register Billing with id 77 for me", &["id {value}"]).as_deref(),
+            Some("Billing")
+        );
+        assert_eq!(
+            read(&name, SlotKind::String, "sign up a service called Payments Gateway, its id is 301", &["id {value}"])
+                .as_deref(),
             Some("Payments Gateway")
         );
         assert_eq!(read(&name, SlotKind::String, "register a new service", &["id {value}"]), None);
-        assert_eq!(read(&name, SlotKind::String, "register the Billing service please", &[]).as_deref(), Some("Billing"));
-        assert_eq!(read(&["id {value}"], SlotKind::Integer, "its id is three hundred and one", &[]).as_deref(), Some("301"));
+        assert_eq!(
+            read(&name, SlotKind::String, "register the Billing service please", &[]).as_deref(),
+            Some("Billing")
+        );
+        assert_eq!(
+            read(&["id {value}"], SlotKind::Integer, "its id is three hundred and one", &[]).as_deref(),
+            Some("301")
+        );
         assert_eq!(read(&["id {value}"], SlotKind::Integer, "the id should be 78", &[]).as_deref(), Some("78"));
-        assert_eq!(read(&["service {value}"], SlotKind::Integer, "remove service number twelve", &[]).as_deref(), Some("12"));
+        assert_eq!(
+            read(&["service {value}"], SlotKind::Integer, "remove service number twelve", &[]).as_deref(),
+            Some("12")
+        );
     }
 
     #[test]
     fn quotes_and_trailing_words() {
-        assert_eq!(read(&["called {value}"], SlotKind::String, "call it, no, called \"Auth 2\" ok", &[]).as_deref(), Some("Auth 2"));
+        assert_eq!(
+            read(&["called {value}"], SlotKind::String, "call it, no, called \"Auth 2\" ok", &[]).as_deref(),
+            Some("Auth 2")
+        );
         let title = ["called {value}", "task {value}"];
         assert_eq!(
-            read(&title, SlotKind::String, "make a task called rotate keys with priority 2", &["priority {value}"]).as_deref(),
+            read(&title, SlotKind::String, "make a task called rotate keys with priority 2", &["priority {value}"])
+                .as_deref(),
             Some("rotate keys")
         );
-        assert_eq!(read(&title, SlotKind::String, "add a task to rotate the keys", &[]).as_deref(), Some("rotate the keys"));
+        assert_eq!(
+            read(&title, SlotKind::String, "add a task to rotate the keys", &[]).as_deref(),
+            Some("rotate the keys")
+        );
         assert_eq!(read(&title, SlotKind::String, "create a task", &[]), None);
     }
 
     #[test]
     fn values_before_a_phrase() {
-        assert_eq!(read(&["{value} priority"], SlotKind::Integer, "make it a 2 priority task", &[]).as_deref(), Some("2"));
+        assert_eq!(
+            read(&["{value} priority"], SlotKind::Integer, "make it a 2 priority task", &[]).as_deref(),
+            Some("2")
+        );
     }
 
     #[test]

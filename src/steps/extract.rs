@@ -85,7 +85,10 @@ impl ExtractStep {
                 let stops = |i: usize| {
                     in_pairs(i)
                         || taken.iter().any(|(first, end)| (*first..*end).contains(&i))
-                        || wanted.iter().filter(|other| other.name != slot.name).any(|other| other.phrases.iter().any(|p| p.starts_at(&words, i)))
+                        || wanted
+                            .iter()
+                            .filter(|other| other.name != slot.name)
+                            .any(|other| other.phrases.iter().any(|p| p.starts_at(&words, i)))
                 };
                 let reading = Reading {
                     text: message,
@@ -109,14 +112,13 @@ impl ExtractStep {
         }
 
         let mut named = Vec::new();
-        let droplet_slots: Vec<&SlotDef> =
-            wanted
-                .iter()
-                .copied()
-                .filter(|s| s.kind == SlotKind::Droplet && !given.contains(&s.name.as_str()))
-                // a droplet given with the request (one of several named) stays; an answer may change it
-                .filter(|s| resumed || !slots.contains_key(&s.name))
-                .collect();
+        let droplet_slots: Vec<&SlotDef> = wanted
+            .iter()
+            .copied()
+            .filter(|s| s.kind == SlotKind::Droplet && !given.contains(&s.name.as_str()))
+            // a droplet given with the request (one of several named) stays; an answer may change it
+            .filter(|s| resumed || !slots.contains_key(&s.name))
+            .collect();
         for slot in droplet_slots {
             let free: Vec<i64> = droplets
                 .iter()
@@ -186,7 +188,8 @@ impl ExtractStep {
         state: &mut TurnState,
         index: usize,
     ) -> Result<Option<Flow>, StepError> {
-        let mut filled = self.fill(pipeline, env.catalogue, env.analyzer, &state.message, state.resumed, &mut state.slots);
+        let mut filled =
+            self.fill(pipeline, env.catalogue, env.analyzer, &state.message, state.resumed, &mut state.slots);
         if !filled.missing.is_empty() {
             if let Some(llm) = env.llm.filter(|_| state.llm_may_extract) {
                 let missing: Vec<&SlotDef> = filled.missing.iter().filter_map(|name| pipeline.slot(name)).collect();
@@ -256,7 +259,8 @@ impl ExtractStep {
         let mut probe = Map::new();
         let phrased = !keyed && {
             let filled = self.fill(pipeline, catalogue, analyzer, message, false, &mut probe);
-            self.wanted(pipeline).any(|s| s.kind != SlotKind::Droplet && probe.contains_key(&s.name)) || !filled.errors.is_empty()
+            self.wanted(pipeline).any(|s| s.kind != SlotKind::Droplet && probe.contains_key(&s.name))
+                || !filled.errors.is_empty()
         };
         let named = self.wanted(pipeline).any(|s| s.kind == SlotKind::Droplet)
             && content_words(message).len() <= SHORT_ANSWER_WORDS
@@ -301,9 +305,34 @@ fn accept(
 
 /// Lead-in words people put before a bare answer ("it's called", "the name is", "um").
 const ANSWER_LEAD_INS: &[&str] = &[
-    "it is called", "it's called", "its called", "let's call it", "lets call it", "call it", "name it", "it is",
-    "it's", "its", "how about", "make it", "go with", "let's go with", "i'd say", "i would say", "i want",
-    "that would be", "that's", "thats", "um", "uh", "erm", "well", "ok", "okay", "oh", "sure",
+    "it is called",
+    "it's called",
+    "its called",
+    "let's call it",
+    "lets call it",
+    "call it",
+    "name it",
+    "it is",
+    "it's",
+    "its",
+    "how about",
+    "make it",
+    "go with",
+    "let's go with",
+    "i'd say",
+    "i would say",
+    "i want",
+    "that would be",
+    "that's",
+    "thats",
+    "um",
+    "uh",
+    "erm",
+    "well",
+    "ok",
+    "okay",
+    "oh",
+    "sure",
 ];
 
 /// The value in a bare answer: the message without its lead-in and trailing courtesy words.
@@ -311,10 +340,10 @@ fn bare_answer(message: &str) -> &str {
     let mut rest = message.trim();
     loop {
         let lowered = rest.to_lowercase();
-        let Some(lead) = ANSWER_LEAD_INS
-            .iter()
-            .find(|l| lowered.starts_with(*l) && lowered[l.len()..].starts_with(|c: char| c.is_whitespace() || c == ',' || c == ':'))
-        else {
+        let Some(lead) = ANSWER_LEAD_INS.iter().find(|l| {
+            lowered.starts_with(*l)
+                && lowered[l.len()..].starts_with(|c: char| c.is_whitespace() || c == ',' || c == ':')
+        }) else {
             break;
         };
         match rest.get(lead.len()..) {
@@ -328,5 +357,9 @@ fn bare_answer(message: &str) -> &str {
             rest = rest[..rest.len() - tail.len()].trim_end_matches([',', ' ']);
         }
     }
-    if rest.is_empty() { message.trim() } else { rest }
+    if rest.is_empty() {
+        message.trim()
+    } else {
+        rest
+    }
 }
