@@ -27,10 +27,118 @@ proptest! {
     }
 
     #[test]
+    fn resolving_any_text_never_panics_and_names_a_known_intent(text in "\\PC{0,400}") {
+        let config = common::compiled();
+        let resolution = config.resolver.resolve(&text);
+        prop_assert!(config.pipeline(&resolution.intent).is_some(), "{:?} → {}", text, resolution.intent);
+        for part in config.resolver.resolve_parts(&text) {
+            prop_assert!(config.pipeline(&part.resolution.intent).is_some());
+            prop_assert!(text.contains(&part.text), "a part is a piece of the message: {:?}", part.text);
+        }
+    }
+
+    #[test]
+    fn slot_filling_from_any_text_never_panics_or_invents(text in "\\PC{0,300}") {
+        let config = common::compiled();
+        for pipeline in &config.pipelines {
+            for step in &pipeline.steps {
+                if let chat_orchestrator::steps::Step::Extract(extract) = &step.step {
+                    let mut slots = serde_json::Map::new();
+                    extract.fill(pipeline, &config.catalogue, config.resolver.analyzer(), &text, true, &mut slots);
+                    for (name, value) in &slots {
+                        // a text value is always a piece of what was said
+                        if let Some(said) = value.as_str() {
+                            prop_assert!(text.contains(said), "{}.{} = {:?} from {:?}", pipeline.intent, name, said, text);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_are_read_from_any_text_without_panicking(text in "\\PC{0,300}") {
+        let words = chat_orchestrator::nlu::text::words(&text);
+        for found in chat_orchestrator::nlu::numbers::find(&words) {
+            prop_assert!(found.first < found.end && found.end <= words.len());
+        }
+        let _ = chat_orchestrator::nlu::numbers::parse(&text);
+    }
+
+    #[test]
+    fn spoken_numbers_read_as_their_value(n in 1i64..1_000_000) {
+        let spoken = english_number(n);
+        let found = chat_orchestrator::nlu::numbers::parse(&spoken).and_then(|f| f.integer());
+        prop_assert_eq!(found, Some(n), "{}", spoken);
+    }
+
+    #[test]
     fn speech_is_always_speakable(text in "\\PC{0,300}") {
         let spoken = speech::to_speech(&text);
         prop_assert!(speech::is_speakable(&spoken), "{:?} became {:?}", text, spoken);
     }
+}
+
+/// `n` in English words, as a person says it ("three hundred and one").
+fn english_number(n: i64) -> String {
+    const ONES: [&str; 20] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    const TENS: [&str; 10] = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
+    fn below_thousand(n: i64) -> String {
+        let mut parts = Vec::new();
+        if n >= 100 {
+            parts.push(format!("{} hundred", ONES[(n / 100) as usize]));
+        }
+        let rest = n % 100;
+        if rest > 0 {
+            if n >= 100 {
+                parts.push("and".to_owned());
+            }
+            if rest < 20 {
+                parts.push(ONES[rest as usize].to_owned());
+            } else if rest % 10 == 0 {
+                parts.push(TENS[(rest / 10) as usize].to_owned());
+            } else {
+                parts.push(format!("{} {}", TENS[(rest / 10) as usize], ONES[(rest % 10) as usize]));
+            }
+        }
+        parts.join(" ")
+    }
+    let (thousands, rest) = (n / 1000, n % 1000);
+    match (thousands, rest) {
+        (0, r) => below_thousand(r),
+        (t, 0) => format!("{} thousand", below_thousand(t)),
+        (t, r) => format!("{} thousand {}", below_thousand(t), below_thousand(r)),
+    }
+}
+
+#[test]
+fn a_very_long_message_is_read_in_bounded_words() {
+    let config = common::compiled();
+    let text = "show me the status of the registry please ".repeat(2_000);
+    let resolution = config.resolver.resolve(&text);
+    assert_ne!(resolution.intent, "", "a huge message still resolves");
+    assert!(chat_orchestrator::nlu::text::words(&text).len() <= chat_orchestrator::nlu::text::MAX_WORDS);
 }
 
 /// A shipped pipeline with random edits: loading never panics, and every problem it reports

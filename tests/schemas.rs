@@ -3,10 +3,11 @@
 
 use serde_json::Value;
 
-const SCHEMAS: [(&str, &str); 3] = [
+const SCHEMAS: [(&str, &str); 4] = [
     ("pipeline.schema.json", include_str!("../schemas/pipeline.schema.json")),
     ("catalogue.schema.json", include_str!("../schemas/catalogue.schema.json")),
     ("udc_config.schema.json", include_str!("../schemas/udc_config.schema.json")),
+    ("vocabulary.schema.json", include_str!("../schemas/vocabulary.schema.json")),
 ];
 
 /// Collects `path` of every property that lacks a description or an example.
@@ -75,6 +76,8 @@ fn validator(name: &str) -> jsonschema::Validator {
 fn schema_for(path: &str) -> Option<&'static str> {
     if path.starts_with("pipelines/") {
         Some("pipeline.schema.json")
+    } else if path == "catalogue/vocabulary.yaml" {
+        Some("vocabulary.schema.json")
     } else if path.starts_with("catalogue/") {
         Some("catalogue.schema.json")
     } else if path == "udc_config.json" {

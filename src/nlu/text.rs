@@ -92,10 +92,12 @@ pub fn words(text: &str) -> Vec<Word> {
             return;
         }
         let raw = std::mem::take(current);
-        // quotes around a word are not part of it: 'Audit starts after its quote
-        let leading = raw.len() - raw.trim_start_matches('\'').len();
-        let trailing = raw.len() - raw.trim_end_matches('\'').len();
-        let (start, end) = (start + leading, (end - trailing).max(start + leading));
+        // quotes around a word are not part of it: 'Audit starts after its quote (measured in
+        // the original text, where a quote may be a longer character than the folded `'`)
+        let original = &text[start..end];
+        let is_quote = |c: char| fold(c).is_none_or(|f| f == '\'');
+        let start = start + (original.len() - original.trim_start_matches(is_quote).len());
+        let end = (end - (original.len() - original.trim_end_matches(is_quote).len())).max(start);
         push_word(raw.trim_matches('\''), start, end, broken, out);
     };
     for (index, c) in text.char_indices() {
