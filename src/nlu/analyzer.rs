@@ -246,7 +246,15 @@ impl Analyzer {
                 {
                     continue;
                 }
-                let distance = strsim::damerau_levenshtein(word, candidate);
+                // one edit is checked without allocating; two (long words only) with strsim,
+                // for candidates sharing the first letter
+                let distance = if one_edit_apart(word, candidate) {
+                    1
+                } else if allowed == 2 && candidate.chars().next() == first {
+                    strsim::damerau_levenshtein(word, candidate)
+                } else {
+                    continue;
+                };
                 if distance == 0 || distance > allowed {
                     continue;
                 }
@@ -403,6 +411,20 @@ impl Analyzer {
     }
 }
 
+/// Whether `a` becomes `b` by one insertion, deletion, substitution or swap of neighbours.
+fn one_edit_apart(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let suffix = a[prefix..].iter().rev().zip(b[prefix..].iter().rev()).take_while(|(x, y)| x == y).count();
+    let (rest_a, rest_b) = (a.len() - prefix - suffix, b.len() - prefix - suffix);
+    match (rest_a, rest_b) {
+        (1, 1) | (0, 1) | (1, 0) => true,
+        // a swap of neighbours: "stauts" / "status"
+        (2, 2) => a[prefix] == b[prefix + 1] && a[prefix + 1] == b[prefix],
+        _ => false,
+    }
+}
+
 /// Byte ranges of text in quotes ("…", '…', “…”, `…`), without the quotes.
 fn quoted_ranges(text: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
@@ -482,6 +504,16 @@ mod tests {
         assert_eq!(typo.terms, ["regist", "new", "droplet"]);
         assert_eq!(typo.corrections.len(), 2);
         assert_eq!(a.analyze("the dashbord", Entities::Message).droplets, [2]);
+    }
+
+    #[test]
+    fn one_edit() {
+        assert!(one_edit_apart("regster", "register"));
+        assert!(one_edit_apart("stauts", "status"));
+        assert!(one_edit_apart("servce", "service"));
+        assert!(one_edit_apart("dashbord", "dashboard"));
+        assert!(!one_edit_apart("registry", "register"));
+        assert!(!one_edit_apart("same", "same") && !one_edit_apart("abc", "xyz"));
     }
 
     #[test]
