@@ -71,6 +71,8 @@ pub enum Code {
     BadVocabulary,
     /// Warning: an intent's example resolves to another intent.
     ExampleClaimed,
+    /// Warning: a state-changing call is not preceded by a `confirm` step.
+    NoConsent,
 }
 
 impl Code {
@@ -107,12 +109,13 @@ impl Code {
             Code::BadPhrase => "E_BAD_PHRASE",
             Code::BadVocabulary => "E_BAD_VOCABULARY",
             Code::ExampleClaimed => "W_EXAMPLE_CLAIMED",
+            Code::NoConsent => "W_NO_CONSENT",
         }
     }
 
     /// A warning does not stop a configuration from loading; `check` prints it.
     pub fn is_warning(self) -> bool {
-        matches!(self, Code::ExampleClaimed)
+        matches!(self, Code::ExampleClaimed | Code::NoConsent)
     }
 }
 

@@ -17,10 +17,12 @@ use crate::backend::DropletBackend;
 use crate::config::CompiledConfig;
 use crate::intent::{Evidence, Resolution};
 use crate::llm::{Llm, Speaker};
-use crate::pipeline::{Flow, RunEnv, TurnState};
+use crate::dialogue::ConsentAnswer;
+use crate::nlu::answers::YesNo;
+use crate::pipeline::{Flow, Pipeline, RunEnv, TurnDialogue, TurnState};
 use crate::session::{Channel, Message, Pending, Role, SessionStore, StoreError};
 use crate::steps::Step;
-use crate::trace::{CandidateTrace, IntentTrace, TurnTrace};
+use crate::trace::{CandidateTrace, DialogueTrace, IntentTrace, TurnTrace};
 use crate::understand::Understanding;
 
 /// What the user said and where it came from.
@@ -133,6 +135,16 @@ struct Plan {
     cleared: Option<Value>,
     why: IntentTrace,
     notes: Vec<String>,
+    /// Where the conversation about the pending action stands, for the steps that ask.
+    dialogue: TurnDialogue,
+}
+
+/// The plans for a turn, and the action that waits while they answer something else.
+struct Planned {
+    plans: Vec<Plan>,
+    /// A pending question the message did not answer (a digression): it stays pending and is
+    /// asked again after the reply, unless the plans ask a question of their own.
+    kept: Option<Pending>,
 }
 
 impl Engine {
@@ -223,7 +235,7 @@ impl Engine {
         );
 
         let previous_pending = session.pending.take();
-        let plans = self.plan(config, &turn.text, previous_pending.clone());
+        let Planned { plans, kept } = self.plan(config, &turn.text, previous_pending.clone());
         let understood = self.understand(config, plans, &turn.text, history).await;
         let classified_by_llm = understood.plans.first().is_some_and(|p| p.why.source == "llm");
         let mut planned = Vec::new();
@@ -260,6 +272,7 @@ impl Engine {
                 llm_may_extract: !classified_by_llm,
                 preview_other_channel: turn.preview_other_channel,
                 other_channel_text: None,
+                dialogue: plan.dialogue,
                 trace: TurnTrace {
                     intent: plan.why,
                     backend: runtime.backend.name().to_owned(),
@@ -285,13 +298,15 @@ impl Engine {
             let intent = pipeline.intent.clone();
             let text = match flow {
                 Ok(Flow::Reply(text)) => text,
-                Ok(Flow::Ask { text, step }) => {
+                Ok(Flow::Ask { text, step, asking }) => {
                     if pending.is_none() {
                         pending = Some(Pending {
                             intent: pipeline.intent.clone(),
                             step,
                             slots: state.slots.clone(),
                             fingerprint: pipeline.fingerprint,
+                            asking,
+                            tries: state.dialogue.tries,
                         });
                     }
                     text
@@ -309,6 +324,9 @@ impl Engine {
             texts.push(text);
             other_texts.extend(state.other_channel_text.take());
             state.trace.slots = Value::Object(state.slots.clone());
+            if state.trace.dialogue.is_none() {
+                state.trace.dialogue = dialogue_trace(&intent, &state.dialogue);
+            }
             match &mut primary {
                 None => primary = Some((intent, state)),
                 Some((_, first)) => join_trace(&mut first.trace, state.trace),
@@ -321,7 +339,28 @@ impl Engine {
         };
         state.trace.llm.splice(0..0, understood.calls);
         // a failed reply keeps whatever was pending, so the user's unfinished action survives
-        session.pending = if failed { previous_pending } else { pending };
+        let mut pending = if failed { previous_pending } else { pending };
+        match kept {
+            // something else was answered: the waiting action's question comes back
+            Some(kept) if pending.is_none() && !failed => {
+                let (text, other, asked) = self.ask_again(config, &runtime, &turn, &env, kept).await;
+                texts.extend(text);
+                other_texts.extend(other);
+                if let Some((asked, dialogue)) = asked {
+                    state.trace.notes.push(format!("answered something else; the `{}` action still waits", asked.intent));
+                    state.trace.dialogue = dialogue_trace(&asked.intent, &dialogue).map(|mut d| {
+                        d.state = "kept".to_owned();
+                        d
+                    });
+                    pending = Some(asked);
+                }
+            }
+            Some(kept) if pending.as_ref().is_some_and(|p| p.intent != kept.intent) => {
+                state.trace.notes.push(format!("left the unfinished `{}` action for a new one", kept.intent));
+            }
+            _ => {}
+        }
+        session.pending = pending;
         let separator = if turn.channel == Channel::Voice { " " } else { "\n\n" };
         let text = texts.join(separator);
         let other_channel_text = (!other_texts.is_empty())
@@ -358,7 +397,7 @@ impl Engine {
     pub async fn analyze(&self, text: &str) -> Analysis {
         let runtime = self.runtime();
         let config = &runtime.config;
-        let plans = self.plan(config, text, None);
+        let plans = self.plan(config, text, None).plans;
         let understood = self.understand(config, plans, text, Vec::new()).await;
         let intents = understood
             .plans
@@ -395,7 +434,7 @@ impl Engine {
     /// unsure). Counted over the utterance corpus.
     pub fn would_ask_model(&self, text: &str) -> bool {
         let runtime = self.runtime();
-        model_may_decide(&self.plan(&runtime.config, text, None))
+        model_may_decide(&self.plan(&runtime.config, text, None).plans)
     }
 
     /// When no rule decided (and nothing was pending), asks the language model to choose among
@@ -453,6 +492,7 @@ impl Engine {
                                 resumed: false,
                                 cleared: None,
                                 notes: notes.clone(),
+                                dialogue: TurnDialogue::default(),
                             })
                             .collect();
                         (plans, "understood", None, None)
@@ -474,10 +514,60 @@ impl Engine {
         Understood { plans, context: context(status, clarification, message), calls: vec![call] }
     }
 
+    /// Asks the question of an action that waited while something else was answered: its
+    /// pipeline runs again from the waiting step with no new words. Returns the text (and the
+    /// other channel's), and the pending question as asked again.
+    async fn ask_again(
+        &self,
+        config: &CompiledConfig,
+        runtime: &Runtime,
+        turn: &Turn,
+        env: &RunEnv<'_>,
+        kept: Pending,
+    ) -> (Option<String>, Option<String>, Option<(Pending, TurnDialogue)>) {
+        let Some(pipeline) = config.pipeline(&kept.intent) else { return (None, None, None) };
+        let mut state = TurnState {
+            message: String::new(),
+            channel: turn.channel,
+            resumed: false,
+            slots: kept.slots.clone(),
+            results: Map::new(),
+            cleared: None,
+            llm: json!({"configured": self.llm.is_some(), "status": "not_needed", "clarification": null, "message": null}),
+            llm_may_extract: false,
+            preview_other_channel: turn.preview_other_channel,
+            other_channel_text: None,
+            dialogue: TurnDialogue {
+                resuming: true,
+                asked: kept.asking.clone(),
+                tries: kept.tries,
+                ..TurnDialogue::default()
+            },
+            trace: TurnTrace { config_version: runtime.version, ..TurnTrace::default() },
+        };
+        match pipeline.run(env, &mut state, kept.step).await {
+            Ok(Flow::Ask { text, step, asking }) => {
+                let pending = Pending {
+                    intent: kept.intent.clone(),
+                    step,
+                    slots: state.slots.clone(),
+                    fingerprint: pipeline.fingerprint,
+                    asking,
+                    tries: kept.tries,
+                };
+                (Some(text), state.other_channel_text.take(), Some((pending, state.dialogue)))
+            }
+            // the waiting step needs nothing more (cannot happen with no new words): leave it
+            Ok(Flow::Reply(_)) | Err(_) => (None, None, None),
+        }
+    }
+
     /// Decides which pipeline(s) handle the message: an interrupting intent, the pending
-    /// action's continuation, or the resolver's choice — one per request when the message asks
-    /// for several, and one per droplet when a droplet question names several.
-    fn plan(&self, config: &CompiledConfig, text: &str, pending: Option<Pending>) -> Vec<Plan> {
+    /// action's continuation (an answer, a yes or no, a correction), or the resolver's choice —
+    /// one per request when the message asks for several, and one per droplet when a droplet
+    /// question names several. A message that answers something else while an action waits
+    /// keeps the action (`Planned::kept`).
+    fn plan(&self, config: &CompiledConfig, text: &str, pending: Option<Pending>) -> Planned {
         let fresh = |resolution: Resolution, text: &str, notes: Vec<String>, cleared: Option<Value>| {
             let source = if cleared.is_some() {
                 "interrupt"
@@ -496,6 +586,7 @@ impl Engine {
                 cleared,
                 why: intent_trace(&resolution, source),
                 notes,
+                dialogue: TurnDialogue::default(),
             }
         };
         let resolve = |notes: Vec<String>| -> Vec<Plan> {
@@ -511,40 +602,38 @@ impl Engine {
             };
             plans.into_iter().flat_map(|plan| self.per_droplet(config, plan)).collect()
         };
+        let just = |plans: Vec<Plan>| Planned { plans, kept: None };
         let Some(pending) = pending else {
-            return resolve(Vec::new());
+            return just(resolve(Vec::new()));
         };
         let Some(pipeline) = config.pipeline(&pending.intent) else {
             let note = format!("dropped the pending `{}` action: that intent no longer exists", pending.intent);
-            return resolve(vec![note]);
+            return just(resolve(vec![note]));
         };
         if let Some(interrupt) = config.resolver.resolve_interrupt(text) {
             let cleared = json!({"intent": pipeline.intent, "description": pipeline.description});
-            return vec![fresh(interrupt, text, Vec::new(), Some(cleared))];
+            return just(vec![fresh(interrupt, text, Vec::new(), Some(cleared))]);
         }
-        let step = pipeline.steps.get(pending.step).map(|s| &s.step);
-        let extract = match step {
-            Some(Step::Extract(extract)) if pending.fingerprint == pipeline.fingerprint => extract,
-            _ => {
-                let note =
-                    format!("dropped the pending `{}` action: its pipeline changed since the question", pending.intent);
-                return resolve(vec![note]);
-            }
-        };
-        if !extract.answers(pipeline, &config.catalogue, config.resolver.analyzer(), text) {
+        let step = pipeline.steps.get(pending.step).map(|s| &s.step).filter(|_| pending.fingerprint == pipeline.fingerprint);
+        // another intent asked for plainly, while the action waits
+        let waiting_intent = pending.intent.clone();
+        // (an interrupt is only ever taken by its pattern, above; a pleasantry only when a
+        // pattern says so: "maybe later" is no goodbye in the middle of a registration)
+        let digression = || {
             let other = config.resolver.resolve(text);
-            if other.intent != pending.intent && other.evidence == Some(Evidence::Pattern) {
-                let note =
-                    format!("left the unfinished `{}` action: the message asked for something else", pending.intent);
-                return resolve(vec![note]);
-            }
-        }
-        vec![Plan {
+            let Some(asked_for) = config.pipeline(&other.intent) else { return false };
+            let pleasantry = asked_for.steps.iter().all(|s| matches!(s.step, Step::Format(_)));
+            other.intent != waiting_intent
+                && other.intent != config.resolver.fallback()
+                && !asked_for.interrupts
+                && (other.evidence == Some(Evidence::Pattern) || (other.confident && !pleasantry))
+        };
+        let resume = |start: usize, slots: Map<String, Value>, text: &str, dialogue: TurnDialogue, notes: Vec<String>| Plan {
             intent: pipeline.intent.clone(),
             text: text.to_owned(),
             confident: true,
-            start: pending.step,
-            slots: pending.slots,
+            start,
+            slots,
             resumed: true,
             cleared: None,
             why: IntentTrace {
@@ -554,8 +643,80 @@ impl Engine {
                 reason: "answering the question asked in the previous turn".to_owned(),
                 runner_up: None,
             },
-            notes: Vec::new(),
-        }]
+            notes,
+            dialogue,
+        };
+        let waiting = TurnDialogue { asked: pending.asking.clone(), tries: pending.tries, ..TurnDialogue::default() };
+        match step {
+            Some(Step::Extract(extract)) => {
+                let analyzer = config.resolver.analyzer();
+                let bare = pending
+                    .asking
+                    .as_deref()
+                    .and_then(|name| pipeline.slot(name))
+                    .is_some_and(|slot| crate::dialogue::is_bare_answer(slot, text, &config.catalogue));
+                if !bare && !extract.answers(pipeline, &config.catalogue, analyzer, text) && digression() {
+                    return Planned { plans: resolve(Vec::new()), kept: Some(pending) };
+                }
+                just(vec![resume(pending.step, pending.slots, text, waiting, Vec::new())])
+            }
+            Some(Step::Confirm(_)) => self.answer_to_consent(config, pipeline, pending, text, waiting, &resume, &digression, &resolve),
+            _ => {
+                let note =
+                    format!("dropped the pending `{}` action: its pipeline changed since the question", pending.intent);
+                just(resolve(vec![note]))
+            }
+        }
+    }
+
+    /// The plan for an answer to a read-back: go ahead, decline, ask again with corrected
+    /// values (or for a corrected value that is not acceptable), answer a digression, or ask
+    /// for a clear yes or no.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_to_consent(
+        &self,
+        config: &CompiledConfig,
+        pipeline: &Pipeline,
+        pending: Pending,
+        text: &str,
+        waiting: TurnDialogue,
+        resume: &dyn Fn(usize, Map<String, Value>, &str, TurnDialogue, Vec<String>) -> Plan,
+        digression: &dyn Fn() -> bool,
+        resolve: &dyn Fn(Vec<String>) -> Vec<Plan>,
+    ) -> Planned {
+        let just = |plan: Plan| Planned { plans: vec![plan], kept: None };
+        let answer = crate::dialogue::read_consent(
+            pipeline,
+            pending.step,
+            &pending.slots,
+            text,
+            &config.catalogue,
+            config.resolver.analyzer(),
+        );
+        match answer {
+            ConsentAnswer::Yes | ConsentAnswer::No => {
+                let consent = if answer == ConsentAnswer::Yes { YesNo::Yes } else { YesNo::No };
+                let dialogue = TurnDialogue { consent: Some(consent), ..waiting };
+                just(resume(pending.step, pending.slots, text, dialogue, Vec::new()))
+            }
+            ConsentAnswer::Corrected { slots, changed, invalid, rest } => {
+                let notes = vec![format!("changed {}", changed.join(", "))];
+                let dialogue = TurnDialogue { changed, ..TurnDialogue::default() };
+                match (invalid, crate::dialogue::collecting_step(pipeline, pending.step)) {
+                    // a corrected value that is not acceptable is asked for again, with why
+                    (Some(slot), Some((extract_step, _))) => {
+                        let dialogue = TurnDialogue { asked: Some(slot), ..dialogue };
+                        just(resume(extract_step, slots, &rest, dialogue, notes))
+                    }
+                    _ => just(resume(pending.step, slots, text, dialogue, notes)),
+                }
+            }
+            ConsentAnswer::Unclear if digression() => Planned { plans: resolve(Vec::new()), kept: Some(pending) },
+            ConsentAnswer::Unclear => {
+                let dialogue = TurnDialogue { unclear: true, ..waiting };
+                just(resume(pending.step, pending.slots, text, dialogue, Vec::new()))
+            }
+        }
     }
 
     /// A droplet question that names several droplets ("status of the registry and the
@@ -594,6 +755,7 @@ impl Engine {
                     cleared: plan.cleared.clone(),
                     why: plan.why.clone(),
                     notes: plan.notes.clone(),
+                    dialogue: plan.dialogue.clone(),
                 }
             })
             .collect()
@@ -607,6 +769,18 @@ fn model_may_decide(plans: &[Plan]) -> bool {
         [only] => !only.confident && matches!(only.why.source.as_str(), "fallback" | "rules"),
         _ => false,
     }
+}
+
+/// The trace's view of an action's dialogue, when a step got as far as asking or confirming.
+fn dialogue_trace(intent: &str, dialogue: &TurnDialogue) -> Option<DialogueTrace> {
+    let state = dialogue.outcome?;
+    Some(DialogueTrace {
+        intent: intent.to_owned(),
+        state: state.to_owned(),
+        asking: dialogue.asking.clone(),
+        tries_left: dialogue.tries_left,
+        changed: dialogue.changed.clone(),
+    })
 }
 
 /// Adds a further intent's run to the turn's trace (a message that asked for several things).

@@ -118,6 +118,10 @@ pub struct Exchange {
     /// How the intent was chosen: rules, resumed, interrupt, fallback.
     pub source: String,
     pub reply: String,
+    /// Where the action stands after the turn (`asking name`, `confirming`…), when one is under way.
+    pub dialogue: Option<String>,
+    /// State-changing droplet calls made this turn (`POST /register to Registry`).
+    pub sent: Vec<String>,
 }
 
 /// What a conversation produced on one channel.
@@ -132,10 +136,18 @@ impl Transcript {
     /// [register_service · rules]
     /// ✏️ To register a new service I still need: …
     /// ```
+    ///
+    /// An action under way adds its state to the bracket (`[register_service · resumed ·
+    /// confirming]`), and every state-changing call made shows as `→ sent POST /register to
+    /// Registry`, so a transcript proves what was sent and when.
     pub fn render(&self) -> String {
         self.0
             .iter()
-            .map(|e| format!("> {}\n[{} · {}]\n{}\n", e.say, e.intent, e.source, e.reply))
+            .map(|e| {
+                let state = e.dialogue.as_ref().map(|d| format!(" · {d}")).unwrap_or_default();
+                let sent: String = e.sent.iter().map(|call| format!("→ sent {call}\n")).collect();
+                format!("> {}\n[{} · {}{state}]\n{sent}{}\n", e.say, e.intent, e.source, e.reply)
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -161,12 +173,25 @@ pub async fn run(config: Arc<CompiledConfig>, conversation: &Conversation, chann
                 intent: reply.intent,
                 source: reply.trace.intent.source,
                 reply: reply.text,
+                dialogue: reply.trace.dialogue.as_ref().map(|d| match &d.asking {
+                    Some(slot) => format!("{} {slot}", d.state),
+                    None => d.state.clone(),
+                }),
+                sent: reply
+                    .trace
+                    .calls
+                    .iter()
+                    .filter(|c| !c.method.eq_ignore_ascii_case("GET"))
+                    .map(|c| format!("{} {} to {}", c.method, c.endpoint, c.droplet))
+                    .collect(),
             },
             Err(error) => Exchange {
                 say: said.say.clone(),
                 intent: "(error)".to_owned(),
                 source: "error".to_owned(),
                 reply: error.to_string(),
+                dialogue: None,
+                sent: Vec::new(),
             },
         };
         exchanges.push(exchange);

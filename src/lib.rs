@@ -28,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod diagnostic;
+pub mod dialogue;
 pub mod engine;
 pub mod envelope;
 pub mod fixture;

@@ -58,11 +58,37 @@ pub struct PipelineTest {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Flow {
     Reply(String),
-    /// Missing slots were asked for; resume at `step` on the next turn.
+    /// A question was asked (a missing slot, or consent); resume at `step` on the next turn.
     Ask {
         text: String,
         step: usize,
+        /// The slot asked for; `None` for a consent question.
+        asking: Option<String>,
     },
+}
+
+/// Where a run stands in a conversation about one action: read by the `extract` and `confirm`
+/// steps, written back into the session's pending question by the engine.
+#[derive(Debug, Clone, Default)]
+pub struct TurnDialogue {
+    /// The answer to a read-back this turn (`None`: no clear yes or no).
+    pub consent: Option<crate::nlu::answers::YesNo>,
+    /// The message was meant as an answer to the pending question but gave nothing usable.
+    pub unclear: bool,
+    /// Unusable answers to the pending question so far (updated by the step that asks again).
+    pub tries: u32,
+    /// The slot the previous turn asked for.
+    pub asked: Option<String>,
+    /// The question is asked again after something else was answered.
+    pub resuming: bool,
+    /// Values corrected this turn, as `slot: old → new`.
+    pub changed: Vec<String>,
+    /// `asking`, `confirming`, `confirmed`, `declined` or `gave_up`, when a step got that far.
+    pub outcome: Option<&'static str>,
+    /// The slot asked for this turn.
+    pub asking: Option<String>,
+    /// Unusable answers left before giving up, when asking.
+    pub tries_left: Option<u32>,
 }
 
 /// Everything a run reads but does not own: one configuration version and the outside world.
@@ -99,6 +125,7 @@ pub struct TurnState {
     /// Render the reply for the other channel too, into `other_channel_text`.
     pub preview_other_channel: bool,
     pub other_channel_text: Option<String>,
+    pub dialogue: TurnDialogue,
 }
 
 impl Pipeline {
@@ -111,7 +138,7 @@ impl Pipeline {
         for (index, guarded) in self.steps.iter().enumerate().skip(start) {
             let kind = guarded.step.kind();
             if let Some(condition) = &guarded.when {
-                let context = self.context(env, state, None);
+                let context = self.context(env, state, &[]);
                 if !env.templates.condition(condition, &context)? {
                     state.trace.steps.push(StepTrace {
                         index: index as u32,
@@ -124,13 +151,19 @@ impl Pipeline {
             }
             let (note, flow) = match &guarded.step {
                 Step::Extract(step) => match step.run(self, env, state, index).await? {
-                    Some(flow) => ("asked for missing slots".to_owned(), Some(flow)),
+                    Some(flow @ Flow::Ask { .. }) => ("asked for missing slots".to_owned(), Some(flow)),
+                    Some(flow) => ("stopped asking: too many unusable answers".to_owned(), Some(flow)),
                     None => ("all required slots filled".to_owned(), None),
+                },
+                Step::Confirm(step) => match step.run(self, env, state, index)? {
+                    Some(flow @ Flow::Ask { .. }) => ("read the values back and asked for consent".to_owned(), Some(flow)),
+                    Some(flow) => ("no consent: nothing sent".to_owned(), Some(flow)),
+                    None => ("consent given".to_owned(), None),
                 },
                 Step::Query(step) => (step.run(self, env, state).await?, None),
                 Step::Reason(step) => (step.run(self, env, state).await?, None),
                 Step::Format(step) => {
-                    let text = step.templates.render(self, env, state, None)?;
+                    let text = step.templates.render(self, env, state, &[])?;
                     ("rendered the reply".to_owned(), Some(Flow::Reply(text)))
                 }
             };
@@ -149,7 +182,7 @@ impl Pipeline {
 
     /// The template context: the same names for every template, condition and templated value
     /// (see `template::CONTEXT_NAMES`), plus `extra` (e.g. `missing` in ask templates).
-    pub fn context(&self, env: &RunEnv<'_>, state: &TurnState, extra: Option<(&str, Value)>) -> Value {
+    pub fn context(&self, env: &RunEnv<'_>, state: &TurnState, extra: &[(&str, Value)]) -> Value {
         let mut slots = Map::new();
         for slot in &self.slots {
             slots.insert(slot.name.clone(), state.slots.get(&slot.name).cloned().unwrap_or(serde_json::Value::Null));
@@ -165,7 +198,11 @@ impl Pipeline {
         map.insert("channel".into(), Value::from(state.channel.as_str()));
         map.insert(
             "intent".into(),
-            crate::template::to_value(serde_json::json!({"id": self.intent, "description": self.description})),
+            crate::template::to_value(serde_json::json!({
+                "id": self.intent,
+                "description": self.description,
+                "example": self.examples.first(),
+            })),
         );
         map.insert("slots".into(), crate::template::to_value(&slots));
         map.insert("droplets".into(), env.droplets.clone());
@@ -176,8 +213,8 @@ impl Pipeline {
         );
         map.insert("backend".into(), Value::from(env.backend.name()));
         map.insert("llm".into(), crate::template::to_value(&state.llm));
-        if let Some((name, value)) = extra {
-            map.insert(name.to_owned(), value);
+        for (name, value) in extra {
+            map.insert((*name).to_owned(), value.clone());
         }
         Value::from(map)
     }

@@ -46,6 +46,8 @@ pub struct SlotDef {
     pub keys: Vec<String>,
     /// Phrases that introduce its value: the steward's `from:`, then the slot's keys ("id 77").
     pub phrases: Vec<phrases::Phrase>,
+    /// The question asking for it alone, per channel (minijinja text), when the steward wrote one.
+    pub question: Option<(String, String)>,
     validator: jsonschema::Validator,
 }
 
@@ -65,7 +67,35 @@ impl SlotDef {
         let mut keys = vec![name.to_lowercase()];
         keys.extend(aliases.iter().map(|a| a.to_lowercase()));
         let phrases = keys.iter().filter_map(|k| phrases::Phrase::of_key(k)).collect();
-        Ok(SlotDef { name: name.to_owned(), kind, prompt: prompt.to_owned(), example, keys, phrases, validator })
+        Ok(SlotDef {
+            name: name.to_owned(),
+            kind,
+            prompt: prompt.to_owned(),
+            example,
+            keys,
+            phrases,
+            question: None,
+            validator,
+        })
+    }
+
+    /// Sets the steward's question (chat, voice).
+    pub fn with_question(mut self, question: Option<(String, String)>) -> Self {
+        self.question = question;
+        self
+    }
+
+    /// The question when the steward wrote none: "Which droplet?", "What is its numeric id?".
+    pub fn default_question(&self) -> String {
+        let prompt = self.prompt.trim();
+        let first = prompt.split_whitespace().next().unwrap_or_default().to_lowercase();
+        if matches!(first.as_str(), "which" | "what" | "how" | "who" | "when" | "where") {
+            let mut chars = prompt.chars();
+            let capital: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+            format!("{capital}{}?", chars.as_str().trim_end_matches('?'))
+        } else {
+            format!("What is {}?", prompt.trim_end_matches('?'))
+        }
     }
 
     /// Adds the steward's phrases, which are tried before the slot's own keys.

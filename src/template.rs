@@ -22,8 +22,16 @@ pub const CONTEXT_NAMES: &[&str] =
 /// Names available to the welcome templates (sent before any turn).
 pub const WELCOME_CONTEXT_NAMES: &[&str] = &["channel", "droplets", "intents", "backend"];
 
-/// Extra names inside an `ask` template.
-pub const ASK_CONTEXT_NAMES: &[&str] = &["missing"];
+/// Extra names inside an `ask` template: the slot asked now, every slot still missing, whether
+/// they are asked together, whether this is the action's first question, and whether it comes
+/// back after something else was answered.
+pub const ASK_CONTEXT_NAMES: &[&str] = &["asking", "missing", "together", "first", "resuming"];
+
+/// Extra names inside a `confirm` read-back: whether the last answer was neither yes nor no.
+pub const CONFIRM_CONTEXT_NAMES: &[&str] = &["unclear"];
+
+/// Extra names inside a give-up reply: `{name, prompt, …}` of the slot (or `{question: consent}`).
+pub const GIVE_UP_CONTEXT_NAMES: &[&str] = &["gave_up"];
 
 /// Names available to templated values in the catalogue's sample answers.
 pub const SAMPLE_CONTEXT_NAMES: &[&str] = &["body", "params"];

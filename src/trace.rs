@@ -28,6 +28,25 @@ pub struct TurnTrace {
     pub config_version: u64,
     /// Anything else worth knowing (an abandoned pending action, a render failure).
     pub notes: Vec<String>,
+    /// Where the conversation stands after this turn, when an action is under way.
+    pub dialogue: Option<DialogueTrace>,
+}
+
+/// The state of an action that collects details and asks for consent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Object)]
+pub struct DialogueTrace {
+    /// The intent whose action it is.
+    pub intent: String,
+    /// `asking` (a detail), `confirming` (waiting for yes or no), `confirmed`, `declined`,
+    /// `gave_up` (too many unusable answers), or `kept` (answered something else; the action
+    /// waits and its question was asked again).
+    pub state: String,
+    /// The slot being asked for, while asking.
+    pub asking: Option<String>,
+    /// Unusable answers left before the action stops.
+    pub tries_left: Option<u32>,
+    /// Values the user corrected this turn, as `slot: old → new`.
+    pub changed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Object)]

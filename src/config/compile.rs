@@ -13,8 +13,8 @@ use serde_json::Value;
 use super::files::{ConfigFiles, CATALOGUE_FILE, UDC_CONFIG_FILE, VOCABULARY_FILE};
 use super::schema::{suggest, Schema};
 use super::spec::{
-    CallSpec, CatalogueSpec, DropletRefSpec, ExtractSpec, FanOutSpec, FormatSpec, PipelineSpec, ReasonSpec,
-    SlotKindSpec, StepSpec, UdcConfigSpec, VocabularySpec,
+    CallSpec, CatalogueSpec, ConfirmSpec, DropletRefSpec, ExtractSpec, FanOutSpec, FormatSpec, PipelineSpec,
+    QuestionSpec, ReasonSpec, SlotKindSpec, StepSpec, UdcConfigSpec, VocabularySpec,
 };
 use super::yaml::LocatedYaml;
 use super::{CompiledConfig, CATALOGUE_SCHEMA, PIPELINE_SCHEMA, UDC_CONFIG_SCHEMA, VOCABULARY_SCHEMA};
@@ -28,13 +28,22 @@ use crate::pipeline::{GuardedStep, Pipeline, PipelineTest};
 use crate::slots::phrases::Phrase;
 use crate::slots::{KeyValueParser, SlotDef, SlotKind};
 use crate::steps::{
-    Call, ExtractStep, FormatStep, QueryStep, ReasonOutput, ReasonStep, ReplyTemplates, Step, Target,
-    DEFAULT_CALL_TIMEOUT,
+    Call, ConfirmStep, ExtractStep, FormatStep, QueryStep, ReasonOutput, ReasonStep, ReplyTemplates, Step, Target,
+    DEFAULT_CALL_TIMEOUT, DEFAULT_CONFIRM_TRIES, DEFAULT_TRIES,
 };
-use crate::template::{Templates, ASK_CONTEXT_NAMES, CONTEXT_NAMES, SAMPLE_CONTEXT_NAMES, WELCOME_CONTEXT_NAMES};
+use crate::template::{
+    Templates, ASK_CONTEXT_NAMES, CONFIRM_CONTEXT_NAMES, CONTEXT_NAMES, GIVE_UP_CONTEXT_NAMES, SAMPLE_CONTEXT_NAMES,
+    WELCOME_CONTEXT_NAMES,
+};
 
 /// Templates used by `extract` steps that name no `ask` templates of their own.
 pub const DEFAULT_ASK: (&str, &str) = ("_shared/ask.chat.md.j2", "_shared/ask.voice.txt.j2");
+
+/// The reply when an action stops after too many unusable answers.
+pub const GIVE_UP: (&str, &str) = ("_shared/give_up.chat.md.j2", "_shared/give_up.voice.txt.j2");
+
+/// The reply to "no" at a `confirm` step that names no `declined` templates.
+pub const DECLINED: (&str, &str) = ("_shared/declined.chat.md.j2", "_shared/declined.voice.txt.j2");
 
 /// Templates greeting a client that connects over WebSocket.
 pub const WELCOME: (&str, &str) = ("_shared/welcome.chat.md.j2", "_shared/welcome.voice.txt.j2");
@@ -62,6 +71,8 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 pub struct Compiler<'a> {
     files: &'a ConfigFiles,
     diagnostics: &'a mut Diagnostics,
+    /// Problems worth a look that do not stop loading.
+    warnings: Diagnostics,
 }
 
 /// A parsed file: its path, located tree and JSON form.
@@ -79,7 +90,7 @@ impl Document {
 
 impl<'a> Compiler<'a> {
     pub fn new(files: &'a ConfigFiles, diagnostics: &'a mut Diagnostics) -> Self {
-        Compiler { files, diagnostics }
+        Compiler { files, diagnostics, warnings: Diagnostics::default() }
     }
 
     fn report(&mut self, diagnostic: Diagnostic) {
@@ -156,7 +167,10 @@ impl<'a> Compiler<'a> {
             .collect();
         let analyzer = Arc::new(Analyzer::new(&catalogue, vocabulary, known.into_iter()));
         let resolver = Resolver::new(rules, fallback, analyzer);
-        let warnings = claimed_examples(&resolver, &documents);
+        let mut warnings = claimed_examples(&resolver, &documents);
+        for warning in std::mem::take(&mut self.warnings).0 {
+            warnings.push(warning);
+        }
         Some(CompiledConfig {
             classifier,
             warnings,
@@ -572,8 +586,12 @@ impl<'a> Compiler<'a> {
                     ),
                 }
             }
+            let question = slot.ask.as_ref().map(|ask| match ask {
+                QuestionSpec::Both(text) => (text.clone(), text.clone()),
+                QuestionSpec::Channels { chat, voice } => (chat.clone(), voice.clone()),
+            });
             match SlotDef::new(name, kind, &slot.prompt, slot.example.clone(), &slot.aliases, slot.schema.as_ref()) {
-                Ok(def) => slots.push(def.with_phrases(declared)),
+                Ok(def) => slots.push(def.with_phrases(declared).with_question(question)),
                 Err(error) => self.report(
                     Diagnostic::new(
                         Code::SlotSchema,
@@ -592,6 +610,7 @@ impl<'a> Compiler<'a> {
         let mut known: Vec<String> = CONTEXT_NAMES.iter().map(|s| s.to_string()).collect();
         known.extend(result_names.iter().cloned());
 
+        self.consent_before_changes(doc, spec, catalogue);
         let mut steps = Vec::new();
         let mut reply_guaranteed_at: Option<usize> = None;
         for (i, step) in spec.steps.iter().enumerate() {
@@ -682,6 +701,35 @@ impl<'a> Compiler<'a> {
         Some((pipeline, rules))
     }
 
+    /// A warning for every state-changing call (not GET) with no `confirm` step before it and
+    /// no `without_consent: true`: a misheard value would change something without a read-back.
+    fn consent_before_changes(&mut self, doc: &Document, spec: &PipelineSpec, catalogue: &Catalogue) {
+        let mut confirmed = false;
+        for (i, step) in spec.steps.iter().enumerate() {
+            confirmed |= step.confirm.is_some();
+            let Some(query) = &step.query else { continue };
+            for (suffix, call) in query.calls() {
+                let method = call.method.clone().or_else(|| {
+                    catalogue.droplets.iter().find_map(|d| d.endpoint(&call.endpoint).map(|e| e.method.clone()))
+                });
+                let changes = method.is_some_and(|m| !m.eq_ignore_ascii_case("GET"));
+                if changes && !confirmed && !call.without_consent {
+                    self.warnings.push(
+                        Diagnostic::new(
+                            Code::NoConsent,
+                            &doc.file,
+                            doc.at(&format!("/steps/{i}/query{suffix}")),
+                            format!("`{}` changes something, and nothing asks the user before it is sent", call.endpoint),
+                        )
+                        .with_help(
+                            "add a `confirm:` step before this query that reads the values back, or `without_consent: true` on the call",
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
     /// Every `as` name in the pipeline; reports names used twice or shadowing engine names.
     fn result_names(&mut self, doc: &Document, spec: &PipelineSpec) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
@@ -741,6 +789,7 @@ impl<'a> Compiler<'a> {
             ("extract", step.extract.is_some()),
             ("query", step.query.is_some()),
             ("reason", step.reason.is_some()),
+            ("confirm", step.confirm.is_some()),
             ("format", step.format.is_some()),
         ]
         .into_iter()
@@ -748,7 +797,7 @@ impl<'a> Compiler<'a> {
         .collect();
         if kinds.len() != 1 {
             let message = if kinds.is_empty() {
-                "this step does nothing: it has no `extract`, `query`, `reason` or `format`".to_owned()
+                "this step does nothing: it has no `extract`, `query`, `reason`, `confirm` or `format`".to_owned()
             } else {
                 format!(
                     "this step has {} at once; a step does exactly one thing",
@@ -756,7 +805,7 @@ impl<'a> Compiler<'a> {
                 )
             };
             self.report(Diagnostic::new(Code::StepKind, &doc.file, doc.at(here), message).with_help(
-                "give each step exactly one of `extract`, `query`, `reason` or `format`; split it into several steps",
+                "give each step exactly one of `extract`, `query`, `reason`, `confirm` or `format`; split it into several steps",
             ));
             return None;
         }
@@ -767,6 +816,9 @@ impl<'a> Compiler<'a> {
         }
         if let Some(reason) = &step.reason {
             return self.reason(doc, &format!("{here}/reason"), reason, templates, known, slot_names).map(Step::Reason);
+        }
+        if let Some(confirm) = &step.confirm {
+            return self.confirm(doc, &format!("{here}/confirm"), confirm, templates, known, slot_names).map(Step::Confirm);
         }
         if let Some(format) = &step.format {
             let templates_ok =
@@ -811,7 +863,51 @@ impl<'a> Compiler<'a> {
             slot_names,
             ASK_CONTEXT_NAMES,
         )?;
-        Some(ExtractStep { required: extract.required.clone(), optional: extract.optional.clone(), ask })
+        let give_up = self.shared_templates(doc, here, GIVE_UP, templates, known, slot_names, GIVE_UP_CONTEXT_NAMES)?;
+        Some(ExtractStep {
+            required: extract.required.clone(),
+            optional: extract.optional.clone(),
+            ask,
+            together: extract.together,
+            tries: extract.tries.unwrap_or(DEFAULT_TRIES),
+            give_up,
+        })
+    }
+
+    /// A `confirm` step: its read-back templates, and the shared (or its own) declined reply.
+    fn confirm(
+        &mut self,
+        doc: &Document,
+        here: &str,
+        confirm: &ConfirmSpec,
+        templates: &Templates,
+        known: &[String],
+        slot_names: &[String],
+    ) -> Option<ConfirmStep> {
+        let read_back = FormatSpec { chat: confirm.chat.clone(), voice: confirm.voice.clone() };
+        let ask = self.reply_templates(doc, here, &read_back, templates, known, slot_names, CONFIRM_CONTEXT_NAMES);
+        let declined = match &confirm.declined {
+            Some(spec) => self.reply_templates(doc, &format!("{here}/declined"), spec, templates, known, slot_names, &[]),
+            None => self.shared_templates(doc, here, DECLINED, templates, known, slot_names, &[]),
+        };
+        let give_up = self.shared_templates(doc, here, GIVE_UP, templates, known, slot_names, GIVE_UP_CONTEXT_NAMES);
+        Some(ConfirmStep { ask: ask?, declined: declined?, give_up: give_up?, tries: DEFAULT_CONFIRM_TRIES })
+    }
+
+    /// One of the shared reply pairs (`_shared/…`), checked like a pipeline's own.
+    #[allow(clippy::too_many_arguments)]
+    fn shared_templates(
+        &mut self,
+        doc: &Document,
+        here: &str,
+        (chat, voice): (&str, &str),
+        templates: &Templates,
+        known: &[String],
+        slot_names: &[String],
+        extra: &[&str],
+    ) -> Option<ReplyTemplates> {
+        let spec = FormatSpec { chat: chat.to_owned(), voice: voice.to_owned() };
+        self.reply_templates(doc, here, &spec, templates, known, slot_names, extra)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -64,8 +64,19 @@ pub struct SlotSpec {
     /// Phrases that introduce the value: "called {value}".
     #[serde(default)]
     pub from: Vec<String>,
+    /// The question that asks for this slot alone ("What should the service be called?").
+    #[serde(default)]
+    pub ask: Option<QuestionSpec>,
     #[serde(default)]
     pub schema: Option<serde_json::Map<String, Value>>,
+}
+
+/// A slot's question: one text for both channels, or one each.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum QuestionSpec {
+    Both(String),
+    Channels { chat: String, voice: String },
 }
 
 /// `catalogue/vocabulary.yaml` as written: canonical term → what else people say for it.
@@ -101,6 +112,18 @@ pub struct StepSpec {
     pub reason: Option<ReasonSpec>,
     #[serde(default)]
     pub format: Option<FormatSpec>,
+    #[serde(default)]
+    pub confirm: Option<ConfirmSpec>,
+}
+
+/// A `confirm` step as written: the read-back that asks for consent, and what to say on "no".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmSpec {
+    pub chat: String,
+    pub voice: String,
+    #[serde(default)]
+    pub declined: Option<FormatSpec>,
 }
 
 /// A `reason` step as written.
@@ -125,6 +148,12 @@ pub struct ExtractSpec {
     pub optional: Vec<String>,
     #[serde(default)]
     pub ask: Option<FormatSpec>,
+    /// Ask for every missing slot in one question (chat only; voice asks one at a time).
+    #[serde(default)]
+    pub together: bool,
+    /// How many unusable answers to one question before giving up (3).
+    #[serde(default)]
+    pub tries: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -162,6 +191,9 @@ pub struct CallSpec {
     pub name: String,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// A state-changing call that needs no `confirm` step before it (`check` warns otherwise).
+    #[serde(default)]
+    pub without_consent: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

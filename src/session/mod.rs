@@ -64,11 +64,12 @@ pub struct Message {
     pub at: Arc<str>,
 }
 
-/// An action waiting for the user to supply missing slots.
+/// An action waiting for the user: a missing slot (at an `extract` step) or consent (at a
+/// `confirm` step).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pending {
     pub intent: String,
-    /// Index of the `extract` step to resume at.
+    /// Index of the `extract` or `confirm` step to resume at.
     pub step: usize,
     /// Slots filled so far.
     pub slots: serde_json::Map<String, serde_json::Value>,
@@ -76,6 +77,12 @@ pub struct Pending {
     /// pipeline, the answer no longer fits and the action is dropped.
     #[serde(default)]
     pub fingerprint: u64,
+    /// The slot the question asked for (none while waiting for consent).
+    #[serde(default)]
+    pub asking: Option<String>,
+    /// Unusable answers to this question so far.
+    #[serde(default)]
+    pub tries: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

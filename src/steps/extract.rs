@@ -21,7 +21,16 @@ pub struct ExtractStep {
     pub optional: Vec<String>,
     /// Templates that ask for missing slots.
     pub ask: ReplyTemplates,
+    /// Ask for every missing slot at once in chat (voice always asks one at a time).
+    pub together: bool,
+    /// Unusable answers to one question before stopping.
+    pub tries: u32,
+    /// The reply when the answers stayed unusable.
+    pub give_up: ReplyTemplates,
 }
+
+/// How many unusable answers to one question before the action stops.
+pub const DEFAULT_TRIES: u32 = 3;
 
 /// What a message contributed to the slots.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -53,6 +62,22 @@ impl ExtractStep {
         analyzer: &Analyzer,
         message: &str,
         resumed: bool,
+        slots: &mut Map<String, Value>,
+    ) -> Filled {
+        self.fill_answer(pipeline, catalogue, analyzer, message, resumed, None, slots)
+    }
+
+    /// [`ExtractStep::fill`], where a bare answer fills `asked` (the slot the question was
+    /// about) when it is still open.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fill_answer(
+        &self,
+        pipeline: &Pipeline,
+        catalogue: &Catalogue,
+        analyzer: &Analyzer,
+        message: &str,
+        resumed: bool,
+        asked: Option<&str>,
         slots: &mut Map<String, Value>,
     ) -> Filled {
         let mut errors: BTreeMap<String, String> = BTreeMap::new();
@@ -169,7 +194,9 @@ impl ExtractStep {
         // An answer to "what is its id?" is often just the value: take the whole message when the
         // message filled nothing else (its lead-in words aside: "it's called Payments Gateway").
         if resumed && pairs.is_empty() && *slots == before && errors.is_empty() {
-            if let Some(slot) = self.open_slots(pipeline, slots).first() {
+            let open = self.open_slots(pipeline, slots);
+            let target = open.iter().find(|s| Some(s.name.as_str()) == asked).or(open.first());
+            if let Some(slot) = target {
                 accept(slot, bare_answer(message), catalogue, slots, &mut errors);
             }
         }
@@ -188,8 +215,17 @@ impl ExtractStep {
         state: &mut TurnState,
         index: usize,
     ) -> Result<Option<Flow>, StepError> {
-        let mut filled =
-            self.fill(pipeline, env.catalogue, env.analyzer, &state.message, state.resumed, &mut state.slots);
+        let asked = state.dialogue.asked.clone();
+        let before = state.slots.clone();
+        let mut filled = self.fill_answer(
+            pipeline,
+            env.catalogue,
+            env.analyzer,
+            &state.message,
+            state.resumed,
+            asked.as_deref(),
+            &mut state.slots,
+        );
         if !filled.missing.is_empty() {
             if let Some(llm) = env.llm.filter(|_| state.llm_may_extract) {
                 let missing: Vec<&SlotDef> = filled.missing.iter().filter_map(|name| pipeline.slot(name)).collect();
@@ -201,22 +237,72 @@ impl ExtractStep {
         if filled.missing.is_empty() {
             return Ok(None);
         }
-        let missing: Vec<Value> = filled
-            .missing
-            .iter()
-            .filter_map(|name| pipeline.slot(name))
-            .map(|slot| {
-                json!({
-                    "name": slot.name,
-                    "prompt": slot.prompt,
-                    "example": slot.example,
-                    "error": filled.errors.get(&slot.name),
-                    "type": slot.kind,
-                })
+        let missing: Vec<&SlotDef> = filled.missing.iter().filter_map(|name| pipeline.slot(name)).collect();
+        let Some(asking) = missing.first().copied() else { return Ok(None) };
+        // the same question again after an answer that gave nothing usable
+        let again = state.resumed && state.dialogue.asked.as_deref() == Some(asking.name.as_str());
+        let tries = match (again, state.slots != before) {
+            (false, _) => 0,
+            // another value was given: not a wasted answer
+            (true, true) => state.dialogue.tries,
+            (true, false) => state.dialogue.tries + 1,
+        };
+        if tries >= self.tries {
+            state.trace.notes.push(format!("no usable `{}` after {tries} tries: the action was dropped", asking.name));
+            state.dialogue.outcome = Some("gave_up");
+            let detail = crate::template::to_value(self.describe_slot(asking, &filled, pipeline, env, state));
+            return Ok(Some(Flow::Reply(self.give_up.render(pipeline, env, state, &[("gave_up", detail)])?)));
+        }
+        state.dialogue.tries = tries;
+        state.dialogue.asking = Some(asking.name.clone());
+        state.dialogue.tries_left = Some(self.tries - tries);
+        state.dialogue.outcome = Some("asking");
+        let described: Vec<Value> =
+            missing.iter().map(|slot| self.describe_slot(slot, &filled, pipeline, env, state)).collect();
+        let together = self.together && state.channel == crate::session::Channel::Chat && missing.len() > 1;
+        let first = !state.resumed && !state.dialogue.resuming;
+        let extra = [
+            ("asking", crate::template::to_value(&described[0])),
+            ("missing", crate::template::to_value(&described)),
+            ("together", minijinja::Value::from(together)),
+            ("first", minijinja::Value::from(first)),
+            ("resuming", minijinja::Value::from(state.dialogue.resuming)),
+        ];
+        let text = self.ask.render(pipeline, env, state, &extra)?;
+        Ok(Some(Flow::Ask { text, step: index, asking: Some(asking.name.clone()) }))
+    }
+
+    /// A missing slot as the ask templates see it: `{name, label, prompt, question, example,
+    /// error, type}`; the question is the steward's (rendered) or made from the prompt.
+    fn describe_slot(
+        &self,
+        slot: &SlotDef,
+        filled: &Filled,
+        pipeline: &Pipeline,
+        env: &RunEnv<'_>,
+        state: &TurnState,
+    ) -> Value {
+        let written = slot.question.as_ref().map(|(chat, voice)| match state.channel {
+            crate::session::Channel::Chat => chat,
+            crate::session::Channel::Voice => voice,
+        });
+        let question = written
+            .and_then(|source| {
+                let context = pipeline.context(env, state, &[]);
+                env.templates.render_value(&Value::String(source.clone()), &context).ok()
             })
-            .collect();
-        let text = self.ask.render(pipeline, env, state, Some(("missing", crate::template::to_value(&missing))))?;
-        Ok(Some(Flow::Ask { text, step: index }))
+            .and_then(|value| value.as_str().map(str::to_owned))
+            .filter(|q| !q.trim().is_empty())
+            .unwrap_or_else(|| slot.default_question());
+        json!({
+            "name": slot.name,
+            "label": slot.name.replace('_', " "),
+            "prompt": slot.prompt,
+            "question": question,
+            "example": slot.example,
+            "error": filled.errors.get(&slot.name),
+            "type": slot.kind,
+        })
     }
 
     /// One extraction call for the required slots still open; values are kept only when the

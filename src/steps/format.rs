@@ -41,12 +41,12 @@ impl ReplyTemplates {
         pipeline: &Pipeline,
         env: &RunEnv<'_>,
         state: &mut TurnState,
-        extra: Option<(&str, Value)>,
+        extra: &[(&str, Value)],
     ) -> Result<String, StepError> {
         if state.preview_other_channel {
             let channel = state.channel;
             state.channel = channel.other();
-            let preview = self.render_for(pipeline, env, state, extra.clone());
+            let preview = self.render_for(pipeline, env, state, extra);
             state.channel = channel;
             state.other_channel_text = Some(preview?);
         }
@@ -58,7 +58,7 @@ impl ReplyTemplates {
         pipeline: &Pipeline,
         env: &RunEnv<'_>,
         state: &mut TurnState,
-        extra: Option<(&str, Value)>,
+        extra: &[(&str, Value)],
     ) -> Result<String, StepError> {
         let name = self.for_channel(state.channel);
         let context = pipeline.context(env, state, extra);

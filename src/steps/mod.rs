@@ -3,12 +3,14 @@
 //! Dispatch is a closed enum: adding a step kind means a new file here, a variant, a schema
 //! entry and a compile rule — all visible in review, none discovered at run time.
 
+mod confirm;
 mod extract;
 mod format;
 mod query;
 mod reason;
 
-pub use extract::{ExtractStep, Filled};
+pub use confirm::{ConfirmStep, DEFAULT_CONFIRM_TRIES};
+pub use extract::{ExtractStep, Filled, DEFAULT_TRIES};
 pub use format::{FormatStep, ReplyTemplates};
 pub use query::{Call, QueryStep, Target, DEFAULT_CALL_TIMEOUT};
 pub use reason::{ReasonOutput, ReasonStep};
@@ -20,6 +22,7 @@ pub enum Step {
     Extract(ExtractStep),
     Query(QueryStep),
     Reason(ReasonStep),
+    Confirm(ConfirmStep),
     Format(FormatStep),
 }
 
@@ -30,6 +33,7 @@ impl Step {
             Step::Extract(step) => step.describe(),
             Step::Query(step) => step.describe(catalogue),
             Step::Reason(step) => step.describe(),
+            Step::Confirm(step) => step.describe(),
             Step::Format(step) => step.describe(),
         }
     }
@@ -39,6 +43,7 @@ impl Step {
             Step::Extract(_) => "extract",
             Step::Query(_) => "query",
             Step::Reason(_) => "reason",
+            Step::Confirm(_) => "confirm",
             Step::Format(_) => "format",
         }
     }

@@ -54,7 +54,7 @@ impl QueryStep {
     /// Makes every call concurrently and stores each outcome under its call's name. Returns a
     /// short note for the trace.
     pub async fn run(&self, pipeline: &Pipeline, env: &RunEnv<'_>, state: &mut TurnState) -> Result<String, StepError> {
-        let context = pipeline.context(env, state, None);
+        let context = pipeline.context(env, state, &[]);
         let mut planned = Vec::new();
         for (index, call) in self.calls.iter().enumerate() {
             let params = call

@@ -41,7 +41,7 @@ impl ReasonStep {
             state.results.insert(self.name.clone(), failure("off", "No language model is configured."));
             return Ok("no language model is configured".to_owned());
         };
-        let context = pipeline.context(env, state, None);
+        let context = pipeline.context(env, state, &[]);
         let prompt = env.templates.render(&self.prompt, &context)?;
         state.trace.templates.push(self.prompt.clone());
         let schema = match &self.output {
