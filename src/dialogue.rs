@@ -26,10 +26,12 @@ pub fn is_bare_answer(slot: &SlotDef, text: &str, catalogue: &Catalogue) -> bool
     }
     match slot.kind {
         SlotKind::String => words.len() <= BARE_ANSWER_WORDS && !text.contains('?') && looks_like_a_name(text, &words),
-        SlotKind::Integer | SlotKind::Number => slot.coerce(text, catalogue).is_ok() || {
-            let found = crate::nlu::numbers::find(&words);
-            found.len() == 1 && words.len() <= 4
-        },
+        SlotKind::Integer | SlotKind::Number => {
+            slot.coerce(text, catalogue).is_ok() || {
+                let found = crate::nlu::numbers::find(&words);
+                found.len() == 1 && words.len() <= 4
+            }
+        }
         SlotKind::Boolean => answers::whole(text).is_some(),
         SlotKind::Droplet => words.len() <= 4 && catalogue.recognize(text) != Recognition::NotMentioned,
     }
@@ -54,7 +56,12 @@ pub enum ConsentAnswer {
     No,
     /// Values were changed: ask for consent again with these slots. `invalid` names a slot
     /// whose new value is not acceptable (it is asked for again, with the reason).
-    Corrected { slots: Map<String, Value>, changed: Vec<String>, invalid: Option<String>, rest: String },
+    Corrected {
+        slots: Map<String, Value>,
+        changed: Vec<String>,
+        invalid: Option<String>,
+        rest: String,
+    },
     /// Neither yes, no nor a value.
     Unclear,
 }

@@ -15,9 +15,9 @@ use time::OffsetDateTime;
 
 use crate::backend::DropletBackend;
 use crate::config::CompiledConfig;
+use crate::dialogue::ConsentAnswer;
 use crate::intent::{Evidence, Resolution};
 use crate::llm::{Llm, Speaker};
-use crate::dialogue::ConsentAnswer;
 use crate::nlu::answers::YesNo;
 use crate::pipeline::{Flow, Pipeline, RunEnv, TurnDialogue, TurnState};
 use crate::session::{Channel, Message, Pending, Role, SessionStore, StoreError};
@@ -314,7 +314,18 @@ impl Engine {
                 Err(error) => {
                     tracing::error!(trace_id = %turn.trace_id, intent = %intent, error = %error, "turn failed to render");
                     state.trace.notes.push(format!("reply failed: {error}"));
-                    failed = primary.is_none();
+                    // once a command went out, the action is done: keeping it would send it twice
+                    let sent = state
+                        .trace
+                        .calls
+                        .iter()
+                        .any(|c| !c.method.eq_ignore_ascii_case("GET") && c.outcome != "failed");
+                    if sent {
+                        state.trace.notes.push(
+                            "the command was sent before the reply failed: nothing is kept to send again".to_owned(),
+                        );
+                    }
+                    failed = primary.is_none() && !sent;
                     match turn.channel {
                         Channel::Chat => RENDER_FAILURE_CHAT.to_owned(),
                         Channel::Voice => crate::speech::to_speech(RENDER_FAILURE_VOICE),
@@ -347,7 +358,10 @@ impl Engine {
                 texts.extend(text);
                 other_texts.extend(other);
                 if let Some((asked, dialogue)) = asked {
-                    state.trace.notes.push(format!("answered something else; the `{}` action still waits", asked.intent));
+                    state
+                        .trace
+                        .notes
+                        .push(format!("answered something else; the `{}` action still waits", asked.intent));
                     state.trace.dialogue = dialogue_trace(&asked.intent, &dialogue).map(|mut d| {
                         d.state = "kept".to_owned();
                         d
@@ -568,84 +582,20 @@ impl Engine {
     /// question names several. A message that answers something else while an action waits
     /// keeps the action (`Planned::kept`).
     fn plan(&self, config: &CompiledConfig, text: &str, pending: Option<Pending>) -> Planned {
-        let fresh = |resolution: Resolution, text: &str, notes: Vec<String>, cleared: Option<Value>| {
-            let source = if cleared.is_some() {
-                "interrupt"
-            } else if resolution.intent == config.resolver.fallback() {
-                "fallback"
-            } else {
-                "rules"
-            };
-            Plan {
-                intent: resolution.intent.clone(),
-                text: text.to_owned(),
-                confident: resolution.confident,
-                start: 0,
-                slots: Map::new(),
-                resumed: false,
-                cleared,
-                why: intent_trace(&resolution, source),
-                notes,
-                dialogue: TurnDialogue::default(),
-            }
-        };
-        let resolve = |notes: Vec<String>| -> Vec<Plan> {
-            let parts = config.resolver.resolve_parts(text);
-            let plans: Vec<Plan> = if parts.is_empty() {
-                vec![fresh(config.resolver.resolve(text), text, notes, None)]
-            } else {
-                let mut notes = Some(notes);
-                parts
-                    .into_iter()
-                    .map(|part| fresh(part.resolution, &part.text, notes.take().unwrap_or_default(), None))
-                    .collect()
-            };
-            plans.into_iter().flat_map(|plan| self.per_droplet(config, plan)).collect()
-        };
         let just = |plans: Vec<Plan>| Planned { plans, kept: None };
         let Some(pending) = pending else {
-            return just(resolve(Vec::new()));
+            return just(self.fresh_plans(config, text, Vec::new()));
         };
         let Some(pipeline) = config.pipeline(&pending.intent) else {
             let note = format!("dropped the pending `{}` action: that intent no longer exists", pending.intent);
-            return just(resolve(vec![note]));
+            return just(self.fresh_plans(config, text, vec![note]));
         };
         if let Some(interrupt) = config.resolver.resolve_interrupt(text) {
             let cleared = json!({"intent": pipeline.intent, "description": pipeline.description});
-            return just(vec![fresh(interrupt, text, Vec::new(), Some(cleared))]);
+            return just(vec![fresh_plan(config, interrupt, text, Vec::new(), Some(cleared))]);
         }
-        let step = pipeline.steps.get(pending.step).map(|s| &s.step).filter(|_| pending.fingerprint == pipeline.fingerprint);
-        // another intent asked for plainly, while the action waits
-        let waiting_intent = pending.intent.clone();
-        // (an interrupt is only ever taken by its pattern, above; a pleasantry only when a
-        // pattern says so: "maybe later" is no goodbye in the middle of a registration)
-        let digression = || {
-            let other = config.resolver.resolve(text);
-            let Some(asked_for) = config.pipeline(&other.intent) else { return false };
-            let pleasantry = asked_for.steps.iter().all(|s| matches!(s.step, Step::Format(_)));
-            other.intent != waiting_intent
-                && other.intent != config.resolver.fallback()
-                && !asked_for.interrupts
-                && (other.evidence == Some(Evidence::Pattern) || (other.confident && !pleasantry))
-        };
-        let resume = |start: usize, slots: Map<String, Value>, text: &str, dialogue: TurnDialogue, notes: Vec<String>| Plan {
-            intent: pipeline.intent.clone(),
-            text: text.to_owned(),
-            confident: true,
-            start,
-            slots,
-            resumed: true,
-            cleared: None,
-            why: IntentTrace {
-                id: pipeline.intent.clone(),
-                source: "resumed".to_owned(),
-                score: 0.0,
-                reason: "answering the question asked in the previous turn".to_owned(),
-                runner_up: None,
-            },
-            notes,
-            dialogue,
-        };
+        let step =
+            pipeline.steps.get(pending.step).map(|s| &s.step).filter(|_| pending.fingerprint == pipeline.fingerprint);
         let waiting = TurnDialogue { asked: pending.asking.clone(), tries: pending.tries, ..TurnDialogue::default() };
         match step {
             Some(Step::Extract(extract)) => {
@@ -655,24 +605,42 @@ impl Engine {
                     .as_deref()
                     .and_then(|name| pipeline.slot(name))
                     .is_some_and(|slot| crate::dialogue::is_bare_answer(slot, text, &config.catalogue));
-                if !bare && !extract.answers(pipeline, &config.catalogue, analyzer, text) && digression() {
-                    return Planned { plans: resolve(Vec::new()), kept: Some(pending) };
+                if !bare
+                    && !extract.answers(pipeline, &config.catalogue, analyzer, text)
+                    && is_digression(config, &pending.intent, text)
+                {
+                    return Planned { plans: self.fresh_plans(config, text, Vec::new()), kept: Some(pending) };
                 }
-                just(vec![resume(pending.step, pending.slots, text, waiting, Vec::new())])
+                just(vec![resumed_plan(pipeline, pending.step, pending.slots, text, waiting, Vec::new())])
             }
-            Some(Step::Confirm(_)) => self.answer_to_consent(config, pipeline, pending, text, waiting, &resume, &digression, &resolve),
+            Some(Step::Confirm(_)) => self.answer_to_consent(config, pipeline, pending, text, waiting),
             _ => {
                 let note =
                     format!("dropped the pending `{}` action: its pipeline changed since the question", pending.intent);
-                just(resolve(vec![note]))
+                just(self.fresh_plans(config, text, vec![note]))
             }
         }
+    }
+
+    /// The plans for a message that starts something new: one per request it makes, and one
+    /// per droplet when a droplet question names several.
+    fn fresh_plans(&self, config: &CompiledConfig, text: &str, notes: Vec<String>) -> Vec<Plan> {
+        let parts = config.resolver.resolve_parts(text);
+        let plans: Vec<Plan> = if parts.is_empty() {
+            vec![fresh_plan(config, config.resolver.resolve(text), text, notes, None)]
+        } else {
+            let mut notes = Some(notes);
+            parts
+                .into_iter()
+                .map(|part| fresh_plan(config, part.resolution, &part.text, notes.take().unwrap_or_default(), None))
+                .collect()
+        };
+        plans.into_iter().flat_map(|plan| self.per_droplet(config, plan)).collect()
     }
 
     /// The plan for an answer to a read-back: go ahead, decline, ask again with corrected
     /// values (or for a corrected value that is not acceptable), answer a digression, or ask
     /// for a clear yes or no.
-    #[allow(clippy::too_many_arguments)]
     fn answer_to_consent(
         &self,
         config: &CompiledConfig,
@@ -680,9 +648,6 @@ impl Engine {
         pending: Pending,
         text: &str,
         waiting: TurnDialogue,
-        resume: &dyn Fn(usize, Map<String, Value>, &str, TurnDialogue, Vec<String>) -> Plan,
-        digression: &dyn Fn() -> bool,
-        resolve: &dyn Fn(Vec<String>) -> Vec<Plan>,
     ) -> Planned {
         let just = |plan: Plan| Planned { plans: vec![plan], kept: None };
         let answer = crate::dialogue::read_consent(
@@ -697,7 +662,7 @@ impl Engine {
             ConsentAnswer::Yes | ConsentAnswer::No => {
                 let consent = if answer == ConsentAnswer::Yes { YesNo::Yes } else { YesNo::No };
                 let dialogue = TurnDialogue { consent: Some(consent), ..waiting };
-                just(resume(pending.step, pending.slots, text, dialogue, Vec::new()))
+                just(resumed_plan(pipeline, pending.step, pending.slots, text, dialogue, Vec::new()))
             }
             ConsentAnswer::Corrected { slots, changed, invalid, rest } => {
                 let notes = vec![format!("changed {}", changed.join(", "))];
@@ -706,15 +671,17 @@ impl Engine {
                     // a corrected value that is not acceptable is asked for again, with why
                     (Some(slot), Some((extract_step, _))) => {
                         let dialogue = TurnDialogue { asked: Some(slot), ..dialogue };
-                        just(resume(extract_step, slots, &rest, dialogue, notes))
+                        just(resumed_plan(pipeline, extract_step, slots, &rest, dialogue, notes))
                     }
-                    _ => just(resume(pending.step, slots, text, dialogue, notes)),
+                    _ => just(resumed_plan(pipeline, pending.step, slots, text, dialogue, notes)),
                 }
             }
-            ConsentAnswer::Unclear if digression() => Planned { plans: resolve(Vec::new()), kept: Some(pending) },
+            ConsentAnswer::Unclear if is_digression(config, &pending.intent, text) => {
+                Planned { plans: self.fresh_plans(config, text, Vec::new()), kept: Some(pending) }
+            }
             ConsentAnswer::Unclear => {
                 let dialogue = TurnDialogue { unclear: true, ..waiting };
-                just(resume(pending.step, pending.slots, text, dialogue, Vec::new()))
+                just(resumed_plan(pipeline, pending.step, pending.slots, text, dialogue, Vec::new()))
             }
         }
     }
@@ -760,6 +727,77 @@ impl Engine {
             })
             .collect()
     }
+}
+
+/// A plan for a message that starts something new, from the resolver's choice.
+fn fresh_plan(
+    config: &CompiledConfig,
+    resolution: Resolution,
+    text: &str,
+    notes: Vec<String>,
+    cleared: Option<Value>,
+) -> Plan {
+    let source = if cleared.is_some() {
+        "interrupt"
+    } else if resolution.intent == config.resolver.fallback() {
+        "fallback"
+    } else {
+        "rules"
+    };
+    Plan {
+        intent: resolution.intent.clone(),
+        text: text.to_owned(),
+        confident: resolution.confident,
+        start: 0,
+        slots: Map::new(),
+        resumed: false,
+        cleared,
+        why: intent_trace(&resolution, source),
+        notes,
+        dialogue: TurnDialogue::default(),
+    }
+}
+
+/// A plan that continues the pending action at `start`.
+fn resumed_plan(
+    pipeline: &Pipeline,
+    start: usize,
+    slots: Map<String, Value>,
+    text: &str,
+    dialogue: TurnDialogue,
+    notes: Vec<String>,
+) -> Plan {
+    Plan {
+        intent: pipeline.intent.clone(),
+        text: text.to_owned(),
+        confident: true,
+        start,
+        slots,
+        resumed: true,
+        cleared: None,
+        why: IntentTrace {
+            id: pipeline.intent.clone(),
+            source: "resumed".to_owned(),
+            score: 0.0,
+            reason: "answering the question asked in the previous turn".to_owned(),
+            runner_up: None,
+        },
+        notes,
+        dialogue,
+    }
+}
+
+/// Whether, while `waiting` waits for an answer, the message plainly asks for another intent.
+/// An interrupt only ever counts by its pattern (checked before this); a pleasantry only when a
+/// pattern says so: "maybe later" is no goodbye in the middle of a registration.
+fn is_digression(config: &CompiledConfig, waiting: &str, text: &str) -> bool {
+    let other = config.resolver.resolve(text);
+    let Some(asked_for) = config.pipeline(&other.intent) else { return false };
+    let pleasantry = asked_for.steps.iter().all(|s| matches!(s.step, Step::Format(_)));
+    other.intent != waiting
+        && other.intent != config.resolver.fallback()
+        && !asked_for.interrupts
+        && (other.evidence == Some(Evidence::Pattern) || (other.confident && !pleasantry))
 }
 
 /// The model is asked only about one fresh request the rules were not sure of: not about an

@@ -156,7 +156,9 @@ impl Pipeline {
                     None => ("all required slots filled".to_owned(), None),
                 },
                 Step::Confirm(step) => match step.run(self, env, state, index)? {
-                    Some(flow @ Flow::Ask { .. }) => ("read the values back and asked for consent".to_owned(), Some(flow)),
+                    Some(flow @ Flow::Ask { .. }) => {
+                        ("read the values back and asked for consent".to_owned(), Some(flow))
+                    }
                     Some(flow) => ("no consent: nothing sent".to_owned(), Some(flow)),
                     None => ("consent given".to_owned(), None),
                 },

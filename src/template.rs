@@ -25,10 +25,10 @@ pub const WELCOME_CONTEXT_NAMES: &[&str] = &["channel", "droplets", "intents", "
 /// Extra names inside an `ask` template: the slot asked now, every slot still missing, whether
 /// they are asked together, whether this is the action's first question, and whether it comes
 /// back after something else was answered.
-pub const ASK_CONTEXT_NAMES: &[&str] = &["asking", "missing", "together", "first", "resuming"];
+pub const ASK_CONTEXT_NAMES: &[&str] = &["asking", "missing", "ask_together", "first_question", "asking_again"];
 
 /// Extra names inside a `confirm` read-back: whether the last answer was neither yes nor no.
-pub const CONFIRM_CONTEXT_NAMES: &[&str] = &["unclear"];
+pub const CONFIRM_CONTEXT_NAMES: &[&str] = &["unclear_answer"];
 
 /// Extra names inside a give-up reply: `{name, prompt, …}` of the slot (or `{question: consent}`).
 pub const GIVE_UP_CONTEXT_NAMES: &[&str] = &["gave_up"];

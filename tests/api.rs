@@ -63,16 +63,20 @@ async fn slot_filling_takes_two_turns_on_one_session_and_cancel_clears_it() {
     let server = TestServer::default().await;
     let (_, first) = server.chat(json!({"message": "register a new service"})).await;
     assert_eq!(first["intent"], "register_service");
-    assert!(text(&first, "response").contains("name:"), "asks in key:value form: {first}");
+    assert!(text(&first, "response").contains("What should the service be called?"), "asks for the name: {first}");
     let session = text(&first, "session_id");
 
     let (status, second) =
         server.chat(json!({"message": "name:MyService id:123", "session_id": session, "trace": true})).await;
     assert_eq!(status, 200);
     assert_eq!(second["session_id"], session.as_str());
-    assert!(text(&second, "response").contains("MyService"), "{second}");
-    assert!(text(&second, "response").contains("123"), "{second}");
-    let trace = &second["trace"];
+    assert!(text(&second, "response").contains("Register **MyService** with id **123**"), "reads back: {second}");
+    assert_eq!(second["trace"]["dialogue"]["state"], "confirming");
+    assert_eq!(second["trace"]["calls"], json!([]), "nothing is sent before consent");
+
+    let (_, third) = server.chat(json!({"message": "yes", "session_id": session, "trace": true})).await;
+    assert!(text(&third, "response").contains("MyService"), "{third}");
+    let trace = &third["trace"];
     assert_eq!(trace["intent"]["source"], "resumed");
     assert_eq!(trace["slots"], json!({"name": "MyService", "id": 123}));
     assert_eq!(trace["calls"][0]["endpoint"], "/register");

@@ -70,7 +70,12 @@ fn check_reports_every_problem_and_fails() {
     let codes: Vec<&str> =
         report["problems"].as_array().expect("list").iter().filter_map(|p| p["code"].as_str()).collect();
     assert_eq!(codes, ["E_UNKNOWN_ENDPOINT", "E_TEMPLATE_SYNTAX"]);
-    assert_eq!(report["problems"][0]["position"]["line"], 56);
+    let line = std::fs::read_to_string(format!("{ROOT}/pipelines/register_service.yaml"))
+        .expect("pipeline")
+        .lines()
+        .position(|l| l.contains("endpoint: /register"))
+        .map(|i| i + 1);
+    assert_eq!(report["problems"][0]["position"]["line"].as_u64(), line.map(|l| l as u64));
 }
 
 #[test]
@@ -109,7 +114,8 @@ fn explain_tells_the_intent_the_slots_and_the_steps() {
     assert!(text.contains("intent   register_service (score 1.000, pattern)"), "{text}");
     assert!(text.contains("name  = \"John Doe\""), "{text}");
     assert!(text.contains("id    missing, would ask for its numeric id"), "{text}");
-    assert!(text.contains("2. query Registry POST /register as `result`"), "{text}");
+    assert!(text.contains("2. confirm with register_service/confirm.chat.md.j2"), "{text}");
+    assert!(text.contains("3. query Registry POST /register as `result`"), "{text}");
 }
 
 #[test]
@@ -134,12 +140,13 @@ fn chat_runs_a_conversation_from_standard_input() {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(b"register a new service\nname:Zed id:9\n/voice\nshow me all droplets\n/quit\n")
+        .write_all(b"register a new service\nname:Zed id:9\nyes\n/voice\nshow me all droplets\n/quit\n")
         .expect("write");
     let output = child.wait_with_output().expect("finish");
     assert!(output.status.success());
     let text = stdout(&output);
-    assert!(text.contains("I still need"), "{text}");
+    assert!(text.contains("What should the service be called?"), "{text}");
+    assert!(text.contains("Register **Zed** with id **9**"), "asks before registering: {text}");
     assert!(text.contains("**Zed** is registered"), "{text}");
     assert!(text.contains("voice> There are seven droplets."), "{text}");
 }

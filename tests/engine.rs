@@ -74,10 +74,10 @@ async fn a_slow_droplet_is_cut_off_at_the_call_timeout_with_a_clear_reply() {
 
 #[tokio::test]
 async fn a_template_that_fails_at_run_time_keeps_the_message_and_the_pending_action() {
-    // the success template reads a field the sample answer does not have: strict undefined fails
+    // the read-back reads a field that is not there: strict undefined fails at run time
     let broken = ConfigFiles::from_pairs([(
-        "templates/register_service/chat.md.j2",
-        "Registered {{ result.data.no_such_field.deeper }}",
+        "templates/register_service/confirm.chat.md.j2",
+        "Register {{ slots.name.no_such_field.deeper }}?",
     )]);
     let config = Arc::new(config::load(&common::repo_files().overlay(broken)).expect("still a valid configuration"));
     let (engine, store) = common::engine_and_store(config, SampleBackend::factory(), limits(10));
@@ -92,6 +92,23 @@ async fn a_template_that_fails_at_run_time_keeps_the_message_and_the_pending_act
     assert!(session.history.iter().any(|m| &*m.text == "name:Kept id:3"), "the user's words are stored");
     let pending = session.pending.as_ref().expect("the unfinished action survives the fault");
     assert_eq!(pending.intent, "register_service");
+}
+
+#[tokio::test]
+async fn a_reply_that_fails_after_its_command_was_sent_does_not_leave_the_command_to_be_sent_again() {
+    // the success template reads a field the sample answer does not have
+    let broken = ConfigFiles::from_pairs([(
+        "templates/register_service/chat.md.j2",
+        "Registered {{ result.data.no_such_field.deeper }}",
+    )]);
+    let config = Arc::new(config::load(&common::repo_files().overlay(broken)).expect("still a valid configuration"));
+    let (engine, store) = common::engine_and_store(config, SampleBackend::factory(), limits(10));
+    common::say(&engine, "sent", Channel::Chat, "register Kept with id 3").await;
+    let failed = common::say(&engine, "sent", Channel::Chat, "yes").await;
+    assert!(failed.text.contains("something went wrong"), "{}", failed.text);
+    assert_eq!(failed.trace.calls.len(), 1, "the registration was sent");
+    let mut lease = store.lease("sent").await.expect("lease");
+    assert_eq!(lease.session().pending, None, "a second yes must not send it again");
 }
 
 #[tokio::test]

@@ -268,7 +268,7 @@ async fn slot_values_must_come_from_the_users_words() {
     let notes = reply["trace"]["notes"].to_string();
     assert!(notes.contains("dropped slot `priority`"), "{notes}");
     assert!(notes.contains("an intent not chosen"), "{notes}");
-    assert!(reply_text(&reply).contains("task-0042"), "{reply}");
+    assert!(reply_text(&reply).contains("Create the task **Rotate the keys**"), "read back: {reply}");
     assert_eq!(setup.fake.requests().len(), 1, "the classification filled the slots: no extraction call");
 }
 
@@ -281,7 +281,7 @@ async fn slots_the_parser_missed_are_asked_of_the_model_and_checked() {
     assert_eq!(reply["trace"]["intent"]["source"], "rules");
     assert_eq!(reply["trace"]["llm"][0]["purpose"], "extract");
     assert_eq!(reply["trace"]["slots"]["title"], "rotating the registry keys");
-    assert!(reply_text(&reply).contains("task-0042"), "{reply}");
+    assert!(reply_text(&reply).contains("Create the task **rotating the registry keys**"), "{reply}");
     let requests = setup.fake.requests();
     insta::assert_json_snapshot!("gemini_extract_request", requests[0].1);
 
@@ -289,7 +289,7 @@ async fn slots_the_parser_missed_are_asked_of_the_model_and_checked() {
     setup.fake.push(ok(gemini_answer(r#"{"title": "Something the user never said"}"#)));
     let reply = chat(&setup, "make one of those tasks about the thing we discussed").await;
     assert_eq!(reply["trace"]["slots"]["title"], Value::Null);
-    assert!(reply_text(&reply).contains("title"), "asks for the title: {reply}");
+    assert!(reply_text(&reply).contains("What should the task be called?"), "asks for the title: {reply}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -266,6 +266,15 @@ async fn chat(mesh: &Mesh, message: &str) -> Value {
     mesh.ours.post_json("/api/chat", &json!({"message": message, "trace": true})).await
 }
 
+/// A command, read back and then agreed to: the reply to the "yes".
+async fn chat_and_agree(mesh: &Mesh, message: &str) -> Value {
+    let asked = chat(mesh, message).await;
+    assert_eq!(asked["trace"]["dialogue"]["state"], "confirming", "{asked}");
+    assert_eq!(asked["trace"]["calls"], json!([]), "nothing is sent before consent: {asked}");
+    let session = asked["session_id"].as_str().unwrap_or_default();
+    mesh.ours.post_json("/api/chat", &json!({"message": "yes", "session_id": session, "trace": true})).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_is_relayed_and_the_correlated_answer_is_used() {
     let mesh = mesh(Behaviour::Answer, None).await;
@@ -290,7 +299,7 @@ async fn a_query_is_relayed_and_the_correlated_answer_is_used() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_is_sent_once_as_a_command() {
     let mesh = mesh(Behaviour::Answer, None).await;
-    let reply = chat(&mesh, "register a new service name:Meshy id:31").await;
+    let reply = chat_and_agree(&mesh, "register a new service name:Meshy id:31").await;
     assert_eq!(reply["trace"]["calls"][0]["method"], "POST");
     let sent = mesh.fake.sent.lock().expect("lock").clone();
     assert_eq!(sent.len(), 1, "a command is never retried");
@@ -473,7 +482,7 @@ async fn the_proxy_mode_uses_a_synchronous_answer_and_reports_its_failures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn questions_for_droplet_10_are_asked_natively_not_relayed() {
     let mesh = mesh(Behaviour::Answer, None).await;
-    let reply = chat(&mesh, "create a task title:Rotate the keys priority:2").await;
+    let reply = chat_and_agree(&mesh, "create a task title:Rotate the keys priority:2").await;
     assert!(reply["response"].as_str().unwrap_or_default().contains("task-0100"), "{reply}");
     assert_eq!(reply["trace"]["calls"][0]["via"], "orchestrator_native");
     let sent = mesh.fake.sent.lock().expect("lock").clone();

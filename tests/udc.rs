@@ -297,11 +297,20 @@ async fn voice_turns_come_back_as_response_envelopes_in_plain_speech() {
         "route_back": source, "payload": {"message": text, "metadata": {"user_id": "caller-9"}}})
     };
     let (_, first) = process(&server, Some(&token), &ask("register a new service", "6")).await;
-    assert!(first["payload"]["response"].as_str().unwrap_or_default().contains("tell me"), "{first}");
+    assert!(
+        first["payload"]["response"].as_str().unwrap_or_default().contains("What should the service be called?"),
+        "{first}"
+    );
     // 18 is Voice's old id: normalised to 6, so it is the same session and is answered to 6
-    let (_, second) = process(&server, Some(&token), &ask("name:Spoken id:8", "18")).await;
+    let (_, second) = process(&server, Some(&token), &ask("Spoken", "18")).await;
     assert_eq!(second["target"], "6");
     assert!(second["payload"]["response"].as_str().unwrap_or_default().contains("Spoken"), "{second}");
+    let (_, third) = process(&server, Some(&token), &ask("eight", "6")).await;
+    assert!(third["payload"]["response"].as_str().unwrap_or_default().contains("Shall I go ahead?"), "{third}");
+    let (_, fourth) = process(&server, Some(&token), &ask("yes", "6")).await;
+    let done = fourth["payload"]["response"].as_str().unwrap_or_default();
+    assert!(done.contains("Spoken is now registered with id 8"), "{fourth}");
+    assert!(!done.contains("colon"), "a voice user is never asked to say punctuation");
 }
 
 #[tokio::test]

@@ -151,19 +151,24 @@ async fn a_conversation_moves_between_websocket_and_rest() {
     assert_eq!(welcome["session_id"], "moving-session");
     send(&mut socket, json!({"type": "message", "content": "register a new service"})).await;
     next_json(&mut socket).await;
-    assert!(next_json(&mut socket).await["content"].as_str().unwrap_or_default().contains("I still need"));
+    let asked = next_json(&mut socket).await;
+    assert!(asked["content"].as_str().unwrap_or_default().contains("What should the service be called?"), "{asked}");
 
-    let reply: Value = reqwest::Client::new()
-        .post(format!("http://{}/api/chat", server.address))
-        .json(&json!({"message": "name:Mover id:77", "session_id": "moving-session"}))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let client = reqwest::Client::new();
+    let say = |message: &str| {
+        client
+            .post(format!("http://{}/api/chat", server.address))
+            .json(&json!({"message": message, "session_id": "moving-session"}))
+            .send()
+    };
+    let reply: Value = say("name:Mover id:77").await.expect("request").json().await.expect("json");
     assert_eq!(reply["intent"], "register_service");
-    assert!(reply["response"].as_str().unwrap_or_default().contains("Mover"), "{reply}");
+    assert!(reply["response"].as_str().unwrap_or_default().contains("Register **Mover**"), "{reply}");
+    // and back on the socket, the same session takes the consent
+    send(&mut socket, json!({"type": "message", "content": "yes"})).await;
+    next_json(&mut socket).await;
+    let done = next_json(&mut socket).await;
+    assert!(done["content"].as_str().unwrap_or_default().contains("**Mover** is registered"), "{done}");
 }
 
 #[tokio::test]

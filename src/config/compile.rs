@@ -745,7 +745,9 @@ impl<'a> Compiler<'a> {
             }
             for (pointer, name) in named {
                 let at = doc.at(&pointer);
-                if CONTEXT_NAMES.contains(&name) || ASK_CONTEXT_NAMES.contains(&name) {
+                let taken: Vec<&str> =
+                    [CONTEXT_NAMES, ASK_CONTEXT_NAMES, CONFIRM_CONTEXT_NAMES, GIVE_UP_CONTEXT_NAMES].concat();
+                if taken.contains(&name) {
                     self.report(
                         Diagnostic::new(
                             Code::DuplicateResult,
@@ -753,7 +755,7 @@ impl<'a> Compiler<'a> {
                             at,
                             format!("`{}` is a name the engine already provides to templates", name),
                         )
-                        .with_help(format!("choose another name; taken names are: {}", CONTEXT_NAMES.join(", "))),
+                        .with_help(format!("choose another name; taken names are: {}", taken.join(", "))),
                     );
                 } else if names.contains(&name.to_owned()) {
                     self.report(
@@ -818,7 +820,9 @@ impl<'a> Compiler<'a> {
             return self.reason(doc, &format!("{here}/reason"), reason, templates, known, slot_names).map(Step::Reason);
         }
         if let Some(confirm) = &step.confirm {
-            return self.confirm(doc, &format!("{here}/confirm"), confirm, templates, known, slot_names).map(Step::Confirm);
+            return self
+                .confirm(doc, &format!("{here}/confirm"), confirm, templates, known, slot_names)
+                .map(Step::Confirm);
         }
         if let Some(format) = &step.format {
             let templates_ok =
@@ -887,7 +891,9 @@ impl<'a> Compiler<'a> {
         let read_back = FormatSpec { chat: confirm.chat.clone(), voice: confirm.voice.clone() };
         let ask = self.reply_templates(doc, here, &read_back, templates, known, slot_names, CONFIRM_CONTEXT_NAMES);
         let declined = match &confirm.declined {
-            Some(spec) => self.reply_templates(doc, &format!("{here}/declined"), spec, templates, known, slot_names, &[]),
+            Some(spec) => {
+                self.reply_templates(doc, &format!("{here}/declined"), spec, templates, known, slot_names, &[])
+            }
             None => self.shared_templates(doc, here, DECLINED, templates, known, slot_names, &[]),
         };
         let give_up = self.shared_templates(doc, here, GIVE_UP, templates, known, slot_names, GIVE_UP_CONTEXT_NAMES);

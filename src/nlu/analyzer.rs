@@ -275,9 +275,14 @@ impl Analyzer {
     pub fn corrected_words(&self, text: &str) -> (Vec<Word>, Vec<(String, String)>) {
         let mut words = text::words(text);
         let mut corrections = Vec::new();
-        for word in &mut words {
+        for (index, word) in words.iter_mut().enumerate() {
             if corrections.len() >= MAX_CORRECTIONS {
                 break;
+            }
+            // a capitalised word inside a sentence is a name ("John Doe", "Kassa"), not a typo
+            let capitalised = text[word.start..word.end].chars().next().is_some_and(char::is_uppercase);
+            if capitalised && index > 0 && !word.after_break {
+                continue;
             }
             if let Some(better) = self.correct(&word.text) {
                 corrections.push((std::mem::replace(&mut word.text, better.clone()), better));

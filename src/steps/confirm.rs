@@ -54,7 +54,7 @@ impl ConfirmStep {
                 state.dialogue.tries = tries;
                 state.dialogue.outcome = Some("confirming");
                 let unclear = minijinja::Value::from(state.dialogue.unclear);
-                let text = self.ask.render(pipeline, env, state, &[("unclear", unclear)])?;
+                let text = self.ask.render(pipeline, env, state, &[("unclear_answer", unclear)])?;
                 Ok(Some(Flow::Ask { text, step: index, asking: None }))
             }
         }

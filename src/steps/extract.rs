@@ -264,9 +264,9 @@ impl ExtractStep {
         let extra = [
             ("asking", crate::template::to_value(&described[0])),
             ("missing", crate::template::to_value(&described)),
-            ("together", minijinja::Value::from(together)),
-            ("first", minijinja::Value::from(first)),
-            ("resuming", minijinja::Value::from(state.dialogue.resuming)),
+            ("ask_together", minijinja::Value::from(together)),
+            ("first_question", minijinja::Value::from(first)),
+            ("asking_again", minijinja::Value::from(state.dialogue.resuming)),
         ];
         let text = self.ask.render(pipeline, env, state, &extra)?;
         Ok(Some(Flow::Ask { text, step: index, asking: Some(asking.name.clone()) }))
