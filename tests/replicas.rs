@@ -56,9 +56,11 @@ async fn two_replicas_share_conversations_and_survive_a_kill() {
 
     // a slot-filling conversation starts on A and finishes on B
     let asked = say(&a, &client, "moving", "register a new service").await;
-    assert!(asked["response"].as_str().unwrap_or_default().contains("I still need"));
-    let done = say(&b, &client, "moving", "name:Replicated id:21").await;
-    assert!(done["response"].as_str().unwrap_or_default().contains("Replicated"), "{done}");
+    assert!(asked["response"].as_str().unwrap_or_default().contains("What should the service be called?"));
+    let read_back = say(&b, &client, "moving", "name:Replicated id:21").await;
+    assert!(read_back["response"].as_str().unwrap_or_default().contains("Register **Replicated**"), "{read_back}");
+    let done = say(&a, &client, "moving", "yes").await;
+    assert!(done["response"].as_str().unwrap_or_default().contains("**Replicated** is registered"), "{done}");
 
     // concurrent turns of one session on both replicas keep every message
     let mut turns = Vec::new();
@@ -95,4 +97,53 @@ async fn two_replicas_share_conversations_and_survive_a_kill() {
     let finished = say(&b, &client, "survivor", "title:Outlive a crash").await;
     assert_eq!(finished["intent"], "create_task");
     assert!(finished["response"].as_str().unwrap_or_default().contains("Outlive a crash"), "{finished}");
+}
+
+/// The turn's trace: `say` with `trace: true`.
+async fn say_traced(replica_base: &str, client: &reqwest::Client, session: &str, text: &str) -> Value {
+    let response = client
+        .post(format!("{replica_base}/api/chat"))
+        .json(&json!({"message": text, "session_id": session, "trace": true}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    response.json().await.expect("json")
+}
+
+/// How many state-changing droplet calls a reply's turn made.
+fn commands_sent(reply: &Value) -> usize {
+    reply["trace"]["calls"].as_array().map_or(0, |calls| calls.iter().filter(|c| c["method"] != "GET").count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_command_is_sent_once_however_often_and_wherever_the_yes_arrives() {
+    let Some(url) = redis_url().await else { return };
+    let prefix = format!("once-{}:", uuid::Uuid::new_v4());
+    let a = replica(&url, &prefix);
+    let b = replica(&url, &prefix);
+    let client = reqwest::Client::new();
+
+    for round in 0..5 {
+        let session = format!("once-{round}");
+        let read_back = say_traced(&a.base, &client, &session, "register Once with id 5").await;
+        assert_eq!(read_back["trace"]["dialogue"]["state"], "confirming", "{read_back}");
+        assert_eq!(commands_sent(&read_back), 0, "nothing before consent");
+        // the same "yes" arrives four times at once: twice at each replica (a client retrying,
+        // a load balancer sending it on)
+        let mut yeses = Vec::new();
+        for i in 0..4 {
+            let base = if i % 2 == 0 { a.base.clone() } else { b.base.clone() };
+            let (client, session) = (client.clone(), session.clone());
+            yeses.push(tokio::spawn(async move { say_traced(&base, &client, &session, "yes").await }));
+        }
+        let mut sent = 0;
+        for yes in yeses {
+            sent += commands_sent(&yes.await.expect("task"));
+        }
+        assert_eq!(sent, 1, "round {round}: the registration went out exactly once");
+        // and a late retry of the same "yes" sends nothing either
+        let late = say_traced(&b.base, &client, &session, "yes").await;
+        assert_eq!(commands_sent(&late), 0, "{late}");
+    }
 }

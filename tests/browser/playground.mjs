@@ -24,18 +24,29 @@ try {
   assert.match(trace, /GET \/health/);
   assert.match(trace, /fallback-data/);
 
-  // 2. switch to voice, start a conversation that needs details, and finish it
+  // 2. switch to voice and register a service by speaking: one question at a time, bare
+  //    answers, a read-back, and the call only after "yes"
   await page.getByLabel("Voice").check();
-  await message.fill("register a new service");
-  await message.press("Enter");
-  await turns.nth(1).locator("details.trace").waitFor({ timeout: 15000 });
-  assert.match(await turns.nth(1).locator(".primary h2").innerText(), /voice/i);
-  assert.match(await turns.nth(1).locator(".primary").innerText(), /tell me the service name/);
+  const say = async (text, index) => {
+    await message.fill(text);
+    await message.press("Enter");
+    const turn = turns.nth(index);
+    await turn.locator("details.trace").waitFor({ timeout: 15000 });
+    return turn;
+  };
+  const asked = await say("register a new service", 1);
+  assert.match(await asked.locator(".primary h2").innerText(), /voice/i);
+  assert.match(await asked.locator(".primary").innerText(), /What should the service be called\?/);
+  assert.doesNotMatch(await asked.locator(".primary").innerText(), /colon/, "nobody is asked to say punctuation");
+  const named = await say("Playwright", 2);
+  assert.match(await named.locator(".primary").innerText(), /what numeric id should Playwright have/);
+  const readBack = await say("forty two", 3);
+  assert.match(await readBack.locator(".primary").innerText(), /register Playwright with id 42\. Shall I go ahead\?/);
+  await readBack.locator("summary").click();
+  assert.match(await readBack.locator("details.trace").innerText(), /waiting for yes or no/);
+  assert.doesNotMatch(await readBack.locator("details.trace").innerText(), /POST \/register/, "nothing sent yet");
 
-  await message.fill("name:Playwright id:42");
-  await message.press("Enter");
-  const third = turns.nth(2);
-  await third.locator("details.trace").waitFor({ timeout: 15000 });
+  const third = await say("yes", 4);
   const spoken = await third.locator(".primary .reply").innerText();
   assert.match(spoken, /Playwright/);
   assert.doesNotMatch(spoken, /[*#`|]/, "voice replies are plain speech");
@@ -44,6 +55,7 @@ try {
   assert.equal(await page.evaluate(() => document.activeElement.id), "message");
   await third.locator("summary").click();
   assert.match(await third.locator("details.trace").innerText(), /resumed/);
+  assert.match(await third.locator("details.trace").innerText(), /confirmed and sent/);
 
   if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
   console.log("playground: 3 passed, 0 failed");
