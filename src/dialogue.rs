@@ -84,7 +84,7 @@ pub fn read_consent(
     catalogue: &Catalogue,
     analyzer: &Analyzer,
 ) -> ConsentAnswer {
-    if let Some(answer) = answers::whole(text) {
+    if let Some(answer) = answers::whole(text).or_else(|| answer_about_the_action(pipeline, text)) {
         return match answer {
             YesNo::Yes => ConsentAnswer::Yes,
             YesNo::No => ConsentAnswer::No,
@@ -110,11 +110,90 @@ pub fn read_consent(
             changed.push(format!("{}: {} → {}", slot.name, show(old), show(new)));
         }
     }
-    let invalid = filled.errors.keys().next().cloned();
+    let mut invalid = filled.errors.keys().next().cloned();
+    // "no sorry, fifteen": a bare value for the one slot of its type
+    if changed.is_empty() && invalid.is_none() {
+        let fits: Vec<&SlotDef> = extract
+            .required
+            .iter()
+            .chain(&extract.optional)
+            .filter_map(|name| pipeline.slot(name))
+            .filter(|slot| slot.kind != SlotKind::String || text_slots(pipeline, extract) == 1)
+            .filter(|slot| slot.kind != SlotKind::Boolean && slot.coerce(&rest, catalogue).is_ok())
+            .collect();
+        if let [slot] = fits.as_slice() {
+            if let Ok(value) = slot.coerce(&rest, catalogue) {
+                let old = corrected.insert(slot.name.clone(), value.clone());
+                if old.as_ref() != Some(&value) {
+                    let show = old.map(|v| v.to_string()).unwrap_or_else(|| "nothing".to_owned());
+                    changed.push(format!("{}: {show} → {value}", slot.name));
+                }
+            }
+        }
+        invalid = None;
+    }
     if changed.is_empty() && invalid.is_none() {
         return ConsentAnswer::Unclear;
     }
     ConsentAnswer::Corrected { slots: corrected, changed, invalid, rest }
+}
+
+/// "yes, please proceed with the removal", "no don't register it": a yes or a no followed only
+/// by words about the action itself (its description's words, courtesy).
+fn answer_about_the_action(pipeline: &Pipeline, text: &str) -> Option<YesNo> {
+    // "thank you. yes, …": courtesy before the answer
+    let all = crate::nlu::text::words(text);
+    let courtesy = ["thank", "thanks", "you", "ok", "okay", "great", "cool", "alright", "right", "so", "well", "oh"];
+    let skipped = all.iter().take_while(|w| courtesy.contains(&w.text.as_str())).count();
+    let text = all.get(skipped).map(|w| &text[w.start..]).unwrap_or(text);
+    let (answer, used) = answers::leading(text)?;
+    let about = |word: &str| {
+        pipeline.generic_words.contains(word)
+            || answers::whole(word).is_some()
+            || matches!(
+                word,
+                "please"
+                    | "with"
+                    | "the"
+                    | "it"
+                    | "this"
+                    | "that"
+                    | "and"
+                    | "do"
+                    | "not"
+                    | "dont"
+                    | "go"
+                    | "ahead"
+                    | "proceed"
+                    | "removal"
+                    | "registration"
+                    | "creation"
+                    | "thanks"
+                    | "thank"
+                    | "you"
+                    | "now"
+            )
+    };
+    let rest = crate::nlu::text::words(text).into_iter().skip(used).collect::<Vec<_>>();
+    (!rest.is_empty() && rest.iter().all(|w| about(&w.text) || pipeline.generic_words.contains(&stem_like(&w.text))))
+        .then_some(answer)
+}
+
+/// A crude stem for matching an action's words ("removal" → "remov"), enough for this check.
+fn stem_like(word: &str) -> String {
+    let stemmer = rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English);
+    stemmer.stem(word).into_owned()
+}
+
+/// How many text slots the step collects (a bare text can only correct the one there is).
+fn text_slots(pipeline: &Pipeline, extract: &ExtractStep) -> usize {
+    extract
+        .required
+        .iter()
+        .chain(&extract.optional)
+        .filter_map(|name| pipeline.slot(name))
+        .filter(|slot| slot.kind == SlotKind::String)
+        .count()
 }
 
 #[cfg(test)]

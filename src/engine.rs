@@ -305,6 +305,7 @@ impl Engine {
                             step,
                             slots: state.slots.clone(),
                             fingerprint: pipeline.fingerprint,
+                            answered: state.dialogue.answered.clone(),
                             asking,
                             tries: state.dialogue.tries,
                         });
@@ -568,6 +569,7 @@ impl Engine {
                     fingerprint: pipeline.fingerprint,
                     asking,
                     tries: kept.tries,
+                    answered: kept.answered.clone(),
                 };
                 (Some(text), state.other_channel_text.take(), Some((pending, state.dialogue)))
             }
@@ -596,7 +598,12 @@ impl Engine {
         }
         let step =
             pipeline.steps.get(pending.step).map(|s| &s.step).filter(|_| pending.fingerprint == pipeline.fingerprint);
-        let waiting = TurnDialogue { asked: pending.asking.clone(), tries: pending.tries, ..TurnDialogue::default() };
+        let waiting = TurnDialogue {
+            asked: pending.asking.clone(),
+            answered: pending.answered.clone(),
+            tries: pending.tries,
+            ..TurnDialogue::default()
+        };
         match step {
             Some(Step::Extract(extract)) => {
                 let analyzer = config.resolver.analyzer();

@@ -79,6 +79,8 @@ pub struct TurnDialogue {
     pub tries: u32,
     /// The slot the previous turn asked for.
     pub asked: Option<String>,
+    /// The slot the question before that asked for and got (a correction may be about it).
+    pub answered: Option<String>,
     /// The question is asked again after something else was answered.
     pub resuming: bool,
     /// Values corrected this turn, as `slot: old → new`.

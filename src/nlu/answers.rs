@@ -37,6 +37,19 @@ const YES: &[&str] = &[
     "proceed",
     "alright",
     "fine",
+    "please proceed",
+    "go",
+    "go on",
+    "carry on",
+    "sure thing",
+    "of course",
+    "yes it is",
+    "is correct",
+    "that is fine",
+    "looks good",
+    "all good",
+    "perfect",
+    "great",
 ];
 const NO: &[&str] = &[
     "no thanks",
@@ -86,16 +99,39 @@ pub fn leading(text: &str) -> Option<(YesNo, usize)> {
     None
 }
 
-/// `Some` when the whole text is only a yes or a no (fillers such as "please" allowed).
+/// Courtesy words around a yes or a no.
+const COURTESY: &[&str] = &[
+    "please", "thanks", "thank", "you", "sir", "mate", "then", "it", "is", "that", "oh", "well", "um", "uh", "ok",
+    "okay",
+];
+
+/// `Some` when the whole text is only a yes or a no: one or more forms of the same answer with
+/// courtesy words around them ("yeah go ahead", "yes, that's correct, thanks", "ok, no").
 pub fn whole(text: &str) -> Option<YesNo> {
-    let (answer, used) = leading(text)?;
-    let rest = text::words(text).into_iter().skip(used).filter(|w| {
-        !matches!(
-            w.text.as_str(),
-            "please" | "thanks" | "thank" | "you" | "sir" | "mate" | "then" | "it" | "is" | "that"
-        )
-    });
-    (rest.count() == 0).then_some(answer)
+    let words: Vec<String> = text::words(text).into_iter().map(|w| w.text).collect();
+    let mut answer: Option<YesNo> = None;
+    // "ok, no" / "well, yes": leading courtesy before the answer itself
+    let mut index = words.iter().take_while(|w| COURTESY.contains(&w.as_str())).count();
+    if index == words.len() {
+        index = 0;
+    }
+    while index < words.len() {
+        if answer.is_some() && COURTESY.contains(&words[index].as_str()) {
+            index += 1;
+            continue;
+        }
+        let rest = words[index..].join(" ");
+        match leading(&rest) {
+            Some((found, used)) if answer.is_none_or(|a| a == found) => {
+                answer = Some(found);
+                index += used;
+            }
+            // courtesy before the real answer ("ok, no"; "well, yes")
+            _ if answer.is_none() && COURTESY.contains(&words[index].as_str()) => index += 1,
+            _ => return None,
+        }
+    }
+    answer
 }
 
 #[cfg(test)]
@@ -111,6 +147,11 @@ mod tests {
             assert_eq!(whole(no), Some(YesNo::No), "{no}");
         }
         assert_eq!(whole("no, the id is 78"), None);
+        for yes in ["yeah go ahead", "Yes, is correct", "Yes, go", "ok, yes please", "sure, do it"] {
+            assert_eq!(whole(yes), Some(YesNo::Yes), "{yes}");
+        }
+        assert_eq!(whole("ok, no"), Some(YesNo::No));
+        assert_eq!(whole("yes no"), None, "two answers are no answer");
         assert_eq!(leading("no, the id is 78"), Some((YesNo::No, 1)));
         assert_eq!(whole("Billing"), None);
     }

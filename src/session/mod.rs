@@ -83,6 +83,9 @@ pub struct Pending {
     /// Unusable answers to this question so far.
     #[serde(default)]
     pub tries: u32,
+    /// The slot the previous question asked for and got ("oops, payments" corrects it).
+    #[serde(default)]
+    pub answered: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

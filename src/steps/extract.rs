@@ -174,12 +174,20 @@ impl ExtractStep {
             }
         }
 
-        // "drop service 5": the one number left is the one whole number still wanted
-        let open_numbers: Vec<&SlotDef> = self
-            .open_slots(pipeline, slots)
-            .into_iter()
-            .filter(|s| matches!(s.kind, SlotKind::Integer | SlotKind::Number) && !errors.contains_key(&s.name))
-            .collect();
+        // "drop service 5": the one number left is the one whole number still wanted (or, in an
+        // answer, the number the question asked for: "oh, 4 then")
+        let asked_number = asked
+            .filter(|_| resumed)
+            .and_then(|name| pipeline.slot(name))
+            .filter(|s| matches!(s.kind, SlotKind::Integer | SlotKind::Number) && !given.contains(&s.name.as_str()));
+        let open_numbers: Vec<&SlotDef> = match asked_number {
+            Some(slot) => vec![slot],
+            None => self
+                .open_slots(pipeline, slots)
+                .into_iter()
+                .filter(|s| matches!(s.kind, SlotKind::Integer | SlotKind::Number) && !errors.contains_key(&s.name))
+                .collect(),
+        };
         let loose: Vec<&crate::nlu::numbers::Found> = numbers
             .iter()
             .filter(|n| !taken.iter().any(|(f, e)| n.first < *e && *f < n.end))
@@ -189,6 +197,7 @@ impl ExtractStep {
         if let ([slot], [number]) = (open_numbers.as_slice(), loose.as_slice()) {
             let raw = number.integer().map(|i| i.to_string()).unwrap_or_else(|| number.value.to_string());
             accept(slot, &raw, catalogue, slots, &mut errors);
+            given.push(&slot.name);
         }
 
         // An answer to "what is its id?" is often just the value: take the whole message when the
@@ -217,6 +226,9 @@ impl ExtractStep {
     ) -> Result<Option<Flow>, StepError> {
         let asked = state.dialogue.asked.clone();
         let before = state.slots.clone();
+        if state.resumed {
+            self.correct_previous_answer(pipeline, env.catalogue, state);
+        }
         let mut filled = self.fill_answer(
             pipeline,
             env.catalogue,
@@ -234,6 +246,10 @@ impl ExtractStep {
                 }
             }
         }
+        // an optional value the user gave but that is not acceptable is asked for, not dropped
+        let rejected: Vec<String> =
+            self.optional.iter().filter(|name| filled.errors.contains_key(*name)).cloned().collect();
+        filled.missing.extend(rejected);
         if filled.missing.is_empty() {
             return Ok(None);
         }
@@ -254,6 +270,10 @@ impl ExtractStep {
             return Ok(Some(Flow::Reply(self.give_up.render(pipeline, env, state, &[("gave_up", detail)])?)));
         }
         state.dialogue.tries = tries;
+        // the question moved on: the one before it was answered (and may be corrected next)
+        if state.dialogue.asked.as_deref() != Some(asking.name.as_str()) {
+            state.dialogue.answered = state.dialogue.asked.clone();
+        }
         state.dialogue.asking = Some(asking.name.clone());
         state.dialogue.tries_left = Some(self.tries - tries);
         state.dialogue.outcome = Some("asking");
@@ -270,6 +290,37 @@ impl ExtractStep {
         ];
         let text = self.ask.render(pipeline, env, state, &extra)?;
         Ok(Some(Flow::Ask { text, step: index, asking: Some(asking.name.clone()) }))
+    }
+
+    /// "oops, payments" / "sorry, I mean Billing Two", in answer to the next question: when the
+    /// message starts with a correction and what follows is no answer to the question asked but
+    /// fits the slot asked before, it replaces that slot's value.
+    fn correct_previous_answer(&self, pipeline: &Pipeline, catalogue: &Catalogue, state: &mut TurnState) {
+        const MARKERS: &[&str] = &["oops", "sorry", "actually", "wait", "no", "i mean", "i meant", "correction"];
+        let (Some(previous), Some(asked)) = (state.dialogue.answered.clone(), state.dialogue.asked.clone()) else {
+            return;
+        };
+        let lowered = state.message.trim().to_lowercase();
+        let Some(marker) = MARKERS
+            .iter()
+            .find(|m| lowered.starts_with(*m) && lowered[m.len()..].starts_with(|c: char| !c.is_alphanumeric()))
+        else {
+            return;
+        };
+        let rest = state.message.trim().get(marker.len()..).unwrap_or_default();
+        let rest = bare_answer(rest.trim_start_matches([',', ' ', ':', '-']).trim_start_matches("i mean ").trim());
+        let (Some(previous_slot), Some(asked_slot)) = (pipeline.slot(&previous), pipeline.slot(&asked)) else { return };
+        if rest.is_empty() || asked_slot.coerce(rest, catalogue).is_ok() {
+            return;
+        }
+        if let Ok(value) = previous_slot.coerce(rest, catalogue) {
+            let old = state.slots.insert(previous.clone(), value.clone());
+            let show = old.map(|v| v.to_string()).unwrap_or_else(|| "nothing".to_owned());
+            state.dialogue.changed.push(format!("{previous}: {show} → {value}"));
+            state.trace.notes.push(format!("changed {previous}: {show} → {value}"));
+            // the message was this correction, not an answer to the question asked
+            state.message.clear();
+        }
     }
 
     /// A missing slot as the ask templates see it: `{name, label, prompt, question, example,
@@ -437,7 +488,7 @@ fn bare_answer(message: &str) -> &str {
             None => break,
         }
     }
-    for tail in [" please", " thanks", " thank you", " thx", ", please", "."] {
+    for tail in [" please", " thanks", " thank you", " thx", ", please", " then", " i guess", " i think", "."] {
         let cut = rest.len().checked_sub(tail.len()).and_then(|at| rest.get(at..));
         if rest.len() > tail.len() && cut.is_some_and(|t| t.eq_ignore_ascii_case(tail)) {
             rest = rest[..rest.len() - tail.len()].trim_end_matches([',', ' ']);
