@@ -28,10 +28,13 @@ enum Expect {
     Nothing(String),
 }
 
+/// A command as sent: `POST /register` and its body.
+type Sent = (String, Option<Value>);
+
 /// The bundled sample answers, with every command recorded on its way through.
 struct Recording {
     inner: SampleBackend,
-    commands: Arc<Mutex<Vec<(String, Option<Value>)>>>,
+    commands: Arc<Mutex<Vec<Sent>>>,
 }
 
 impl DropletBackend for Recording {
@@ -49,7 +52,7 @@ impl DropletBackend for Recording {
 }
 
 /// Runs one dialogue in a fresh session; returns the commands it sent.
-async fn hold(dialogue: &Dialogue) -> (Vec<(String, Option<Value>)>, Vec<String>) {
+async fn hold(dialogue: &Dialogue) -> (Vec<Sent>, Vec<String>) {
     let commands = Arc::new(Mutex::new(Vec::new()));
     let recorded = commands.clone();
     let factory: chat_orchestrator::engine::BackendFactory = Box::new(move |config| {
