@@ -111,18 +111,19 @@ pub fn read_consent(
         }
     }
     let mut invalid = filled.errors.keys().next().cloned();
-    // "no sorry, fifteen": a bare value for the one slot of its type
+    // "no sorry, fifteen", "no, it's 34": a bare value for the one slot of its type
     if changed.is_empty() && invalid.is_none() {
+        let bare = crate::steps::bare_answer(&rest);
         let fits: Vec<&SlotDef> = extract
             .required
             .iter()
             .chain(&extract.optional)
             .filter_map(|name| pipeline.slot(name))
             .filter(|slot| slot.kind != SlotKind::String || text_slots(pipeline, extract) == 1)
-            .filter(|slot| slot.kind != SlotKind::Boolean && slot.coerce(&rest, catalogue).is_ok())
+            .filter(|slot| slot.kind != SlotKind::Boolean && slot.coerce(bare, catalogue).is_ok())
             .collect();
         if let [slot] = fits.as_slice() {
-            if let Ok(value) = slot.coerce(&rest, catalogue) {
+            if let Ok(value) = slot.coerce(bare, catalogue) {
                 let old = corrected.insert(slot.name.clone(), value.clone());
                 if old.as_ref() != Some(&value) {
                     let show = old.map(|v| v.to_string()).unwrap_or_else(|| "nothing".to_owned());

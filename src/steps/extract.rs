@@ -246,6 +246,14 @@ impl ExtractStep {
                 }
             }
         }
+        // values given before and changed now ("actually call it Billing Two") are corrections
+        for (name, old) in &before {
+            if let Some(new) = state.slots.get(name).filter(|new| *new != old) {
+                let change = format!("{name}: {old} → {new}");
+                state.trace.notes.push(format!("changed {change}"));
+                state.dialogue.changed.push(change);
+            }
+        }
         // an optional value the user gave but that is not acceptable is asked for, not dropped
         let rejected: Vec<String> =
             self.optional.iter().filter(|name| filled.errors.contains_key(*name)).cloned().collect();
@@ -473,7 +481,7 @@ const ANSWER_LEAD_INS: &[&str] = &[
 ];
 
 /// The value in a bare answer: the message without its lead-in and trailing courtesy words.
-fn bare_answer(message: &str) -> &str {
+pub(crate) fn bare_answer(message: &str) -> &str {
     let mut rest = message.trim();
     loop {
         let lowered = rest.to_lowercase();

@@ -10,6 +10,7 @@ mod query;
 mod reason;
 
 pub use confirm::{ConfirmStep, DEFAULT_CONFIRM_TRIES};
+pub(crate) use extract::bare_answer;
 pub use extract::{ExtractStep, Filled, DEFAULT_TRIES};
 pub use format::{FormatStep, ReplyTemplates};
 pub use query::{Call, QueryStep, Target, DEFAULT_CALL_TIMEOUT};
