@@ -37,6 +37,9 @@ pub struct Pipeline {
     pub tests: Vec<PipelineTest>,
     /// Hash of the pipeline's source, to tell whether a parked question still fits it.
     pub fingerprint: u64,
+    /// The file it was written in, and where each example is in it (for `check`'s warnings).
+    pub file: String,
+    pub example_positions: Vec<crate::diagnostic::Position>,
 }
 
 #[derive(Debug)]

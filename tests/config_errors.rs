@@ -54,3 +54,26 @@ fn shipped_configuration_loads_cleanly_and_embedded_copy_matches() {
     assert_eq!(intents(&from_disk), intents(&embedded));
     assert_eq!(from_disk.catalogue.droplets.len(), embedded.catalogue.droplets.len());
 }
+
+/// Warnings do not stop a configuration from loading; `check` shows them located, like errors.
+#[test]
+fn warnings_point_at_a_claimed_example_and_a_command_without_consent() {
+    let files = common::repo_files().overlay(ConfigFiles::from_pairs([(
+        "pipelines/ping_registry.yaml",
+        "intent: ping_registry\ndescription: Re-register the Registry\nexamples:\n  - \"show me all droplets\"\n  - \"re-register the registry now\"\nsteps:\n  - query: { droplet: 1, endpoint: /register, method: POST, body: { name: Registry, id: 1 }, as: result }\n  - format: { chat: help/chat.md.j2, voice: help/voice.txt.j2 }\n",
+    )]));
+    let compiled = config::load(&files).expect("warnings do not stop loading");
+    let mut warnings = compiled.warnings.clone();
+    for warning in config::example_warnings(&compiled).0 {
+        warnings.push(warning);
+    }
+    warnings.sort();
+    let codes: Vec<&str> = warnings.iter().map(|d| d.code.as_str()).collect();
+    assert!(codes.contains(&"W_EXAMPLE_CLAIMED") && codes.contains(&"W_NO_CONSENT"), "{codes:?}");
+    insta::assert_snapshot!(warnings.render(|path| files.get(path)));
+    assert!(
+        config::example_warnings(&common::compiled()).is_empty(),
+        "the shipped examples are each their own intent's"
+    );
+    assert!(common::compiled().warnings.is_empty(), "every shipped command asks first");
+}

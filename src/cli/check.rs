@@ -11,6 +11,15 @@ use crate::config;
 pub fn run(config_dir: Option<PathBuf>, format: Format) -> anyhow::Result<ExitCode> {
     let (files, _root) = super::config_files(config_dir.as_deref())?;
     let result = config::load(&files);
+    // the configuration's own warnings, and the examples another intent would win
+    let warnings = result.as_ref().ok().map(|compiled| {
+        let mut all = compiled.warnings.clone();
+        for warning in config::example_warnings(compiled).0 {
+            all.push(warning);
+        }
+        all.sort();
+        all
+    });
     match format {
         Format::Json => {
             let report = match &result {
@@ -20,7 +29,7 @@ pub fn run(config_dir: Option<PathBuf>, format: Format) -> anyhow::Result<ExitCo
                     "pipelines": compiled.pipelines.len(),
                     "droplets": compiled.catalogue.droplets.len(),
                     "problems": [],
-                    "warnings": compiled.warnings,
+                    "warnings": warnings,
                 }),
                 Err(error) => json!({"ok": false, "origin": files.origin, "problems": error.diagnostics}),
             };
@@ -28,8 +37,9 @@ pub fn run(config_dir: Option<PathBuf>, format: Format) -> anyhow::Result<ExitCo
         }
         Format::Text => match &result {
             Ok(compiled) => {
-                if !compiled.warnings.is_empty() {
-                    println!("{}\n", compiled.warnings.render(|path| files.get(path)));
+                let warnings = warnings.unwrap_or_default();
+                if !warnings.is_empty() {
+                    println!("{}\n", warnings.render(|path| files.get(path)));
                 }
                 println!(
                     "✓ {}: {} pipelines, {} droplets, {} templates — no problems{}",
@@ -37,7 +47,7 @@ pub fn run(config_dir: Option<PathBuf>, format: Format) -> anyhow::Result<ExitCo
                     compiled.pipelines.len(),
                     compiled.catalogue.droplets.len(),
                     files.under("templates", ".j2").count(),
-                    match compiled.warnings.len() {
+                    match warnings.len() {
                         0 => String::new(),
                         n => format!(", {n} warning{}", if n == 1 { "" } else { "s" }),
                     }

@@ -167,10 +167,7 @@ impl<'a> Compiler<'a> {
             .collect();
         let analyzer = Arc::new(Analyzer::new(&catalogue, vocabulary, known.into_iter()));
         let resolver = Resolver::new(rules, fallback, analyzer);
-        let mut warnings = claimed_examples(&resolver, &documents);
-        for warning in std::mem::take(&mut self.warnings).0 {
-            warnings.push(warning);
-        }
+        let warnings = std::mem::take(&mut self.warnings);
         Some(CompiledConfig {
             classifier,
             warnings,
@@ -697,6 +694,8 @@ impl<'a> Compiler<'a> {
             result_names,
             tests,
             fingerprint: fingerprint(&doc.text),
+            file: doc.file.clone(),
+            example_positions: (0..spec.examples.len()).map(|i| doc.at(&format!("/examples/{i}"))).collect(),
         };
         Some((pipeline, rules))
     }
@@ -1374,31 +1373,6 @@ impl<'a> Compiler<'a> {
             }
         }
     }
-}
-
-/// A warning for every example that resolves to another intent than its own: the steward's
-/// example teaches the wrong thing (or the other intent's patterns are too wide).
-fn claimed_examples(resolver: &Resolver, documents: &[(Document, PipelineSpec)]) -> Diagnostics {
-    let mut warnings = Diagnostics::default();
-    for (intent, example, resolution) in resolver.claimed_examples() {
-        let Some((doc, spec)) = documents.iter().find(|(_, s)| s.intent == intent) else { continue };
-        let index = spec.examples.iter().position(|e| *e == example).unwrap_or_default();
-        let won = if resolution.intent == resolver.fallback() {
-            "no intent (it falls back)".to_owned()
-        } else {
-            format!("`{}`", resolution.intent)
-        };
-        warnings.push(
-            Diagnostic::new(
-                Code::ExampleClaimed,
-                &doc.file,
-                doc.at(&format!("/examples/{index}")),
-                format!("the example \"{example}\" of `{intent}` is understood as {won}: {}", resolution.reason),
-            )
-            .with_help(format!("reword the example, or narrow what makes {won} win (its patterns, or a `none:` veto)")),
-        );
-    }
-    warnings
 }
 
 fn fingerprint(text: &str) -> u64 {

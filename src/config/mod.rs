@@ -81,6 +81,34 @@ impl std::fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
+/// A warning for every example that resolves to another intent than its own: the steward's
+/// example teaches the wrong thing (or the other intent's patterns are too wide). It resolves
+/// every example, so `check` asks for it; a reload does not wait for it.
+pub fn example_warnings(config: &CompiledConfig) -> Diagnostics {
+    let mut warnings = Diagnostics::default();
+    for (intent, example, resolution) in config.resolver.claimed_examples() {
+        let Some(pipeline) = config.pipeline(&intent) else { continue };
+        let index = pipeline.examples.iter().position(|e| *e == example).unwrap_or_default();
+        let at = pipeline.example_positions.get(index).copied().unwrap_or_default();
+        let won = if resolution.intent == config.resolver.fallback() {
+            "no intent (it falls back)".to_owned()
+        } else {
+            format!("`{}`", resolution.intent)
+        };
+        warnings.push(
+            Diagnostic::new(
+                Code::ExampleClaimed,
+                &pipeline.file,
+                at,
+                format!("the example \"{example}\" of `{intent}` is understood as {won}: {}", resolution.reason),
+            )
+            .with_help(format!("reword the example, or narrow what makes {won} win (its patterns, or a `none:` veto)")),
+        );
+    }
+    warnings.sort();
+    warnings
+}
+
 /// Checks and compiles a configuration.
 pub fn load(files: &ConfigFiles) -> Result<CompiledConfig, LoadError> {
     let mut diagnostics = Diagnostics::default();
