@@ -327,7 +327,8 @@ pub fn worth_asking(pipeline: &Pipeline, missing: &[&SlotDef], message: &str) ->
     }
     let unread: Vec<String> =
         crate::intent::content_words(message).into_iter().filter(|word| !known.contains(word)).collect();
-    let has_number = unread.iter().any(|w| w.chars().any(|c| c.is_ascii_digit()) || NUMBER_WORDS.contains(&w.as_str()));
+    let has_number =
+        unread.iter().any(|w| w.chars().any(|c| c.is_ascii_digit()) || crate::nlu::numbers::is_number_word(w));
     missing.iter().any(|slot| match slot.kind {
         SlotKind::String => !unread.is_empty(),
         SlotKind::Integer | SlotKind::Number => has_number,
@@ -335,36 +336,6 @@ pub fn worth_asking(pipeline: &Pipeline, missing: &[&SlotDef], message: &str) ->
         SlotKind::Droplet => false,
     })
 }
-
-/// Numbers people spell out.
-const NUMBER_WORDS: &[&str] = &[
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-    "twenty",
-    "thirty",
-    "forty",
-    "fifty",
-    "hundred",
-    "thousand",
-];
 
 const YES_NO_WORDS: &[&str] = &["yes", "no", "true", "false", "on", "off", "enable", "disable"];
 
