@@ -137,6 +137,8 @@ struct Plan {
     notes: Vec<String>,
     /// Where the conversation about the pending action stands, for the steps that ask.
     dialogue: TurnDialogue,
+    /// Parts of the message no intent reads, to be said after the replies.
+    unread: Vec<String>,
 }
 
 /// The plans for a turn, and the action that waits while they answer something else.
@@ -182,6 +184,24 @@ impl Engine {
             ("backend", minijinja::Value::from(runtime.backend.name())),
         ]));
         let text = config.templates.render(config.welcome.for_channel(channel), &context)?;
+        Ok(match channel {
+            Channel::Chat => text,
+            Channel::Voice => crate::speech::to_speech(&text),
+        })
+    }
+
+    /// The sentence about parts of a message no intent reads, on the turn's channel.
+    fn say_unread(
+        &self,
+        config: &CompiledConfig,
+        channel: Channel,
+        unread: &[String],
+    ) -> Result<String, crate::template::RenderError> {
+        let context = minijinja::Value::from(std::collections::BTreeMap::from([
+            ("channel", minijinja::Value::from(channel.as_str())),
+            ("unread", crate::template::to_value(unread)),
+        ]));
+        let text = config.templates.render(config.unread.for_channel(channel), &context)?;
         Ok(match channel {
             Channel::Chat => text,
             Channel::Voice => crate::speech::to_speech(&text),
@@ -238,6 +258,7 @@ impl Engine {
         let Planned { plans, kept } = self.plan(config, &turn.text, previous_pending.clone());
         let understood = self.understand(config, plans, &turn.text, history).await;
         let classified_by_llm = understood.plans.first().is_some_and(|p| p.why.source == "llm");
+        let unread: Vec<String> = understood.plans.iter().flat_map(|p| p.unread.iter().cloned()).collect();
         let mut planned = Vec::new();
         for plan in understood.plans {
             match config.pipeline(&plan.intent) {
@@ -376,6 +397,13 @@ impl Engine {
             _ => {}
         }
         session.pending = pending;
+        if !unread.is_empty() {
+            match self.say_unread(config, turn.channel, &unread) {
+                Ok(said) => texts.push(said),
+                Err(error) => state.trace.notes.push(format!("could not say what was not understood: {error}")),
+            }
+            state.trace.notes.push(format!("not understood: {}", unread.join(" | ")));
+        }
         let separator = if turn.channel == Channel::Voice { " " } else { "\n\n" };
         let text = texts.join(separator);
         let other_channel_text = (!other_texts.is_empty())
@@ -508,6 +536,7 @@ impl Engine {
                                 cleared: None,
                                 notes: notes.clone(),
                                 dialogue: TurnDialogue::default(),
+                                unread: Vec::new(),
                             })
                             .collect();
                         (plans, "understood", None, None)
@@ -639,7 +668,12 @@ impl Engine {
             let mut notes = Some(notes);
             parts
                 .into_iter()
-                .map(|part| fresh_plan(config, part.resolution, &part.text, notes.take().unwrap_or_default(), None))
+                .map(|part| {
+                    let mut plan =
+                        fresh_plan(config, part.resolution, &part.text, notes.take().unwrap_or_default(), None);
+                    plan.unread = part.unread;
+                    plan
+                })
                 .collect()
         };
         plans.into_iter().flat_map(|plan| self.per_droplet(config, plan)).collect()
@@ -730,6 +764,7 @@ impl Engine {
                     why: plan.why.clone(),
                     notes: plan.notes.clone(),
                     dialogue: plan.dialogue.clone(),
+                    unread: plan.unread.clone(),
                 }
             })
             .collect()
@@ -762,6 +797,7 @@ fn fresh_plan(
         why: intent_trace(&resolution, source),
         notes,
         dialogue: TurnDialogue::default(),
+        unread: Vec::new(),
     }
 }
 
@@ -791,6 +827,7 @@ fn resumed_plan(
         },
         notes,
         dialogue,
+        unread: Vec::new(),
     }
 }
 

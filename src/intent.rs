@@ -206,6 +206,9 @@ pub struct Part {
     /// that did not resolve on its own: "register Billing and its id is 77").
     pub text: String,
     pub resolution: Resolution,
+    /// Clauses attached to this request that nothing in the configuration reads at all
+    /// ("…and blorp the frobnicator"): said back to the user rather than silently dropped.
+    pub unread: Vec<String>,
 }
 
 /// All intents' rules, ready to resolve messages.
@@ -327,12 +330,19 @@ impl Resolver {
         // (word range, resolution) of the clauses that stand on their own
         let mut parts: Vec<((usize, usize), Resolution)> = Vec::new();
         let mut leading: Option<usize> = None;
+        // clauses no intent reads at all
+        let mut unread: Vec<String> = Vec::new();
         for clause in clauses {
             let gives_value = parts.last().is_some_and(|(_, previous): &((usize, usize), Resolution)| {
                 self.rules.iter().any(|r| r.intent == previous.intent && r.slot_leads.contains(&words[clause.0].text))
             });
             let resolution =
                 (!gives_value).then(|| self.standalone(slice(clause), &words[clause.0..clause.1])).flatten();
+            // words (not just fillers) of which no intent reads any
+            let said_something = !self.analyzer.analyze(slice(clause), Entities::Message).terms.is_empty();
+            if resolution.is_none() && said_something && self.resolve(slice(clause)).candidates.is_empty() {
+                unread.push(slice(clause).to_owned());
+            }
             if let Some(resolution) = resolution {
                 let first = leading.take().unwrap_or(clause.0);
                 parts.push(((first, clause.1), resolution));
@@ -356,10 +366,21 @@ impl Resolver {
         if merged.iter().filter(|(_, r)| substantive(r)).count() >= 1 {
             merged.retain(|(_, r)| substantive(r));
         }
-        if merged.len() < 2 {
+        // one request is not a compound one, unless part of the message must be said back
+        if merged.len() < 2 && (merged.is_empty() || unread.is_empty()) {
             return Vec::new();
         }
-        merged.into_iter().map(|(range, resolution)| Part { text: slice(range).to_owned(), resolution }).collect()
+        let count = merged.len();
+        merged
+            .into_iter()
+            .enumerate()
+            .map(|(i, (range, resolution))| Part {
+                text: slice(range).to_owned(),
+                resolution,
+                // every part not understood is said once, after the last request
+                unread: if i + 1 == count { std::mem::take(&mut unread) } else { Vec::new() },
+            })
+            .collect()
     }
 
     /// A clause's resolution when it is a request of its own: confident, not negated ("don't

@@ -195,7 +195,7 @@ impl KeyValueParser {
             .size_limit(1 << 20)
             .build()?;
         let next_key =
-            RegexBuilder::new(&format!(r"[,;]\s*(?:(?:and|its|the|with)\s+)*(?:{})\b", alternatives.join("|")))
+            RegexBuilder::new(&format!(r"[,;.]\s*(?:(?:and|its|the|with)\s+)*(?:{})\b", alternatives.join("|")))
                 .case_insensitive(true)
                 .size_limit(1 << 20)
                 .build()?;

@@ -45,6 +45,13 @@ pub const GIVE_UP: (&str, &str) = ("_shared/give_up.chat.md.j2", "_shared/give_u
 /// The reply to "no" at a `confirm` step that names no `declined` templates.
 pub const DECLINED: (&str, &str) = ("_shared/declined.chat.md.j2", "_shared/declined.voice.txt.j2");
 
+/// Said after the replies to a message that asked for several things, about a part of it no
+/// intent could read ("show the registry and blorp the frobnicator").
+pub const UNREAD: (&str, &str) = ("_shared/unread.chat.md.j2", "_shared/unread.voice.txt.j2");
+
+/// Names the "not understood" templates are given: the parts, and the channel.
+pub const UNREAD_CONTEXT_NAMES: &[&str] = &["unread", "channel"];
+
 /// Templates greeting a client that connects over WebSocket.
 pub const WELCOME: (&str, &str) = ("_shared/welcome.chat.md.j2", "_shared/welcome.voice.txt.j2");
 
@@ -109,6 +116,13 @@ impl<'a> Compiler<'a> {
         let vocabulary = self.vocabulary(&vocabulary_schema);
 
         let welcome = self.welcome(&templates);
+        let unread = self.engine_templates(
+            &templates,
+            UNREAD,
+            UNREAD_CONTEXT_NAMES,
+            "the reply about a part of a message nobody understood",
+            "it says which part of a several-request message was not understood",
+        );
         let catalogue = self.catalogue(&catalogue_schema, &templates);
         let identity = catalogue.as_ref().and_then(|c| self.identity(&udc_schema, c));
 
@@ -136,6 +150,7 @@ impl<'a> Compiler<'a> {
         let catalogue = catalogue?;
         let identity = identity?;
         let welcome = welcome?;
+        let unread = unread?;
         let vocabulary = vocabulary?;
         let fallback = pipelines.iter().find(|(p, _)| p.fallback).map(|(p, _)| p.intent.clone())?;
         if !self.diagnostics.is_empty() {
@@ -178,6 +193,7 @@ impl<'a> Compiler<'a> {
             catalogue: Arc::new(catalogue),
             identity,
             welcome,
+            unread,
             templates: Arc::new(templates),
             origin: self.files.origin.clone(),
         })
@@ -370,8 +386,27 @@ impl<'a> Compiler<'a> {
 
     /// The welcome templates: they must exist and read only what a greeting has.
     fn welcome(&mut self, templates: &Templates) -> Option<ReplyTemplates> {
+        self.engine_templates(
+            templates,
+            WELCOME,
+            WELCOME_CONTEXT_NAMES,
+            "the WebSocket greeting",
+            "it greets clients that connect over WebSocket",
+        )
+    }
+
+    /// A pair of templates the engine renders itself (not a pipeline's): each must exist and use
+    /// only the names it is given.
+    fn engine_templates(
+        &mut self,
+        templates: &Templates,
+        (chat, voice): (&str, &str),
+        names: &[&str],
+        what: &str,
+        purpose: &str,
+    ) -> Option<ReplyTemplates> {
         let mut ok = true;
-        for name in [WELCOME.0, WELCOME.1] {
+        for name in [chat, voice] {
             let path = format!("templates/{name}");
             let Some(source) = self.files.get(&path).map(str::to_owned) else {
                 ok = false;
@@ -380,23 +415,21 @@ impl<'a> Compiler<'a> {
                         Code::MissingTemplate,
                         &path,
                         Position::default(),
-                        format!("the welcome template `{name}` is missing"),
+                        format!("the template `{name}` ({what}) is missing"),
                     )
-                    .with_help(format!("create templates/{name}: it greets clients that connect over WebSocket")),
+                    .with_help(format!("create templates/{name}: {purpose}")),
                 );
                 continue;
             };
-            let allowed: Vec<String> = WELCOME_CONTEXT_NAMES.iter().map(|s| s.to_string()).collect();
+            let allowed: Vec<String> = names.iter().map(|s| s.to_string()).collect();
             for variable in templates.undeclared_variables(name) {
-                if let Some(diagnostic) =
-                    check_variable(&path, &source, &variable, &allowed, &[], "the WebSocket greeting")
-                {
+                if let Some(diagnostic) = check_variable(&path, &source, &variable, &allowed, &[], what) {
                     ok = false;
                     self.report(diagnostic);
                 }
             }
         }
-        ok.then(|| ReplyTemplates { chat: WELCOME.0.to_owned(), voice: WELCOME.1.to_owned() })
+        ok.then(|| ReplyTemplates { chat: chat.to_owned(), voice: voice.to_owned() })
     }
 
     /// `catalogue/vocabulary.yaml`, when there is one: synonyms without cycles or double meanings.

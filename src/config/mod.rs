@@ -43,6 +43,8 @@ pub struct CompiledConfig {
     pub identity: Identity,
     /// The greeting sent to WebSocket clients on connect.
     pub welcome: crate::steps::ReplyTemplates,
+    /// What is said about the part of a several-request message no intent could read.
+    pub unread: crate::steps::ReplyTemplates,
     pub templates: Arc<Templates>,
     /// Template globals, built once.
     pub droplets_value: minijinja::Value,

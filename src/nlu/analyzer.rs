@@ -155,6 +155,9 @@ impl std::fmt::Debug for Analyzer {
     }
 }
 
+/// A quoted text of at most this many words stands as a value (`#value`).
+const QUOTED_VALUE_WORDS: usize = 4;
+
 /// The most unknown words a message gets corrected (bounded time for any input).
 const MAX_CORRECTIONS: usize = 24;
 
@@ -215,6 +218,15 @@ impl Analyzer {
 
     pub fn stem(&self, word: &str) -> String {
         self.stemmer.stem(word).into_owned()
+    }
+
+    /// The canonical term a single word is a synonym of ("svc" → `servic`, as a stem).
+    pub fn canonical(&self, word: &str) -> Option<String> {
+        let stem = self.stem(word);
+        self.vocabulary
+            .longest_at(std::slice::from_ref(&stem))
+            .filter(|(length, _)| *length == 1)
+            .map(|(_, c)| c.to_owned())
     }
 
     /// Whether the configuration uses this (lowercased) word anywhere.
@@ -339,7 +351,12 @@ impl Analyzer {
     /// The terms of a text, for comparing it with intents' examples.
     pub fn analyze(&self, text: &str, entities: Entities) -> Analysis {
         let (words, corrections) = self.corrected_words(text);
-        let quoted = quoted_ranges(text);
+        // a short quoted text is a value ("called 'Audit Log'"); a quoted sentence is what the
+        // user wants ("customer asks: 'what API does the orchestrator offer?'")
+        let quoted: Vec<(usize, usize)> = quoted_ranges(text)
+            .into_iter()
+            .filter(|(s, e)| text::words(&text[*s..*e]).len() <= QUOTED_VALUE_WORDS)
+            .collect();
         let numbers = numbers::find(&words);
         let droplets = self.droplet_mentions(&words, &numbers);
         let stems: Vec<String> = words.iter().map(|w| self.stem(&w.text)).collect();

@@ -103,11 +103,20 @@ pub struct Reading<'a> {
     pub generic: &'a HashSet<String>,
     /// The stemmer the generic words were stemmed with.
     pub stem: &'a dyn Fn(&str) -> String,
+    /// The stewards' canonical term for a word, when it is a synonym ("svc" → service).
+    pub canonical: &'a dyn Fn(&str) -> Option<String>,
 }
 
 impl Reading<'_> {
     fn is_generic(&self, word: &str) -> bool {
         self.generic.contains(word) || self.generic.contains(&(self.stem)(word))
+    }
+
+    /// [`Reading::is_generic`], or a synonym of a generic word ("svc" for service): only for the
+    /// words a value starts with ("add svc payments-api"), since a synonym at its end may be
+    /// part of it ("Clean up logs", where "log" also means create).
+    fn is_generic_lead(&self, word: &str) -> bool {
+        self.is_generic(word) || (self.canonical)(word).is_some_and(|term| self.generic.contains(&term))
     }
 }
 
@@ -168,7 +177,8 @@ fn value_after(phrase: &Phrase, kind: SlotKind, reading: &Reading<'_>, mut start
         // only for numbers, where it never is
         start += 1;
     }
-    if start >= words.len() || words[start].after_break && start > 0 && kind != SlotKind::String {
+    // a value starts right after its phrase: "make a task, title is X" has no title after "task"
+    if start >= words.len() || (words[start].after_break && start > 0) {
         return None;
     }
     // "register service id 55": what follows is another slot's phrase, not this value
@@ -233,8 +243,22 @@ fn read_value(kind: SlotKind, reading: &Reading<'_>, first: usize, end: usize, f
         SlotKind::String => {
             let words = reading.words;
             let (mut first, mut end) = (first, end);
-            while first < end && LEADING.contains(&words[first].text.as_str()) {
-                first += 1;
+            // leading determiners and the intent's own words, in any order: "the title is …"
+            loop {
+                let before = first;
+                while first < end && LEADING.contains(&words[first].text.as_str()) {
+                    first += 1;
+                }
+                while first < end
+                    && reading.is_generic_lead(&words[first].text)
+                    && !is_capitalised(reading, first)
+                    && end - first > 1
+                {
+                    first += 1;
+                }
+                if first == before {
+                    break;
+                }
             }
             while end > first
                 && (TRAILING.contains(&words[end - 1].text.as_str())
@@ -315,6 +339,7 @@ mod tests {
             stops: &stops,
             generic: &generic,
             stem: &stem,
+            canonical: &|_: &str| None,
         };
         phrases.iter().map(|p| Phrase::new(p).expect("phrase")).find_map(|p| find(&p, kind, &reading)).map(|f| f.raw)
     }

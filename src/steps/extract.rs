@@ -123,6 +123,7 @@ impl ExtractStep {
                     stops: &stops,
                     generic: &pipeline.generic_words,
                     stem: &|w: &str| analyzer.stem(w),
+                    canonical: &|w: &str| analyzer.canonical(w),
                 };
                 slot.phrases.iter().find_map(|phrase| {
                     phrases::find(phrase, slot.kind, &reading)
