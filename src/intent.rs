@@ -422,7 +422,13 @@ impl Resolver {
         }
         let mut best: Option<(f64, Evidence, Why)> = None;
         if rules.all.iter().enumerate().all(|(i, r)| hit(ALL, i, r)) {
-            if let Some(regex) = rules.any.iter().enumerate().position(|(i, r)| hit(ANY, i, r)) {
+            // a pattern matched right after a negation ("don't create the task", "I don't want
+            // to register it") asks for the opposite
+            let affirmed = |regex: &Regex| match regex.find(text) {
+                Some(found) => !negated_before(&text[..found.start()]),
+                None => true,
+            };
+            if let Some(regex) = rules.any.iter().enumerate().position(|(i, r)| hit(ANY, i, r) && affirmed(r)) {
                 best = Some((PATTERN_SCORE, Evidence::Pattern, Why::Pattern { regex }));
             }
         }
@@ -533,6 +539,15 @@ fn read_as(analysis: &Analysis) -> String {
     }
 }
 
+/// Whether the last few words before a point negate what follows ("don't create", "do not
+/// want to register", "never mind the").
+fn negated_before(before: &str) -> bool {
+    let words = crate::nlu::text::words(before);
+    // only within the clause: "stop, don't create" looks back to the comma
+    let clause = words.iter().rposition(|w| w.after_break).unwrap_or(0);
+    words[clause..].iter().rev().take(3).any(|w| matches!(w.text.as_str(), "not" | "never" | "dont" | "no"))
+}
+
 /// Lowercased words of a text minus stopwords.
 pub fn content_words(text: &str) -> BTreeSet<String> {
     text.split(|c: char| !c.is_alphanumeric() && c != '\'')
@@ -606,6 +621,16 @@ mod tests {
         let res = resolver().resolve("blorp");
         assert_eq!(res.intent, "fallback");
         assert_eq!(res.reason, "no rule, example or keyword matched");
+    }
+
+    #[test]
+    fn a_negated_pattern_does_not_count() {
+        let r = resolver();
+        assert_eq!(r.resolve("please register it").intent, "register");
+        assert_ne!(r.resolve("I don't want to register it").intent, "register");
+        assert_eq!(r.resolve("no, register it").intent, "register", "the negation belongs to another clause");
+        assert!(negated_before("stop, don't create the "));
+        assert!(!negated_before("I don't know how I could "));
     }
 
     #[test]

@@ -53,7 +53,6 @@ const FILLER: &[&str] = &[
     "will",
     "shall",
     "should",
-    "you",
     "u",
     "ya",
     "it",
