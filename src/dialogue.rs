@@ -114,13 +114,19 @@ pub fn read_consent(
     // "no sorry, fifteen", "no, it's 34": a bare value for the one slot of its type
     if changed.is_empty() && invalid.is_none() {
         let bare = crate::steps::bare_answer(&rest);
+        // a number corrects a number, a droplet a droplet; text only when nothing else fits
+        let numeric = crate::nlu::numbers::parse(bare).is_some();
         let fits: Vec<&SlotDef> = extract
             .required
             .iter()
             .chain(&extract.optional)
             .filter_map(|name| pipeline.slot(name))
-            .filter(|slot| slot.kind != SlotKind::String || text_slots(pipeline, extract) == 1)
-            .filter(|slot| slot.kind != SlotKind::Boolean && slot.coerce(bare, catalogue).is_ok())
+            .filter(|slot| match slot.kind {
+                SlotKind::String => !numeric && text_slots(pipeline, extract) == 1,
+                SlotKind::Boolean => false,
+                _ => true,
+            })
+            .filter(|slot| slot.coerce(bare, catalogue).is_ok())
             .collect();
         if let [slot] = fits.as_slice() {
             if let Ok(value) = slot.coerce(bare, catalogue) {
@@ -144,7 +150,10 @@ pub fn read_consent(
 fn answer_about_the_action(pipeline: &Pipeline, text: &str) -> Option<YesNo> {
     // "thank you. yes, …": courtesy before the answer
     let all = crate::nlu::text::words(text);
-    let courtesy = ["thank", "thanks", "you", "ok", "okay", "great", "cool", "alright", "right", "so", "well", "oh"];
+    let courtesy = [
+        "thank", "thanks", "you", "ok", "okay", "great", "cool", "alright", "right", "so", "well", "oh", "hmm", "um",
+        "uh", "er", "erm", "actually",
+    ];
     let skipped = all.iter().take_while(|w| courtesy.contains(&w.text.as_str())).count();
     let text = all.get(skipped).map(|w| &text[w.start..]).unwrap_or(text);
     let (answer, used) = answers::leading(text)?;

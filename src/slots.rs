@@ -114,7 +114,7 @@ impl SlotDef {
     pub fn coerce(&self, raw: &str, catalogue: &Catalogue) -> Result<Value, String> {
         let raw = raw.trim();
         if raw.is_empty() {
-            return Err("is empty".to_owned());
+            return Err("did not come through".to_owned());
         }
         let value = match self.kind {
             SlotKind::String => Value::String(raw.to_owned()),

@@ -102,7 +102,7 @@ pub fn leading(text: &str) -> Option<(YesNo, usize)> {
 /// Courtesy words around a yes or a no.
 const COURTESY: &[&str] = &[
     "please", "thanks", "thank", "you", "sir", "mate", "then", "it", "is", "that", "oh", "well", "um", "uh", "ok",
-    "okay",
+    "okay", "hmm", "er", "erm", "actually", "so",
 ];
 
 /// `Some` when the whole text is only a yes or a no: one or more forms of the same answer with
@@ -151,6 +151,7 @@ mod tests {
             assert_eq!(whole(yes), Some(YesNo::Yes), "{yes}");
         }
         assert_eq!(whole("ok, no"), Some(YesNo::No));
+        assert_eq!(whole("hmm actually no"), Some(YesNo::No));
         assert_eq!(whole("yes no"), None, "two answers are no answer");
         assert_eq!(leading("no, the id is 78"), Some((YesNo::No, 1)));
         assert_eq!(whole("Billing"), None);

@@ -488,7 +488,8 @@ pub(crate) fn bare_answer(message: &str) -> &str {
         let lowered = rest.to_lowercase();
         let Some(lead) = ANSWER_LEAD_INS.iter().find(|l| {
             lowered.starts_with(*l)
-                && lowered[l.len()..].starts_with(|c: char| c.is_whitespace() || c == ',' || c == ':')
+                && (lowered.len() == l.len()
+                    || lowered[l.len()..].starts_with(|c: char| c.is_whitespace() || c == ',' || c == ':'))
         }) else {
             break;
         };
@@ -503,9 +504,6 @@ pub(crate) fn bare_answer(message: &str) -> &str {
             rest = rest[..rest.len() - tail.len()].trim_end_matches([',', ' ']);
         }
     }
-    if rest.is_empty() {
-        message.trim()
-    } else {
-        rest
-    }
+    // only fillers ("um"): no value at all, so the question is asked again
+    rest
 }
