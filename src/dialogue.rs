@@ -84,7 +84,7 @@ pub fn read_consent(
     catalogue: &Catalogue,
     analyzer: &Analyzer,
 ) -> ConsentAnswer {
-    if let Some(answer) = answers::whole(text).or_else(|| answer_about_the_action(pipeline, text)) {
+    if let Some(answer) = answers::whole(text).or_else(|| answer_about_the_action(pipeline, analyzer, text)) {
         return match answer {
             YesNo::Yes => ConsentAnswer::Yes,
             YesNo::No => ConsentAnswer::No,
@@ -102,17 +102,9 @@ pub fn read_consent(
     let Some((_, extract)) = collecting_step(pipeline, step) else { return ConsentAnswer::Unclear };
     let mut corrected = slots.clone();
     let filled = extract.fill(pipeline, catalogue, analyzer, &rest, false, &mut corrected);
-    let mut changed = Vec::new();
-    for slot in &pipeline.slots {
-        let (old, new) = (slots.get(&slot.name), corrected.get(&slot.name));
-        if old != new {
-            let show = |v: Option<&Value>| v.map(Value::to_string).unwrap_or_else(|| "nothing".to_owned());
-            changed.push(format!("{}: {} → {}", slot.name, show(old), show(new)));
-        }
-    }
     let mut invalid = filled.errors.keys().next().cloned();
     // "no sorry, fifteen", "no, it's 34": a bare value for the one slot of its type
-    if changed.is_empty() && invalid.is_none() {
+    if corrected == *slots && invalid.is_none() {
         let bare = crate::steps::bare_answer(&rest);
         // a number corrects a number, a droplet a droplet; text only when nothing else fits
         let numeric = crate::nlu::numbers::parse(bare).is_some();
@@ -130,15 +122,12 @@ pub fn read_consent(
             .collect();
         if let [slot] = fits.as_slice() {
             if let Ok(value) = slot.coerce(bare, catalogue) {
-                let old = corrected.insert(slot.name.clone(), value.clone());
-                if old.as_ref() != Some(&value) {
-                    let show = old.map(|v| v.to_string()).unwrap_or_else(|| "nothing".to_owned());
-                    changed.push(format!("{}: {show} → {value}", slot.name));
-                }
+                corrected.insert(slot.name.clone(), value);
             }
         }
         invalid = None;
     }
+    let changed = changes(pipeline, slots, &corrected, false);
     if changed.is_empty() && invalid.is_none() {
         return ConsentAnswer::Unclear;
     }
@@ -147,7 +136,7 @@ pub fn read_consent(
 
 /// "yes, please proceed with the removal", "no don't register it": a yes or a no followed only
 /// by words about the action itself (its description's words, courtesy).
-fn answer_about_the_action(pipeline: &Pipeline, text: &str) -> Option<YesNo> {
+fn answer_about_the_action(pipeline: &Pipeline, analyzer: &Analyzer, text: &str) -> Option<YesNo> {
     // "thank you. yes, …": courtesy before the answer
     let all = crate::nlu::text::words(text);
     let courtesy = [
@@ -185,14 +174,27 @@ fn answer_about_the_action(pipeline: &Pipeline, text: &str) -> Option<YesNo> {
             )
     };
     let rest = crate::nlu::text::words(text).into_iter().skip(used).collect::<Vec<_>>();
-    (!rest.is_empty() && rest.iter().all(|w| about(&w.text) || pipeline.generic_words.contains(&stem_like(&w.text))))
-        .then_some(answer)
+    (!rest.is_empty()
+        && rest.iter().all(|w| about(&w.text) || pipeline.generic_words.contains(&analyzer.stem(&w.text))))
+    .then_some(answer)
 }
 
-/// A crude stem for matching an action's words ("removal" → "remov"), enough for this check.
-fn stem_like(word: &str) -> String {
-    let stemmer = rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English);
-    stemmer.stem(word).into_owned()
+/// The values of an action that a message changed, as `slot: old → new` (for the trace);
+/// `replaced_only` leaves out slots that had no value before (a first answer is no change).
+pub fn changes(
+    pipeline: &Pipeline,
+    before: &Map<String, Value>,
+    after: &Map<String, Value>,
+    replaced_only: bool,
+) -> Vec<String> {
+    let show = |v: Option<&Value>| v.map(Value::to_string).unwrap_or_else(|| "nothing".to_owned());
+    pipeline
+        .slots
+        .iter()
+        .filter(|slot| !replaced_only || before.contains_key(&slot.name))
+        .filter(|slot| before.get(&slot.name) != after.get(&slot.name))
+        .map(|slot| format!("{}: {} → {}", slot.name, show(before.get(&slot.name)), show(after.get(&slot.name))))
+        .collect()
 }
 
 /// How many text slots the step collects (a bare text can only correct the one there is).

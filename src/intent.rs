@@ -336,14 +336,14 @@ impl Resolver {
             let gives_value = parts.last().is_some_and(|(_, previous): &((usize, usize), Resolution)| {
                 self.rules.iter().any(|r| r.intent == previous.intent && r.slot_leads.contains(&words[clause.0].text))
             });
-            let resolution =
-                (!gives_value).then(|| self.standalone(slice(clause), &words[clause.0..clause.1])).flatten();
+            let analysis = self.analyzer.analyze(slice(clause), Entities::Message);
+            let resolution = self.decide(slice(clause), &analysis, |_| true);
+            let stands = !gives_value && stands_alone(&words[clause.0..clause.1], &analysis, &resolution);
             // words (not just fillers) of which no intent reads any
-            let said_something = !self.analyzer.analyze(slice(clause), Entities::Message).terms.is_empty();
-            if resolution.is_none() && said_something && self.resolve(slice(clause)).candidates.is_empty() {
+            if !stands && !analysis.terms.is_empty() && resolution.candidates.is_empty() {
                 unread.push(slice(clause).to_owned());
             }
-            if let Some(resolution) = resolution {
+            if stands {
                 let first = leading.take().unwrap_or(clause.0);
                 parts.push(((first, clause.1), resolution));
             } else if let Some(last) = parts.last_mut() {
@@ -381,26 +381,6 @@ impl Resolver {
                 unread: if i + 1 == count { std::mem::take(&mut unread) } else { Vec::new() },
             })
             .collect()
-    }
-
-    /// A clause's resolution when it is a request of its own: confident, not negated ("don't
-    /// create the task"), and more than droplet names ("…and the dashboard" names a value).
-    fn standalone(&self, clause: &str, words: &[crate::nlu::text::Word]) -> Option<Resolution> {
-        // "don't create the task", "I do not want to register it"
-        let negated = words.iter().take(4).any(|w| matches!(w.text.as_str(), "not" | "never" | "dont"))
-            || words.first().is_some_and(|w| w.text == "no");
-        if negated {
-            return None;
-        }
-        let analysis = self.analyzer.analyze(clause, Entities::Message);
-        if analysis.terms.iter().all(|t| t.starts_with('@') || t == crate::nlu::analyzer::DROPLET) {
-            return None;
-        }
-        let resolution = self.resolve(clause);
-        // a clause resembling an example by one word ("tasks are stuck") is a remark, not a request
-        let shared = resolution.candidates.first().map(|c| c.shared_terms).unwrap_or(0);
-        let substantial = resolution.evidence == Some(Evidence::Pattern) || shared >= 2;
-        (resolution.confident && substantial).then_some(resolution)
     }
 
     fn score<'r>(
@@ -461,7 +441,12 @@ impl Resolver {
 
     fn resolve_among(&self, text: &str, eligible: impl Fn(&IntentRules) -> bool) -> Resolution {
         let analysis = self.analyzer.analyze(text, Entities::Message);
-        let norm = self.matcher.norm(&analysis);
+        self.decide(text, &analysis, eligible)
+    }
+
+    /// The resolution of a text already analysed.
+    fn decide(&self, text: &str, analysis: &Analysis, eligible: impl Fn(&IntentRules) -> bool) -> Resolution {
+        let norm = self.matcher.norm(analysis);
         let corrected = analysis.corrected_text.as_deref();
         let matches: Option<Vec<bool>> = self.patterns.as_ref().map(|set| {
             let typed = set.matches(text);
@@ -480,7 +465,7 @@ impl Resolver {
                     Some(set) => Matched::Set(set, self.offsets[i]),
                     None => Matched::Each(corrected),
                 };
-                self.score(i, text, &analysis, norm, matched, examples_apply)
+                self.score(i, text, analysis, norm, matched, examples_apply)
             })
             .collect();
         scored.sort_by(|a, b| {
@@ -490,7 +475,7 @@ impl Resolver {
                 .then_with(|| a.rules.intent.cmp(&b.rules.intent))
         });
         let candidates: Vec<Candidate> = scored.iter().take(DESCRIBED_CANDIDATES).map(|s| s.candidate(text)).collect();
-        let read_as = read_as(&analysis);
+        let read_as = read_as(analysis);
         match candidates.first() {
             Some(best) if best.score >= MIN_SCORE => {
                 let runner_up = candidates.get(1).cloned();
@@ -537,6 +522,18 @@ fn read_as(analysis: &Analysis) -> String {
     } else {
         format!("; read {}", read.join(", "))
     }
+}
+
+/// Whether a clause is a request of its own: confidently resolved, not negated ("don't create
+/// the task"), more than droplet names ("…and the dashboard" names a value), and more than one
+/// word like an example ("tasks are stuck" is a remark, not a request).
+fn stands_alone(words: &[crate::nlu::text::Word], analysis: &Analysis, resolution: &Resolution) -> bool {
+    let negated = words.iter().take(4).any(|w| matches!(w.text.as_str(), "not" | "never" | "dont"))
+        || words.first().is_some_and(|w| w.text == "no");
+    let only_droplets = analysis.terms.iter().all(|t| t.starts_with('@') || t == crate::nlu::analyzer::DROPLET);
+    let shared = resolution.candidates.first().map(|c| c.shared_terms).unwrap_or(0);
+    let substantial = resolution.evidence == Some(Evidence::Pattern) || shared >= 2;
+    !negated && !only_droplets && resolution.confident && substantial
 }
 
 /// Whether the last few words before a point negate what follows ("don't create", "do not

@@ -140,3 +140,26 @@ async fn the_websocket_welcome_renders_on_both_channels() {
     let voice = engine.welcome(Channel::Voice).expect("voice welcome renders");
     assert!(chat_orchestrator::speech::is_speakable(&voice), "{voice}");
 }
+
+#[tokio::test]
+async fn the_trace_says_what_a_correction_changed() {
+    let engine = common::engine(vec![]);
+    common::say(&engine, "fix", Channel::Chat, "register Billing with id 77").await;
+    let read_back = common::say(&engine, "fix", Channel::Chat, "no, the id is 78").await;
+    let dialogue = read_back.trace.dialogue.expect("an action under way");
+    assert_eq!((dialogue.state.as_str(), dialogue.changed), ("confirming", vec!["id: 77 → 78".to_owned()]));
+    assert!(read_back.trace.notes.iter().any(|n| n == "changed id: 77 → 78"), "{:?}", read_back.trace.notes);
+
+    // while a slot is asked, and for the answer before ("oops, …"): recorded once each
+    common::say(&engine, "asking", Channel::Chat, "register a new service").await;
+    common::say(&engine, "asking", Channel::Chat, "Paymnts").await;
+    let corrected = common::say(&engine, "asking", Channel::Chat, "oops, Payments").await;
+    let dialogue = corrected.trace.dialogue.expect("still asking");
+    assert_eq!(dialogue.asking.as_deref(), Some("id"));
+    assert_eq!(dialogue.changed, vec![r#"name: "Paymnts" → "Payments""#.to_owned()]);
+    let renamed = common::say(&engine, "asking", Channel::Chat, "actually call it Payments Two").await;
+    assert_eq!(
+        renamed.trace.dialogue.map(|d| d.changed),
+        Some(vec![r#"name: "Payments" → "Payments Two""#.to_owned()])
+    );
+}

@@ -53,8 +53,6 @@ const FILLER: &[&str] = &[
     "will",
     "shall",
     "should",
-    "u",
-    "ya",
     "it",
     "in",
     "on",
@@ -226,11 +224,6 @@ impl Analyzer {
             .longest_at(std::slice::from_ref(&stem))
             .filter(|(length, _)| *length == 1)
             .map(|(_, c)| c.to_owned())
-    }
-
-    /// Whether the configuration uses this (lowercased) word anywhere.
-    pub fn knows(&self, word: &str) -> bool {
-        self.known.contains(word)
     }
 
     /// The closest known word to an unknown one, if it is near enough to be a typo.

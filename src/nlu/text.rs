@@ -58,6 +58,9 @@ const CONTRACTIONS: &[(&str, &[&str])] = &[
     ("gimme", &["give", "me"]),
     ("lemme", &["let", "me"]),
     ("'em", &["them"]),
+    // text-speak for "you"
+    ("u", &["you"]),
+    ("ya", &["you"]),
 ];
 
 /// Suffixes spelt out when no whole-word form above applies.

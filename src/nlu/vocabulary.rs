@@ -115,14 +115,6 @@ impl Vocabulary {
     pub fn phrases_text(&self) -> impl Iterator<Item = &str> {
         self.terms.iter().map(String::as_str).chain(self.phrases.iter().map(|(_, _, written)| written.as_str()))
     }
-
-    pub fn len(&self) -> usize {
-        self.phrases.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.phrases.is_empty()
-    }
 }
 
 #[cfg(test)]

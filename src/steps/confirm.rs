@@ -46,10 +46,9 @@ impl ConfirmStep {
             None => {
                 let tries = if state.dialogue.unclear { state.dialogue.tries + 1 } else { 0 };
                 if tries >= self.tries {
-                    state.trace.notes.push(format!("no clear yes or no after {tries} tries: the action was dropped"));
-                    state.dialogue.outcome = Some("gave_up");
-                    let detail = crate::template::to_value(serde_json::json!({"question": "consent"}));
-                    return Ok(Some(Flow::Reply(self.give_up.render(pipeline, env, state, &[("gave_up", detail)])?)));
+                    let note = format!("no clear yes or no after {tries} tries: the action was dropped");
+                    let detail = serde_json::json!({"question": "consent"});
+                    return super::give_up(&self.give_up, pipeline, env, state, note, detail);
                 }
                 state.dialogue.tries = tries;
                 state.dialogue.outcome = Some("confirming");

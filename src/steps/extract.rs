@@ -248,12 +248,9 @@ impl ExtractStep {
             }
         }
         // values given before and changed now ("actually call it Billing Two") are corrections
-        for (name, old) in &before {
-            if let Some(new) = state.slots.get(name).filter(|new| *new != old) {
-                let change = format!("{name}: {old} → {new}");
-                state.trace.notes.push(format!("changed {change}"));
-                state.dialogue.changed.push(change);
-            }
+        for change in crate::dialogue::changes(pipeline, &before, &state.slots, true) {
+            state.trace.notes.push(format!("changed {change}"));
+            state.dialogue.changed.push(change);
         }
         // an optional value the user gave but that is not acceptable is asked for, not dropped
         let rejected: Vec<String> =
@@ -273,10 +270,9 @@ impl ExtractStep {
             (true, false) => state.dialogue.tries + 1,
         };
         if tries >= self.tries {
-            state.trace.notes.push(format!("no usable `{}` after {tries} tries: the action was dropped", asking.name));
-            state.dialogue.outcome = Some("gave_up");
-            let detail = crate::template::to_value(self.describe_slot(asking, &filled, pipeline, env, state));
-            return Ok(Some(Flow::Reply(self.give_up.render(pipeline, env, state, &[("gave_up", detail)])?)));
+            let note = format!("no usable `{}` after {tries} tries: the action was dropped", asking.name);
+            let detail = self.describe_slot(asking, &filled, pipeline, env, state);
+            return super::give_up(&self.give_up, pipeline, env, state, note, detail);
         }
         state.dialogue.tries = tries;
         // the question moved on: the one before it was answered (and may be corrected next)
@@ -323,10 +319,8 @@ impl ExtractStep {
             return;
         }
         if let Ok(value) = previous_slot.coerce(rest, catalogue) {
-            let old = state.slots.insert(previous.clone(), value.clone());
-            let show = old.map(|v| v.to_string()).unwrap_or_else(|| "nothing".to_owned());
-            state.dialogue.changed.push(format!("{previous}: {show} → {value}"));
-            state.trace.notes.push(format!("changed {previous}: {show} → {value}"));
+            // recorded as a change with the others, by `run`
+            state.slots.insert(previous, value);
             // the message was this correction, not an answer to the question asked
             state.message.clear();
         }

@@ -50,6 +50,22 @@ impl Step {
     }
 }
 
+/// Ends an action after too many unusable answers (to a slot's question or to a read-back):
+/// the give-up reply, with `gave_up` describing what could not be had; nothing is sent.
+fn give_up(
+    templates: &ReplyTemplates,
+    pipeline: &crate::pipeline::Pipeline,
+    env: &crate::pipeline::RunEnv<'_>,
+    state: &mut crate::pipeline::TurnState,
+    note: String,
+    detail: serde_json::Value,
+) -> Result<Option<crate::pipeline::Flow>, StepError> {
+    state.trace.notes.push(note);
+    state.dialogue.outcome = Some("gave_up");
+    let detail = crate::template::to_value(detail);
+    Ok(Some(crate::pipeline::Flow::Reply(templates.render(pipeline, env, state, &[("gave_up", detail)])?)))
+}
+
 /// A turn that could not produce its reply. Droplet failures are *not* errors (they are
 /// outcomes the templates render); these are faults in the configuration that only show at
 /// run time, such as a template reading a value of the wrong shape.
