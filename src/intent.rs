@@ -530,10 +530,12 @@ fn read_as(analysis: &Analysis) -> String {
 fn stands_alone(words: &[crate::nlu::text::Word], analysis: &Analysis, resolution: &Resolution) -> bool {
     let negated = words.iter().take(4).any(|w| matches!(w.text.as_str(), "not" | "never" | "dont"))
         || words.first().is_some_and(|w| w.text == "no");
+    // "show every droplet and its health": a part about what came before is not a request of its own
+    let refers_back = words.first().is_some_and(|w| matches!(w.text.as_str(), "its" | "it" | "their" | "them"));
     let only_droplets = analysis.terms.iter().all(|t| t.starts_with('@') || t == crate::nlu::analyzer::DROPLET);
     let shared = resolution.candidates.first().map(|c| c.shared_terms).unwrap_or(0);
     let substantial = resolution.evidence == Some(Evidence::Pattern) || shared >= 2;
-    !negated && !only_droplets && resolution.confident && substantial
+    !negated && !refers_back && !only_droplets && resolution.confident && substantial
 }
 
 /// Whether the last few words before a point negate what follows ("don't create", "do not

@@ -602,6 +602,16 @@ impl<'a> Compiler<'a> {
             let mut declared = Vec::new();
             for (i, written) in slot.from.iter().enumerate() {
                 match Phrase::new(written) {
+                    Ok(phrase) if phrase.is_glued() && !matches!(kind, SlotKind::Integer | SlotKind::Number) => self
+                        .report(
+                            Diagnostic::new(
+                                Code::BadPhrase,
+                                &doc.file,
+                                doc.at(&format!("/slots/{name}/from/{i}")),
+                                format!("the phrase \"{written}\" reads a number glued to its prefix, but `{name}` is not a number"),
+                            )
+                            .with_help("put a space before `{value}` (\"ticket {value}\"), or make the slot an integer"),
+                        ),
                     Ok(phrase) => declared.push(phrase),
                     Err(problem) => self.report(
                         Diagnostic::new(

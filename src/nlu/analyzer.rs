@@ -8,6 +8,8 @@
 //!    a quoted value → `#value`, so "status of the registry" teaches "status of the dashboard";
 //!    a droplet that is the topic of a request rather than a value ("show the registry") is one
 //!    term of its own, `@registry`, however many words its name has;
+//!    a capitalised name inside a typed sentence ("sign up Metrics Collector") gives no term, so
+//!    a name made of words the intents use does not pull the message elsewhere;
 //! 4. the stewards' synonyms become their canonical term ("big picture" → `overview`);
 //! 5. what is left loses filler words and is stemmed (Snowball English): "registered" →
 //!    `regist`.
@@ -340,6 +342,31 @@ impl Analyzer {
         found
     }
 
+    /// Which words are part of a name: capitalised inside a sentence ("register Metrics
+    /// Collector", "our new Notifier service"), not "I", not an acronym the configuration uses
+    /// ("the API of the registry"). A text written in title case or capitals has no such names:
+    /// its capitals say nothing.
+    fn names(&self, text: &str, words: &[Word]) -> Vec<bool> {
+        let typed = |word: &Word| &text[word.start..word.end];
+        let capitalised = |word: &Word| typed(word).chars().next().is_some_and(char::is_uppercase);
+        let mut names: Vec<bool> = words
+            .iter()
+            .enumerate()
+            .map(|(index, word)| {
+                // "That's" is read as "that is": only the first word of a contraction is typed
+                let typed_here = index == 0 || words[index - 1].start != word.start;
+                let inside = index > 0 && !word.after_break && typed_here;
+                let acronym = typed(word).chars().all(|c| !c.is_lowercase()) && self.known.contains(&word.text);
+                inside && capitalised(word) && word.text != "i" && !acronym
+            })
+            .collect();
+        let capitals = words.iter().skip(1).filter(|w| capitalised(w) && w.text != "i").count();
+        if words.len() >= 3 && capitals * 2 > words.len() - 1 {
+            names.iter_mut().for_each(|n| *n = false);
+        }
+        names
+    }
+
     /// The terms of a text, for comparing it with intents' examples.
     pub fn analyze(&self, text: &str, entities: Entities) -> Analysis {
         let (words, corrections) = self.corrected_words(text);
@@ -352,6 +379,7 @@ impl Analyzer {
         let numbers = numbers::find(&words);
         let droplets = self.droplet_mentions(&words, &numbers);
         let stems: Vec<String> = words.iter().map(|w| self.stem(&w.text)).collect();
+        let names = self.names(text, &words);
 
         let mut analysis = Analysis { corrections, ..Analysis::default() };
         let push = |analysis: &mut Analysis, term: &str| {
@@ -390,6 +418,12 @@ impl Analyzer {
             if let Some(number) = numbers.iter().find(|n| n.first == index) {
                 push(&mut analysis, NUMBER);
                 index = number.end;
+                continue;
+            }
+            // a name tells nothing about the intent (a steward's example with "Billing" must not
+            // make every capitalised word a registration), it only keeps its words from counting
+            if names[index] {
+                index += 1;
                 continue;
             }
             if let Some((length, canonical)) = self.vocabulary.longest_at(&stems[index..]) {
@@ -506,6 +540,17 @@ mod tests {
         assert_eq!(a.analyze("is droplet 14 up", Entities::Message).droplets, [14]);
         assert_eq!(a.analyze("remove service 12", Entities::Message).terms, ["remov", "droplet", NUMBER]);
         assert_eq!(a.analyze("call it \"Payments Gateway\" ok", Entities::Message).terms, ["call", VALUE, "ok"]);
+    }
+
+    #[test]
+    fn capitalised_names_stand_as_a_name() {
+        let a = analyzer();
+        let terms = |text: &str| a.analyze(text, Entities::Message).terms;
+        assert_eq!(terms("sign up Metrics Collector with id 61"), ["sign", "up", "with", "id", NUMBER]);
+        assert_eq!(terms("Status of the dashboard"), ["status", "@dashboard", DROPLET], "first word of a sentence");
+        assert_eq!(terms("can I see the status"), ["see", "status"]);
+        assert_eq!(terms("That's all I need"), ["all", "need"], "a contraction is one word typed");
+        assert_eq!(terms("Show The Status Of Everything"), terms("show the status of everything"), "title case");
     }
 
     #[test]

@@ -105,6 +105,60 @@ pub fn find(words: &[Word]) -> Vec<Found> {
     }
     flush_words(run_start, words.len(), &mut out);
     out.sort_by_key(|f| f.first);
+    read_digit_by_digit(words, out)
+}
+
+/// The spoken digit word of a single digit ("five" → 5; "oh" and "o" are zero, but only inside
+/// a run of digits: "one oh five").
+fn single_digit(word: &Word, found: Option<&Found>) -> Option<u8> {
+    if let Some(found) = found {
+        let one_word = found.end == found.first + 1 && !found.ordinal;
+        let is_word = !word.text.bytes().all(|b| b.is_ascii_digit());
+        return found.integer().filter(|v| one_word && is_word && (0..=9).contains(v)).map(|v| v as u8);
+    }
+    matches!(word.text.as_str(), "oh" | "o").then_some(0)
+}
+
+/// Ids and codes are often read out one digit at a time ("one oh five" is 105, "two three zero"
+/// is 230): a run of three or more single digit words, with no clause break inside, is one number.
+/// A lone "oh" is a word ("oh, and the dashboard"), never a number.
+fn read_digit_by_digit(words: &[Word], found: Vec<Found>) -> Vec<Found> {
+    let at = |index: usize| found.iter().find(|f| f.first == index);
+    let mut out = Vec::with_capacity(found.len());
+    let mut index = 0;
+    while index < words.len() {
+        let mut digits = String::new();
+        let mut end = index;
+        while end < words.len() && (end == index || !words[end].after_break) {
+            match single_digit(&words[end], at(end)) {
+                // a run starts with a real digit word, not with "oh"
+                Some(_) if digits.is_empty() && at(end).is_none() => break,
+                Some(digit) => digits.push(char::from(b'0' + digit)),
+                None => break,
+            }
+            end += 1;
+        }
+        // a trailing "oh" is not part of the number ("one oh" is one, then a word)
+        while end > index && at(end - 1).is_none() {
+            end -= 1;
+            digits.pop();
+        }
+        // two digit words are more often two numbers ("droplets two six and ten"); an id read
+        // out digit by digit has three or more
+        if digits.len() >= 3 {
+            if let Ok(value) = digits.parse::<f64>() {
+                out.push(Found { first: index, end, value, ordinal: false });
+                index = end;
+                continue;
+            }
+        }
+        if let Some(number) = at(index) {
+            out.push(number.clone());
+            index = number.end.max(index + 1);
+        } else {
+            index += 1;
+        }
+    }
     out
 }
 
@@ -145,6 +199,18 @@ mod tests {
         assert_eq!(values("priority one"), [1.0]);
         assert_eq!(values("five, six"), [5.0, 6.0]);
         assert_eq!(values("add a task"), Vec::<f64>::new());
+    }
+
+    #[test]
+    fn digit_by_digit() {
+        assert_eq!(values("get rid of service one oh five"), [105.0]);
+        assert_eq!(values("id two three zero"), [230.0]);
+        assert_eq!(values("oh and service five"), [5.0]);
+        assert_eq!(values("one oh"), [1.0]);
+        assert_eq!(values("droplets two, twelve"), [2.0, 12.0]);
+        assert_eq!(values("droplets two six and ten"), [2.0, 6.0, 10.0]);
+        assert_eq!(values("twenty one"), [21.0]);
+        assert_eq!(values("priority 3 id 4"), [3.0, 4.0]);
     }
 
     #[test]

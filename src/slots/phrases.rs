@@ -47,6 +47,9 @@ pub struct Phrase {
     pub written: String,
     before: Vec<String>,
     after: Vec<String>,
+    /// Letters written right against `{value}` ("p{value}" reads "p3" as 3): a number's prefix
+    /// inside one word, as in "P1" for a priority or "v2" for a version.
+    glued: Option<String>,
 }
 
 impl Phrase {
@@ -58,7 +61,23 @@ impl Phrase {
         }
         let (before, after) = written.split_once("{value}").unwrap_or_default();
         let words = |t: &str| text::words(t).into_iter().map(|w| w.text).collect::<Vec<_>>();
-        let phrase = Phrase { written: written.to_owned(), before: words(before), after: words(after) };
+        let glued_to = before.chars().last().is_some_and(|c| !c.is_whitespace());
+        if glued_to {
+            let prefix = before.trim().to_lowercase();
+            if prefix.contains(char::is_whitespace) || !after.trim().is_empty() || prefix.len() > 8 {
+                return Err(format!(
+                    "the phrase \"{written}\" writes letters against `{{value}}`; that form is one prefix \
+                     and the value in one word, like \"p{{value}}\" for \"p3\""
+                ));
+            }
+            return Ok(Phrase {
+                written: written.to_owned(),
+                before: Vec::new(),
+                after: Vec::new(),
+                glued: Some(prefix),
+            });
+        }
+        let phrase = Phrase { written: written.to_owned(), before: words(before), after: words(after), glued: None };
         if phrase.before.is_empty() && phrase.after.is_empty() {
             return Err(format!(
                 "the phrase \"{written}\" has no words around `{{value}}`, so it would match anything"
@@ -72,8 +91,26 @@ impl Phrase {
         Phrase::new(&format!("{} {{value}}", key.replace(['_', '-'], " "))).ok()
     }
 
+    /// Whether the phrase reads only numbers ("p{value}"): a `check` error on a text slot.
+    pub fn is_glued(&self) -> bool {
+        self.glued.is_some()
+    }
+
     /// Where this phrase's leading words start, at each position of `words`.
     pub fn starts_at(&self, words: &[Word], index: usize) -> bool {
+        if let Some(prefix) = &self.glued {
+            // "fix login, P2" and "P1: restart the cache", not the "p99" inside a sentence
+            let clause_edge = index == 0
+                || words.get(index).is_some_and(|w| w.after_break)
+                || words.get(index + 1).is_none_or(|w| w.after_break);
+            return clause_edge
+                && words.get(index).is_some_and(|w| {
+                    w.text.strip_prefix(prefix.as_str()).is_some_and(|rest| {
+                        let rest = rest.trim_start_matches('-');
+                        !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())
+                    })
+                });
+        }
         let marker = if self.before.is_empty() { &self.after } else { &self.before };
         !marker.is_empty()
             && words.len() - index >= marker.len()
@@ -123,6 +160,20 @@ impl Reading<'_> {
 /// The first value `phrase` finds for a slot of `kind`.
 pub fn find(phrase: &Phrase, kind: SlotKind, reading: &Reading<'_>) -> Option<Found> {
     let words = reading.words;
+    if let Some(prefix) = &phrase.glued {
+        if !matches!(kind, SlotKind::Integer | SlotKind::Number) {
+            return None;
+        }
+        // "p3": the word's own characters, so "#12" and "P-1" read too
+        return words.iter().enumerate().filter(|(index, _)| phrase.starts_at(words, *index)).find_map(
+            |(index, word)| {
+                let typed = reading.text[word.start..word.end].to_lowercase();
+                let rest = typed.strip_prefix(prefix.as_str())?.trim_start_matches('-');
+                (!rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) && !(reading.stops)(index))
+                    .then(|| Found { raw: rest.to_owned(), first: index, end: index + 1 })
+            },
+        );
+    }
     for index in 0..words.len() {
         if (reading.stops)(index) && !phrase.starts_at(words, index) {
             continue;
@@ -397,6 +448,21 @@ mod tests {
             read(&["{value} priority"], SlotKind::Integer, "make it a 2 priority task", &[]).as_deref(),
             Some("2")
         );
+    }
+
+    #[test]
+    fn a_number_glued_to_its_prefix() {
+        let priority = ["{value} priority", "p{value}"];
+        assert_eq!(read(&priority, SlotKind::Integer, "add a task Migrate database P3", &[]).as_deref(), Some("3"));
+        assert_eq!(read(&priority, SlotKind::Integer, "add a task called Backup", &[]).as_deref(), None);
+        assert_eq!(read(&["p{value}"], SlotKind::Integer, "open the pdf", &[]).as_deref(), None);
+        assert_eq!(
+            read(&["p{value}"], SlotKind::Integer, "task: fix it, description p99 went over 2s", &[]).as_deref(),
+            None
+        );
+        assert_eq!(read(&["p{value}"], SlotKind::Integer, "P1: restart the cache", &[]).as_deref(), Some("1"));
+        assert!(Phrase::new("p {value}").is_ok_and(|p| !p.is_glued()));
+        assert!(Phrase::new("ticket no{value} please").expect_err("words after").contains("one prefix"));
     }
 
     #[test]

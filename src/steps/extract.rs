@@ -145,6 +145,7 @@ impl ExtractStep {
             // a droplet given with the request (one of several named) stays; an answer may change it
             .filter(|s| resumed || !slots.contains_key(&s.name))
             .collect();
+        let wants_a_number = wanted.iter().any(|s| matches!(s.kind, SlotKind::Integer | SlotKind::Number));
         for slot in droplet_slots {
             let free: Vec<i64> = droplets
                 .iter()
@@ -156,6 +157,27 @@ impl ExtractStep {
                     }
                     ids
                 });
+            // "status on 2 and 12", "endpoints for 6": in a request that wants no number but a
+            // droplet, the numbers said are droplet ids (each must be one)
+            let free = if free.is_empty() && !wants_a_number {
+                let bare: Vec<Option<i64>> = numbers
+                    .iter()
+                    .filter(|n| !n.ordinal && !in_pairs(n.first))
+                    .filter(|n| !taken.iter().any(|(f, e)| n.first < *e && *f < n.end))
+                    .map(|n| n.integer().and_then(|id| catalogue.by_id(id)).map(|d| d.id))
+                    .collect();
+                let mut ids: Vec<i64> = Vec::new();
+                if bare.iter().all(Option::is_some) {
+                    for id in bare.into_iter().flatten() {
+                        if !ids.contains(&id) {
+                            ids.push(id);
+                        }
+                    }
+                }
+                ids
+            } else {
+                free
+            };
             let recognized = match free.first() {
                 Some(id) => Recognition::Found(*id),
                 None => catalogue.recognize(message),
