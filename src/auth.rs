@@ -11,8 +11,30 @@ use std::path::Path;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
+/// The Orchestrator's droplet id: the one droplet that relays turns for others (MESH.md §7).
+pub const ORCHESTRATOR: i64 = 10;
+
+/// The token of an `Authorization` header: `Bearer <token>`, the scheme in any case (RFC 7235),
+/// or `None` for any other scheme or an empty token.
+pub fn bearer_token(header: &str) -> Option<String> {
+    let (scheme, token) = header.trim().split_once(char::is_whitespace)?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+}
+
+/// Whether a secret given equals the one configured, in time that depends on neither (both are
+/// hashed first, so not even the length shows).
+pub fn same_secret(given: &str, configured: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(configured.as_bytes())).into()
+}
+
 /// Seconds of clock skew tolerated on `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECONDS: u64 = 60;
+
+/// The longest a token may be meant to live unless `JWT_MAX_LIFETIME` says otherwise.
+pub const DEFAULT_MAX_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Who called, once the token checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +44,13 @@ pub struct Caller {
     /// The subject as written (Registry tokens) or the droplet id (Orchestrator tokens).
     pub subject: String,
     pub anchor: Anchor,
+}
+
+impl Caller {
+    /// The subject, when a token proved it (never in development mode).
+    pub fn verified_subject(&self) -> Option<&str> {
+        (self.anchor != Anchor::Unverified).then_some(self.subject.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,11 +80,43 @@ pub enum AuthError {
 #[derive(Deserialize)]
 struct RegistryClaims {
     sub: String,
+    #[serde(flatten)]
+    times: Times,
 }
 
 #[derive(Deserialize)]
 struct OrchestratorClaims {
     droplet_id: i64,
+    #[serde(flatten)]
+    times: Times,
+}
+
+/// The time claims jsonwebtoken does not judge: when the token says it was issued, and how long
+/// it is meant to live.
+#[derive(Deserialize)]
+struct Times {
+    exp: f64,
+    iat: Option<f64>,
+}
+
+impl Times {
+    fn check(&self, max_lifetime: std::time::Duration) -> Result<(), String> {
+        let now = jsonwebtoken::get_current_timestamp() as f64;
+        let leeway = LEEWAY_SECONDS as f64;
+        if let Some(iat) = self.iat {
+            if iat > now + leeway {
+                return Err("it says it was issued in the future (iat)".to_owned());
+            }
+        }
+        let from = self.iat.unwrap_or(now).min(now);
+        if self.exp - from > max_lifetime.as_secs_f64() + leeway {
+            return Err(format!(
+                "it is meant to live longer than {} hours (JWT_MAX_LIFETIME)",
+                max_lifetime.as_secs_f64() / 3600.0
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What `Authorization: Bearer …` is checked against.
@@ -65,6 +126,7 @@ pub enum Verifier {
         orchestrator: Option<DecodingKey>,
         issuer: String,
         audience: String,
+        max_lifetime: std::time::Duration,
     },
     /// No Registry key: every request is let through as [`Anchor::Unverified`].
     Open,
@@ -76,10 +138,18 @@ impl Verifier {
     }
 
     pub fn verify(&self, token: Option<&str>) -> Result<Caller, AuthError> {
-        let Verifier::Keys { registry, orchestrator, issuer, audience } = self else {
+        let Verifier::Keys { registry, orchestrator, issuer, audience, max_lifetime } = self else {
             return Ok(Caller { droplet: None, subject: String::new(), anchor: Anchor::Unverified });
         };
         let token = token.filter(|t| !t.trim().is_empty()).ok_or(AuthError::Missing)?;
+        // RFC 7515 §4.1.11: a `crit` parameter this service does not understand means refuse;
+        // it understands none
+        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(describe(&e)))?;
+        if header.crit.is_some() {
+            return Err(AuthError::Invalid(
+                "it marks header parameters as critical (`crit`), and this service understands none".to_owned(),
+            ));
+        }
 
         let mut validation = Validation::new(Algorithm::RS256);
         validation.leeway = LEEWAY_SECONDS;
@@ -89,6 +159,7 @@ impl Verifier {
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
         let registry_error = match jsonwebtoken::decode::<RegistryClaims>(token, registry, &validation) {
             Ok(data) if !data.claims.sub.trim().is_empty() => {
+                data.claims.times.check(*max_lifetime).map_err(AuthError::Invalid)?;
                 let subject = data.claims.sub;
                 return Ok(Caller { droplet: droplet_number(&subject), subject, anchor: Anchor::Registry });
             }
@@ -102,6 +173,7 @@ impl Verifier {
             validation.validate_aud = false;
             validation.set_required_spec_claims(&["exp"]);
             if let Ok(data) = jsonwebtoken::decode::<OrchestratorClaims>(token, orchestrator, &validation) {
+                data.claims.times.check(*max_lifetime).map_err(AuthError::Invalid)?;
                 let id = data.claims.droplet_id;
                 return Ok(Caller { droplet: Some(id), subject: id.to_string(), anchor: Anchor::Orchestrator });
             }

@@ -166,6 +166,7 @@ pub async fn run(config: Arc<CompiledConfig>, conversation: &Conversation, chann
             metadata: Default::default(),
             trace_id: "fixture".to_owned(),
             preview_other_channel: false,
+            owner: Default::default(),
         };
         let exchange = match engine.handle(turn).await {
             Ok(reply) => Exchange {
@@ -225,6 +226,7 @@ pub async fn run_pipeline_tests(config: Arc<CompiledConfig>) -> (usize, Vec<Test
                 metadata: Default::default(),
                 trace_id: "pipeline-test".to_owned(),
                 preview_other_channel: false,
+                owner: Default::default(),
             };
             let reply = match engine.handle(turn).await {
                 Ok(reply) => reply,

@@ -43,6 +43,11 @@ pub struct Settings {
     pub rate_limit_websocket: u32,
     /// `RATE_LIMIT_PROCESS` (50): envelopes per minute per client IP on `/api/process`.
     pub rate_limit_process: u32,
+    /// `MESH_RELAY_ALLOW`: addresses (`10.0.0.10`, `10.0.0.0/24`) whose `/message` envelopes are
+    /// taken without a token once a Registry key is set. Droplet 10 relays with no Authorization
+    /// header (MESH.md §3), so a mesh puts its Orchestrator's address here; empty by default, so
+    /// a secured service takes only verified relays.
+    pub mesh_relay_allow: Vec<ipnet::IpNet>,
     /// `REGISTRY_PUBLIC_KEY`: PEM text, PEM with `\n` escapes, or a path. Without it the mesh
     /// endpoints are open (refused in production).
     pub registry_public_key: Option<String>,
@@ -51,6 +56,9 @@ pub struct Settings {
     /// `JWT_ISSUER` (registry.fullpotential.ai) and `JWT_AUDIENCE` (fullpotential.droplets).
     pub jwt_issuer: String,
     pub jwt_audience: String,
+    /// `JWT_MAX_LIFETIME` (`24h`, `90m`, `3600s` or seconds): tokens meant to live longer, from
+    /// `iat` (or now) to `exp`, are refused.
+    pub jwt_max_lifetime: Duration,
     /// `ENVIRONMENT`: `development` (default), `staging` or `production`.
     pub environment: String,
     /// `DEPLOYED_BY`, shown by `/version`.
@@ -179,6 +187,10 @@ impl Settings {
                 50,
                 "a number of turns per minute (0 for no limit)",
             )?,
+            mesh_relay_allow: match lookup("MESH_RELAY_ALLOW") {
+                None => Vec::new(),
+                Some(list) => relay_allow_list(&list)?,
+            },
             rate_limit_websocket: parse(
                 &lookup,
                 "RATE_LIMIT_WEBSOCKET",
@@ -193,6 +205,14 @@ impl Settings {
             jwt_audience: lookup("JWT_AUDIENCE")
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or_else(|| "fullpotential.droplets".to_owned()),
+            jwt_max_lifetime: match lookup("JWT_MAX_LIFETIME").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+                None => crate::auth::DEFAULT_MAX_LIFETIME,
+                Some(value) => lifetime(&value).ok_or(SettingsError {
+                    name: "JWT_MAX_LIFETIME",
+                    value,
+                    expected: "a lifetime such as 24h, 90m or 3600s (seconds when no unit is given)",
+                })?,
+            },
             environment: lookup("ENVIRONMENT")
                 .map(|v| v.trim().to_lowercase())
                 .filter(|v| !v.is_empty())
@@ -319,6 +339,35 @@ fn per_droplet<T>(
         pairs.insert(id, value);
     }
     Ok(pairs)
+}
+
+/// `MESH_RELAY_ALLOW`: comma-separated addresses and networks; a bare address is that one host.
+fn relay_allow_list(list: &str) -> Result<Vec<ipnet::IpNet>, SettingsError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry.parse::<ipnet::IpNet>().or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from)).map_err(|_| {
+                SettingsError {
+                    name: "MESH_RELAY_ALLOW",
+                    value: entry.to_owned(),
+                    expected: "addresses or networks separated by commas, such as 10.0.0.10 or 10.0.0.0/24",
+                }
+            })
+        })
+        .collect()
+}
+
+/// `24h`, `90m`, `3600s`, or a number of seconds; more than zero.
+fn lifetime(value: &str) -> Option<Duration> {
+    let (number, unit) = match value.char_indices().last()? {
+        (at, 'h') => (&value[..at], 3600),
+        (at, 'm') => (&value[..at], 60),
+        (at, 's') => (&value[..at], 1),
+        _ => (value, 1),
+    };
+    let count: u64 = number.trim().parse().ok().filter(|n| *n > 0)?;
+    count.checked_mul(unit).map(Duration::from_secs)
 }
 
 #[cfg(test)]

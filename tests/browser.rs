@@ -96,6 +96,7 @@ async fn the_playground_takes_a_token_when_the_server_wants_one() {
         orchestrator: None,
         issuer: "registry.fullpotential.ai".to_owned(),
         audience: "fullpotential.droplets".to_owned(),
+        max_lifetime: chat_orchestrator::auth::DEFAULT_MAX_LIFETIME,
     });
     let server = common::Running::start(state).await;
     let base = format!("{}/", server.base);

@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::path::Path;
+use common::keys::{key_pair, keys_verifier, now, registry_claims, sign, AUDIENCE, ISSUER};
+
 use std::process::Command;
 use std::sync::Arc;
 
@@ -12,52 +13,6 @@ use chat_orchestrator::api::AppState;
 use chat_orchestrator::auth::{load_public_key, Verifier};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-
-const ISSUER: &str = "registry.fullpotential.ai";
-const AUDIENCE: &str = "fullpotential.droplets";
-
-/// A fresh RSA key pair (test-only, generated now): (private PEM, public PEM).
-fn key_pair(dir: &Path, name: &str) -> (String, String) {
-    let private = dir.join(format!("{name}.key"));
-    let public = dir.join(format!("{name}.pub"));
-    let ok = Command::new("openssl")
-        .args(["genrsa", "-out"])
-        .arg(&private)
-        .arg("2048")
-        .output()
-        .expect("openssl")
-        .status
-        .success();
-    assert!(ok, "openssl genrsa");
-    let ok = Command::new("openssl")
-        .args(["rsa", "-pubout", "-in"])
-        .arg(&private)
-        .arg("-out")
-        .arg(&public)
-        .output()
-        .expect("openssl")
-        .status
-        .success();
-    assert!(ok, "openssl rsa -pubout");
-    (std::fs::read_to_string(private).expect("read"), std::fs::read_to_string(public).expect("read"))
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64
-}
-
-fn sign(private_pem: &str, claims: Value) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::RS256),
-        &claims,
-        &EncodingKey::from_rsa_pem(private_pem.as_bytes()).expect("key"),
-    )
-    .expect("sign")
-}
-
-fn registry_claims() -> Value {
-    json!({"iss": ISSUER, "sub": "12", "aud": AUDIENCE, "iat": now(), "exp": now() + 3600, "role": "droplet", "scope": ["registry:heartbeat"]})
-}
 
 type Server = common::Running;
 
@@ -81,15 +36,6 @@ impl Get for Server {
         let status = response.status().as_u16();
         let challenge = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).map(str::to_owned);
         (status, challenge, response.json().await.unwrap_or(Value::Null))
-    }
-}
-
-fn keys_verifier(public_pem: &str) -> Verifier {
-    Verifier::Keys {
-        registry: load_public_key("REGISTRY_PUBLIC_KEY", public_pem).expect("public key"),
-        orchestrator: None,
-        issuer: ISSUER.to_owned(),
-        audience: AUDIENCE.to_owned(),
     }
 }
 
@@ -203,6 +149,7 @@ async fn an_orchestrator_token_passes_the_second_anchor() {
         orchestrator: Some(load_public_key("ORCHESTRATOR_PUBLIC_KEY", &orchestrator_public).expect("key")),
         issuer: ISSUER.to_owned(),
         audience: AUDIENCE.to_owned(),
+        max_lifetime: chat_orchestrator::auth::DEFAULT_MAX_LIFETIME,
     };
     let caller = verifier
         .verify(Some(&sign(
@@ -272,7 +219,8 @@ async fn voice_turns_come_back_as_response_envelopes_in_plain_speech() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (private, public) = key_pair(dir.path(), "registry");
     let server = start(keys_verifier(&public)).await;
-    let token = sign(&private, registry_claims());
+    // the Voice droplet's own token: a droplet may only send its own turns
+    let token = sign(&private, common::keys::claims_for("6"));
     let request: Value =
         serde_json::from_str(include_str!("fixtures/mesh/envelope_voice_process.json")).expect("fixture");
     let expected: Value =

@@ -14,7 +14,7 @@ use super::udc::MeshAuth;
 use super::validate::{check_message, check_metadata, check_session_id, is_printable_id};
 use super::ApiTags;
 use crate::engine::{Engine, Turn, TurnError};
-use crate::session::Channel;
+use crate::session::{Channel, Entry, Owner};
 use crate::trace::TurnTrace;
 
 /// A chat message from a client.
@@ -132,7 +132,7 @@ impl ChatApi {
     #[oai(path = "/api/chat", method = "post", tag = "ApiTags::Chat")]
     async fn chat(
         &self,
-        _auth: MeshAuth,
+        MeshAuth(caller): MeshAuth,
         body: Json<ChatRequest>,
         /// Use this trace id for the turn instead of a new one (1–128 printable characters).
         #[oai(name = "X-Trace-ID")]
@@ -165,6 +165,7 @@ impl ChatApi {
             metadata: request.metadata.unwrap_or_default().into_iter().collect(),
             trace_id,
             preview_other_channel: request.preview_other_channel.unwrap_or(false),
+            owner: Owner::new(Entry::Client, caller.verified_subject()),
         };
         match self.engine.handle(turn).await {
             Ok(reply) => ChatResponse::Ok(Json(ChatReply {

@@ -12,11 +12,15 @@ use time::format_description::well_known::Rfc3339;
 use super::error::{ErrorBody, ErrorCode, Refusal};
 use super::udc::MeshAuth;
 use super::ApiTags;
-use crate::auth::Verifier;
+use std::net::IpAddr;
+
+use super::rate_limit::{client_ip, retry_after_seconds, Limit};
+use super::validate::check_envelope_turn;
+use crate::auth::{bearer_token, Anchor, Caller, Verifier, ORCHESTRATOR};
 use crate::engine::{utc_timestamp, Engine, Turn};
 use crate::envelope::{self, Envelope, Party};
 use crate::mesh::{OrchestratorClient, Waiters};
-use crate::session::Channel;
+use crate::session::{Channel, Entry, Owner};
 
 /// How long after an inbound heartbeat the next one is due.
 const HEARTBEAT_INTERVAL_SECONDS: f64 = 60.0;
@@ -31,9 +35,19 @@ pub enum MessageResponse {
     /// Not a usable envelope, or addressed to another droplet.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
-    /// An Authorization header was sent and it does not verify.
+    /// With a Registry key set: no token from a sender outside `MESH_RELAY_ALLOW`, or a token
+    /// that does not verify. In development (no key) a missing header is accepted.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// A valid token, but not the Orchestrator's: only droplet 10 relays to `/message`.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// The turn's session id or metadata is not acceptable (the checks of `/api/chat`).
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorBody>),
+    /// Too many envelopes from this address; `Retry-After` says how many seconds to wait.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] String),
 }
 
 fn envelope_unreadable(error: poem::Error) -> MessageResponse {
@@ -105,6 +119,49 @@ pub struct MeshApi {
     pub verifier: Arc<Verifier>,
     pub waiters: Arc<Waiters>,
     pub orchestrator: Option<OrchestratorClient>,
+    /// Addresses whose envelopes need no token (`MESH_RELAY_ALLOW`).
+    pub relay_allow: Arc<[ipnet::IpNet]>,
+    /// Envelopes per minute per sending address (`RATE_LIMIT_PROCESS`, a budget of its own).
+    pub limit: Limit,
+}
+
+impl MeshApi {
+    /// Who sent an envelope, when they may: with a Registry key set, the Orchestrator's verified
+    /// token, or no token from an address in `MESH_RELAY_ALLOW`; in development anyone.
+    fn relay_sender(
+        &self,
+        request: &poem::Request,
+        remote: Option<IpAddr>,
+    ) -> Result<Option<Caller>, Box<MessageResponse>> {
+        let unauthorized = |message: String| {
+            MessageResponse::Unauthorized(
+                Json(ErrorBody::new(ErrorCode::Unauthorized, message, json!({}))),
+                "Bearer".to_owned(),
+            )
+        };
+        let header = request.header("authorization").filter(|h| *h != "Bearer development-mode");
+        let Some(header) = header else {
+            if self.verifier.is_open() || remote.is_some_and(|ip| self.relay_allow.iter().any(|net| net.contains(&ip)))
+            {
+                return Ok(None);
+            }
+            return Err(Box::new(unauthorized(
+                "a bearer token is required: only the Orchestrator relays here, with its token or from an address \
+                 in MESH_RELAY_ALLOW"
+                    .to_owned(),
+            )));
+        };
+        let caller =
+            self.verifier.verify(bearer_token(header).as_deref()).map_err(|e| Box::new(unauthorized(e.to_string())))?;
+        if caller.anchor != Anchor::Unverified && caller.droplet != Some(ORCHESTRATOR) {
+            return Err(Box::new(MessageResponse::Forbidden(Json(ErrorBody::new(
+                ErrorCode::Forbidden,
+                format!("the token is `{}`'s; only the Orchestrator (droplet 10) relays to /message", caller.subject),
+                json!({}),
+            )))));
+        }
+        Ok(Some(caller))
+    }
 }
 
 fn ack(trace_id: &str, result: &str) -> MessageResponse {
@@ -120,21 +177,24 @@ fn ack(trace_id: &str, result: &str) -> MessageResponse {
 impl MeshApi {
     /// Receive a UDC envelope (relayed by the Orchestrator or sent directly).
     ///
-    /// No Authorization header is needed: droplet 10 relays without one. A header that is
-    /// present must verify. A turn (`query`/`command` with `payload.message`) is acknowledged
+    /// Only the Orchestrator relays here. In development (no Registry key) anyone may; with a
+    /// key, the envelope needs the Orchestrator's token, or must come from an address in
+    /// `MESH_RELAY_ALLOW` (droplet 10 relays with no Authorization header). A header that is
+    /// present must verify. Relayed turns have sessions of their own: an envelope never
+    /// reaches a session started on `/api/chat`, `/ws` or `/api/process`. A turn (`query`/`command` with `payload.message`) is acknowledged
     /// as `queued` at once and answered through the Orchestrator; a `response`/`error` is
     /// matched to the query waiting for it.
     #[oai(path = "/message", method = "post", tag = "ApiTags::Udc")]
     async fn message(&self, body: Json<Value>, request: &poem::Request) -> MessageResponse {
-        if let Some(header) = request.header("authorization").filter(|h| *h != "Bearer development-mode") {
-            let token = header.strip_prefix("Bearer ").unwrap_or(header);
-            if let Err(error) = self.verifier.verify(Some(token)) {
-                return MessageResponse::Unauthorized(
-                    Json(ErrorBody::new(ErrorCode::Unauthorized, error.to_string(), json!({}))),
-                    "Bearer".to_owned(),
-                );
-            }
+        let remote = request.remote_addr().as_socket_addr().map(|a| a.ip());
+        if let Err(wait) = self.limit.check(client_ip(request.remote_addr())) {
+            let seconds = retry_after_seconds(wait);
+            return MessageResponse::TooManyRequests(Json(ErrorBody::rate_limited(seconds)), seconds.to_string());
         }
+        let sender = match self.relay_sender(request, remote) {
+            Ok(sender) => sender,
+            Err(refused) => return *refused,
+        };
         let incoming = match Envelope::parse(&body.0) {
             Ok(incoming) => incoming,
             Err(error) => return bad_message(format!("the envelope is not usable: {error}")),
@@ -160,10 +220,21 @@ impl MeshApi {
                 ack(&incoming.trace_id, "success")
             }
             "query" | "command" if incoming.user_text().is_ok() => {
+                if let Err(problem) = check_envelope_turn(&incoming) {
+                    return MessageResponse::Unprocessable(Json(*problem));
+                }
+                // relayed turns have sessions of their own, per origin: an envelope cannot reach a
+                // chat session by naming it in `payload.metadata.session_id`
+                let origin = format!(
+                    "{}{}",
+                    incoming.origin().wire(),
+                    sender.map(|c| format!("/{}", c.subject)).unwrap_or_default()
+                );
+                let owner = Owner::new(Entry::Relay, Some(&origin));
                 let (engine, orchestrator) = (self.engine.clone(), self.orchestrator.clone());
                 let trace_id = incoming.trace_id.clone();
                 // droplet 10 gives us 10 s before it reports a timeout: answer later, not now
-                tokio::spawn(answer_relayed_turn(engine, orchestrator, incoming, our_id));
+                tokio::spawn(answer_relayed_turn(engine, orchestrator, incoming, our_id, owner));
                 ack(&trace_id, "queued")
             }
             _ => ack(&incoming.trace_id, "success"),
@@ -246,6 +317,7 @@ async fn answer_relayed_turn(
     orchestrator: Option<OrchestratorClient>,
     incoming: Envelope,
     our_id: i64,
+    owner: Owner,
 ) {
     let session_id = incoming.session_id();
     let Ok(text) = incoming.user_text() else { return };
@@ -256,6 +328,7 @@ async fn answer_relayed_turn(
         metadata: incoming.payload.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default(),
         trace_id: incoming.trace_id.clone(),
         preview_other_channel: false,
+        owner,
     };
     let reply = match engine.handle(turn).await {
         Ok(reply) => reply,

@@ -15,13 +15,9 @@ const COUNT_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[handler]
 pub async fn metrics(request: &Request, Data(state): Data<&AppState>) -> Response {
-    let token = request
-        .header("authorization")
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
-        .map(str::trim);
-    let static_token_ok =
-        matches!((&state.metrics_token, token), (Some(expected), Some(given)) if expected.as_ref() == given);
-    if !state.verifier.is_open() && !static_token_ok && state.verifier.verify(token).is_err() {
+    let token = request.header("authorization").and_then(crate::auth::bearer_token);
+    let static_token_ok = matches!((&state.metrics_token, &token), (Some(expected), Some(given)) if crate::auth::same_secret(given, expected));
+    if !state.verifier.is_open() && !static_token_ok && state.verifier.verify(token.as_deref()).is_err() {
         return Response::builder()
             .status(StatusCode::UNAUTHORIZED)
             .header("WWW-Authenticate", "Bearer")

@@ -65,6 +65,8 @@ pub struct AppState {
     pub lifecycle: Option<Arc<crate::lifecycle::Lifecycle>>,
     /// `METRICS_TOKEN`: a static bearer token Prometheus may scrape `/metrics` with.
     pub metrics_token: Option<Arc<str>>,
+    /// `MESH_RELAY_ALLOW`: where unauthenticated relays to `/message` may come from.
+    pub relay_allow: Arc<[ipnet::IpNet]>,
 }
 
 impl AppState {
@@ -86,6 +88,7 @@ impl AppState {
             orchestrator: None,
             lifecycle: None,
             metrics_token: None,
+            relay_allow: Arc::from(Vec::new()),
         }
     }
 }
@@ -126,6 +129,8 @@ pub fn service(
             verifier: state.verifier.clone(),
             waiters: state.waiters.clone(),
             orchestrator: state.orchestrator.clone(),
+            relay_allow: state.relay_allow.clone(),
+            limit: state.rate_limits.relay.clone(),
         },
     );
     OpenApiService::new(apis, "Chat Orchestrator (droplet 12)", env!("CARGO_PKG_VERSION")).description(

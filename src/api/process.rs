@@ -12,10 +12,11 @@ use serde_json::{json, Value};
 use super::error::{ErrorBody, ErrorCode, Refusal};
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::udc::MeshAuth;
+use super::validate::{check_envelope_turn, check_sender};
 use super::ApiTags;
 use crate::engine::{Engine, Turn, TurnError};
 use crate::envelope::{self, Envelope};
-use crate::session::Channel;
+use crate::session::{Channel, Entry, Owner};
 
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "process_bad_request")]
@@ -30,6 +31,12 @@ pub enum ProcessResponse {
     /// Missing or invalid bearer token.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// The token is valid but not the sender's: a droplet may only send its own turns.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// The session id or metadata is not acceptable (as on `/api/chat`).
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorBody>),
     /// Too many turns from this client; `Retry-After` says how many seconds to wait.
     #[oai(status = 429)]
     TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] String),
@@ -58,7 +65,12 @@ pub struct ProcessApi {
 impl ProcessApi {
     /// Answer a turn sent by another droplet (Voice) as a UDC envelope.
     #[oai(path = "/api/process", method = "post", tag = "ApiTags::Udc")]
-    async fn process(&self, _auth: MeshAuth, body: Json<Value>, remote: &poem::web::RemoteAddr) -> ProcessResponse {
+    async fn process(
+        &self,
+        MeshAuth(caller): MeshAuth,
+        body: Json<Value>,
+        remote: &poem::web::RemoteAddr,
+    ) -> ProcessResponse {
         if let Err(wait) = self.limit.check(client_ip(remote)) {
             let seconds = retry_after_seconds(wait);
             return ProcessResponse::TooManyRequests(Json(ErrorBody::rate_limited(seconds)), seconds.to_string());
@@ -81,7 +93,13 @@ impl ProcessApi {
             Ok(text) => text,
             Err(error) => return bad_request(error.to_string()),
         };
-        let session_id = request.session_id();
+        if let Err(refused) = check_sender(&caller, &request) {
+            return ProcessResponse::Forbidden(Json(*refused));
+        }
+        let session_id = match check_envelope_turn(&request) {
+            Ok(session_id) => session_id,
+            Err(problem) => return ProcessResponse::Unprocessable(Json(*problem)),
+        };
         let channel = if request.is_voice() { Channel::Voice } else { Channel::Chat };
         let mut metadata = request.payload.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
         metadata.insert("origin".to_owned(), json!(request.origin().wire()));
@@ -92,6 +110,7 @@ impl ProcessApi {
             metadata,
             trace_id: request.trace_id.clone(),
             preview_other_channel: false,
+            owner: Owner::new(Entry::Process, caller.verified_subject()),
         };
         match self.engine.handle(turn).await {
             Ok(reply) => ProcessResponse::Ok(Json(envelope::response(

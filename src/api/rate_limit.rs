@@ -47,6 +47,8 @@ pub struct RateLimits {
     pub chat: Limit,
     pub websocket: Limit,
     pub process: Limit,
+    /// `/message`: the rate of `/api/process`, with a budget of its own.
+    pub relay: Limit,
 }
 
 impl RateLimits {
@@ -57,11 +59,13 @@ impl RateLimits {
             chat: Limit::per_minute(chat_per_minute),
             websocket: Limit::per_minute(websocket_per_minute),
             process: Limit::per_minute(50),
+            relay: Limit::per_minute(50),
         }
     }
 
     pub fn with_process(mut self, per_minute: u32) -> Self {
         self.process = Limit::per_minute(per_minute);
+        self.relay = Limit::per_minute(per_minute);
         self
     }
 

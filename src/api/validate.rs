@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use super::error::{ErrorBody, ErrorCode};
+use crate::auth::{Anchor, Caller, ORCHESTRATOR};
+use crate::envelope::Envelope;
 
 /// Longest message accepted, in characters after trimming.
 pub const MAX_MESSAGE_CHARS: usize = 5000;
@@ -50,7 +52,10 @@ pub fn check_session_id(session_id: Option<&str>) -> Result<(), Box<ErrorBody>> 
 }
 
 pub fn check_metadata(metadata: Option<&HashMap<String, Value>>) -> Result<(), Box<ErrorBody>> {
-    let size = metadata.and_then(|m| serde_json::to_vec(m).ok()).map(|bytes| bytes.len()).unwrap_or(0);
+    check_metadata_size(metadata.and_then(|m| serde_json::to_vec(m).ok()).map(|bytes| bytes.len()).unwrap_or(0))
+}
+
+fn check_metadata_size(size: usize) -> Result<(), Box<ErrorBody>> {
     if size <= MAX_METADATA_BYTES {
         return Ok(());
     }
@@ -63,4 +68,47 @@ pub fn check_metadata(metadata: Option<&HashMap<String, Value>>) -> Result<(), B
 
 pub fn is_printable_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_ID_CHARS && id.chars().all(|c| c.is_ascii_graphic())
+}
+
+/// The checks `/api/chat` makes, for a turn that came as an envelope (`/api/process`,
+/// `/message`): its session id (given, or made from the user id) and its metadata. Returns the
+/// session id.
+pub fn check_envelope_turn(envelope: &Envelope) -> Result<String, Box<ErrorBody>> {
+    let session_id = envelope.session_id();
+    check_session_id(Some(&session_id)).map_err(|_| {
+        Box::new(ErrorBody::new(
+            ErrorCode::ValidationError,
+            "the session id (`payload.metadata.session_id`, or the one made from `payload.user_id`) must be 1 to 128 \
+             characters of letters, digits, `-`, `_`, `.` or `:`",
+            json!({"field": "payload.metadata.session_id"}),
+        ))
+    })?;
+    let metadata = envelope.payload.get("metadata").map(|m| serde_json::to_vec(m).map(|b| b.len()).unwrap_or(0));
+    check_metadata_size(metadata.unwrap_or(0)).map_err(|mut problem| {
+        problem.error.message = problem.error.message.replace("`metadata`", "`payload.metadata`");
+        problem
+    })?;
+    Ok(session_id)
+}
+
+/// Whether a verified caller may send this envelope: a droplet acts for itself (Voice for its
+/// users; droplet 14 may not pose as Voice), and the Orchestrator (droplet 10) relays for
+/// anyone. Nothing is checked in development mode, where nobody is verified.
+pub fn check_sender(caller: &Caller, envelope: &Envelope) -> Result<(), Box<ErrorBody>> {
+    if caller.anchor == Anchor::Unverified {
+        return Ok(());
+    }
+    let claimed = envelope.origin().droplet();
+    if caller.droplet == Some(ORCHESTRATOR) || (caller.droplet.is_some() && caller.droplet == claimed) {
+        return Ok(());
+    }
+    let who = caller.droplet.map(|d| format!("droplet {d}")).unwrap_or_else(|| format!("`{}`", caller.subject));
+    Err(Box::new(ErrorBody::new(
+        ErrorCode::Forbidden,
+        format!(
+            "the token is {who}'s, but the envelope says it comes from `{}`: a droplet may only send its own turns",
+            envelope.origin().wire()
+        ),
+        json!({"field": "source"}),
+    )))
 }

@@ -23,6 +23,7 @@ use super::validate::{check_message, check_session_id, MAX_MESSAGE_CHARS};
 use super::AppState;
 use crate::engine::{utc_timestamp, Engine, Turn};
 use crate::session::Channel;
+use crate::session::{Entry, Owner};
 
 /// Largest frame (and message) a client may send; a 5000-character message fits with room.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -75,16 +76,22 @@ pub fn ws(
     request: &poem::Request,
 ) -> poem::Response {
     // browsers cannot set headers on a WebSocket, so the token may also come as `?token=`
-    let header = request.header("authorization").and_then(|h| h.strip_prefix("Bearer ")).map(str::to_owned);
-    if let Err(error) = state.verifier.verify(params.token.clone().or(header).as_deref()) {
-        let body = json!({"status": "error", "error": {"code": "UNAUTHORIZED", "message": error.to_string(), "details": {}},
+    let header = request.header("authorization").and_then(crate::auth::bearer_token);
+    let caller = match state.verifier.verify(params.token.clone().or(header).as_deref()) {
+        Ok(caller) => caller,
+        Err(error) => {
+            let body = json!({"status": "error", "error": {"code": "UNAUTHORIZED", "message": error.to_string(), "details": {}},
                           "timestamp": utc_timestamp()});
-        return poem::Response::builder()
-            .status(poem::http::StatusCode::UNAUTHORIZED)
-            .header("WWW-Authenticate", "Bearer")
-            .content_type("application/json")
-            .body(body.to_string());
-    }
+            return poem::Response::builder()
+                .status(poem::http::StatusCode::UNAUTHORIZED)
+                .header("WWW-Authenticate", "Bearer")
+                .content_type("application/json")
+                .body(body.to_string());
+        }
+    };
+    // the connection's turns use the sessions of whoever connected (`?session_id=` of another's
+    // session reaches a new one of their own)
+    let owner = Owner::new(Entry::Client, caller.verified_subject());
     let engine = state.engine.clone();
     let limiter = Limiter { limit: state.rate_limits.websocket.clone(), client: client_ip(remote) };
     let closing = state.closing.subscribe();
@@ -98,7 +105,7 @@ pub fn ws(
         .write_buffer_size(0);
     socket
         .config(config)
-        .on_upgrade(move |stream| serve(stream, engine, closing, timing, params, limiter))
+        .on_upgrade(move |stream| serve(stream, engine, closing, timing, params, limiter, owner))
         .into_response()
 }
 
@@ -111,6 +118,7 @@ struct Limiter {
 struct Connection {
     session_id: String,
     channel: Channel,
+    owner: Owner,
 }
 
 /// Counts an open WebSocket in the `websocket_connections` gauge for as long as it lives,
@@ -137,6 +145,7 @@ async fn serve(
     timing: WsTiming,
     params: ConnectParams,
     limiter: Limiter,
+    owner: Owner,
 ) {
     let _open = OpenConnection::new();
     let (mut sink, mut incoming) = stream.split();
@@ -144,6 +153,7 @@ async fn serve(
     let mut connection = Connection {
         session_id: session_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         channel: params.channel.unwrap_or_default(),
+        owner,
     };
     let welcome = match engine.welcome(connection.channel) {
         Ok(text) => frame("welcome", &connection.session_id, json!({"content": text})),
@@ -279,6 +289,7 @@ async fn handle_text(
         metadata: Default::default(),
         trace_id: uuid::Uuid::new_v4().to_string(),
         preview_other_channel: false,
+        owner: connection.owner.clone(),
     };
     match engine.handle(turn).await {
         Ok(reply) => {

@@ -90,6 +90,7 @@ async fn say(
                 metadata: Default::default(),
                 trace_id: uuid::Uuid::new_v4().to_string(),
                 preview_other_channel: false,
+                owner: Default::default(),
             };
             let reply = engine.handle(turn).await?;
             Ok((reply.text, reply.session_id, serde_json::to_value(&reply.trace)?))

@@ -133,6 +133,7 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     state.rate_limits = RateLimits::new(settings.rate_limit_chat, settings.rate_limit_websocket)
         .with_process(settings.rate_limit_process);
     state.verifier = Arc::new(verifier);
+    state.relay_allow = Arc::from(settings.mesh_relay_allow.clone());
     state.health = Arc::new(Health::new(warnings));
     state.waiters = waiters;
     state.metrics_token = settings.metrics_token.as_deref().map(std::sync::Arc::from);
@@ -242,6 +243,7 @@ fn verifier(settings: &Settings) -> anyhow::Result<Verifier> {
         orchestrator,
         issuer: settings.jwt_issuer.clone(),
         audience: settings.jwt_audience.clone(),
+        max_lifetime: settings.jwt_max_lifetime,
     })
 }
 

@@ -17,7 +17,7 @@ use crate::backend::DropletBackend;
 use crate::config::CompiledConfig;
 use crate::llm::{Llm, Speaker};
 use crate::pipeline::{Flow, RunEnv, TurnDialogue, TurnState};
-use crate::session::{Channel, Message, Pending, Role, SessionStore, StoreError};
+use crate::session::{Channel, Message, Owner, Pending, Role, SessionStore, StoreError};
 use crate::steps::Step;
 use crate::trace::{DialogueTrace, IntentTrace, TurnTrace};
 use crate::understand::Understanding;
@@ -38,6 +38,9 @@ pub struct Turn {
     pub trace_id: String,
     /// Also render the reply for the other channel (the playground shows both side by side).
     pub preview_other_channel: bool,
+    /// Whose sessions this turn may use ([`Owner`]): another owner's session id reaches a
+    /// session of this owner's own.
+    pub owner: Owner,
 }
 
 #[derive(Debug, Clone)]
@@ -208,7 +211,7 @@ impl Engine {
         let config = &runtime.config;
         let session_id = turn.session_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let max_history = self.sessions.limits().max_history;
-        let mut lease = self.sessions.lease(&session_id).await?;
+        let mut lease = self.sessions.lease(&turn.owner.key(&session_id)).await?;
         let session = lease.session();
         session.channel = turn.channel;
         session.metadata.extend(turn.metadata.clone());

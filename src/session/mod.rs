@@ -7,6 +7,7 @@
 //! [`RedisStore`] keeps the same contract across replicas (`REDIS_URL`).
 
 mod memory;
+mod owner;
 mod redis;
 
 use std::collections::VecDeque;
@@ -17,6 +18,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 pub use self::memory::MemoryStore;
+pub use self::owner::{Entry, Owner};
 pub use self::redis::RedisStore;
 
 /// Which kind of client a turn came from; it selects the reply template.

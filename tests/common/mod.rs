@@ -1,6 +1,8 @@
 //! Shared test harness: the shipped configuration and engines over it.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod keys;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,6 +104,7 @@ pub async fn say(engine: &Engine, session: &str, channel: Channel, text: &str) -
             metadata: Default::default(),
             trace_id: "test-trace".to_owned(),
             preview_other_channel: false,
+            owner: Default::default(),
         })
         .await
         .expect("the memory store never fails")

@@ -1,0 +1,273 @@
+//! The holes an adversarial run found, each kept as a test over real HTTP on 127.0.0.1 so it
+//! stays closed: anonymous `/message`, sessions not bound to their caller, droplets posing as
+//! others, ids and metadata nobody checked, and tokens that should not verify.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_orchestrator::api::rate_limit::RateLimits;
+use chat_orchestrator::api::AppState;
+use chat_orchestrator::auth::Verifier;
+use common::keys::{claims_for, key_pair, keys_verifier, now, sign, AUDIENCE, ISSUER};
+use futures::{SinkExt, StreamExt};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+type Server = common::Running;
+
+struct Secured {
+    server: Server,
+    engine: Arc<chat_orchestrator::engine::Engine>,
+    private: String,
+    _keys: tempfile::TempDir,
+}
+
+impl Secured {
+    /// A server with a Registry key; `relay_allow` lists addresses whose relays need no token.
+    async fn start(relay_allow: &[&str], process_per_minute: u32) -> Secured {
+        let keys = tempfile::tempdir().expect("temp dir");
+        let (private, public) = key_pair(keys.path(), "registry");
+        let engine = Arc::new(common::engine(vec![]));
+        let mut state = AppState::new(engine.clone(), None, None);
+        state.verifier = Arc::new(keys_verifier(&public));
+        state.rate_limits = RateLimits::seed_defaults().with_process(process_per_minute);
+        // read as the server reads MESH_RELAY_ALLOW
+        let list = relay_allow.join(", ");
+        let settings = chat_orchestrator::settings::Settings::from_lookup(|name| {
+            (name == "MESH_RELAY_ALLOW").then(|| list.clone())
+        })
+        .expect("settings");
+        state.relay_allow = settings.mesh_relay_allow.into();
+        Secured { server: Server::start(state).await, engine, private, _keys: keys }
+    }
+
+    fn token(&self, subject: &str) -> String {
+        sign(&self.private, claims_for(subject))
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut request = self.server.client.post(format!("{}{path}", self.server.base)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// How many sessions the store holds (committed turns).
+    async fn sessions(&self) -> usize {
+        self.engine.sessions().list().await.expect("memory store").len()
+    }
+}
+
+fn relay(text: &str, user: &str, metadata: Value) -> Value {
+    let mut metadata = metadata;
+    metadata["user_id"] = json!(user);
+    json!({"trace_id": "t-relay", "source": "6", "target": "12", "message_type": "query",
+           "payload": {"message": text, "user_id": user, "metadata": metadata}})
+}
+
+/// Waits until a queued relayed turn has been committed (it runs in the background).
+async fn settle(secured: &Secured, sessions: usize) {
+    for _ in 0..100 {
+        if secured.sessions().await >= sessions {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the relayed turn was never committed");
+}
+
+#[tokio::test]
+async fn with_a_registry_key_only_the_orchestrator_may_relay() {
+    let secured = Secured::start(&[], 50).await;
+    let planted = relay("register a new service", "alice", json!({}));
+
+    let (status, body) = secured.post("/message", None, &planted).await;
+    assert_eq!(status, 401, "anonymous relay: {body}");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("MESH_RELAY_ALLOW"), "{body}");
+    let (status, body) = secured.post("/message", Some(&secured.token("14")), &planted).await;
+    assert_eq!(status, 403, "another droplet's token: {body}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(secured.sessions().await, 0, "nothing was planted");
+
+    let (status, body) = secured.post("/message", Some(&secured.token("10")), &planted).await;
+    assert_eq!((status, body["result"].as_str()), (200, Some("queued")), "{body}");
+    settle(&secured, 1).await;
+    // replies to our own queries come the same way and are just as guarded
+    let reply = json!({"trace_id": "r", "source": "10", "target": "12", "message_type": "response", "payload": {}});
+    assert_eq!(secured.post("/message", None, &reply).await.0, 401);
+}
+
+#[tokio::test]
+async fn an_allow_listed_orchestrator_relays_without_a_token() {
+    let secured = Secured::start(&["127.0.0.0/8"], 50).await;
+    let (status, body) = secured.post("/message", None, &relay("hello", "bob", json!({}))).await;
+    assert_eq!((status, body["result"].as_str()), (200, Some("queued")), "{body}");
+    settle(&secured, 1).await;
+    let elsewhere = Secured::start(&["10.0.0.10"], 50).await;
+    assert_eq!(elsewhere.post("/message", None, &relay("hello", "bob", json!({}))).await.0, 401);
+}
+
+#[tokio::test]
+async fn relayed_turns_are_checked_like_chat_turns_and_rate_limited() {
+    let long_id = "x".repeat(20_000);
+    let secured = Secured::start(&["127.0.0.1"], 100).await;
+    for bad_id in ["*", "?", "[", "../x", "", "a\u{0}b", "a\nb", long_id.as_str()] {
+        // Voice's sessions are made from the user id; other droplets name theirs in the metadata
+        let as_voice = relay("hello", bad_id, json!({}));
+        let mut as_dashboard = relay("hello", "eve", json!({"session_id": bad_id}));
+        as_dashboard["source"] = json!("2");
+        // (an empty user id is the anonymous user, a valid session)
+        let envelopes = if bad_id.is_empty() { vec![as_dashboard] } else { vec![as_voice, as_dashboard] };
+        for envelope in envelopes {
+            let (status, body) = secured.post("/message", None, &envelope).await;
+            assert_eq!(status, 422, "session id {:?}: {body}", bad_id.chars().take(10).collect::<String>());
+        }
+    }
+    let secured = Secured::start(&["127.0.0.1"], 3).await;
+    let big = relay("hello", "eve", json!({"blob": "y".repeat(20_000)}));
+    let (status, body) = secured.post("/message", None, &big).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("payload.metadata"), "{body}");
+    let small = relay("hi", "eve", json!({}));
+    let statuses: Vec<u16> = futures::future::join_all((0..6).map(|_| secured.post("/message", None, &small)))
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
+    assert!(statuses.contains(&429), "a limit per sending address: {statuses:?}");
+}
+
+#[tokio::test]
+async fn a_relayed_envelope_cannot_reach_a_chat_session() {
+    // development mode: nobody is verified, and still the entry points are kept apart
+    let engine = Arc::new(common::engine(vec![]));
+    let server = Server::start(AppState::new(engine.clone(), None, None)).await;
+    let server = &server;
+    let chat = |text: &str| {
+        let body = json!({"message": text, "session_id": "alice-chat"});
+        async move { server.post_json("/api/chat", &body).await }
+    };
+    let asked = chat("register a new service called Billing").await;
+    assert!(asked["response"].as_str().unwrap_or_default().contains("id"), "{asked}");
+
+    // (a droplet other than Voice names its session in the metadata)
+    let mut hijack = relay("id:999", "mallory", json!({"session_id": "alice-chat"}));
+    hijack["source"] = json!("2");
+    let response = server.client.post(format!("{}/message", server.base)).json(&hijack).send().await.expect("post");
+    assert_eq!(response.status().as_u16(), 200);
+    for _ in 0..100 {
+        if engine.sessions().list().await.expect("store").len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (alice, _) = engine.sessions().get("alice-chat").await.expect("store").expect("alice's session");
+    let pending = alice.pending.expect("still waiting for the id");
+    assert!(!pending.slots.contains_key("id"), "the relay did not fill Alice's id: {:?}", pending.slots);
+    let next = chat("yes").await;
+    assert!(!next["response"].as_str().unwrap_or_default().contains("999"), "{next}");
+}
+
+#[tokio::test]
+async fn a_session_belongs_to_whoever_started_it() {
+    let secured = Secured::start(&[], 50).await;
+    let (alice, mallory) = (secured.token("alice"), secured.token("mallory"));
+    let turn = |text: &str| json!({"message": text, "session_id": "alice-1", "trace": true});
+
+    let (status, started) =
+        secured.post("/api/chat", Some(&alice), &turn("register a new service called Zephyr")).await;
+    assert_eq!(status, 200, "{started}");
+    // Mallory sends Alice's session id: she reaches a session of her own, with nothing of Alice's
+    let (status, hers) = secured.post("/api/chat", Some(&mallory), &turn("id:999")).await;
+    assert_eq!(status, 200, "{hers}");
+    assert_eq!(hers["session_id"], "alice-1", "the same answer as for an unknown session");
+    assert!(!hers.to_string().contains("Zephyr"), "nothing of Alice's in the reply or trace: {hers}");
+
+    // nor over the WebSocket
+    let url = format!("ws://{}/ws?session_id=alice-1&token={mallory}", secured.server.address);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    let _welcome = socket.next().await;
+    let frame = json!({"type": "message", "content": "id:998"}).to_string();
+    socket.send(tokio_tungstenite::tungstenite::Message::text(frame)).await.expect("send");
+    loop {
+        let message = socket.next().await.expect("a frame").expect("ok");
+        let text = message.to_text().unwrap_or_default().to_owned();
+        assert!(!text.contains("Zephyr"), "{text}");
+        if text.contains("\"message\"") && !text.contains("\"typing\"") {
+            break;
+        }
+    }
+
+    let (_, own) = secured.post("/api/chat", Some(&alice), &turn("id:77")).await;
+    let reply = own["response"].as_str().unwrap_or_default();
+    assert!(reply.contains("Zephyr") && reply.contains("77"), "Alice's conversation is intact: {own}");
+}
+
+#[tokio::test]
+async fn a_droplet_may_only_send_its_own_turns() {
+    let secured = Secured::start(&[], 50).await;
+    let as_voice = json!({"trace_id": "p1", "source": "6", "target": "12", "message_type": "query",
+                          "payload": {"message": "hello", "user_id": "u1"}});
+    let (status, body) = secured.post("/api/process", Some(&secured.token("14")), &as_voice).await;
+    assert_eq!(status, 403, "droplet 14 posing as Voice: {body}");
+    assert_eq!(body["error"]["code"], "FORBIDDEN");
+    let (status, body) = secured.post("/api/process", Some(&secured.token("6")), &as_voice).await;
+    assert_eq!(status, 200, "Voice for its own users: {body}");
+
+    let mut long = as_voice.clone();
+    long["payload"]["metadata"] = json!({"session_id": "s".repeat(5_000)});
+    long["source"] = json!("14");
+    let (status, body) = secured.post("/api/process", Some(&secured.token("14")), &long).await;
+    assert_eq!(status, 422, "{body}");
+    let mut heavy = as_voice.clone();
+    heavy["payload"]["metadata"] = json!({"blob": "z".repeat(50_000)});
+    let (status, body) = secured.post("/api/process", Some(&secured.token("6")), &heavy).await;
+    assert_eq!(status, 422, "{body}");
+}
+
+fn signed_with(private: &str, header: Header, claims: Value) -> String {
+    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(private.as_bytes()).expect("key")).expect("sign")
+}
+
+#[tokio::test]
+async fn tokens_that_should_not_verify_do_not() {
+    let keys = tempfile::tempdir().expect("temp dir");
+    let (private, public) = key_pair(keys.path(), "registry");
+    let verifier: Verifier = keys_verifier(&public);
+    let claims = |iat: i64, exp: i64| json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "12", "iat": iat, "exp": exp});
+    let reason = |token: &str| verifier.verify(Some(token)).map(|_| ()).map_err(|e| e.to_string());
+
+    let mut critical = Header::new(Algorithm::RS256);
+    critical.crit = Some(vec!["exp".to_owned()]);
+    let error = reason(&signed_with(&private, critical, claims(now(), now() + 60))).expect_err("crit");
+    assert!(error.contains("crit"), "{error}");
+    let error = reason(&signed_with(&private, Header::new(Algorithm::RS256), claims(now() + 3600, now() + 7200)))
+        .expect_err("iat");
+    assert!(error.contains("future"), "{error}");
+    let century = 100 * 365 * 24 * 3600;
+    let error =
+        reason(&signed_with(&private, Header::new(Algorithm::RS256), claims(now(), now() + century))).expect_err("exp");
+    assert!(error.contains("JWT_MAX_LIFETIME"), "{error}");
+    assert!(reason(&signed_with(&private, Header::new(Algorithm::RS256), claims(now(), now() + 3600))).is_ok());
+
+    // one bearer parser: the scheme is case-insensitive on every route (RFC 7235)
+    let mut state = AppState::new(Arc::new(common::engine(vec![])), None, None);
+    state.verifier = Arc::new(keys_verifier(&public));
+    state.metrics_token = Some(Arc::from("scrape-test-token"));
+    let server = Server::start(state).await;
+    let token = signed_with(&private, Header::new(Algorithm::RS256), claims(now(), now() + 3600));
+    for path in ["/state", "/metrics"] {
+        let response = server
+            .client
+            .get(format!("{}{path}", server.base))
+            .header("authorization", format!("BEARER {token}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+    }
+}
