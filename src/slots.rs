@@ -117,7 +117,16 @@ impl SlotDef {
             return Err("did not come through".to_owned());
         }
         let value = match self.kind {
-            SlotKind::String => Value::String(raw.to_owned()),
+            SlotKind::String => {
+                // invisible characters are not part of a name; a value of only emoji or symbols
+                // would leave a hole in every sentence that says it ("Done. is now registered")
+                let visible: String = raw.chars().filter(|c| !crate::nlu::text::is_invisible(*c)).collect();
+                let visible = visible.trim();
+                if !visible.chars().any(char::is_alphanumeric) {
+                    return Err("needs letters or digits in it".to_owned());
+                }
+                Value::String(visible.to_owned())
+            }
             SlotKind::Integer => raw
                 .replace('_', "")
                 .parse::<i64>()
@@ -336,5 +345,15 @@ mod tests {
         assert_eq!(id.coerce(" 42 ", &catalogue), Ok(Value::from(42)));
         assert_eq!(id.coerce("abc", &catalogue), Err("must be a whole number, not \"abc\"".to_owned()));
         assert_eq!(id.coerce("0", &catalogue), Err("must be at least 1".to_owned()));
+    }
+
+    #[test]
+    fn a_text_value_needs_something_to_say() {
+        let catalogue = Catalogue::new(vec![]);
+        let name = SlotDef::new("name", SlotKind::String, "the name", None, &[], None).expect("valid");
+        assert_eq!(name.coerce("🎉🎉", &catalogue), Err("needs letters or digits in it".to_owned()));
+        assert_eq!(name.coerce("\u{200B}\u{202E}", &catalogue), Err("needs letters or digits in it".to_owned()));
+        assert_eq!(name.coerce("Bi\u{200B}lling", &catalogue), Ok(Value::from("Billing")));
+        assert_eq!(name.coerce("Zoë 🎉", &catalogue), Ok(Value::from("Zoë 🎉")));
     }
 }

@@ -20,6 +20,7 @@ struct Patterns {
     spaces: Regex,
     space_before_punct: Regex,
     repeated_punct: Regex,
+    symbol: Regex,
 }
 
 fn patterns() -> &'static Patterns {
@@ -28,7 +29,9 @@ fn patterns() -> &'static Patterns {
         let re = |p: &str| Regex::new(p).expect("static regex");
         Patterns {
             link: re(r"\[([^\]]*)\]\([^)]*\)"),
-            url: re(r"(?i)\b(?:https?://|www\.)\S+"),
+            // any scheme (`ftp://`, `mailto:`), `www.`, and bare domains with a path
+            // (`evil.example/login`) or a well-known ending (`example.com`)
+            url: re(r"(?i)(?:\b[a-z][a-z0-9+.-]*://|\bmailto:|\bwww\.)\S+|\b(?:[a-z0-9-]+\.)+[a-z]{2,}/\S*|\b(?:[a-z0-9-]+\.)+(?:com|org|net|io|ai|dev|app|co|uk|de|info|biz|me|xyz|example|local|internal|test)\b\S*"),
             table_rule: re(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$"),
             line_marker: re(r"^\s*(?:#{1,6}\s+|>\s*|[-*+•]\s+|\d+[.)]\s+)"),
             key_value: re(r"(\p{L}[\p{L}\p{N}_]*):(\S)"),
@@ -37,6 +40,9 @@ fn patterns() -> &'static Patterns {
             spaces: re(r"[ \t]+"),
             space_before_punct: re(r"\s+([,.;:!?])"),
             repeated_punct: re(r"([,.;:!?])[,.;:]+"),
+            // symbols a voice cannot say (™ © ® § ¶ ✓ and the like) and modifier symbols;
+            // maths and currency signs are spelt out or dropped below
+            symbol: re(r"[\p{So}\p{Sk}§¶]"),
         }
     })
 }
@@ -62,8 +68,11 @@ pub fn to_speech(text: &str) -> String {
             line = line.split('|').map(str::trim).filter(|c| !c.is_empty()).collect::<Vec<_>>().join(", ");
         }
         line = p.link.replace_all(&line, "$1").into_owned();
+        line = line.chars().filter_map(crate::nlu::text::visible).collect();
         line = p.url.replace_all(&line, "a web address").into_owned();
         line = line.chars().filter(|c| !is_emoji_like(*c)).collect();
+        line = line.replace('°', " degrees").replace('±', " plus or minus ");
+        line = p.symbol.replace_all(&line, "").into_owned();
         line = p.key_value.replace_all(&line, "$1 colon $2").into_owned();
         line = p
             .path
@@ -130,7 +139,11 @@ pub const FORBIDDEN_IN_SPEECH: &[char] =
 
 /// Whether a text already satisfies the voice invariant.
 pub fn is_speakable(text: &str) -> bool {
-    !text.chars().any(|c| FORBIDDEN_IN_SPEECH.contains(&c) || is_emoji_like(c)) && !patterns().url.is_match(text)
+    !text
+        .chars()
+        .any(|c| FORBIDDEN_IN_SPEECH.contains(&c) || is_emoji_like(c) || crate::nlu::text::visible(c) != Some(c))
+        && !patterns().url.is_match(text)
+        && !patterns().symbol.is_match(text)
 }
 
 #[cfg(test)]
@@ -157,8 +170,34 @@ mod tests {
     }
 
     #[test]
+    fn links_domains_and_schemes_are_not_read_out() {
+        assert_eq!(to_speech("visit evil.example/login now"), "visit a web address now.");
+        assert_eq!(
+            to_speech("get ftp://files.example/x and mailto:eve@example.com"),
+            "get a web address and a web address."
+        );
+        assert_eq!(to_speech("see example.com"), "see a web address.");
+        assert_eq!(to_speech("version 2.5 of Node.js is fine"), "version 2.5 of Node.js is fine.");
+    }
+
+    #[test]
+    fn invisible_characters_symbols_and_full_width_forms_go() {
+        assert_eq!(to_speech("Acme\u{202E}\u{200B} is ready"), "Acme is ready.");
+        assert_eq!(to_speech("Acme™ © 2026, 20° ± 2"), "Acme 2026, 20 degrees plus or minus 2.");
+        assert_eq!(to_speech("ＡＰＩ ＊ ＃ ｜ ok"), "API ok.");
+    }
+
+    #[test]
     fn result_is_always_speakable() {
-        for input in ["**x** | y", "🟢 ok", "a_b <c> {d}", "`code` ~~strike~~ \\ /path/to", "\"quoted\""] {
+        for input in [
+            "**x** | y",
+            "🟢 ok",
+            "a_b <c> {d}",
+            "`code` ~~strike~~ \\ /path/to",
+            "\"quoted\"",
+            "x\u{202E}y ™ ＊",
+            "ftp://a.example/b",
+        ] {
             let spoken = to_speech(input);
             assert!(is_speakable(&spoken), "{input:?} became {spoken:?}");
         }

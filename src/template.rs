@@ -7,13 +7,34 @@
 
 use std::sync::OnceLock;
 
-use minijinja::{Environment, UndefinedBehavior, Value};
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use regex::Regex;
 
 use crate::speech;
 
 /// Instructions one render may execute before it is stopped.
 const FUEL_PER_RENDER: u64 = 200_000;
+
+/// The auto-escape mode of chat templates (`*.md.j2`) and shared macros.
+const MARKDOWN: &str = "markdown";
+
+/// A value as markdown text: every character markdown or HTML could read as markup is
+/// backslash-escaped (CommonMark: any ASCII punctuation may be), and line breaks become spaces,
+/// so a value cannot start a heading, list or block of its own.
+pub fn escape_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '#' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// Names the engine provides to every template, condition and templated value.
 pub const CONTEXT_NAMES: &[&str] =
@@ -82,6 +103,30 @@ impl Templates {
         env.set_fuel(Some(FUEL_PER_RENDER));
         env.add_filter("speak", |text: String| speech::to_speech(&text));
         env.add_filter("humanize_list", humanize_list);
+        // chat replies are markdown: a value printed into one is text, never markup, so a user's
+        // `[click](https://evil.example)` or `<img onerror=…>` arrives as the characters typed.
+        // `| safe` prints trusted markdown as it is.
+        // Chat templates (`.md.j2`) and the macro libraries they import (`macros.j2`, shared with
+        // voice, whose replies go through the speech rules, which drop the escapes). Voice
+        // templates and model prompts are plain text and stay as written.
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".md.j2") || name.ends_with("macros.j2") {
+                AutoEscape::Custom(MARKDOWN.into())
+            } else {
+                AutoEscape::None
+            }
+        });
+        env.set_formatter(|out, state, value| {
+            if matches!(state.auto_escape(), AutoEscape::Custom(name) if name == MARKDOWN) {
+                if value.is_undefined() {
+                    return Ok(());
+                }
+                let text = value.to_string();
+                let text = if value.is_safe() { text } else { escape_markdown(&text) };
+                return std::fmt::Write::write_str(out, &text).map_err(minijinja::Error::from);
+            }
+            minijinja::escape_formatter(out, state, value)
+        });
         Templates { env }
     }
 
@@ -241,6 +286,24 @@ mod tests {
             .expect("parses");
         let err = t.render("loop.j2", &Value::from(())).expect_err("out of fuel");
         assert!(err.to_string().contains("fuel"), "{err}");
+    }
+
+    #[test]
+    fn chat_templates_print_values_as_text_not_markup() {
+        let mut templates = Templates::new();
+        let source = "**{{ name }}** {{ trusted | safe }} {{ id }}";
+        templates.add("t/chat.md.j2", source).expect("template");
+        templates.add("t/voice.txt.j2", source).expect("template");
+        let context = minijinja::context! {
+            name => "<img src=x onerror=alert(1)> [click](https://evil.example/x)\n# Heading",
+            trusted => "*fine*",
+            id => 7,
+        };
+        assert_eq!(
+            templates.render("t/chat.md.j2", &context).expect("renders"),
+            "**\\<img src=x onerror=alert(1)\\> \\[click\\](https://evil.example/x) \\# Heading** *fine* 7"
+        );
+        assert!(templates.render("t/voice.txt.j2", &context).expect("renders").contains("<img"), "voice: speech rules");
     }
 
     #[test]

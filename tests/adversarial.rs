@@ -271,3 +271,44 @@ async fn tokens_that_should_not_verify_do_not() {
         assert_eq!(response.status().as_u16(), 200, "{path}");
     }
 }
+
+#[tokio::test]
+async fn what_a_user_typed_is_never_markup_nor_read_out_as_a_link() {
+    let server = Server::default().await;
+    let say = |text: &str, channel: &str, session: &str| {
+        let body = json!({"message": text, "channel": channel, "session_id": session});
+        let server = &server;
+        async move { server.post_json("/api/chat", &body).await["response"].as_str().unwrap_or_default().to_owned() }
+    };
+    // chat: a value comes back as the characters typed, escaped for markdown
+    let asked = say("register name:<img src=x onerror=alert(1)> id:61", "chat", "c1").await;
+    assert!(asked.contains("\\<img src=x onerror=alert(1)\\>") && !asked.contains(" <img"), "{asked}");
+    let asked = say("new task title:[click](https://evil.example/x)", "chat", "c2").await;
+    assert!(asked.contains("\\[click\\]") && !asked.contains(" [click]"), "{asked}");
+
+    // voice: no link, domain or scheme is read out, and no invisible character survives
+    let spoken = say("register name:visit evil.example/login now id:62", "voice", "v1").await;
+    assert!(spoken.contains("visit a web address now") && !spoken.contains("evil"), "{spoken}");
+    let spoken = say("register name:Acme\u{202E}\u{200B}™ id:63", "voice", "v2").await;
+    assert!(chat_orchestrator::speech::is_speakable(&spoken) && spoken.contains("Acme"), "{spoken}");
+
+    // an emoji-only name is asked again instead of leaving a hole in the sentence
+    let spoken = say("register name:🎉🎉 id:64", "voice", "v3").await;
+    assert!(spoken.contains("letters or digits"), "{spoken}");
+    assert!(!spoken.contains(" is now registered"), "{spoken}");
+}
+
+#[tokio::test]
+async fn a_message_of_invisible_characters_is_empty() {
+    let server = Server::default().await;
+    for message in ["\u{200B}\u{200B}", "\u{202E}", " \u{FEFF} "] {
+        let response = server
+            .client
+            .post(format!("{}/api/chat", server.base))
+            .json(&json!({"message": message}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(response.status().as_u16(), 422, "{message:?}");
+    }
+}

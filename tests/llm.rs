@@ -501,7 +501,7 @@ steps:
     setup.fake.push(ok(gemini_answer(r#"{"verdict": "on fire"}"#)));
     let reply = chat(&setup, "verdict please").await;
     assert!(
-        reply_text(&reply).starts_with("No verdict: The language model's answer breaks the schema at `/verdict`"),
+        reply_text(&reply).starts_with("No verdict: The language model's answer breaks the schema at /verdict"),
         "{reply}"
     );
 }

@@ -17,7 +17,9 @@ pub const MAX_ID_CHARS: usize = 128;
 pub const MAX_METADATA_BYTES: usize = 4096;
 
 pub fn check_message(text: &str) -> Result<(), Box<ErrorBody>> {
-    if text.is_empty() {
+    // only zero-width or bidi characters is nothing said
+    let invisible = text.chars().all(|c| crate::nlu::text::visible(c).is_none_or(char::is_whitespace));
+    if invisible {
         return Err(Box::new(ErrorBody::new(
             ErrorCode::ValidationError,
             "`message` is empty: send the user's text (1 to 5000 characters)",

@@ -66,16 +66,29 @@ const CONTRACTIONS: &[(&str, &[&str])] = &[
 /// Suffixes spelt out when no whole-word form above applies.
 const SUFFIXES: &[(&str, &str)] = &[("n't", "not"), ("'re", "are"), ("'ve", "have"), ("'ll", "will"), ("'d", "would")];
 
-/// Lowercases and folds one character; `None` drops it (invisible and formatting characters).
-fn fold(c: char) -> Option<char> {
+/// A character as a reader sees it: `None` for the invisible and formatting ones (zero-width
+/// and bidirectional controls, soft hyphen, byte-order mark), and full-width ASCII forms
+/// (Ｒｅｇｉｓｔｅｒ, ＊) as their ASCII character. Messages, slot values and spoken replies all
+/// read characters this way.
+pub fn visible(c: char) -> Option<char> {
     match c {
-        '\u{2018}' | '\u{2019}' | '\u{02BC}' | '`' | '\u{00B4}' => Some('\''),
-        // zero-width and bidirectional controls, soft hyphen, byte-order mark
-        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' => None,
-        '\u{00AD}' | '\u{FEFF}' => None,
-        // full-width ASCII forms (Ｒｅｇｉｓｔｅｒ) to ASCII
+        c if is_invisible(c) => None,
         '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0),
         _ => Some(c),
+    }
+}
+
+/// Zero-width and bidirectional controls, soft hyphen, byte-order mark: characters that show
+/// nothing but can hide or reorder what is shown.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{00AD}' | '\u{FEFF}')
+}
+
+/// Folds one character; `None` drops it (see [`visible`]).
+fn fold(c: char) -> Option<char> {
+    match visible(c)? {
+        '\u{2018}' | '\u{2019}' | '\u{02BC}' | '`' | '\u{00B4}' => Some('\''),
+        c => Some(c),
     }
 }
 

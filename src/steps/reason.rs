@@ -76,7 +76,7 @@ impl ReasonStep {
                             failure(
                                 "bad_response",
                                 &format!(
-                                    "The language model's answer breaks the schema at `{}`: {error}",
+                                    "The language model's answer breaks the schema at {}: {error}",
                                     error.instance_path()
                                 ),
                             ),
