@@ -26,6 +26,7 @@ pub mod backend;
 pub mod catalogue;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod credentials;
 pub mod diagnostic;
 pub mod dialogue;

@@ -8,6 +8,7 @@ use poem::listener::TcpAcceptor;
 use poem::{EndpointExt, Route, Server};
 
 use crate::api::{self, AppState};
+use crate::connections::LimitedAcceptor;
 
 /// How long in-flight requests may take to finish after shutdown is requested.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,6 +32,8 @@ pub fn app(state: &AppState) -> impl poem::Endpoint {
         .data(state.clone())
         .around(api::limits::limit_body)
         .around(move |endpoint, request| every_request(endpoint, request, outer.clone()))
+        .around(crate::connections::guard)
+        .data(state.connections.clone())
 }
 
 /// What every request goes through:
@@ -96,5 +99,6 @@ pub async fn run(
         // tell open WebSockets first, so their clients get a close frame rather than a cut
         let _ = closing.send(true);
     };
+    let acceptor = LimitedAcceptor::new(acceptor, state.connection_limits, state.connections.clone());
     Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(app(&state), shutdown, Some(DRAIN_TIMEOUT)).await
 }

@@ -48,6 +48,9 @@ pub struct Settings {
     /// header (MESH.md §3), so a mesh puts its Orchestrator's address here; empty by default, so
     /// a secured service takes only verified relays.
     pub mesh_relay_allow: Vec<ipnet::IpNet>,
+    /// `HEADER_READ_TIMEOUT`, `IDLE_TIMEOUT` (seconds) and `MAX_CONNECTIONS` (default: what
+    /// the open-files limit allows, less room for everything else).
+    pub connections: crate::connections::ConnectionLimits,
     /// `REGISTRY_PUBLIC_KEY`: PEM text, PEM with `\n` escapes, or a path. Without it the mesh
     /// endpoints are open (refused in production).
     pub registry_public_key: Option<String>,
@@ -187,6 +190,23 @@ impl Settings {
                 50,
                 "a number of turns per minute (0 for no limit)",
             )?,
+            connections: crate::connections::ConnectionLimits {
+                header_read_timeout: seconds(&lookup, "HEADER_READ_TIMEOUT", 10)?,
+                idle_timeout: seconds(&lookup, "IDLE_TIMEOUT", 60)?,
+                max_connections: parse(
+                    &lookup,
+                    "MAX_CONNECTIONS",
+                    crate::connections::default_max_connections(),
+                    "a number of connections, at least 1",
+                )
+                .and_then(|n: usize| {
+                    (n > 0).then_some(n).ok_or(SettingsError {
+                        name: "MAX_CONNECTIONS",
+                        value: "0".to_owned(),
+                        expected: "a number of connections, at least 1",
+                    })
+                })?,
+            },
             mesh_relay_allow: match lookup("MESH_RELAY_ALLOW") {
                 None => Vec::new(),
                 Some(list) => relay_allow_list(&list)?,
@@ -444,6 +464,32 @@ mod tests {
         ] {
             let err = with(&[(name, value)]).expect_err(value);
             assert_eq!(err.name, name, "{err}");
+        }
+    }
+
+    #[test]
+    fn security_settings_read_and_refuse_clearly() {
+        let s = with(&[
+            ("MESH_RELAY_ALLOW", "10.0.0.10, 192.168.0.0/24"),
+            ("JWT_MAX_LIFETIME", "90m"),
+            ("HEADER_READ_TIMEOUT", "5"),
+            ("MAX_CONNECTIONS", "300"),
+        ])
+        .expect("valid");
+        assert_eq!(s.mesh_relay_allow.len(), 2);
+        assert_eq!(s.jwt_max_lifetime, Duration::from_secs(90 * 60));
+        assert_eq!(s.connections.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(s.connections.max_connections, 300);
+        assert_eq!(with(&[]).expect("defaults").jwt_max_lifetime, Duration::from_secs(24 * 3600));
+        for (name, value) in [
+            ("MESH_RELAY_ALLOW", "10.0.0.300"),
+            ("JWT_MAX_LIFETIME", "forever"),
+            ("JWT_MAX_LIFETIME", "0h"),
+            ("MAX_CONNECTIONS", "0"),
+            ("IDLE_TIMEOUT", "-1"),
+        ] {
+            let error = with(&[(name, value)]).err().unwrap_or_else(|| panic!("{name}={value} accepted"));
+            assert_eq!(error.name, name);
         }
     }
 }

@@ -312,3 +312,76 @@ async fn a_message_of_invisible_characters_is_empty() {
         assert_eq!(response.status().as_u16(), 422, "{message:?}");
     }
 }
+
+/// A server whose connections wait at most `header` for headers and `idle` for a request, at
+/// most `max` at once; its Registry answers `/getAll` after `slow`.
+async fn limited(header: Duration, idle: Duration, max: usize, slow: Duration) -> Server {
+    let factory = common::Slow::factory(1, "/getAll", slow);
+    let (engine, _) = common::engine_and_store(common::compiled(), factory, Default::default());
+    let mut state = AppState::new(Arc::new(engine), None, None);
+    state.connection_limits = chat_orchestrator::connections::ConnectionLimits {
+        header_read_timeout: header,
+        idle_timeout: idle,
+        max_connections: max,
+    };
+    Server::start(state).await
+}
+
+/// Whether the server closed this connection within `within` (reads until end of stream).
+async fn closed_within(socket: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 1024];
+    tokio::time::timeout(within, async {
+        loop {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn idle_and_half_sent_connections_are_closed_and_cannot_starve_the_server() {
+    use tokio::io::AsyncWriteExt;
+    let server = limited(Duration::from_secs(1), Duration::from_secs(2), 8, Duration::ZERO).await;
+
+    // an idle connection is closed after the idle timeout
+    let mut idle = tokio::net::TcpStream::connect(server.address).await.expect("connect");
+    assert!(closed_within(&mut idle, Duration::from_secs(6)).await, "idle connection left open");
+
+    // headers trickled a byte at a time are cut at the header-read timeout, however steady
+    let mut slow = tokio::net::TcpStream::connect(server.address).await.expect("connect");
+    let started = std::time::Instant::now();
+    let trickle = async {
+        for byte in b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if slow.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    trickle.await;
+    assert!(started.elapsed() < Duration::from_secs(4), "a trickling client kept its connection");
+
+    // more half-sent requests than the server takes connections: /health still answers
+    let mut half_sent = Vec::new();
+    for _ in 0..24 {
+        let mut socket = tokio::net::TcpStream::connect(server.address).await.expect("connect");
+        let _ = socket.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await;
+        half_sent.push(socket);
+    }
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().expect("client");
+    let health = client.get(format!("{}/health", server.base)).send().await.expect("/health answers");
+    assert_eq!(health.status().as_u16(), 200);
+    drop(half_sent);
+}
+
+#[tokio::test]
+async fn a_turn_that_takes_longer_than_the_idle_timeout_is_not_cut() {
+    let server = limited(Duration::from_secs(1), Duration::from_secs(1), 8, Duration::from_millis(2500)).await;
+    let reply = server.post_json("/api/chat", &json!({"message": "list the registry"})).await;
+    assert_eq!(reply["intent"], "list_registry", "{reply}");
+}

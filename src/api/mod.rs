@@ -67,6 +67,10 @@ pub struct AppState {
     pub metrics_token: Option<Arc<str>>,
     /// `MESH_RELAY_ALLOW`: where unauthenticated relays to `/message` may come from.
     pub relay_allow: Arc<[ipnet::IpNet]>,
+    /// Header-read and idle timeouts and the bound on open connections.
+    pub connection_limits: crate::connections::ConnectionLimits,
+    /// The open connections, for the middleware that tells each when it is being answered.
+    pub connections: Arc<crate::connections::Registry>,
 }
 
 impl AppState {
@@ -89,6 +93,8 @@ impl AppState {
             lifecycle: None,
             metrics_token: None,
             relay_allow: Arc::from(Vec::new()),
+            connection_limits: crate::connections::ConnectionLimits::default(),
+            connections: Arc::default(),
         }
     }
 }

@@ -134,6 +134,7 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         .with_process(settings.rate_limit_process);
     state.verifier = Arc::new(verifier);
     state.relay_allow = Arc::from(settings.mesh_relay_allow.clone());
+    state.connection_limits = settings.connections;
     state.health = Arc::new(Health::new(warnings));
     state.waiters = waiters;
     state.metrics_token = settings.metrics_token.as_deref().map(std::sync::Arc::from);

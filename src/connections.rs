@@ -1,0 +1,292 @@
+//! Connection limits the HTTP framework leaves to us: how long a client may take to send a
+//! request's headers, how long a kept-alive connection may sit idle, and how many connections
+//! are open at once.
+//!
+//! Without them an idle or half-sent connection stays open for ever, and a few hundred of them
+//! use up the process's open files until `/health` itself cannot be answered. poem's own
+//! `idle_timeout` counts a request the handler is still working on as idle, so it would cut a
+//! turn waiting for a droplet; here a connection is judged by what it is doing:
+//!
+//! - **waiting for a request** (nothing read since the last response): closed after the idle
+//!   timeout;
+//! - **sending headers** (bytes read, no request started yet): closed when the headers have
+//!   not all arrived within the header-read timeout of the first byte, however slowly it
+//!   trickles (the slow-client attack);
+//! - **being answered** (a handler runs) or **upgraded** to a WebSocket (which keeps its own
+//!   ping and idle limits): no limit here.
+//!
+//! The [`Guard`] middleware tells the connection when a request starts and ends; it finds the
+//! connection by the peer address, which is unique per open TCP connection.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use poem::listener::Acceptor;
+use poem::web::{LocalAddr, RemoteAddr};
+use poem::{Endpoint, IntoResponse, Request, Response};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
+
+/// The limits, each a setting (`HEADER_READ_TIMEOUT`, `IDLE_TIMEOUT`, `MAX_CONNECTIONS`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+/// Open files kept free for everything that is not an inbound connection: the session store,
+/// outbound calls to droplets and the model, configuration files, logs.
+const FILES_KEPT_FREE: u64 = 128;
+
+/// As many connections as the open-files limit allows with room to spare (at most 10,000, at
+/// least 32), so a flood of connections waits in the listen queue instead of starving the
+/// process of files.
+pub fn default_max_connections() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(10_240);
+    limit.saturating_sub(FILES_KEPT_FREE).clamp(32, 10_000) as usize
+}
+
+/// What one open connection is doing, shared by its IO and the middleware.
+#[derive(Debug, Default)]
+struct Activity {
+    /// Requests being answered right now.
+    answering: AtomicUsize,
+    /// Switched to another protocol (a WebSocket): this module's limits no longer apply.
+    upgraded: AtomicBool,
+    /// A request ended; the IO starts a new idle wait at its next read.
+    request_ended: AtomicBool,
+}
+
+/// Open connections by peer address, for the middleware.
+#[derive(Debug, Default)]
+pub struct Registry {
+    open: Mutex<HashMap<SocketAddr, Weak<Activity>>>,
+}
+
+impl Registry {
+    fn insert(&self, peer: SocketAddr, activity: &Arc<Activity>) {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, Arc::downgrade(activity));
+    }
+
+    fn remove(&self, peer: &SocketAddr) {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).remove(peer);
+    }
+
+    fn find(&self, peer: &SocketAddr) -> Option<Arc<Activity>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).get(peer).and_then(Weak::upgrade)
+    }
+
+    /// How many connections are open (for tests and `/state`-like reports).
+    pub fn open(&self) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// Wraps an acceptor: at most `max_connections` open at once, each timed as described above.
+pub struct LimitedAcceptor<A> {
+    inner: A,
+    limits: ConnectionLimits,
+    permits: Arc<Semaphore>,
+    registry: Arc<Registry>,
+}
+
+impl<A> LimitedAcceptor<A> {
+    pub fn new(inner: A, limits: ConnectionLimits, registry: Arc<Registry>) -> Self {
+        let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+        LimitedAcceptor { inner, limits, permits, registry }
+    }
+}
+
+impl<A: Acceptor> Acceptor for LimitedAcceptor<A> {
+    type Io = Limited<A::Io>;
+
+    fn local_addr(&self) -> Vec<LocalAddr> {
+        self.inner.local_addr()
+    }
+
+    async fn accept(&mut self) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
+        // at the bound, new connections wait in the kernel's listen queue until one closes
+        let permit = self.permits.clone().acquire_owned().await.map_err(io::Error::other)?;
+        let (io, local, remote, scheme) = self.inner.accept().await?;
+        let activity = Arc::new(Activity::default());
+        let peer = remote.as_socket_addr().copied();
+        if let Some(peer) = peer {
+            self.registry.insert(peer, &activity);
+        }
+        let limits = self.limits;
+        let deadline = Box::pin(tokio::time::sleep(limits.idle_timeout));
+        let io = Limited {
+            io,
+            activity,
+            limits,
+            phase: Phase::Waiting,
+            deadline,
+            peer,
+            registry: self.registry.clone(),
+            _permit: permit,
+        };
+        Ok((io, local, remote, scheme))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Nothing read since the connection opened or the last request ended.
+    Waiting,
+    /// Bytes of a request read; its handler has not started.
+    Sending,
+    /// A handler runs, or the connection was upgraded.
+    Busy,
+}
+
+/// A connection's IO with its deadline.
+pub struct Limited<T> {
+    io: T,
+    activity: Arc<Activity>,
+    limits: ConnectionLimits,
+    phase: Phase,
+    deadline: Pin<Box<Sleep>>,
+    peer: Option<SocketAddr>,
+    registry: Arc<Registry>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<T> Drop for Limited<T> {
+    fn drop(&mut self) {
+        if let Some(peer) = &self.peer {
+            self.registry.remove(peer);
+        }
+    }
+}
+
+impl<T> Limited<T> {
+    /// Moves to the phase the connection is in now, restarting the deadline on a change.
+    fn update_phase(&mut self, read_something: bool) {
+        let busy =
+            self.activity.answering.load(Ordering::Acquire) > 0 || self.activity.upgraded.load(Ordering::Acquire);
+        let ended = self.activity.request_ended.swap(false, Ordering::AcqRel);
+        let next = match (busy, self.phase) {
+            (true, _) => Phase::Busy,
+            (false, Phase::Busy) if ended || !read_something => Phase::Waiting,
+            (false, Phase::Waiting) if read_something => Phase::Sending,
+            (false, phase) => phase,
+        };
+        if next != self.phase {
+            self.phase = next;
+            let limit = match next {
+                Phase::Waiting => self.limits.idle_timeout,
+                Phase::Sending => self.limits.header_read_timeout,
+                Phase::Busy => return,
+            };
+            self.deadline.as_mut().reset(Instant::now() + limit);
+        }
+    }
+
+    /// `Err(TimedOut)` once the current phase's deadline has passed.
+    fn check_deadline(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if self.phase == Phase::Busy {
+            return Ok(());
+        }
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                let what = if self.phase == Phase::Sending { "request headers" } else { "a request" };
+                tracing::debug!(peer = ?self.peer, "closing a connection that waited too long for {what}");
+                Err(io::Error::new(io::ErrorKind::TimedOut, format!("no {what} in time")))
+            }
+            Poll::Pending => Ok(()),
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Limited<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                this.update_phase(buf.filled().len() > before);
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                this.update_phase(false);
+                match this.check_deadline(cx) {
+                    Ok(()) => Poll::Pending,
+                    Err(error) => Poll::Ready(Err(error)),
+                }
+            }
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Limited<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+/// Marks a request as being answered for as long as its handler runs.
+struct Answering(Arc<Activity>);
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.answering.fetch_sub(1, Ordering::AcqRel);
+        self.0.request_ended.store(true, Ordering::Release);
+    }
+}
+
+/// Middleware function for `EndpointExt::around`: tells the request's connection that it is
+/// being answered, and that it was upgraded when the answer is `101 Switching Protocols`.
+pub async fn guard<E: Endpoint>(endpoint: Arc<E>, request: Request) -> poem::Result<Response> {
+    let registry = request.data::<Arc<Registry>>().cloned();
+    let activity = registry.zip(request.remote_addr().as_socket_addr().copied()).and_then(|(r, peer)| r.find(&peer));
+    let answering = activity.map(|activity| {
+        activity.answering.fetch_add(1, Ordering::AcqRel);
+        Answering(activity)
+    });
+    let response = endpoint.call(request).await.map(IntoResponse::into_response);
+    if let (Some(answering), Ok(response)) = (&answering, &response) {
+        if response.status() == poem::http::StatusCode::SWITCHING_PROTOCOLS {
+            answering.0.upgraded.store(true, Ordering::Release);
+        }
+    }
+    response
+}
