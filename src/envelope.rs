@@ -68,6 +68,8 @@ pub struct Envelope {
     pub timestamp: Option<String>,
     /// Top level wins over `payload.route_back`.
     pub route_back: Option<Party>,
+    /// The sender's id for this turn: `payload.request_id`, else a top-level `request_id`.
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,6 +115,8 @@ impl Envelope {
             .filter(|v| !v.is_null())
             .map(|v| Party::parse(v).ok_or(EnvelopeError::BadParty("route_back")))
             .transpose()?;
+        let request_id =
+            payload.get("request_id").and_then(Value::as_str).or_else(|| text("request_id")).map(str::to_owned);
         Ok(Envelope {
             udc_version: text("udc_version").unwrap_or("1.0").to_owned(),
             trace_id: trace_id.to_owned(),
@@ -121,6 +125,7 @@ impl Envelope {
             message_type: text("message_type").ok_or(EnvelopeError::Missing("message_type"))?.to_owned(),
             payload,
             timestamp: text("timestamp").map(str::to_owned),
+            request_id,
             route_back,
         })
     }

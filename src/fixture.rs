@@ -167,6 +167,7 @@ pub async fn run(config: Arc<CompiledConfig>, conversation: &Conversation, chann
             trace_id: "fixture".to_owned(),
             preview_other_channel: false,
             owner: Default::default(),
+            request_id: None,
         };
         let exchange = match engine.handle(turn).await {
             Ok(reply) => Exchange {
@@ -227,6 +228,7 @@ pub async fn run_pipeline_tests(config: Arc<CompiledConfig>) -> (usize, Vec<Test
                 trace_id: "pipeline-test".to_owned(),
                 preview_other_channel: false,
                 owner: Default::default(),
+                request_id: None,
             };
             let reply = match engine.handle(turn).await {
                 Ok(reply) => reply,

@@ -385,3 +385,119 @@ async fn a_turn_that_takes_longer_than_the_idle_timeout_is_not_cut() {
     let reply = server.post_json("/api/chat", &json!({"message": "list the registry"})).await;
     assert_eq!(reply["intent"], "list_registry", "{reply}");
 }
+
+#[tokio::test]
+async fn a_number_is_not_a_string() {
+    let server = Server::default().await;
+    for (path, body) in [
+        ("/api/analyze", json!({"message": 123})),
+        ("/api/chat", json!({"message": 123})),
+        ("/api/chat", json!({"message": "hello", "session_id": 123})),
+        ("/api/chat", json!({"message": true})),
+    ] {
+        let response = server.client.post(format!("{}{path}", server.base)).json(&body).send().await.expect("post");
+        let status = response.status().as_u16();
+        let error: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 400, "{path} {body}: {error}");
+        assert!(error.to_string().contains("a string is expected"), "{path} {body}: {error}");
+    }
+    let fine = server.post_json("/api/chat", &json!({"message": "hello", "session_id": "s-1"})).await;
+    assert_eq!(fine["session_id"], "s-1");
+}
+
+#[tokio::test]
+async fn an_unmasked_client_frame_is_a_protocol_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::default().await;
+    let mut socket = tokio::net::TcpStream::connect(server.address).await.expect("connect");
+    let handshake = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    socket.write_all(handshake.as_bytes()).await.expect("handshake");
+    // RFC 6455 §5.1: a client must mask every frame; this one is not
+    socket.write_all(b"\x81\x05hello").await.expect("frame");
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let close_code = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let n = socket.read(&mut buffer).await.unwrap_or(0);
+            if n == 0 {
+                return None;
+            }
+            received.extend_from_slice(&buffer[..n]);
+            // skip the HTTP answer, then walk the server's (unmasked, short) frames
+            let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+            let mut at = end + 4;
+            while at + 2 <= received.len() {
+                let (opcode, length) = (received[at] & 0x0f, (received[at + 1] & 0x7f) as usize);
+                let (header, length) = match length {
+                    126 if at + 4 <= received.len() => {
+                        (4, u16::from_be_bytes([received[at + 2], received[at + 3]]) as usize)
+                    }
+                    126 => break,
+                    length => (2, length),
+                };
+                if at + header + length > received.len() {
+                    break;
+                }
+                if opcode == 0x8 && length >= 2 {
+                    return Some(u16::from_be_bytes([received[at + header], received[at + header + 1]]));
+                }
+                at += header + length;
+            }
+        }
+    })
+    .await
+    .expect("the server answers");
+    assert_eq!(close_code, Some(1002), "closed as a protocol error");
+}
+
+#[tokio::test]
+async fn a_retried_turn_gets_its_first_reply_and_runs_once() {
+    let engine = Arc::new(common::engine(vec![]));
+    let server = Server::start(AppState::new(engine.clone(), None, None)).await;
+    let post = |body: Value, key: &str| {
+        let key = key.to_owned();
+        let server = &server;
+        async move {
+            let response = server
+                .client
+                .post(format!("{}/api/chat", server.base))
+                .header("Idempotency-Key", key)
+                .json(&body)
+                .send()
+                .await
+                .expect("post");
+            (response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // a first turn with no session: the retry finds the same new session and the same reply
+    let first = json!({"message": "register name:Kite id:91", "trace": true});
+    let (_, asked) = post(first.clone(), "key-1").await;
+    let (_, again) = post(first, "key-1").await;
+    assert_eq!(asked["session_id"], again["session_id"], "{asked} / {again}");
+    assert_eq!(asked["response"], again["response"]);
+    assert_eq!(again["trace"]["intent"]["source"], "replayed", "{again}");
+
+    // the consent, sent twice at once and once more later: one registration, one reply
+    let session = asked["session_id"].as_str().expect("session id").to_owned();
+    let yes = json!({"message": "yes", "session_id": session});
+    let ((_, a), (_, b)) = tokio::join!(post(yes.clone(), "key-2"), post(yes.clone(), "key-2"));
+    let (_, c) = post(yes, "key-2").await;
+    assert!(a["response"].as_str().unwrap_or_default().contains("Kite"), "{a}");
+    assert!(a["response"] == b["response"] && b["response"] == c["response"], "{a} / {b} / {c}");
+    let (stored, _) = engine.sessions().get(&session).await.expect("store").expect("session");
+    let users = stored.history.iter().filter(|m| m.role == chat_orchestrator::session::Role::User).count();
+    assert_eq!(users, 2, "each request ran once: {:?}", stored.history);
+
+    let (status, _) = post(json!({"message": "hello"}), &"k".repeat(200)).await;
+    assert_eq!(status, 422, "a key longer than 128 characters is refused");
+}
+
+#[tokio::test]
+async fn an_invalid_optional_value_is_asked_again_not_replaced() {
+    let server = Server::default().await;
+    let reply = server.post_json("/api/chat", &json!({"message": "new task title:Backup priority:9"})).await;
+    let text = reply["response"].as_str().unwrap_or_default();
+    assert!(text.contains("at most 5"), "{reply}");
+    assert!(!text.contains("**3**"), "the default does not stand in for what the user said: {reply}");
+}

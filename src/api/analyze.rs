@@ -8,6 +8,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::error::{ErrorBody, Refusal};
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
+use super::text::Text;
 use super::udc::MeshAuth;
 use super::validate::check_message;
 use super::ApiTags;
@@ -17,7 +18,7 @@ use crate::trace::{IntentTrace, LlmCallTrace};
 #[derive(Debug, Object)]
 pub struct AnalyzeRequest {
     /// The message to analyse: 1 to 5000 characters after trimming.
-    pub message: String,
+    pub message: Text,
 }
 
 #[derive(Debug, Object)]

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::error::{ErrorBody, ErrorCode, Refusal};
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
+use super::text::Text;
 use super::udc::MeshAuth;
 use super::validate::{check_message, check_metadata, check_session_id, is_printable_id};
 use super::ApiTags;
@@ -21,10 +22,10 @@ use crate::trace::TurnTrace;
 #[derive(Debug, Object)]
 pub struct ChatRequest {
     /// What the user said: 1 to 5000 characters after trimming.
-    pub message: String,
+    pub message: Text,
     /// Continue this session; omit to start a new one. 1–128 characters of letters, digits,
     /// `-`, `_`, `.` or `:`.
-    pub session_id: Option<String>,
+    pub session_id: Option<Text>,
     /// Anything the client wants kept with the session (user id, locale, …).
     pub metadata: Option<HashMap<String, Value>>,
     /// Return the per-turn trace: the intent and why, slots, droplet calls, templates.
@@ -137,6 +138,11 @@ impl ChatApi {
         /// Use this trace id for the turn instead of a new one (1–128 printable characters).
         #[oai(name = "X-Trace-ID")]
         trace_header: Header<Option<String>>,
+        /// Makes a retry safe (1–128 printable characters, e.g. a UUID): the same key in the same
+        /// session returns the reply the first request got, and nothing runs again (no second
+        /// registration). Without `session_id`, the key also names the new session.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
         remote: &poem::web::RemoteAddr,
     ) -> ChatResponse {
         if let Err(wait) = self.limit.check(client_ip(remote)) {
@@ -151,6 +157,13 @@ impl ChatApi {
         if let Err(problem) = checked {
             return ChatResponse::Unprocessable(Json(*problem));
         }
+        if idempotency_key.0.as_deref().is_some_and(|key| !is_printable_id(key)) {
+            return ChatResponse::Unprocessable(Json(ErrorBody::new(
+                ErrorCode::ValidationError,
+                "`Idempotency-Key` must be 1 to 128 printable characters, e.g. a UUID",
+                json!({"field": "Idempotency-Key"}),
+            )));
+        }
         let trace_id =
             trace_header.0.filter(|t| is_printable_id(t)).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let channel = request.channel.unwrap_or(ChannelName::Chat);
@@ -159,13 +172,14 @@ impl ChatApi {
             ChannelName::Voice => ChannelName::Chat,
         };
         let turn = Turn {
-            session_id: request.session_id,
+            session_id: request.session_id.map(String::from),
             channel: channel.into(),
             text: text.to_owned(),
             metadata: request.metadata.unwrap_or_default().into_iter().collect(),
             trace_id,
             preview_other_channel: request.preview_other_channel.unwrap_or(false),
             owner: Owner::new(Entry::Client, caller.verified_subject()),
+            request_id: idempotency_key.0,
         };
         match self.engine.handle(turn).await {
             Ok(reply) => ChatResponse::Ok(Json(ChatReply {

@@ -329,6 +329,7 @@ async fn answer_relayed_turn(
         trace_id: incoming.trace_id.clone(),
         preview_other_channel: false,
         owner,
+        request_id: incoming.request_id.clone(),
     };
     let reply = match engine.handle(turn).await {
         Ok(reply) => reply,

@@ -13,6 +13,7 @@ pub mod playground;
 mod process;
 pub mod rate_limit;
 mod sessions;
+pub mod text;
 pub mod udc;
 pub mod validate;
 pub mod ws;

@@ -111,6 +111,7 @@ impl ProcessApi {
             trace_id: request.trace_id.clone(),
             preview_other_channel: false,
             owner: Owner::new(Entry::Process, caller.verified_subject()),
+            request_id: request.request_id.clone(),
         };
         match self.engine.handle(turn).await {
             Ok(reply) => ProcessResponse::Ok(Json(envelope::response(

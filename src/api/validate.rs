@@ -86,6 +86,13 @@ pub fn check_envelope_turn(envelope: &Envelope) -> Result<String, Box<ErrorBody>
         ))
     })?;
     let metadata = envelope.payload.get("metadata").map(|m| serde_json::to_vec(m).map(|b| b.len()).unwrap_or(0));
+    if envelope.request_id.as_deref().is_some_and(|id| !is_printable_id(id)) {
+        return Err(Box::new(ErrorBody::new(
+            ErrorCode::ValidationError,
+            "`request_id` must be 1 to 128 printable characters",
+            json!({"field": "payload.request_id"}),
+        )));
+    }
     check_metadata_size(metadata.unwrap_or(0)).map_err(|mut problem| {
         problem.error.message = problem.error.message.replace("`metadata`", "`payload.metadata`");
         problem

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::error::ErrorBody;
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
-use super::validate::{check_message, check_session_id, MAX_MESSAGE_CHARS};
+use super::validate::{check_message, check_session_id, is_printable_id, MAX_MESSAGE_CHARS};
 use super::AppState;
 use crate::engine::{utc_timestamp, Engine, Turn};
 use crate::session::Channel;
@@ -65,6 +65,9 @@ struct ClientFrame {
     channel: Option<Channel>,
     #[serde(default)]
     trace: bool,
+    /// The client's id for this message: resent with the same id, it gets the same reply and
+    /// nothing runs again (1–128 printable characters).
+    request_id: Option<String>,
 }
 
 #[poem::handler]
@@ -107,6 +110,21 @@ pub fn ws(
         .config(config)
         .on_upgrade(move |stream| serve(stream, engine, closing, timing, params, limiter, owner))
         .into_response()
+}
+
+/// The close code RFC 6455 §7.4.1 gives a read error. poem hands tungstenite's error over as
+/// text only, so it is told apart by tungstenite's wording: a frame or message over the limit is
+/// 1009, text that is not UTF-8 is 1007, any other protocol violation (an unmasked client frame,
+/// a reserved bit, a bad opcode) is 1002.
+fn close_code_for(error: &std::io::Error) -> CloseCode {
+    let said = error.to_string();
+    if said.contains("Space limit exceeded") || said.contains("too long") || said.contains("too big") {
+        CloseCode::Size
+    } else if said.contains("UTF-8") || said.contains("utf-8") {
+        CloseCode::Invalid
+    } else {
+        CloseCode::Protocol
+    }
 }
 
 /// This connection's client and its message limit.
@@ -202,8 +220,8 @@ async fn serve(
                     Ok(Message::Pong(_)) => None,
                     Ok(Message::Close(_)) => break,
                     Err(error) => {
-                        // an oversized frame ends up here: say why before closing
-                        close(&mut sink, &mut incoming, CloseCode::Size, &format!("frame refused: {error}")).await;
+                        // an oversized frame or a protocol error ends up here: say why before closing
+                        close(&mut sink, &mut incoming, close_code_for(&error), &format!("frame refused: {error}")).await;
                         break;
                     }
                 };
@@ -274,6 +292,11 @@ async fn handle_text(
     if let Some(channel) = frame_in.channel {
         connection.channel = channel;
     }
+    if let Some(request_id) = &frame_in.request_id {
+        if !is_printable_id(request_id) {
+            return error_frame(connection, "VALIDATION_ERROR", "`request_id` must be 1 to 128 printable characters");
+        }
+    }
     let content = frame_in.content.unwrap_or_default();
     let content = content.trim();
     if let Err(problem) = check_message(content) {
@@ -290,6 +313,7 @@ async fn handle_text(
         trace_id: uuid::Uuid::new_v4().to_string(),
         preview_other_channel: false,
         owner: connection.owner.clone(),
+        request_id: frame_in.request_id.clone(),
     };
     match engine.handle(turn).await {
         Ok(reply) => {

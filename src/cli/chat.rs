@@ -91,6 +91,7 @@ async fn say(
                 trace_id: uuid::Uuid::new_v4().to_string(),
                 preview_other_channel: false,
                 owner: Default::default(),
+                request_id: None,
             };
             let reply = engine.handle(turn).await?;
             Ok((reply.text, reply.session_id, serde_json::to_value(&reply.trace)?))

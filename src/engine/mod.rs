@@ -17,7 +17,9 @@ use crate::backend::DropletBackend;
 use crate::config::CompiledConfig;
 use crate::llm::{Llm, Speaker};
 use crate::pipeline::{Flow, RunEnv, TurnDialogue, TurnState};
-use crate::session::{Channel, Message, Owner, Pending, Role, SessionStore, StoreError};
+use crate::session::{
+    AnsweredRequest, Channel, Message, Owner, Pending, Role, SessionStore, StoreError, ANSWERED_KEPT,
+};
 use crate::steps::Step;
 use crate::trace::{DialogueTrace, IntentTrace, TurnTrace};
 use crate::understand::Understanding;
@@ -41,6 +43,10 @@ pub struct Turn {
     /// Whose sessions this turn may use ([`Owner`]): another owner's session id reaches a
     /// session of this owner's own.
     pub owner: Owner,
+    /// The client's id for this request (`Idempotency-Key`, `request_id`): a turn retried with
+    /// the same id in the same session gets the reply it got the first time, and nothing runs
+    /// again.
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +60,41 @@ pub struct Reply {
     pub trace: TurnTrace,
     /// The same reply rendered for the other channel, when the turn asked for it.
     pub other_channel_text: Option<String>,
+}
+
+impl Reply {
+    /// The reply a request id got before, given again.
+    fn replayed(answered: AnsweredRequest, session_id: String) -> Reply {
+        let trace = TurnTrace {
+            intent: crate::trace::IntentTrace {
+                id: answered.intent.clone(),
+                source: "replayed".to_owned(),
+                reason: "this request id was answered before".to_owned(),
+                ..Default::default()
+            },
+            notes: vec!["a retried request: the stored reply is returned and nothing ran again".to_owned()],
+            ..Default::default()
+        };
+        Reply {
+            text: answered.text,
+            session_id,
+            trace_id: answered.trace_id,
+            intent: answered.intent,
+            timestamp: answered.timestamp,
+            trace,
+            other_channel_text: answered.other_channel_text,
+        }
+    }
+}
+
+/// The session a first turn with this request id starts: the same on every retry (and on every
+/// replica), so the retry finds the stored reply.
+fn session_for_request(request_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("request:{request_id}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -209,10 +250,21 @@ impl Engine {
         let started = std::time::Instant::now();
         let runtime = self.runtime();
         let config = &runtime.config;
-        let session_id = turn.session_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        // a first turn retried with its request id must find the same new session
+        let session_id = turn.session_id.clone().unwrap_or_else(|| match &turn.request_id {
+            Some(request) => session_for_request(request),
+            None => uuid::Uuid::new_v4().to_string(),
+        });
         let max_history = self.sessions.limits().max_history;
         let mut lease = self.sessions.lease(&turn.owner.key(&session_id)).await?;
         let session = lease.session();
+        if let Some(answered) =
+            turn.request_id.as_ref().and_then(|id| session.answered.iter().find(|a| a.request_id == *id))
+        {
+            // a retry: the stored reply, and the session as it is (the lease is dropped uncommitted)
+            tracing::info!(trace_id = %answered.trace_id, session = %session_id, "retried request answered from the session");
+            return Ok(Reply::replayed(answered.clone(), session_id));
+        }
         session.channel = turn.channel;
         session.metadata.extend(turn.metadata.clone());
         // what was said before this message, for the language model's context
@@ -392,6 +444,19 @@ impl Engine {
             },
             max_history,
         );
+        if let Some(request_id) = &turn.request_id {
+            session.answered.push_back(AnsweredRequest {
+                request_id: request_id.clone(),
+                text: text.clone(),
+                intent: intent.clone(),
+                trace_id: turn.trace_id.clone(),
+                timestamp: utc_timestamp(),
+                other_channel_text: other_channel_text.clone(),
+            });
+            while session.answered.len() > ANSWERED_KEPT {
+                session.answered.pop_front();
+            }
+        }
         lease.commit().await?;
         let channel = turn.channel.as_str();
         metrics::counter!("chat_turns_total", "intent" => intent.clone(), "channel" => channel, "source" => state.trace.intent.source.clone())

@@ -99,6 +99,26 @@ pub struct Session {
     pub pending: Option<Pending>,
     /// Caller-supplied metadata, merged turn by turn.
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// The last replies given to turns that carried a request id (`Idempotency-Key`,
+    /// `request_id`), most recent last, at most [`ANSWERED_KEPT`]: a retried turn gets its
+    /// reply again instead of running twice.
+    #[serde(default)]
+    pub answered: VecDeque<AnsweredRequest>,
+}
+
+/// Request ids remembered per session.
+pub const ANSWERED_KEPT: usize = 16;
+
+/// A reply kept under the request id of the turn that got it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnsweredRequest {
+    pub request_id: String,
+    pub text: String,
+    pub intent: String,
+    pub trace_id: String,
+    pub timestamp: String,
+    #[serde(default)]
+    pub other_channel_text: Option<String>,
 }
 
 impl Session {

@@ -105,6 +105,7 @@ pub async fn say(engine: &Engine, session: &str, channel: Channel, text: &str) -
             trace_id: "test-trace".to_owned(),
             preview_other_channel: false,
             owner: Default::default(),
+            request_id: None,
         })
         .await
         .expect("the memory store never fails")
