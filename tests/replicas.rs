@@ -147,3 +147,52 @@ async fn a_confirmed_command_is_sent_once_however_often_and_wherever_the_yes_arr
         assert_eq!(commands_sent(&late), 0, "{late}");
     }
 }
+
+/// A chat turn with a bearer token and, optionally, an idempotency key.
+async fn say_as(base: &str, client: &reqwest::Client, token: &str, key: Option<&str>, body: Value) -> Value {
+    let mut request = client.post(format!("{base}/api/chat")).bearer_auth(token).json(&body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    response.json().await.expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_replicas_a_session_stays_its_owners_and_a_retry_runs_once() {
+    let Some(url) = redis_url().await else { return };
+    let keys = tempfile::tempdir().expect("temp dir");
+    let (private, public) = common::keys::key_pair(keys.path(), "registry");
+    let prefix = format!("owned-{}:", uuid::Uuid::new_v4());
+    let secured = |prefix: &str| {
+        common::Process::spawn(&[
+            ("REDIS_URL", url.as_str()),
+            ("REDIS_PREFIX", prefix),
+            ("REGISTRY_PUBLIC_KEY", public.as_str()),
+            ("CONFIG_WATCH", "false"),
+        ])
+    };
+    let (a, b) = (secured(&prefix), secured(&prefix));
+    let client = reqwest::Client::new();
+    let alice = common::keys::sign(&private, common::keys::claims_for("alice"));
+    let mallory = common::keys::sign(&private, common::keys::claims_for("mallory"));
+    let turn = |text: &str| json!({"message": text, "session_id": "shared-id", "trace": true});
+
+    let asked = say_as(&a.base, &client, &alice, None, turn("register a new service called Zephyr")).await;
+    assert_eq!(asked["trace"]["dialogue"]["state"], "asking", "{asked}");
+    // Mallory, on the other replica, with Alice's session id: a session of her own
+    let hers = say_as(&b.base, &client, &mallory, None, turn("id:999")).await;
+    assert!(!hers.to_string().contains("Zephyr"), "{hers}");
+    let read_back = say_as(&b.base, &client, &alice, None, turn("id:77")).await;
+    let text = read_back["response"].as_str().unwrap_or_default();
+    assert!(text.contains("Zephyr") && text.contains("77"), "Alice's conversation is intact: {read_back}");
+
+    // the consent reaches A, and its retry (same key) reaches B: one registration, one reply
+    let first = say_as(&a.base, &client, &alice, Some("consent-1"), turn("yes")).await;
+    let retry = say_as(&b.base, &client, &alice, Some("consent-1"), turn("yes")).await;
+    assert_eq!(commands_sent(&first), 1, "{first}");
+    assert_eq!(commands_sent(&retry), 0, "{retry}");
+    assert_eq!(first["response"], retry["response"]);
+    assert_eq!(retry["trace"]["intent"]["source"], "replayed");
+}
