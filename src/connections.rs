@@ -158,6 +158,26 @@ enum Phase {
     Busy,
 }
 
+/// The phase after one look at the connection, and whether a new phase (with a fresh deadline)
+/// began. `ended`: a request finished since the last look — a quick one may have started and
+/// finished in between, never seen as busy, and the bytes read now are the next request's.
+fn next_phase(phase: Phase, busy: bool, ended: bool, read_something: bool) -> (Phase, bool) {
+    if busy {
+        return (Phase::Busy, false);
+    }
+    let mut next = phase;
+    let mut restart = false;
+    if ended || phase == Phase::Busy {
+        next = Phase::Waiting;
+        restart = true;
+    }
+    if read_something && next == Phase::Waiting {
+        next = Phase::Sending;
+        restart = true;
+    }
+    (next, restart)
+}
+
 /// A connection's IO with its deadline.
 pub struct Limited<T> {
     io: T,
@@ -179,19 +199,14 @@ impl<T> Drop for Limited<T> {
 }
 
 impl<T> Limited<T> {
-    /// Moves to the phase the connection is in now, restarting the deadline on a change.
+    /// Moves to the phase the connection is in now, restarting the deadline when a phase begins.
     fn update_phase(&mut self, read_something: bool) {
         let busy =
             self.activity.answering.load(Ordering::Acquire) > 0 || self.activity.upgraded.load(Ordering::Acquire);
         let ended = self.activity.request_ended.swap(false, Ordering::AcqRel);
-        let next = match (busy, self.phase) {
-            (true, _) => Phase::Busy,
-            (false, Phase::Busy) if ended || !read_something => Phase::Waiting,
-            (false, Phase::Waiting) if read_something => Phase::Sending,
-            (false, phase) => phase,
-        };
-        if next != self.phase {
-            self.phase = next;
+        let (next, restart) = next_phase(self.phase, busy, ended, read_something);
+        self.phase = next;
+        if restart {
             let limit = match next {
                 Phase::Waiting => self.limits.idle_timeout,
                 Phase::Sending => self.limits.header_read_timeout,
@@ -289,4 +304,22 @@ pub async fn guard<E: Endpoint>(endpoint: Arc<E>, request: Request) -> poem::Res
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_follow_the_requests() {
+        use Phase::*;
+        assert_eq!(next_phase(Waiting, false, false, false), (Waiting, false), "still idle: the deadline runs on");
+        assert_eq!(next_phase(Waiting, false, false, true), (Sending, true), "first bytes: the header clock starts");
+        assert_eq!(next_phase(Sending, false, false, true), (Sending, false), "more header bytes: the clock runs on");
+        assert_eq!(next_phase(Sending, true, false, false), (Busy, false), "a handler runs");
+        assert_eq!(next_phase(Busy, false, true, false), (Waiting, true), "answered: the idle clock starts");
+        // a quick request began and ended between two looks: the next request gets its own clock
+        assert_eq!(next_phase(Sending, false, true, true), (Sending, true));
+        assert_eq!(next_phase(Sending, false, true, false), (Waiting, true));
+    }
 }

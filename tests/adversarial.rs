@@ -501,3 +501,37 @@ async fn an_invalid_optional_value_is_asked_again_not_replaced() {
     assert!(text.contains("at most 5"), "{reply}");
     assert!(!text.contains("**3**"), "the default does not stand in for what the user said: {reply}");
 }
+
+#[tokio::test]
+async fn a_busy_kept_alive_connection_is_never_cut() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // quick requests back to back on one raw connection, for longer than both timeouts (a client
+    // library would hide a cut by retrying on a new connection)
+    let server = limited(Duration::from_millis(500), Duration::from_millis(500), 8, Duration::ZERO).await;
+    let mut socket = tokio::net::TcpStream::connect(server.address).await.expect("connect");
+    let started = std::time::Instant::now();
+    let mut answered = 0;
+    let mut buffer = vec![0u8; 16 * 1024];
+    while started.elapsed() < Duration::from_millis(2000) {
+        socket.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.expect("the connection is open");
+        // read one whole response: headers, then Content-Length bytes of body
+        let mut received = Vec::new();
+        loop {
+            let n = socket.read(&mut buffer).await.expect("read");
+            assert!(n > 0, "the server cut a busy connection after {answered} answers");
+            received.extend_from_slice(&buffer[..n]);
+            let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+            let head = String::from_utf8_lossy(&received[..end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("content-length");
+            if received.len() >= end + 4 + length {
+                break;
+            }
+        }
+        answered += 1;
+    }
+    assert!(answered > 10, "{answered}");
+}
