@@ -126,6 +126,8 @@ pub fn to_speech(text: &str) -> String {
     }
     let out = p.space_before_punct.replace_all(&out, "$1");
     let out = p.repeated_punct.replace_all(&out, "$1");
+    // dropping punctuation can join a domain back together ("a.:me" → "a.me")
+    let out = p.url.replace_all(&out, "a web address");
     let mut out = out.trim().to_owned();
     if !out.is_empty() && !out.ends_with(['.', '!', '?']) {
         out.push('.');
@@ -197,6 +199,7 @@ mod tests {
             "\"quoted\"",
             "x\u{202E}y ™ ＊",
             "ftp://a.example/b",
+            "a.:me ",
         ] {
             let spoken = to_speech(input);
             assert!(is_speakable(&spoken), "{input:?} became {spoken:?}");
