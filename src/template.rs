@@ -18,6 +18,11 @@ const FUEL_PER_RENDER: u64 = 200_000;
 /// The auto-escape mode of chat templates (`*.md.j2`) and shared macros.
 const MARKDOWN: &str = "markdown";
 
+/// Characters a printed value has backslash-escaped in a chat reply.
+const ESCAPED: &[char] = &['\\', '`', '*', '_', '[', ']', '<', '>', '|', '~', '#'];
+/// Characters that make a value need [`escape_markdown`]: those escaped, and line breaks.
+const NEEDS_ESCAPE: &[char] = &['\\', '`', '*', '_', '[', ']', '<', '>', '|', '~', '#', '\n', '\r'];
+
 /// A value as markdown text: every character markdown or HTML could read as markup is
 /// backslash-escaped (CommonMark: any ASCII punctuation may be), and line breaks become spaces,
 /// so a value cannot start a heading, list or block of its own.
@@ -25,7 +30,7 @@ pub fn escape_markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '#' => {
+            c if ESCAPED.contains(&c) => {
                 out.push('\\');
                 out.push(c);
             }
@@ -118,12 +123,20 @@ impl Templates {
         });
         env.set_formatter(|out, state, value| {
             if matches!(state.auto_escape(), AutoEscape::Custom(name) if name == MARKDOWN) {
-                if value.is_undefined() {
-                    return Ok(());
-                }
-                let text = value.to_string();
-                let text = if value.is_safe() { text } else { escape_markdown(&text) };
-                return std::fmt::Write::write_str(out, &text).map_err(minijinja::Error::from);
+                use minijinja::value::ValueKind;
+                let written = match value.kind() {
+                    ValueKind::Undefined => Ok(()),
+                    // numbers, booleans and none have nothing to escape; trusted text is as is
+                    ValueKind::Number | ValueKind::Bool | ValueKind::None => write!(out, "{value}"),
+                    _ if value.is_safe() => write!(out, "{value}"),
+                    // most values need no escape: write them without a copy
+                    _ => match value.as_str() {
+                        Some(text) if !text.contains(NEEDS_ESCAPE) => out.write_str(text),
+                        Some(text) => out.write_str(&escape_markdown(text)),
+                        None => out.write_str(&escape_markdown(&value.to_string())),
+                    },
+                };
+                return written.map_err(minijinja::Error::from);
             }
             minijinja::escape_formatter(out, state, value)
         });
