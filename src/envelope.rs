@@ -150,6 +150,8 @@ impl Envelope {
             .and_then(|m| m.get("user_id"))
             .or_else(|| self.payload.get("user_id"))
             .and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_i64().map(|n| n.to_string())))
+            .map(|id| id.trim().to_owned())
+            .filter(|id| !id.is_empty())
             .unwrap_or_else(|| "unknown".to_owned())
     }
 

@@ -34,6 +34,7 @@ pub fn app(state: &AppState) -> impl poem::Endpoint {
         .around(move |endpoint, request| every_request(endpoint, request, outer.clone()))
         .around(crate::connections::guard)
         .data(state.connections.clone())
+        .data(state.connection_limits)
 }
 
 /// What every request goes through:

@@ -289,6 +289,8 @@ async fn what_a_user_typed_is_never_markup_nor_read_out_as_a_link() {
     // voice: no link, domain or scheme is read out, and no invisible character survives
     let spoken = say("register name:visit evil.example/login now id:62", "voice", "v1").await;
     assert!(spoken.contains("visit a web address now") && !spoken.contains("evil"), "{spoken}");
+    let spoken = say("show the dashboard and see evil.example/login now", "voice", "v4").await;
+    assert!(!spoken.contains("login") && !spoken.contains("example"), "no fragment read back: {spoken}");
     let spoken = say("register name:Acme\u{202E}\u{200B}™ id:63", "voice", "v2").await;
     assert!(chat_orchestrator::speech::is_speakable(&spoken) && spoken.contains("Acme"), "{spoken}");
 
@@ -321,6 +323,7 @@ async fn limited(header: Duration, idle: Duration, max: usize, slow: Duration) -
     let mut state = AppState::new(Arc::new(engine), None, None);
     state.connection_limits = chat_orchestrator::connections::ConnectionLimits {
         header_read_timeout: header,
+        body_read_timeout: header,
         idle_timeout: idle,
         max_connections: max,
     };
@@ -377,6 +380,24 @@ async fn idle_and_half_sent_connections_are_closed_and_cannot_starve_the_server(
     let health = client.get(format!("{}/health", server.base)).send().await.expect("/health answers");
     assert_eq!(health.status().as_u16(), 200);
     drop(half_sent);
+
+    // a body that stops half-way (headers complete, body promised and not sent) gets 408 at the
+    // body timeout, and more of them than the bound does not stop /health either
+    let mut stalled = Vec::new();
+    for _ in 0..24 {
+        let mut socket = tokio::net::TcpStream::connect(server.address).await.expect("connect");
+        let head =
+            "POST /message HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\"";
+        let _ = socket.write_all(head.as_bytes()).await;
+        stalled.push(socket);
+    }
+    let health = client.get(format!("{}/health", server.base)).send().await.expect("/health answers");
+    assert_eq!(health.status().as_u16(), 200);
+    let mut first = stalled.swap_remove(0);
+    let mut answer = String::new();
+    use tokio::io::AsyncReadExt;
+    let _ = tokio::time::timeout(Duration::from_secs(5), first.read_to_string(&mut answer)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
 
 #[tokio::test]
@@ -488,6 +509,11 @@ async fn a_retried_turn_gets_its_first_reply_and_runs_once() {
     let (stored, _) = engine.sessions().get(&session).await.expect("store").expect("session");
     let users = stored.history.iter().filter(|m| m.role == chat_orchestrator::session::Role::User).count();
     assert_eq!(users, 2, "each request ran once: {:?}", stored.history);
+
+    // the same key with another message is a client bug, not a retry: refused, nothing runs
+    let (status, error) = post(json!({"message": "no", "session_id": session}), "key-2").await;
+    assert_eq!(status, 422, "{error}");
+    assert!(error.to_string().contains("different message"), "{error}");
 
     let (status, _) = post(json!({"message": "hello"}), &"k".repeat(200)).await;
     assert_eq!(status, 422, "a key longer than 128 characters is refused");

@@ -192,6 +192,11 @@ impl ChatApi {
                 trace: request.trace.unwrap_or(false).then_some(reply.trace),
                 other_channel: reply.other_channel_text.map(|response| OtherChannel { channel: other, response }),
             })),
+            Err(TurnError::RequestIdReused(_)) => ChatResponse::Unprocessable(Json(ErrorBody::new(
+                ErrorCode::ValidationError,
+                "this Idempotency-Key was already used for a different message in this session: a retry resends the same message; a new message needs a new key",
+                json!({"field": "Idempotency-Key"}),
+            ))),
             Err(TurnError::Store(error)) => {
                 tracing::error!(%error, "session store unavailable");
                 ChatResponse::Unavailable(Json(ErrorBody::store_unavailable()))

@@ -15,19 +15,38 @@ use super::error::{ErrorBody, ErrorCode};
 /// Largest request body accepted (a 5000-character message plus metadata fits many times over).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Middleware function for `EndpointExt::around`.
+/// Middleware function for `EndpointExt::around`. The whole body is read here, within the body
+/// timeout, so a client that stops half-way through its body (declared length or chunked) holds
+/// its connection for seconds, not for ever: it gets 408.
 pub async fn limit_body<E: Endpoint>(endpoint: std::sync::Arc<E>, mut request: Request) -> poem::Result<Response> {
     let declared = request.header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
-    match declared {
-        Some(length) if length > MAX_BODY_BYTES => return Ok(too_large()),
-        Some(_) => {}
-        None => match request.take_body().into_bytes_limit(MAX_BODY_BYTES).await {
-            Ok(bytes) => request.set_body(bytes),
-            Err(poem::error::ReadBodyError::PayloadTooLarge) => return Ok(too_large()),
-            Err(error) => return Err(error.into()),
-        },
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+        return Ok(too_large());
+    }
+    let timeout = request
+        .data::<crate::connections::ConnectionLimits>()
+        .map(|limits| limits.body_read_timeout)
+        .unwrap_or_else(|| crate::connections::ConnectionLimits::default().body_read_timeout);
+    match tokio::time::timeout(timeout, request.take_body().into_bytes_limit(MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => request.set_body(bytes),
+        Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => return Ok(too_large()),
+        Ok(Err(error)) => return Err(error.into()),
+        Err(_) => return Ok(too_slow(timeout)),
     }
     endpoint.call(request).await.map(IntoResponse::into_response)
+}
+
+fn too_slow(timeout: std::time::Duration) -> Response {
+    let body = ErrorBody::new(
+        ErrorCode::InvalidRequest,
+        format!("the request body did not arrive within {} seconds", timeout.as_secs_f64()),
+        json!({"timeout_seconds": timeout.as_secs_f64()}),
+    );
+    let mut response =
+        Json(body.to_json().unwrap_or_default()).with_status(StatusCode::REQUEST_TIMEOUT).into_response();
+    // the rest of the body may still be on its way: do not read it as the next request
+    response.headers_mut().insert(poem::http::header::CONNECTION, poem::http::HeaderValue::from_static("close"));
+    response
 }
 
 fn too_large() -> Response {

@@ -328,6 +328,11 @@ async fn handle_text(
             }
             frame("message", &connection.session_id, fields)
         }
+        Err(crate::engine::TurnError::RequestIdReused(_)) => error_frame(
+            connection,
+            "VALIDATION_ERROR",
+            "this request_id was already used for a different message: a new message needs a new id",
+        ),
         Err(error) => {
             tracing::error!(%error, "websocket turn failed");
             error_frame(

@@ -103,6 +103,10 @@ pub enum TurnError {
     Store(#[from] StoreError),
     #[error("internal error: the resolver chose intent `{0}`, which is not compiled")]
     UnknownIntent(String),
+    /// The request id was used before in this session for a different message: a retry must
+    /// resend the same message.
+    #[error("the request id `{0}` was already used for a different message in this session; send a new id")]
+    RequestIdReused(String),
 }
 
 /// Said when a reply could not be rendered. The user's message is still stored.
@@ -213,6 +217,14 @@ impl Engine {
         channel: Channel,
         unread: &[String],
     ) -> Result<String, crate::template::RenderError> {
+        // spoken, only parts made of plain words are read back: a fragment of a web address or a
+        // run of symbols would be read out as nonsense ("example or login now")
+        let plain =
+            |part: &&String| part.chars().all(|c| c.is_alphanumeric() || c.is_whitespace() || "'-,".contains(c));
+        let unread: Vec<&String> = match channel {
+            Channel::Chat => unread.iter().collect(),
+            Channel::Voice => unread.iter().filter(plain).collect(),
+        };
         let context = minijinja::Value::from(std::collections::BTreeMap::from([
             ("channel", minijinja::Value::from(channel.as_str())),
             ("unread", crate::template::to_value(unread)),
@@ -261,6 +273,9 @@ impl Engine {
         if let Some(answered) =
             turn.request_id.as_ref().and_then(|id| session.answered.iter().find(|a| a.request_id == *id))
         {
+            if answered.said != turn.text {
+                return Err(TurnError::RequestIdReused(answered.request_id.clone()));
+            }
             // a retry: the stored reply, and the session as it is (the lease is dropped uncommitted)
             tracing::info!(trace_id = %answered.trace_id, session = %session_id, "retried request answered from the session");
             return Ok(Reply::replayed(answered.clone(), session_id));
@@ -447,6 +462,7 @@ impl Engine {
         if let Some(request_id) = &turn.request_id {
             session.answered.push_back(AnsweredRequest {
                 request_id: request_id.clone(),
+                said: turn.text.clone(),
                 text: text.clone(),
                 intent: intent.clone(),
                 trace_id: turn.trace_id.clone(),

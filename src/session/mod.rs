@@ -113,6 +113,9 @@ pub const ANSWERED_KEPT: usize = 16;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnsweredRequest {
     pub request_id: String,
+    /// The message the request carried: a reused id with another message is refused.
+    #[serde(default)]
+    pub said: String,
     pub text: String,
     pub intent: String,
     pub trace_id: String,
