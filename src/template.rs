@@ -20,8 +20,11 @@ const MARKDOWN: &str = "markdown";
 
 /// Characters a printed value has backslash-escaped in a chat reply.
 const ESCAPED: &[char] = &['\\', '`', '*', '_', '[', ']', '<', '>', '|', '~', '#'];
-/// Characters that make a value need [`escape_markdown`]: those escaped, and line breaks.
-const NEEDS_ESCAPE: &[char] = &['\\', '`', '*', '_', '[', ']', '<', '>', '|', '~', '#', '\n', '\r'];
+
+/// Whether [`escape_markdown`] would change `text`.
+fn needs_escape(text: &str) -> bool {
+    text.contains(|c| ESCAPED.contains(&c) || c == '\n' || c == '\r')
+}
 
 /// A value as markdown text: every character markdown or HTML could read as markup is
 /// backslash-escaped (CommonMark: any ASCII punctuation may be), and line breaks become spaces,
@@ -108,12 +111,11 @@ impl Templates {
         env.set_fuel(Some(FUEL_PER_RENDER));
         env.add_filter("speak", |text: String| speech::to_speech(&text));
         env.add_filter("humanize_list", humanize_list);
-        // chat replies are markdown: a value printed into one is text, never markup, so a user's
-        // `[click](https://evil.example)` or `<img onerror=…>` arrives as the characters typed.
-        // `| safe` prints trusted markdown as it is.
-        // Chat templates (`.md.j2`) and the macro libraries they import (`macros.j2`, shared with
-        // voice, whose replies go through the speech rules, which drop the escapes). Voice
-        // templates and model prompts are plain text and stay as written.
+        // Chat replies are markdown: a value printed into a chat template (`.md.j2`) or a macro
+        // library (`macros.j2`, shared with voice, whose replies go through the speech rules,
+        // which drop the escapes) is text, never markup, so a user's `[click](https://evil…)` or
+        // `<img onerror=…>` arrives as the characters typed; `| safe` prints trusted markdown as
+        // it is. Voice templates and model prompts are plain text and stay as written.
         env.set_auto_escape_callback(|name| {
             if name.ends_with(".md.j2") || name.ends_with("macros.j2") {
                 AutoEscape::Custom(MARKDOWN.into())
@@ -131,7 +133,7 @@ impl Templates {
                     _ if value.is_safe() => write!(out, "{value}"),
                     // most values need no escape: write them without a copy
                     _ => match value.as_str() {
-                        Some(text) if !text.contains(NEEDS_ESCAPE) => out.write_str(text),
+                        Some(text) if !needs_escape(text) => out.write_str(text),
                         Some(text) => out.write_str(&escape_markdown(text)),
                         None => out.write_str(&escape_markdown(&value.to_string())),
                     },

@@ -12,7 +12,7 @@ use super::error::{ErrorBody, ErrorCode, Refusal};
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::text::Text;
 use super::udc::MeshAuth;
-use super::validate::{check_message, check_metadata, check_session_id, is_printable_id};
+use super::validate::{check_message, check_metadata, check_request_id, check_session_id, is_printable_id};
 use super::ApiTags;
 use crate::engine::{Engine, Turn, TurnError};
 use crate::session::{Channel, Entry, Owner};
@@ -153,16 +153,10 @@ impl ChatApi {
         let text = request.message.trim();
         let checked = check_message(text)
             .and_then(|()| check_session_id(request.session_id.as_deref()))
-            .and_then(|()| check_metadata(request.metadata.as_ref()));
+            .and_then(|()| check_metadata(request.metadata.as_ref()))
+            .and_then(|()| check_request_id(idempotency_key.0.as_deref(), "Idempotency-Key"));
         if let Err(problem) = checked {
             return ChatResponse::Unprocessable(Json(*problem));
-        }
-        if idempotency_key.0.as_deref().is_some_and(|key| !is_printable_id(key)) {
-            return ChatResponse::Unprocessable(Json(ErrorBody::new(
-                ErrorCode::ValidationError,
-                "`Idempotency-Key` must be 1 to 128 printable characters, e.g. a UUID",
-                json!({"field": "Idempotency-Key"}),
-            )));
         }
         let trace_id =
             trace_header.0.filter(|t| is_printable_id(t)).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -192,11 +186,9 @@ impl ChatApi {
                 trace: request.trace.unwrap_or(false).then_some(reply.trace),
                 other_channel: reply.other_channel_text.map(|response| OtherChannel { channel: other, response }),
             })),
-            Err(TurnError::RequestIdReused(_)) => ChatResponse::Unprocessable(Json(ErrorBody::new(
-                ErrorCode::ValidationError,
-                "this Idempotency-Key was already used for a different message in this session: a retry resends the same message; a new message needs a new key",
-                json!({"field": "Idempotency-Key"}),
-            ))),
+            Err(TurnError::RequestIdReused(_)) => {
+                ChatResponse::Unprocessable(Json(ErrorBody::request_id_reused("Idempotency-Key")))
+            }
             Err(TurnError::Store(error)) => {
                 tracing::error!(%error, "session store unavailable");
                 ChatResponse::Unavailable(Json(ErrorBody::store_unavailable()))

@@ -71,6 +71,19 @@ impl ErrorBody {
         )
     }
 
+    /// A request id (`field`: where it was sent) came back with another message than the one it
+    /// was first used for: not a retry, so nothing runs.
+    pub fn request_id_reused(field: &str) -> Self {
+        ErrorBody::new(
+            ErrorCode::ValidationError,
+            format!(
+                "this {field} was already used for a different message in this session: a retry resends the same \
+                 message; a new message needs a new {field}"
+            ),
+            serde_json::json!({"field": field}),
+        )
+    }
+
     /// The session store failed: nothing was processed or stored.
     pub fn store_unavailable() -> Self {
         ErrorBody::new(

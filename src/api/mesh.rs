@@ -2,6 +2,7 @@
 //! Orchestrator: turns to answer, replies to our queries), `POST /heartbeat`, and `POST /send`
 //! (forward a payload through the Orchestrator).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use poem_openapi::payload::Json;
@@ -10,12 +11,10 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 
 use super::error::{ErrorBody, ErrorCode, Refusal};
-use super::udc::MeshAuth;
-use super::ApiTags;
-use std::net::IpAddr;
-
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
+use super::udc::MeshAuth;
 use super::validate::check_envelope_turn;
+use super::ApiTags;
 use crate::auth::{bearer_token, Anchor, Caller, Verifier, ORCHESTRATOR};
 use crate::engine::{utc_timestamp, Engine, Turn};
 use crate::envelope::{self, Envelope, Party};
@@ -181,7 +180,8 @@ impl MeshApi {
     /// key, the envelope needs the Orchestrator's token, or must come from an address in
     /// `MESH_RELAY_ALLOW` (droplet 10 relays with no Authorization header). A header that is
     /// present must verify. Relayed turns have sessions of their own: an envelope never
-    /// reaches a session started on `/api/chat`, `/ws` or `/api/process`. A turn (`query`/`command` with `payload.message`) is acknowledged
+    /// reaches a session started on `/api/chat`, `/ws` or `/api/process`.
+    /// A turn (`query`/`command` with `payload.message`) is acknowledged
     /// as `queued` at once and answered through the Orchestrator; a `response`/`error` is
     /// matched to the query waiting for it.
     #[oai(path = "/message", method = "post", tag = "ApiTags::Udc")]

@@ -119,11 +119,9 @@ impl ProcessApi {
                 our_id,
                 json!({"response": reply.text, "session_id": session_id, "intent": reply.intent}),
             ))),
-            Err(TurnError::RequestIdReused(id)) => ProcessResponse::Unprocessable(Json(ErrorBody::new(
-                ErrorCode::ValidationError,
-                format!("the request_id `{id}` was already used for a different message in this session"),
-                json!({"field": "payload.request_id"}),
-            ))),
+            Err(TurnError::RequestIdReused(_)) => {
+                ProcessResponse::Unprocessable(Json(ErrorBody::request_id_reused("payload.request_id")))
+            }
             Err(TurnError::Store(error)) => {
                 tracing::error!(%error, "session store unavailable");
                 ProcessResponse::Unavailable(Json(ErrorBody::store_unavailable()))

@@ -72,6 +72,19 @@ pub fn is_printable_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_ID_CHARS && id.chars().all(|c| c.is_ascii_graphic())
 }
 
+/// A client's request id (`field`: where it was sent), when there is one: 1–128 printable
+/// characters.
+pub fn check_request_id(request_id: Option<&str>, field: &str) -> Result<(), Box<ErrorBody>> {
+    if request_id.is_none_or(is_printable_id) {
+        return Ok(());
+    }
+    Err(Box::new(ErrorBody::new(
+        ErrorCode::ValidationError,
+        format!("`{field}` must be 1 to 128 printable characters, e.g. a UUID"),
+        json!({"field": field}),
+    )))
+}
+
 /// The checks `/api/chat` makes, for a turn that came as an envelope (`/api/process`,
 /// `/message`): its session id (given, or made from the user id) and its metadata. Returns the
 /// session id.
@@ -85,14 +98,8 @@ pub fn check_envelope_turn(envelope: &Envelope) -> Result<String, Box<ErrorBody>
             json!({"field": "payload.metadata.session_id"}),
         ))
     })?;
+    check_request_id(envelope.request_id.as_deref(), "payload.request_id")?;
     let metadata = envelope.payload.get("metadata").map(|m| serde_json::to_vec(m).map(|b| b.len()).unwrap_or(0));
-    if envelope.request_id.as_deref().is_some_and(|id| !is_printable_id(id)) {
-        return Err(Box::new(ErrorBody::new(
-            ErrorCode::ValidationError,
-            "`request_id` must be 1 to 128 printable characters",
-            json!({"field": "payload.request_id"}),
-        )));
-    }
     check_metadata_size(metadata.unwrap_or(0)).map_err(|mut problem| {
         problem.error.message = problem.error.message.replace("`metadata`", "`payload.metadata`");
         problem

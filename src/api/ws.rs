@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::error::ErrorBody;
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
-use super::validate::{check_message, check_session_id, is_printable_id, MAX_MESSAGE_CHARS};
+use super::validate::{check_message, check_request_id, check_session_id, MAX_MESSAGE_CHARS};
 use super::AppState;
 use crate::engine::{utc_timestamp, Engine, Turn};
 use crate::session::Channel;
@@ -292,10 +292,8 @@ async fn handle_text(
     if let Some(channel) = frame_in.channel {
         connection.channel = channel;
     }
-    if let Some(request_id) = &frame_in.request_id {
-        if !is_printable_id(request_id) {
-            return error_frame(connection, "VALIDATION_ERROR", "`request_id` must be 1 to 128 printable characters");
-        }
+    if let Err(problem) = check_request_id(frame_in.request_id.as_deref(), "request_id") {
+        return error_frame(connection, "VALIDATION_ERROR", &problem.error.message);
     }
     let content = frame_in.content.unwrap_or_default();
     let content = content.trim();
@@ -328,11 +326,9 @@ async fn handle_text(
             }
             frame("message", &connection.session_id, fields)
         }
-        Err(crate::engine::TurnError::RequestIdReused(_)) => error_frame(
-            connection,
-            "VALIDATION_ERROR",
-            "this request_id was already used for a different message: a new message needs a new id",
-        ),
+        Err(crate::engine::TurnError::RequestIdReused(_)) => {
+            error_frame(connection, "VALIDATION_ERROR", &ErrorBody::request_id_reused("request_id").error.message)
+        }
         Err(error) => {
             tracing::error!(%error, "websocket turn failed");
             error_frame(

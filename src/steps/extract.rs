@@ -147,37 +147,23 @@ impl ExtractStep {
             .collect();
         let wants_a_number = wanted.iter().any(|s| matches!(s.kind, SlotKind::Integer | SlotKind::Number));
         for slot in droplet_slots {
-            let free: Vec<i64> = droplets
-                .iter()
-                .filter(|(first, end, _)| !taken.iter().any(|(f, e)| first < e && f < end) && !in_pairs(*first))
-                .map(|(_, _, id)| *id)
-                .fold(Vec::new(), |mut ids, id| {
-                    if !ids.contains(&id) {
-                        ids.push(id);
-                    }
-                    ids
-                });
+            let mut free = distinct(
+                droplets
+                    .iter()
+                    .filter(|(first, end, _)| !taken.iter().any(|(f, e)| first < e && f < end) && !in_pairs(*first))
+                    .map(|(_, _, id)| *id),
+            );
             // "status on 2 and 12", "endpoints for 6": in a request that wants no number but a
             // droplet, the numbers said are droplet ids (each must be one)
-            let free = if free.is_empty() && !wants_a_number {
-                let bare: Vec<Option<i64>> = numbers
+            if free.is_empty() && !wants_a_number {
+                let bare: Option<Vec<i64>> = numbers
                     .iter()
                     .filter(|n| !n.ordinal && !in_pairs(n.first))
                     .filter(|n| !taken.iter().any(|(f, e)| n.first < *e && *f < n.end))
                     .map(|n| n.integer().and_then(|id| catalogue.by_id(id)).map(|d| d.id))
                     .collect();
-                let mut ids: Vec<i64> = Vec::new();
-                if bare.iter().all(Option::is_some) {
-                    for id in bare.into_iter().flatten() {
-                        if !ids.contains(&id) {
-                            ids.push(id);
-                        }
-                    }
-                }
-                ids
-            } else {
-                free
-            };
+                free = distinct(bare.unwrap_or_default().into_iter());
+            }
             let recognized = match free.first() {
                 Some(id) => Recognition::Found(*id),
                 None => catalogue.recognize(message),
@@ -496,6 +482,17 @@ const ANSWER_LEAD_INS: &[&str] = &[
     "oh",
     "sure",
 ];
+
+/// The ids in order of first appearance, each once.
+fn distinct(ids: impl Iterator<Item = i64>) -> Vec<i64> {
+    let mut out = Vec::new();
+    for id in ids {
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
 
 /// The value in a bare answer: the message without its lead-in and trailing courtesy words.
 pub(crate) fn bare_answer(message: &str) -> &str {
