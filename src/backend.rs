@@ -55,6 +55,8 @@ pub enum FailureKind {
     UnknownEndpoint,
     NoSampleData,
     BadResponse,
+    /// The droplet answered, but not in its endpoint's declared `response:` shape.
+    UnexpectedAnswer,
 }
 
 impl FailureKind {
@@ -67,6 +69,7 @@ impl FailureKind {
             FailureKind::UnknownEndpoint => "unknown_endpoint",
             FailureKind::NoSampleData => "no_sample_data",
             FailureKind::BadResponse => "bad_response",
+            FailureKind::UnexpectedAnswer => "unexpected_answer",
         }
     }
 }

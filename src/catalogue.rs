@@ -10,6 +10,8 @@ use regex::Regex;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::shapes::Shape;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Catalogue {
     pub droplets: Vec<Droplet>,
@@ -37,6 +39,12 @@ pub struct Endpoint {
     pub method: String,
     pub description: String,
     pub backing: String,
+    /// What the answer looks like, when the catalogue says; not shown to templates.
+    #[serde(skip)]
+    pub response: Option<Shape>,
+    /// What body it takes, when the catalogue says; not shown to templates.
+    #[serde(skip)]
+    pub request: Option<Shape>,
     /// The bundled answer; not shown to templates.
     #[serde(skip)]
     pub sample: Option<Value>,

@@ -69,10 +69,27 @@ pub enum Code {
     BadPhrase,
     /// `catalogue/vocabulary.yaml` has a synonym cycle, a phrase with two meanings or an empty one.
     BadVocabulary,
+    /// A catalogue shape (`shapes:`, `response:`, `request:`) is not a valid JSON Schema.
+    BadShape,
+    /// An endpoint's `response:` names a shape `shapes:` does not declare.
+    UnknownShape,
+    /// A bundled sample answer breaks its endpoint's shape.
+    SampleShape,
+    /// A template or condition reads a field a droplet's answer does not have.
+    UnknownField,
+    /// A call's body has a field the endpoint's `request:` does not take.
+    UnknownBodyField,
+    /// A `match:` pattern that YAML's double quotes changed (`"\b"` is a backspace).
+    QuotedPattern,
     /// Warning: an intent's example resolves to another intent.
     ExampleClaimed,
     /// Warning: a state-changing call is not preceded by a `confirm` step.
     NoConsent,
+    /// Warning: a template reads a field an answer may lack (or an answer that may be missing)
+    /// without a guard.
+    UnguardedRead,
+    /// Warning: a template reads a droplet answer whose fields cannot be checked.
+    UncheckedRead,
 }
 
 impl Code {
@@ -108,6 +125,14 @@ impl Code {
             Code::UnknownTestIntent => "E_UNKNOWN_TEST_INTENT",
             Code::BadPhrase => "E_BAD_PHRASE",
             Code::BadVocabulary => "E_BAD_VOCABULARY",
+            Code::BadShape => "E_BAD_SHAPE",
+            Code::UnknownShape => "E_UNKNOWN_SHAPE",
+            Code::SampleShape => "E_SAMPLE_SHAPE",
+            Code::UnknownField => "E_UNKNOWN_FIELD",
+            Code::UnknownBodyField => "E_UNKNOWN_BODY_FIELD",
+            Code::QuotedPattern => "E_QUOTED_PATTERN",
+            Code::UnguardedRead => "W_UNGUARDED_READ",
+            Code::UncheckedRead => "W_UNCHECKED_READ",
             Code::ExampleClaimed => "W_EXAMPLE_CLAIMED",
             Code::NoConsent => "W_NO_CONSENT",
         }
@@ -115,7 +140,7 @@ impl Code {
 
     /// A warning does not stop a configuration from loading; `check` prints it.
     pub fn is_warning(self) -> bool {
-        matches!(self, Code::ExampleClaimed | Code::NoConsent)
+        matches!(self, Code::ExampleClaimed | Code::NoConsent | Code::UnguardedRead | Code::UncheckedRead)
     }
 }
 

@@ -45,6 +45,7 @@ pub mod reload;
 pub mod server;
 pub mod session;
 pub mod settings;
+pub mod shapes;
 pub mod slots;
 pub mod speech;
 pub mod stats;

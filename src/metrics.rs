@@ -52,6 +52,10 @@ fn describe() {
     describe_histogram!("llm_call_duration_seconds", Unit::Seconds, "Language-model call latency by purpose.");
     describe_counter!("droplet_calls_total", "Droplet calls by droplet, route and outcome (data, dispatched, failed).");
     describe_counter!("droplet_call_errors_total", "Failed droplet calls by droplet and failure kind.");
+    describe_counter!(
+        "droplet_answers_unexpected_total",
+        "Droplet answers that broke their endpoint's declared shape, by droplet and endpoint."
+    );
     describe_gauge!("sessions_active", "Conversations currently kept by the session store.");
     describe_gauge!("websocket_connections", "Open WebSocket connections.");
     describe_counter!("config_reloads_total", "Configuration reloads by outcome (installed, rejected).");

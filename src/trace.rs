@@ -106,6 +106,9 @@ pub struct CallTrace {
     pub outcome: String,
     /// The failure's plain-language message, when it failed.
     pub error: Option<String>,
+    /// Where the answer broke its endpoint's declared shape (`at /status: the field status is
+    /// missing`), when that is why it failed.
+    pub unexpected: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Object)]

@@ -10,6 +10,7 @@ use regex::{Regex, RegexBuilder};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::answer_shapes;
 use super::files::{ConfigFiles, CATALOGUE_FILE, UDC_CONFIG_FILE, VOCABULARY_FILE};
 use super::schema::{suggest, Schema};
 use super::spec::{
@@ -83,14 +84,14 @@ pub struct Compiler<'a> {
 }
 
 /// A parsed file: its path, located tree and JSON form.
-struct Document {
-    file: String,
-    text: String,
+pub(super) struct Document {
+    pub(super) file: String,
+    pub(super) text: String,
     yaml: LocatedYaml,
 }
 
 impl Document {
-    fn at(&self, pointer: &str) -> Position {
+    pub(super) fn at(&self, pointer: &str) -> Position {
         self.yaml.position_of(pointer)
     }
 }
@@ -271,6 +272,7 @@ impl<'a> Compiler<'a> {
             return None;
         };
         let (document, spec) = self.parse::<CatalogueSpec>(CATALOGUE_FILE, text, schema)?;
+        let shapes = answer_shapes::named(&document, &spec.shapes, &mut |d| self.report(d));
         let mut seen_ids: BTreeMap<i64, String> = BTreeMap::new();
         let mut seen_names: BTreeMap<String, String> = BTreeMap::new();
         let mut droplets = Vec::new();
@@ -324,6 +326,20 @@ impl<'a> Compiler<'a> {
             }
             let mut endpoints = Vec::new();
             for (j, e) in d.endpoints.iter().enumerate() {
+                let at = format!("{here}/endpoints/{j}");
+                let response = e.response.as_ref().and_then(|written| {
+                    answer_shapes::response(&document, &format!("{at}/response"), written, &shapes, &mut |d| {
+                        self.report(d)
+                    })
+                });
+                let request = e.request.as_ref().and_then(|schema| {
+                    answer_shapes::request(&document, &format!("{at}/request"), schema, &mut |d| self.report(d))
+                });
+                if let (Some(sample), Some(shape)) = (&e.sample, &response) {
+                    answer_shapes::check_sample(&document, &format!("{at}/sample"), sample, shape, &mut |d| {
+                        self.report(d)
+                    });
+                }
                 if let Some(sample) = &e.sample {
                     self.check_templated(
                         &document,
@@ -364,6 +380,8 @@ impl<'a> Compiler<'a> {
                     method: e.method.clone(),
                     description: e.description.clone(),
                     backing: e.backing.clone().unwrap_or_else(|| "source".to_owned()),
+                    response,
+                    request,
                     sample: e.sample.clone(),
                     native: e
                         .native

@@ -4,6 +4,7 @@
 //! [`load`] is the only entry point. It is pure (it is handed the files) and all-or-nothing: it
 //! returns a complete [`CompiledConfig`] or every [`Diagnostic`] found, never a half-built one.
 
+mod answer_shapes;
 mod compile;
 mod files;
 mod schema;

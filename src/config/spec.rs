@@ -238,6 +238,9 @@ pub struct TestSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogueSpec {
+    /// Answer shapes by name (JSON Schemas), for `response: NAME`.
+    #[serde(default)]
+    pub shapes: IndexMap<String, Value>,
     pub droplets: Vec<DropletSpec>,
 }
 
@@ -261,10 +264,26 @@ pub struct EndpointSpec {
     pub description: String,
     #[serde(default)]
     pub backing: Option<String>,
+    /// The answer's shape: a `shapes:` name or a JSON Schema.
+    #[serde(default)]
+    pub response: Option<ShapeRefSpec>,
+    /// The JSON Schema of the body it takes.
+    #[serde(default)]
+    pub request: Option<Value>,
     #[serde(default)]
     pub sample: Option<Value>,
     #[serde(default)]
     pub native: Option<NativeSpec>,
+}
+
+/// An endpoint's `response:` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ShapeRefSpec {
+    /// One of the catalogue's `shapes:`.
+    Named(String),
+    /// A JSON Schema written on the endpoint.
+    Inline(Value),
 }
 
 /// How droplet 10 answers an endpoint itself (`POST /message`).

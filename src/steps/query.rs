@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::StepError;
 use crate::backend::{DropletRequest, FailureKind, Outcome};
 use crate::pipeline::{Pipeline, RunEnv, TurnState};
+use crate::shapes::Shape;
 use crate::trace::CallTrace;
 
 /// Used when a call sets no `timeout_ms`.
@@ -48,6 +49,8 @@ struct Planned {
     endpoint: String,
     method: String,
     action: Result<DropletRequest, Outcome>,
+    /// The answer's declared shape, when the catalogue gives one.
+    shape: Option<Shape>,
 }
 
 impl QueryStep {
@@ -85,13 +88,14 @@ impl QueryStep {
                     endpoint: call.endpoint.clone(),
                     method: call.method.clone().unwrap_or_default(),
                     action: Err(outcome),
+                    shape: None,
                 }),
             }
         }
 
         let finished = join_all(planned.into_iter().map(|p| async move {
             let started = Instant::now();
-            let (outcome, via) = match p.action {
+            let (mut outcome, via) = match p.action {
                 Err(outcome) => (outcome, String::new()),
                 Ok(ref request) => {
                     let via = env.backend.route(request).to_owned();
@@ -103,13 +107,25 @@ impl QueryStep {
                     (outcome, via)
                 }
             };
-            (p.call, p.droplet, p.endpoint, p.method, outcome, via, started.elapsed())
+            let unexpected = match (&outcome, &p.shape) {
+                (Outcome::Data(answer), Some(shape)) => shape.first_problem(answer),
+                _ => None,
+            };
+            if unexpected.is_some() {
+                // an answer templates were not written for: say so rather than fail to render it
+                let name = p.droplet.get("name").and_then(Value::as_str).unwrap_or("droplet");
+                outcome = Outcome::Failed {
+                    kind: FailureKind::UnexpectedAnswer,
+                    message: format!("The {name} answered in a form I did not expect."),
+                };
+            }
+            (p.call, p.droplet, p.endpoint, p.method, outcome, via, started.elapsed(), unexpected)
         }))
         .await;
 
         let mut per_call: Vec<Vec<Value>> = vec![Vec::new(); self.calls.len()];
         let mut summary = [0usize; 3];
-        for (call, droplet, endpoint, method, outcome, via, elapsed) in finished {
+        for (call, droplet, endpoint, method, outcome, via, elapsed, unexpected) in finished {
             let (status, ok, data, error, relay) = match &outcome {
                 Outcome::Data(data) => ("data", true, data.clone(), Value::Null, Value::Null),
                 Outcome::Dispatched { relay_trace_id } => {
@@ -129,7 +145,11 @@ impl QueryStep {
             metrics::counter!("droplet_calls_total", "droplet" => droplet_label.clone(), "via" => via.clone(), "outcome" => status)
                 .increment(1);
             if let Outcome::Failed { kind, .. } = &outcome {
-                metrics::counter!("droplet_call_errors_total", "droplet" => droplet_label, "kind" => kind.as_str())
+                metrics::counter!("droplet_call_errors_total", "droplet" => droplet_label.clone(), "kind" => kind.as_str())
+                    .increment(1);
+            }
+            if unexpected.is_some() {
+                metrics::counter!("droplet_answers_unexpected_total", "droplet" => droplet_label, "endpoint" => endpoint.clone())
                     .increment(1);
             }
             state.trace.calls.push(CallTrace {
@@ -141,6 +161,7 @@ impl QueryStep {
                 duration_ms,
                 outcome: status.to_owned(),
                 error: error.get("message").and_then(Value::as_str).map(str::to_owned),
+                unexpected: unexpected.map(|problem| problem.to_string()),
             });
             per_call[call].push(json!({
                 "droplet": droplet,
@@ -211,6 +232,7 @@ fn plan(
                 kind: FailureKind::UnknownTarget,
                 message: format!("There is no droplet {id} in the catalogue."),
             }),
+            shape: None,
         };
     };
     let described = json!({"id": droplet.id, "key": droplet.key, "name": droplet.name});
@@ -224,9 +246,12 @@ fn plan(
                 kind: FailureKind::UnknownEndpoint,
                 message: format!("The {} has no endpoint {}.", droplet.name, call.endpoint),
             }),
+            shape: None,
         };
     };
     let method = call.method.clone().unwrap_or_else(|| endpoint.method.clone());
+    // `/tasks` may be both GET and POST: the shape is the one of the method called
+    let shape = droplet.endpoint_for(&call.endpoint, &method).and_then(|e| e.response.clone());
     Planned {
         call: index,
         droplet: described,
@@ -242,5 +267,6 @@ fn plan(
             timeout: call.timeout,
             trace_id: env.trace_id.to_owned(),
         }),
+        shape,
     }
 }
