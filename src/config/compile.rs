@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::answer_shapes;
+use super::template_reads;
 use super::files::{ConfigFiles, CATALOGUE_FILE, UDC_CONFIG_FILE, VOCABULARY_FILE};
 use super::schema::{suggest, Schema};
 use super::spec::{
@@ -81,6 +82,8 @@ pub struct Compiler<'a> {
     diagnostics: &'a mut Diagnostics,
     /// Problems worth a look that do not stop loading.
     warnings: Diagnostics,
+    /// Endpoints templates read whose answers declare no shape, said once at the end.
+    unchecked_answers: BTreeSet<String>,
 }
 
 /// A parsed file: its path, located tree and JSON form.
@@ -98,7 +101,7 @@ impl Document {
 
 impl<'a> Compiler<'a> {
     pub fn new(files: &'a ConfigFiles, diagnostics: &'a mut Diagnostics) -> Self {
-        Compiler { files, diagnostics, warnings: Diagnostics::default() }
+        Compiler { files, diagnostics, warnings: Diagnostics::default(), unchecked_answers: BTreeSet::new() }
     }
 
     fn report(&mut self, diagnostic: Diagnostic) {
@@ -183,6 +186,21 @@ impl<'a> Compiler<'a> {
             .collect();
         let analyzer = Arc::new(Analyzer::new(&catalogue, vocabulary, known.into_iter()));
         let resolver = Resolver::new(rules, fallback, analyzer);
+        if !self.unchecked_answers.is_empty() {
+            let listed: Vec<&str> = self.unchecked_answers.iter().map(String::as_str).collect();
+            self.warnings.push(
+                Diagnostic::new(
+                    Code::UncheckedRead,
+                    CATALOGUE_FILE,
+                    Position::default(),
+                    format!(
+                        "templates read fields of answers that declare no shape, so those reads are not checked: {}",
+                        listed.join("; ")
+                    ),
+                )
+                .with_help("declare `response:` on these endpoints (see STEWARDS.md, \"What a query gives you\")"),
+            );
+        }
         let warnings = std::mem::take(&mut self.warnings);
         Some(CompiledConfig {
             classifier,
@@ -705,6 +723,8 @@ impl<'a> Compiler<'a> {
             );
         }
 
+        self.answer_reads(doc, spec, catalogue);
+
         let tests = spec
             .tests
             .iter()
@@ -759,6 +779,23 @@ impl<'a> Compiler<'a> {
             example_positions: (0..spec.examples.len()).map(|i| doc.at(&format!("/examples/{i}"))).collect(),
         };
         Some((pipeline, rules))
+    }
+
+    /// Every read of a droplet answer in the pipeline's templates and conditions, resolved
+    /// against the answer's declared shape (`config::template_reads`).
+    fn answer_reads(&mut self, doc: &Document, spec: &PipelineSpec, catalogue: &Catalogue) {
+        let files = self.files;
+        let get = move |name: &str| files.get(&format!("templates/{name}"));
+        let sources = template_reads::Sources { get: &get };
+        let mut findings = template_reads::Findings::default();
+        template_reads::check_pipeline(&sources, spec, catalogue, &doc.file, &|pointer| doc.at(pointer), &mut findings);
+        for error in findings.errors {
+            self.report(error);
+        }
+        for warning in findings.warnings {
+            self.warnings.push(warning);
+        }
+        self.unchecked_answers.extend(findings.unchecked);
     }
 
     /// A warning for every state-changing call (not GET) with no `confirm` step before it and

@@ -6,6 +6,7 @@
 
 mod answer_shapes;
 mod compile;
+mod template_reads;
 mod files;
 mod schema;
 mod spec;
