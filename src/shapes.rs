@@ -81,7 +81,12 @@ impl Shape {
 fn plain(error: &jsonschema::ValidationError<'_>) -> String {
     use jsonschema::error::ValidationErrorKind as Kind;
     match error.kind() {
-        Kind::Required { property } => format!("the field {property} is missing"),
+        Kind::Required { property } => {
+            format!(
+                "the field {} is missing",
+                property.as_str().map(str::to_owned).unwrap_or_else(|| property.to_string())
+            )
+        }
         Kind::Type { kind } => {
             let expected = match kind {
                 jsonschema::error::TypeKind::Single(t) => type_word(&t.to_string()).to_owned(),

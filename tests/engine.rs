@@ -96,10 +96,11 @@ async fn a_template_that_fails_at_run_time_keeps_the_message_and_the_pending_act
 
 #[tokio::test]
 async fn a_reply_that_fails_after_its_command_was_sent_does_not_leave_the_command_to_be_sent_again() {
-    // the success template reads a field the sample answer does not have
+    // the success template reads a field chosen while rendering, which `check` can only warn
+    // about (W_UNCHECKED_READ), and the answer does not have it
     let broken = ConfigFiles::from_pairs([(
         "templates/register_service/chat.md.j2",
-        "Registered {{ result.data.no_such_field.deeper }}",
+        "Registered {{ result.data[slots.name].deeper }}",
     )]);
     let config = Arc::new(config::load(&common::repo_files().overlay(broken)).expect("still a valid configuration"));
     let (engine, store) = common::engine_and_store(config, SampleBackend::factory(), limits(10));

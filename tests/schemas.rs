@@ -29,7 +29,8 @@ fn undocumented(node: &Value, path: &str, out: &mut Vec<String>) {
                 }
             }
             for (key, value) in map {
-                if key != "properties" {
+                // examples are values (some are JSON Schemas themselves: a catalogue `response:`)
+                if key != "properties" && key != "examples" {
                     undocumented(value, &format!("{path}/{key}"), out);
                 }
             }

@@ -15,7 +15,11 @@ use crate::shapes::Shape;
 
 /// Compiles the catalogue's `shapes:`; a schema that is not valid JSON Schema is a located
 /// problem and is left out.
-pub(super) fn named(doc: &Document, written: &IndexMap<String, Value>, report: &mut impl FnMut(Diagnostic)) -> BTreeMap<String, Shape> {
+pub(super) fn named(
+    doc: &Document,
+    written: &IndexMap<String, Value>,
+    report: &mut impl FnMut(Diagnostic),
+) -> BTreeMap<String, Shape> {
     let mut shapes = BTreeMap::new();
     for (name, schema) in written {
         match Shape::new(Some(name), schema.clone()) {
@@ -70,7 +74,12 @@ pub(super) fn response(
 }
 
 /// An endpoint's `request:` schema.
-pub(super) fn request(doc: &Document, pointer: &str, schema: &Value, report: &mut impl FnMut(Diagnostic)) -> Option<Shape> {
+pub(super) fn request(
+    doc: &Document,
+    pointer: &str,
+    schema: &Value,
+    report: &mut impl FnMut(Diagnostic),
+) -> Option<Shape> {
     match Shape::new(None, schema.clone()) {
         Ok(shape) => Some(shape),
         Err(problem) => {

@@ -6,18 +6,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use regex::{Regex, RegexBuilder};
+use regex::Regex;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::answer_shapes;
-use super::template_reads;
 use super::files::{ConfigFiles, CATALOGUE_FILE, UDC_CONFIG_FILE, VOCABULARY_FILE};
+use super::patterns;
 use super::schema::{suggest, Schema};
 use super::spec::{
     CallSpec, CatalogueSpec, ConfirmSpec, DropletRefSpec, ExtractSpec, FanOutSpec, FormatSpec, PipelineSpec,
     QuestionSpec, ReasonSpec, SlotKindSpec, StepSpec, UdcConfigSpec, VocabularySpec,
 };
+use super::template_reads;
 use super::yaml::LocatedYaml;
 use super::{CompiledConfig, CATALOGUE_SCHEMA, PIPELINE_SCHEMA, UDC_CONFIG_SCHEMA, VOCABULARY_SCHEMA};
 use crate::catalogue::{Catalogue, Droplet, Endpoint, NativeForm};
@@ -73,9 +74,6 @@ const JINJA_GLOBALS: &[&str] = &[
     "varargs",
     "kwargs",
 ];
-
-/// A regex may not compile to more than this (protects the server from a pathological rule).
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 pub struct Compiler<'a> {
     files: &'a ConfigFiles,
@@ -240,7 +238,7 @@ impl<'a> Compiler<'a> {
                         error.position,
                         format!("this is not valid YAML: {}", error.message),
                     )
-                    .with_help("check indentation and that every `[`, `{` and quote is closed"),
+                    .with_help(yaml_help(text, error.position, &error.message)),
                 );
                 return None;
             }
@@ -555,26 +553,11 @@ impl<'a> Compiler<'a> {
     fn regexes(&mut self, document: &Document, pointer: &str, patterns: &[String]) -> Vec<Regex> {
         let mut out = Vec::new();
         for (i, pattern) in patterns.iter().enumerate() {
-            match RegexBuilder::new(pattern).case_insensitive(true).size_limit(REGEX_SIZE_LIMIT).build() {
+            let at = document.at(&format!("{pointer}/{i}"));
+            let line = document.text.lines().nth(at.line.saturating_sub(1) as usize).unwrap_or_default();
+            match patterns::compile(pattern, &document.file, at, line) {
                 Ok(regex) => out.push(regex),
-                Err(error) => {
-                    let (what, offset) = regex_problem(&error);
-                    let at = document.at(&format!("{pointer}/{i}"));
-                    self.report(
-                        Diagnostic::new(
-                            Code::BadRegex,
-                            &document.file,
-                            at,
-                            format!(
-                                "invalid regular expression `{pattern}`: {what}{}",
-                                offset.map(|o| format!(" (at character {o})")).unwrap_or_default()
-                            ),
-                        )
-                        .with_help(
-                            "patterns use Rust regex syntax; escape literal characters like `(`, `?` or `.` with `\\`",
-                        ),
-                    );
-                }
+                Err(diagnostic) => self.report(diagnostic),
             }
         }
         out
@@ -597,7 +580,15 @@ impl<'a> Compiler<'a> {
                     doc.at("/intent"),
                     format!("intent `{}` does not match the file name `{stem}.yaml`", spec.intent),
                 )
-                .with_help(format!("rename the file to `{}.yaml` or set `intent: {stem}`", spec.intent)),
+                .with_help(if self.files.get(&format!("pipelines/{}.yaml", spec.intent)).is_some() {
+                    // the file it would be renamed to is another pipeline's
+                    format!(
+                        "pipelines/{}.yaml already defines `{}`; set `intent: {stem}` to match this file's name",
+                        spec.intent, spec.intent
+                    )
+                } else {
+                    format!("rename the file to `{}.yaml` or set `intent: {stem}`", spec.intent)
+                }),
             );
         }
         let rules = IntentRules {
@@ -1094,6 +1085,9 @@ impl<'a> Compiler<'a> {
                 Target::FanOut(ids)
             }
         };
+        if let (Target::Droplet(id), Some(body)) = (&target, &call.body) {
+            self.body_fields(doc, here, *id, call, body, catalogue);
+        }
         let mut templated = Vec::new();
         for (key, value) in &call.params {
             let key = key.replace('~', "~0").replace('/', "~1");
@@ -1114,6 +1108,60 @@ impl<'a> Compiler<'a> {
             name: call.name.clone(),
             timeout: call.timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_CALL_TIMEOUT),
         })
+    }
+
+    /// The fields of a call's body against the endpoint's `request:`: one it does not take, or
+    /// one it requires and the body lacks, would be refused by the droplet.
+    fn body_fields(
+        &mut self,
+        doc: &Document,
+        here: &str,
+        id: i64,
+        call: &CallSpec,
+        body: &Value,
+        catalogue: &Catalogue,
+    ) {
+        let Some(droplet) = catalogue.by_id(id) else { return };
+        let method = call.method.clone().or_else(|| droplet.endpoint(&call.endpoint).map(|e| e.method.clone()));
+        let Some(endpoint) = method.and_then(|m| droplet.endpoint_for(&call.endpoint, &m)) else { return };
+        let (Some(shape), Value::Object(fields)) = (&endpoint.request, body) else { return };
+        let root = shape.root();
+        let declared: Vec<(&str, bool)> =
+            root.fields().into_iter().map(|(name, _, required)| (name, required)).collect();
+        let taken: Vec<&str> = declared.iter().map(|(name, _)| *name).collect();
+        let what = format!("{} {} {}", droplet.name, endpoint.method, endpoint.path);
+        if !root.open() {
+            for key in fields.keys().filter(|k| !taken.contains(&k.as_str())) {
+                let pointer = format!("{here}/body/{}", key.replace('~', "~0").replace('/', "~1"));
+                let mut diagnostic = Diagnostic::new(
+                    Code::UnknownBodyField,
+                    &doc.file,
+                    doc.at(&pointer),
+                    format!("{what} does not take a body field `{key}`"),
+                );
+                diagnostic = match suggest(key, taken.iter().copied()) {
+                    Some(best) => diagnostic.with_help(format!("did you mean `{best}`? It takes: {}", taken.join(", "))),
+                    None => diagnostic.with_help(format!(
+                        "it takes: {}; if it really takes `{key}`, add it to the endpoint's `request:` in catalogue/droplets.yaml",
+                        taken.join(", ")
+                    )),
+                };
+                self.report(diagnostic);
+            }
+        }
+        for (name, _) in declared.iter().filter(|(name, required)| *required && !fields.contains_key(*name)) {
+            self.report(
+                Diagnostic::new(
+                    Code::UnknownBodyField,
+                    &doc.file,
+                    doc.at(&format!("{here}/body")),
+                    format!("{what} needs a body field `{name}`, and this body has none"),
+                )
+                .with_help(format!(
+                    "add `{name}: \"{{{{ slots.{name} }}}}\"` (or the value it should carry) to the body"
+                )),
+            );
+        }
     }
 
     fn droplet<'c>(
@@ -1415,18 +1463,37 @@ impl<'a> Compiler<'a> {
     /// naming real intents.
     fn across_pipelines(&mut self, documents: &[(Document, PipelineSpec)]) {
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        let taken = |name: &str| {
+            documents.iter().any(|(_, s)| s.intent == name)
+                || self.files.get(&format!("pipelines/{name}.yaml")).is_some()
+        };
+        let mut duplicates = Vec::new();
         for (doc, spec) in documents {
             if let Some(first) = seen.insert(&spec.intent, &doc.file) {
-                self.report(
+                // a name no pipeline and no file has: the file's own name if free, else a number
+                let stem = doc.file.trim_start_matches("pipelines/").trim_end_matches(".yaml");
+                let free = std::iter::once(stem.to_owned())
+                    .chain((2..).map(|n| format!("{}_{n}", spec.intent)))
+                    .find(|name| (name == stem && !documents.iter().any(|(_, s)| s.intent == *name)) || !taken(name))
+                    .unwrap_or_else(|| format!("{}_copy", spec.intent));
+                let help = if free == stem {
+                    format!("every pipeline needs its own intent id: set `intent: {free}`, the name of this file")
+                } else {
+                    format!("every pipeline needs its own intent id: e.g. `intent: {free}`, in a file named pipelines/{free}.yaml")
+                };
+                duplicates.push(
                     Diagnostic::new(
                         Code::DuplicateIntent,
                         &doc.file,
                         doc.at("/intent"),
                         format!("intent `{}` is already defined in {first}", spec.intent),
                     )
-                    .with_help("every pipeline needs its own intent id; rename one of them"),
+                    .with_help(help),
                 );
             }
+        }
+        for diagnostic in duplicates {
+            self.report(diagnostic);
         }
         let fallbacks: Vec<&(Document, PipelineSpec)> = documents.iter().filter(|(_, s)| s.fallback).collect();
         if fallbacks.len() > 1 {
@@ -1568,6 +1635,20 @@ fn first_use(source: &str, word: &str) -> Position {
     Position::default()
 }
 
+/// How to fix a YAML syntax error. A backslash inside double quotes starts a YAML escape, and
+/// the ones regular expressions use (`\s`, `\d`, `\w`, `\.`) are not YAML escapes: that is
+/// nearly always a pattern that wants single quotes, not an indentation problem.
+fn yaml_help(text: &str, at: Position, message: &str) -> String {
+    let line = text.lines().nth(at.line.saturating_sub(1) as usize).unwrap_or_default();
+    if message.contains("escape") || (line.contains('"') && line.contains('\\')) {
+        let quoted = line.split('"').nth(1).unwrap_or_default().replace('\'', "''");
+        return format!(
+            "inside double quotes YAML reads a backslash as the start of an escape; write patterns in single quotes, where it stays a backslash: '{quoted}'"
+        );
+    }
+    "check indentation and that every `[`, `{` and quote is closed".to_owned()
+}
+
 /// minijinja's message without its own location suffix.
 fn error_detail(error: &minijinja::Error) -> String {
     let detail = error.detail().map(str::to_owned).unwrap_or_else(|| error.kind().to_string());
@@ -1585,18 +1666,4 @@ fn template_error_position(error: &minijinja::Error, source: &str) -> Position {
         })
         .unwrap_or(1);
     Position { line, column }
-}
-
-/// The regex crate's multi-line message, reduced to its last line and the caret's offset.
-fn regex_problem(error: &regex::Error) -> (String, Option<usize>) {
-    let text = error.to_string();
-    let what = text
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("error: "))
-        .map(str::to_owned)
-        .unwrap_or_else(|| text.lines().last().unwrap_or_default().to_owned());
-    let offset =
-        text.lines().find(|l| l.trim_start().starts_with('^')).map(|l| l.find('^').unwrap_or(0).saturating_sub(4) + 1);
-    (what, offset)
 }

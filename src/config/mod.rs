@@ -6,10 +6,11 @@
 
 mod answer_shapes;
 mod compile;
-mod template_reads;
 mod files;
+mod patterns;
 mod schema;
 mod spec;
+mod template_reads;
 mod yaml;
 
 use std::sync::Arc;

@@ -106,7 +106,10 @@ pub struct Findings {
 impl Findings {
     fn push(&mut self, diagnostic: Diagnostic) {
         let list = if diagnostic.code.is_warning() { &mut self.warnings } else { &mut self.errors };
-        if !list.iter().any(|d| d.file == diagnostic.file && d.position == diagnostic.position && d.message == diagnostic.message) {
+        if !list
+            .iter()
+            .any(|d| d.file == diagnostic.file && d.position == diagnostic.position && d.message == diagnostic.message)
+        {
             list.push(diagnostic);
         }
     }
@@ -129,12 +132,28 @@ pub fn check_pipeline(
     findings: &mut Findings,
 ) {
     let mut results: BTreeMap<String, ResultShape> = BTreeMap::new();
+    // a `format` step with `when: C` ends the turn when C holds, so later steps run only when
+    // it does not ("not registered.ok" answered, so `registered.data` is there afterwards)
+    let mut answered_unless: Vec<String> = Vec::new();
     for (i, step) in spec.steps.iter().enumerate() {
+        let context = Context { results: &results, answered_unless: &answered_unless };
         if let Some(condition) = &step.when {
-            check_condition(sources, condition, &results, pipeline_file, at(&format!("/steps/{i}/when")), findings);
+            check_condition(sources, condition, &context, pipeline_file, at(&format!("/steps/{i}/when")), findings);
         }
         for template in templates_of(step) {
-            check_template(sources, &template, &results, pipeline_file, findings);
+            let mut context = Context { results: &results, answered_unless: &answered_unless };
+            // the step's own condition holds while its templates render
+            let own: Vec<String>;
+            if let Some(condition) = &step.when {
+                own = answered_unless.iter().cloned().chain([format!("not ({condition})")]).collect();
+                context.answered_unless = &own;
+                check_template(sources, &template, &context, pipeline_file, findings);
+            } else {
+                check_template(sources, &template, &context, pipeline_file, findings);
+            }
+        }
+        if let (Some(condition), Some(_)) = (&step.when, &step.format) {
+            answered_unless.push(condition.clone());
         }
         if let Some(query) = &step.query {
             for (_, call) in query.calls() {
@@ -203,7 +222,8 @@ fn result_shape(call: &CallSpec, catalogue: &Catalogue) -> ResultShape {
             .filter(|(_, e)| e.response.is_none())
             .map(|(d, e)| format!("{} {} {}", d.name, e.method, e.path))
             .collect();
-        let label = if missing.is_empty() { format!("{whose} answer to {}", call.endpoint) } else { missing.join(", ") };
+        let label =
+            if missing.is_empty() { format!("{whose} answer to {}", call.endpoint) } else { missing.join(", ") };
         return ResultShape::outcome(None, &label, fan_out);
     }
     let names: BTreeSet<Option<&str>> = shapes.iter().map(|s| s.name.as_deref()).collect();
@@ -239,11 +259,18 @@ fn common_shape(shapes: &[&Shape]) -> Value {
     json!({"type": "object", "properties": properties, "required": required.unwrap_or_default()})
 }
 
+/// What a template or condition sees: the results so far, and the conditions known false
+/// (earlier replies that would have ended the turn).
+pub struct Context<'c> {
+    pub results: &'c BTreeMap<String, ResultShape>,
+    pub answered_unless: &'c [String],
+}
+
 /// Checks one template file against the results a pipeline gives it.
 pub fn check_template(
     sources: &Sources<'_>,
     name: &str,
-    results: &BTreeMap<String, ResultShape>,
+    context: &Context<'_>,
     pipeline_file: &str,
     findings: &mut Findings,
 ) {
@@ -252,7 +279,7 @@ pub fn check_template(
         return; // a template that does not parse is reported by the loader already
     };
     let mut walker = Walker::new(sources, name, source, pipeline_file, findings);
-    walker.bind_results(results);
+    walker.enter(context);
     walker.stmt(&tree);
 }
 
@@ -260,7 +287,7 @@ pub fn check_template(
 pub fn check_condition(
     sources: &Sources<'_>,
     condition: &str,
-    results: &BTreeMap<String, ResultShape>,
+    context: &Context<'_>,
     pipeline_file: &str,
     at: Position,
     findings: &mut Findings,
@@ -268,7 +295,7 @@ pub fn check_condition(
     let Ok(expr) = minijinja::machinery::parse_expr(condition) else { return };
     let mut walker = Walker::new(sources, pipeline_file, condition, pipeline_file, findings);
     walker.fixed_position = Some(at);
-    walker.bind_results(results);
+    walker.enter(context);
     let value = walker.expr(&expr);
     walker.use_value(&value, expr.span());
 }
@@ -372,10 +399,21 @@ impl<'s, 'f> Walker<'s, 'f> {
         }
     }
 
-    fn bind_results(&mut self, results: &BTreeMap<String, ResultShape>) {
-        for (name, shape) in results {
+    /// Binds the results and takes the known-false conditions as guards.
+    fn enter(&mut self, context: &Context<'_>) {
+        for (name, shape) in context.results {
             let place = Place { node: shape.outcome.clone(), path: name.clone(), weak: None, label: None };
             self.frames[0].vars.insert(name.clone(), Abs::Tracked(Rc::new(place)));
+        }
+        for condition in context.answered_unless {
+            if let Ok(expr) = minijinja::machinery::parse_expr(condition) {
+                let guards = self.guards(&expr, false);
+                for (path, guard) in guards {
+                    let entry = self.frames[0].guards.entry(path).or_default();
+                    entry.defined |= guard.defined;
+                    entry.not_none |= guard.not_none;
+                }
+            }
         }
     }
 
@@ -593,14 +631,10 @@ impl<'s, 'f> Walker<'s, 'f> {
         match value {
             Abs::Tracked(place) => {
                 let guard = self.guard_of(&place.path);
-                let weak = place
-                    .weak
-                    .as_ref()
-                    .filter(|w| !self.discharged(w))
-                    .map(|w| {
-                        let rename = |p: &String| if *p == place.path { name.to_owned() } else { p.clone() };
-                        WeakLink { path: rename(&w.path), cause: rename(&w.cause), why: w.why.clone() }
-                    });
+                let weak = place.weak.as_ref().filter(|w| !self.discharged(w)).map(|w| {
+                    let rename = |p: &String| if *p == place.path { name.to_owned() } else { p.clone() };
+                    WeakLink { path: rename(&w.path), cause: rename(&w.cause), why: w.why.clone() }
+                });
                 Abs::Tracked(Rc::new(Place {
                     node: settled(&place.node, guard),
                     path: name.to_owned(),
@@ -628,7 +662,9 @@ impl<'s, 'f> Walker<'s, 'f> {
             Expr::GetItem(g) => {
                 let base = self.expr(&g.expr);
                 let key = match &g.subscript_expr {
-                    Expr::Const(c) => c.value.as_str().map(str::to_owned).or_else(|| c.value.as_i64().map(|i| i.to_string())),
+                    Expr::Const(c) => {
+                        c.value.as_str().map(str::to_owned).or_else(|| c.value.as_i64().map(|i| i.to_string()))
+                    }
                     _ => None,
                 };
                 match key {
@@ -694,7 +730,11 @@ impl<'s, 'f> Walker<'s, 'f> {
                     Some(e) => self.with_guards(no, |w| w.expr(e)),
                     None => Abs::Untracked,
                 };
-                if chosen.is_untracked() { other } else { chosen }
+                if chosen.is_untracked() {
+                    other
+                } else {
+                    chosen
+                }
             }
             Expr::Filter(f) => self.filter(f),
             Expr::Test(t) => {
@@ -879,9 +919,8 @@ impl<'s, 'f> Walker<'s, 'f> {
             })
             .map(str::to_owned)
             .collect();
-        let via = self.via.clone().unwrap_or_else(|| {
-            format!("{} passes `{}` to `{name}`", self.file, passed.join("`, `"))
-        });
+        let via =
+            self.via.clone().unwrap_or_else(|| format!("{} passes `{}` to `{name}`", self.file, passed.join("`, `")));
         let mut inner = Walker::new(self.sources, &file, source, self.pipeline_file, self.findings);
         inner.depth = self.depth + 1;
         inner.via = Some(via);
@@ -935,7 +974,10 @@ impl<'s, 'f> Walker<'s, 'f> {
                         Code::UnknownField,
                         &self.file,
                         position,
-                        format!("`{path}` reads a field of `{}`, which is {kind}, not an object with fields{note}", place.path),
+                        format!(
+                            "`{path}` reads a field of `{}`, which is {kind}, not an object with fields{note}",
+                            place.path
+                        ),
                     )
                     .with_help(format!("print `{}` itself", place.path)),
                 );
@@ -1075,9 +1117,7 @@ impl<'s, 'f> Walker<'s, 'f> {
                 } else {
                     format!("`{read}` fails when `{link}` is missing from {answer}{note}")
                 },
-                format!(
-                    "guard it: `{{% if {link} is defined %}}…{{% endif %}}`, or write `{link} | default(\"—\")`"
-                ),
+                format!("guard it: `{{% if {link} is defined %}}…{{% endif %}}`, or write `{link} | default(\"—\")`"),
             ),
             Why::NoDataWhenFailed { result } => (
                 format!("`{read}` is read where the call may have brought no data (`{link}` is none then){note}"),
