@@ -75,6 +75,64 @@ impl Droplet {
     }
 }
 
+impl Catalogue {
+    /// "What a query gives you": for every endpoint, the fields of its answer, as markdown
+    /// (the table in STEWARDS.md and `chat-orchestrator answers`). Endpoints sharing a named
+    /// shape are listed together.
+    pub fn answers_reference(&self) -> String {
+        let mut out = String::new();
+        let mut shared: Vec<(String, Vec<String>, &Shape, String)> = Vec::new();
+        let mut unshaped = Vec::new();
+        for droplet in &self.droplets {
+            for endpoint in &droplet.endpoints {
+                let route = format!("{} {}", endpoint.method, endpoint.path);
+                match &endpoint.response {
+                    Some(shape) if shape.name.is_some() => {
+                        let name = shape.name.clone().unwrap_or_default();
+                        match shared.iter_mut().find(|(n, _, _, r)| *n == name && *r == route) {
+                            Some((_, droplets, _, _)) => droplets.push(droplet.name.clone()),
+                            None => shared.push((name, vec![droplet.name.clone()], shape, route)),
+                        }
+                    }
+                    Some(shape) => table(&mut out, &format!("{} — {route}", droplet.name), shape),
+                    None => unshaped.push(format!("{} {route}", droplet.name)),
+                }
+            }
+        }
+        for (name, droplets, shape, route) in shared {
+            let title = format!("{} — {route} (shape `{name}`)", droplets.join(", "));
+            table(&mut out, &title, shape);
+        }
+        if !unshaped.is_empty() {
+            out.push_str(&format!(
+                "No declared shape (templates reading these are not checked): {}.\n",
+                unshaped.join(", ")
+            ));
+        }
+        out
+    }
+}
+
+/// One endpoint's answer as a markdown table under a heading.
+fn table(out: &mut String, title: &str, shape: &Shape) {
+    let root = shape.root();
+    out.push_str(&format!("#### {title}\n\n"));
+    if let Some(description) = root.description() {
+        out.push_str(&format!("{description} ({}).\n\n", root.type_label()));
+    }
+    out.push_str("| `.data…` | type | always there | what it is |\n|---|---|---|---|\n");
+    for line in root.field_lines() {
+        let path = if line.path.starts_with('[') { line.path.clone() } else { format!(".{}", line.path) };
+        out.push_str(&format!(
+            "| `{path}` | {} | {} | {} |\n",
+            line.type_label,
+            if line.always { "yes" } else { "" },
+            line.description.replace('|', "\\|")
+        ));
+    }
+    out.push('\n');
+}
+
 /// What a text says about droplets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recognition {

@@ -217,7 +217,7 @@ pub async fn run_pipeline_tests(config: Arc<CompiledConfig>) -> (usize, Vec<Test
     for pipeline in &config.pipelines {
         for (i, test) in pipeline.tests.iter().enumerate() {
             count += 1;
-            let at = format!("pipelines/{}.yaml tests[{i}] ({:?})", pipeline.intent, test.say);
+            let at = format!("{}:{} tests[{i}] ({:?})", pipeline.file, test.line, test.say);
             let sessions = Arc::new(MemoryStore::new(SessionLimits::default()));
             let engine = Engine::new(config.clone(), SampleBackend::factory(), sessions);
             let turn = Turn {
@@ -260,7 +260,12 @@ pub async fn run_pipeline_tests(config: Arc<CompiledConfig>) -> (usize, Vec<Test
                 if !reply.text.contains(needle.as_str()) {
                     failures.push(TestFailure {
                         at: at.clone(),
-                        problem: format!("the reply does not contain {needle:?}; it was:\n{}", reply.text),
+                        problem: format!(
+                            "the reply does not contain {needle:?}; it was:\n{}\n(`test --accept` accepts conversation snapshots only: if the new reply is right, edit `expect_reply_contains` on line {} of {})",
+                            reply.text,
+                            test.line,
+                            pipeline.file
+                        ),
                     });
                 }
             }

@@ -8,6 +8,9 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = chat_orchestrator::cli::Cli::parse();
+    if !matches!(cli.command, None | Some(chat_orchestrator::cli::Command::Serve)) {
+        exit_quietly_on_closed_pipe();
+    }
     match chat_orchestrator::cli::run(cli).await {
         Ok(code) => code,
         Err(error) => {
@@ -15,5 +18,17 @@ async fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A command's output piped into `head` stops when `head` has read enough, as other command
+/// line tools do, instead of panicking on the closed pipe. Rust ignores SIGPIPE so that a
+/// server writing to a gone client gets an error, not death: the server keeps that.
+fn exit_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: `signal` only sets the process's action for SIGPIPE; nothing else in this program
+    // installs a SIGPIPE handler, so restoring the default cannot undo or race another one.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

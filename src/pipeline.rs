@@ -51,6 +51,8 @@ pub struct GuardedStep {
 /// An entry of a pipeline's `tests:` block.
 #[derive(Debug, Clone)]
 pub struct PipelineTest {
+    /// Where the test is written in the pipeline file (the line of its `say:`).
+    pub line: u32,
     pub say: String,
     pub expect_intent: String,
     pub expect_slots: Option<serde_json::Map<String, serde_json::Value>>,

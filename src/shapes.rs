@@ -245,6 +245,56 @@ impl<'a> Node<'a> {
     }
 }
 
+/// One field of an answer, flattened: `droplets[].metadata.name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldLine {
+    /// From the answer's root: `status`, `droplets[].id`, `[].name` (an answer that is a list).
+    pub path: String,
+    pub type_label: String,
+    /// Whether every answer has it (and everything on the way to it).
+    pub always: bool,
+    pub description: String,
+}
+
+impl<'a> Node<'a> {
+    /// Every declared field, depth first, with the path a template writes after `.data`.
+    pub fn field_lines(&self) -> Vec<FieldLine> {
+        let mut out = Vec::new();
+        self.collect(String::new(), true, &mut out);
+        out
+    }
+
+    fn collect(&self, prefix: String, always: bool, out: &mut Vec<FieldLine>) {
+        if self.is_array() {
+            if let Some(items) = self.items() {
+                items.collect(format!("{prefix}[]"), always, out);
+            }
+        }
+        for (name, node, required) in self.fields() {
+            let path = if prefix.is_empty() { name.to_owned() } else { format!("{prefix}.{name}") };
+            let always = always && required;
+            out.push(FieldLine {
+                path: path.clone(),
+                type_label: node.type_label(),
+                always,
+                description: node.description().unwrap_or_default().to_owned(),
+            });
+            node.collect(path, always, out);
+        }
+        if self.open() {
+            let path = if prefix.is_empty() { "<any name>".to_owned() } else { format!("{prefix}.<any name>") };
+            if let Some(entry) = self.0.get("additionalProperties").map(Node) {
+                out.push(FieldLine {
+                    path,
+                    type_label: entry.type_label(),
+                    always: false,
+                    description: entry.description().unwrap_or_default().to_owned(),
+                });
+            }
+        }
+    }
+}
+
 fn plural(label: &str) -> String {
     match label {
         "object" => "objects".to_owned(),

@@ -18,6 +18,9 @@ struct ErrorFixture {
     /// Files to take away.
     #[serde(default)]
     remove: Vec<String>,
+    /// Small changes to shipped files: each `[from, to]` replaces the first `from`.
+    #[serde(default)]
+    edits: indexmap::IndexMap<String, Vec<(String, String)>>,
     /// Codes that must be among the diagnostics (the snapshot shows the full text).
     expect_codes: Vec<String>,
 }
@@ -30,6 +33,15 @@ fn config_errors() {
         let mut files = common::repo_files().overlay(ConfigFiles::from_pairs(fixture.files.clone()));
         for removed in &fixture.remove {
             assert!(files.remove(removed).is_some(), "fixture removes {removed}, which does not exist");
+        }
+        for (file, edits) in &fixture.edits {
+            let mut text =
+                files.get(file).unwrap_or_else(|| panic!("fixture edits {file}, which does not exist")).to_owned();
+            for (from, to) in edits {
+                assert!(text.contains(from.as_str()), "fixture edits {file}: `{from}` is not in it");
+                text = text.replacen(from.as_str(), to, 1);
+            }
+            files = files.overlay(ConfigFiles::from_pairs([(file.clone(), text)]));
         }
         let error = match config::load(&files) {
             Ok(_) => panic!("{} should not load", path.display()),
@@ -76,4 +88,22 @@ fn warnings_point_at_a_claimed_example_and_a_command_without_consent() {
         "the shipped examples are each their own intent's"
     );
     assert!(common::compiled().warnings.is_empty(), "every shipped command asks first");
+}
+
+/// Reads of an answer that can fail at run time, but that a guard would make safe, are warnings
+/// showing the guard; a read `check` cannot follow says so; neither stops loading.
+#[test]
+fn warnings_show_the_guard_an_answer_read_needs() {
+    let files = common::repo_files().overlay(ConfigFiles::from_pairs([(
+        "templates/droplet_status/chat.md.j2",
+        concat!(
+            "Status: {{ health.data.status }}\n",
+            "{% if health.ok %}{% if health.data.steward %}Kept by {{ health.data.steward }}.{% endif %}\n",
+            "{{ health.data.brain.status | default(\"?\") }} {{ health.data[slots.droplet] }}{% endif %}\n",
+        ),
+    )]));
+    let compiled = config::load(&files).expect("warnings do not stop loading");
+    let codes: Vec<&str> = compiled.warnings.iter().map(|d| d.code.as_str()).collect();
+    assert!(codes.contains(&"W_UNGUARDED_READ") && codes.contains(&"W_UNCHECKED_READ"), "{codes:?}");
+    insta::assert_snapshot!(compiled.warnings.render(|path| files.get(path)));
 }

@@ -62,5 +62,47 @@ pub fn run(config_dir: Option<PathBuf>, message: &str) -> anyhow::Result<ExitCod
         }
         println!("{line}");
     }
+    answer_fields(&config, pipeline);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The fields each query result's `data` has, so a steward writing the reply sees what to read.
+fn answer_fields(config: &crate::config::CompiledConfig, pipeline: &crate::pipeline::Pipeline) {
+    for guarded in &pipeline.steps {
+        let Step::Query(query) = &guarded.step else { continue };
+        for call in &query.calls {
+            let first = config.catalogue.droplets.iter().find_map(|d| {
+                let endpoint = d.endpoint(&call.endpoint)?;
+                let method = call.method.as_deref().unwrap_or(&endpoint.method);
+                d.endpoint_for(&call.endpoint, method)
+            });
+            let Some(endpoint) = first else { continue };
+            match &endpoint.response {
+                Some(shape) => {
+                    println!(
+                        "\n`{}.data` ({} {}, {})",
+                        call.name,
+                        endpoint.method,
+                        endpoint.path,
+                        shape.root().type_label()
+                    );
+                    for line in shape.root().field_lines() {
+                        let sure = if line.always { "always" } else { "may be missing" };
+                        let path =
+                            if line.path.starts_with('[') { line.path.clone() } else { format!(".{}", line.path) };
+                        println!("  {path}  {}, {sure}: {}", line.type_label, line.description);
+                    }
+                }
+                None => println!("\n`{}.data` ({} {}): no declared shape", call.name, endpoint.method, endpoint.path),
+            }
+        }
+    }
+}
+
+/// `answers`: the catalogue's answer shapes as the markdown reference.
+pub fn answers(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let (files, _root) = super::config_files(config_dir.as_deref())?;
+    let Some(config) = super::load_or_report(&files) else { return Ok(ExitCode::FAILURE) };
+    print!("{}", config.catalogue.answers_reference());
     Ok(ExitCode::SUCCESS)
 }

@@ -47,9 +47,11 @@ pub enum Command {
     /// With --utterances FILE: how well a corpus of messages is understood instead.
     Test {
         /// Write the new transcripts (or utterance results) as the accepted snapshots (read the
-        /// diffs first).
-        #[arg(long)]
-        accept: bool,
+        /// diffs first). With names (`--accept register_service droplet_status:voice`), only
+        /// those conversation fixtures (a `:chat` or `:voice` suffix picks one channel).
+        /// Pipeline `tests:` lines are never rewritten: edit them in the pipeline file.
+        #[arg(long, num_args = 0.., value_name = "NAME")]
+        accept: Option<Vec<String>>,
         /// An utterance corpus (YAML list of `say`, `intent` or `intents`, `slots`): print the
         /// accuracy, a per-intent table, and the messages understood differently since the last
         /// accepted run.
@@ -70,6 +72,9 @@ pub enum Command {
         /// The message, as a user would type it.
         message: String,
     },
+    /// What each droplet endpoint answers: its fields, their types, whether every answer has
+    /// them (the table in STEWARDS.md, "What a query gives you").
+    Answers,
     /// Print the OpenAPI document without starting the server.
     Openapi,
     /// Ask a running server's /health; exit 0 only when it is `active` (container health checks).
@@ -92,12 +97,51 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve::run(config_dir).await,
         Command::Check { format } => check::run(config_dir, format),
-        Command::Test { accept, utterances: Some(file) } => test::utterances(config_dir, &file, accept).await,
-        Command::Test { accept, utterances: None } => test::run(config_dir, accept).await,
+        Command::Test { accept, utterances: Some(file) } => test::utterances(config_dir, &file, accept.is_some()).await,
+        Command::Test { accept, utterances: None } => test::run(config_dir, Accept::from(accept)).await,
         Command::Chat { url, voice } => chat::run(config_dir, url, voice).await,
         Command::Explain { message } => explain::run(config_dir, &message),
+        Command::Answers => explain::answers(config_dir),
         Command::Openapi => openapi::run(),
         Command::Probe { url } => probe::run(url).await,
+    }
+}
+
+/// Which changed conversation snapshots `test` writes as accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accept {
+    None,
+    All,
+    /// Fixture names (`register_service`, `register_service.yaml`), or one channel of one
+    /// (`register_service:voice`).
+    Only(Vec<String>),
+}
+
+impl From<Option<Vec<String>>> for Accept {
+    fn from(written: Option<Vec<String>>) -> Self {
+        match written {
+            None => Accept::None,
+            Some(names) if names.is_empty() => Accept::All,
+            Some(names) => Accept::Only(names),
+        }
+    }
+}
+
+impl Accept {
+    /// Whether the snapshot of `fixture` (a file name) on `channel` is to be accepted.
+    pub fn covers(&self, fixture: &str, channel: &str) -> bool {
+        let stem = fixture.trim_end_matches(".yaml");
+        match self {
+            Accept::None => false,
+            Accept::All => true,
+            Accept::Only(names) => names.iter().any(|name| {
+                let (name, only) = match name.rsplit_once(':') {
+                    Some((name, only)) => (name, Some(only)),
+                    None => (name.as_str(), None),
+                };
+                name.trim_end_matches(".yaml") == stem && only.is_none_or(|c| c == channel)
+            }),
+        }
     }
 }
 

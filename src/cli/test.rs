@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use similar::TextDiff;
 
+use super::Accept;
 use crate::fixture::{self, Conversation};
 
 const FIXTURES: &str = "tests/fixtures/conversations";
@@ -96,7 +97,7 @@ no accepted snapshot yet"
     }
 }
 
-pub async fn run(config_dir: Option<PathBuf>, accept: bool) -> anyhow::Result<ExitCode> {
+pub async fn run(config_dir: Option<PathBuf>, accept: Accept) -> anyhow::Result<ExitCode> {
     let (files, root) = super::config_files(config_dir.as_deref())?;
     let Some(config) = super::load_or_report(&files) else { return Ok(ExitCode::FAILURE) };
     let config = Arc::new(config);
@@ -128,7 +129,7 @@ pub async fn run(config_dir: Option<PathBuf>, accept: bool) -> anyhow::Result<Ex
 async fn conversations(
     root: &Path,
     config: Arc<crate::config::CompiledConfig>,
-    accept: bool,
+    accept: Accept,
 ) -> anyhow::Result<(usize, usize)> {
     let folder = root.join(FIXTURES);
     let mut names: Vec<String> = match std::fs::read_dir(&folder) {
@@ -143,6 +144,24 @@ async fn conversations(
         }
     };
     names.sort();
+    if let Accept::Only(asked) = &accept {
+        // a misspelt name must not quietly accept nothing
+        let unknown: Vec<&String> = asked
+            .iter()
+            .filter(|a| {
+                let name = a.rsplit_once(':').map(|(n, _)| n).unwrap_or(a).trim_end_matches(".yaml");
+                !names.iter().any(|n| n.trim_end_matches(".yaml") == name)
+            })
+            .collect();
+        if !unknown.is_empty() {
+            let known: Vec<&str> = names.iter().map(|n| n.trim_end_matches(".yaml")).collect();
+            anyhow::bail!(
+                "--accept names no conversation fixture called {}; they are: {}",
+                unknown.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", "),
+                known.join(", ")
+            );
+        }
+    }
     let (mut ok, mut bad) = (0, 0);
     for name in names {
         let text = std::fs::read_to_string(folder.join(&name))?;
@@ -172,7 +191,7 @@ async fn conversations(
                         }
                         None => println!("✗ {label}: new conversation, no accepted snapshot yet\n{transcript}"),
                     }
-                    if accept {
+                    if accept.covers(&name, channel.as_str()) {
                         write_snapshot(&snapshot_path, &name, &transcript)?;
                         println!("  accepted → {}", snapshot_path.display());
                         ok += 1;
@@ -185,7 +204,11 @@ async fn conversations(
     }
     println!(
         "conversation fixtures: {ok} passed, {bad} failed{}",
-        if bad > 0 { " (run with --accept to accept them, after reading each diff)" } else { "" }
+        if bad > 0 {
+            " (after reading each diff: --accept NAME… accepts those fixtures, --accept all of them)"
+        } else {
+            ""
+        }
     );
     Ok((ok, bad))
 }

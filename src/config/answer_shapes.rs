@@ -22,6 +22,10 @@ pub(super) fn named(
 ) -> BTreeMap<String, Shape> {
     let mut shapes = BTreeMap::new();
     for (name, schema) in written {
+        if let Some(problem) = misspelt_type(doc, &format!("/shapes/{name}"), schema) {
+            report(problem);
+            continue;
+        }
         match Shape::new(Some(name), schema.clone()) {
             Ok(shape) => {
                 shapes.insert(name.clone(), shape);
@@ -63,10 +67,16 @@ pub(super) fn response(
             }
             found
         }
-        ShapeRefSpec::Inline(schema) => match Shape::new(None, schema.clone()) {
+        ShapeRefSpec::Inline(schema) => match misspelt_type(doc, pointer, schema).map_or_else(
+            || {
+                Shape::new(None, schema.clone())
+                    .map_err(|problem| not_a_schema(doc, pointer, "this `response:`", &problem))
+            },
+            Err,
+        ) {
             Ok(shape) => Some(shape),
-            Err(problem) => {
-                report(not_a_schema(doc, pointer, "this `response:`", &problem));
+            Err(diagnostic) => {
+                report(diagnostic);
                 None
             }
         },
@@ -118,6 +128,48 @@ pub(super) fn check_sample(
             )
             .with_help("fix the sample, or the shape if real answers look like this sample"),
         );
+    }
+}
+
+const JSON_TYPES: &[&str] = &["string", "integer", "number", "boolean", "array", "object", "null"];
+
+/// A `type` that names no JSON type (the usual slip in a hand-written schema), located at the
+/// word itself; the validator's own message for it is about `anyOf` branches of its meta-schema.
+fn misspelt_type(doc: &Document, pointer: &str, schema: &Value) -> Option<Diagnostic> {
+    match schema {
+        Value::Object(map) => {
+            let types: Vec<(String, &str)> = match map.get("type") {
+                Some(Value::String(t)) => vec![(format!("{pointer}/type"), t.as_str())],
+                Some(Value::Array(ts)) => ts
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, t)| t.as_str().map(|t| (format!("{pointer}/type/{i}"), t)))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if let Some((at, written)) = types.into_iter().find(|(_, t)| !JSON_TYPES.contains(t)) {
+                let help = match suggest(written, JSON_TYPES.iter().copied()) {
+                    Some(best) => format!("did you mean `{best}`? The types are: {}", JSON_TYPES.join(", ")),
+                    None => format!("the types are: {}", JSON_TYPES.join(", ")),
+                };
+                return Some(
+                    Diagnostic::new(
+                        Code::BadShape,
+                        CATALOGUE_FILE,
+                        doc.at(&at),
+                        format!("`{written}` is not a type a JSON answer can have"),
+                    )
+                    .with_help(help),
+                );
+            }
+            map.iter().find_map(|(key, value)| {
+                misspelt_type(doc, &format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1")), value)
+            })
+        }
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, item)| misspelt_type(doc, &format!("{pointer}/{i}"), item))
+        }
+        _ => None,
     }
 }
 

@@ -719,7 +719,9 @@ impl<'a> Compiler<'a> {
         let tests = spec
             .tests
             .iter()
-            .map(|t| PipelineTest {
+            .enumerate()
+            .map(|(i, t)| PipelineTest {
+                line: doc.at(&format!("/tests/{i}/say")).line,
                 say: t.say.clone(),
                 expect_intent: t.expect_intent.clone(),
                 expect_slots: t.expect_slots.clone(),

@@ -476,7 +476,11 @@ impl<'s, 'f> Walker<'s, 'f> {
         }
     }
 
-    fn report(&mut self, diagnostic: Diagnostic) {
+    fn report(&mut self, mut diagnostic: Diagnostic) {
+        if self.fixed_position.is_none() {
+            // templates are named relative to templates/; diagnostics name the file
+            diagnostic.file = format!("templates/{}", diagnostic.file);
+        }
         self.findings.push(diagnostic);
     }
 
@@ -1067,16 +1071,26 @@ impl<'s, 'f> Walker<'s, 'f> {
         self.report(diagnostic);
     }
 
-    /// Where `.name` is written in a `base.name` expression (its span ends with the name).
+    /// Where `name` is written in the expression at `span`: as `.name`, or quoted (a filter's
+    /// attribute, a subscript).
     fn position_of_field(&self, span: ast_span::Span, name: &str) -> Position {
         if let Some(at) = self.fixed_position {
             return at;
         }
-        let column = (span.end_col as u32 + 1).saturating_sub(name.chars().count() as u32);
-        if span.end_line == span.start_line && column > 0 {
-            Position { line: span.end_line as u32, column }
-        } else {
-            self.position(span)
+        let start = (span.start_offset as usize).min(self.source.len());
+        let rest = self.source.get(start..).unwrap_or_default();
+        let found = [format!(".{name}"), format!("\"{name}\""), format!("'{name}'")]
+            .iter()
+            .filter_map(|written| rest.find(written.as_str()).map(|at| at + 1))
+            .min();
+        match found {
+            Some(at) => {
+                let before = &self.source[..start + at];
+                let line = before.matches('\n').count() as u32 + 1;
+                let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+                Position { line, column: before[line_start..].chars().count() as u32 + 1 }
+            }
+            None => self.position(span),
         }
     }
 
@@ -1111,14 +1125,20 @@ impl<'s, 'f> Walker<'s, 'f> {
         let note = self.context_note();
         let link = &weak.cause;
         let (message, help) = match &weak.why {
-            Why::MayBeMissing { answer } => (
-                if read == link {
-                    format!("`{read}` may be missing from {answer}, and using it then fails the reply{note}")
-                } else {
-                    format!("`{read}` fails when `{link}` is missing from {answer}{note}")
-                },
-                format!("guard it: `{{% if {link} is defined %}}…{{% endif %}}`, or write `{link} | default(\"—\")`"),
-            ),
+            Why::MayBeMissing { answer } => {
+                (
+                    if read == link {
+                        format!("`{read}` may be missing from {answer}, and using it then fails the reply{note}")
+                    } else {
+                        format!("`{read}` fails when `{link}` is missing from {answer}{note}")
+                    },
+                    if read == link {
+                        format!("guard it: `{{% if {link} is defined %}}…{{% endif %}}`, or write `{link} | default(\"—\")`")
+                    } else {
+                        format!("guard it: `{{% if {link} is defined %}}…{{% endif %}}`")
+                    },
+                )
+            }
             Why::NoDataWhenFailed { result } => (
                 format!("`{read}` is read where the call may have brought no data (`{link}` is none then){note}"),
                 format!("read it inside `{{% if {result}.ok %}}…{{% endif %}}`"),
