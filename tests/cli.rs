@@ -93,11 +93,26 @@ fn test_shows_a_changed_reply_as_a_diff_and_accept_makes_it_pass() {
     assert!(text.contains("-👋 You're welcome!") && text.contains("+👋 Glad to help!"), "{text}");
     assert!(text.contains("expect_reply_contains") || text.contains("does not contain \"welcome\""), "{text}");
 
-    let output = run(&["test", "--config", config, "--accept"]);
+    // a misspelt name accepts nothing and says which names there are
+    let output = run(&["test", "--config", config, "--accept", "goodby"]);
+    assert_eq!(output.status.code(), Some(1));
+    let errors = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(errors.contains("no conversation fixture called `goodby`") && errors.contains("goodbye"), "{errors}");
+    // another fixture's name leaves this one changed
+    let output = run(&["test", "--config", config, "--accept", "help"]);
+    assert!(!stdout(&output).contains("accepted →"), "{}", stdout(&output));
+
+    // one channel of one fixture, then the rest of it
+    let output = run(&["test", "--config", config, "--accept", "goodbye:chat"]);
     let text = stdout(&output);
-    assert!(text.contains("accepted →"), "{text}");
-    // the pipeline's own test still expects "welcome": accepting snapshots does not hide that
+    assert!(text.contains("accepted →") && text.contains("conversations__chat@goodbye.yaml.snap"), "{text}");
+    // the goodbye reply is also at the end of the session tour
+    let output = run(&["test", "--config", config, "--accept", "goodbye", "session_tour.yaml"]);
+    let text = stdout(&output);
+    // the pipeline's own test still expects "welcome": accepting snapshots does not hide that,
+    // and the failure says where to edit it
     assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("edit `expect_reply_contains` on line") && text.contains("pipelines/goodbye.yaml"), "{text}");
     let pipeline = dir.path().join("pipelines/goodbye.yaml");
     let yaml = std::fs::read_to_string(&pipeline).expect("read").replace("\"welcome\"", "\"Glad to help\"");
     std::fs::write(&pipeline, yaml).expect("write");
@@ -116,6 +131,48 @@ fn explain_tells_the_intent_the_slots_and_the_steps() {
     assert!(text.contains("id    missing, would ask for its numeric id"), "{text}");
     assert!(text.contains("2. confirm with register_service/confirm.chat.md.j2"), "{text}");
     assert!(text.contains("3. query Registry POST /register as `result`"), "{text}");
+}
+
+#[test]
+fn explain_lists_the_fields_of_the_answers_a_reply_can_read() {
+    let output = run(&["explain", "status of the dashboard"]);
+    assert!(output.status.success());
+    let text = stdout(&output);
+    assert!(text.contains("`health.data` (GET /health, object)"), "{text}");
+    assert!(text.contains("  .status  text, may be missing:"), "{text}");
+}
+
+#[test]
+fn answers_prints_what_every_endpoint_answers() {
+    let output = run(&["answers"]);
+    assert!(output.status.success());
+    let text = stdout(&output);
+    assert!(text.contains("#### Registry, Dashboard, Voice, Orchestrator, Chat Orchestrator, Visibility Deck, Onboarding — GET /health (shape `health`)"), "{text}");
+    assert!(text.contains("| `[].metadata.name` | text |"), "{text}");
+}
+
+/// `chat-orchestrator openapi | head -c 100`: the reader closes the pipe early; the command
+/// stops quietly instead of panicking on the write.
+#[test]
+fn a_command_piped_into_a_reader_that_stops_early_does_not_panic() {
+    use std::io::Read;
+    for args in [&["openapi"][..], &["answers"][..]] {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env_remove("CONFIG_DIR")
+            .current_dir(ROOT)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("binary runs");
+        let mut first = [0u8; 100];
+        child.stdout.take().expect("stdout").read_exact(&mut first).expect("some output");
+        // the pipe closes here, with most of the output unread
+        let output = child.wait_with_output().expect("exits");
+        let errors = String::from_utf8_lossy(&output.stderr);
+        assert!(!errors.contains("panicked"), "{args:?}: {errors}");
+        assert_ne!(output.status.code(), Some(101), "{args:?} must not exit as a panic");
+    }
 }
 
 #[test]

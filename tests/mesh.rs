@@ -563,6 +563,8 @@ async fn fake_droplet(request: &poem::Request, Data(calls): Data<&Arc<Mutex<Vec<
                 .into_response()
         }
         "/snapshots" => Json(json!({"snapshots": [], "total": 0})).into_response(),
+        // a status that is not text: not the `health` shape the catalogue declares
+        "/health" => Json(json!({"status": 5, "name": "Registry"})).into_response(),
         _ => poem::http::StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -613,6 +615,22 @@ async fn the_direct_mode_calls_droplets_with_the_registry_token_per_target() {
     assert!(
         mesh.fake.sent.lock().expect("lock").iter().all(|(q, _, _)| q.get("target_droplet_id").is_none()),
         "nothing relayed"
+    );
+
+    // an answer in a form the catalogue does not declare is a failed call that says so, is
+    // noted in the trace with where it broke the shape, and is counted
+    let health = chat(&mesh, "status of the registry").await;
+    assert!(
+        health["response"].as_str().unwrap_or_default().contains("The Registry answered in a form I did not expect."),
+        "{health}"
+    );
+    assert_eq!(health["trace"]["calls"][0]["outcome"], "failed");
+    assert_eq!(health["trace"]["calls"][0]["unexpected"], "at /status: expected text, got 5");
+    let metrics = mesh.ours.client.get(format!("{}/metrics", mesh.ours.base)).send().await.expect("metrics");
+    let metrics = metrics.text().await.expect("text");
+    assert!(
+        metrics.contains(r#"droplet_answers_unexpected_total{droplet="Registry",endpoint="/health"} 1"#),
+        "{metrics}"
     );
 
     // a droplet the directory does not know gets a clear reply
