@@ -104,3 +104,28 @@ async fn the_playground_takes_a_token_when_the_server_wants_one() {
     server.stop().await;
     assert!(stdout.contains("token: 3 passed, 0 failed"), "{stdout}");
 }
+
+/// A broken template saved while the server runs: the old version keeps answering, and the
+/// playground (development) says so with the located problem until a reload succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_playground_says_when_an_edit_did_not_go_live() {
+    let Some(chromium) = chromium() else { return };
+    let dir = common::config_copy();
+    let state = AppState::new(Arc::new(common::engine(vec![])), Some(dir.path().to_path_buf()), None);
+    let reloader = state.reloader.clone();
+    let server = common::Running::start(state).await;
+    let base = format!("{}/", server.base);
+
+    let template = dir.path().join("templates/goodbye/chat.md.j2");
+    let good = std::fs::read_to_string(&template).expect("read");
+    std::fs::write(&template, format!("{good}{{% if %}}\n")).expect("write");
+    assert!(!reloader.reload("watcher").await.ok, "a broken template does not load");
+    let stdout = run_script("stale.mjs", vec![base.clone(), "broken".to_owned()], chromium.clone()).await;
+    assert!(stdout.contains("stale broken: 2 passed, 0 failed"), "{stdout}");
+
+    std::fs::write(&template, good).expect("write");
+    assert!(reloader.reload("watcher").await.ok, "the fixed template loads");
+    let stdout = run_script("stale.mjs", vec![base, "fixed".to_owned()], chromium).await;
+    server.stop().await;
+    assert!(stdout.contains("stale fixed: 1 passed, 0 failed"), "{stdout}");
+}

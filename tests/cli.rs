@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
@@ -20,25 +19,7 @@ fn stdout(output: &Output) -> String {
 
 /// A copy of the shipped configuration and its fixtures, for commands that must see an edit.
 fn config_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    for folder in ["pipelines", "templates", "catalogue", "tests/fixtures", "tests/snapshots"] {
-        copy_dir(&Path::new(ROOT).join(folder), &dir.path().join(folder));
-    }
-    std::fs::copy(Path::new(ROOT).join("udc_config.json"), dir.path().join("udc_config.json")).expect("copy");
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
+    common::config_copy_with(&["tests/fixtures", "tests/snapshots"])
 }
 
 #[test]

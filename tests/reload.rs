@@ -16,28 +16,6 @@ const TOKEN: &str = "test-admin-token";
 const WELCOME: &str = "👋 You're welcome! Come back any time — say *help* to see what I can do.";
 const GLAD: &str = "👋 Glad to help! Come back any time — say *help* to see what I can do.";
 
-fn config_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for folder in ["pipelines", "templates", "catalogue"] {
-        copy_dir(&root.join(folder), &dir.path().join(folder));
-    }
-    std::fs::copy(root.join("udc_config.json"), dir.path().join("udc_config.json")).expect("copy");
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
-        }
-    }
-}
-
 fn set_goodbye(dir: &Path, text: &str) {
     std::fs::write(dir.join("templates/goodbye/chat.md.j2"), format!("{text}\n")).expect("write template");
 }
@@ -96,7 +74,7 @@ impl Server {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloads_under_load_lose_no_request_and_mix_no_versions() {
-    let dir = config_copy();
+    let dir = common::config_copy();
     let server = Arc::new(Server::start(dir.path(), Some(TOKEN)).await);
     let reloading = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let clients: Vec<_> = (0..4)
@@ -137,7 +115,7 @@ async fn reloads_under_load_lose_no_request_and_mix_no_versions() {
 
 #[tokio::test]
 async fn a_broken_edit_changes_nothing_and_is_reported() {
-    let dir = config_copy();
+    let dir = common::config_copy();
     let server = Server::start(dir.path(), Some(TOKEN)).await;
     set_goodbye(dir.path(), "{{ oops");
     let (status, body, _) = server.admin(reqwest::Method::POST, "/api/admin/reload", Some(TOKEN)).await;
@@ -162,7 +140,7 @@ async fn a_broken_edit_changes_nothing_and_is_reported() {
 
 #[tokio::test]
 async fn admin_endpoints_need_the_token_and_are_off_without_one() {
-    let dir = config_copy();
+    let dir = common::config_copy();
     let guarded = Server::start(dir.path(), Some(TOKEN)).await;
     let (status, body, challenge) = guarded.admin(reqwest::Method::POST, "/api/admin/reload", None).await;
     assert_eq!((status, challenge.as_deref()), (401, Some("Bearer")), "{body}");
@@ -179,7 +157,7 @@ async fn admin_endpoints_need_the_token_and_are_off_without_one() {
 
 #[tokio::test]
 async fn the_file_watcher_reloads_after_an_edit() {
-    let dir = config_copy();
+    let dir = common::config_copy();
     let server = Server::start(dir.path(), None).await;
     let _watcher = server.state.reloader.spawn_watcher().expect("watch").expect("a folder to watch");
     set_goodbye(dir.path(), GLAD);

@@ -122,7 +122,7 @@ pub fn service(
         analyze::AnalyzeApi { engine: state.engine.clone(), limit: state.rate_limits.chat.clone() },
         AdminApi { reloader: state.reloader.clone() },
         SessionsApi { sessions: state.engine.sessions().clone() },
-        PlaygroundApi,
+        PlaygroundApi { reloader: state.reloader.clone(), development: state.deployment.environment == "development" },
         udc::UdcApi {
             engine: state.engine.clone(),
             health: state.health.clone(),

@@ -1,12 +1,50 @@
 //! `GET /`: the playground, one self-contained page built into the binary (no CDN, no build
 //! step), where a steward tries every intent and sees why each reply came out as it did.
+//!
+//! In development the page also asks `GET /api/playground/config` whether the running
+//! configuration is the one in the files: after an edit that did not load (a broken template,
+//! a typo in a pipeline), the old version keeps answering, and the page says so with the
+//! problems, located, instead of leaving the steward to wonder why nothing changed.
 
-use poem_openapi::payload::Html;
-use poem_openapi::OpenApi;
+use std::sync::Arc;
+
+use poem_openapi::payload::{Html, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::error::{ErrorBody, ErrorCode};
+use crate::reload::Reloader;
 
 const PAGE: &str = include_str!("../../playground/index.html");
 
-pub struct PlaygroundApi;
+pub struct PlaygroundApi {
+    pub reloader: Arc<Reloader>,
+    /// `ENVIRONMENT=development`: only then does the page get the configuration's problems.
+    pub development: bool,
+}
+
+/// Whether the running configuration is the files' latest, for the playground.
+#[derive(Debug, Object)]
+pub struct LiveConfig {
+    /// The running version.
+    pub version: u64,
+    /// When it went live (RFC 3339 UTC).
+    pub loaded_at: String,
+    /// True when the last reload failed: the files have changes that are not running.
+    pub stale: bool,
+    /// When that reload was tried.
+    pub failed_at: Option<String>,
+    /// Its problems, rendered as `check` prints them.
+    pub report: Option<String>,
+}
+
+#[derive(ApiResponse)]
+pub enum LiveConfigResponse {
+    #[oai(status = 200)]
+    Ok(Json<LiveConfig>),
+    /// Not in development: configuration problems are for the admin API there.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+}
 
 #[OpenApi]
 impl PlaygroundApi {
@@ -14,5 +52,26 @@ impl PlaygroundApi {
     #[oai(path = "/", method = "get", hidden)]
     async fn page(&self) -> Html<&'static str> {
         Html(PAGE)
+    }
+
+    /// Whether the running configuration is behind the files (development only).
+    #[oai(path = "/api/playground/config", method = "get", hidden)]
+    async fn live_config(&self) -> LiveConfigResponse {
+        if !self.development {
+            return LiveConfigResponse::NotFound(Json(ErrorBody::new(
+                ErrorCode::NotFound,
+                "the playground's configuration status is only served with ENVIRONMENT=development; use GET /api/admin/config",
+                serde_json::json!({}),
+            )));
+        }
+        let state = self.reloader.state();
+        let failed = state.last_attempt.filter(|attempt| !attempt.ok);
+        LiveConfigResponse::Ok(Json(LiveConfig {
+            version: state.version,
+            loaded_at: state.loaded_at,
+            stale: failed.is_some(),
+            failed_at: failed.as_ref().map(|a| a.at.clone()),
+            report: failed.and_then(|a| a.report),
+        }))
     }
 }

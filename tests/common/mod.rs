@@ -245,3 +245,31 @@ pub async fn serve_fake(app: impl poem::Endpoint + 'static) -> (String, tokio::s
     });
     (base, stop)
 }
+
+/// A copy of the shipped configuration in a temporary folder, with `extra` folders (relative to
+/// the repository) copied too, for tests that edit files.
+pub fn config_copy_with(extra: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for folder in ["pipelines", "templates", "catalogue"].iter().chain(extra) {
+        copy_dir(&root.join(folder), &dir.path().join(folder));
+    }
+    std::fs::copy(root.join("udc_config.json"), dir.path().join("udc_config.json")).expect("copy");
+    dir
+}
+
+pub fn config_copy() -> tempfile::TempDir {
+    config_copy_with(&[])
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+        }
+    }
+}
