@@ -117,8 +117,9 @@ impl Catalogue {
 fn table(out: &mut String, title: &str, shape: &Shape) {
     let root = shape.root();
     out.push_str(&format!("#### {title}\n\n"));
-    if let Some(description) = root.description() {
-        out.push_str(&format!("{description} ({}).\n\n", root.type_label()));
+    match root.description() {
+        Some(description) => out.push_str(&format!("Answer: {}. {description}\n\n", root.type_label())),
+        None => out.push_str(&format!("Answer: {}.\n\n", root.type_label())),
     }
     out.push_str("| `.data…` | type | always there | what it is |\n|---|---|---|---|\n");
     for line in root.field_lines() {

@@ -1,5 +1,8 @@
 //! STEWARDS.md quotes real files; this keeps every quote identical to the file it names, so the
-//! guide's worked example is always the one the rest of the suite runs.
+//! guide's worked example is always the one the rest of the suite runs; and its appendix is the
+//! catalogue's answer reference.
+
+mod common;
 
 use std::path::Path;
 
@@ -24,4 +27,19 @@ fn every_file_quoted_in_the_guide_is_the_shipped_file() {
         quoted += 1;
     }
     assert_eq!(quoted, 4, "the guide quotes the pipeline, both templates and the conversation");
+}
+
+/// The guide's appendix is the catalogue's answer reference, as `chat-orchestrator answers`
+/// prints it: a shape changed in the catalogue shows up here too.
+#[test]
+fn the_guides_answer_tables_are_the_catalogues() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let guide = std::fs::read_to_string(root.join("STEWARDS.md")).expect("STEWARDS.md");
+    let start = guide.find("<!-- answers:start -->\n").expect("the appendix's start marker") + "<!-- answers:start -->\n".len();
+    let end = guide.find("<!-- answers:end -->").expect("the appendix's end marker");
+    let expected = common::compiled().catalogue.answers_reference();
+    assert!(
+        guide[start..end] == expected,
+        "STEWARDS.md's appendix is out of date; replace what is between the markers with the output of `chat-orchestrator answers`"
+    );
 }
