@@ -107,3 +107,24 @@ fn warnings_show_the_guard_an_answer_read_needs() {
     assert!(codes.contains(&"W_UNGUARDED_READ") && codes.contains(&"W_UNCHECKED_READ"), "{codes:?}");
     insta::assert_snapshot!(compiled.warnings.render(|path| files.get(path)));
 }
+
+/// A query behind a `when:` may not run, leaving its name none: reading it unguarded is a warning.
+#[test]
+fn a_query_that_may_not_run_is_read_only_behind_a_guard() {
+    let pipeline = common::repo_files().get("pipelines/dashboard_metrics.yaml").expect("shipped").replace(
+        "      - { droplet: 2, endpoint: /metrics, as: metrics }",
+        "  - when: \"status.ok\"\n    query:\n      - { droplet: 2, endpoint: /metrics, as: metrics }",
+    );
+    let files = common::repo_files().overlay(ConfigFiles::from_pairs([("pipelines/dashboard_metrics.yaml", pipeline)]));
+    let compiled = config::load(&files).expect("warnings do not stop loading");
+    let unguarded: Vec<String> = compiled
+        .warnings
+        .iter()
+        .filter(|d| d.code.as_str() == "W_UNGUARDED_READ")
+        .map(|d| format!("{}:{}: {}", d.file, d.position.line, d.message))
+        .collect();
+    assert!(
+        unguarded.iter().any(|w| w.starts_with("templates/dashboard_metrics/chat.md.j2:14: `metrics.ok` fails when the step that makes `metrics` did not run")),
+        "{unguarded:#?}"
+    );
+}

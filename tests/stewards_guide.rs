@@ -35,7 +35,8 @@ fn every_file_quoted_in_the_guide_is_the_shipped_file() {
 fn the_guides_answer_tables_are_the_catalogues() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let guide = std::fs::read_to_string(root.join("STEWARDS.md")).expect("STEWARDS.md");
-    let start = guide.find("<!-- answers:start -->\n").expect("the appendix's start marker") + "<!-- answers:start -->\n".len();
+    let start =
+        guide.find("<!-- answers:start -->\n").expect("the appendix's start marker") + "<!-- answers:start -->\n".len();
     let end = guide.find("<!-- answers:end -->").expect("the appendix's end marker");
     let expected = common::compiled().catalogue.answers_reference();
     assert!(

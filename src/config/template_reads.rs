@@ -35,6 +35,8 @@ const MAX_MACRO_DEPTH: usize = 6;
 
 /// Marks the synthesised `data` node of an outcome (none when the call brought no data).
 const OUTCOME_DATA: &str = "x-outcome-data";
+/// Marks the result of a step with `when:` (none when the step did not run).
+const SKIPPABLE: &str = "x-skippable";
 /// Marks an answer whose endpoint declares no shape; the value names the endpoint.
 const UNCHECKED: &str = "x-unchecked";
 
@@ -46,6 +48,14 @@ pub struct ResultShape {
 
 impl ResultShape {
     /// One call's outcome (`as: health`), or a list of them for a fan-out.
+    /// The result of a step that may be skipped (`when:`): none then.
+    pub fn may_be_none(&mut self) {
+        if let Some(Value::String(t)) = self.outcome.get("type").cloned() {
+            self.outcome["type"] = json!([t, "null"]);
+            self.outcome[SKIPPABLE] = json!(true);
+        }
+    }
+
     pub fn outcome(answer: Option<&Value>, label: &str, fan_out: bool) -> ResultShape {
         let data = match answer {
             Some(schema) => {
@@ -157,7 +167,12 @@ pub fn check_pipeline(
         }
         if let Some(query) = &step.query {
             for (_, call) in query.calls() {
-                results.insert(call.name.clone(), result_shape(call, catalogue));
+                let mut shape = result_shape(call, catalogue);
+                if step.when.is_some() {
+                    // a query that may not run leaves its name none
+                    shape.may_be_none();
+                }
+                results.insert(call.name.clone(), shape);
             }
         }
     }
@@ -335,6 +350,8 @@ enum Why {
     NoDataWhenFailed { result: String },
     /// A field whose type allows none.
     MayBeNone,
+    /// The result of a step that has a `when:` and may not have run.
+    StepMayNotRun,
 }
 
 /// What a condition being true (or false) proves about a path.
@@ -1017,9 +1034,12 @@ impl<'s, 'f> Walker<'s, 'f> {
             return Some(weak.clone());
         }
         if Node(&place.node).may_be_null() && !self.guard_of(&place.path).not_none {
-            let why = match place.node.get(OUTCOME_DATA) {
-                Some(_) => Why::NoDataWhenFailed { result: place.path.trim_end_matches(".data").to_owned() },
-                None => Why::MayBeNone,
+            let why = if place.node.get(OUTCOME_DATA).is_some() {
+                Why::NoDataWhenFailed { result: place.path.trim_end_matches(".data").to_owned() }
+            } else if place.node.get(SKIPPABLE).is_some() {
+                Why::StepMayNotRun
+            } else {
+                Why::MayBeNone
             };
             return Some(WeakLink { path: child.to_owned(), cause: place.path.clone(), why });
         }
@@ -1146,6 +1166,10 @@ impl<'s, 'f> Walker<'s, 'f> {
             Why::MayBeNone => (
                 format!("`{read}` fails when `{link}` is none, which its shape allows{note}"),
                 format!("guard it: `{{% if {link} is not none %}}…{{% endif %}}`"),
+            ),
+            Why::StepMayNotRun => (
+                format!("`{read}` fails when the step that makes `{link}` did not run (it has a `when:`), because `{link}` is none then{note}"),
+                format!("guard it: `{{% if {link} and {read} %}}`, or `{{% if {link} is not none %}}…{{% endif %}}`"),
             ),
         };
         self.report(Diagnostic::new(Code::UnguardedRead, &self.file, position, message).with_help(help));
