@@ -69,6 +69,8 @@ pub enum Code {
     BadPhrase,
     /// `catalogue/vocabulary.yaml` has a synonym cycle, a phrase with two meanings or an empty one.
     BadVocabulary,
+    /// A file under `pipelines/` that would not be read (`.yml`, or in a subfolder).
+    FileName,
     /// A catalogue shape (`shapes:`, `response:`, `request:`) is not a valid JSON Schema.
     BadShape,
     /// An endpoint's `response:` names a shape `shapes:` does not declare.
@@ -77,8 +79,9 @@ pub enum Code {
     SampleShape,
     /// A template or condition reads a field a droplet's answer does not have.
     UnknownField,
-    /// A call's body has a field the endpoint's `request:` does not take.
-    UnknownBodyField,
+    /// A call's body does not fit the endpoint's `request:`: a field it does not take, one it
+    /// needs and the body lacks, or a value of the wrong kind.
+    BodyField,
     /// A `match:` pattern that YAML's double quotes changed (`"\b"` is a backspace).
     QuotedPattern,
     /// Warning: an intent's example resolves to another intent.
@@ -125,11 +128,12 @@ impl Code {
             Code::UnknownTestIntent => "E_UNKNOWN_TEST_INTENT",
             Code::BadPhrase => "E_BAD_PHRASE",
             Code::BadVocabulary => "E_BAD_VOCABULARY",
+            Code::FileName => "E_FILE_NAME",
             Code::BadShape => "E_BAD_SHAPE",
             Code::UnknownShape => "E_UNKNOWN_SHAPE",
             Code::SampleShape => "E_SAMPLE_SHAPE",
             Code::UnknownField => "E_UNKNOWN_FIELD",
-            Code::UnknownBodyField => "E_UNKNOWN_BODY_FIELD",
+            Code::BodyField => "E_BODY_FIELD",
             Code::QuotedPattern => "E_QUOTED_PATTERN",
             Code::UnguardedRead => "W_UNGUARDED_READ",
             Code::UncheckedRead => "W_UNCHECKED_READ",

@@ -237,6 +237,10 @@ pub async fn run_pipeline_tests(config: Arc<CompiledConfig>) -> (usize, Vec<Test
                     continue;
                 }
             };
+            // the user only sees an apology; the steward needs the template error itself
+            for note in reply.trace.notes.iter().filter(|n| n.starts_with("reply failed")) {
+                failures.push(TestFailure { at: at.clone(), problem: format!("the {note}") });
+            }
             if reply.intent != test.expect_intent {
                 failures.push(TestFailure {
                     at: at.clone(),

@@ -10,6 +10,7 @@ async fn main() -> ExitCode {
     let cli = chat_orchestrator::cli::Cli::parse();
     if !matches!(cli.command, None | Some(chat_orchestrator::cli::Command::Serve)) {
         exit_quietly_on_closed_pipe();
+        plain_error_when_output_cannot_be_written();
     }
     match chat_orchestrator::cli::run(cli).await {
         Ok(code) => code,
@@ -19,6 +20,28 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `print!` panics when standard output cannot be written (a full disk, `> /dev/full`): say
+/// so in one line and exit 1, as for any other error, instead of a panic and a backtrace.
+fn plain_error_when_output_cannot_be_written() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") {
+            eprintln!(
+                "error: could not write the output: {}",
+                message.trim_start_matches("failed printing to stdout: ")
+            );
+            std::process::exit(1);
+        }
+        default(info);
+    }));
 }
 
 /// A command's output piped into `head` stops when `head` has read enough, as other command

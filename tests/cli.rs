@@ -156,6 +156,23 @@ fn a_command_piped_into_a_reader_that_stops_early_does_not_panic() {
     }
 }
 
+/// Output that cannot be written (a full disk) is a one-line error, not a panic.
+#[test]
+fn a_command_whose_output_cannot_be_written_says_so_in_one_line() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else { return };
+    let output = Command::new(BIN)
+        .arg("answers")
+        .env_remove("CONFIG_DIR")
+        .env("RUST_BACKTRACE", "1")
+        .current_dir(ROOT)
+        .stdout(full)
+        .output()
+        .expect("binary runs");
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{errors}");
+    assert!(errors.starts_with("error: could not write the output:") && !errors.contains("panicked"), "{errors}");
+}
+
 #[test]
 fn openapi_prints_the_served_document() {
     let output = run(&["openapi"]);

@@ -128,3 +128,44 @@ fn a_query_that_may_not_run_is_read_only_behind_a_guard() {
         "{unguarded:#?}"
     );
 }
+
+/// Found by trying the check as a steward: each line either fails at run time on some answer
+/// (and must be warned about) or is safe (and must not be).
+#[test]
+fn unsafe_uses_of_an_answer_are_warned_about_and_safe_ones_are_not() {
+    let lines = [
+        // unsafe: the call may have brought no data
+        (true, r#"{% if "steward" in health.data %}{{ health.data.steward }}{% endif %}"#),
+        (true, "{{ health.data | length }}"),
+        (true, "{% for key in health.data %}{{ key }}{% endfor %}"),
+        // unsafe: a list that may be empty, a field that may be missing
+        (true, "{% if health.ok and health.data.warnings is defined %}{{ health.data.warnings[0] }}{% endif %}"),
+        (true, "{% if health.ok and health.data.warnings %}{{ health.data.warnings | first }}{% endif %}"),
+        (true, "{% set d = health.data %}{% if health.ok %}{{ d.steward }}{% endif %}"),
+        // safe
+        (false, "{% if health.ok and health.data.steward | default(false) %}{{ health.data.steward }}{% endif %}"),
+        (false, "{% if health.ok and health.data.warnings is sequence and health.data.warnings %}{{ health.data.warnings[0] }}{% endif %}"),
+        (false, "{% if health.ok %}{% set d = health.data %}{{ d.steward | default(\"—\") }}{% endif %}"),
+        (false, r#"{% if health.ok and "steward" in health.data %}{{ health.data.steward }}{% endif %}"#),
+        (false, "{% if health.ok %}{% for w in health.data.warnings | default([]) %}{{ w }}{% endfor %}{% endif %}"),
+    ];
+    let template: String = lines.iter().map(|(_, line)| format!("{line}\n")).collect();
+    let files =
+        common::repo_files().overlay(ConfigFiles::from_pairs([("templates/droplet_status/chat.md.j2", template)]));
+    let compiled = config::load(&files).expect("warnings do not stop loading");
+    let warned: std::collections::BTreeSet<u32> = compiled
+        .warnings
+        .iter()
+        .filter(|d| d.file == "templates/droplet_status/chat.md.j2")
+        .map(|d| d.position.line)
+        .collect();
+    for (i, (unsafe_line, line)) in lines.iter().enumerate() {
+        let n = i as u32 + 1;
+        assert_eq!(
+            warned.contains(&n),
+            *unsafe_line,
+            "line {n}: {line}\n{}",
+            compiled.warnings.render(|p| files.get(p))
+        );
+    }
+}

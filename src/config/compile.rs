@@ -129,8 +129,13 @@ impl<'a> Compiler<'a> {
         let identity = catalogue.as_ref().and_then(|c| self.identity(&udc_schema, c));
 
         let mut pipelines = Vec::new();
-        let pipeline_files: Vec<(String, String)> =
-            self.files.under("pipelines", ".yaml").map(|(p, t)| (p.to_owned(), t.to_owned())).collect();
+        self.pipeline_file_names();
+        let pipeline_files: Vec<(String, String)> = self
+            .files
+            .under("pipelines", ".yaml")
+            .filter(|(p, _)| !p["pipelines/".len()..].contains('/'))
+            .map(|(p, t)| (p.to_owned(), t.to_owned()))
+            .collect();
         if pipeline_files.is_empty() {
             self.report(
                 Diagnostic::new(Code::NoFallback, "pipelines/", Position::default(), "there are no pipelines")
@@ -774,6 +779,36 @@ impl<'a> Compiler<'a> {
         Some((pipeline, rules))
     }
 
+    /// Files under `pipelines/` that would silently not be read: another extension (`.yml`), or
+    /// a subfolder (pipelines are read from the folder itself).
+    fn pipeline_file_names(&mut self) {
+        let misplaced: Vec<String> = self
+            .files
+            .under("pipelines", "")
+            .map(|(p, _)| p.to_owned())
+            .filter(|p| !p.ends_with(".yaml") || p["pipelines/".len()..].contains('/'))
+            .filter(|p| p.ends_with(".yaml") || p.ends_with(".yml"))
+            .collect();
+        for path in misplaced {
+            let name = path.rsplit('/').next().unwrap_or_default();
+            let stem = name.trim_end_matches(".yml").trim_end_matches(".yaml");
+            let (message, help) = if path.ends_with(".yml") && !path["pipelines/".len()..].contains('/') {
+                (
+                    format!("{path} is not read: pipeline files end in `.yaml`"),
+                    format!("rename it to pipelines/{stem}.yaml"),
+                )
+            } else {
+                (
+                    format!(
+                        "{path} is not read: pipelines are read from pipelines/ itself, not from a folder inside it"
+                    ),
+                    format!("move it to pipelines/{stem}.yaml"),
+                )
+            };
+            self.report(Diagnostic::new(Code::FileName, &path, Position::default(), message).with_help(help));
+        }
+    }
+
     /// Every read of a droplet answer in the pipeline's templates and conditions, resolved
     /// against the answer's declared shape (`config::template_reads`).
     fn answer_reads(&mut self, doc: &Document, spec: &PipelineSpec, catalogue: &Catalogue) {
@@ -1088,7 +1123,7 @@ impl<'a> Compiler<'a> {
             }
         };
         if let (Target::Droplet(id), Some(body)) = (&target, &call.body) {
-            self.body_fields(doc, here, *id, call, body, catalogue);
+            self.body_fields(doc, here, *id, call, body, catalogue, slot_specs);
         }
         let mut templated = Vec::new();
         for (key, value) in &call.params {
@@ -1112,8 +1147,10 @@ impl<'a> Compiler<'a> {
         })
     }
 
-    /// The fields of a call's body against the endpoint's `request:`: one it does not take, or
-    /// one it requires and the body lacks, would be refused by the droplet.
+    /// The fields of a call's body against the endpoint's `request:`: one it does not take, one
+    /// it requires and the body lacks, or a value of the wrong kind would be refused by the
+    /// droplet (and the refusal read as the droplet's fault).
+    #[allow(clippy::too_many_arguments)]
     fn body_fields(
         &mut self,
         doc: &Document,
@@ -1122,6 +1159,7 @@ impl<'a> Compiler<'a> {
         call: &CallSpec,
         body: &Value,
         catalogue: &Catalogue,
+        slot_specs: &indexmap::IndexMap<String, super::spec::SlotSpec>,
     ) {
         let Some(droplet) = catalogue.by_id(id) else { return };
         let method = call.method.clone().or_else(|| droplet.endpoint(&call.endpoint).map(|e| e.method.clone()));
@@ -1136,7 +1174,7 @@ impl<'a> Compiler<'a> {
             for key in fields.keys().filter(|k| !taken.contains(&k.as_str())) {
                 let pointer = format!("{here}/body/{}", key.replace('~', "~0").replace('/', "~1"));
                 let mut diagnostic = Diagnostic::new(
-                    Code::UnknownBodyField,
+                    Code::BodyField,
                     &doc.file,
                     doc.at(&pointer),
                     format!("{what} does not take a body field `{key}`"),
@@ -1151,10 +1189,31 @@ impl<'a> Compiler<'a> {
                 self.report(diagnostic);
             }
         }
+        for (key, value) in fields {
+            let crate::shapes::Field::Declared { node, .. } = root.field(key) else { continue };
+            let expected = node.types();
+            let Some((sent, from)) = sent_type(value, slot_specs) else { continue };
+            let fits =
+                expected.is_empty() || expected.contains(&sent) || (sent == "integer" && expected.contains(&"number"));
+            if !fits {
+                let pointer = format!("{here}/body/{}", key.replace('~', "~0").replace('/', "~1"));
+                self.report(
+                    Diagnostic::new(Code::BodyField, &doc.file, doc.at(&pointer), {
+                        let label = node.type_label();
+                        let article = if label.starts_with("text") || label.starts_with("list") { "" } else { "a " };
+                        format!("`{key}` must be {article}{label} for {what}, but this body sends {from}")
+                    })
+                    .with_help(format!(
+                        "send a slot of that kind (`type: {}`), or fix the endpoint's `request:` if it takes this",
+                        expected.first().copied().unwrap_or("string")
+                    )),
+                );
+            }
+        }
         for (name, _) in declared.iter().filter(|(name, required)| *required && !fields.contains_key(*name)) {
             self.report(
                 Diagnostic::new(
-                    Code::UnknownBodyField,
+                    Code::BodyField,
                     &doc.file,
                     doc.at(&format!("{here}/body")),
                     format!("{what} needs a body field `{name}`, and this body has none"),
@@ -1470,7 +1529,12 @@ impl<'a> Compiler<'a> {
                 || self.files.get(&format!("pipelines/{name}.yaml")).is_some()
         };
         let mut duplicates = Vec::new();
-        for (doc, spec) in documents {
+        // the pipeline a duplicate copies is the one whose file is named after the intent: the
+        // problem is reported on the other file, the one to change
+        let named_after = |doc: &Document, intent: &str| doc.file == format!("pipelines/{intent}.yaml");
+        let mut ordered: Vec<&(Document, PipelineSpec)> = documents.iter().collect();
+        ordered.sort_by_key(|(doc, spec)| !named_after(doc, &spec.intent));
+        for (doc, spec) in ordered {
             if let Some(first) = seen.insert(&spec.intent, &doc.file) {
                 // a name no pipeline and no file has: the file's own name if free, else a number
                 let stem = doc.file.trim_start_matches("pipelines/").trim_end_matches(".yaml");
@@ -1547,6 +1611,33 @@ fn fingerprint(text: &str) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut hasher);
     hasher.finish()
+}
+
+/// The JSON type a body value will have, and where it comes from in words: a literal, or a
+/// `"{{ slots.x }}"` (a whole expression keeps its type).
+fn sent_type(
+    value: &Value,
+    slot_specs: &indexmap::IndexMap<String, super::spec::SlotSpec>,
+) -> Option<(&'static str, String)> {
+    match value {
+        Value::String(text) => {
+            let expr = crate::template::single_expression(text)?.trim();
+            let slot = expr.strip_prefix("slots.")?;
+            let spec = slot_specs.get(slot)?;
+            let (json, words) = match spec.kind {
+                SlotKindSpec::String => ("string", "text"),
+                SlotKindSpec::Integer => ("integer", "a whole number"),
+                SlotKindSpec::Number => ("number", "a number"),
+                SlotKindSpec::Boolean => ("boolean", "true/false"),
+                SlotKindSpec::Droplet => ("integer", "a droplet number"),
+            };
+            Some((json, format!("slot `{slot}`, which is {words}")))
+        }
+        Value::Number(n) if n.is_i64() || n.is_u64() => Some(("integer", format!("the number {n}"))),
+        Value::Number(n) => Some(("number", format!("the number {n}"))),
+        Value::Bool(b) => Some(("boolean", format!("`{b}`"))),
+        _ => None,
+    }
 }
 
 /// `slots.name.first` → (`slots`, Some(`name`)).

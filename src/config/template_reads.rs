@@ -331,6 +331,9 @@ struct Place {
     weak: Option<WeakLink>,
     /// Whose answer this is part of ("the Registry's answer to GET /health"), inside `data`.
     label: Option<Rc<str>>,
+    /// How it was spelt before `{% set %}` renamed it (`health.data` for `d`): guards written
+    /// on the original hold for the new name too.
+    origin: Option<String>,
 }
 
 /// Why a read may fail: `path` may be undefined (a guard `path is defined` proves it is not),
@@ -352,6 +355,8 @@ enum Why {
     MayBeNone,
     /// The result of a step that has a `when:` and may not have run.
     StepMayNotRun,
+    /// An element of a list that may be empty (`[0]`, `| first`).
+    MayBeEmpty,
 }
 
 /// What a condition being true (or false) proves about a path.
@@ -361,6 +366,8 @@ struct Guard {
     defined: bool,
     /// It is not none.
     not_none: bool,
+    /// It is a list with something in it (it was tested for truth, or its length).
+    non_empty: bool,
 }
 
 #[derive(Default)]
@@ -419,7 +426,8 @@ impl<'s, 'f> Walker<'s, 'f> {
     /// Binds the results and takes the known-false conditions as guards.
     fn enter(&mut self, context: &Context<'_>) {
         for (name, shape) in context.results {
-            let place = Place { node: shape.outcome.clone(), path: name.clone(), weak: None, label: None };
+            let place =
+                Place { node: shape.outcome.clone(), path: name.clone(), weak: None, label: None, origin: None };
             self.frames[0].vars.insert(name.clone(), Abs::Tracked(Rc::new(place)));
         }
         for condition in context.answered_unless {
@@ -429,6 +437,7 @@ impl<'s, 'f> Walker<'s, 'f> {
                     let entry = self.frames[0].guards.entry(path).or_default();
                     entry.defined |= guard.defined;
                     entry.not_none |= guard.not_none;
+                    entry.non_empty |= guard.non_empty;
                 }
             }
         }
@@ -452,6 +461,7 @@ impl<'s, 'f> Walker<'s, 'f> {
             if let Some(g) = frame.guards.get(path) {
                 found.defined |= g.defined;
                 found.not_none |= g.not_none;
+                found.non_empty |= g.non_empty;
             }
         }
         found
@@ -463,6 +473,7 @@ impl<'s, 'f> Walker<'s, 'f> {
             let entry = frame.guards.entry(path).or_default();
             entry.defined |= guard.defined;
             entry.not_none |= guard.not_none;
+            entry.non_empty |= guard.non_empty;
         }
         self.frames.push(frame);
         let result = walk(self);
@@ -605,7 +616,7 @@ impl<'s, 'f> Walker<'s, 'f> {
 
     fn for_loop(&mut self, f: &ast::ForLoop<'_>) {
         let iterated = self.expr(&f.iter);
-        self.use_value(&iterated, f.iter.span());
+        self.use_container(&iterated, f.iter.span());
         let item = match &iterated {
             Abs::Tracked(place) => match Node(&place.node).items() {
                 Some(items) => Abs::Tracked(Rc::new(Place {
@@ -613,6 +624,7 @@ impl<'s, 'f> Walker<'s, 'f> {
                     path: String::new(),
                     weak: None,
                     label: place.label.clone(),
+                    origin: None,
                 })),
                 None => Abs::Untracked,
             },
@@ -656,11 +668,13 @@ impl<'s, 'f> Walker<'s, 'f> {
                     let rename = |p: &String| if *p == place.path { name.to_owned() } else { p.clone() };
                     WeakLink { path: rename(&w.path), cause: rename(&w.cause), why: w.why.clone() }
                 });
+                let origin = place.origin.clone().or_else(|| Some(place.path.clone())).filter(|o| !o.is_empty());
                 Abs::Tracked(Rc::new(Place {
                     node: settled(&place.node, guard),
                     path: name.to_owned(),
                     weak,
                     label: place.label.clone(),
+                    origin,
                 }))
             }
             Abs::Untracked => Abs::Untracked,
@@ -733,6 +747,9 @@ impl<'s, 'f> Walker<'s, 'f> {
                 let mut lenient = vec![(left, c.expr.span())];
                 for op in &c.ops {
                     let right = self.expr(&op.expr);
+                    if matches!(op.op, ast::CompareOpKind::In | ast::CompareOpKind::NotIn) {
+                        self.use_container(&right, op.expr.span());
+                    }
                     lenient.push((right, op.expr.span()));
                 }
                 // comparing a missing value gives false rather than an error; reading through
@@ -805,7 +822,15 @@ impl<'s, 'f> Walker<'s, 'f> {
                 self.use_value(&right, b.right.span());
                 Abs::Untracked
             }
-            Op::In | Op::Eq | Op::Ne | Op::Lt | Op::Lte | Op::Gt | Op::Gte => {
+            Op::In => {
+                // `"key" in x`: a missing key is fine, a missing or none `x` is not
+                let left = self.expr(&b.left);
+                let right = self.expr(&b.right);
+                self.use_leniently(&left, b.left.span());
+                self.use_container(&right, b.right.span());
+                Abs::Untracked
+            }
+            Op::Eq | Op::Ne | Op::Lt | Op::Lte | Op::Gt | Op::Gte => {
                 let left = self.expr(&b.left);
                 let right = self.expr(&b.right);
                 self.use_leniently(&left, b.left.span());
@@ -813,10 +838,11 @@ impl<'s, 'f> Walker<'s, 'f> {
                 Abs::Untracked
             }
             _ => {
+                // arithmetic and `~` on none fail or print "none"
                 let left = self.expr(&b.left);
                 let right = self.expr(&b.right);
-                self.use_value(&left, b.left.span());
-                self.use_value(&right, b.right.span());
+                self.use_container(&left, b.left.span());
+                self.use_container(&right, b.right.span());
                 Abs::Untracked
             }
         }
@@ -848,33 +874,44 @@ impl<'s, 'f> Walker<'s, 'f> {
                         path: place.path.clone(),
                         weak: None,
                         label: place.label.clone(),
+                        origin: place.origin.clone(),
                     })),
                     Abs::Untracked => Abs::Untracked,
                 }
             }
             // filters that keep the list's items
             "selectattr" | "rejectattr" | "sort" | "unique" | "reverse" | "list" | "batch" | "slice" => {
-                self.use_value(&input, span);
+                self.use_container(&input, span);
                 let attribute = match f.name {
                     "selectattr" | "rejectattr" => f.args.first().and_then(pos_const_str),
                     _ => kwarg_const_str(&f.args, "attribute"),
                 };
-                if let Some(attribute) = attribute {
+                if let Some(attribute) = &attribute {
                     let item = self.element(&input, "…");
-                    self.field_leniently(&item, &attribute, span);
+                    self.field_leniently(&item, attribute, span);
                 }
                 if matches!(f.name, "batch" | "slice") {
-                    Abs::Untracked
-                } else {
-                    input
+                    return Abs::Untracked;
+                }
+                // `selectattr("name")`, `selectattr("name", "defined")`, `… "equalto", "x")`:
+                // every item kept has the field
+                let test = f.args.get(1).and_then(pos_const_str);
+                let keeps_present = f.name == "selectattr"
+                    && !matches!(test.as_deref(), Some("none" | "undefined" | "false" | "falsy" | "sameas"));
+                match (&input, attribute) {
+                    (Abs::Tracked(place), Some(attribute)) if keeps_present => Abs::Tracked(Rc::new(Place {
+                        node: with_field_present(&place.node, &attribute),
+                        ..clone_place(place)
+                    })),
+                    _ => input,
                 }
             }
             "first" | "last" | "random" => {
-                self.use_value(&input, span);
+                self.use_container(&input, span);
                 self.element(&input, if f.name == "last" { "-1" } else { "0" })
             }
             "map" => {
-                self.use_value(&input, span);
+                self.use_container(&input, span);
                 match kwarg_const_str(&f.args, "attribute") {
                     Some(attribute) => {
                         let item = self.element(&input, "…");
@@ -884,6 +921,7 @@ impl<'s, 'f> Walker<'s, 'f> {
                                 path: format!("{}|map", field.path),
                                 weak: None,
                                 label: field.label.clone(),
+                                origin: None,
                             })),
                             Abs::Untracked => Abs::Untracked,
                         }
@@ -891,8 +929,13 @@ impl<'s, 'f> Walker<'s, 'f> {
                     None => Abs::Untracked,
                 }
             }
-            _ => {
+            // printing none as JSON or text is fine; a missing value still fails
+            "tojson" | "string" | "safe" | "e" | "escape" => {
                 self.use_value(&input, span);
+                Abs::Untracked
+            }
+            _ => {
+                self.use_container(&input, span);
                 Abs::Untracked
             }
         }
@@ -1023,7 +1066,7 @@ impl<'s, 'f> Walker<'s, 'f> {
                 None
             }
         });
-        Abs::Tracked(Rc::new(Place { node: settled(&child, guard), path, weak, label }))
+        Abs::Tracked(Rc::new(Place { node: settled(&child, guard), path, weak, label, origin: None }))
     }
 
     /// What may go wrong reading `child` from `place`: `place` may itself be undefined (a weak
@@ -1033,17 +1076,28 @@ impl<'s, 'f> Walker<'s, 'f> {
         if let Some(weak) = place.weak.as_ref().filter(|w| !self.discharged(w)) {
             return Some(weak.clone());
         }
-        if Node(&place.node).may_be_null() && !self.guard_of(&place.path).not_none {
-            let why = if place.node.get(OUTCOME_DATA).is_some() {
-                Why::NoDataWhenFailed { result: place.path.trim_end_matches(".data").to_owned() }
-            } else if place.node.get(SKIPPABLE).is_some() {
-                Why::StepMayNotRun
-            } else {
-                Why::MayBeNone
-            };
-            return Some(WeakLink { path: child.to_owned(), cause: place.path.clone(), why });
+        self.none_link(place).map(|link| WeakLink { path: child.to_owned(), ..link })
+    }
+
+    /// `place` may be none and no guard says it is not.
+    fn none_link(&self, place: &Place) -> Option<WeakLink> {
+        if !Node(&place.node).may_be_null() || self.guarded(place, |g| g.not_none) {
+            return None;
         }
-        None
+        let cause = place.origin.clone().unwrap_or_else(|| place.path.clone());
+        let why = if place.node.get(OUTCOME_DATA).is_some() {
+            Why::NoDataWhenFailed { result: cause.trim_end_matches(".data").to_owned() }
+        } else if place.node.get(SKIPPABLE).is_some() {
+            Why::StepMayNotRun
+        } else {
+            Why::MayBeNone
+        };
+        Some(WeakLink { path: place.path.clone(), cause, why })
+    }
+
+    /// Whether a guard on `place` (under its name or the one it was read as) proves `what`.
+    fn guarded(&self, place: &Place, what: impl Fn(Guard) -> bool) -> bool {
+        what(self.guard_of(&place.path)) || place.origin.as_deref().is_some_and(|o| what(self.guard_of(o)))
     }
 
     /// One element of a list (`items[0]`, a loop variable, `| first`).
@@ -1052,8 +1106,20 @@ impl<'s, 'f> Walker<'s, 'f> {
         match Node(&place.node).items() {
             Some(items) => {
                 let path = format!("{}[{index}]", place.path);
-                let weak = self.weak_here(place, &path);
-                Abs::Tracked(Rc::new(Place { node: items.0.clone(), path, weak, label: place.label.clone() }))
+                // `[0]`, `| first` of an empty list is undefined; a loop's item (`…`) is not
+                let empty = (index != "…" && !self.guarded(place, |g| g.non_empty)).then(|| WeakLink {
+                    path: path.clone(),
+                    cause: place.origin.clone().unwrap_or_else(|| place.path.clone()),
+                    why: Why::MayBeEmpty,
+                });
+                let weak = self.weak_here(place, &path).or(empty);
+                Abs::Tracked(Rc::new(Place {
+                    node: items.0.clone(),
+                    path,
+                    weak,
+                    label: place.label.clone(),
+                    origin: None,
+                }))
             }
             None => Abs::Untracked,
         }
@@ -1137,7 +1203,24 @@ impl<'s, 'f> Walker<'s, 'f> {
 
     fn discharged(&self, weak: &WeakLink) -> bool {
         self.guard_of(&weak.path).defined
-            || (!matches!(weak.why, Why::MayBeMissing { .. }) && self.guard_of(&weak.cause).not_none)
+            || match weak.why {
+                Why::MayBeMissing { .. } => false,
+                Why::MayBeEmpty => self.guard_of(&weak.cause).non_empty,
+                _ => self.guard_of(&weak.cause).not_none,
+            }
+    }
+
+    /// `value` is iterated, searched (`in`), computed with or given to a filter: besides a weak
+    /// link, it must not be none itself.
+    fn use_container(&mut self, value: &Abs, span: ast_span::Span) {
+        self.use_value(value, span);
+        let Abs::Tracked(place) = value else { return };
+        if place.weak.as_ref().is_some_and(|w| !self.discharged(w)) {
+            return; // already said
+        }
+        if let Some(link) = self.none_link(place) {
+            self.unguarded(&place.path, &link, span);
+        }
     }
 
     fn unguarded(&mut self, read: &str, weak: &WeakLink, span: ast_span::Span) {
@@ -1167,6 +1250,10 @@ impl<'s, 'f> Walker<'s, 'f> {
                 format!("`{read}` fails when `{link}` is none, which its shape allows{note}"),
                 format!("guard it: `{{% if {link} is not none %}}…{{% endif %}}`"),
             ),
+            Why::MayBeEmpty => (
+                format!("`{read}` fails when `{link}` is empty{note}"),
+                format!("guard it: `{{% if {link} %}}…{{% endif %}}` is true only when the list has something in it"),
+            ),
             Why::StepMayNotRun => (
                 format!("`{read}` fails when the step that makes `{link}` did not run (it has a `when:`), because `{link}` is none then{note}"),
                 format!("guard it: `{{% if {link} and {read} %}}`, or `{{% if {link} is not none %}}…{{% endif %}}`"),
@@ -1179,9 +1266,10 @@ impl<'s, 'f> Walker<'s, 'f> {
 
     /// What `expr` being true (`positive`) or false proves about the paths it reads.
     fn guards(&self, expr: &Expr<'_>, positive: bool) -> Vec<(String, Guard)> {
-        const BOTH: Guard = Guard { defined: true, not_none: true };
-        const DEFINED: Guard = Guard { defined: true, not_none: false };
-        const NOT_NONE: Guard = Guard { defined: false, not_none: true };
+        const BOTH: Guard = Guard { defined: true, not_none: true, non_empty: false };
+        const TRUTHY: Guard = Guard { defined: true, not_none: true, non_empty: true };
+        const DEFINED: Guard = Guard { defined: true, not_none: false, non_empty: false };
+        const NOT_NONE: Guard = Guard { defined: false, not_none: true, non_empty: false };
         let mut out = Vec::new();
         match expr {
             Expr::UnaryOp(u) if matches!(u.op, ast::UnaryOpKind::Not) => return self.guards(&u.expr, !positive),
@@ -1236,7 +1324,22 @@ impl<'s, 'f> Walker<'s, 'f> {
                     if let Some(result) = path.strip_suffix(".ok") {
                         out.push((format!("{result}.data"), BOTH));
                     }
-                    out.push((path, BOTH));
+                    // true: there, not none, and a list with something in it
+                    out.push((path, TRUTHY));
+                }
+            }
+            // `x | default(false)` (or none, "", 0) is true only when x is there and true
+            Expr::Filter(f) if positive && matches!(f.name, "default" | "d") && falsy_default(&f.args) => {
+                if let Some(inner) = &f.expr {
+                    return self.guards(inner, true);
+                }
+            }
+            // `x | length > 0`, `x | length >= 1`, `x | length != 0`
+            Expr::BinOp(b) if positive && is_length_above_zero(&b.left, b.op, &b.right) => {
+                if let Expr::Filter(f) = &b.left {
+                    if let Some(path) = f.expr.as_ref().and_then(|e| self.path_of(e)) {
+                        out.push((path, TRUTHY));
+                    }
                 }
             }
             _ => {}
@@ -1269,10 +1372,59 @@ mod ast_span {
     pub use minijinja::machinery::Span;
 }
 
+/// A list's schema whose items all have `field`, not none (what `selectattr(field)` keeps).
+fn with_field_present(list: &Value, field: &str) -> Value {
+    let mut list = list.clone();
+    if let Some(Value::Object(items)) = list.get_mut("items") {
+        let required = items.entry("required").or_insert_with(|| json!([]));
+        if let Value::Array(names) = required {
+            if !names.iter().any(|n| n == field) {
+                names.push(json!(field));
+            }
+        }
+        if let Some(Value::Array(types)) =
+            items.get_mut("properties").and_then(|p| p.get_mut(field)).and_then(|f| f.get_mut("type"))
+        {
+            types.retain(|t| t != "null");
+        }
+    }
+    list
+}
+
+fn clone_place(place: &Place) -> Place {
+    Place {
+        node: place.node.clone(),
+        path: place.path.clone(),
+        weak: place.weak.clone(),
+        label: place.label.clone(),
+        origin: place.origin.clone(),
+    }
+}
+
+/// A `default(…)` whose value is false when tested (`false`, `none`, `""`, `0`).
+fn falsy_default(args: &[CallArg<'_>]) -> bool {
+    match args.first() {
+        Some(CallArg::Pos(Expr::Const(c))) => !c.value.is_true(),
+        None => true,
+        _ => false,
+    }
+}
+
+/// `x | length > 0` and its spellings (the parser makes a single comparison a `BinOp`).
+fn is_length_above_zero(left: &Expr<'_>, op: ast::BinOpKind, right: &Expr<'_>) -> bool {
+    let Expr::Filter(f) = left else { return false };
+    if !matches!(f.name, "length" | "count") {
+        return false;
+    }
+    let Expr::Const(c) = right else { return false };
+    let Some(n) = c.value.as_i64() else { return false };
+    matches!((op, n), (ast::BinOpKind::Gt, 0) | (ast::BinOpKind::Gte, 1) | (ast::BinOpKind::Ne, 0))
+}
+
 /// `path == value` proves `path` is there; an outcome's `status` being `data` proves its `data`
 /// is, and `failed` its `error`.
 fn status_guards(path: String, value: &str) -> Vec<(String, Guard)> {
-    let both = Guard { defined: true, not_none: true };
+    let both = Guard { defined: true, not_none: true, non_empty: false };
     let mut out = Vec::new();
     if let Some(result) = path.strip_suffix(".status") {
         match value {
