@@ -189,6 +189,11 @@ impl Pipeline {
         Err(StepError::NoReply { intent: self.intent.clone() })
     }
 
+    /// The names of the slots whose values must not be kept (`sensitive: true`).
+    pub fn sensitive_slots(&self) -> Vec<String> {
+        self.slots.iter().filter(|s| s.sensitive).map(|s| s.name.clone()).collect()
+    }
+
     /// The template context: the same names for every template, condition and templated value
     /// (see `template::CONTEXT_NAMES`), plus `extra` (e.g. `missing` in ask templates).
     pub fn context(&self, env: &RunEnv<'_>, state: &TurnState, extra: &[(&str, Value)]) -> Value {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::mesh::MeshMode;
-use crate::session::SessionLimits;
+use crate::session::{MissedLimits, SessionLimits};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -19,7 +19,8 @@ pub struct Settings {
     /// `CONFIG_DIR`: where `pipelines/`, `templates/` and `catalogue/` live. Default: the current
     /// directory when it has a `pipelines/` folder, else the copy built into the binary.
     pub config_dir: Option<PathBuf>,
-    /// `SESSION_MAX_HISTORY` (10) and `SESSION_TIMEOUT_MINUTES` (30).
+    /// `SESSION_MAX_HISTORY` (10) and `SESSION_TIMEOUT_MINUTES` (30); `MISSED_MESSAGES_KEPT`
+    /// (1000) and `MISSED_MESSAGES_DAYS` (30) bound the messages kept for stewards to review.
     pub sessions: SessionLimits,
     /// `LOG_LEVEL`, default `info` (any tracing filter, e.g. `debug,poem=info`).
     pub log_level: String,
@@ -160,6 +161,16 @@ impl Settings {
                 expected: "a whole number of minutes, at least 1",
             });
         }
+        let missed_kept: usize =
+            parse(&lookup, "MISSED_MESSAGES_KEPT", 1000, "a whole number of messages (0 keeps none)")?;
+        let missed_days: u64 = parse(&lookup, "MISSED_MESSAGES_DAYS", 30, "a whole number of days, at least 1")?;
+        if missed_days == 0 || missed_days > 3650 {
+            return Err(SettingsError {
+                name: "MISSED_MESSAGES_DAYS",
+                value: missed_days.to_string(),
+                expected: "a whole number of days, from 1 to 3650",
+            });
+        }
         Ok(Settings {
             host: parse(&lookup, "HOST", IpAddr::from([127, 0, 0, 1]), "an IP address such as 127.0.0.1 or 0.0.0.0")?,
             port: parse(&lookup, "PORT", 8012, "a port number from 0 to 65535")?,
@@ -171,6 +182,7 @@ impl Settings {
                     value: timeout_minutes.to_string(),
                     expected: "a whole number of minutes, at least 1",
                 })?),
+                missed: MissedLimits { kept: missed_kept, max_age: Duration::from_secs(missed_days * 24 * 3600) },
             },
             log_format: match lookup("LOG_FORMAT").map(|v| v.trim().to_lowercase()).filter(|v| !v.is_empty()) {
                 None => None,

@@ -48,6 +48,8 @@ pub struct SlotDef {
     pub phrases: Vec<phrases::Phrase>,
     /// The question asking for it alone, per channel (minijinja text), when the steward wrote one.
     pub question: Option<(String, String)>,
+    /// Masked wherever the turn is kept (`sensitive: true`).
+    pub sensitive: bool,
     validator: jsonschema::Validator,
 }
 
@@ -75,8 +77,15 @@ impl SlotDef {
             keys,
             phrases,
             question: None,
+            sensitive: false,
             validator,
         })
+    }
+
+    /// Marks the value as one that must not be kept (`sensitive: true`).
+    pub fn with_sensitive(mut self, sensitive: bool) -> Self {
+        self.sensitive = sensitive;
+        self
     }
 
     /// Sets the steward's question (chat, voice).

@@ -10,7 +10,7 @@ use chat_orchestrator::config::{self, ConfigFiles};
 use chat_orchestrator::session::{Channel, Role, SessionLimits, SessionStore};
 
 fn limits(max_history: usize) -> SessionLimits {
-    SessionLimits { max_history, idle_timeout: Duration::from_secs(30 * 60) }
+    SessionLimits { max_history, idle_timeout: Duration::from_secs(30 * 60), ..SessionLimits::default() }
 }
 
 #[tokio::test]

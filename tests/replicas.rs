@@ -196,3 +196,138 @@ async fn across_replicas_a_session_stays_its_owners_and_a_retry_runs_once() {
     assert_eq!(first["response"], retry["response"]);
     assert_eq!(retry["trace"]["intent"]["source"], "replayed");
 }
+
+/// A `sensitive: true` slot's value is used, but kept nowhere: not in the trace, the stored
+/// history (raw Redis included), a retried request's stored answer, the admin views or the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sensitive_value_is_in_no_sink() {
+    let Some(url) = redis_url().await else { return };
+    let dir = common::config_copy();
+    std::fs::write(
+        dir.path().join("pipelines/save_token.yaml"),
+        r#"intent: save_token
+description: Keep an API token for a service
+examples: ["save my api token", "store a token", "remember this token for me"]
+match:
+  any: ['\btoken\b']
+slots:
+  token: { type: string, prompt: "the token", sensitive: true, from: ["token is {value}"] }
+steps:
+  - extract: { required: [token] }
+  - format: { chat: save_token/chat.md.j2, voice: save_token/voice.txt.j2 }
+"#,
+    )
+    .expect("pipeline");
+    std::fs::create_dir_all(dir.path().join("templates/save_token")).expect("folder");
+    std::fs::write(dir.path().join("templates/save_token/chat.md.j2"), "🔐 Saved the token `{{ slots.token }}`.\n")
+        .expect("template");
+    std::fs::write(dir.path().join("templates/save_token/voice.txt.j2"), "Saved the token {{ slots.token }}.\n")
+        .expect("template");
+    let prefix = format!("sensitive-{}:", uuid::Uuid::new_v4());
+    let config_dir = dir.path().to_str().expect("utf-8 path").to_owned();
+    let server = common::Process::spawn(&[
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_PREFIX", prefix.as_str()),
+        ("ADMIN_TOKEN", TOKEN),
+        ("CONFIG_DIR", config_dir.as_str()),
+        ("CONFIG_WATCH", "false"),
+        ("LOG_LEVEL", "debug"),
+    ]);
+    let client = reqwest::Client::new();
+    const SECRET: &str = "tok-SECRET-4242";
+
+    let asked = say_traced(&server.base, &client, "vault", "please save my api token").await;
+    assert_eq!(asked["intent"], "save_token", "{asked}");
+    // the answer, sent with an Idempotency-Key so its reply is kept for a retry
+    let response = client
+        .post(format!("{}/api/chat", server.base))
+        .header("Idempotency-Key", "vault-1")
+        .json(&json!({"message": format!("the token is {SECRET}"), "session_id": "vault", "trace": true}))
+        .send()
+        .await
+        .expect("request");
+    let saved: Value = response.json().await.expect("json");
+    // the user reads it back...
+    assert!(saved["response"].as_str().unwrap_or_default().contains(SECRET), "{saved}");
+    // ...but the trace does not hold it
+    assert_eq!(saved["trace"]["slots"]["token"], "•••", "{saved}");
+    assert!(!saved["trace"].to_string().contains(SECRET), "{saved}");
+
+    let mut sinks: Vec<(String, String)> = Vec::new();
+    for path in ["/api/sessions/vault", "/api/sessions", "/api/admin/missed"] {
+        let body = client.get(format!("{}{path}", server.base)).bearer_auth(TOKEN).send().await.expect("request");
+        sinks.push((path.to_owned(), body.text().await.expect("text")));
+    }
+    let history = &sinks[0].1;
+    assert!(history.contains("the token is •••"), "the stored history keeps the message, masked: {history}");
+    let mut redis =
+        redis::Client::open(url.as_str()).expect("client").get_multiplexed_async_connection().await.expect("redis");
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut redis).await.expect("keys");
+    assert!(!keys.is_empty(), "the session is in Redis");
+    for key in keys {
+        let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut redis).await.expect("type");
+        let value: String = match kind.as_str() {
+            "list" => redis::cmd("LRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query_async::<Vec<String>>(&mut redis)
+                .await
+                .expect("list")
+                .join("\n"),
+            _ => redis::cmd("GET")
+                .arg(&key)
+                .query_async::<Option<String>>(&mut redis)
+                .await
+                .expect("get")
+                .unwrap_or_default(),
+        };
+        sinks.push((format!("redis {key}"), value));
+    }
+    sinks.push(("server log".to_owned(), server.log.lock().unwrap_or_else(|p| p.into_inner()).join("\n")));
+    for (sink, text) in &sinks {
+        assert!(
+            !text.contains(SECRET) && !text.to_lowercase().contains(&SECRET.to_lowercase()),
+            "{sink} holds the secret:\n{text}"
+        );
+    }
+}
+
+/// Messages nobody understood, said on either replica, are kept once in Redis and listed by
+/// the admin API grouped by what they say, most said first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missed_messages_from_every_replica_are_grouped_for_the_steward() {
+    let Some(url) = redis_url().await else { return };
+    let prefix = format!("missed-{}:", uuid::Uuid::new_v4());
+    let a = replica(&url, &prefix);
+    let b = replica(&url, &prefix);
+    let client = reqwest::Client::new();
+    for (replica, text) in [
+        (&a, "any update on the onboarding thing"),
+        (&b, "Any update on the onboarding thing?"),
+        (&a, "how many moons does jupiter have"),
+        (&b, "show me all droplets"),
+        (&a, "onboarding progress and blorp the frobnicator"),
+    ] {
+        say(replica, &client, "learner", text).await;
+    }
+    let unauthorised = client.get(format!("{}/api/admin/missed", b.base)).send().await.expect("request");
+    assert_eq!(unauthorised.status().as_u16(), 401);
+    let report: Value = client
+        .get(format!("{}/api/admin/missed", b.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let groups = report["groups"].as_array().expect("groups");
+    assert_eq!(groups[0]["count"], 2, "the same words said twice are one group: {report:#}");
+    assert_eq!(groups[0]["examples"][0], "Any update on the onboarding thing?", "newest first: {report:#}");
+    let texts: Vec<&str> =
+        groups.iter().flat_map(|g| g["examples"].as_array().into_iter().flatten()).filter_map(Value::as_str).collect();
+    assert!(texts.contains(&"how many moons does jupiter have"), "{texts:?}");
+    assert!(texts.contains(&"blorp the frobnicator"), "a part nobody understood is kept on its own: {texts:?}");
+    assert!(!texts.iter().any(|t| t.contains("show me all droplets")), "an understood message is not kept: {texts:?}");
+}

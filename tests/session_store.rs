@@ -12,7 +12,7 @@ fn message(text: &str) -> Message {
 }
 
 fn limits(idle: Duration) -> SessionLimits {
-    SessionLimits { max_history: 1000, idle_timeout: idle }
+    SessionLimits { max_history: 1000, idle_timeout: idle, ..SessionLimits::default() }
 }
 
 /// A Redis store on a key prefix of its own, or `None` (skip) when no Redis is reachable.

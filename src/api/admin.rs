@@ -1,4 +1,5 @@
-//! Administration: reload the configuration and see which version runs.
+//! Administration: reload the configuration and see which version runs; the messages the
+//! assistant did not understand well.
 //!
 //! Guarded by a bearer token (`ADMIN_TOKEN`) until the mesh's JWTs are verified here; without
 //! the variable the endpoints are switched off (403), never open.
@@ -85,6 +86,43 @@ pub enum ReloadResponse {
     Forbidden(Json<ErrorBody>),
 }
 
+/// The messages not understood well, grouped by what they say.
+#[derive(Debug, Object)]
+pub struct MissedReport {
+    /// How many messages are kept (within the count and age limits).
+    pub total: usize,
+    /// At most this many are kept (`MISSED_MESSAGES_KEPT`)…
+    pub kept_at_most: usize,
+    /// …for at most this many days (`MISSED_MESSAGES_DAYS`).
+    pub days: u64,
+    /// Groups of messages that read the same, most said first.
+    pub groups: Vec<crate::session::MissedGroup>,
+}
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "auth_or_bad_request_missed")]
+pub enum MissedResponse {
+    /// The messages kept, grouped.
+    #[oai(status = 200)]
+    Ok(Json<MissedReport>),
+    /// Missing or wrong bearer token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// Admin endpoints are switched off (no `ADMIN_TOKEN`).
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// The session store (which keeps them) does not answer.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+fn auth_or_bad_request_missed(error: poem::Error) -> MissedResponse {
+    match auth_error(&error) {
+        (401, body) => MissedResponse::Unauthorized(body, "Bearer".to_owned()),
+        (_, body) => MissedResponse::Forbidden(body),
+    }
+}
+
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "auth_or_bad_request_status")]
 pub enum StatusResponse {
@@ -152,6 +190,42 @@ impl AdminApi {
                 )))
             }
         }
+    }
+
+    /// The messages the assistant did not understand well.
+    ///
+    /// Turns that ended in the fallback, in a question back from the language model, in a
+    /// guess the rules were not sure of, or in an intent only the model found, and parts of a
+    /// message nobody understood: grouped by what the matcher reads in them (numbers and droplet
+    /// names count as one word), most said first, with examples and the intents that answered.
+    /// Sensitive slot values are masked.
+    #[oai(path = "/api/admin/missed", method = "get", tag = "ApiTags::Admin")]
+    async fn missed(&self, _auth: AdminAuth) -> MissedResponse {
+        let engine = self.reloader.engine();
+        let limits = engine.sessions().limits().missed;
+        let messages = match engine.sessions().missed().await {
+            Ok(messages) => messages,
+            Err(error) => {
+                return MissedResponse::Unavailable(Json(ErrorBody::new(
+                    ErrorCode::DependencyUnavailable,
+                    error.to_string(),
+                    json!({}),
+                )))
+            }
+        };
+        let runtime = engine.runtime();
+        let analyzer = runtime.config.resolver.analyzer();
+        let groups = crate::session::group_missed(&messages, |text| {
+            let mut terms = analyzer.analyze(text, crate::nlu::analyzer::Entities::Message).terms;
+            terms.sort();
+            terms.join(" ")
+        });
+        MissedResponse::Ok(Json(MissedReport {
+            total: messages.len(),
+            kept_at_most: limits.kept,
+            days: limits.max_age.as_secs() / (24 * 3600),
+            groups,
+        }))
     }
 
     /// The running configuration version and the reload history.

@@ -178,7 +178,7 @@ impl SessionsApi {
                 id: session.id.clone(),
                 channel: session.channel.as_str().to_owned(),
                 history: session.history.iter().filter_map(|m| serde_json::to_value(m).ok()).collect(),
-                pending: session.pending.as_ref().and_then(|p| serde_json::to_value(p).ok()),
+                pending: session.pending.as_ref().and_then(|p| serde_json::to_value(masked_pending(p)).ok()),
                 metadata: Value::Object(session.metadata.clone()),
                 idle_seconds: idle.as_secs(),
             })),
@@ -205,4 +205,15 @@ impl SessionsApi {
             Err(error) => ClearResponse::unavailable(error),
         }
     }
+}
+
+/// The pending action as the admin view shows it: its sensitive slot values masked.
+fn masked_pending(pending: &crate::session::Pending) -> crate::session::Pending {
+    let mut shown = pending.clone();
+    for name in &pending.sensitive {
+        if let Some(value) = shown.slots.get_mut(name).filter(|v| !v.is_null()) {
+            *value = serde_json::Value::String(crate::engine::redact::MASK.to_owned());
+        }
+    }
+    shown
 }

@@ -663,7 +663,9 @@ impl<'a> Compiler<'a> {
                 QuestionSpec::Channels { chat, voice } => (chat.clone(), voice.clone()),
             });
             match SlotDef::new(name, kind, &slot.prompt, slot.example.clone(), &slot.aliases, slot.schema.as_ref()) {
-                Ok(def) => slots.push(def.with_phrases(declared).with_question(question)),
+                Ok(def) => {
+                    slots.push(def.with_phrases(declared).with_question(question).with_sensitive(slot.sensitive))
+                }
                 Err(error) => self.report(
                     Diagnostic::new(
                         Code::SlotSchema,

@@ -69,6 +69,9 @@ pub struct SlotSpec {
     pub ask: Option<QuestionSpec>,
     #[serde(default)]
     pub schema: Option<serde_json::Map<String, Value>>,
+    /// Masked wherever the turn is kept (traces, logs, history, missed messages).
+    #[serde(default)]
+    pub sensitive: bool,
 }
 
 /// A slot's question: one text for both channels, or one each.

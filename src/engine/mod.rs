@@ -24,7 +24,9 @@ use crate::steps::Step;
 use crate::trace::{DialogueTrace, IntentTrace, TurnTrace};
 use crate::understand::Understanding;
 
+mod missed;
 mod plan;
+pub(crate) mod redact;
 
 use plan::{model_may_decide, Plan, Planned};
 
@@ -298,7 +300,9 @@ impl Engine {
 
         let previous_pending = session.pending.take();
         let Planned { plans, kept } = self.plan(config, &turn.text, previous_pending.clone());
+        let rules_unsure = plans.iter().any(|p| !p.confident && p.why.source == "rules");
         let understood = self.understand(config, plans, &turn.text, history).await;
+        let llm_status = understood.context.get("status").and_then(Value::as_str).unwrap_or("off").to_owned();
         let classified_by_llm = understood.plans.first().is_some_and(|p| p.why.source == "llm");
         let unread: Vec<String> = understood.plans.iter().flat_map(|p| p.unread.iter().cloned()).collect();
         let mut planned = Vec::new();
@@ -357,7 +361,9 @@ impl Engine {
         let mut primary: Option<(String, TurnState)> = None;
         let mut pending = None;
         let mut failed = false;
+        let mut secrets = redact::Secrets::default();
         for (pipeline, flow, mut state) in runs {
+            secrets.add(&pipeline.slots, &state.slots);
             let intent = pipeline.intent.clone();
             let text = match flow {
                 Ok(Flow::Reply(text)) => text,
@@ -371,6 +377,7 @@ impl Engine {
                             answered: state.dialogue.answered.clone(),
                             asking,
                             tries: state.dialogue.tries,
+                            sensitive: pipeline.sensitive_slots(),
                         });
                     }
                     text
@@ -398,7 +405,7 @@ impl Engine {
             };
             texts.push(text);
             other_texts.extend(state.other_channel_text.take());
-            state.trace.slots = Value::Object(state.slots.clone());
+            state.trace.slots = Value::Object(redact::masked_slots(&pipeline.slots, &state.slots));
             if state.trace.dialogue.is_none() {
                 state.trace.dialogue = dialogue_trace(&intent, &state.dialogue);
             }
@@ -448,12 +455,20 @@ impl Engine {
         }
         let separator = if turn.channel == Channel::Voice { " " } else { "\n\n" };
         let text = texts.join(separator);
+        // what is kept of this turn holds no sensitive value (the reply itself still does)
+        let kept_text = if secrets.is_empty() { text.clone() } else { secrets.mask(&text) };
+        let said = if secrets.is_empty() { turn.text.clone() } else { secrets.mask(&turn.text) };
+        if !secrets.is_empty() {
+            if let Some(message) = session.history.iter_mut().rev().find(|m| m.role == Role::User) {
+                message.text = said.as_str().into();
+            }
+        }
         let other_channel_text = (!other_texts.is_empty())
             .then(|| other_texts.join(if turn.channel == Channel::Voice { "\n\n" } else { " " }));
         session.push(
             Message {
                 role: Role::Assistant,
-                text: text.as_str().into(),
+                text: kept_text.as_str().into(),
                 intent: Some(intent.as_str().into()),
                 at: utc_timestamp().into(),
             },
@@ -462,8 +477,8 @@ impl Engine {
         if let Some(request_id) = &turn.request_id {
             session.answered.push_back(AnsweredRequest {
                 request_id: request_id.clone(),
-                said: turn.text.clone(),
-                text: text.clone(),
+                said: said.clone(),
+                text: kept_text.clone(),
                 intent: intent.clone(),
                 trace_id: turn.trace_id.clone(),
                 timestamp: utc_timestamp(),
@@ -474,6 +489,19 @@ impl Engine {
             }
         }
         lease.commit().await?;
+        let understood_as = missed::Understood {
+            why: &state.trace.intent,
+            llm_status: &llm_status,
+            rules_unsure,
+            fallback: config.resolver.fallback(),
+        };
+        for mut message in missed::kept(&understood_as, &said, &unread, turn.channel) {
+            message.text = secrets.mask(&message.text);
+            // for the stewards' review: never a reason for the turn to fail
+            if let Err(error) = self.sessions.note_missed(message).await {
+                tracing::warn!(trace_id = %turn.trace_id, error = %error, "a missed message could not be kept");
+            }
+        }
         let channel = turn.channel.as_str();
         metrics::counter!("chat_turns_total", "intent" => intent.clone(), "channel" => channel, "source" => state.trace.intent.source.clone())
             .increment(1);
@@ -655,6 +683,7 @@ impl Engine {
                     asking,
                     tries: kept.tries,
                     answered: kept.answered.clone(),
+                    sensitive: pipeline.sensitive_slots(),
                 };
                 (Some(text), state.other_channel_text.take(), Some((pending, state.dialogue)))
             }

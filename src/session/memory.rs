@@ -1,13 +1,13 @@
 //! Sessions in this process's memory: the default store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
-use super::{Session, SessionLease, SessionLimits, SessionStore, StoreError};
+use super::{MissedMessage, Session, SessionLease, SessionLimits, SessionStore, StoreError};
 
 struct Slot {
     session: Option<Session>,
@@ -20,6 +20,8 @@ type SlotHandle = Arc<tokio::sync::Mutex<Slot>>;
 pub struct MemoryStore {
     slots: Mutex<HashMap<String, SlotHandle>>,
     limits: SessionLimits,
+    /// Messages not understood well, newest first.
+    missed: Mutex<VecDeque<MissedMessage>>,
 }
 
 impl MemoryStore {
@@ -33,7 +35,7 @@ impl MemoryStore {
     }
 
     pub fn new(limits: SessionLimits) -> Self {
-        MemoryStore { slots: Mutex::new(HashMap::new()), limits }
+        MemoryStore { slots: Mutex::new(HashMap::new()), limits, missed: Mutex::new(VecDeque::new()) }
     }
 
     fn handle(&self, id: &str) -> SlotHandle {
@@ -191,9 +193,30 @@ impl SessionStore for MemoryStore {
             Ok(deleted)
         })
     }
+
+    fn note_missed(&self, missed: MissedMessage) -> BoxFuture<'_, Result<(), StoreError>> {
+        let limits = self.limits.missed;
+        let mut list = self.missed_list();
+        list.push_front(missed);
+        list.truncate(limits.kept);
+        while list.back().is_some_and(|m| !m.is_recent(limits.max_age)) {
+            list.pop_back();
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn missed(&self) -> BoxFuture<'_, Result<Vec<MissedMessage>, StoreError>> {
+        let max_age = self.limits.missed.max_age;
+        let recent: Vec<MissedMessage> = self.missed_list().iter().filter(|m| m.is_recent(max_age)).cloned().collect();
+        Box::pin(async move { Ok(recent) })
+    }
 }
 
 impl MemoryStore {
+    fn missed_list(&self) -> std::sync::MutexGuard<'_, VecDeque<MissedMessage>> {
+        self.missed.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The slot handles as they are now; locking them happens after the map's lock is released.
     fn snapshot(&self) -> Vec<(String, SlotHandle)> {
         let slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -236,7 +259,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_sessions_expire() {
-        let limits = SessionLimits { max_history: 10, idle_timeout: Duration::from_secs(60) };
+        let limits =
+            SessionLimits { max_history: 10, idle_timeout: Duration::from_secs(60), ..SessionLimits::default() };
         let store = MemoryStore::new(limits);
         let mut lease = store.lease("s").await.expect("lease");
         lease.session().push(message("hi"), 10);

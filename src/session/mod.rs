@@ -7,6 +7,7 @@
 //! [`RedisStore`] keeps the same contract across replicas (`REDIS_URL`).
 
 mod memory;
+mod missed;
 mod owner;
 mod redis;
 
@@ -18,6 +19,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 pub use self::memory::MemoryStore;
+pub use self::missed::{group as group_missed, MissedGroup, MissedLimits, MissedMessage};
 pub use self::owner::{Entry, Owner};
 pub use self::redis::RedisStore;
 
@@ -88,6 +90,9 @@ pub struct Pending {
     /// The slot the previous question asked for and got ("oops, payments" corrects it).
     #[serde(default)]
     pub answered: Option<String>,
+    /// The slots among `slots` whose values are sensitive: the admin view masks them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -181,6 +186,12 @@ pub trait SessionStore: Send + Sync {
     /// How many sessions the store holds, cheaply (for the `sessions_active` gauge); the memory
     /// store may include expired ones its sweeper has not removed yet.
     fn count(&self) -> BoxFuture<'_, Result<usize, StoreError>>;
+
+    /// Keeps a message that was not understood well (the oldest go beyond the limit).
+    fn note_missed(&self, missed: MissedMessage) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// The missed messages kept and still within their age limit, newest first.
+    fn missed(&self) -> BoxFuture<'_, Result<Vec<MissedMessage>, StoreError>>;
 }
 
 /// Limits shared by every store.
@@ -190,10 +201,12 @@ pub struct SessionLimits {
     pub max_history: usize,
     /// Idle time after which a session is forgotten.
     pub idle_timeout: Duration,
+    /// How many messages that were not understood well are kept, and how long.
+    pub missed: MissedLimits,
 }
 
 impl Default for SessionLimits {
     fn default() -> Self {
-        SessionLimits { max_history: 10, idle_timeout: Duration::from_secs(30 * 60) }
+        SessionLimits { max_history: 10, idle_timeout: Duration::from_secs(30 * 60), missed: MissedLimits::default() }
     }
 }

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use super::{Session, SessionLease, SessionLimits, SessionStore, StoreError};
+use super::{MissedMessage, Session, SessionLease, SessionLimits, SessionStore, StoreError};
 
 /// How long a lease may live: longer than any turn (droplet calls time out well before).
 pub const LOCK_TTL: Duration = Duration::from_secs(30);
@@ -67,6 +67,11 @@ impl RedisStore {
 
     fn session_key(&self, id: &str) -> String {
         format!("{}session:{id}", self.prefix)
+    }
+
+    /// The list of missed messages, newest first, shared by every replica.
+    fn missed_key(&self) -> String {
+        format!("{}missed", self.prefix)
     }
 
     fn lock_key(&self, id: &str) -> String {
@@ -284,6 +289,39 @@ impl SessionStore for RedisStore {
                 }
             }
             Ok(deleted)
+        })
+    }
+
+    fn note_missed(&self, missed: MissedMessage) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let entry = serde_json::to_string(&missed)
+                .map_err(|e| StoreError::Unavailable(format!("a missed message could not be written: {e}")))?;
+            let limits = self.limits.missed;
+            let key = self.missed_key();
+            let mut connection = self.connection.clone();
+            // newest first, bounded; the whole list goes when nothing was missed for max_age
+            redis::pipe()
+                .lpush(&key, entry)
+                .ltrim(&key, 0, limits.kept.saturating_sub(1) as isize)
+                .pexpire(&key, limits.max_age.as_millis().min(i64::MAX as u128) as i64)
+                .query_async::<()>(&mut connection)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn missed(&self) -> BoxFuture<'_, Result<Vec<MissedMessage>, StoreError>> {
+        Box::pin(async move {
+            let limits = self.limits.missed;
+            let mut connection = self.connection.clone();
+            let entries: Vec<String> =
+                connection.lrange(self.missed_key(), 0, limits.kept.saturating_sub(1) as isize).await?;
+            // an entry another version wrote and this one cannot read is skipped, not fatal
+            Ok(entries
+                .iter()
+                .filter_map(|e| serde_json::from_str::<MissedMessage>(e).ok())
+                .filter(|m| m.is_recent(limits.max_age))
+                .collect())
         })
     }
 }

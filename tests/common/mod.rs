@@ -184,6 +184,8 @@ impl Drop for Running {
 pub struct Process {
     pub child: std::process::Child,
     pub base: String,
+    /// Every line the server logged so far.
+    pub log: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Process {
@@ -212,9 +214,15 @@ impl Process {
                 break rest.split_whitespace().next().expect("address").to_owned();
             }
         };
-        // keep draining the log so the server never blocks on a full pipe
-        std::thread::spawn(move || for _ in lines {});
-        Process { child, base: format!("http://{address}") }
+        // keep draining the log so the server never blocks on a full pipe, and keep it
+        let log: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
+        Process { child, base: format!("http://{address}"), log }
     }
 }
 

@@ -1,0 +1,94 @@
+//! Which turns are kept for stewards to review (`session::missed`): the ones the assistant did
+//! not understand well.
+
+use crate::session::{Channel, MissedMessage};
+use crate::trace::IntentTrace;
+
+/// What the turn's understanding came to, as far as keeping it goes.
+pub(super) struct Understood<'a> {
+    pub(super) why: &'a IntentTrace,
+    /// The model's verdict (`llm.status`): `unsure` when it asked back.
+    pub(super) llm_status: &'a str,
+    /// The rules guessed: no pattern, and no clear, close example.
+    pub(super) rules_unsure: bool,
+    pub(super) fallback: &'a str,
+}
+
+/// Why this turn is worth a steward's look, or `None` when it was understood (or was an answer
+/// to a question, a replay: not a message to learn from).
+pub(super) fn why_kept(turn: &Understood<'_>) -> Option<&'static str> {
+    if !matches!(turn.why.source.as_str(), "rules" | "fallback" | "llm") {
+        return None;
+    }
+    if turn.why.id == turn.fallback || turn.why.source == "fallback" {
+        Some("fallback")
+    } else if turn.llm_status == "unsure" {
+        Some("unsure")
+    } else if turn.why.source == "llm" {
+        Some("model")
+    } else if turn.rules_unsure {
+        Some("low_confidence")
+    } else {
+        None
+    }
+}
+
+/// The messages to keep for this turn: the whole message when it was not understood well, and
+/// every part of it nobody understood.
+pub(super) fn kept(turn: &Understood<'_>, said: &str, unread: &[String], channel: Channel) -> Vec<MissedMessage> {
+    let runner_up = turn.why.runner_up.as_ref().map(|r| r.id.clone());
+    let mut kept: Vec<MissedMessage> = why_kept(turn)
+        .map(|why| MissedMessage::new(said.to_owned(), channel, &turn.why.id, why, turn.why.score, runner_up))
+        .into_iter()
+        .collect();
+    if kept.is_empty() {
+        kept.extend(
+            unread
+                .iter()
+                .map(|part| MissedMessage::new(part.clone(), channel, turn.fallback, "part_not_understood", 0.0, None)),
+        );
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn why(id: &str, source: &str) -> IntentTrace {
+        IntentTrace { id: id.to_owned(), source: source.to_owned(), score: 0.3, ..IntentTrace::default() }
+    }
+
+    fn turn<'a>(why: &'a IntentTrace, llm_status: &'a str, rules_unsure: bool) -> Understood<'a> {
+        Understood { why, llm_status, rules_unsure, fallback: "fallback" }
+    }
+
+    #[test]
+    fn only_turns_not_understood_well_are_kept() {
+        let fallback = why("fallback", "fallback");
+        let guessed = why("droplet_status", "rules");
+        let model = why("droplet_status", "llm");
+        let answer = why("register_service", "resumed");
+        assert_eq!(why_kept(&turn(&fallback, "off", false)), Some("fallback"));
+        assert_eq!(why_kept(&turn(&guessed, "off", true)), Some("low_confidence"));
+        assert_eq!(why_kept(&turn(&guessed, "off", false)), None);
+        assert_eq!(why_kept(&turn(&model, "understood", false)), Some("model"));
+        assert_eq!(why_kept(&turn(&fallback, "unsure", false)), Some("fallback"));
+        assert_eq!(why_kept(&turn(&guessed, "unsure", true)), Some("unsure"));
+        assert_eq!(why_kept(&turn(&answer, "off", true)), None, "an answer to a question is not a request");
+    }
+
+    #[test]
+    fn a_part_nobody_understood_is_kept_on_its_own() {
+        let guessed = why("droplet_status", "rules");
+        let kept = kept(
+            &turn(&guessed, "off", false),
+            "status of 2 and sing me a song",
+            &["sing me a song".to_owned()],
+            Channel::Chat,
+        );
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].text, "sing me a song");
+        assert_eq!(kept[0].why, "part_not_understood");
+    }
+}
