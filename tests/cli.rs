@@ -266,3 +266,76 @@ fn probe_exits_zero_only_for_an_active_server() {
     let down = run(&["probe", "--url", &url]);
     assert!(!down.status.success(), "nothing listens any more");
 }
+
+/// The steward's loop: a message the running server did not understand becomes, through
+/// `triage`, an example of the right intent in its pipeline file (nothing else in the file
+/// changes), and the configuration then understands it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triage_turns_a_missed_message_into_an_example() {
+    use std::io::Write as _;
+    let dir = config_copy();
+    let config = dir.path().to_str().expect("utf-8 path").to_owned();
+    let server =
+        common::Process::spawn(&[("CONFIG_DIR", &config), ("ADMIN_TOKEN", "triage-token"), ("CONFIG_WATCH", "false")]);
+    let client = reqwest::Client::new();
+    for text in ["any update on the onboarding thing", "any update on the onboarding thing?"] {
+        let reply: Value = client
+            .post(format!("{}/api/chat", server.base))
+            .json(&serde_json::json!({"message": text}))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(reply["intent"], "fallback", "the message is not understood yet: {reply}");
+    }
+    let pipeline = dir.path().join("pipelines/onboarding_progress.yaml");
+    let before = std::fs::read_to_string(&pipeline).expect("read");
+
+    let mut triage = Command::new(BIN)
+        .args(["triage", "--config", &config, "--url", &server.base])
+        .env("ADMIN_TOKEN", "triage-token")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("triage runs");
+    triage.stdin.take().expect("stdin").write_all(b"onboarding_progress\n").expect("answer");
+    let output = triage.wait_with_output().expect("exits");
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("said 2 time(s), answered by fallback"), "{text}");
+    assert!(
+        text.contains(
+            "added to pipelines/onboarding_progress.yaml; `check` passes; it now reads as `onboarding_progress`"
+        ),
+        "{text}"
+    );
+    let after = std::fs::read_to_string(&pipeline).expect("read");
+    let added: Vec<&str> = after.lines().filter(|l| !before.lines().any(|b| b == *l)).collect();
+    assert_eq!(added, vec!["  - \"any update on the onboarding thing?\""], "one line added, nothing else:\n{after}");
+    assert_eq!(after.lines().count(), before.lines().count() + 1);
+
+    // from a saved report: an unknown intent name is skipped, the file stays as it is
+    let report = dir.path().join("missed.json");
+    let saved = client
+        .get(format!("{}/api/admin/missed", server.base))
+        .bearer_auth("triage-token")
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+    std::fs::write(&report, saved).expect("save");
+    let mut triage = Command::new(BIN)
+        .args(["triage", "--config", &config, "--file", report.to_str().expect("utf-8")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("triage runs");
+    triage.stdin.take().expect("stdin").write_all(b"onboardng\n").expect("answer");
+    let output = triage.wait_with_output().expect("exits");
+    assert!(stdout(&output).contains("no intent `onboardng`: skipped"), "{}", stdout(&output));
+    assert_eq!(std::fs::read_to_string(&pipeline).expect("read"), after);
+}

@@ -10,6 +10,7 @@ mod openapi;
 mod probe;
 mod serve;
 mod test;
+mod triage;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -72,6 +73,19 @@ pub enum Command {
         /// The message, as a user would type it.
         message: String,
     },
+    /// Walk through the messages the assistant did not understand well and add a chosen one as
+    /// an example of an intent (in its pipeline file, comments kept), checking after each.
+    Triage {
+        /// Base URL of a running server (its GET /api/admin/missed), e.g. http://127.0.0.1:8012
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        url: Option<String>,
+        /// The server's admin token [default: $ADMIN_TOKEN]
+        #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// A saved GET /api/admin/missed answer instead of a server.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
     /// What each droplet endpoint answers: its fields, their types, whether every answer has
     /// them (the table in STEWARDS.md, "What a query gives you").
     Answers,
@@ -102,6 +116,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat { url, voice } => chat::run(config_dir, url, voice).await,
         Command::Explain { message } => explain::run(config_dir, &message),
         Command::Answers => explain::answers(config_dir),
+        Command::Triage { url, token, file } => {
+            let source = match (url, file) {
+                (_, Some(file)) => triage::Source::File(file),
+                (Some(url), None) => triage::Source::Server {
+                    url,
+                    token: token
+                        .ok_or_else(|| anyhow::anyhow!("--url needs the admin token: --token or ADMIN_TOKEN"))?,
+                },
+                (None, None) => anyhow::bail!("give --url URL (a running server) or --file FILE (a saved report)"),
+            };
+            triage::run(config_dir, source).await
+        }
         Command::Openapi => openapi::run(),
         Command::Probe { url } => probe::run(url).await,
     }

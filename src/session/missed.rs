@@ -120,7 +120,7 @@ pub fn group(messages: &[MissedMessage], key: impl Fn(&str) -> String) -> Vec<Mi
         *group.why.entry(message.why.clone()).or_default() += 1;
     }
     // stable: equal counts stay newest first (messages come newest first)
-    groups.sort_by(|a, b| b.count.cmp(&a.count));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
     groups
 }
 
