@@ -213,13 +213,7 @@ impl AdminApi {
                 )))
             }
         };
-        let runtime = engine.runtime();
-        let analyzer = runtime.config.resolver.analyzer();
-        let groups = crate::session::group_missed(&messages, |text| {
-            let mut terms = analyzer.analyze(text, crate::nlu::analyzer::Entities::Message).terms;
-            terms.sort();
-            terms.join(" ")
-        });
+        let groups = engine.group_missed(&messages);
         MissedResponse::Ok(Json(MissedReport {
             total: messages.len(),
             kept_at_most: limits.kept,

@@ -38,6 +38,19 @@ pub struct LiveConfig {
 }
 
 #[derive(ApiResponse)]
+pub enum MissedResponse {
+    /// The messages not understood well, grouped as `GET /api/admin/missed` groups them.
+    #[oai(status = 200)]
+    Ok(Json<Vec<crate::session::MissedGroup>>),
+    /// Not in development: the admin API has them there.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The session store does not answer.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+#[derive(ApiResponse)]
 pub enum LiveConfigResponse {
     #[oai(status = 200)]
     Ok(Json<LiveConfig>),
@@ -52,6 +65,27 @@ impl PlaygroundApi {
     #[oai(path = "/", method = "get", hidden)]
     async fn page(&self) -> Html<&'static str> {
         Html(PAGE)
+    }
+
+    /// The messages not understood well, for the playground's panel (development only).
+    #[oai(path = "/api/playground/missed", method = "get", hidden)]
+    async fn missed(&self) -> MissedResponse {
+        if !self.development {
+            return MissedResponse::NotFound(Json(ErrorBody::new(
+                ErrorCode::NotFound,
+                "the playground's missed messages are only served with ENVIRONMENT=development; use GET /api/admin/missed",
+                serde_json::json!({}),
+            )));
+        }
+        let engine = self.reloader.engine();
+        match engine.sessions().missed().await {
+            Ok(messages) => MissedResponse::Ok(Json(engine.group_missed(&messages))),
+            Err(error) => MissedResponse::Unavailable(Json(ErrorBody::new(
+                ErrorCode::DependencyUnavailable,
+                error.to_string(),
+                serde_json::json!({}),
+            ))),
+        }
     }
 
     /// Whether the running configuration is behind the files (development only).

@@ -239,6 +239,18 @@ impl Engine {
     }
 
     /// Where conversations are kept.
+    /// Missed messages grouped by what the running configuration's matcher reads in them (the
+    /// same words, any number, any droplet name).
+    pub fn group_missed(&self, messages: &[crate::session::MissedMessage]) -> Vec<crate::session::MissedGroup> {
+        let runtime = self.runtime();
+        let analyzer = runtime.config.resolver.analyzer();
+        crate::session::group_missed(messages, |text| {
+            let mut terms = analyzer.analyze(text, crate::nlu::analyzer::Entities::Message).terms;
+            terms.sort();
+            terms.join(" ")
+        })
+    }
+
     pub fn sessions(&self) -> &Arc<dyn SessionStore> {
         &self.sessions
     }

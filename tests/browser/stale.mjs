@@ -1,7 +1,8 @@
 // The playground tells a steward when an edit did not go live. Usage:
 //   node stale.mjs <base-url> broken   (the files have a problem: the banner shows it, located,
 //                                       and the old version still answers)
-//   node stale.mjs <base-url> fixed    (a later reload succeeded: no banner)
+//   node stale.mjs <base-url> fixed    (a later reload succeeded: no banner; a message nobody
+//                                       understands shows in the panel of missed messages)
 import assert from "node:assert/strict";
 import { launch } from "./launch.mjs";
 
@@ -32,6 +33,18 @@ try {
     await page.waitForResponse((r) => r.url().endsWith("/api/playground/config"), { timeout: 10000 });
     await page.waitForTimeout(300);
     assert.equal(await banner.count(), 0, "no banner once the files load");
+    passed++;
+    // a message nobody understands shows up in the development panel of missed messages
+    const message = page.getByLabel(/Message/);
+    await message.fill("blorp zzkx quux");
+    await message.press("Enter");
+    await page.locator("article.turn").nth(0).locator("details.trace").waitFor({ timeout: 15000 });
+    const missed = page.locator("details#missed");
+    await missed.locator("summary").click();
+    await missed.locator("tbody tr").first().waitFor({ timeout: 10000 });
+    const row = await missed.locator("tbody tr").first().innerText();
+    assert.match(row, /blorp zzkx quux/);
+    assert.match(row, /fallback/);
     passed++;
   }
   console.log(`stale ${expect}: ${passed} passed, 0 failed`);
