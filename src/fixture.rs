@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::backend::{DropletBackend, DropletRequest, FailureKind, Outcome, SampleBackend};
 use crate::config::CompiledConfig;
+use crate::coverage::Coverage;
 use crate::engine::{BackendFactory, Engine, Turn};
 use crate::session::{Channel, MemoryStore, SessionLimits};
 
@@ -154,9 +155,15 @@ impl Transcript {
 }
 
 /// Runs a conversation on one channel, in a fresh session of a fresh engine.
-pub async fn run(config: Arc<CompiledConfig>, conversation: &Conversation, channel: Channel) -> Transcript {
+/// With `coverage`, every pipeline run is reported to it.
+pub async fn run(
+    config: Arc<CompiledConfig>,
+    conversation: &Conversation,
+    channel: Channel,
+    coverage: Option<&Arc<Coverage>>,
+) -> Transcript {
     let sessions = Arc::new(MemoryStore::new(SessionLimits::default()));
-    let engine = Engine::new(config, FaultInjector::factory(conversation.faults.clone()), sessions);
+    let engine = covered(Engine::new(config, FaultInjector::factory(conversation.faults.clone()), sessions), coverage);
     let mut exchanges = Vec::new();
     for said in &conversation.turns {
         let turn = Turn {
@@ -211,7 +218,10 @@ pub struct TestFailure {
 
 /// Runs every pipeline's `tests:` block, each message in a fresh session. Returns how many ran
 /// and which failed.
-pub async fn run_pipeline_tests(config: Arc<CompiledConfig>) -> (usize, Vec<TestFailure>) {
+pub async fn run_pipeline_tests(
+    config: Arc<CompiledConfig>,
+    coverage: Option<&Arc<Coverage>>,
+) -> (usize, Vec<TestFailure>) {
     let mut failures = Vec::new();
     let mut count = 0;
     for pipeline in &config.pipelines {
@@ -219,7 +229,7 @@ pub async fn run_pipeline_tests(config: Arc<CompiledConfig>) -> (usize, Vec<Test
             count += 1;
             let at = format!("{}:{} tests[{i}] ({:?})", pipeline.file, test.line, test.say);
             let sessions = Arc::new(MemoryStore::new(SessionLimits::default()));
-            let engine = Engine::new(config.clone(), SampleBackend::factory(), sessions);
+            let engine = covered(Engine::new(config.clone(), SampleBackend::factory(), sessions), coverage);
             let turn = Turn {
                 session_id: None,
                 channel: Channel::Chat,
@@ -276,6 +286,13 @@ pub async fn run_pipeline_tests(config: Arc<CompiledConfig>) -> (usize, Vec<Test
         }
     }
     (count, failures)
+}
+
+fn covered(engine: Engine, coverage: Option<&Arc<Coverage>>) -> Engine {
+    match coverage {
+        Some(coverage) => engine.with_coverage(coverage.clone()),
+        None => engine,
+    }
 }
 
 /// The snapshot file of a conversation fixture on a channel, relative to `tests/snapshots/`.

@@ -27,6 +27,7 @@ pub mod catalogue;
 pub mod cli;
 pub mod config;
 pub mod connections;
+pub mod coverage;
 pub mod credentials;
 pub mod diagnostic;
 pub mod dialogue;

@@ -40,6 +40,8 @@ pub struct Pipeline {
     /// The file it was written in, and where each example is in it (for `check`'s warnings).
     pub file: String,
     pub example_positions: Vec<crate::diagnostic::Position>,
+    /// The line each step starts on in the pipeline file (coverage reports).
+    pub step_lines: Vec<u32>,
 }
 
 #[derive(Debug)]

@@ -339,3 +339,31 @@ async fn triage_turns_a_missed_message_into_an_example() {
     assert!(stdout(&output).contains("no intent `onboardng`: skipped"), "{}", stdout(&output));
     assert_eq!(std::fs::read_to_string(&pipeline).expect("read"), after);
 }
+
+/// `test --coverage` names what no test reaches, with file and line: a new intent with no
+/// test at all shows its intent, steps and templates.
+#[test]
+fn coverage_lists_what_no_test_reaches() {
+    let dir = config_copy();
+    std::fs::write(
+        dir.path().join("pipelines/keeper.yaml"),
+        "intent: keeper\ndescription: Say who keeps a droplet\nmatch:\n  any: ['\\bkeeper\\b']\nsteps:\n  - when: \"slots.who\"\n    format: { chat: help/chat.md.j2, voice: help/voice.txt.j2 }\n  - format: { chat: keeper/chat.md.j2, voice: keeper/voice.txt.j2 }\nslots:\n  who: { type: string, prompt: who }\n",
+    )
+    .expect("pipeline");
+    std::fs::create_dir_all(dir.path().join("templates/keeper")).expect("folder");
+    for name in ["chat.md.j2", "voice.txt.j2"] {
+        std::fs::write(dir.path().join("templates/keeper").join(name), "Nobody keeps it.\n").expect("template");
+    }
+    let output = run(&["test", "--config", dir.path().to_str().expect("utf-8"), "--coverage"]);
+    let text = stdout(&output);
+    assert!(text.contains("\ncoverage: intents 14/15 · steps "), "{text}");
+    for gap in [
+        "pipelines/keeper.yaml:1: intent `keeper` is never chosen",
+        "pipelines/keeper.yaml:6: step 1 (format) never runs",
+        "pipelines/keeper.yaml:6: `when: slots.who` is never false",
+        "pipelines/keeper.yaml:8: step 2 (format) never runs",
+        "templates/keeper/chat.md.j2: never rendered",
+    ] {
+        assert!(text.contains(gap), "missing `{gap}` in\n{text}");
+    }
+}

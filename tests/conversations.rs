@@ -15,7 +15,7 @@ fn conversations() {
         let text = std::fs::read_to_string(path).expect("fixture readable");
         let conversation = Conversation::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         for channel in conversation.channels() {
-            let transcript = runtime.block_on(fixture::run(common::compiled(), &conversation, channel));
+            let transcript = runtime.block_on(fixture::run(common::compiled(), &conversation, channel, None));
             for exchange in &transcript.0 {
                 covered.lock().expect("not poisoned").insert(exchange.intent.clone());
                 if channel == Channel::Voice {

@@ -8,7 +8,7 @@ use chat_orchestrator::fixture;
 
 #[tokio::test]
 async fn every_pipeline_passes_its_own_tests() {
-    let (count, failures) = fixture::run_pipeline_tests(common::compiled()).await;
+    let (count, failures) = fixture::run_pipeline_tests(common::compiled(), None).await;
     assert!(count >= 20, "the shipped pipelines should carry their own tests (found {count})");
     let report: Vec<String> = failures.iter().map(|f| format!("{}: {}", f.at, f.problem)).collect();
     assert!(failures.is_empty(), "{} of {count} pipeline tests failed:\n{}", failures.len(), report.join("\n"));

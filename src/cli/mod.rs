@@ -58,6 +58,10 @@ pub enum Command {
         /// accepted run.
         #[arg(long, value_name = "FILE")]
         utterances: Option<PathBuf>,
+        /// List what no test reaches: intents, steps, `when:` branches, templates and call
+        /// outcomes (data, dispatched, failed), each with its file and line.
+        #[arg(long, conflicts_with = "utterances")]
+        coverage: bool,
     },
     /// Talk to the assistant in the terminal: the embedded engine, or a running server.
     Chat {
@@ -111,8 +115,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve::run(config_dir).await,
         Command::Check { format } => check::run(config_dir, format),
-        Command::Test { accept, utterances: Some(file) } => test::utterances(config_dir, &file, accept.is_some()).await,
-        Command::Test { accept, utterances: None } => test::run(config_dir, Accept::from(accept)).await,
+        Command::Test { accept, utterances: Some(file), .. } => {
+            test::utterances(config_dir, &file, accept.is_some()).await
+        }
+        Command::Test { accept, utterances: None, coverage } => {
+            test::run(config_dir, Accept::from(accept), coverage).await
+        }
         Command::Chat { url, voice } => chat::run(config_dir, url, voice).await,
         Command::Explain { message } => explain::run(config_dir, &message),
         Command::Answers => explain::answers(config_dir),

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use similar::TextDiff;
 
 use super::Accept;
+use crate::coverage::Coverage;
 use crate::fixture::{self, Conversation};
 
 const FIXTURES: &str = "tests/fixtures/conversations";
@@ -97,14 +98,15 @@ no accepted snapshot yet"
     }
 }
 
-pub async fn run(config_dir: Option<PathBuf>, accept: Accept) -> anyhow::Result<ExitCode> {
+pub async fn run(config_dir: Option<PathBuf>, accept: Accept, coverage: bool) -> anyhow::Result<ExitCode> {
     let (files, root) = super::config_files(config_dir.as_deref())?;
     let Some(config) = super::load_or_report(&files) else { return Ok(ExitCode::FAILURE) };
     let config = Arc::new(config);
     let mut passed = 0usize;
     let mut failed = 0usize;
 
-    let (count, failures) = fixture::run_pipeline_tests(config.clone()).await;
+    let coverage = coverage.then(|| Arc::new(Coverage::default()));
+    let (count, failures) = fixture::run_pipeline_tests(config.clone(), coverage.as_ref()).await;
     for failure in &failures {
         println!("✗ {}\n    {}", failure.at, failure.problem.replace('\n', "\n    "));
     }
@@ -116,9 +118,21 @@ pub async fn run(config_dir: Option<PathBuf>, accept: Accept) -> anyhow::Result<
     match root {
         None => println!("conversation fixtures: none (the configuration is the embedded copy; use --config DIR)"),
         Some(root) => {
-            let (ok, bad) = conversations(&root, config, accept).await?;
+            let (ok, bad) = conversations(&root, config.clone(), accept, coverage.as_ref()).await?;
             passed += ok;
             failed += bad;
+        }
+    }
+    if let Some(coverage) = &coverage {
+        let (gaps, summary) = coverage.report(&config);
+        println!("\ncoverage: {}", summary.line());
+        if gaps.is_empty() {
+            println!("every intent, step, `when:` branch, template and call outcome is reached");
+        } else {
+            println!("not reached by any test ({}):", gaps.len());
+            for gap in &gaps {
+                println!("  {}: {}", gap.at, gap.what);
+            }
         }
     }
     println!("{passed} passed, {failed} failed");
@@ -130,6 +144,7 @@ async fn conversations(
     root: &Path,
     config: Arc<crate::config::CompiledConfig>,
     accept: Accept,
+    coverage: Option<&Arc<Coverage>>,
 ) -> anyhow::Result<(usize, usize)> {
     let folder = root.join(FIXTURES);
     let mut names: Vec<String> = match std::fs::read_dir(&folder) {
@@ -174,7 +189,7 @@ async fn conversations(
             }
         };
         for channel in conversation.channels() {
-            let transcript = fixture::run(config.clone(), &conversation, channel).await.render();
+            let transcript = fixture::run(config.clone(), &conversation, channel, coverage).await.render();
             let snapshot_path = root.join(SNAPSHOTS).join(fixture::snapshot_name(&name, channel));
             let accepted = std::fs::read_to_string(&snapshot_path).ok();
             let label = format!("{name} ({})", channel.as_str());

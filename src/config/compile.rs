@@ -777,6 +777,7 @@ impl<'a> Compiler<'a> {
             fingerprint: fingerprint(&doc.text),
             file: doc.file.clone(),
             example_positions: (0..spec.examples.len()).map(|i| doc.at(&format!("/examples/{i}"))).collect(),
+            step_lines: (0..spec.steps.len()).map(|i| doc.at(&format!("/steps/{i}")).line).collect(),
         };
         Some((pipeline, rules))
     }

@@ -139,6 +139,8 @@ pub struct Engine {
     /// Serialises installs so versions go live in the order they are numbered.
     installing: std::sync::Mutex<u64>,
     sessions: Arc<dyn SessionStore>,
+    /// Where `test --coverage` collects what each run reached.
+    coverage: Option<Arc<crate::coverage::Coverage>>,
 }
 
 /// What [`Engine::analyze`] found.
@@ -181,7 +183,14 @@ impl Engine {
             backends,
             installing: std::sync::Mutex::new(1),
             sessions,
+            coverage: None,
         }
+    }
+
+    /// Reports every pipeline run to `coverage` (`test --coverage`).
+    pub fn with_coverage(mut self, coverage: Arc<crate::coverage::Coverage>) -> Self {
+        self.coverage = Some(coverage);
+        self
     }
 
     /// Lets the engine ask a language model when no rule decides.
@@ -376,6 +385,9 @@ impl Engine {
         let mut secrets = redact::Secrets::default();
         for (pipeline, flow, mut state) in runs {
             secrets.add(&pipeline.slots, &state.slots);
+            if let Some(coverage) = &self.coverage {
+                coverage.record(pipeline, &state.trace);
+            }
             let intent = pipeline.intent.clone();
             let text = match flow {
                 Ok(Flow::Reply(text)) => text,
