@@ -74,6 +74,24 @@ impl FailureKind {
     }
 }
 
+impl FailureKind {
+    /// The kind an [`as_str`](FailureKind::as_str) name stands for.
+    pub fn parse(name: &str) -> Option<FailureKind> {
+        [
+            FailureKind::Timeout,
+            FailureKind::Unreachable,
+            FailureKind::Refused,
+            FailureKind::UnknownTarget,
+            FailureKind::UnknownEndpoint,
+            FailureKind::NoSampleData,
+            FailureKind::BadResponse,
+            FailureKind::UnexpectedAnswer,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+    }
+}
+
 impl Outcome {
     pub fn timeout(droplet_name: &str, after: Duration) -> Outcome {
         Outcome::Failed {

@@ -43,6 +43,7 @@ pub mod metrics;
 pub mod nlu;
 pub mod pipeline;
 pub mod reload;
+pub mod replay;
 pub mod server;
 pub mod session;
 pub mod settings;

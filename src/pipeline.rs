@@ -135,6 +135,8 @@ pub struct TurnState {
     pub preview_other_channel: bool,
     pub other_channel_text: Option<String>,
     pub dialogue: TurnDialogue,
+    /// Every droplet call made, with its answer as it came (for the turn journal).
+    pub answers: Vec<crate::session::RecordedCall>,
 }
 
 impl Pipeline {

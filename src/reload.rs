@@ -36,6 +36,20 @@ pub struct Attempt {
     pub problems: Vec<Diagnostic>,
     /// The problems rendered with source snippets, as `check` prints them.
     pub report: Option<String>,
+    /// What the new configuration does to the recorded turns (replayed on it, no droplet
+    /// called), when it loaded.
+    pub changes: Option<crate::replay::ChangeReport>,
+    /// Only tried: nothing was installed.
+    pub dry_run: bool,
+}
+
+/// How a reload goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReloadOptions {
+    /// Build and replay, install nothing.
+    pub dry_run: bool,
+    /// Install even when more messages change intent than `RELOAD_MAX_INTENT_CHANGES` allows.
+    pub force: bool,
 }
 
 /// The reload history shown by `GET /api/admin/config`.
@@ -50,6 +64,8 @@ pub struct ReloadState {
     pub reloads_succeeded: u64,
     pub reloads_failed: u64,
     pub last_attempt: Option<Attempt>,
+    /// The last `dry_run` try, with what it would change.
+    pub last_dry_run: Option<Attempt>,
 }
 
 pub struct Reloader {
@@ -59,6 +75,9 @@ pub struct Reloader {
     state: Mutex<ReloadState>,
     /// One reload at a time.
     running: tokio::sync::Mutex<()>,
+    /// `RELOAD_MAX_INTENT_CHANGES`: a reload that makes more recorded messages pick another
+    /// intent is refused unless forced.
+    max_intent_changes: Option<usize>,
 }
 
 impl Reloader {
@@ -71,8 +90,22 @@ impl Reloader {
             reloads_succeeded: 0,
             reloads_failed: 0,
             last_attempt: None,
+            last_dry_run: None,
         };
-        Reloader { engine, root, state: Mutex::new(state), running: tokio::sync::Mutex::new(()) }
+        Reloader {
+            engine,
+            root,
+            state: Mutex::new(state),
+            running: tokio::sync::Mutex::new(()),
+            max_intent_changes: None,
+        }
+    }
+
+    /// Refuses (unless forced) a reload making more than `limit` recorded messages pick another
+    /// intent.
+    pub fn with_max_intent_changes(mut self, limit: Option<usize>) -> Self {
+        self.max_intent_changes = limit;
+        self
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -85,6 +118,11 @@ impl Reloader {
 
     /// Rebuilds and, if valid, installs the configuration. Returns what happened.
     pub async fn reload(&self, trigger: &str) -> Attempt {
+        self.reload_with(trigger, ReloadOptions::default()).await
+    }
+
+    /// [`reload`](Reloader::reload), or only a try (`dry_run`), or past the change limit (`force`).
+    pub async fn reload_with(&self, trigger: &str, options: ReloadOptions) -> Attempt {
         let _one_at_a_time = self.running.lock().await;
         let root = self.root.clone();
         let built = tokio::task::spawn_blocking(move || {
@@ -99,16 +137,44 @@ impl Reloader {
 
         let attempt = match built {
             Ok(compiled) => {
-                let version = self.engine.install(Arc::new(compiled));
-                tracing::info!(trigger, version, "configuration reloaded");
-                Attempt {
+                let compiled = Arc::new(compiled);
+                // what it does to real traffic, before it goes live
+                let recorded = self.engine.sessions().recorded().await.unwrap_or_else(|error| {
+                    tracing::warn!(error = %error, "the recorded turns could not be read: the reload is not replayed");
+                    Vec::new()
+                });
+                let changes = crate::replay::replay(compiled.clone(), &recorded).await;
+                let over_limit = self.max_intent_changes.filter(|limit| changes.intents_changed > *limit);
+                let mut attempt = Attempt {
                     at: utc_timestamp(),
                     trigger: trigger.to_owned(),
                     ok: true,
-                    version: Some(version),
+                    version: None,
                     problems: vec![],
                     report: None,
+                    changes: Some(changes.clone()),
+                    dry_run: options.dry_run,
+                };
+                match over_limit {
+                    _ if options.dry_run => {
+                        tracing::info!(trigger, changes = %changes.summary(), "configuration tried, not installed (dry run)");
+                    }
+                    Some(limit) if !options.force => {
+                        let refused = format!(
+                            "not installed: {}; RELOAD_MAX_INTENT_CHANGES allows {limit} (reload with force to install anyway)",
+                            changes.summary()
+                        );
+                        tracing::warn!(trigger, "{refused}");
+                        attempt.ok = false;
+                        attempt.report = Some(refused);
+                    }
+                    _ => {
+                        let version = self.engine.install(compiled);
+                        tracing::info!(trigger, version, changes = %changes.summary(), "configuration reloaded");
+                        attempt.version = Some(version);
+                    }
                 }
+                attempt
             }
             Err((problems, report)) => {
                 tracing::error!(
@@ -123,9 +189,16 @@ impl Reloader {
                     version: None,
                     problems,
                     report: Some(report),
+                    changes: None,
+                    dry_run: options.dry_run,
                 }
             }
         };
+        if attempt.dry_run {
+            // a try changes neither the running version nor the reload history
+            self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).last_dry_run = Some(attempt.clone());
+            return attempt;
+        }
         let outcome = if attempt.ok { "installed" } else { "rejected" };
         metrics::counter!("config_reloads_total", "outcome" => outcome).increment(1);
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -29,6 +29,9 @@ pub struct Settings {
     pub log_format: Option<String>,
     /// `ADMIN_TOKEN`: bearer token for `/api/admin/*`; unset switches those endpoints off.
     pub admin_token: Option<String>,
+    /// `RELOAD_MAX_INTENT_CHANGES`: a reload making more recorded messages pick another intent
+    /// is refused unless forced; unset: no limit.
+    pub reload_max_intent_changes: Option<usize>,
     /// `METRICS_TOKEN`: a static bearer token for `/metrics` (Prometheus cannot renew JWTs).
     pub metrics_token: Option<String>,
     /// `CONFIG_WATCH` (default true): reload when files in the configuration folder change.
@@ -163,6 +166,12 @@ impl Settings {
         }
         let missed_kept: usize =
             parse(&lookup, "MISSED_MESSAGES_KEPT", 1000, "a whole number of messages (0 keeps none)")?;
+        let recorded_turns: usize = parse(
+            &lookup,
+            "RECORDED_TURNS",
+            500,
+            "a whole number of turns (0 keeps none, and reloads cannot say what they change)",
+        )?;
         let missed_days: u64 = parse(&lookup, "MISSED_MESSAGES_DAYS", 30, "a whole number of days, at least 1")?;
         if missed_days == 0 || missed_days > 3650 {
             return Err(SettingsError {
@@ -183,6 +192,7 @@ impl Settings {
                     expected: "a whole number of minutes, at least 1",
                 })?),
                 missed: MissedLimits { kept: missed_kept, max_age: Duration::from_secs(missed_days * 24 * 3600) },
+                recorded_turns,
             },
             log_format: match lookup("LOG_FORMAT").map(|v| v.trim().to_lowercase()).filter(|v| !v.is_empty()) {
                 None => None,
@@ -193,6 +203,15 @@ impl Settings {
             },
             log_level: lookup("LOG_LEVEL").filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "info".to_owned()),
             admin_token: lookup("ADMIN_TOKEN").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
+            reload_max_intent_changes: match lookup("RELOAD_MAX_INTENT_CHANGES").map(|v| v.trim().to_owned()) {
+                None => None,
+                Some(v) if v.is_empty() => None,
+                Some(v) => Some(v.parse().map_err(|_| SettingsError {
+                    name: "RELOAD_MAX_INTENT_CHANGES",
+                    value: v,
+                    expected: "a whole number of messages (0: any change needs force)",
+                })?),
+            },
             metrics_token: lookup("METRICS_TOKEN").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             config_watch: parse(&lookup, "CONFIG_WATCH", true, "true or false")?,
             rate_limit_chat: parse(&lookup, "RATE_LIMIT_CHAT", 100, "a number of turns per minute (0 for no limit)")?,

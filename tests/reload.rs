@@ -172,3 +172,68 @@ async fn the_file_watcher_reloads_after_an_edit() {
     assert_eq!(seen, (GLAD.to_owned(), 2));
     assert_eq!(server.state.reloader.state().last_attempt.map(|a| a.trigger), Some("watcher".to_owned()));
 }
+
+/// Before an edit goes live, the recorded turns are replayed on it (no droplet called): a dry
+/// run says which messages would pick another intent and which replies would change, and
+/// installs nothing; with `RELOAD_MAX_INTENT_CHANGES` a reload beyond it is refused unless forced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_says_what_it_changes_for_recorded_traffic_before_it_goes_live() {
+    let dir = common::config_copy();
+    let files = ConfigFiles::from_dir(dir.path()).expect("readable");
+    let compiled = Arc::new(config::load(&files).expect("valid configuration"));
+    let engine = Arc::new(common::engine_with(compiled, vec![], Default::default()));
+    let mut state = AppState::new(engine.clone(), Some(dir.path().to_path_buf()), Some(TOKEN.to_owned()));
+    state.reloader = Arc::new(
+        chat_orchestrator::reload::Reloader::new(engine, Some(dir.path().to_path_buf()))
+            .with_max_intent_changes(Some(0)),
+    );
+    let server = Server { running: common::Running::start(state.clone()).await, state };
+    for text in ["bye", "thanks, that's all", "show me all droplets", "status of the dashboard"] {
+        let reply = server.client.post(format!("{}/api/chat", server.base)).json(&json!({"message": text})).send();
+        assert_eq!(reply.await.expect("request").status().as_u16(), 200);
+    }
+
+    // the edit: "bye" becomes an example of help (a priority that wins), and goodbye's reply changes
+    let help = dir.path().join("pipelines/help.yaml");
+    let text = std::fs::read_to_string(&help)
+        .expect("read")
+        .replacen("match:\n  any:\n", "match:\n  any:\n    - '^bye$'\n", 1)
+        .replacen("priority: 0", "priority: 100", 1);
+    std::fs::write(&help, text).expect("write");
+    set_goodbye(dir.path(), GLAD);
+
+    let (status, tried, _) = server.admin(reqwest::Method::POST, "/api/admin/reload?dry_run=true", Some(TOKEN)).await;
+    assert_eq!(status, 200, "{tried}");
+    assert_eq!(tried["dry_run"], true);
+    assert_eq!(tried["version"], 1, "a dry run installs nothing");
+    let changes = &tried["changes"];
+    assert_eq!(changes["turns"], 4, "{tried:#}");
+    assert_eq!(changes["intents_changed"], 1, "{tried:#}");
+    assert_eq!(changes["moves"][0]["from"], "goodbye");
+    assert_eq!(changes["moves"][0]["to"], "help");
+    assert_eq!(changes["moves"][0]["examples"][0], "bye");
+    assert_eq!(changes["replies_changed"], 2, "bye now gets help; thanks gets the new goodbye: {tried:#}");
+    assert_eq!(changes["calls_not_recorded"], 0, "the droplet answers came from the recording");
+    let (_, status_now, _) = server.admin(reqwest::Method::GET, "/api/admin/config", Some(TOKEN)).await;
+    assert_eq!(status_now["version"], 1);
+    assert_eq!(status_now["last_dry_run"]["changes"]["intents_changed"], 1, "{status_now:#}");
+    assert_eq!(server.goodbye().await.1, 1, "still the old version");
+
+    // past the limit (0 here) a reload is refused, and says why
+    let (status, refused, _) = server.admin(reqwest::Method::POST, "/api/admin/reload", Some(TOKEN)).await;
+    assert_eq!(status, 409, "{refused}");
+    // (the turn the check above made is recorded too)
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("2 of 5 recorded messages now pick another intent (goodbye → help ×2)"),
+        "{refused}"
+    );
+    assert_eq!(server.goodbye().await.1, 1);
+
+    let (status, forced, _) = server.admin(reqwest::Method::POST, "/api/admin/reload?force=true", Some(TOKEN)).await;
+    assert_eq!(status, 200, "{forced}");
+    assert_eq!(forced["version"], 2);
+    assert_eq!(forced["changes"]["intents_changed"], 3, "three \"bye\" turns by now");
+}

@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use poem::Request;
 use poem_openapi::auth::Bearer;
+use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme};
 use serde_json::{json, Value};
 
 use super::error::{ErrorBody, ErrorCode};
 use super::ApiTags;
-use crate::reload::Reloader;
+use crate::reload::{ReloadOptions, Reloader};
 
 /// The configured admin token, if any (request data).
 #[derive(Clone)]
@@ -55,17 +56,25 @@ pub struct ConfigStatus {
     pub reloads_succeeded: u64,
     /// Reloads refused because the new configuration had problems.
     pub reloads_failed: u64,
-    /// The last reload attempt: trigger, time, outcome and, when it failed, every problem.
+    /// The last reload attempt: trigger, time, outcome and, when it failed, every problem;
+    /// `changes` says what it did to the recorded turns.
     pub last_attempt: Option<Value>,
+    /// The last `dry_run=true` try and what it would change.
+    pub last_dry_run: Option<Value>,
 }
 
-/// A successful reload.
+/// A successful reload, or a try (`dry_run`).
 #[derive(Debug, Object)]
 pub struct Reloaded {
-    /// The version now running.
+    /// The version now running (after a dry run: still the old one).
     pub version: u64,
     /// RFC 3339 UTC.
     pub loaded_at: String,
+    /// Nothing was installed: the new configuration was only built and replayed.
+    pub dry_run: bool,
+    /// What the new configuration does to the recorded turns (replayed on it, no droplet
+    /// called): messages that now pick another intent, replies that change.
+    pub changes: Option<crate::replay::ChangeReport>,
 }
 
 #[derive(ApiResponse)]
@@ -78,6 +87,11 @@ pub enum ReloadResponse {
     /// every problem (file, line, column, code, message, help), `details.report` renders them.
     #[oai(status = 422)]
     Invalid(Json<ErrorBody>),
+    /// It loads, but makes more recorded messages pick another intent than
+    /// `RELOAD_MAX_INTENT_CHANGES` allows: not installed; `details.changes` says what changes.
+    /// Reload with `force=true` to install it anyway.
+    #[oai(status = 409)]
+    TooManyChanges(Json<ErrorBody>),
     /// Missing or wrong bearer token.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
@@ -172,12 +186,39 @@ impl AdminApi {
     /// Reload the configuration now.
     ///
     /// Builds the configuration from its files off the request path and swaps it in only if it
-    /// has no problems. Requests in flight finish on the version they started with.
+    /// has no problems. Requests in flight finish on the version they started with. Before it
+    /// goes live, the recorded turns are replayed on it (no droplet is called) and the answer
+    /// says what changes; `dry_run=true` only does that.
     #[oai(path = "/api/admin/reload", method = "post", tag = "ApiTags::Admin")]
-    async fn reload(&self, _auth: AdminAuth) -> ReloadResponse {
-        let attempt = self.reloader.reload("admin").await;
+    async fn reload(
+        &self,
+        _auth: AdminAuth,
+        /// Build and replay only; install nothing.
+        dry_run: Query<Option<bool>>,
+        /// Install even beyond `RELOAD_MAX_INTENT_CHANGES`.
+        force: Query<Option<bool>>,
+    ) -> ReloadResponse {
+        let options = ReloadOptions { dry_run: dry_run.0.unwrap_or(false), force: force.0.unwrap_or(false) };
+        let attempt = self.reloader.reload_with("admin", options).await;
+        let running = self.reloader.state();
         match attempt.version {
-            Some(version) => ReloadResponse::Ok(Json(Reloaded { version, loaded_at: attempt.at })),
+            Some(version) => ReloadResponse::Ok(Json(Reloaded {
+                version,
+                loaded_at: attempt.at,
+                dry_run: false,
+                changes: attempt.changes,
+            })),
+            None if attempt.ok && attempt.dry_run => ReloadResponse::Ok(Json(Reloaded {
+                version: running.version,
+                loaded_at: running.loaded_at,
+                dry_run: true,
+                changes: attempt.changes,
+            })),
+            None if attempt.changes.is_some() => ReloadResponse::TooManyChanges(Json(ErrorBody::new(
+                ErrorCode::ValidationError,
+                attempt.report.clone().unwrap_or_default(),
+                json!({"changes": attempt.changes}),
+            ))),
             None => {
                 let running = self.reloader.state().version;
                 ReloadResponse::Invalid(Json(ErrorBody::new(
@@ -235,6 +276,7 @@ impl AdminApi {
             reloads_succeeded: state.reloads_succeeded,
             reloads_failed: state.reloads_failed,
             last_attempt: state.last_attempt.and_then(|a| serde_json::to_value(a).ok()),
+            last_dry_run: state.last_dry_run.and_then(|a| serde_json::to_value(a).ok()),
         }))
     }
 }

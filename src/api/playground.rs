@@ -1,7 +1,7 @@
 //! `GET /`: the playground, one self-contained page built into the binary (no CDN, no build
 //! step), where a steward tries every intent and sees why each reply came out as it did.
 //!
-//! In development the page also asks `GET /api/playground/config` whether the running
+//! In development, and to a client on this host, the page also asks `GET /api/playground/config` whether the running
 //! configuration is the one in the files: after an edit that did not load (a broken template,
 //! a typo in a pipeline), the old version keeps answering, and the page says so with the
 //! problems, located, instead of leaving the steward to wonder why nothing changed.
@@ -59,6 +59,15 @@ pub enum LiveConfigResponse {
     NotFound(Json<ErrorBody>),
 }
 
+impl PlaygroundApi {
+    /// What users said and where the configuration has problems are for the steward at this
+    /// machine: in development, and only to a client on this host (a development server bound
+    /// to 0.0.0.0 does not show them to the network; the admin API does, with its token).
+    fn serves(&self, request: &poem::Request) -> bool {
+        self.development && request.remote_addr().as_socket_addr().is_some_and(|peer| peer.ip().is_loopback())
+    }
+}
+
 #[OpenApi]
 impl PlaygroundApi {
     /// The playground page (HTML for people, so not part of the API document).
@@ -69,11 +78,11 @@ impl PlaygroundApi {
 
     /// The messages not understood well, for the playground's panel (development only).
     #[oai(path = "/api/playground/missed", method = "get", hidden)]
-    async fn missed(&self) -> MissedResponse {
-        if !self.development {
+    async fn missed(&self, request: &poem::Request) -> MissedResponse {
+        if !self.serves(request) {
             return MissedResponse::NotFound(Json(ErrorBody::new(
                 ErrorCode::NotFound,
-                "the playground's missed messages are only served with ENVIRONMENT=development; use GET /api/admin/missed",
+                "the playground's missed messages are only served in development, to this host; use GET /api/admin/missed",
                 serde_json::json!({}),
             )));
         }
@@ -90,11 +99,11 @@ impl PlaygroundApi {
 
     /// Whether the running configuration is behind the files (development only).
     #[oai(path = "/api/playground/config", method = "get", hidden)]
-    async fn live_config(&self) -> LiveConfigResponse {
-        if !self.development {
+    async fn live_config(&self, request: &poem::Request) -> LiveConfigResponse {
+        if !self.serves(request) {
             return LiveConfigResponse::NotFound(Json(ErrorBody::new(
                 ErrorCode::NotFound,
-                "the playground's configuration status is only served with ENVIRONMENT=development; use GET /api/admin/config",
+                "the playground's configuration status is only served in development, to this host; use GET /api/admin/config",
                 serde_json::json!({}),
             )));
         }

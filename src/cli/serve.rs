@@ -19,6 +19,7 @@ use crate::llm::gemini::Gemini;
 use crate::llm::openai::OpenAiCompatible;
 use crate::llm::{LanguageModel, Llm};
 use crate::mesh::{MeshSetup, OrchestratorClient, OrchestratorConfig, Waiters};
+use crate::reload::Reloader;
 use crate::session::{MemoryStore, RedisStore, SessionStore};
 use crate::settings::{LlmSettings, Settings};
 
@@ -129,7 +130,9 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         tracing::warn!("{warning}");
         warnings.push(warning.to_owned());
     }
-    let mut state = AppState::new(engine.clone(), root, settings.admin_token.clone());
+    let mut state = AppState::new(engine.clone(), root.clone(), settings.admin_token.clone());
+    state.reloader =
+        Arc::new(Reloader::new(engine.clone(), root).with_max_intent_changes(settings.reload_max_intent_changes));
     state.rate_limits = RateLimits::new(settings.rate_limit_chat, settings.rate_limit_websocket)
         .with_process(settings.rate_limit_process);
     state.verifier = Arc::new(verifier);

@@ -164,14 +164,16 @@ async fn conversations(
         let unknown: Vec<&String> = asked
             .iter()
             .filter(|a| {
-                let name = a.rsplit_once(':').map(|(n, _)| n).unwrap_or(a).trim_end_matches(".yaml");
+                let (name, channel) = a.rsplit_once(':').map(|(n, c)| (n, Some(c))).unwrap_or((a.as_str(), None));
+                let name = name.trim_end_matches(".yaml");
                 !names.iter().any(|n| n.trim_end_matches(".yaml") == name)
+                    || channel.is_some_and(|c| c != "chat" && c != "voice")
             })
             .collect();
         if !unknown.is_empty() {
             let known: Vec<&str> = names.iter().map(|n| n.trim_end_matches(".yaml")).collect();
             anyhow::bail!(
-                "--accept names no conversation fixture called {}; they are: {}",
+                "--accept names no conversation fixture (with `:chat` or `:voice` for one channel) called {}; they are: {}",
                 unknown.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", "),
                 known.join(", ")
             );

@@ -138,16 +138,30 @@ fn add_and_check(root: &Path, intent: &str, message: &str) -> Result<String, Str
 /// the list's items are (indentation, quotes); a file without the list gets one after its
 /// `description:`. Comments and everything else stay as they are.
 pub fn add_example(yaml: &str, example: &str) -> Result<String, String> {
-    let quoted = format!("\"{}\"", example.replace('\\', "\\\\").replace('"', "\\\""));
+    // a JSON string is a YAML double-quoted scalar: quotes, backslashes, line breaks and
+    // control characters all escaped
+    let quoted = serde_json::to_string(example).map_err(|e| e.to_string())?;
+    if already_an_example(yaml, example) {
+        return Err(format!("“{example}” is already an example"));
+    }
+    let eol = if yaml.contains("\r\n") { "\r\n" } else { "\n" };
     let lines: Vec<&str> = yaml.lines().collect();
-    let newline = if yaml.ends_with('\n') { "\n" } else { "" };
+    let newline = if yaml.ends_with('\n') { eol } else { "" };
     let Some(key) = lines.iter().position(|l| l.starts_with("examples:")) else {
         let Some(description) = lines.iter().position(|l| l.starts_with("description:")) else {
             return Err("the pipeline has neither `examples:` nor `description:` at the top level".to_owned());
         };
+        // after the description and its continuation lines (a folded or multi-line value)
+        let after = lines
+            .iter()
+            .enumerate()
+            .skip(description + 1)
+            .find(|(_, l)| !l.is_empty() && !l.starts_with(' '))
+            .map(|(i, _)| i)
+            .unwrap_or(lines.len());
         let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
-        out.insert(description + 1, format!("examples:\n  - {quoted}"));
-        return Ok(out.join("\n") + newline);
+        out.insert(after, format!("examples:{eol}  - {quoted}"));
+        return Ok(out.join(eol) + newline);
     };
     if lines[key].trim_start_matches("examples:").trim().starts_with('[') {
         return Err("`examples:` is written as one [...] line; add the example there by hand".to_owned());
@@ -160,8 +174,8 @@ pub fn add_example(yaml: &str, example: &str) -> Result<String, String> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        if !line.starts_with(' ') && !line.starts_with('-') {
-            break; // the next top-level key
+        if (!line.starts_with(' ') && !line.starts_with('-')) || line.starts_with("---") {
+            break; // the next top-level key, or another document
         }
         if trimmed.starts_with("- ") {
             indent = line[..line.len() - trimmed.len()].to_owned();
@@ -169,17 +183,20 @@ pub fn add_example(yaml: &str, example: &str) -> Result<String, String> {
         last_item = Some(i);
     }
     let at = last_item.map(|i| i + 1).unwrap_or(key + 1);
-    if lines
-        .iter()
-        .skip(key + 1)
-        .take(at - key - 1)
-        .any(|l| l.trim_start().trim_start_matches("- ").trim_matches('"') == example)
-    {
-        return Err(format!("“{example}” is already an example"));
-    }
     let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
     out.insert(at, format!("{indent}- {quoted}"));
-    Ok(out.join("\n") + newline)
+    Ok(out.join(eol) + newline)
+}
+
+/// Whether the pipeline's `examples:` already hold `example` (read as YAML, so quoting does
+/// not matter).
+fn already_an_example(yaml: &str, example: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Examples {
+        #[serde(default)]
+        examples: Vec<String>,
+    }
+    serde_saphyr::from_str::<Examples>(yaml).is_ok_and(|p| p.examples.iter().any(|e| e == example))
 }
 
 #[cfg(test)]
@@ -206,5 +223,21 @@ mod tests {
     #[test]
     fn an_example_already_there_is_not_added_twice() {
         assert!(add_example(PIPELINE, "how far is onboarding").is_err());
+        assert!(add_example("intent: x\nexamples:\n  - 'it''s done'\n", "it's done").is_err());
+    }
+
+    #[test]
+    fn line_breaks_stay_as_they_were_and_odd_characters_are_escaped() {
+        let crlf = "intent: x\r\ndescription: X\r\nexamples:\r\n  - \"a\"\r\nsteps: []\r\n";
+        let after = add_example(crlf, "tab\there\nand a line").expect("added");
+        assert_eq!(
+            after,
+            "intent: x\r\ndescription: X\r\nexamples:\r\n  - \"a\"\r\n  - \"tab\\there\\nand a line\"\r\nsteps: []\r\n"
+        );
+        let folded = "intent: x\ndescription: >\n  A long\n  description\nsteps: []\n";
+        assert_eq!(
+            add_example(folded, "do x").expect("added"),
+            "intent: x\ndescription: >\n  A long\n  description\nexamples:\n  - \"do x\"\nsteps: []\n"
+        );
     }
 }

@@ -61,8 +61,19 @@ impl ResultShape {
             Some(schema) => {
                 let mut data = schema.clone();
                 if let Value::Object(map) = &mut data {
-                    let mut types = Node(schema).types().iter().map(|t| json!(t)).collect::<Vec<_>>();
-                    if !types.is_empty() && !types.contains(&json!("null")) {
+                    let node = Node(schema);
+                    let mut types = node.types().iter().map(|t| json!(t)).collect::<Vec<_>>();
+                    // a schema without `type` still says what it holds through its keywords
+                    if types.is_empty() {
+                        if node.is_object() {
+                            types.push(json!("object"));
+                        }
+                        if node.is_array() {
+                            types.push(json!("array"));
+                        }
+                    }
+                    // none when the call brought no data, whatever the answer's shape
+                    if !types.contains(&json!("null")) {
                         types.push(json!("null"));
                         map.insert("type".into(), Value::Array(types));
                     }
@@ -164,6 +175,15 @@ pub fn check_pipeline(
         }
         if let (Some(condition), Some(_)) = (&step.when, &step.format) {
             answered_unless.push(condition.clone());
+        }
+        if step.extract.is_some() || step.confirm.is_some() {
+            // the turn may stop here and resume on the next message at this step: the steps
+            // before do not run again, so their results are none then, and what an earlier
+            // reply proved no longer holds
+            for shape in results.values_mut() {
+                shape.may_be_none();
+            }
+            answered_unless.clear();
         }
         if let Some(query) = &step.query {
             for (_, call) in query.calls() {
@@ -752,10 +772,9 @@ impl<'s, 'f> Walker<'s, 'f> {
                     }
                     lenient.push((right, op.expr.span()));
                 }
-                // comparing a missing value gives false rather than an error; reading through
-                // a missing one still fails
+                // strict mode: comparing an undefined value fails
                 for (value, span) in &lenient {
-                    self.use_leniently(value, *span);
+                    self.use_value(value, *span);
                 }
                 Abs::Untracked
             }
@@ -823,18 +842,20 @@ impl<'s, 'f> Walker<'s, 'f> {
                 Abs::Untracked
             }
             Op::In => {
-                // `"key" in x`: a missing key is fine, a missing or none `x` is not
+                // `"key" in x`: a missing key is fine, a missing or none `x` is not, and in
+                // strict mode neither is a missing needle
                 let left = self.expr(&b.left);
                 let right = self.expr(&b.right);
-                self.use_leniently(&left, b.left.span());
+                self.use_value(&left, b.left.span());
                 self.use_container(&right, b.right.span());
                 Abs::Untracked
             }
             Op::Eq | Op::Ne | Op::Lt | Op::Lte | Op::Gt | Op::Gte => {
+                // strict mode: comparing an undefined value fails (comparing none does not)
                 let left = self.expr(&b.left);
                 let right = self.expr(&b.right);
-                self.use_leniently(&left, b.left.span());
-                self.use_leniently(&right, b.right.span());
+                self.use_value(&left, b.left.span());
+                self.use_value(&right, b.right.span());
                 Abs::Untracked
             }
             _ => {

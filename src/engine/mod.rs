@@ -18,7 +18,7 @@ use crate::config::CompiledConfig;
 use crate::llm::{Llm, Speaker};
 use crate::pipeline::{Flow, RunEnv, TurnDialogue, TurnState};
 use crate::session::{
-    AnsweredRequest, Channel, Message, Owner, Pending, Role, SessionStore, StoreError, ANSWERED_KEPT,
+    AnsweredRequest, Channel, Message, Owner, Pending, RecordedTurn, Role, SessionStore, StoreError, ANSWERED_KEPT,
 };
 use crate::steps::Step;
 use crate::trace::{DialogueTrace, IntentTrace, TurnTrace};
@@ -296,7 +296,7 @@ impl Engine {
         if let Some(answered) =
             turn.request_id.as_ref().and_then(|id| session.answered.iter().find(|a| a.request_id == *id))
         {
-            if answered.said != turn.text {
+            if !answered.carried(&turn.text) {
                 return Err(TurnError::RequestIdReused(answered.request_id.clone()));
             }
             // a retry: the stored reply, and the session as it is (the lease is dropped uncommitted)
@@ -361,6 +361,7 @@ impl Engine {
                 preview_other_channel: turn.preview_other_channel,
                 other_channel_text: None,
                 dialogue: plan.dialogue,
+                answers: Vec::new(),
                 trace: TurnTrace {
                     intent: plan.why,
                     backend: runtime.backend.name().to_owned(),
@@ -383,8 +384,17 @@ impl Engine {
         let mut pending = None;
         let mut failed = false;
         let mut secrets = redact::Secrets::default();
+        // a value given earlier in the action (a correction replaces it; its question comes back
+        // after a digression) is as sensitive as one given now
+        for pending in [&previous_pending, &kept].into_iter().flatten() {
+            if let Some(pipeline) = config.pipeline(&pending.intent) {
+                secrets.add(&pipeline.slots, &pending.slots);
+            }
+        }
+        let mut answers = Vec::new();
         for (pipeline, flow, mut state) in runs {
             secrets.add(&pipeline.slots, &state.slots);
+            answers.append(&mut state.answers);
             if let Some(coverage) = &self.coverage {
                 coverage.record(pipeline, &state.trace);
             }
@@ -414,7 +424,10 @@ impl Engine {
                         .trace
                         .calls
                         .iter()
-                        .any(|c| !c.method.eq_ignore_ascii_case("GET") && c.outcome != "failed");
+                        // an answer in an unexpected form still means the droplet got the command
+                        .any(|c| {
+                            !c.method.eq_ignore_ascii_case("GET") && (c.outcome != "failed" || c.unexpected.is_some())
+                        });
                     if sent {
                         state.trace.notes.push(
                             "the command was sent before the reply failed: nothing is kept to send again".to_owned(),
@@ -486,6 +499,10 @@ impl Engine {
             if let Some(message) = session.history.iter_mut().rev().find(|m| m.role == Role::User) {
                 message.text = said.as_str().into();
             }
+            // a correction is traced as `slot: old → new`
+            if let Some(dialogue) = &mut state.trace.dialogue {
+                dialogue.changed = dialogue.changed.iter().map(|c| secrets.mask(c)).collect();
+            }
         }
         let other_channel_text = (!other_texts.is_empty())
             .then(|| other_texts.join(if turn.channel == Channel::Voice { "\n\n" } else { " " }));
@@ -502,11 +519,12 @@ impl Engine {
             session.answered.push_back(AnsweredRequest {
                 request_id: request_id.clone(),
                 said: said.clone(),
+                said_digest: Some(crate::session::message_digest(&turn.text)),
                 text: kept_text.clone(),
                 intent: intent.clone(),
                 trace_id: turn.trace_id.clone(),
                 timestamp: utc_timestamp(),
-                other_channel_text: other_channel_text.clone(),
+                other_channel_text: other_channel_text.as_deref().map(|t| secrets.mask(t)),
             });
             while session.answered.len() > ANSWERED_KEPT {
                 session.answered.pop_front();
@@ -519,11 +537,34 @@ impl Engine {
             rules_unsure,
             fallback: config.resolver.fallback(),
         };
-        for mut message in missed::kept(&understood_as, &said, &unread, turn.channel) {
-            message.text = secrets.mask(&message.text);
-            // for the stewards' review: never a reason for the turn to fail
-            if let Err(error) = self.sessions.note_missed(message).await {
-                tracing::warn!(trace_id = %turn.trace_id, error = %error, "a missed message could not be kept");
+        let limits = self.sessions.limits();
+        // for the stewards' review: never a reason for the turn to fail
+        if limits.missed.kept > 0 {
+            for mut message in missed::kept(&understood_as, &said, &unread, turn.channel) {
+                message.text = secrets.mask(&message.text);
+                if let Err(error) = self.sessions.note_missed(message).await {
+                    tracing::warn!(trace_id = %turn.trace_id, error = %error, "a missed message could not be kept");
+                }
+            }
+        }
+        if limits.recorded_turns > 0 {
+            for call in &mut answers {
+                if let Some(data) = &mut call.data {
+                    secrets.mask_json(data);
+                }
+            }
+            let recorded = RecordedTurn {
+                session: session_id.clone(),
+                said: said.clone(),
+                channel: turn.channel.as_str().to_owned(),
+                intent: intent.clone(),
+                reply: kept_text.clone(),
+                calls: answers,
+                at: utc_timestamp(),
+                config_version: runtime.version,
+            };
+            if let Err(error) = self.sessions.record_turn(recorded).await {
+                tracing::warn!(trace_id = %turn.trace_id, error = %error, "a turn could not be kept for replays");
             }
         }
         let channel = turn.channel.as_str();
@@ -696,6 +737,7 @@ impl Engine {
                 ..TurnDialogue::default()
             },
             trace: TurnTrace { config_version: runtime.version, ..TurnTrace::default() },
+            answers: Vec::new(),
         };
         match pipeline.run(env, &mut state, kept.step).await {
             Ok(Flow::Ask { text, step, asking }) => {

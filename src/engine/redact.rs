@@ -43,13 +43,33 @@ impl Secrets {
         let mut out = text.to_owned();
         for secret in &self.0 {
             let escaped = regex::escape(secret);
-            let pattern =
-                if secret.chars().count() < 4 { format!(r"(?i)\b{escaped}\b") } else { format!("(?i){escaped}") };
+            // a word edge only where the value has a word character to have one
+            let edge = |c: Option<char>| if c.is_some_and(|c| c.is_alphanumeric() || c == '_') { r"\b" } else { "" };
+            let pattern = if secret.chars().count() < 4 {
+                format!("(?i){}{escaped}{}", edge(secret.chars().next()), edge(secret.chars().last()))
+            } else {
+                format!("(?i){escaped}")
+            };
             if let Ok(pattern) = regex::Regex::new(&pattern) {
                 out = pattern.replace_all(&out, MASK).into_owned();
             }
         }
         out
+    }
+}
+
+impl Secrets {
+    /// Masks the sensitive values in every string of `value` (a droplet's answer may echo them).
+    pub(crate) fn mask_json(&self, value: &mut Value) {
+        if self.is_empty() {
+            return;
+        }
+        match value {
+            Value::String(text) => *text = self.mask(text),
+            Value::Array(items) => items.iter_mut().for_each(|item| self.mask_json(item)),
+            Value::Object(map) => map.values_mut().for_each(|item| self.mask_json(item)),
+            _ => {}
+        }
     }
 }
 
@@ -90,6 +110,9 @@ mod tests {
             secrets.mask("token abc-secret-99 for Billing, pin 42 (not 1425)"),
             "token ••• for Billing, pin ••• (not 1425)"
         );
+        let mut short = Secrets::default();
+        short.add(&defs(), json!({"token": "x9!"}).as_object().expect("map"));
+        assert_eq!(short.mask("token x9! now"), "token ••• now", "no word edge after `!` to wait for");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
-use super::{MissedMessage, Session, SessionLease, SessionLimits, SessionStore, StoreError};
+use super::{MissedMessage, RecordedTurn, Session, SessionLease, SessionLimits, SessionStore, StoreError};
 
 struct Slot {
     session: Option<Session>,
@@ -22,6 +22,8 @@ pub struct MemoryStore {
     limits: SessionLimits,
     /// Messages not understood well, newest first.
     missed: Mutex<VecDeque<MissedMessage>>,
+    /// Answered turns, oldest first.
+    recorded: Mutex<VecDeque<RecordedTurn>>,
 }
 
 impl MemoryStore {
@@ -35,7 +37,12 @@ impl MemoryStore {
     }
 
     pub fn new(limits: SessionLimits) -> Self {
-        MemoryStore { slots: Mutex::new(HashMap::new()), limits, missed: Mutex::new(VecDeque::new()) }
+        MemoryStore {
+            slots: Mutex::new(HashMap::new()),
+            limits,
+            missed: Mutex::new(VecDeque::new()),
+            recorded: Mutex::new(VecDeque::new()),
+        }
     }
 
     fn handle(&self, id: &str) -> SlotHandle {
@@ -203,6 +210,22 @@ impl SessionStore for MemoryStore {
             list.pop_back();
         }
         Box::pin(async { Ok(()) })
+    }
+
+    fn record_turn(&self, turn: RecordedTurn) -> BoxFuture<'_, Result<(), StoreError>> {
+        let kept = self.limits.recorded_turns;
+        let mut list = self.recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        list.push_back(turn);
+        while list.len() > kept {
+            list.pop_front();
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn recorded(&self) -> BoxFuture<'_, Result<Vec<RecordedTurn>, StoreError>> {
+        let turns: Vec<RecordedTurn> =
+            self.recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().cloned().collect();
+        Box::pin(async move { Ok(turns) })
     }
 
     fn missed(&self) -> BoxFuture<'_, Result<Vec<MissedMessage>, StoreError>> {

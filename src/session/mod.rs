@@ -6,6 +6,7 @@
 //! rejected or fails before commit changes nothing. [`MemoryStore`] is the default;
 //! [`RedisStore`] keeps the same contract across replicas (`REDIS_URL`).
 
+mod journal;
 mod memory;
 mod missed;
 mod owner;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+pub use self::journal::{RecordedCall, RecordedTurn};
 pub use self::memory::MemoryStore;
 pub use self::missed::{group as group_missed, MissedGroup, MissedLimits, MissedMessage};
 pub use self::owner::{Entry, Owner};
@@ -127,6 +129,25 @@ pub struct AnsweredRequest {
     pub timestamp: String,
     #[serde(default)]
     pub other_channel_text: Option<String>,
+    /// sha256 of the message as it arrived (`said` may be masked): a retry must carry the same.
+    #[serde(default)]
+    pub said_digest: Option<String>,
+}
+
+impl AnsweredRequest {
+    /// Whether `text` is the message this request carried.
+    pub fn carried(&self, text: &str) -> bool {
+        match &self.said_digest {
+            Some(digest) => *digest == message_digest(text),
+            None => self.said == text,
+        }
+    }
+}
+
+/// The sha256 (hex) of a message, to recognise a retry without keeping its words.
+pub fn message_digest(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Session {
@@ -192,6 +213,12 @@ pub trait SessionStore: Send + Sync {
 
     /// The missed messages kept and still within their age limit, newest first.
     fn missed(&self) -> BoxFuture<'_, Result<Vec<MissedMessage>, StoreError>>;
+
+    /// Keeps a turn with its droplet answers (the oldest go beyond `recorded_turns`).
+    fn record_turn(&self, turn: RecordedTurn) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// The turns kept, oldest first.
+    fn recorded(&self) -> BoxFuture<'_, Result<Vec<RecordedTurn>, StoreError>>;
 }
 
 /// Limits shared by every store.
@@ -203,10 +230,17 @@ pub struct SessionLimits {
     pub idle_timeout: Duration,
     /// How many messages that were not understood well are kept, and how long.
     pub missed: MissedLimits,
+    /// How many answered turns are kept with their droplet answers (replays, recordings).
+    pub recorded_turns: usize,
 }
 
 impl Default for SessionLimits {
     fn default() -> Self {
-        SessionLimits { max_history: 10, idle_timeout: Duration::from_secs(30 * 60), missed: MissedLimits::default() }
+        SessionLimits {
+            max_history: 10,
+            idle_timeout: Duration::from_secs(30 * 60),
+            missed: MissedLimits::default(),
+            recorded_turns: 500,
+        }
     }
 }

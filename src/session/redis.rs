@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use super::{MissedMessage, Session, SessionLease, SessionLimits, SessionStore, StoreError};
+use super::{MissedMessage, RecordedTurn, Session, SessionLease, SessionLimits, SessionStore, StoreError};
 
 /// How long a lease may live: longer than any turn (droplet calls time out well before).
 pub const LOCK_TTL: Duration = Duration::from_secs(30);
@@ -67,6 +67,11 @@ impl RedisStore {
 
     fn session_key(&self, id: &str) -> String {
         format!("{}session:{id}", self.prefix)
+    }
+
+    /// The list of answered turns, newest first, shared by every replica.
+    fn recorded_key(&self) -> String {
+        format!("{}recorded", self.prefix)
     }
 
     /// The list of missed messages, newest first, shared by every replica.
@@ -306,7 +311,48 @@ impl SessionStore for RedisStore {
                 .pexpire(&key, limits.max_age.as_millis().min(i64::MAX as u128) as i64)
                 .query_async::<()>(&mut connection)
                 .await?;
+            // the oldest go when they pass the age limit (a few per write keeps up with any rate)
+            for _ in 0..8 {
+                let oldest: Option<String> = connection.lindex(&key, -1).await?;
+                let expired = oldest
+                    .and_then(|entry| serde_json::from_str::<MissedMessage>(&entry).ok())
+                    .is_some_and(|m| !m.is_recent(limits.max_age));
+                if !expired {
+                    break;
+                }
+                let _: Option<String> = connection.rpop(&key, None).await?;
+            }
             Ok(())
+        })
+    }
+
+    fn record_turn(&self, turn: RecordedTurn) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let entry = serde_json::to_string(&turn)
+                .map_err(|e| StoreError::Unavailable(format!("a recorded turn could not be written: {e}")))?;
+            let key = self.recorded_key();
+            let mut connection = self.connection.clone();
+            // newest first, bounded; kept no longer than missed messages are
+            redis::pipe()
+                .lpush(&key, entry)
+                .ltrim(&key, 0, self.limits.recorded_turns.saturating_sub(1) as isize)
+                .pexpire(&key, self.limits.missed.max_age.as_millis().min(i64::MAX as u128) as i64)
+                .query_async::<()>(&mut connection)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn recorded(&self) -> BoxFuture<'_, Result<Vec<RecordedTurn>, StoreError>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let entries: Vec<String> = connection
+                .lrange(self.recorded_key(), 0, self.limits.recorded_turns.saturating_sub(1) as isize)
+                .await?;
+            let mut turns: Vec<RecordedTurn> =
+                entries.iter().filter_map(|e| serde_json::from_str::<RecordedTurn>(e).ok()).collect();
+            turns.reverse();
+            Ok(turns)
         })
     }
 

@@ -107,6 +107,9 @@ impl QueryStep {
                     (outcome, via)
                 }
             };
+            // the answer as it came, for the turn journal (a replay checks it against the
+            // candidate configuration's shape)
+            let raw = outcome.clone();
             let unexpected = match (&outcome, &p.shape) {
                 (Outcome::Data(answer), Some(shape)) => shape.first_problem(answer),
                 _ => None,
@@ -119,13 +122,14 @@ impl QueryStep {
                     message: format!("The {name} answered in a form I did not expect."),
                 };
             }
-            (p.call, p.droplet, p.endpoint, p.method, outcome, via, started.elapsed(), unexpected)
+            (p.call, p.droplet, p.endpoint, p.method, outcome, via, started.elapsed(), unexpected, raw)
         }))
         .await;
 
         let mut per_call: Vec<Vec<Value>> = vec![Vec::new(); self.calls.len()];
         let mut summary = [0usize; 3];
-        for (call, droplet, endpoint, method, outcome, via, elapsed, unexpected) in finished {
+        for (call, droplet, endpoint, method, outcome, via, elapsed, unexpected, raw) in finished {
+            state.answers.push(recorded(&droplet, &endpoint, &method, &raw));
             let (status, ok, data, error, relay) = match &outcome {
                 Outcome::Data(data) => ("data", true, data.clone(), Value::Null, Value::Null),
                 Outcome::Dispatched { relay_trace_id } => {
@@ -183,6 +187,24 @@ impl QueryStep {
             state.results.insert(call.name.clone(), value);
         }
         Ok(format!("{} data, {} dispatched, {} failed", summary[0], summary[1], summary[2]))
+    }
+}
+
+/// A call and its answer as the turn journal keeps them.
+fn recorded(droplet: &Value, endpoint: &str, method: &str, outcome: &Outcome) -> crate::session::RecordedCall {
+    let (status, data, kind, message) = match outcome {
+        Outcome::Data(data) => ("data", Some(data.clone()), None, None),
+        Outcome::Dispatched { .. } => ("dispatched", None, None, None),
+        Outcome::Failed { kind, message } => ("failed", None, Some(kind.as_str().to_owned()), Some(message.clone())),
+    };
+    crate::session::RecordedCall {
+        droplet: droplet.get("id").and_then(Value::as_i64).unwrap_or_default(),
+        endpoint: endpoint.to_owned(),
+        method: method.to_owned(),
+        outcome: status.to_owned(),
+        data,
+        kind,
+        message,
     }
 }
 

@@ -1,0 +1,176 @@
+//! What a configuration change does to real traffic, before it goes live.
+//!
+//! The server keeps its last turns with the droplet answers they used (`session::RecordedTurn`).
+//! [`replay`] runs them again, conversation by conversation and in order, on a candidate
+//! configuration, with a backend that answers each call from the recording and calls no droplet,
+//! and compares: which messages now pick another intent, which replies read differently. Rules
+//! are deterministic, so the same configuration gives the same replies: every difference is the
+//! change's doing. A turn that makes a call the original did not make gets a failed answer and
+//! is counted, so a change that adds a query shows up too.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+
+use crate::backend::{DropletBackend, DropletRequest, FailureKind, Outcome};
+use crate::config::CompiledConfig;
+use crate::engine::{Engine, Turn};
+use crate::session::{Channel, MemoryStore, RecordedCall, RecordedTurn, SessionLimits};
+
+/// How many examples each part of the report shows.
+const EXAMPLES: usize = 5;
+
+/// What replaying the recorded turns on a candidate configuration changed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, poem_openapi::Object)]
+pub struct ChangeReport {
+    /// Turns replayed.
+    pub turns: usize,
+    /// Turns whose message now picks another intent.
+    pub intents_changed: usize,
+    /// Turns whose reply reads differently (whatever the intent).
+    pub replies_changed: usize,
+    /// Droplet calls the candidate makes that the recorded turns did not (answered as failed).
+    pub calls_not_recorded: usize,
+    /// Each move from one intent to another, most frequent first, with examples.
+    pub moves: Vec<IntentMove>,
+    /// Some of the changed replies.
+    pub replies: Vec<ReplyChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, poem_openapi::Object)]
+pub struct IntentMove {
+    pub from: String,
+    pub to: String,
+    pub count: usize,
+    pub examples: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, poem_openapi::Object)]
+pub struct ReplyChange {
+    pub said: String,
+    pub before: String,
+    pub after: String,
+}
+
+impl ChangeReport {
+    /// "3 of 120 recorded messages now pick another intent (help → droplet_endpoints ×2, …),
+    /// 5 replies change".
+    pub fn summary(&self) -> String {
+        if self.turns == 0 {
+            return "no recorded turns to replay".to_owned();
+        }
+        let moves: Vec<String> = self
+            .moves
+            .iter()
+            .take(EXAMPLES)
+            .map(|m| {
+                format!("{} → {}{}", m.from, m.to, if m.count > 1 { format!(" ×{}", m.count) } else { String::new() })
+            })
+            .collect();
+        let moved = if moves.is_empty() { String::new() } else { format!(" ({})", moves.join(", ")) };
+        format!(
+            "{} of {} recorded messages now pick another intent{moved}, {} repl{} change",
+            self.intents_changed,
+            self.turns,
+            self.replies_changed,
+            if self.replies_changed == 1 { "y" } else { "ies" }
+        )
+    }
+}
+
+/// Answers from the recording: the first unused recorded call to the same droplet, endpoint and
+/// method; anything else fails without calling anyone.
+struct Recorded {
+    calls: Mutex<VecDeque<RecordedCall>>,
+    missing: Mutex<usize>,
+}
+
+impl DropletBackend for Recorded {
+    fn name(&self) -> &str {
+        "replay"
+    }
+
+    fn call(&self, request: DropletRequest) -> BoxFuture<'_, Outcome> {
+        let mut calls = self.calls.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let found = calls.iter().position(|c| {
+            c.droplet == request.droplet_id
+                && c.endpoint == request.endpoint
+                && c.method.eq_ignore_ascii_case(&request.method)
+        });
+        let outcome = match found.and_then(|i| calls.remove(i)) {
+            Some(call) => match call.outcome.as_str() {
+                "data" => Outcome::Data(call.data.unwrap_or_default()),
+                "dispatched" => Outcome::Dispatched { relay_trace_id: "replayed".to_owned() },
+                _ => Outcome::Failed {
+                    kind: call.kind.as_deref().and_then(FailureKind::parse).unwrap_or(FailureKind::BadResponse),
+                    message: call.message.unwrap_or_default(),
+                },
+            },
+            None => {
+                *self.missing.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) += 1;
+                Outcome::Failed {
+                    kind: FailureKind::Unreachable,
+                    message: format!("The {} was not asked this in the recorded turn.", request.droplet_name),
+                }
+            }
+        };
+        Box::pin(async move { outcome })
+    }
+}
+
+/// Replays `turns` (oldest first) on `candidate` and reports what differs.
+pub async fn replay(candidate: Arc<CompiledConfig>, turns: &[RecordedTurn]) -> ChangeReport {
+    let backend = Arc::new(Recorded { calls: Mutex::new(VecDeque::new()), missing: Mutex::new(0) });
+    let shared = backend.clone();
+    let sessions = Arc::new(MemoryStore::new(SessionLimits { recorded_turns: 0, ..SessionLimits::default() }));
+    let engine = Engine::new(candidate, Box::new(move |_| shared.clone()), sessions);
+    let mut report = ChangeReport { turns: turns.len(), ..ChangeReport::default() };
+    let mut moves: BTreeMap<(String, String), IntentMove> = BTreeMap::new();
+    for recorded in turns {
+        *backend.calls.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            recorded.calls.iter().cloned().collect();
+        let turn = Turn {
+            session_id: Some(recorded.session.clone()),
+            channel: if recorded.channel == "voice" { Channel::Voice } else { Channel::Chat },
+            text: recorded.said.clone(),
+            metadata: Default::default(),
+            trace_id: "replay".to_owned(),
+            preview_other_channel: false,
+            owner: Default::default(),
+            request_id: None,
+        };
+        let (intent, text) = match engine.handle(turn).await {
+            Ok(reply) => (reply.intent, reply.text),
+            Err(error) => ("(error)".to_owned(), error.to_string()),
+        };
+        if intent != recorded.intent {
+            report.intents_changed += 1;
+            let entry = moves.entry((recorded.intent.clone(), intent.clone())).or_insert_with(|| IntentMove {
+                from: recorded.intent.clone(),
+                to: intent.clone(),
+                count: 0,
+                examples: Vec::new(),
+            });
+            entry.count += 1;
+            if entry.examples.len() < EXAMPLES && !entry.examples.contains(&recorded.said) {
+                entry.examples.push(recorded.said.clone());
+            }
+        }
+        if text.trim_end() != recorded.reply.trim_end() {
+            report.replies_changed += 1;
+            if report.replies.len() < EXAMPLES {
+                report.replies.push(ReplyChange {
+                    said: recorded.said.clone(),
+                    before: recorded.reply.clone(),
+                    after: text,
+                });
+            }
+        }
+    }
+    report.calls_not_recorded = *backend.missing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    report.moves = moves.into_values().collect();
+    report.moves.sort_by_key(|m| std::cmp::Reverse(m.count));
+    report
+}
