@@ -28,6 +28,10 @@ pub struct Conversation {
     /// Droplet calls that answer differently from the bundled sample data.
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// Droplet answers pinned in order (a recorded conversation): each call takes the first
+    /// unused one for its droplet, endpoint and method; others answer as without it.
+    #[serde(default)]
+    pub answers: Vec<crate::session::RecordedCall>,
     pub turns: Vec<Said>,
 }
 
@@ -163,7 +167,18 @@ pub async fn run(
     coverage: Option<&Arc<Coverage>>,
 ) -> Transcript {
     let sessions = Arc::new(MemoryStore::new(SessionLimits::default()));
-    let engine = covered(Engine::new(config, FaultInjector::factory(conversation.faults.clone()), sessions), coverage);
+    let faults = conversation.faults.clone();
+    let pinned = conversation.answers.clone();
+    let factory: crate::engine::BackendFactory = if pinned.is_empty() {
+        FaultInjector::factory(faults)
+    } else {
+        Box::new(move |config| {
+            let inner = SampleBackend::new(config.catalogue.clone(), config.templates.clone());
+            let fallback: Arc<dyn DropletBackend> = Arc::new(FaultInjector { inner, faults: faults.clone() });
+            Arc::new(crate::replay::RecordedAnswers::new(pinned.clone(), Some(fallback)))
+        })
+    };
+    let engine = covered(Engine::new(config, factory, sessions), coverage);
     let mut exchanges = Vec::new();
     for said in &conversation.turns {
         let turn = Turn {

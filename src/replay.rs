@@ -80,14 +80,22 @@ impl ChangeReport {
     }
 }
 
-/// Answers from the recording: the first unused recorded call to the same droplet, endpoint and
-/// method; anything else fails without calling anyone.
-struct Recorded {
+/// Answers from a recording: the first unused recorded call to the same droplet, endpoint and
+/// method. Anything else goes to the fallback (a recorded conversation fixture: the bundled
+/// samples) or, without one (a replay), fails without calling anyone.
+pub struct RecordedAnswers {
     calls: Mutex<VecDeque<RecordedCall>>,
     missing: Mutex<usize>,
+    fallback: Option<Arc<dyn DropletBackend>>,
 }
 
-impl DropletBackend for Recorded {
+impl RecordedAnswers {
+    pub fn new(calls: Vec<RecordedCall>, fallback: Option<Arc<dyn DropletBackend>>) -> Self {
+        RecordedAnswers { calls: Mutex::new(calls.into()), missing: Mutex::new(0), fallback }
+    }
+}
+
+impl DropletBackend for RecordedAnswers {
     fn name(&self) -> &str {
         "replay"
     }
@@ -99,7 +107,12 @@ impl DropletBackend for Recorded {
                 && c.endpoint == request.endpoint
                 && c.method.eq_ignore_ascii_case(&request.method)
         });
-        let outcome = match found.and_then(|i| calls.remove(i)) {
+        let recorded = found.and_then(|i| calls.remove(i));
+        drop(calls);
+        if let (None, Some(fallback)) = (&recorded, &self.fallback) {
+            return fallback.call(request);
+        }
+        let outcome = match recorded {
             Some(call) => match call.outcome.as_str() {
                 "data" => Outcome::Data(call.data.unwrap_or_default()),
                 "dispatched" => Outcome::Dispatched { relay_trace_id: "replayed".to_owned() },
@@ -122,7 +135,7 @@ impl DropletBackend for Recorded {
 
 /// Replays `turns` (oldest first) on `candidate` and reports what differs.
 pub async fn replay(candidate: Arc<CompiledConfig>, turns: &[RecordedTurn]) -> ChangeReport {
-    let backend = Arc::new(Recorded { calls: Mutex::new(VecDeque::new()), missing: Mutex::new(0) });
+    let backend = Arc::new(RecordedAnswers::new(Vec::new(), None));
     let shared = backend.clone();
     let sessions = Arc::new(MemoryStore::new(SessionLimits { recorded_turns: 0, ..SessionLimits::default() }));
     let engine = Engine::new(candidate, Box::new(move |_| shared.clone()), sessions);

@@ -367,3 +367,46 @@ fn coverage_lists_what_no_test_reaches() {
         assert!(text.contains(gap), "missing `{gap}` in\n{text}");
     }
 }
+
+/// A conversation the running server had becomes a fixture that pins the droplet answers it
+/// got: it replays with those answers even after the bundled samples change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_makes_a_conversation_a_fixture_that_replays_the_same() {
+    let dir = config_copy();
+    let config = dir.path().to_str().expect("utf-8 path").to_owned();
+    let server =
+        common::Process::spawn(&[("CONFIG_DIR", &config), ("ADMIN_TOKEN", "record-token"), ("CONFIG_WATCH", "false")]);
+    let client = reqwest::Client::new();
+    for text in ["system overview", "status of the dashboard"] {
+        let reply = client
+            .post(format!("{}/api/chat", server.base))
+            .json(&serde_json::json!({"message": text, "session_id": "rec-1"}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(reply.status().as_u16(), 200);
+    }
+    let output = Command::new(BIN)
+        .args(["record", "rec-1", "--config", &config, "--url", &server.base])
+        .env("ADMIN_TOKEN", "record-token")
+        .output()
+        .expect("record runs");
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(text.contains("(2 turn(s), 3 droplet answer(s) pinned)"), "{text}");
+    let fixture = dir.path().join("tests/fixtures/conversations/recorded_rec-1.yaml");
+    assert!(fixture.is_file(), "{text}");
+
+    // the droplets' bundled answers change; the recording keeps what the conversation got
+    let catalogue = dir.path().join("catalogue/droplets.yaml");
+    let changed =
+        std::fs::read_to_string(&catalogue).expect("read").replacen("cpu_percent: 37.5", "cpu_percent: 99.5", 1);
+    std::fs::write(&catalogue, changed).expect("write");
+    run(&["test", "--config", &config, "--accept", "recorded_rec-1"]);
+    let snapshot = dir.path().join("tests/snapshots/conversations__chat@recorded_rec-1.yaml.snap");
+    let transcript = std::fs::read_to_string(&snapshot).expect("accepted transcript");
+    assert!(transcript.contains("| CPU | 37.5% |") && !transcript.contains("99.5"), "{transcript}");
+    assert!(transcript.contains("> status of the dashboard"), "{transcript}");
+    let again = stdout(&run(&["test", "--config", &config]));
+    assert!(!again.contains("recorded_rec-1.yaml (chat): the replies changed"), "{again}");
+}

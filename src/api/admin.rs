@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use poem::Request;
 use poem_openapi::auth::Bearer;
-use poem_openapi::param::Query;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme};
 use serde_json::{json, Value};
@@ -128,6 +128,33 @@ pub enum MissedResponse {
     /// The session store (which keeps them) does not answer.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
+}
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "auth_or_bad_request_recorded")]
+pub enum RecordedResponse {
+    /// The conversation's turns still kept, oldest first, with the droplet answers they used.
+    #[oai(status = 200)]
+    Ok(Json<Vec<crate::session::RecordedTurn>>),
+    /// Missing or wrong bearer token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// Admin endpoints are switched off (no `ADMIN_TOKEN`).
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// No turn of that conversation is kept.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The session store does not answer.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+fn auth_or_bad_request_recorded(error: poem::Error) -> RecordedResponse {
+    match auth_error(&error) {
+        (401, body) => RecordedResponse::Unauthorized(body, "Bearer".to_owned()),
+        (_, body) => RecordedResponse::Forbidden(body),
+    }
 }
 
 fn auth_or_bad_request_missed(error: poem::Error) -> MissedResponse {
@@ -261,6 +288,34 @@ impl AdminApi {
             days: limits.max_age.as_secs() / (24 * 3600),
             groups,
         }))
+    }
+
+    /// A conversation's recorded turns, with the droplet answers they used.
+    ///
+    /// What `chat-orchestrator record` turns into a conversation fixture that replays the same
+    /// forever. Only the last `RECORDED_TURNS` turns of the server are kept; sensitive slot
+    /// values are masked.
+    #[oai(path = "/api/admin/recorded/:session", method = "get", tag = "ApiTags::Admin")]
+    async fn recorded(&self, _auth: AdminAuth, session: Path<String>) -> RecordedResponse {
+        let turns = match self.reloader.engine().sessions().recorded().await {
+            Ok(turns) => turns,
+            Err(error) => {
+                return RecordedResponse::Unavailable(Json(ErrorBody::new(
+                    ErrorCode::DependencyUnavailable,
+                    error.to_string(),
+                    json!({}),
+                )))
+            }
+        };
+        let mine: Vec<crate::session::RecordedTurn> = turns.into_iter().filter(|t| t.session == session.0).collect();
+        if mine.is_empty() {
+            return RecordedResponse::NotFound(Json(ErrorBody::new(
+                ErrorCode::NotFound,
+                format!("no turn of conversation `{}` is kept (only the last RECORDED_TURNS turns are)", session.0),
+                json!({}),
+            )));
+        }
+        RecordedResponse::Ok(Json(mine))
     }
 
     /// The running configuration version and the reload history.

@@ -8,6 +8,7 @@ mod check;
 mod explain;
 mod openapi;
 mod probe;
+mod record;
 mod serve;
 mod test;
 mod triage;
@@ -90,6 +91,21 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
     },
+    /// Turn a conversation a running server had into a conversation fixture that pins the
+    /// droplet answers it got (tests/fixtures/conversations/NAME.yaml).
+    Record {
+        /// The conversation's session id.
+        session: String,
+        /// Base URL of the running server, e.g. http://127.0.0.1:8012
+        #[arg(long)]
+        url: String,
+        /// The server's admin token [default: $ADMIN_TOKEN]
+        #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The fixture's file name, without .yaml [default: recorded_SESSION]
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// What each droplet endpoint answers: its fields, their types, whether every answer has
     /// them (the table in STEWARDS.md, "What a query gives you").
     Answers,
@@ -124,6 +140,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat { url, voice } => chat::run(config_dir, url, voice).await,
         Command::Explain { message } => explain::run(config_dir, &message),
         Command::Answers => explain::answers(config_dir),
+        Command::Record { session, url, token, name } => {
+            let token = token.ok_or_else(|| anyhow::anyhow!("record needs the admin token: --token or ADMIN_TOKEN"))?;
+            record::run(config_dir, &session, &url, &token, name).await
+        }
         Command::Triage { url, token, file } => {
             let source = match (url, file) {
                 (_, Some(file)) => triage::Source::File(file),
