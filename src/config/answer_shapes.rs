@@ -162,9 +162,12 @@ fn misspelt_type(doc: &Document, pointer: &str, schema: &Value) -> Option<Diagno
                     .with_help(help),
                 );
             }
-            map.iter().find_map(|(key, value)| {
-                misspelt_type(doc, &format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1")), value)
-            })
+            // values, not schemas: an example may well have a `type` field of its own
+            map.iter().filter(|(key, _)| !matches!(key.as_str(), "examples" | "default" | "const" | "enum")).find_map(
+                |(key, value)| {
+                    misspelt_type(doc, &format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1")), value)
+                },
+            )
         }
         Value::Array(items) => {
             items.iter().enumerate().find_map(|(i, item)| misspelt_type(doc, &format!("{pointer}/{i}"), item))
