@@ -133,14 +133,34 @@ impl DropletBackend for RecordedAnswers {
     }
 }
 
-/// Replays `turns` (oldest first) on `candidate` and reports what differs.
+/// Replays `turns` (oldest first) on `candidate` and reports what differs from how they were
+/// answered.
 pub async fn replay(candidate: Arc<CompiledConfig>, turns: &[RecordedTurn]) -> ChangeReport {
+    let (answers, missing) = answer(candidate, turns).await;
+    let before: Vec<(String, String)> = turns.iter().map(|t| (t.intent.clone(), t.reply.clone())).collect();
+    report(turns, &before, &answers, missing)
+}
+
+/// Replays `turns` on `baseline` and on `candidate` and reports what the candidate answers
+/// differently (`test --against`: two configurations, neither of them the server's).
+pub async fn compare(
+    baseline: Arc<CompiledConfig>,
+    candidate: Arc<CompiledConfig>,
+    turns: &[RecordedTurn],
+) -> ChangeReport {
+    let (before, _) = answer(baseline, turns).await;
+    let (after, missing) = answer(candidate, turns).await;
+    report(turns, &before, &after, missing)
+}
+
+/// The intent and reply `config` gives each turn, conversation by conversation, with the
+/// recorded droplet answers; and how many calls the recording did not have.
+async fn answer(config: Arc<CompiledConfig>, turns: &[RecordedTurn]) -> (Vec<(String, String)>, usize) {
     let backend = Arc::new(RecordedAnswers::new(Vec::new(), None));
     let shared = backend.clone();
     let sessions = Arc::new(MemoryStore::new(SessionLimits { recorded_turns: 0, ..SessionLimits::default() }));
-    let engine = Engine::new(candidate, Box::new(move |_| shared.clone()), sessions);
-    let mut report = ChangeReport { turns: turns.len(), ..ChangeReport::default() };
-    let mut moves: BTreeMap<(String, String), IntentMove> = BTreeMap::new();
+    let engine = Engine::new(config, Box::new(move |_| shared.clone()), sessions);
+    let mut answers = Vec::with_capacity(turns.len());
     for recorded in turns {
         *backend.calls.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
             recorded.calls.iter().cloned().collect();
@@ -154,14 +174,28 @@ pub async fn replay(candidate: Arc<CompiledConfig>, turns: &[RecordedTurn]) -> C
             owner: Default::default(),
             request_id: None,
         };
-        let (intent, text) = match engine.handle(turn).await {
+        answers.push(match engine.handle(turn).await {
             Ok(reply) => (reply.intent, reply.text),
             Err(error) => ("(error)".to_owned(), error.to_string()),
-        };
-        if intent != recorded.intent {
+        });
+    }
+    let missing = *backend.missing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    (answers, missing)
+}
+
+fn report(
+    turns: &[RecordedTurn],
+    before: &[(String, String)],
+    after: &[(String, String)],
+    missing: usize,
+) -> ChangeReport {
+    let mut report = ChangeReport { turns: turns.len(), calls_not_recorded: missing, ..ChangeReport::default() };
+    let mut moves: BTreeMap<(String, String), IntentMove> = BTreeMap::new();
+    for ((recorded, (was, said_before)), (intent, text)) in turns.iter().zip(before).zip(after) {
+        if intent != was {
             report.intents_changed += 1;
-            let entry = moves.entry((recorded.intent.clone(), intent.clone())).or_insert_with(|| IntentMove {
-                from: recorded.intent.clone(),
+            let entry = moves.entry((was.clone(), intent.clone())).or_insert_with(|| IntentMove {
+                from: was.clone(),
                 to: intent.clone(),
                 count: 0,
                 examples: Vec::new(),
@@ -171,18 +205,17 @@ pub async fn replay(candidate: Arc<CompiledConfig>, turns: &[RecordedTurn]) -> C
                 entry.examples.push(recorded.said.clone());
             }
         }
-        if text.trim_end() != recorded.reply.trim_end() {
+        if text.trim_end() != said_before.trim_end() {
             report.replies_changed += 1;
             if report.replies.len() < EXAMPLES {
                 report.replies.push(ReplyChange {
                     said: recorded.said.clone(),
-                    before: recorded.reply.clone(),
-                    after: text,
+                    before: said_before.clone(),
+                    after: text.clone(),
                 });
             }
         }
     }
-    report.calls_not_recorded = *backend.missing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     report.moves = moves.into_values().collect();
     report.moves.sort_by_key(|m| std::cmp::Reverse(m.count));
     report

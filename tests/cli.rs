@@ -410,3 +410,83 @@ async fn record_makes_a_conversation_a_fixture_that_replays_the_same() {
     let again = stdout(&run(&["test", "--config", &config]));
     assert!(!again.contains("recorded_rec-1.yaml (chat): the replies changed"), "{again}");
 }
+
+/// `test --against`: real traffic from a running server, replayed offline on the edited
+/// configuration and on another one (a git ref of the checkout, or a folder), no droplet called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_against_says_what_an_edit_changes_for_recorded_traffic() {
+    let dir = config_copy();
+    let config = dir.path().to_str().expect("utf-8 path").to_owned();
+    let pristine = config_copy();
+    let git = |args: &[&str]| {
+        let output = Command::new("git")
+            .args(["-c", "user.name=Test", "-c", "user.email=test@example.invalid"])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("git runs");
+        assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "the configuration as it runs"]);
+    let server =
+        common::Process::spawn(&[("CONFIG_DIR", &config), ("ADMIN_TOKEN", "against-token"), ("CONFIG_WATCH", "false")]);
+    let client = reqwest::Client::new();
+    for text in ["bye", "thanks, that's all", "show me all droplets"] {
+        let reply = client.post(format!("{}/api/chat", server.base)).json(&serde_json::json!({"message": text})).send();
+        assert_eq!(reply.await.expect("request").status().as_u16(), 200);
+    }
+    // the edit, not committed: "bye" becomes help's, and the goodbye reply changes
+    let help = dir.path().join("pipelines/help.yaml");
+    let text = std::fs::read_to_string(&help)
+        .expect("read")
+        .replacen("match:\n  any:\n", "match:\n  any:\n    - '^bye$'\n", 1)
+        .replacen("priority: 0", "priority: 100", 1);
+    std::fs::write(&help, text).expect("write");
+    let goodbye = dir.path().join("templates/goodbye/chat.md.j2");
+    let text = std::fs::read_to_string(&goodbye).expect("read").replace("You're welcome", "Glad to help");
+    std::fs::write(&goodbye, text).expect("write");
+
+    let output = Command::new(BIN)
+        .args(["test", "--config", &config, "--against", "HEAD", "--url", &server.base])
+        .env("ADMIN_TOKEN", "against-token")
+        .output()
+        .expect("runs");
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        text.contains(
+            "against git HEAD: 1 of 3 recorded messages now pick another intent (goodbye → help), 2 replies change"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("goodbye → help ×1: “bye”"), "{text}");
+
+    // the same traffic saved to a file, against a folder
+    let saved = client
+        .get(format!("{}/api/admin/recorded", server.base))
+        .bearer_auth("against-token")
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+    let turns = dir.path().join("turns.json");
+    std::fs::write(&turns, saved).expect("save");
+    let output = run(&[
+        "test",
+        "--config",
+        &config,
+        "--against",
+        pristine.path().to_str().expect("utf-8"),
+        "--turns",
+        turns.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        stdout(&output).contains("1 of 3 recorded messages now pick another intent (goodbye → help)"),
+        "{}",
+        stdout(&output)
+    );
+}

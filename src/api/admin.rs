@@ -290,6 +290,23 @@ impl AdminApi {
         }))
     }
 
+    /// Every recorded turn, with the droplet answers it used.
+    ///
+    /// The traffic `chat-orchestrator test --against` replays offline on two configurations
+    /// (saved to a file, or fetched with the admin token). Oldest first; sensitive slot values
+    /// masked.
+    #[oai(path = "/api/admin/recorded", method = "get", tag = "ApiTags::Admin")]
+    async fn recorded_all(&self, _auth: AdminAuth) -> RecordedResponse {
+        match self.reloader.engine().sessions().recorded().await {
+            Ok(turns) => RecordedResponse::Ok(Json(turns)),
+            Err(error) => RecordedResponse::Unavailable(Json(ErrorBody::new(
+                ErrorCode::DependencyUnavailable,
+                error.to_string(),
+                json!({}),
+            ))),
+        }
+    }
+
     /// A conversation's recorded turns, with the droplet answers they used.
     ///
     /// What `chat-orchestrator record` turns into a conversation fixture that replays the same

@@ -3,6 +3,7 @@
 //! Every subcommand that reads the configuration resolves it the same way as the server, so
 //! `check`, `test`, `explain` and `chat` see exactly what `serve` would run.
 
+mod against;
 mod chat;
 mod check;
 mod explain;
@@ -63,6 +64,21 @@ pub enum Command {
         /// outcomes (data, dispatched, failed), each with its file and line.
         #[arg(long, conflicts_with = "utterances")]
         coverage: bool,
+        /// Instead of the tests: replay real traffic on this configuration and on another (a
+        /// folder, or a git ref of this checkout such as HEAD or main), no droplet called, and
+        /// say which messages pick another intent and which replies change.
+        #[arg(long, value_name = "DIR|GIT_REF", conflicts_with_all = ["utterances", "coverage", "accept"])]
+        against: Option<String>,
+        /// With --against: the recorded turns of a running server (GET /api/admin/recorded,
+        /// with ADMIN_TOKEN), e.g. http://127.0.0.1:8012
+        #[arg(long, requires = "against", conflicts_with = "turns")]
+        url: Option<String>,
+        /// With --against: a saved GET /api/admin/recorded answer.
+        #[arg(long, value_name = "FILE", requires = "against")]
+        turns: Option<PathBuf>,
+        /// The server's admin token, with --url [default: $ADMIN_TOKEN]
+        #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Talk to the assistant in the terminal: the embedded engine, or a running server.
     Chat {
@@ -134,7 +150,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test { accept, utterances: Some(file), .. } => {
             test::utterances(config_dir, &file, accept.is_some()).await
         }
-        Command::Test { accept, utterances: None, coverage } => {
+        Command::Test { against: Some(against), url, turns, token, .. } => {
+            let traffic = match (url, turns) {
+                (_, Some(file)) => against::Traffic::File(file),
+                (Some(url), None) => against::Traffic::Server {
+                    url,
+                    token: token
+                        .ok_or_else(|| anyhow::anyhow!("--url needs the admin token: --token or ADMIN_TOKEN"))?,
+                },
+                (None, None) => {
+                    anyhow::bail!("--against replays real traffic: give --url URL (a running server) or --turns FILE")
+                }
+            };
+            against::run(config_dir, &against, traffic).await
+        }
+        Command::Test { accept, utterances: None, coverage, .. } => {
             test::run(config_dir, Accept::from(accept), coverage).await
         }
         Command::Chat { url, voice } => chat::run(config_dir, url, voice).await,
