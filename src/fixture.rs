@@ -32,6 +32,10 @@ pub struct Conversation {
     /// unused one for its droplet, endpoint and method; others answer as without it.
     #[serde(default)]
     pub answers: Vec<crate::session::RecordedCall>,
+    /// Language-model answers pinned in order (a recorded conversation that the model helped
+    /// understand): each call takes the first unused one for its purpose.
+    #[serde(default)]
+    pub model: Vec<crate::session::RecordedModelAnswer>,
     pub turns: Vec<Said>,
 }
 
@@ -178,7 +182,10 @@ pub async fn run(
             Arc::new(crate::replay::RecordedAnswers::new(pinned.clone(), Some(fallback)))
         })
     };
-    let engine = covered(Engine::new(config, factory, sessions), coverage);
+    let mut engine = covered(Engine::new(config, factory, sessions), coverage);
+    if !conversation.model.is_empty() {
+        engine = engine.with_llm(crate::replay::RecordedModel::llm(conversation.model.clone()));
+    }
     let mut exchanges = Vec::new();
     for said in &conversation.turns {
         let turn = Turn {

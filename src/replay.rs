@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -17,7 +18,8 @@ use serde::Serialize;
 use crate::backend::{DropletBackend, DropletRequest, FailureKind, Outcome};
 use crate::config::CompiledConfig;
 use crate::engine::{Engine, Turn};
-use crate::session::{Channel, MemoryStore, RecordedCall, RecordedTurn, SessionLimits};
+use crate::llm::{Attempt, LanguageModel, Llm, LlmAnswer, LlmError, LlmErrorKind, LlmRequest};
+use crate::session::{Channel, MemoryStore, RecordedCall, RecordedModelAnswer, RecordedTurn, SessionLimits};
 
 /// How many examples each part of the report shows.
 const EXAMPLES: usize = 5;
@@ -133,6 +135,54 @@ impl DropletBackend for RecordedAnswers {
     }
 }
 
+/// A language model that answers from a recording: each call takes the first unused recorded
+/// answer for its purpose (`classify`, `extract`, `reason`); with none left it is unavailable,
+/// as a model that does not answer, so the rules decide.
+pub struct RecordedModel {
+    answers: Mutex<VecDeque<RecordedModelAnswer>>,
+}
+
+impl RecordedModel {
+    pub fn new(answers: Vec<RecordedModelAnswer>) -> Self {
+        RecordedModel { answers: Mutex::new(answers.into()) }
+    }
+
+    /// A configured model answering from `answers` (the live server's limits do not matter:
+    /// nothing waits on a recording).
+    pub fn llm(answers: Vec<RecordedModelAnswer>) -> Arc<Llm> {
+        Arc::new(Llm::new(Arc::new(RecordedModel::new(answers)), Duration::from_secs(5), 0, DEFAULT_MIN_CONFIDENCE))
+    }
+
+    fn load(&self, answers: &[RecordedModelAnswer]) {
+        *self.answers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = answers.iter().cloned().collect();
+    }
+}
+
+/// `LLM_MIN_CONFIDENCE`'s default.
+const DEFAULT_MIN_CONFIDENCE: f64 = 0.6;
+
+impl LanguageModel for RecordedModel {
+    fn provider(&self) -> &'static str {
+        "recorded"
+    }
+
+    fn model(&self) -> &str {
+        "recorded"
+    }
+
+    fn attempt<'a>(&'a self, request: &'a LlmRequest, _timeout: Duration) -> BoxFuture<'a, Attempt> {
+        let mut answers = self.answers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let found = answers.iter().position(|a| a.purpose == request.purpose.as_str());
+        let attempt = match found.and_then(|i| answers.remove(i)) {
+            Some(RecordedModelAnswer { answer: Some(text), .. }) => {
+                Attempt::Answer(LlmAnswer { text, model: "recorded".to_owned(), usage: Default::default() })
+            }
+            _ => Attempt::Failed(LlmError::new(LlmErrorKind::Unreachable, "no recorded answer for this call")),
+        };
+        Box::pin(async move { attempt })
+    }
+}
+
 /// Replays `turns` (oldest first) on `candidate` and reports what differs from how they were
 /// answered.
 pub async fn replay(candidate: Arc<CompiledConfig>, turns: &[RecordedTurn]) -> ChangeReport {
@@ -159,11 +209,20 @@ async fn answer(config: Arc<CompiledConfig>, turns: &[RecordedTurn]) -> (Vec<(St
     let backend = Arc::new(RecordedAnswers::new(Vec::new(), None));
     let shared = backend.clone();
     let sessions = Arc::new(MemoryStore::new(SessionLimits { recorded_turns: 0, ..SessionLimits::default() }));
-    let engine = Engine::new(config, Box::new(move |_| shared.clone()), sessions);
+    let mut engine = Engine::new(config, Box::new(move |_| shared.clone()), sessions);
+    // the live server had a model when its turns recorded answers: replay them
+    let model = turns.iter().any(|t| !t.model.is_empty()).then(|| Arc::new(RecordedModel::new(Vec::new())));
+    if let Some(model) = &model {
+        let shared: Arc<dyn LanguageModel> = model.clone();
+        engine = engine.with_llm(Arc::new(Llm::new(shared, Duration::from_secs(5), 0, DEFAULT_MIN_CONFIDENCE)));
+    }
     let mut answers = Vec::with_capacity(turns.len());
     for recorded in turns {
         *backend.calls.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
             recorded.calls.iter().cloned().collect();
+        if let Some(model) = &model {
+            model.load(&recorded.model);
+        }
         let turn = Turn {
             session_id: Some(recorded.session.clone()),
             channel: if recorded.channel == "voice" { Channel::Voice } else { Channel::Chat },

@@ -129,4 +129,9 @@ pub struct LlmCallTrace {
     pub outcome: String,
     /// The failure, in plain words.
     pub error: Option<String>,
+    /// The model's answer as it came: kept for the turn journal (replays, recordings), never
+    /// shown in the trace.
+    #[oai(skip)]
+    #[serde(skip)]
+    pub answer: Option<String>,
 }

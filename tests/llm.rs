@@ -120,6 +120,7 @@ struct Setup {
     fake: Fake,
     _fake_stop: tokio::sync::oneshot::Sender<()>,
     ours: common::Running,
+    engine: Arc<Engine>,
 }
 
 enum Provider {
@@ -149,10 +150,12 @@ async fn setup_with(
             Arc::new(Gemini::new(&format!("http://{dead}"), "test-gemini-key", "gemini-2.5-flash"))
         }
     };
-    let engine = Engine::new(config, SampleBackend::factory(), Arc::new(MemoryStore::new(SessionLimits::default())))
-        .with_llm(Arc::new(Llm::new(model, timeout, 2, 0.6)));
-    let ours = common::Running::start(AppState::new(Arc::new(engine), None, None)).await;
-    Setup { fake, _fake_stop: stop, ours }
+    let engine = Arc::new(
+        Engine::new(config, SampleBackend::factory(), Arc::new(MemoryStore::new(SessionLimits::default())))
+            .with_llm(Arc::new(Llm::new(model, timeout, 2, 0.6))),
+    );
+    let ours = common::Running::start(AppState::new(engine.clone(), None, None)).await;
+    Setup { fake, _fake_stop: stop, ours, engine }
 }
 
 async fn chat(setup: &Setup, message: &str) -> Value {
@@ -549,4 +552,41 @@ async fn the_model_is_asked_only_about_what_the_rules_are_unsure_of() {
     println!("the model was asked about {asked} of {total} corpus messages");
     assert_eq!(asked, report.asking_model(), "the count the corpus report gives is the one that happens");
     assert!(asked * 5 < total, "{asked} of {total} messages reached the model");
+}
+
+/// A turn the model understood is recorded with the model's answer: a replay and a recorded
+/// fixture answer it the same, from the recording, without asking any model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_models_answers_are_recorded_and_replayed_without_a_model() {
+    let setup = setup(Provider::Gemini, Duration::from_secs(5)).await;
+    setup.fake.push(ok(gemini_answer(&classification(&["all_droplets"], 0.91, json!([]), Value::Null))));
+    let reply = chat_in(&setup, "which of our machines are alive at the moment", Some("modelled"), "chat").await;
+    assert_eq!(reply["intent"], "all_droplets", "{reply}");
+    assert_eq!(setup.fake.requests().len(), 1);
+
+    let turns = setup.engine.sessions().recorded().await.expect("recorded turns");
+    let turn = turns.iter().find(|t| t.session == "modelled").expect("the turn is recorded");
+    assert_eq!(turn.model.len(), 1, "{turn:?}");
+    assert_eq!(turn.model[0].purpose, "classify");
+
+    // a replay: the same intent and reply, and the model is not asked again
+    let report = chat_orchestrator::replay::replay(common::compiled(), std::slice::from_ref(turn)).await;
+    assert_eq!((report.intents_changed, report.replies_changed), (0, 0), "{report:?}");
+    assert_eq!(setup.fake.requests().len(), 1, "the recording answered, not the model");
+
+    // a recorded fixture, run with no model configured at all
+    let fixture = chat_orchestrator::fixture::Conversation {
+        description: "recorded".to_owned(),
+        channels: Some(vec![chat_orchestrator::session::Channel::Chat]),
+        faults: Vec::new(),
+        answers: turn.calls.clone(),
+        model: turn.model.clone(),
+        turns: vec![chat_orchestrator::fixture::Said { say: turn.said.clone() }],
+    };
+    let transcript =
+        chat_orchestrator::fixture::run(common::compiled(), &fixture, chat_orchestrator::session::Channel::Chat, None)
+            .await;
+    assert_eq!(transcript.0[0].intent, "all_droplets", "{}", transcript.render());
+    assert_eq!(transcript.0[0].source, "llm");
+    assert_eq!(transcript.0[0].reply, turn.reply);
 }

@@ -78,12 +78,17 @@ fn fixture_yaml(session: &str, turns: &[RecordedTurn]) -> anyhow::Result<String>
             answer
         })
         .collect();
-    let fixture = json!({
+    let mut fixture = json!({
         "description": format!("recorded from conversation {session} ({} turns, answers as the droplets gave them)", turns.len()),
         "channels": [channel],
         "answers": answers,
         "turns": turns.iter().map(|t| json!({"say": t.said})).collect::<Vec<_>>(),
     });
+    let model: Vec<Value> =
+        turns.iter().flat_map(|t| t.model.iter()).filter_map(|m| serde_json::to_value(m).ok()).collect();
+    if !model.is_empty() {
+        fixture["model"] = Value::Array(model);
+    }
     // JSON is YAML: a fixture any YAML reader takes, values quoted exactly
     Ok(format!("{}\n", serde_json::to_string_pretty(&fixture)?))
 }

@@ -392,7 +392,10 @@ impl Engine {
             }
         }
         let mut answers = Vec::new();
+        let mut model_answers: Vec<crate::session::RecordedModelAnswer> =
+            understood.calls.iter().map(model_answer).collect();
         for (pipeline, flow, mut state) in runs {
+            model_answers.extend(state.trace.llm.iter().map(model_answer));
             secrets.add(&pipeline.slots, &state.slots);
             answers.append(&mut state.answers);
             if let Some(coverage) = &self.coverage {
@@ -560,6 +563,13 @@ impl Engine {
                 intent: intent.clone(),
                 reply: kept_text.clone(),
                 calls: answers,
+                model: model_answers
+                    .into_iter()
+                    .map(|mut m| {
+                        m.answer = m.answer.map(|a| secrets.mask(&a));
+                        m
+                    })
+                    .collect(),
                 at: utc_timestamp(),
                 config_version: runtime.version,
             };
@@ -786,4 +796,9 @@ pub fn utc_timestamp() -> String {
     let now = OffsetDateTime::now_utc();
     let now = now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now);
     now.format(&Rfc3339).unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+/// A model call as the turn journal keeps it.
+fn model_answer(call: &crate::trace::LlmCallTrace) -> crate::session::RecordedModelAnswer {
+    crate::session::RecordedModelAnswer { purpose: call.purpose.clone(), answer: call.answer.clone() }
 }

@@ -226,6 +226,7 @@ impl Llm {
             output_tokens: result.as_ref().map(|a| a.usage.output_tokens).unwrap_or(0),
             outcome: if result.is_ok() { "ok" } else { "failed" }.to_owned(),
             error: result.as_ref().err().map(|e| e.message.clone()),
+            answer: result.as_ref().ok().map(|a| a.text.clone()),
         };
         self.record(request.purpose, &result, started.elapsed());
         (result, trace)

@@ -23,10 +23,22 @@ pub struct RecordedTurn {
     pub reply: String,
     /// Every droplet call the turn made, in order, with its answer.
     pub calls: Vec<RecordedCall>,
+    /// Every language-model call the turn made, in order, with its answer.
+    #[serde(default)]
+    pub model: Vec<RecordedModelAnswer>,
     /// RFC 3339 UTC.
     pub at: String,
     /// The configuration version that answered.
     pub config_version: u64,
+}
+
+/// One language-model call and what it answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, poem_openapi::Object)]
+pub struct RecordedModelAnswer {
+    /// `classify`, `extract` or `reason`.
+    pub purpose: String,
+    /// The answer's text (sensitive values masked); none when the call failed.
+    pub answer: Option<String>,
 }
 
 /// One droplet call and what came back.

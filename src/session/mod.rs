@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-pub use self::journal::{RecordedCall, RecordedTurn};
+pub use self::journal::{RecordedCall, RecordedModelAnswer, RecordedTurn};
 pub use self::memory::MemoryStore;
 pub use self::missed::{group as group_missed, MissedGroup, MissedLimits, MissedMessage};
 pub use self::owner::{Entry, Owner};
