@@ -18,6 +18,21 @@ fn stdout(output: &Output) -> String {
 }
 
 /// A copy of the shipped configuration and its fixtures, for commands that must see an edit.
+/// The binary serving a copy of the configuration (with the admin token), and the copy's path.
+fn serve_copy(token: &str) -> (tempfile::TempDir, String, common::Process) {
+    let dir = config_copy();
+    let config = dir.path().to_str().expect("utf-8 path").to_owned();
+    let server = common::Process::spawn(&[("CONFIG_DIR", &config), ("ADMIN_TOKEN", token), ("CONFIG_WATCH", "false")]);
+    (dir, config, server)
+}
+
+/// One chat turn over HTTP; it must be answered.
+async fn chat_on(base: &str, body: Value) -> Value {
+    let response = reqwest::Client::new().post(format!("{base}/api/chat")).json(&body).send().await.expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    response.json().await.expect("json")
+}
+
 fn config_copy() -> tempfile::TempDir {
     common::config_copy_with(&["tests/fixtures", "tests/snapshots"])
 }
@@ -273,21 +288,10 @@ fn probe_exits_zero_only_for_an_active_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn triage_turns_a_missed_message_into_an_example() {
     use std::io::Write as _;
-    let dir = config_copy();
-    let config = dir.path().to_str().expect("utf-8 path").to_owned();
-    let server =
-        common::Process::spawn(&[("CONFIG_DIR", &config), ("ADMIN_TOKEN", "triage-token"), ("CONFIG_WATCH", "false")]);
+    let (dir, config, server) = serve_copy("triage-token");
     let client = reqwest::Client::new();
     for text in ["any update on the onboarding thing", "any update on the onboarding thing?"] {
-        let reply: Value = client
-            .post(format!("{}/api/chat", server.base))
-            .json(&serde_json::json!({"message": text}))
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json");
+        let reply = chat_on(&server.base, serde_json::json!({"message": text})).await;
         assert_eq!(reply["intent"], "fallback", "the message is not understood yet: {reply}");
     }
     let pipeline = dir.path().join("pipelines/onboarding_progress.yaml");
@@ -372,19 +376,9 @@ fn coverage_lists_what_no_test_reaches() {
 /// got: it replays with those answers even after the bundled samples change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_makes_a_conversation_a_fixture_that_replays_the_same() {
-    let dir = config_copy();
-    let config = dir.path().to_str().expect("utf-8 path").to_owned();
-    let server =
-        common::Process::spawn(&[("CONFIG_DIR", &config), ("ADMIN_TOKEN", "record-token"), ("CONFIG_WATCH", "false")]);
-    let client = reqwest::Client::new();
+    let (dir, config, server) = serve_copy("record-token");
     for text in ["system overview", "status of the dashboard"] {
-        let reply = client
-            .post(format!("{}/api/chat", server.base))
-            .json(&serde_json::json!({"message": text, "session_id": "rec-1"}))
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(reply.status().as_u16(), 200);
+        chat_on(&server.base, serde_json::json!({"message": text, "session_id": "rec-1"})).await;
     }
     let output = Command::new(BIN)
         .args(["record", "rec-1", "--config", &config, "--url", &server.base])
@@ -415,8 +409,7 @@ async fn record_makes_a_conversation_a_fixture_that_replays_the_same() {
 /// configuration and on another one (a git ref of the checkout, or a folder), no droplet called.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_against_says_what_an_edit_changes_for_recorded_traffic() {
-    let dir = config_copy();
-    let config = dir.path().to_str().expect("utf-8 path").to_owned();
+    let (dir, config, server) = serve_copy("against-token");
     let pristine = config_copy();
     let git = |args: &[&str]| {
         let output = Command::new("git")
@@ -430,20 +423,12 @@ async fn test_against_says_what_an_edit_changes_for_recorded_traffic() {
     git(&["init", "-q"]);
     git(&["add", "-A"]);
     git(&["commit", "-q", "-m", "the configuration as it runs"]);
-    let server =
-        common::Process::spawn(&[("CONFIG_DIR", &config), ("ADMIN_TOKEN", "against-token"), ("CONFIG_WATCH", "false")]);
     let client = reqwest::Client::new();
     for text in ["bye", "thanks, that's all", "show me all droplets"] {
-        let reply = client.post(format!("{}/api/chat", server.base)).json(&serde_json::json!({"message": text})).send();
-        assert_eq!(reply.await.expect("request").status().as_u16(), 200);
+        chat_on(&server.base, serde_json::json!({"message": text})).await;
     }
     // the edit, not committed: "bye" becomes help's, and the goodbye reply changes
-    let help = dir.path().join("pipelines/help.yaml");
-    let text = std::fs::read_to_string(&help)
-        .expect("read")
-        .replacen("match:\n  any:\n", "match:\n  any:\n    - '^bye$'\n", 1)
-        .replacen("priority: 0", "priority: 100", 1);
-    std::fs::write(&help, text).expect("write");
+    common::give_bye_to_help(dir.path());
     let goodbye = dir.path().join("templates/goodbye/chat.md.j2");
     let text = std::fs::read_to_string(&goodbye).expect("read").replace("You're welcome", "Glad to help");
     std::fs::write(&goodbye, text).expect("write");

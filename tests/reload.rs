@@ -194,12 +194,7 @@ async fn a_reload_says_what_it_changes_for_recorded_traffic_before_it_goes_live(
     }
 
     // the edit: "bye" becomes an example of help (a priority that wins), and goodbye's reply changes
-    let help = dir.path().join("pipelines/help.yaml");
-    let text = std::fs::read_to_string(&help)
-        .expect("read")
-        .replacen("match:\n  any:\n", "match:\n  any:\n    - '^bye$'\n", 1)
-        .replacen("priority: 0", "priority: 100", 1);
-    std::fs::write(&help, text).expect("write");
+    common::give_bye_to_help(dir.path());
     set_goodbye(dir.path(), GLAD);
 
     let (status, tried, _) = server.admin(reqwest::Method::POST, "/api/admin/reload?dry_run=true", Some(TOKEN)).await;

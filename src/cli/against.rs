@@ -100,22 +100,7 @@ async fn recorded(traffic: Traffic) -> anyhow::Result<Vec<RecordedTurn>> {
             let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
             serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?
         }
-        Traffic::Server { url, token } => {
-            let endpoint = format!("{}/api/admin/recorded", url.trim_end_matches('/'));
-            let response = reqwest::Client::new()
-                .get(&endpoint)
-                .bearer_auth(token)
-                .send()
-                .await
-                .with_context(|| format!("cannot reach {endpoint}"))?;
-            let status = response.status();
-            let body: Value = response.json().await.with_context(|| format!("{endpoint} did not answer with JSON"))?;
-            if !status.is_success() {
-                let why = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("no reason given");
-                anyhow::bail!("{endpoint} answered {status}: {why}");
-            }
-            body
-        }
+        Traffic::Server { url, token } => super::admin_get(&url, "/api/admin/recorded", &token).await?,
     };
     serde_json::from_value(body).context("the recorded turns are not in the form GET /api/admin/recorded gives")
 }

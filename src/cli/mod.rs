@@ -153,11 +153,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test { against: Some(against), url, turns, token, .. } => {
             let traffic = match (url, turns) {
                 (_, Some(file)) => against::Traffic::File(file),
-                (Some(url), None) => against::Traffic::Server {
-                    url,
-                    token: token
-                        .ok_or_else(|| anyhow::anyhow!("--url needs the admin token: --token or ADMIN_TOKEN"))?,
-                },
+                (Some(url), None) => against::Traffic::Server { url, token: admin_token(token)? },
                 (None, None) => {
                     anyhow::bail!("--against replays real traffic: give --url URL (a running server) or --turns FILE")
                 }
@@ -171,17 +167,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Explain { message } => explain::run(config_dir, &message),
         Command::Answers => explain::answers(config_dir),
         Command::Record { session, url, token, name } => {
-            let token = token.ok_or_else(|| anyhow::anyhow!("record needs the admin token: --token or ADMIN_TOKEN"))?;
+            let token = admin_token(token)?;
             record::run(config_dir, &session, &url, &token, name).await
         }
         Command::Triage { url, token, file } => {
             let source = match (url, file) {
                 (_, Some(file)) => triage::Source::File(file),
-                (Some(url), None) => triage::Source::Server {
-                    url,
-                    token: token
-                        .ok_or_else(|| anyhow::anyhow!("--url needs the admin token: --token or ADMIN_TOKEN"))?,
-                },
+                (Some(url), None) => triage::Source::Server { url, token: admin_token(token)? },
                 (None, None) => anyhow::bail!("give --url URL (a running server) or --file FILE (a saved report)"),
             };
             triage::run(config_dir, source).await
@@ -219,14 +211,45 @@ impl Accept {
             Accept::None => false,
             Accept::All => true,
             Accept::Only(names) => names.iter().any(|name| {
-                let (name, only) = match name.rsplit_once(':') {
-                    Some((name, only)) => (name, Some(only)),
-                    None => (name.as_str(), None),
-                };
-                name.trim_end_matches(".yaml") == stem && only.is_none_or(|c| c == channel)
+                let (name, only) = Accept::split(name);
+                name == stem && only.is_none_or(|c| c == channel)
             }),
         }
     }
+
+    /// `register_service.yaml:voice` → (`register_service`, Some(`voice`)).
+    pub fn split(name: &str) -> (&str, Option<&str>) {
+        let (name, channel) = match name.rsplit_once(':') {
+            Some((name, channel)) => (name, Some(channel)),
+            None => (name, None),
+        };
+        (name.trim_end_matches(".yaml"), channel)
+    }
+}
+
+/// The admin token a subcommand talking to a running server needs.
+fn admin_token(token: Option<String>) -> anyhow::Result<String> {
+    token.ok_or_else(|| anyhow::anyhow!("--url needs the admin token: --token or ADMIN_TOKEN"))
+}
+
+/// `GET {url}{path}` of a running server's admin API: its JSON, or its error in one line.
+async fn admin_get(url: &str, path: &str, token: &str) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context as _;
+    let endpoint = format!("{}{path}", url.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .get(&endpoint)
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {endpoint}"))?;
+    let status = response.status();
+    let body: serde_json::Value =
+        response.json().await.with_context(|| format!("{endpoint} did not answer with JSON"))?;
+    if !status.is_success() {
+        let why = body.pointer("/error/message").and_then(serde_json::Value::as_str).unwrap_or("no reason given");
+        anyhow::bail!("{endpoint} answered {status}: {why}");
+    }
+    Ok(body)
 }
 
 /// Where the configuration comes from, and its root folder when it is on disk.

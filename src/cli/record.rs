@@ -23,19 +23,7 @@ pub async fn run(
     let Some(root) = root else {
         anyhow::bail!("record writes a fixture into the configuration folder: run it there, or pass --config DIR");
     };
-    let endpoint = format!("{}/api/admin/recorded/{}", url.trim_end_matches('/'), urlencode(session));
-    let response = reqwest::Client::new()
-        .get(&endpoint)
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {endpoint}"))?;
-    let status = response.status();
-    let body: Value = response.json().await.with_context(|| format!("{endpoint} did not answer with JSON"))?;
-    if !status.is_success() {
-        let why = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("no reason given");
-        anyhow::bail!("{endpoint} answered {status}: {why}");
-    }
+    let body = super::admin_get(url, &format!("/api/admin/recorded/{}", urlencode(session)), token).await?;
     let turns: Vec<RecordedTurn> =
         serde_json::from_value(body).context("the server's recorded turns are not in the expected form")?;
     let name = name.unwrap_or_else(|| format!("recorded_{}", file_safe(session)));

@@ -164,8 +164,7 @@ async fn conversations(
         let unknown: Vec<&String> = asked
             .iter()
             .filter(|a| {
-                let (name, channel) = a.rsplit_once(':').map(|(n, c)| (n, Some(c))).unwrap_or((a.as_str(), None));
-                let name = name.trim_end_matches(".yaml");
+                let (name, channel) = Accept::split(a);
                 !names.iter().any(|n| n.trim_end_matches(".yaml") == name)
                     || channel.is_some_and(|c| c != "chat" && c != "voice")
             })

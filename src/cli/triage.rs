@@ -29,7 +29,7 @@ pub async fn run(config_dir: Option<PathBuf>, source: Source) -> anyhow::Result<
     };
     let Some(compiled) = super::load_or_report(&files) else { return Ok(ExitCode::FAILURE) };
     let report = match source {
-        Source::Server { url, token } => fetch(&url, &token).await?,
+        Source::Server { url, token } => super::admin_get(&url, "/api/admin/missed", &token).await?,
         Source::File(path) => {
             let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
             serde_json::from_str(&text).with_context(|| {
@@ -93,23 +93,6 @@ pub async fn run(config_dir: Option<PathBuf>, source: Source) -> anyhow::Result<
     }
     println!("\n{added} example(s) added. Run `chat-orchestrator test` to see what changed, then commit.");
     Ok(ExitCode::SUCCESS)
-}
-
-async fn fetch(url: &str, token: &str) -> anyhow::Result<Value> {
-    let url = format!("{}/api/admin/missed", url.trim_end_matches('/'));
-    let response = reqwest::Client::new()
-        .get(&url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    let status = response.status();
-    let body: Value = response.json().await.with_context(|| format!("{url} did not answer with JSON"))?;
-    if !status.is_success() {
-        let why = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("no reason given");
-        anyhow::bail!("{url} answered {status}: {why}");
-    }
-    Ok(body)
 }
 
 /// Adds `message` to the intent's examples, checks the whole configuration, and undoes the

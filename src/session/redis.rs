@@ -69,6 +69,29 @@ impl RedisStore {
         format!("{}session:{id}", self.prefix)
     }
 
+    /// Puts `entry` first in the list at `key`, keeping `kept` entries; the list expires
+    /// `MISSED_MESSAGES_DAYS` after its last write (neither list is kept longer).
+    async fn push_bounded(&self, key: &str, entry: &impl serde::Serialize, kept: usize) -> Result<(), StoreError> {
+        let entry = serde_json::to_string(entry)
+            .map_err(|e| StoreError::Unavailable(format!("an entry for {key} could not be written: {e}")))?;
+        let mut connection = self.connection.clone();
+        redis::pipe()
+            .lpush(key, entry)
+            .ltrim(key, 0, kept.saturating_sub(1) as isize)
+            .pexpire(key, self.limits.missed.max_age.as_millis().min(i64::MAX as u128) as i64)
+            .query_async::<()>(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    /// The first `kept` entries of the list at `key`, newest first; an entry another version
+    /// wrote and this one cannot read is skipped, not fatal.
+    async fn read_list<T: serde::de::DeserializeOwned>(&self, key: &str, kept: usize) -> Result<Vec<T>, StoreError> {
+        let mut connection = self.connection.clone();
+        let entries: Vec<String> = connection.lrange(key, 0, kept.saturating_sub(1) as isize).await?;
+        Ok(entries.iter().filter_map(|e| serde_json::from_str(e).ok()).collect())
+    }
+
     /// The list of answered turns, newest first, shared by every replica.
     fn recorded_key(&self) -> String {
         format!("{}recorded", self.prefix)
@@ -299,18 +322,10 @@ impl SessionStore for RedisStore {
 
     fn note_missed(&self, missed: MissedMessage) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let entry = serde_json::to_string(&missed)
-                .map_err(|e| StoreError::Unavailable(format!("a missed message could not be written: {e}")))?;
             let limits = self.limits.missed;
             let key = self.missed_key();
+            self.push_bounded(&key, &missed, limits.kept).await?;
             let mut connection = self.connection.clone();
-            // newest first, bounded; the whole list goes when nothing was missed for max_age
-            redis::pipe()
-                .lpush(&key, entry)
-                .ltrim(&key, 0, limits.kept.saturating_sub(1) as isize)
-                .pexpire(&key, limits.max_age.as_millis().min(i64::MAX as u128) as i64)
-                .query_async::<()>(&mut connection)
-                .await?;
             // the oldest go when they pass the age limit (a few per write keeps up with any rate)
             for _ in 0..8 {
                 let oldest: Option<String> = connection.lindex(&key, -1).await?;
@@ -327,30 +342,12 @@ impl SessionStore for RedisStore {
     }
 
     fn record_turn(&self, turn: RecordedTurn) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
-            let entry = serde_json::to_string(&turn)
-                .map_err(|e| StoreError::Unavailable(format!("a recorded turn could not be written: {e}")))?;
-            let key = self.recorded_key();
-            let mut connection = self.connection.clone();
-            // newest first, bounded; kept no longer than missed messages are
-            redis::pipe()
-                .lpush(&key, entry)
-                .ltrim(&key, 0, self.limits.recorded_turns.saturating_sub(1) as isize)
-                .pexpire(&key, self.limits.missed.max_age.as_millis().min(i64::MAX as u128) as i64)
-                .query_async::<()>(&mut connection)
-                .await?;
-            Ok(())
-        })
+        Box::pin(async move { self.push_bounded(&self.recorded_key(), &turn, self.limits.recorded_turns).await })
     }
 
     fn recorded(&self) -> BoxFuture<'_, Result<Vec<RecordedTurn>, StoreError>> {
         Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let entries: Vec<String> = connection
-                .lrange(self.recorded_key(), 0, self.limits.recorded_turns.saturating_sub(1) as isize)
-                .await?;
-            let mut turns: Vec<RecordedTurn> =
-                entries.iter().filter_map(|e| serde_json::from_str::<RecordedTurn>(e).ok()).collect();
+            let mut turns: Vec<RecordedTurn> = self.read_list(&self.recorded_key(), self.limits.recorded_turns).await?;
             turns.reverse();
             Ok(turns)
         })
@@ -359,15 +356,8 @@ impl SessionStore for RedisStore {
     fn missed(&self) -> BoxFuture<'_, Result<Vec<MissedMessage>, StoreError>> {
         Box::pin(async move {
             let limits = self.limits.missed;
-            let mut connection = self.connection.clone();
-            let entries: Vec<String> =
-                connection.lrange(self.missed_key(), 0, limits.kept.saturating_sub(1) as isize).await?;
-            // an entry another version wrote and this one cannot read is skipped, not fatal
-            Ok(entries
-                .iter()
-                .filter_map(|e| serde_json::from_str::<MissedMessage>(e).ok())
-                .filter(|m| m.is_recent(limits.max_age))
-                .collect())
+            let kept: Vec<MissedMessage> = self.read_list(&self.missed_key(), limits.kept).await?;
+            Ok(kept.into_iter().filter(|m| m.is_recent(limits.max_age)).collect())
         })
     }
 }

@@ -107,29 +107,32 @@ impl QueryStep {
                     (outcome, via)
                 }
             };
-            // the answer as it came, for the turn journal (a replay checks it against the
-            // candidate configuration's shape)
-            let raw = outcome.clone();
             let unexpected = match (&outcome, &p.shape) {
                 (Outcome::Data(answer), Some(shape)) => shape.first_problem(answer),
                 _ => None,
             };
+            // the answer as it came, kept only when it is replaced: the turn journal records it
+            // (a replay checks it against the candidate configuration's shape)
+            let mut as_it_came = None;
             if unexpected.is_some() {
                 // an answer templates were not written for: say so rather than fail to render it
                 let name = p.droplet.get("name").and_then(Value::as_str).unwrap_or("droplet");
-                outcome = Outcome::Failed {
-                    kind: FailureKind::UnexpectedAnswer,
-                    message: format!("The {name} answered in a form I did not expect."),
-                };
+                as_it_came = Some(std::mem::replace(
+                    &mut outcome,
+                    Outcome::Failed {
+                        kind: FailureKind::UnexpectedAnswer,
+                        message: format!("The {name} answered in a form I did not expect."),
+                    },
+                ));
             }
-            (p.call, p.droplet, p.endpoint, p.method, outcome, via, started.elapsed(), unexpected, raw)
+            (p.call, p.droplet, p.endpoint, p.method, outcome, via, started.elapsed(), unexpected, as_it_came)
         }))
         .await;
 
         let mut per_call: Vec<Vec<Value>> = vec![Vec::new(); self.calls.len()];
         let mut summary = [0usize; 3];
-        for (call, droplet, endpoint, method, outcome, via, elapsed, unexpected, raw) in finished {
-            state.answers.push(recorded(&droplet, &endpoint, &method, &raw));
+        for (call, droplet, endpoint, method, outcome, via, elapsed, unexpected, as_it_came) in finished {
+            state.answers.push(recorded(&droplet, &endpoint, &method, as_it_came.as_ref().unwrap_or(&outcome)));
             let (status, ok, data, error, relay) = match &outcome {
                 Outcome::Data(data) => ("data", true, data.clone(), Value::Null, Value::Null),
                 Outcome::Dispatched { relay_trace_id } => {

@@ -281,3 +281,14 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// An edit of a configuration copy that gives "bye" to `help` (a pattern, and a priority that
+/// wins over `goodbye`'s): what a replay should report as a moved message.
+pub fn give_bye_to_help(dir: &Path) {
+    let help = dir.join("pipelines/help.yaml");
+    let text = std::fs::read_to_string(&help)
+        .expect("read")
+        .replacen("match:\n  any:\n", "match:\n  any:\n    - '^bye$'\n", 1)
+        .replacen("priority: 0", "priority: 100", 1);
+    std::fs::write(&help, text).expect("write");
+}
