@@ -197,6 +197,7 @@ pub async fn run(
             preview_other_channel: false,
             owner: Default::default(),
             request_id: None,
+            events: None,
         };
         let exchange = match engine.handle(turn).await {
             Ok(reply) => Exchange {
@@ -261,6 +262,7 @@ pub async fn run_pipeline_tests(
                 preview_other_channel: false,
                 owner: Default::default(),
                 request_id: None,
+                events: None,
             };
             let reply = match engine.handle(turn).await {
                 Ok(reply) => reply,

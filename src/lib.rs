@@ -54,5 +54,6 @@ pub mod stats;
 pub mod steps;
 pub mod template;
 pub mod trace;
+pub mod turn_events;
 pub mod understand;
 pub mod utterances;

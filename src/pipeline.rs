@@ -113,6 +113,10 @@ pub struct RunEnv<'a> {
     pub trace_id: &'a str,
     /// The language model, when one is configured.
     pub llm: Option<&'a crate::llm::Llm>,
+    /// The client listening while the turn works, if one does.
+    pub events: Option<&'a crate::turn_events::TurnEvents>,
+    /// How long a query waits before sending its progress line (unless the step says).
+    pub progress_after: std::time::Duration,
 }
 
 /// What a run reads and writes for one turn.

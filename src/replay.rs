@@ -232,6 +232,7 @@ async fn answer(config: Arc<CompiledConfig>, turns: &[RecordedTurn]) -> (Vec<(St
             preview_other_channel: false,
             owner: Default::default(),
             request_id: None,
+            events: None,
         };
         answers.push(match engine.handle(turn).await {
             Ok(reply) => (reply.intent, reply.text),

@@ -62,6 +62,9 @@ pub const CONFIRM_CONTEXT_NAMES: &[&str] = &["unclear_answer"];
 /// Extra names inside a give-up reply: `{name, prompt, …}` of the slot (or `{question: consent}`).
 pub const GIVE_UP_CONTEXT_NAMES: &[&str] = &["gave_up"];
 
+/// Extra names inside a query's `progress:` line: the names of the droplets not answered yet.
+pub const PROGRESS_CONTEXT_NAMES: &[&str] = &["waiting_on"];
+
 /// Names available to templated values in the catalogue's sample answers.
 pub const SAMPLE_CONTEXT_NAMES: &[&str] = &["body", "params"];
 

@@ -111,6 +111,15 @@ pub struct CallTrace {
     pub unexpected: Option<String>,
 }
 
+/// How a streamed answer came.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Object)]
+pub struct StreamTrace {
+    /// Time from the call's start to the first piece of text handed on (none: no text came).
+    pub first_piece_ms: Option<u64>,
+    /// Pieces of text handed on.
+    pub pieces: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Object)]
 pub struct LlmCallTrace {
     /// `classify`, `extract` or `reason`.
@@ -129,6 +138,10 @@ pub struct LlmCallTrace {
     pub outcome: String,
     /// The failure, in plain words.
     pub error: Option<String>,
+    /// Present when the answer was streamed to the client while it was written.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamTrace>,
     /// The model's answer as it came: kept for the turn journal (replays, recordings), never
     /// shown in the trace.
     #[oai(skip)]

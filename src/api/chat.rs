@@ -174,6 +174,7 @@ impl ChatApi {
             preview_other_channel: request.preview_other_channel.unwrap_or(false),
             owner: Owner::new(Entry::Client, caller.verified_subject()),
             request_id: idempotency_key.0,
+            events: None,
         };
         match self.engine.handle(turn).await {
             Ok(reply) => ChatResponse::Ok(Json(ChatReply {

@@ -330,6 +330,7 @@ async fn answer_relayed_turn(
         preview_other_channel: false,
         owner,
         request_id: incoming.request_id.clone(),
+        events: None,
     };
     let reply = match engine.handle(turn).await {
         Ok(reply) => reply,

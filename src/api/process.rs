@@ -112,6 +112,7 @@ impl ProcessApi {
             preview_other_channel: false,
             owner: Owner::new(Entry::Process, caller.verified_subject()),
             request_id: request.request_id.clone(),
+            events: None,
         };
         match self.engine.handle(turn).await {
             Ok(reply) => ProcessResponse::Ok(Json(envelope::response(

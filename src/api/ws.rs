@@ -312,6 +312,7 @@ async fn handle_text(
         preview_other_channel: false,
         owner: connection.owner.clone(),
         request_id: frame_in.request_id.clone(),
+        events: None,
     };
     match engine.handle(turn).await {
         Ok(reply) => {

@@ -92,6 +92,7 @@ async fn say(
                 preview_other_channel: false,
                 owner: Default::default(),
                 request_id: None,
+                events: None,
             };
             let reply = engine.handle(turn).await?;
             Ok((reply.text, reply.session_id, serde_json::to_value(&reply.trace)?))

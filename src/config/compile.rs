@@ -31,11 +31,12 @@ use crate::pipeline::{GuardedStep, Pipeline, PipelineTest};
 use crate::slots::phrases::Phrase;
 use crate::slots::{KeyValueParser, SlotDef, SlotKind};
 use crate::steps::{
-    Call, ConfirmStep, ExtractStep, FormatStep, QueryStep, ReasonOutput, ReasonStep, ReplyTemplates, Step, Target,
+    Call, ConfirmStep, ExtractStep, FormatStep, Progress, QueryStep, ReasonOutput, ReasonStep, ReplyTemplates, Step, Target,
     DEFAULT_CALL_TIMEOUT, DEFAULT_CONFIRM_TRIES, DEFAULT_TRIES,
 };
 use crate::template::{
-    Templates, ASK_CONTEXT_NAMES, CONFIRM_CONTEXT_NAMES, CONTEXT_NAMES, GIVE_UP_CONTEXT_NAMES, SAMPLE_CONTEXT_NAMES,
+    Templates, ASK_CONTEXT_NAMES, CONFIRM_CONTEXT_NAMES, CONTEXT_NAMES, GIVE_UP_CONTEXT_NAMES, PROGRESS_CONTEXT_NAMES,
+    SAMPLE_CONTEXT_NAMES,
     WELCOME_CONTEXT_NAMES,
 };
 
@@ -874,7 +875,8 @@ impl<'a> Compiler<'a> {
             for (pointer, name) in named {
                 let at = doc.at(&pointer);
                 let taken: Vec<&str> =
-                    [CONTEXT_NAMES, ASK_CONTEXT_NAMES, CONFIRM_CONTEXT_NAMES, GIVE_UP_CONTEXT_NAMES].concat();
+                    [CONTEXT_NAMES, ASK_CONTEXT_NAMES, CONFIRM_CONTEXT_NAMES, GIVE_UP_CONTEXT_NAMES, PROGRESS_CONTEXT_NAMES]
+                        .concat();
                 if taken.contains(&name) {
                     self.report(
                         Diagnostic::new(
@@ -939,6 +941,18 @@ impl<'a> Compiler<'a> {
             ));
             return None;
         }
+        if step.progress.is_some() && step.query.is_none() {
+            self.report(
+                Diagnostic::new(
+                    Code::StepKind,
+                    &doc.file,
+                    doc.at(&format!("{here}/progress")),
+                    format!("`progress:` belongs to a `query` step, and this is a `{}` step", kinds[0]),
+                )
+                .with_help("move `progress:` to the query step whose droplets may be slow to answer"),
+            );
+            return None;
+        }
         if let Some(extract) = &step.extract {
             return self
                 .extract(doc, &format!("{here}/extract"), extract, slot_names, known, templates)
@@ -965,7 +979,17 @@ impl<'a> Compiler<'a> {
                 calls.push(call);
             }
         }
-        Some(Step::Query(QueryStep { calls }))
+        let progress = match &step.progress {
+            None => None,
+            Some(spec) => {
+                let lines = FormatSpec { chat: spec.chat.clone(), voice: spec.voice.clone() };
+                let pointer = format!("{here}/progress");
+                let templates =
+                    self.reply_templates(doc, &pointer, &lines, templates, known, slot_names, PROGRESS_CONTEXT_NAMES)?;
+                Some(Progress { templates, after: spec.after_ms.map(std::time::Duration::from_millis) })
+            }
+        };
+        Some(Step::Query(QueryStep { calls, progress }))
     }
 
     fn extract(
@@ -1403,7 +1427,23 @@ impl<'a> Compiler<'a> {
             },
             _ => ReasonOutput::Text,
         };
-        prompt_ok.then(|| ReasonStep { prompt: reason.prompt.clone(), output, name: reason.name.clone() })
+        let stream = match (&output, reason.stream) {
+            (ReasonOutput::Json { .. }, Some(true)) => {
+                self.report(
+                    Diagnostic::new(
+                        Code::StepKind,
+                        &doc.file,
+                        doc.at(&format!("{here}/stream")),
+                        "only a text answer can be streamed: a JSON answer means nothing until it is whole",
+                    )
+                    .with_help("remove `stream: true`, or use `output: text`"),
+                );
+                return None;
+            }
+            (ReasonOutput::Json { .. }, _) => false,
+            (ReasonOutput::Text, stream) => stream.unwrap_or(true),
+        };
+        prompt_ok.then(|| ReasonStep { prompt: reason.prompt.clone(), output, name: reason.name.clone(), stream })
     }
 
     fn check_expression(

@@ -117,6 +117,20 @@ pub struct StepSpec {
     pub format: Option<FormatSpec>,
     #[serde(default)]
     pub confirm: Option<ConfirmSpec>,
+    /// A `query` step's line for a listening client while its droplets have not answered.
+    #[serde(default)]
+    pub progress: Option<ProgressSpec>,
+}
+
+/// A query's progress line as written: its two templates, and when to send it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressSpec {
+    pub chat: String,
+    pub voice: String,
+    /// Milliseconds to wait for the droplets first (the server's `PROGRESS_AFTER_MS` otherwise).
+    #[serde(default)]
+    pub after_ms: Option<u64>,
 }
 
 /// A `confirm` step as written: the read-back that asks for consent, and what to say on "no".
@@ -140,6 +154,9 @@ pub struct ReasonSpec {
     pub schema: Option<Value>,
     #[serde(rename = "as")]
     pub name: String,
+    /// Whether a text answer is handed to a listening client while it is written (default).
+    #[serde(default)]
+    pub stream: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

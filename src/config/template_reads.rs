@@ -213,6 +213,10 @@ fn templates_of(step: &StepSpec) -> Vec<String> {
     if let Some(ask) = step.extract.as_ref().and_then(|e| e.ask.as_ref()) {
         names.extend([ask.chat.clone(), ask.voice.clone()]);
     }
+    // a progress line renders before its own query's results are in
+    if let Some(progress) = &step.progress {
+        names.extend([progress.chat.clone(), progress.voice.clone()]);
+    }
     names
 }
 

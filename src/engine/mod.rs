@@ -22,6 +22,7 @@ use crate::session::{
 };
 use crate::steps::Step;
 use crate::trace::{DialogueTrace, IntentTrace, TurnTrace};
+use crate::turn_events::TurnEvents;
 use crate::understand::Understanding;
 
 mod missed;
@@ -49,6 +50,10 @@ pub struct Turn {
     /// the same id in the same session gets the reply it got the first time, and nothing runs
     /// again.
     pub request_id: Option<String>,
+    /// A client that listens while the turn works: progress lines when droplets are slow, and
+    /// streamed model answers ([`TurnEvents`]). `None` (REST JSON, relays, the CLI): the turn
+    /// runs exactly as without it.
+    pub events: Option<TurnEvents>,
 }
 
 #[derive(Debug, Clone)]
@@ -141,7 +146,12 @@ pub struct Engine {
     sessions: Arc<dyn SessionStore>,
     /// Where `test --coverage` collects what each run reached.
     coverage: Option<Arc<crate::coverage::Coverage>>,
+    /// How long a query waits before its `progress:` line is sent (`PROGRESS_AFTER_MS`).
+    progress_after: std::time::Duration,
 }
+
+/// `PROGRESS_AFTER_MS`'s default: long enough that a quick answer sends no progress line.
+pub const DEFAULT_PROGRESS_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What [`Engine::analyze`] found.
 #[derive(Debug, Clone)]
@@ -184,7 +194,15 @@ impl Engine {
             installing: std::sync::Mutex::new(1),
             sessions,
             coverage: None,
+            progress_after: DEFAULT_PROGRESS_AFTER,
         }
+    }
+
+    /// How long a query waits for its droplets before a listening client gets its `progress:`
+    /// line (a step may set its own `after_ms`).
+    pub fn with_progress_after(mut self, after: std::time::Duration) -> Self {
+        self.progress_after = after;
+        self
     }
 
     /// Reports every pipeline run to `coverage` (`test --coverage`).
@@ -347,6 +365,8 @@ impl Engine {
             intents: &config.intents_value,
             trace_id: &turn.trace_id,
             llm: self.llm.as_deref(),
+            events: turn.events.as_ref(),
+            progress_after: self.progress_after,
         };
         let runs = join_all(planned.into_iter().map(|(pipeline, plan)| {
             let mut state = TurnState {

@@ -1,5 +1,6 @@
 //! Google Gemini over its REST API: `POST {base}/v1beta/models/{model}:generateContent` with the
-//! key in `x-goog-api-key`. Structured output uses `generationConfig.responseMimeType =
+//! key in `x-goog-api-key`; a streamed answer is `:streamGenerateContent?alt=sse`, one
+//! `GenerateContentResponse` per server-sent event. Structured output uses `generationConfig.responseMimeType =
 //! application/json` and a `responseSchema` (Gemini's OpenAPI-style subset, converted from our
 //! JSON Schema by [`response_schema`]). Token counts come from `usageMetadata`.
 
@@ -8,7 +9,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
-use super::{exchange, Attempt, LanguageModel, LlmAnswer, LlmError, LlmErrorKind, LlmRequest, Speaker, Usage};
+use super::stream::{sse_pieces, Piece, StreamStart};
+use super::{exchange, send, stream_error, Attempt, LanguageModel, LlmAnswer, LlmError, LlmErrorKind, LlmRequest, Speaker, Usage};
 
 /// The public endpoint; tests and proxies set `GEMINI_BASE_URL`.
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
@@ -61,6 +63,15 @@ impl Gemini {
         let call = self.http.post(&url).header("x-goog-api-key", &self.api_key).json(&Self::body(request));
         exchange(call, timeout, |body| answer(body, &self.model), retry_info_delay).await
     }
+
+    async fn open_stream<'a>(&'a self, request: &'a LlmRequest, timeout: Duration) -> StreamStart<'a> {
+        let url = format!("{}/v1beta/models/{}:streamGenerateContent?alt=sse", self.base_url, self.model);
+        let call = self.http.post(&url).header("x-goog-api-key", &self.api_key).json(&Self::body(request));
+        match send(call, timeout, retry_info_delay).await {
+            Ok(response) => StreamStart::Started(sse_pieces(response, |event| Some(piece(&event.data)))),
+            Err(attempt) => attempt.into(),
+        }
+    }
 }
 
 impl LanguageModel for Gemini {
@@ -74,6 +85,50 @@ impl LanguageModel for Gemini {
 
     fn attempt<'a>(&'a self, request: &'a LlmRequest, timeout: Duration) -> BoxFuture<'a, Attempt> {
         Box::pin(self.call(request, timeout))
+    }
+
+    fn stream<'a>(&'a self, request: &'a LlmRequest, timeout: Duration) -> BoxFuture<'a, StreamStart<'a>> {
+        Box::pin(self.open_stream(request, timeout))
+    }
+}
+
+/// One event of `streamGenerateContent`: the candidate's next text, and on the last one its
+/// `finishReason` and the token counts. An error object or a stop for any reason but `STOP`
+/// ends the answer with that error.
+fn piece(data: &str) -> Result<Piece, LlmError> {
+    let body: Value = serde_json::from_str(data).map_err(|error| {
+        LlmError::new(LlmErrorKind::BadResponse, format!("The language model sent an event that is not JSON: {error}"))
+    })?;
+    if body["error"].is_object() {
+        return Err(stream_error(&body["error"]));
+    }
+    if let Some(reason) = body["promptFeedback"]["blockReason"].as_str() {
+        return Err(LlmError::new(LlmErrorKind::Refused, format!("The language model blocked the prompt ({reason}).")));
+    }
+    let candidate = &body["candidates"][0];
+    let done = match candidate["finishReason"].as_str() {
+        None => false,
+        Some("STOP") => true,
+        Some(finish) => return Err(LlmError::new(LlmErrorKind::Refused, format!("The language model stopped early ({finish})."))),
+    };
+    let parts = candidate["content"]["parts"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let text: String =
+        parts.iter().filter(|part| part["thought"] != json!(true)).filter_map(|part| part["text"].as_str()).collect();
+    Ok(Piece {
+        text,
+        usage: body["usageMetadata"].is_object().then(|| usage(&body["usageMetadata"])),
+        model: body["modelVersion"].as_str().map(str::to_owned),
+        done,
+    })
+}
+
+fn usage(usage: &Value) -> Usage {
+    let count = |name: &str| usage[name].as_u64().unwrap_or(0);
+    Usage {
+        prompt_tokens: count("promptTokenCount"),
+        // thinking tokens are billed as output
+        output_tokens: count("candidatesTokenCount") + count("thoughtsTokenCount"),
+        total_tokens: count("totalTokenCount"),
     }
 }
 
@@ -94,17 +149,10 @@ fn answer(body: &Value, configured_model: &str) -> Result<LlmAnswer, LlmError> {
     if text.trim().is_empty() {
         return Err(LlmError::new(LlmErrorKind::BadResponse, "The language model gave an empty answer."));
     }
-    let usage = &body["usageMetadata"];
-    let count = |name: &str| usage[name].as_u64().unwrap_or(0);
     Ok(LlmAnswer {
         text,
         model: body["modelVersion"].as_str().unwrap_or(configured_model).to_owned(),
-        usage: Usage {
-            prompt_tokens: count("promptTokenCount"),
-            // thinking tokens are billed as output
-            output_tokens: count("candidatesTokenCount") + count("thoughtsTokenCount"),
-            total_tokens: count("totalTokenCount"),
-        },
+        usage: usage(&body["usageMetadata"]),
     })
 }
 
@@ -185,6 +233,21 @@ mod tests {
                 }
             })
         );
+    }
+
+    #[test]
+    fn stream_events_become_pieces() {
+        let first = r#"{"candidates": [{"content": {"parts": [{"text": "All six"}], "role": "model"}, "index": 0}], "modelVersion": "gemini-2.5-flash"}"#;
+        assert_eq!(piece(first).expect("piece"), Piece { text: "All six".into(), usage: None, model: Some("gemini-2.5-flash".into()), done: false });
+        let last = r#"{"candidates": [{"content": {"parts": [{"text": " are up."}], "role": "model"}, "finishReason": "STOP", "index": 0}],
+                       "usageMetadata": {"promptTokenCount": 50, "candidatesTokenCount": 4, "totalTokenCount": 54}}"#;
+        let last = piece(last).expect("piece");
+        assert!(last.done);
+        assert_eq!(last.usage.map(|u| u.total_tokens), Some(54));
+        let error = r#"{"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}"#;
+        assert_eq!(piece(error).expect_err("error").kind, LlmErrorKind::Unreachable);
+        let safety = r#"{"candidates": [{"content": {"parts": [], "role": "model"}, "finishReason": "SAFETY", "index": 0}]}"#;
+        assert_eq!(piece(safety).expect_err("stopped").kind, LlmErrorKind::Refused);
     }
 
     #[test]

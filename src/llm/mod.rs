@@ -9,6 +9,7 @@
 
 pub mod gemini;
 pub mod openai;
+pub mod stream;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,8 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
+
+pub use stream::{Piece, Pieces, StreamStart, TokenSink};
 
 use crate::trace::LlmCallTrace;
 
@@ -95,6 +98,26 @@ pub enum LlmErrorKind {
     Refused,
     /// An answer that is not what was asked for (not JSON, wrong shape, truncated).
     BadResponse,
+    /// A streamed answer that stopped after part of it was handed on (a cut connection, an
+    /// error event, the time limit): the part is never presented as the answer.
+    Interrupted,
+    /// Nobody listened to the streamed answer any more, so the call was stopped.
+    Cancelled,
+}
+
+impl LlmErrorKind {
+    /// The name templates see in `error.kind` (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LlmErrorKind::Timeout => "timeout",
+            LlmErrorKind::Unreachable => "unreachable",
+            LlmErrorKind::OverQuota => "over_quota",
+            LlmErrorKind::Refused => "refused",
+            LlmErrorKind::BadResponse => "bad_response",
+            LlmErrorKind::Interrupted => "interrupted",
+            LlmErrorKind::Cancelled => "cancelled",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -130,6 +153,11 @@ pub trait LanguageModel: Send + Sync {
     fn model(&self) -> &str;
     /// One exchange, bounded by `timeout`.
     fn attempt<'a>(&'a self, request: &'a LlmRequest, timeout: Duration) -> BoxFuture<'a, Attempt>;
+    /// One exchange whose answer comes as a stream of pieces, bounded by `timeout`. A provider
+    /// that cannot stream gives its whole answer as one piece.
+    fn stream<'a>(&'a self, request: &'a LlmRequest, timeout: Duration) -> BoxFuture<'a, StreamStart<'a>> {
+        Box::pin(async move { StreamStart::from(self.attempt(request, timeout).await) })
+    }
 }
 
 /// First pause between attempts when the provider gives no `Retry-After`; doubles each time.
@@ -216,7 +244,20 @@ impl Llm {
                 }
             }
         };
-        let trace = LlmCallTrace {
+        let trace = self.trace(request, &result, started, attempts);
+        self.record(request.purpose, &result, started.elapsed());
+        (result, trace)
+    }
+
+    /// The call as the turn's trace shows it.
+    fn trace(
+        &self,
+        request: &LlmRequest,
+        result: &Result<LlmAnswer, LlmError>,
+        started: Instant,
+        attempts: u32,
+    ) -> LlmCallTrace {
+        LlmCallTrace {
             purpose: request.purpose.as_str().to_owned(),
             provider: self.provider().to_owned(),
             model: result.as_ref().map(|a| a.model.clone()).unwrap_or_else(|_| self.model().to_owned()),
@@ -226,10 +267,9 @@ impl Llm {
             output_tokens: result.as_ref().map(|a| a.usage.output_tokens).unwrap_or(0),
             outcome: if result.is_ok() { "ok" } else { "failed" }.to_owned(),
             error: result.as_ref().err().map(|e| e.message.clone()),
+            stream: None,
             answer: result.as_ref().ok().map(|a| a.text.clone()),
-        };
-        self.record(request.purpose, &result, started.elapsed());
-        (result, trace)
+        }
     }
 
     fn record(&self, purpose: Purpose, result: &Result<LlmAnswer, LlmError>, elapsed: Duration) {
@@ -281,26 +321,41 @@ pub(crate) async fn exchange(
     read: impl FnOnce(&Value) -> Result<LlmAnswer, LlmError>,
     body_delay: impl FnOnce(&Value) -> Option<Duration>,
 ) -> Attempt {
+    let response = match send(request, timeout, body_delay).await {
+        Ok(response) => response,
+        Err(attempt) => return attempt,
+    };
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    match read(&body) {
+        Ok(answer) => Attempt::Answer(answer),
+        Err(error) => Attempt::Failed(error),
+    }
+}
+
+/// Sends a request to a provider: the response when its status is a success, otherwise the
+/// attempt's failure as [`exchange`] describes them. `timeout` bounds the body too (a stream).
+pub(crate) async fn send(
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+    body_delay: impl FnOnce(&Value) -> Option<Duration>,
+) -> Result<reqwest::Response, Attempt> {
     let response = match request.timeout(timeout).send().await {
         Ok(response) => response,
-        Err(error) if error.is_timeout() => return Attempt::Failed(timed_out(timeout)),
+        Err(error) if error.is_timeout() => return Err(Attempt::Failed(timed_out(timeout))),
         Err(_) => {
             let error = LlmError::new(LlmErrorKind::Unreachable, "The language model could not be reached.");
-            return Attempt::Retry { after: None, error };
+            return Err(Attempt::Retry { after: None, error });
         }
     };
     let status = response.status().as_u16();
+    if (200..300).contains(&status) {
+        return Ok(response);
+    }
     let header_delay = retry_after(response.headers());
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    if (200..300).contains(&status) {
-        return match read(&body) {
-            Ok(answer) => Attempt::Answer(answer),
-            Err(error) => Attempt::Failed(error),
-        };
-    }
     let message = body["error"]["message"].as_str().unwrap_or("no reason given");
     let error = |kind, text: String| LlmError::new(kind, text);
-    match status {
+    Err(match status {
         429 => Attempt::Retry {
             after: header_delay.or_else(|| body_delay(&body)),
             error: error(LlmErrorKind::OverQuota, format!("The language model is over its quota: {message}")),
@@ -317,7 +372,21 @@ pub(crate) async fn exchange(
             LlmErrorKind::BadResponse,
             format!("The language model answered with status {status}: {message}"),
         )),
-    }
+    })
+}
+
+/// An error a provider reports inside a stream (`{"error": {"code", "message"}}`), as the
+/// same kinds its HTTP statuses mean.
+pub(crate) fn stream_error(error: &Value) -> LlmError {
+    let message = error["message"].as_str().unwrap_or("no reason given");
+    let code = error["code"].as_u64().unwrap_or(0);
+    let kind = match code {
+        429 => LlmErrorKind::OverQuota,
+        500..=599 => LlmErrorKind::Unreachable,
+        400..=499 => LlmErrorKind::Refused,
+        _ => LlmErrorKind::BadResponse,
+    };
+    LlmError::new(kind, format!("The language model reported an error: {message}"))
 }
 
 /// How long a provider asked us to wait: OpenAI's `retry-after-ms`, else `Retry-After` in

@@ -1,14 +1,16 @@
 //! Any OpenAI-compatible chat-completions endpoint (Ollama, vLLM, llama.cpp server, OpenAI):
 //! `POST {base}/chat/completions`, structured output through `response_format: {type:
 //! json_schema, json_schema: {name, strict: true, schema}}`. The key, when there is one, goes
-//! in `Authorization: Bearer`.
+//! in `Authorization: Bearer`. A streamed answer sets `stream: true` (with usage in the last
+//! chunk) and comes as `chat.completion.chunk` events ending with `data: [DONE]`.
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
-use super::{exchange, Attempt, LanguageModel, LlmAnswer, LlmError, LlmErrorKind, LlmRequest, Speaker, Usage};
+use super::stream::{sse_pieces, Piece, StreamStart};
+use super::{exchange, send, stream_error, Attempt, LanguageModel, LlmAnswer, LlmError, LlmErrorKind, LlmRequest, Speaker, Usage};
 
 /// Ollama's OpenAI-compatible endpoint on this machine.
 pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:11434/v1";
@@ -58,6 +60,22 @@ impl OpenAiCompatible {
         }
         exchange(call, timeout, |body| answer(body, &self.model), |_| None).await
     }
+
+    async fn open_stream<'a>(&'a self, request: &'a LlmRequest, timeout: Duration) -> StreamStart<'a> {
+        let mut body = self.body(request);
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+        let mut call = self.http.post(format!("{}/chat/completions", self.base_url)).json(&body);
+        if let Some(key) = &self.api_key {
+            call = call.bearer_auth(key);
+        }
+        match send(call, timeout, |_| None).await {
+            Ok(response) => StreamStart::Started(sse_pieces(response, |event| {
+                (event.event == "error").then(|| Err(stream_error(&error_of(&event.data)))).or_else(|| Some(piece(&event.data)))
+            })),
+            Err(attempt) => attempt.into(),
+        }
+    }
 }
 
 impl LanguageModel for OpenAiCompatible {
@@ -72,6 +90,60 @@ impl LanguageModel for OpenAiCompatible {
     fn attempt<'a>(&'a self, request: &'a LlmRequest, timeout: Duration) -> BoxFuture<'a, Attempt> {
         Box::pin(self.call(request, timeout))
     }
+
+    fn stream<'a>(&'a self, request: &'a LlmRequest, timeout: Duration) -> BoxFuture<'a, StreamStart<'a>> {
+        Box::pin(self.open_stream(request, timeout))
+    }
+}
+
+/// The error object of an `event: error`, whether its data is the object or wraps it.
+fn error_of(data: &str) -> Value {
+    let value: Value = serde_json::from_str(data).unwrap_or_else(|_| json!({"message": data}));
+    if value["error"].is_object() {
+        value["error"].clone()
+    } else {
+        value
+    }
+}
+
+/// One `chat.completion.chunk` (or `[DONE]`, or an error object, as vLLM and llama.cpp send
+/// one mid-stream).
+fn piece(data: &str) -> Result<Piece, LlmError> {
+    if data.trim() == "[DONE]" {
+        return Ok(Piece { done: true, ..Piece::default() });
+    }
+    let chunk: Value = serde_json::from_str(data).map_err(|error| {
+        LlmError::new(LlmErrorKind::BadResponse, format!("The language model sent an event that is not JSON: {error}"))
+    })?;
+    if chunk["error"].is_object() {
+        return Err(stream_error(&chunk["error"]));
+    }
+    let choice = &chunk["choices"][0];
+    if let Some(refusal) = choice["delta"]["refusal"].as_str() {
+        return Err(LlmError::new(LlmErrorKind::Refused, format!("The language model refused: {refusal}")));
+    }
+    let done = match choice["finish_reason"].as_str() {
+        Some("length") => return Err(LlmError::new(LlmErrorKind::BadResponse, "The language model's answer was cut off.")),
+        Some("content_filter") => {
+            return Err(LlmError::new(LlmErrorKind::Refused, "The language model's content filter stopped it."))
+        }
+        Some(_) => true,
+        None => false,
+    };
+    let usage = chunk["usage"].is_object().then(|| {
+        let count = |name: &str| chunk["usage"][name].as_u64().unwrap_or(0);
+        Usage {
+            prompt_tokens: count("prompt_tokens"),
+            output_tokens: count("completion_tokens"),
+            total_tokens: count("total_tokens"),
+        }
+    });
+    Ok(Piece {
+        text: choice["delta"]["content"].as_str().unwrap_or_default().to_owned(),
+        usage,
+        model: chunk["model"].as_str().map(str::to_owned),
+        done,
+    })
 }
 
 fn answer(body: &Value, configured_model: &str) -> Result<LlmAnswer, LlmError> {
@@ -108,6 +180,20 @@ fn answer(body: &Value, configured_model: &str) -> Result<LlmAnswer, LlmError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_chunks_become_pieces() {
+        let chunk = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1763647200,"model":"llama3.1:8b","choices":[{"index":0,"delta":{"role":"assistant","content":"All"},"finish_reason":null}]}"#;
+        assert_eq!(piece(chunk).expect("piece").text, "All");
+        let last = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1763647200,"model":"llama3.1:8b","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
+        assert!(piece(last).expect("piece").done);
+        let usage = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1763647200,"model":"llama3.1:8b","choices":[],"usage":{"prompt_tokens":40,"completion_tokens":5,"total_tokens":45}}"#;
+        assert_eq!(piece(usage).expect("piece").usage.map(|u| u.output_tokens), Some(5));
+        assert!(piece("[DONE]").expect("done").done);
+        let error = r#"{"error":{"message":"The server had an error while processing your request.","type":"server_error","code":500}}"#;
+        assert_eq!(piece(error).expect_err("error").kind, LlmErrorKind::Unreachable);
+        assert_eq!(piece(&chunk.replace("null", "\"length\"")).expect_err("cut").kind, LlmErrorKind::BadResponse);
+    }
 
     #[test]
     fn answers_and_refusals() {

@@ -53,7 +53,8 @@ impl ReplyTemplates {
         self.render_for(pipeline, env, state, extra)
     }
 
-    fn render_for(
+    /// Renders the turn's channel only (what a progress line needs: no preview of the other).
+    pub(crate) fn render_for(
         &self,
         pipeline: &Pipeline,
         env: &RunEnv<'_>,

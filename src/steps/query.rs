@@ -1,5 +1,6 @@
 //! `query`: ask droplets for data, all calls of the step at once, each keeping its own outcome.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -18,6 +19,17 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct QueryStep {
     pub calls: Vec<Call>,
+    /// What a listening client is told when the droplets are slow to answer.
+    pub progress: Option<Progress>,
+}
+
+/// A query's progress line: sent once, only to a client that listens, only when the calls
+/// have not all answered after `after` (so never after the reply, and not when they are quick).
+#[derive(Debug)]
+pub struct Progress {
+    pub templates: super::ReplyTemplates,
+    /// The step's own wait (`after_ms`); otherwise the server's `PROGRESS_AFTER_MS`.
+    pub after: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -93,7 +105,16 @@ impl QueryStep {
             }
         }
 
-        let finished = join_all(planned.into_iter().map(|p| async move {
+        // which droplets are still awaited, for the progress line
+        let waiting: Vec<(String, AtomicBool)> = planned
+            .iter()
+            .map(|p| {
+                let name = p.droplet.get("name").and_then(Value::as_str).unwrap_or("droplet").to_owned();
+                (name, AtomicBool::new(true))
+            })
+            .collect();
+        let waiting = &waiting;
+        let calls = join_all(planned.into_iter().enumerate().map(|(i, p)| async move {
             let started = Instant::now();
             let (mut outcome, via) = match p.action {
                 Err(outcome) => (outcome, String::new()),
@@ -125,9 +146,37 @@ impl QueryStep {
                     },
                 ));
             }
+            waiting[i].1.store(false, Ordering::Relaxed);
             (p.call, p.droplet, p.endpoint, p.method, outcome, via, started.elapsed(), unexpected, as_it_came)
-        }))
-        .await;
+        }));
+        let finished = match (&self.progress, env.events) {
+            (Some(progress), Some(events)) => {
+                let after = progress.after.unwrap_or(env.progress_after);
+                tokio::pin!(calls);
+                tokio::select! {
+                    finished = &mut calls => finished,
+                    () = tokio::time::sleep(after) => {
+                        let mut names: Vec<&str> = Vec::new();
+                        for (name, still) in waiting {
+                            if still.load(Ordering::Relaxed) && !names.contains(&name.as_str()) {
+                                names.push(name);
+                            }
+                        }
+                        let extra = [("waiting_on", crate::template::to_value(&names))];
+                        match progress.templates.render_for(pipeline, env, state, &extra) {
+                            Ok(text) => {
+                                events.progress(&pipeline.intent, text);
+                                state.trace.notes.push(format!("progress line sent after {} ms", after.as_millis()));
+                            }
+                            // a progress line is a courtesy: the reply still comes
+                            Err(error) => state.trace.notes.push(format!("the progress line failed: {error}")),
+                        }
+                        calls.await
+                    }
+                }
+            }
+            _ => calls.await,
+        };
 
         let mut per_call: Vec<Vec<Value>> = vec![Vec::new(); self.calls.len()];
         let mut summary = [0usize; 3];

@@ -4,6 +4,11 @@
 //! The result is always there, so templates never guess: `{ok, text, data, error}`. Without a
 //! model, or when it fails, `ok` is false and `error` says why; a pipeline can branch on it
 //! (`when: "summary.ok"`). The model's answer is only ever data: it cannot add a step or a call.
+//!
+//! A text answer is streamed when a client listens (`stream:` is true by default): its pieces go
+//! out as `partial` events while the model writes, and the result is only `ok` once the answer
+//! is whole. A stream that stops midway is `error.kind == "interrupted"`: the part already shown
+//! is never the result.
 
 use serde_json::{json, Value};
 
@@ -18,6 +23,8 @@ pub struct ReasonStep {
     pub output: ReasonOutput,
     /// The result's name in the template context.
     pub name: String,
+    /// Hand a text answer to a listening client while it is written (`stream:`, default true).
+    pub stream: bool,
 }
 
 #[derive(Debug)]
@@ -56,11 +63,20 @@ impl ReasonStep {
             schema,
             schema_name: "answer",
         };
-        let (answer, call) = llm.ask(&request).await;
+        let listener = env.events.filter(|events| self.stream && !events.is_gone());
+        let (answer, call) = match listener {
+            Some(events) => {
+                let partials = events.partials(&pipeline.intent, &self.name, state.channel);
+                let (answer, call) = llm.ask_streaming(&request, &partials).await;
+                partials.finish(answer.is_ok());
+                (answer, call)
+            }
+            None => llm.ask(&request).await,
+        };
         state.trace.llm.push(call);
         let (result, note) = match answer {
             Err(error) => {
-                (failure(kind_name(error.kind), &error.message), format!("the language model failed: {error}"))
+                (failure(error.kind.as_str(), &error.message), format!("the language model failed: {error}"))
             }
             Ok(answer) => match &self.output {
                 ReasonOutput::Text => {
@@ -103,14 +119,4 @@ impl ReasonStep {
 
 fn failure(kind: &str, message: &str) -> Value {
     json!({"ok": false, "text": null, "data": null, "error": {"kind": kind, "message": message}})
-}
-
-fn kind_name(kind: crate::llm::LlmErrorKind) -> &'static str {
-    match kind {
-        crate::llm::LlmErrorKind::Timeout => "timeout",
-        crate::llm::LlmErrorKind::Unreachable => "unreachable",
-        crate::llm::LlmErrorKind::OverQuota => "over_quota",
-        crate::llm::LlmErrorKind::Refused => "refused",
-        crate::llm::LlmErrorKind::BadResponse => "bad_response",
-    }
 }

@@ -106,6 +106,7 @@ pub async fn say(engine: &Engine, session: &str, channel: Channel, text: &str) -
             preview_other_channel: false,
             owner: Default::default(),
             request_id: None,
+            events: None,
         })
         .await
         .expect("the memory store never fails")
