@@ -4,11 +4,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use poem_openapi::param::Header;
-use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use poem_openapi::payload::{EventStream, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi, ResponseContent};
 use serde_json::{json, Value};
 
 use super::error::{ErrorBody, ErrorCode, Refusal};
+use super::frames::TurnFrame;
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::text::Text;
 use super::udc::MeshAuth;
@@ -17,6 +20,7 @@ use super::ApiTags;
 use crate::engine::{Engine, Turn, TurnError};
 use crate::session::{Channel, Entry, Owner};
 use crate::trace::TurnTrace;
+use crate::turn_events::TurnEvents;
 
 /// A chat message from a client.
 #[derive(Debug, Object)]
@@ -55,7 +59,7 @@ impl From<ChannelName> for Channel {
 }
 
 /// The reply as the other channel would have it.
-#[derive(Debug, Object)]
+#[derive(Debug, Clone, Object)]
 pub struct OtherChannel {
     pub channel: ChannelName,
     pub response: String,
@@ -89,9 +93,12 @@ pub struct ChatReply {
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "unreadable_request")]
 pub enum ChatResponse {
-    /// The reply.
+    /// The reply: as JSON; or, when the request says `Accept: text/event-stream`, as
+    /// server-sent events while the turn works: `progress` and `partial` frames, then one
+    /// `message` frame with the whole reply (or an `error` frame). Each event's name is its
+    /// frame's `type`; its data is the frame as JSON, the same frames `/ws` sends.
     #[oai(status = 200)]
-    Ok(Json<ChatReply>),
+    Ok(ChatBody),
     /// The body is not valid JSON or does not have the documented shape.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
@@ -110,6 +117,27 @@ pub enum ChatResponse {
     /// Too many turns from this client; `Retry-After` says how many seconds to wait.
     #[oai(status = 429)]
     TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] String),
+}
+
+/// The two forms of a reply.
+#[derive(ResponseContent)]
+pub enum ChatBody {
+    Json(Json<ChatReply>),
+    Events(EventStream<BoxStream<'static, TurnFrame>>),
+}
+
+/// How often an event stream that has nothing to say yet sends a comment, so proxies keep it.
+const EVENTS_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Whether the client asked for the reply as server-sent events.
+fn wants_events(request: &poem::Request) -> bool {
+    request
+        .headers()
+        .get_all(poem::http::header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|kind| kind.split(';').next().is_some_and(|kind| kind.trim().eq_ignore_ascii_case("text/event-stream")))
 }
 
 fn unreadable_request(error: poem::Error) -> ChatResponse {
@@ -144,6 +172,7 @@ impl ChatApi {
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<String>>,
         remote: &poem::web::RemoteAddr,
+        http: &poem::Request,
     ) -> ChatResponse {
         if let Err(wait) = self.limit.check(client_ip(remote)) {
             let seconds = retry_after_seconds(wait);
@@ -176,17 +205,21 @@ impl ChatApi {
             request_id: idempotency_key.0,
             events: None,
         };
+        let with_trace = request.trace.unwrap_or(false);
+        if wants_events(http) {
+            return ChatResponse::Ok(ChatBody::Events(self.stream(turn, channel, other, with_trace)));
+        }
         match self.engine.handle(turn).await {
-            Ok(reply) => ChatResponse::Ok(Json(ChatReply {
+            Ok(reply) => ChatResponse::Ok(ChatBody::Json(Json(ChatReply {
                 response: reply.text,
                 channel,
                 session_id: reply.session_id,
                 trace_id: reply.trace_id,
                 timestamp: reply.timestamp,
                 intent: reply.intent,
-                trace: request.trace.unwrap_or(false).then_some(reply.trace),
+                trace: with_trace.then_some(reply.trace),
                 other_channel: reply.other_channel_text.map(|response| OtherChannel { channel: other, response }),
-            })),
+            }))),
             Err(TurnError::RequestIdReused(_)) => {
                 ChatResponse::Unprocessable(Json(ErrorBody::request_id_reused("Idempotency-Key")))
             }
@@ -203,5 +236,59 @@ impl ChatApi {
                 )))
             }
         }
+    }
+}
+
+impl ChatApi {
+    /// Runs the turn on its own task and answers with its frames as they come. The task
+    /// finishes the turn (and keeps what the user said) even when the client leaves; leaving
+    /// drops the events' receiver, which cancels a streamed model answer.
+    fn stream(
+        &self,
+        mut turn: Turn,
+        channel: ChannelName,
+        other: ChannelName,
+        with_trace: bool,
+    ) -> EventStream<BoxStream<'static, TurnFrame>> {
+        let session_id = turn.session_id();
+        turn.session_id = Some(session_id.clone());
+        let trace_id = turn.trace_id.clone();
+        let (events, receiver) = TurnEvents::channel();
+        turn.events = Some(events);
+        let (last, last_frame) = tokio::sync::oneshot::channel::<TurnFrame>();
+        let engine = self.engine.clone();
+        let failed_session = session_id.clone();
+        tokio::spawn(async move {
+            let frame = match engine.handle(turn).await {
+                Ok(reply) => {
+                    let other_channel =
+                        reply.other_channel_text.clone().map(|response| OtherChannel { channel: other, response });
+                    TurnFrame::message(reply, channel.into(), with_trace, other_channel)
+                }
+                Err(TurnError::RequestIdReused(_)) => TurnFrame::error(
+                    &failed_session,
+                    "VALIDATION_ERROR",
+                    &ErrorBody::request_id_reused("Idempotency-Key").error.message,
+                ),
+                Err(TurnError::Store(error)) => {
+                    tracing::error!(%error, "session store unavailable");
+                    TurnFrame::error(&failed_session, "DEPENDENCY_UNAVAILABLE", &ErrorBody::store_unavailable().error.message)
+                }
+                Err(error) => {
+                    tracing::error!(%error, "turn failed");
+                    TurnFrame::error(&failed_session, "INTERNAL_ERROR", "the message could not be processed")
+                }
+            };
+            let _ = last.send(frame);
+        });
+        // the turn's events end when the turn does (it holds their only sender); the reply follows
+        let events = futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|event| (event, receiver))
+        })
+        .map(move |event| TurnFrame::event(event, &session_id, &trace_id));
+        let reply = futures::stream::once(last_frame).filter_map(|frame| futures::future::ready(frame.ok()));
+        EventStream::new(events.chain(reply).boxed())
+            .keep_alive(EVENTS_KEEP_ALIVE)
+            .to_event(|frame| poem::web::sse::Event::message(frame.to_text()).event_type(frame.kind()))
     }
 }

@@ -6,6 +6,7 @@ pub mod admin;
 mod analyze;
 mod chat;
 pub mod error;
+pub mod frames;
 pub mod limits;
 mod mesh;
 pub mod metrics;

@@ -20,10 +20,12 @@ use tokio::time::Instant;
 use super::error::ErrorBody;
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::validate::{check_message, check_request_id, check_session_id, MAX_MESSAGE_CHARS};
+use super::frames::TurnFrame;
 use super::AppState;
 use crate::engine::{utc_timestamp, Engine, Turn};
 use crate::session::Channel;
 use crate::session::{Entry, Owner};
+use crate::turn_events::TurnEvents;
 
 /// Largest frame (and message) a client may send; a 5000-character message fits with room.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -137,6 +139,19 @@ struct Connection {
     session_id: String,
     channel: Channel,
     owner: Owner,
+    /// Text frames that arrived while a turn was running, answered after it in order.
+    backlog: std::collections::VecDeque<String>,
+}
+
+/// Frames a client may send while its turn runs; more are refused (one turn at a time).
+const MAX_BACKLOG: usize = 16;
+
+/// How a text frame was answered.
+enum Answered {
+    /// The frame to send: the reply, or why there is none.
+    Frame(Message),
+    /// The client left while its turn ran (the turn still finished and kept its message).
+    Gone,
 }
 
 /// Counts an open WebSocket in the `websocket_connections` gauge for as long as it lives,
@@ -172,6 +187,7 @@ async fn serve(
         session_id: session_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         channel: params.channel.unwrap_or_default(),
         owner,
+        backlog: Default::default(),
     };
     let welcome = match engine.welcome(connection.channel) {
         Ok(text) => frame("welcome", &connection.session_id, json!({"content": text})),
@@ -187,6 +203,18 @@ async fn serve(
     ping.tick().await;
     let mut last_heard = Instant::now();
     loop {
+        // messages that came while a turn was running are answered in order first
+        if let Some(text) = connection.backlog.pop_front() {
+            match answer_text(&engine, &mut connection, &limiter, &text, &mut sink, &mut incoming).await {
+                Answered::Frame(reply) => {
+                    if sink.send(reply).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Answered::Gone => break,
+            }
+        }
         tokio::select! {
             _ = closing.changed() => {
                 close(&mut sink, &mut incoming, CloseCode::Away, "server shutting down").await;
@@ -205,16 +233,12 @@ async fn serve(
                 let Some(received) = received else { break };
                 last_heard = Instant::now();
                 let reply = match received {
-                    Ok(Message::Text(text)) => Some(match limiter.limit.check(limiter.client) {
-                        Ok(()) => handle_text(&engine, &mut connection, &text, &mut sink).await,
-                        Err(wait) => {
-                            let refused = ErrorBody::rate_limited(retry_after_seconds(wait)).error;
-                            frame("error", &connection.session_id, json!({"error": {
-                                "code": refused.code, "message": refused.message,
-                                "retry_after_seconds": refused.details["retry_after_seconds"],
-                            }}))
+                    Ok(Message::Text(text)) => {
+                        match answer_text(&engine, &mut connection, &limiter, &text, &mut sink, &mut incoming).await {
+                            Answered::Frame(reply) => Some(reply),
+                            Answered::Gone => break,
                         }
-                    }),
+                    }
                     Ok(Message::Binary(_)) => Some(error_frame(&connection, "INVALID_REQUEST", "send JSON as text frames")),
                     Ok(Message::Ping(payload)) => Some(Message::Pong(payload)),
                     Ok(Message::Pong(_)) => None,
@@ -259,33 +283,78 @@ async fn close(
     .await;
 }
 
-/// Answers one text frame: a `message` frame with the reply, or an `error` frame.
+type Sink = futures::stream::SplitSink<WebSocketStream, Message>;
+type Incoming = futures::stream::SplitStream<WebSocketStream>;
+
+/// One text frame within the connection's message limit: [`handle_text`], or the refusal.
+async fn answer_text(
+    engine: &Arc<Engine>,
+    connection: &mut Connection,
+    limiter: &Limiter,
+    text: &str,
+    sink: &mut Sink,
+    incoming: &mut Incoming,
+) -> Answered {
+    match limiter.limit.check(limiter.client) {
+        Ok(()) => handle_text(engine, connection, text, sink, incoming).await,
+        Err(wait) => {
+            let refused = ErrorBody::rate_limited(retry_after_seconds(wait)).error;
+            Answered::Frame(frame(
+                "error",
+                &connection.session_id,
+                json!({"error": {
+                    "code": refused.code, "message": refused.message,
+                    "retry_after_seconds": refused.details["retry_after_seconds"],
+                }}),
+            ))
+        }
+    }
+}
+
+/// Answers one text frame: `progress` and `partial` frames while the turn works, then a
+/// `message` frame with the reply, or an `error` frame.
 async fn handle_text(
-    engine: &Engine,
+    engine: &Arc<Engine>,
     connection: &mut Connection,
     text: &str,
-    sink: &mut futures::stream::SplitSink<WebSocketStream, Message>,
-) -> Message {
+    sink: &mut Sink,
+    incoming: &mut Incoming,
+) -> Answered {
+    match run_turn(engine, connection, text, sink, incoming).await {
+        Ok(answered) => answered,
+        Err(refused) => Answered::Frame(refused),
+    }
+}
+
+/// Checks the frame, runs its turn and forwards the turn's events; `Err` is the error frame of
+/// a frame that cannot be taken.
+async fn run_turn(
+    engine: &Arc<Engine>,
+    connection: &mut Connection,
+    text: &str,
+    sink: &mut Sink,
+    incoming: &mut Incoming,
+) -> Result<Answered, Message> {
     let frame_in: ClientFrame = match serde_json::from_str(text) {
         Ok(frame_in) => frame_in,
         Err(error) => {
-            return error_frame(
+            return Err(error_frame(
                 connection,
                 "INVALID_REQUEST",
                 &format!("the frame is not valid JSON ({error}); send {{\"type\": \"message\", \"content\": \"…\"}}"),
-            )
+            ))
         }
     };
     if frame_in.kind != "message" {
-        return error_frame(
+        return Err(error_frame(
             connection,
             "INVALID_REQUEST",
             &format!("unknown frame type `{}`; the only type a client sends is `message`", frame_in.kind),
-        );
+        ));
     }
     if let Some(session_id) = &frame_in.session_id {
         if let Err(problem) = check_session_id(Some(session_id)) {
-            return error_frame(connection, "VALIDATION_ERROR", &problem.error.message);
+            return Err(error_frame(connection, "VALIDATION_ERROR", &problem.error.message));
         }
         connection.session_id = session_id.clone();
     }
@@ -293,50 +362,94 @@ async fn handle_text(
         connection.channel = channel;
     }
     if let Err(problem) = check_request_id(frame_in.request_id.as_deref(), "request_id") {
-        return error_frame(connection, "VALIDATION_ERROR", &problem.error.message);
+        return Err(error_frame(connection, "VALIDATION_ERROR", &problem.error.message));
     }
     let content = frame_in.content.unwrap_or_default();
     let content = content.trim();
     if let Err(problem) = check_message(content) {
-        return error_frame(connection, "VALIDATION_ERROR", &problem.error.message.replace("`message`", "`content`"));
+        return Err(error_frame(connection, "VALIDATION_ERROR", &problem.error.message.replace("`message`", "`content`")));
     }
     debug_assert!(content.chars().count() <= MAX_MESSAGE_CHARS);
     let typing = frame("typing", &connection.session_id, json!({}));
     let _ = sink.send(typing).await;
+    let (events, mut receiver) = TurnEvents::channel();
+    let trace_id = uuid::Uuid::new_v4().to_string();
     let turn = Turn {
         session_id: Some(connection.session_id.clone()),
         channel: connection.channel,
         text: content.to_owned(),
         metadata: Default::default(),
-        trace_id: uuid::Uuid::new_v4().to_string(),
+        trace_id: trace_id.clone(),
         preview_other_channel: false,
         owner: connection.owner.clone(),
         request_id: frame_in.request_id.clone(),
-        events: None,
+        events: Some(events),
     };
-    match engine.handle(turn).await {
-        Ok(reply) => {
-            let mut fields = json!({
-                "content": reply.text,
-                "intent": reply.intent,
-                "trace_id": reply.trace_id,
-                "channel": connection.channel.as_str(),
-            });
-            if frame_in.trace {
-                fields["trace"] = serde_json::to_value(&reply.trace).unwrap_or(Value::Null);
+    // the turn runs on its own task: a client that reads slowly or leaves never stops it
+    // from finishing and keeping what the user said
+    let engine = engine.clone();
+    let mut running = tokio::spawn(async move { engine.handle(turn).await });
+    let mut listening = true;
+    let result = loop {
+        tokio::select! {
+            result = &mut running => break result,
+            Some(event) = receiver.recv(), if listening => {
+                let frame = TurnFrame::event(event, &connection.session_id, &trace_id);
+                if sink.send(Message::Text(frame.to_text())).await.is_err() {
+                    // gone: a streamed model answer is cancelled, the turn still finishes
+                    listening = false;
+                    receiver.close();
+                }
             }
-            frame("message", &connection.session_id, fields)
+            received = incoming.next(), if listening => match received {
+                Some(Ok(Message::Text(text))) if connection.backlog.len() < MAX_BACKLOG => connection.backlog.push_back(text),
+                Some(Ok(Message::Text(_))) => {
+                    let refused = error_frame(connection, "RATE_LIMITED", "one message at a time: wait for the reply before sending more");
+                    let _ = sink.send(refused).await;
+                }
+                Some(Ok(Message::Ping(payload))) => { let _ = sink.send(Message::Pong(payload)).await; }
+                Some(Ok(Message::Pong(_) | Message::Binary(_))) => {}
+                None | Some(Ok(Message::Close(_))) | Some(Err(_)) => {
+                    listening = false;
+                    receiver.close();
+                }
+            }
         }
-        Err(crate::engine::TurnError::RequestIdReused(_)) => {
-            error_frame(connection, "VALIDATION_ERROR", &ErrorBody::request_id_reused("request_id").error.message)
+    };
+    if !listening {
+        return Ok(Answered::Gone);
+    }
+    // events sent just before the reply go out before it
+    while let Ok(event) = receiver.try_recv() {
+        let frame = TurnFrame::event(event, &connection.session_id, &trace_id);
+        if sink.send(Message::Text(frame.to_text())).await.is_err() {
+            return Ok(Answered::Gone);
         }
+    }
+    let result = match result {
+        Ok(result) => result,
+        Err(error) => {
+            tracing::error!(%error, "websocket turn task failed");
+            return Err(error_frame(connection, "INTERNAL_ERROR", "the message could not be processed; please retry"));
+        }
+    };
+    match result {
+        Ok(reply) => {
+            let frame = TurnFrame::message(reply, connection.channel, frame_in.trace, None);
+            Ok(Answered::Frame(Message::Text(frame.to_text())))
+        }
+        Err(crate::engine::TurnError::RequestIdReused(_)) => Err(error_frame(
+            connection,
+            "VALIDATION_ERROR",
+            &ErrorBody::request_id_reused("request_id").error.message,
+        )),
         Err(error) => {
             tracing::error!(%error, "websocket turn failed");
-            error_frame(
+            Err(error_frame(
                 connection,
                 "DEPENDENCY_UNAVAILABLE",
                 "the message could not be processed right now; please retry",
-            )
+            ))
         }
     }
 }

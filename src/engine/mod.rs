@@ -56,6 +56,17 @@ pub struct Turn {
     pub events: Option<TurnEvents>,
 }
 
+impl Turn {
+    /// The session this turn is in: the one named, or the new one it starts (the same on every
+    /// retry of a first turn with a request id, so the retry finds the stored reply).
+    pub fn session_id(&self) -> String {
+        self.session_id.clone().unwrap_or_else(|| match &self.request_id {
+            Some(request) => session_for_request(request),
+            None => uuid::Uuid::new_v4().to_string(),
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub text: String,
@@ -303,11 +314,7 @@ impl Engine {
         let started = std::time::Instant::now();
         let runtime = self.runtime();
         let config = &runtime.config;
-        // a first turn retried with its request id must find the same new session
-        let session_id = turn.session_id.clone().unwrap_or_else(|| match &turn.request_id {
-            Some(request) => session_for_request(request),
-            None => uuid::Uuid::new_v4().to_string(),
-        });
+        let session_id = turn.session_id();
         let max_history = self.sessions.limits().max_history;
         let mut lease = self.sessions.lease(&turn.owner.key(&session_id)).await?;
         let session = lease.session();
