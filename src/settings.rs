@@ -107,6 +107,9 @@ pub struct Settings {
     pub llm_min_confidence: f64,
     /// `LLM_MAX_RETRIES` (2): retries after a 429/503, within the timeout.
     pub llm_max_retries: u32,
+    /// `PROGRESS_AFTER_MS` (1000): how long a query waits for its droplets before a listening
+    /// client gets the step's `progress:` line.
+    pub progress_after: Duration,
 }
 
 /// Which language model to use and how to reach it.
@@ -304,6 +307,12 @@ impl Settings {
                     })
                 })?,
             llm_max_retries: parse(&lookup, "LLM_MAX_RETRIES", 2, "a whole number of retries, such as 2")?,
+            progress_after: Duration::from_millis(parse(
+                &lookup,
+                "PROGRESS_AFTER_MS",
+                1000,
+                "a whole number of milliseconds, such as 1000",
+            )?),
             proxy_url: lookup("PROXY_URL").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             mesh_reply_timeout: Duration::from_millis(parse(
                 &lookup,

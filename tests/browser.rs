@@ -12,6 +12,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use chat_orchestrator::api::AppState;
+use futures::StreamExt;
 
 /// The Chromium to drive, or `None` (after saying so) when this machine lacks what the browser
 /// tests need and CI did not require them.
@@ -129,4 +130,46 @@ async fn the_playground_says_when_an_edit_did_not_go_live() {
     let stdout = run_script("stale.mjs", vec![base, "fixed".to_owned()], chromium).await;
     server.stop().await;
     assert!(stdout.contains("stale fixed: 2 passed, 0 failed"), "{stdout}");
+}
+
+/// A streaming fake Gemini (`streamGenerateContent?alt=sse`, one event per piece, 300 ms apart).
+#[poem::handler]
+fn streaming_gemini() -> poem::Response {
+    let pieces = ["Nothing needs ", "your attention: ", "all six droplets ", "are online."];
+    let events = pieces.iter().enumerate().map(|(i, text)| {
+        let mut event = serde_json::json!({"candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}],
+                                           "modelVersion": "gemini-2.5-flash"});
+        if i + 1 == pieces.len() {
+            event["candidates"][0]["finishReason"] = serde_json::json!("STOP");
+            event["usageMetadata"] = serde_json::json!({"promptTokenCount": 402, "candidatesTokenCount": 12, "totalTokenCount": 414});
+        }
+        format!("data: {event}\r\n\r\n")
+    });
+    let body = futures::stream::iter(events.collect::<Vec<_>>()).then(|event| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        Ok::<_, std::io::Error>(event)
+    });
+    poem::Response::builder().content_type("text/event-stream").body(poem::Body::from_bytes_stream(body))
+}
+
+/// A slow droplet and a streaming model: the playground shows the progress line, then the
+/// answer growing, then the reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_playground_shows_progress_and_streamed_text_as_they_come() {
+
+    let Some(chromium) = chromium() else { return };
+    let app = poem::Route::new().at("/*path", poem::post(streaming_gemini));
+    let (model_base, _stop) = common::serve_fake(app).await;
+    let model = chat_orchestrator::llm::gemini::Gemini::new(&model_base, "test-gemini-key", "gemini-2.5-flash");
+    let engine = chat_orchestrator::engine::Engine::new(
+        common::compiled(),
+        common::Slow::factory(14, "/system", std::time::Duration::from_millis(1500)),
+        Arc::new(chat_orchestrator::session::MemoryStore::new(Default::default())),
+    )
+    .with_llm(Arc::new(chat_orchestrator::llm::Llm::new(Arc::new(model), std::time::Duration::from_secs(10), 2, 0.6)))
+    .with_progress_after(std::time::Duration::from_millis(200));
+    let server = common::Running::start(AppState::new(Arc::new(engine), None, None)).await;
+    let stdout = run_script("streaming.mjs", vec![format!("{}/", server.base)], chromium).await;
+    server.stop().await;
+    assert!(stdout.contains("streaming: 3 passed, 0 failed"), "{stdout}");
 }

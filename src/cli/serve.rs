@@ -109,7 +109,7 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
     };
     let identity = compiled.identity.clone();
-    let mut engine = Engine::new(Arc::new(compiled), backends, sessions);
+    let mut engine = Engine::new(Arc::new(compiled), backends, sessions).with_progress_after(settings.progress_after);
     match language_model(&settings) {
         Some(llm) => {
             tracing::info!(
