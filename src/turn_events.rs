@@ -111,7 +111,8 @@ impl Partials<'_> {
             name: self.name.clone(),
             text: std::mem::take(&mut unsent.ready),
         };
-        if let Err(mpsc::error::TrySendError::Full(TurnEvent::Partial { text, .. })) = self.events.sender.try_send(event)
+        if let Err(mpsc::error::TrySendError::Full(TurnEvent::Partial { text, .. })) =
+            self.events.sender.try_send(event)
         {
             // the client is behind: this text goes out with the next piece that fits
             unsent.ready = text;
@@ -196,7 +197,7 @@ mod tests {
         }
         assert_eq!(texts(&mut receiver).len(), 2);
         partials.finish(true);
-        assert_eq!(texts(&mut receiver), ["All good"]);
+        assert_eq!(texts(&mut receiver), ["All good."]);
         // a sentence cut midway is never said
         partials.text("The Regis");
         partials.finish(false);
@@ -243,7 +244,7 @@ mod tests {
 
     #[test]
     fn sentences_end_at_punctuation_before_a_space() {
-        assert_eq!(sentence_end("CPU is 37.5% now. Next"), Some(18));
+        assert_eq!(sentence_end("CPU is 37.5% now. Next"), Some(17));
         assert_eq!(sentence_end("CPU is 37.5"), None);
         assert_eq!(sentence_end("One line\nTwo"), Some(9));
     }

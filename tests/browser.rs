@@ -156,7 +156,6 @@ fn streaming_gemini() -> poem::Response {
 /// answer growing, then the reply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_playground_shows_progress_and_streamed_text_as_they_come() {
-
     let Some(chromium) = chromium() else { return };
     let app = poem::Route::new().at("/*path", poem::post(streaming_gemini));
     let (model_base, _stop) = common::serve_fake(app).await;

@@ -182,7 +182,8 @@ fn summary(pieces: &[&str], gap_ms: u64, ending: Ending) -> Script {
     Script { pieces: pieces.iter().map(|p| (*p).to_owned()).collect(), gap: Duration::from_millis(gap_ms), ending }
 }
 
-const SUMMARY: [&str; 4] = ["Nothing needs ", "your attention: CPU and ", "memory are moderate. ", "All six droplets are online."];
+const SUMMARY: [&str; 4] =
+    ["Nothing needs ", "your attention: CPU and ", "memory are moderate. ", "All six droplets are online."];
 
 /// Every server frame of `/ws` must follow its published schema.
 fn frame_schema() -> jsonschema::Validator {
@@ -245,7 +246,11 @@ fn kinds(frames: &[(Duration, Value)]) -> Vec<String> {
 }
 
 fn partial_text(frames: &[(Duration, Value)]) -> String {
-    frames.iter().filter(|(_, f)| f["type"] == "partial").map(|(_, f)| f["content"].as_str().unwrap_or_default()).collect()
+    frames
+        .iter()
+        .filter(|(_, f)| f["type"] == "partial")
+        .map(|(_, f)| f["content"].as_str().unwrap_or_default())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,7 +328,8 @@ async fn an_sse_client_gets_the_same_frames_as_events() {
     assert_eq!(call["output_tokens"], 17, "usage from the last chunk: {call}");
 
     // without the header the same request answers JSON, as before
-    let plain = setup.server.post_json("/api/chat", &json!({"message": "system overview", "session_id": session})).await;
+    let plain =
+        setup.server.post_json("/api/chat", &json!({"message": "system overview", "session_id": session})).await;
     assert!(plain["response"].as_str().expect("response").contains("37.5%"), "{plain}");
 }
 
@@ -360,7 +366,10 @@ async fn a_websocket_client_that_leaves_cancels_the_model_call_and_the_turn_is_k
     let mut socket = connect(&setup, "").await;
     let welcome = next_frame(&mut socket).await;
     let session = welcome["session_id"].as_str().expect("session").to_owned();
-    socket.send(Message::text(json!({"type": "message", "content": "system overview"}).to_string())).await.expect("send");
+    socket
+        .send(Message::text(json!({"type": "message", "content": "system overview"}).to_string()))
+        .await
+        .expect("send");
     loop {
         if next_frame(&mut socket).await["type"] == "partial" {
             break;
@@ -442,7 +451,10 @@ async fn old_clients_see_the_old_frames_when_nothing_is_slow_or_streamed() {
     let (mut socket, _) =
         tokio_tungstenite::connect_async(format!("ws://{}/ws", server.address)).await.expect("connect");
     next_frame(&mut socket).await;
-    socket.send(Message::text(json!({"type": "message", "content": "system overview"}).to_string())).await.expect("send");
+    socket
+        .send(Message::text(json!({"type": "message", "content": "system overview"}).to_string()))
+        .await
+        .expect("send");
     let typing = next_frame(&mut socket).await;
     let message = next_frame(&mut socket).await;
     assert_eq!((typing["type"].as_str(), message["type"].as_str()), (Some("typing"), Some("message")));

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use poem_openapi::param::Header;
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use poem_openapi::param::Header;
 use poem_openapi::payload::{EventStream, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, ResponseContent};
 use serde_json::{json, Value};
@@ -120,6 +120,8 @@ pub enum ChatResponse {
 }
 
 /// The two forms of a reply.
+// built once per request, so the size difference between variants costs nothing
+#[allow(clippy::large_enum_variant)]
 #[derive(ResponseContent)]
 pub enum ChatBody {
     Json(Json<ChatReply>),
@@ -272,7 +274,11 @@ impl ChatApi {
                 ),
                 Err(TurnError::Store(error)) => {
                     tracing::error!(%error, "session store unavailable");
-                    TurnFrame::error(&failed_session, "DEPENDENCY_UNAVAILABLE", &ErrorBody::store_unavailable().error.message)
+                    TurnFrame::error(
+                        &failed_session,
+                        "DEPENDENCY_UNAVAILABLE",
+                        &ErrorBody::store_unavailable().error.message,
+                    )
                 }
                 Err(error) => {
                     tracing::error!(%error, "turn failed");

@@ -75,6 +75,9 @@ pub struct FrameError {
 }
 
 /// One frame of a turn, tagged by `type`.
+// frames are made one at a time and sent at once (at most the 32 queued ones exist), so the
+// reply's larger variant costs nothing worth a box
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Union)]
 #[oai(discriminator_name = "type")]
 pub enum TurnFrame {

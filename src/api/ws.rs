@@ -18,9 +18,9 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::error::ErrorBody;
+use super::frames::TurnFrame;
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::validate::{check_message, check_request_id, check_session_id, MAX_MESSAGE_CHARS};
-use super::frames::TurnFrame;
 use super::AppState;
 use crate::engine::{utc_timestamp, Engine, Turn};
 use crate::session::Channel;
@@ -286,7 +286,7 @@ async fn close(
 type Sink = futures::stream::SplitSink<WebSocketStream, Message>;
 type Incoming = futures::stream::SplitStream<WebSocketStream>;
 
-/// One text frame within the connection's message limit: [`handle_text`], or the refusal.
+/// One text frame within the connection's message limit: [`run_turn`], or the refusal.
 async fn answer_text(
     engine: &Arc<Engine>,
     connection: &mut Connection,
@@ -296,7 +296,10 @@ async fn answer_text(
     incoming: &mut Incoming,
 ) -> Answered {
     match limiter.limit.check(limiter.client) {
-        Ok(()) => handle_text(engine, connection, text, sink, incoming).await,
+        Ok(()) => match run_turn(engine, connection, text, sink, incoming).await {
+            Ok(answered) => answered,
+            Err(refused) => Answered::Frame(refused),
+        },
         Err(wait) => {
             let refused = ErrorBody::rate_limited(retry_after_seconds(wait)).error;
             Answered::Frame(frame(
@@ -311,23 +314,9 @@ async fn answer_text(
     }
 }
 
-/// Answers one text frame: `progress` and `partial` frames while the turn works, then a
-/// `message` frame with the reply, or an `error` frame.
-async fn handle_text(
-    engine: &Arc<Engine>,
-    connection: &mut Connection,
-    text: &str,
-    sink: &mut Sink,
-    incoming: &mut Incoming,
-) -> Answered {
-    match run_turn(engine, connection, text, sink, incoming).await {
-        Ok(answered) => answered,
-        Err(refused) => Answered::Frame(refused),
-    }
-}
-
-/// Checks the frame, runs its turn and forwards the turn's events; `Err` is the error frame of
-/// a frame that cannot be taken.
+/// Answers one text frame: checks it, runs its turn, and forwards the turn's `progress` and
+/// `partial` frames while it works; then the `message` frame with the reply. `Err` is the error
+/// frame of a frame that cannot be taken.
 async fn run_turn(
     engine: &Arc<Engine>,
     connection: &mut Connection,
@@ -367,7 +356,11 @@ async fn run_turn(
     let content = frame_in.content.unwrap_or_default();
     let content = content.trim();
     if let Err(problem) = check_message(content) {
-        return Err(error_frame(connection, "VALIDATION_ERROR", &problem.error.message.replace("`message`", "`content`")));
+        return Err(error_frame(
+            connection,
+            "VALIDATION_ERROR",
+            &problem.error.message.replace("`message`", "`content`"),
+        ));
     }
     debug_assert!(content.chars().count() <= MAX_MESSAGE_CHARS);
     let typing = frame("typing", &connection.session_id, json!({}));
@@ -438,11 +431,9 @@ async fn run_turn(
             let frame = TurnFrame::message(reply, connection.channel, frame_in.trace, None);
             Ok(Answered::Frame(Message::Text(frame.to_text())))
         }
-        Err(crate::engine::TurnError::RequestIdReused(_)) => Err(error_frame(
-            connection,
-            "VALIDATION_ERROR",
-            &ErrorBody::request_id_reused("request_id").error.message,
-        )),
+        Err(crate::engine::TurnError::RequestIdReused(_)) => {
+            Err(error_frame(connection, "VALIDATION_ERROR", &ErrorBody::request_id_reused("request_id").error.message))
+        }
         Err(error) => {
             tracing::error!(%error, "websocket turn failed");
             Err(error_frame(

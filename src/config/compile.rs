@@ -31,13 +31,12 @@ use crate::pipeline::{GuardedStep, Pipeline, PipelineTest};
 use crate::slots::phrases::Phrase;
 use crate::slots::{KeyValueParser, SlotDef, SlotKind};
 use crate::steps::{
-    Call, ConfirmStep, ExtractStep, FormatStep, Progress, QueryStep, ReasonOutput, ReasonStep, ReplyTemplates, Step, Target,
-    DEFAULT_CALL_TIMEOUT, DEFAULT_CONFIRM_TRIES, DEFAULT_TRIES,
+    Call, ConfirmStep, ExtractStep, FormatStep, Progress, QueryStep, ReasonOutput, ReasonStep, ReplyTemplates, Step,
+    Target, DEFAULT_CALL_TIMEOUT, DEFAULT_CONFIRM_TRIES, DEFAULT_TRIES,
 };
 use crate::template::{
     Templates, ASK_CONTEXT_NAMES, CONFIRM_CONTEXT_NAMES, CONTEXT_NAMES, GIVE_UP_CONTEXT_NAMES, PROGRESS_CONTEXT_NAMES,
-    SAMPLE_CONTEXT_NAMES,
-    WELCOME_CONTEXT_NAMES,
+    SAMPLE_CONTEXT_NAMES, WELCOME_CONTEXT_NAMES,
 };
 
 /// Templates used by `extract` steps that name no `ask` templates of their own.
@@ -874,9 +873,14 @@ impl<'a> Compiler<'a> {
             }
             for (pointer, name) in named {
                 let at = doc.at(&pointer);
-                let taken: Vec<&str> =
-                    [CONTEXT_NAMES, ASK_CONTEXT_NAMES, CONFIRM_CONTEXT_NAMES, GIVE_UP_CONTEXT_NAMES, PROGRESS_CONTEXT_NAMES]
-                        .concat();
+                let taken: Vec<&str> = [
+                    CONTEXT_NAMES,
+                    ASK_CONTEXT_NAMES,
+                    CONFIRM_CONTEXT_NAMES,
+                    GIVE_UP_CONTEXT_NAMES,
+                    PROGRESS_CONTEXT_NAMES,
+                ]
+                .concat();
                 if taken.contains(&name) {
                     self.report(
                         Diagnostic::new(

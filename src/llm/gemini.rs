@@ -10,7 +10,9 @@ use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
 use super::stream::{sse_pieces, Piece, StreamStart};
-use super::{exchange, send, stream_error, Attempt, LanguageModel, LlmAnswer, LlmError, LlmErrorKind, LlmRequest, Speaker, Usage};
+use super::{
+    exchange, send, stream_error, Attempt, LanguageModel, LlmAnswer, LlmError, LlmErrorKind, LlmRequest, Speaker, Usage,
+};
 
 /// The public endpoint; tests and proxies set `GEMINI_BASE_URL`.
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
@@ -109,7 +111,9 @@ fn piece(data: &str) -> Result<Piece, LlmError> {
     let done = match candidate["finishReason"].as_str() {
         None => false,
         Some("STOP") => true,
-        Some(finish) => return Err(LlmError::new(LlmErrorKind::Refused, format!("The language model stopped early ({finish})."))),
+        Some(finish) => {
+            return Err(LlmError::new(LlmErrorKind::Refused, format!("The language model stopped early ({finish}).")))
+        }
     };
     let parts = candidate["content"]["parts"].as_array().map(Vec::as_slice).unwrap_or_default();
     let text: String =
@@ -238,7 +242,10 @@ mod tests {
     #[test]
     fn stream_events_become_pieces() {
         let first = r#"{"candidates": [{"content": {"parts": [{"text": "All six"}], "role": "model"}, "index": 0}], "modelVersion": "gemini-2.5-flash"}"#;
-        assert_eq!(piece(first).expect("piece"), Piece { text: "All six".into(), usage: None, model: Some("gemini-2.5-flash".into()), done: false });
+        assert_eq!(
+            piece(first).expect("piece"),
+            Piece { text: "All six".into(), usage: None, model: Some("gemini-2.5-flash".into()), done: false }
+        );
         let last = r#"{"candidates": [{"content": {"parts": [{"text": " are up."}], "role": "model"}, "finishReason": "STOP", "index": 0}],
                        "usageMetadata": {"promptTokenCount": 50, "candidatesTokenCount": 4, "totalTokenCount": 54}}"#;
         let last = piece(last).expect("piece");
@@ -246,7 +253,8 @@ mod tests {
         assert_eq!(last.usage.map(|u| u.total_tokens), Some(54));
         let error = r#"{"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}"#;
         assert_eq!(piece(error).expect_err("error").kind, LlmErrorKind::Unreachable);
-        let safety = r#"{"candidates": [{"content": {"parts": [], "role": "model"}, "finishReason": "SAFETY", "index": 0}]}"#;
+        let safety =
+            r#"{"candidates": [{"content": {"parts": [], "role": "model"}, "finishReason": "SAFETY", "index": 0}]}"#;
         assert_eq!(piece(safety).expect_err("stopped").kind, LlmErrorKind::Refused);
     }
 

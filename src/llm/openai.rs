@@ -10,7 +10,9 @@ use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
 use super::stream::{sse_pieces, Piece, StreamStart};
-use super::{exchange, send, stream_error, Attempt, LanguageModel, LlmAnswer, LlmError, LlmErrorKind, LlmRequest, Speaker, Usage};
+use super::{
+    exchange, send, stream_error, Attempt, LanguageModel, LlmAnswer, LlmError, LlmErrorKind, LlmRequest, Speaker, Usage,
+};
 
 /// Ollama's OpenAI-compatible endpoint on this machine.
 pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:11434/v1";
@@ -71,7 +73,9 @@ impl OpenAiCompatible {
         }
         match send(call, timeout, |_| None).await {
             Ok(response) => StreamStart::Started(sse_pieces(response, |event| {
-                (event.event == "error").then(|| Err(stream_error(&error_of(&event.data)))).or_else(|| Some(piece(&event.data)))
+                (event.event == "error")
+                    .then(|| Err(stream_error(&error_of(&event.data))))
+                    .or_else(|| Some(piece(&event.data)))
             })),
             Err(attempt) => attempt.into(),
         }
@@ -123,7 +127,9 @@ fn piece(data: &str) -> Result<Piece, LlmError> {
         return Err(LlmError::new(LlmErrorKind::Refused, format!("The language model refused: {refusal}")));
     }
     let done = match choice["finish_reason"].as_str() {
-        Some("length") => return Err(LlmError::new(LlmErrorKind::BadResponse, "The language model's answer was cut off.")),
+        Some("length") => {
+            return Err(LlmError::new(LlmErrorKind::BadResponse, "The language model's answer was cut off."))
+        }
         Some("content_filter") => {
             return Err(LlmError::new(LlmErrorKind::Refused, "The language model's content filter stopped it."))
         }

@@ -90,7 +90,10 @@ pub(crate) fn sse_pieces<'a>(
 enum Streamed {
     Answer(LlmAnswer),
     /// Failed before any text was handed on: may be tried again.
-    BeforeText { retry: bool, error: LlmError },
+    BeforeText {
+        retry: bool,
+        error: LlmError,
+    },
     /// Failed after text was handed on (or the listener left): final.
     Final(LlmError),
 }
@@ -119,7 +122,9 @@ impl Llm {
                 () = sink.gone() => break Err(cancelled()),
             };
             let (after, error) = match start {
-                StreamStart::Failed(error) if error.kind == LlmErrorKind::Timeout => break Err(timed_out(self.timeout)),
+                StreamStart::Failed(error) if error.kind == LlmErrorKind::Timeout => {
+                    break Err(timed_out(self.timeout))
+                }
                 StreamStart::Failed(error) => break Err(error),
                 StreamStart::Retry { after, error } => (after, error),
                 StreamStart::Started(pieces) => {
@@ -189,10 +194,8 @@ impl Llm {
                 Err(_) => return stopped(&text, timed_out(self.timeout)),
                 Ok(None) if complete => break,
                 Ok(None) => {
-                    let error = LlmError::new(
-                        LlmErrorKind::Unreachable,
-                        "The stream closed before the answer was complete.",
-                    );
+                    let error =
+                        LlmError::new(LlmErrorKind::Unreachable, "The stream closed before the answer was complete.");
                     return stopped(&text, error);
                 }
                 // an error after the provider said the answer was complete changes nothing
@@ -270,7 +273,11 @@ mod tests {
     }
 
     fn done() -> Result<Piece, LlmError> {
-        Ok(Piece { usage: Some(Usage { prompt_tokens: 9, output_tokens: 3, total_tokens: 12 }), done: true, ..Piece::default() })
+        Ok(Piece {
+            usage: Some(Usage { prompt_tokens: 9, output_tokens: 3, total_tokens: 12 }),
+            done: true,
+            ..Piece::default()
+        })
     }
 
     fn broken() -> Result<Piece, LlmError> {
@@ -295,7 +302,8 @@ mod tests {
     #[tokio::test]
     async fn pieces_are_handed_on_in_order_and_make_the_answer() {
         let sink = Collect::default();
-        let (answer, trace) = llm(vec![vec![text("All "), text("fine."), done()]]).ask_streaming(&request(), &sink).await;
+        let (answer, trace) =
+            llm(vec![vec![text("All "), text("fine."), done()]]).ask_streaming(&request(), &sink).await;
         let answer = answer.expect("answer");
         assert_eq!((answer.text.as_str(), answer.usage.output_tokens), ("All fine.", 3));
         assert_eq!(*sink.0.lock().expect("lock"), ["All ", "fine."]);
@@ -314,8 +322,9 @@ mod tests {
     #[tokio::test]
     async fn a_stream_broken_after_a_piece_is_interrupted_and_not_retried() {
         let sink = Collect::default();
-        let (answer, trace) =
-            llm(vec![vec![text("The Regis"), broken()], vec![text("never asked"), done()]]).ask_streaming(&request(), &sink).await;
+        let (answer, trace) = llm(vec![vec![text("The Regis"), broken()], vec![text("never asked"), done()]])
+            .ask_streaming(&request(), &sink)
+            .await;
         let error = answer.expect_err("interrupted");
         assert_eq!(error.kind, LlmErrorKind::Interrupted);
         assert!(error.message.contains("stopped midway"), "{}", error.message);

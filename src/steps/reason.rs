@@ -75,9 +75,7 @@ impl ReasonStep {
         };
         state.trace.llm.push(call);
         let (result, note) = match answer {
-            Err(error) => {
-                (failure(error.kind.as_str(), &error.message), format!("the language model failed: {error}"))
-            }
+            Err(error) => (failure(error.kind.as_str(), &error.message), format!("the language model failed: {error}")),
             Ok(answer) => match &self.output {
                 ReasonOutput::Text => {
                     (json!({"ok": true, "text": answer.text.trim(), "data": null, "error": null}), "text".to_owned())
