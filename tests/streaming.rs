@@ -462,3 +462,39 @@ async fn old_clients_see_the_old_frames_when_nothing_is_slow_or_streamed() {
     keys.sort_unstable();
     assert_eq!(keys, ["channel", "content", "intent", "session_id", "timestamp", "trace_id", "type"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_client_that_leaves_cancels_the_model_call() {
+    let pieces: Vec<String> = (0..40).map(|i| format!("word{i} ")).collect();
+    let script = Script { pieces, gap: Duration::from_millis(100), ending: Ending::Complete };
+    let setup = setup(Provider::OpenAi, Duration::from_millis(10), script).await;
+    let response = setup
+        .server
+        .client
+        .post(format!("{}/api/chat", setup.server.base))
+        .header("accept", "text/event-stream")
+        .json(&json!({"message": "system overview", "session_id": "leaves-early"}))
+        .send()
+        .await
+        .expect("request");
+    let mut events = response.bytes_stream().eventsource();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.next()).await.expect("in time");
+        if event.expect("an event").expect("readable").event == "partial" {
+            break;
+        }
+    }
+    drop(events); // the connection closes
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !setup.fake.dropped_early.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the model's stream was not cancelled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(setup.fake.sent.load(Ordering::SeqCst) < 40, "stopped before the model finished");
+    let key = Owner::new(Entry::Client, None).key("leaves-early");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while setup.engine.sessions().get(&key).await.expect("store").is_none_or(|(s, _)| s.history.len() < 2) {
+        assert!(Instant::now() < deadline, "the turn was not kept");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
