@@ -11,16 +11,15 @@ use poem_openapi::{ApiResponse, Object, OpenApi, ResponseContent};
 use serde_json::{json, Value};
 
 use super::error::{ErrorBody, ErrorCode, Refusal};
-use super::frames::TurnFrame;
+use super::frames::{ListenedTurn, TurnFrame};
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::text::Text;
 use super::udc::MeshAuth;
 use super::validate::{check_message, check_metadata, check_request_id, check_session_id, is_printable_id};
 use super::ApiTags;
-use crate::engine::{Engine, Turn, TurnError};
+use crate::engine::{Engine, Reply, Turn, TurnError};
 use crate::session::{Channel, Entry, Owner};
 use crate::trace::TurnTrace;
-use crate::turn_events::TurnEvents;
 
 /// A chat message from a client.
 #[derive(Debug, Object)]
@@ -242,57 +241,29 @@ impl ChatApi {
 }
 
 impl ChatApi {
-    /// Runs the turn on its own task and answers with its frames as they come. The task
-    /// finishes the turn (and keeps what the user said) even when the client leaves; leaving
-    /// drops the events' receiver, which cancels a streamed model answer.
+    /// Runs the turn on its own task and answers with its frames as they come ([`ListenedTurn`]):
+    /// the client leaving drops the events, which cancels a streamed model answer.
     fn stream(
         &self,
-        mut turn: Turn,
+        turn: Turn,
         channel: ChannelName,
         other: ChannelName,
         with_trace: bool,
     ) -> EventStream<BoxStream<'static, TurnFrame>> {
-        let session_id = turn.session_id();
-        turn.session_id = Some(session_id.clone());
-        let trace_id = turn.trace_id.clone();
-        let (events, receiver) = TurnEvents::channel();
-        turn.events = Some(events);
-        let (last, last_frame) = tokio::sync::oneshot::channel::<TurnFrame>();
-        let engine = self.engine.clone();
-        let failed_session = session_id.clone();
-        tokio::spawn(async move {
-            let frame = match engine.handle(turn).await {
-                Ok(reply) => {
-                    let other_channel =
-                        reply.other_channel_text.clone().map(|response| OtherChannel { channel: other, response });
-                    TurnFrame::message(reply, channel.into(), with_trace, other_channel)
-                }
-                Err(TurnError::RequestIdReused(_)) => TurnFrame::error(
-                    &failed_session,
-                    "VALIDATION_ERROR",
-                    &ErrorBody::request_id_reused("Idempotency-Key").error.message,
-                ),
-                Err(TurnError::Store(error)) => {
-                    tracing::error!(%error, "session store unavailable");
-                    TurnFrame::error(
-                        &failed_session,
-                        "DEPENDENCY_UNAVAILABLE",
-                        &ErrorBody::store_unavailable().error.message,
-                    )
-                }
-                Err(error) => {
-                    tracing::error!(%error, "turn failed");
-                    TurnFrame::error(&failed_session, "INTERNAL_ERROR", "the message could not be processed")
-                }
+        let ListenedTurn { session_id, trace_id, events, task } = ListenedTurn::start(self.engine.clone(), turn);
+        let reply_session = session_id.clone();
+        let events =
+            futures::stream::unfold(
+                events,
+                |mut events| async move { events.recv().await.map(|event| (event, events)) },
+            )
+            .map(move |event| TurnFrame::event(event, &session_id, &trace_id));
+        let reply = futures::stream::once(async move {
+            let other_channel = |reply: &Reply| {
+                reply.other_channel_text.clone().map(|response| OtherChannel { channel: other, response })
             };
-            let _ = last.send(frame);
+            TurnFrame::outcome(task.await, &reply_session, channel.into(), with_trace, other_channel, "Idempotency-Key")
         });
-        // the turn's events end when the turn does (it holds their only sender); the reply follows
-        let events = futures::stream::unfold(receiver, |mut receiver| async move {
-            receiver.recv().await.map(|event| (event, receiver))
-        })
-        .map(move |event| TurnFrame::event(event, &session_id, &trace_id));
-        let reply = futures::stream::once(last_frame).filter_map(|frame| futures::future::ready(frame.ok()));
         EventStream::new(events.chain(reply).boxed())
             .keep_alive(EVENTS_KEEP_ALIVE)
             .to_event(|frame| poem::web::sse::Event::message(frame.to_text()).event_type(frame.kind()))

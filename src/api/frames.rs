@@ -4,14 +4,43 @@
 //! `error` frame). `schemas/ws-frames.schema.json` describes them for `/ws` clients; the OpenAPI
 //! document describes them for the event stream.
 
+use std::sync::Arc;
+
 use poem_openapi::types::ToJSON;
 use poem_openapi::{Object, Union};
+use tokio::sync::mpsc;
+use tokio::task::{JoinError, JoinHandle};
 
 use super::chat::OtherChannel;
-use crate::engine::{utc_timestamp, Reply};
+use super::error::ErrorBody;
+use crate::engine::{utc_timestamp, Engine, Reply, Turn, TurnError};
 use crate::session::Channel;
 use crate::trace::TurnTrace;
-use crate::turn_events::TurnEvent;
+use crate::turn_events::{TurnEvent, TurnEvents};
+
+/// A turn running on its own task for a client that listens: the events it sends while it
+/// works, then its result. The task finishes the turn (and keeps what the user said) whatever
+/// the client does; a client that stops reading `events` (drops or closes them) cancels a
+/// streamed model answer. `events` ends when the turn does: the turn holds their only sender.
+pub struct ListenedTurn {
+    pub session_id: String,
+    pub trace_id: String,
+    pub events: mpsc::Receiver<TurnEvent>,
+    pub task: JoinHandle<Result<Reply, TurnError>>,
+}
+
+impl ListenedTurn {
+    pub fn start(engine: Arc<Engine>, mut turn: Turn) -> ListenedTurn {
+        // the frames before the reply name the session, so a new one is named now
+        let session_id = turn.session_id();
+        turn.session_id = Some(session_id.clone());
+        let trace_id = turn.trace_id.clone();
+        let (sender, events) = TurnEvents::channel();
+        turn.events = Some(sender);
+        let task = tokio::spawn(async move { engine.handle(turn).await });
+        ListenedTurn { session_id, trace_id, events, task }
+    }
+}
 
 /// A droplet is slow to answer: what the turn is waiting for, in the turn's channel.
 #[derive(Debug, Clone, Object)]
@@ -117,6 +146,41 @@ impl TurnFrame {
             trace: with_trace.then_some(reply.trace),
             other_channel,
         })
+    }
+
+    /// The frame that ends a listened turn: its reply, or why there is none (the same codes
+    /// `/api/chat` answers with). `request_id_field` says where the client gave its request id.
+    pub fn outcome(
+        finished: Result<Result<Reply, TurnError>, JoinError>,
+        session_id: &str,
+        channel: Channel,
+        with_trace: bool,
+        other_channel: impl FnOnce(&Reply) -> Option<OtherChannel>,
+        request_id_field: &str,
+    ) -> TurnFrame {
+        match finished {
+            Ok(Ok(reply)) => {
+                let other = other_channel(&reply);
+                TurnFrame::message(reply, channel, with_trace, other)
+            }
+            Ok(Err(TurnError::RequestIdReused(_))) => TurnFrame::error(
+                session_id,
+                "VALIDATION_ERROR",
+                &ErrorBody::request_id_reused(request_id_field).error.message,
+            ),
+            Ok(Err(TurnError::Store(error))) => {
+                tracing::error!(%error, "session store unavailable");
+                TurnFrame::error(session_id, "DEPENDENCY_UNAVAILABLE", &ErrorBody::store_unavailable().error.message)
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, "turn failed");
+                TurnFrame::error(session_id, "INTERNAL_ERROR", "the message could not be processed; please retry")
+            }
+            Err(error) => {
+                tracing::error!(%error, "turn task failed");
+                TurnFrame::error(session_id, "INTERNAL_ERROR", "the message could not be processed; please retry")
+            }
+        }
     }
 
     pub fn error(session_id: &str, code: &str, message: &str) -> TurnFrame {

@@ -18,14 +18,13 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::error::ErrorBody;
-use super::frames::TurnFrame;
+use super::frames::{ListenedTurn, TurnFrame};
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::validate::{check_message, check_request_id, check_session_id, MAX_MESSAGE_CHARS};
 use super::AppState;
 use crate::engine::{utc_timestamp, Engine, Turn};
 use crate::session::Channel;
 use crate::session::{Entry, Owner};
-use crate::turn_events::TurnEvents;
 
 /// Largest frame (and message) a client may send; a 5000-character message fits with room.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -365,29 +364,26 @@ async fn run_turn(
     debug_assert!(content.chars().count() <= MAX_MESSAGE_CHARS);
     let typing = frame("typing", &connection.session_id, json!({}));
     let _ = sink.send(typing).await;
-    let (events, mut receiver) = TurnEvents::channel();
-    let trace_id = uuid::Uuid::new_v4().to_string();
     let turn = Turn {
         session_id: Some(connection.session_id.clone()),
         channel: connection.channel,
         text: content.to_owned(),
         metadata: Default::default(),
-        trace_id: trace_id.clone(),
+        trace_id: uuid::Uuid::new_v4().to_string(),
         preview_other_channel: false,
         owner: connection.owner.clone(),
         request_id: frame_in.request_id.clone(),
-        events: Some(events),
+        events: None,
     };
-    // the turn runs on its own task: a client that reads slowly or leaves never stops it
-    // from finishing and keeping what the user said
-    let engine = engine.clone();
-    let mut running = tokio::spawn(async move { engine.handle(turn).await });
+    // a client that reads slowly or leaves never stops the turn from finishing
+    let ListenedTurn { session_id, trace_id, events: mut receiver, task: mut running } =
+        ListenedTurn::start(engine.clone(), turn);
     let mut listening = true;
-    let result = loop {
+    let finished = loop {
         tokio::select! {
-            result = &mut running => break result,
+            finished = &mut running => break finished,
             Some(event) = receiver.recv(), if listening => {
-                let frame = TurnFrame::event(event, &connection.session_id, &trace_id);
+                let frame = TurnFrame::event(event, &session_id, &trace_id);
                 if sink.send(Message::Text(frame.to_text())).await.is_err() {
                     // gone: a streamed model answer is cancelled, the turn still finishes
                     listening = false;
@@ -414,35 +410,13 @@ async fn run_turn(
     }
     // events sent just before the reply go out before it
     while let Ok(event) = receiver.try_recv() {
-        let frame = TurnFrame::event(event, &connection.session_id, &trace_id);
+        let frame = TurnFrame::event(event, &session_id, &trace_id);
         if sink.send(Message::Text(frame.to_text())).await.is_err() {
             return Ok(Answered::Gone);
         }
     }
-    let result = match result {
-        Ok(result) => result,
-        Err(error) => {
-            tracing::error!(%error, "websocket turn task failed");
-            return Err(error_frame(connection, "INTERNAL_ERROR", "the message could not be processed; please retry"));
-        }
-    };
-    match result {
-        Ok(reply) => {
-            let frame = TurnFrame::message(reply, connection.channel, frame_in.trace, None);
-            Ok(Answered::Frame(Message::Text(frame.to_text())))
-        }
-        Err(crate::engine::TurnError::RequestIdReused(_)) => {
-            Err(error_frame(connection, "VALIDATION_ERROR", &ErrorBody::request_id_reused("request_id").error.message))
-        }
-        Err(error) => {
-            tracing::error!(%error, "websocket turn failed");
-            Err(error_frame(
-                connection,
-                "DEPENDENCY_UNAVAILABLE",
-                "the message could not be processed right now; please retry",
-            ))
-        }
-    }
+    let frame = TurnFrame::outcome(finished, &session_id, connection.channel, frame_in.trace, |_| None, "request_id");
+    Ok(Answered::Frame(Message::Text(frame.to_text())))
 }
 
 /// A server frame: `{type, session_id, timestamp, ...fields}`.

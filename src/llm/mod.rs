@@ -163,6 +163,36 @@ pub trait LanguageModel: Send + Sync {
 /// First pause between attempts when the provider gives no `Retry-After`; doubles each time.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
+/// Attempts at one call: how many so far, and the pause before the next one, within the
+/// retries allowed and the time left (whole and streamed answers share it).
+struct Retries {
+    deadline: Instant,
+    max_retries: u32,
+    attempts: u32,
+    backoff: Duration,
+}
+
+impl Retries {
+    fn new(deadline: Instant, max_retries: u32) -> Self {
+        Retries { deadline, max_retries, attempts: 0, backoff: FIRST_BACKOFF }
+    }
+
+    /// Counts an attempt about to start; returns the time it has.
+    fn next_attempt(&mut self) -> Duration {
+        self.attempts += 1;
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// The pause before trying again (the provider's `after`, else a doubling backoff), or
+    /// `None` when the retries are used up or the pause would outlast the time left.
+    fn pause(&mut self, after: Option<Duration>) -> Option<Duration> {
+        let pause = after.unwrap_or(self.backoff);
+        self.backoff *= 2;
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        (self.attempts <= self.max_retries && pause < left).then_some(pause)
+    }
+}
+
 /// A configured model with its limits and counters.
 pub struct Llm {
     model: Arc<dyn LanguageModel>,
@@ -218,12 +248,9 @@ impl Llm {
     /// Asks the model, retrying 429/503 within the timeout. Always returns the call's trace.
     pub async fn ask(&self, request: &LlmRequest) -> (Result<LlmAnswer, LlmError>, LlmCallTrace) {
         let started = Instant::now();
-        let deadline = started + self.timeout;
-        let mut attempts = 0;
-        let mut backoff = FIRST_BACKOFF;
+        let mut retries = Retries::new(started + self.timeout, self.max_retries);
         let result = loop {
-            attempts += 1;
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = retries.next_attempt();
             let attempt = match tokio::time::timeout(left, self.model.attempt(request, left)).await {
                 Ok(attempt) => attempt,
                 Err(_) => Attempt::Failed(timed_out(self.timeout)),
@@ -233,18 +260,13 @@ impl Llm {
                 // said with the whole budget, not the remainder the last attempt had
                 Attempt::Failed(error) if error.kind == LlmErrorKind::Timeout => break Err(timed_out(self.timeout)),
                 Attempt::Failed(error) => break Err(error),
-                Attempt::Retry { after, error } => {
-                    let pause = after.unwrap_or(backoff);
-                    backoff *= 2;
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if attempts > self.max_retries || pause >= left {
-                        break Err(error);
-                    }
-                    tokio::time::sleep(pause).await;
-                }
+                Attempt::Retry { after, error } => match retries.pause(after) {
+                    Some(pause) => tokio::time::sleep(pause).await,
+                    None => break Err(error),
+                },
             }
         };
-        let trace = self.trace(request, &result, started, attempts);
+        let trace = self.trace(request, &result, started, retries.attempts);
         self.record(request.purpose, &result, started.elapsed());
         (result, trace)
     }

@@ -16,7 +16,7 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use tokio::time::Instant;
 
-use super::{timed_out, Attempt, Llm, LlmAnswer, LlmError, LlmErrorKind, LlmRequest, Usage, FIRST_BACKOFF};
+use super::{timed_out, Attempt, Llm, LlmAnswer, LlmError, LlmErrorKind, LlmRequest, Retries, Usage};
 use crate::trace::{LlmCallTrace, StreamTrace};
 
 /// What one event of a streamed answer says.
@@ -108,12 +108,10 @@ impl Llm {
     ) -> (Result<LlmAnswer, LlmError>, LlmCallTrace) {
         let started = Instant::now();
         let deadline = started + self.timeout;
-        let mut attempts = 0;
-        let mut backoff = FIRST_BACKOFF;
+        let mut retries = Retries::new(deadline, self.max_retries);
         let mut trace = StreamTrace::default();
         let result = loop {
-            attempts += 1;
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = retries.next_attempt();
             let start = tokio::select! {
                 start = tokio::time::timeout(left, self.model.stream(request, left)) => match start {
                     Ok(start) => start,
@@ -136,12 +134,7 @@ impl Llm {
                     }
                 }
             };
-            let pause = after.unwrap_or(backoff);
-            backoff *= 2;
-            let left = deadline.saturating_duration_since(Instant::now());
-            if attempts > self.max_retries || pause >= left {
-                break Err(error);
-            }
+            let Some(pause) = retries.pause(after) else { break Err(error) };
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 () = sink.gone() => break Err(cancelled()),
@@ -154,7 +147,7 @@ impl Llm {
                     .increment(1);
             }
         }
-        let mut call = self.trace(request, &result, started, attempts);
+        let mut call = self.trace(request, &result, started, retries.attempts);
         call.stream = Some(trace);
         self.record(request.purpose, &result, started.elapsed());
         (result, call)
