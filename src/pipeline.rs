@@ -35,8 +35,13 @@ pub struct Pipeline {
     /// Every query result name, so templates can test a skipped one for `none`.
     pub result_names: Vec<String>,
     pub tests: Vec<PipelineTest>,
-    /// Hash of the pipeline's source, to tell whether a parked question still fits it.
-    pub fingerprint: u64,
+    /// sha256 (hex) of the pipeline's source, to tell whether a parked question still fits it.
+    /// Stored with the question (in Redis too), so it must not depend on the toolchain.
+    pub fingerprint: String,
+    /// The fingerprint sessions stored before format 2 carry (std's `DefaultHasher`, which
+    /// differs between toolchains): read for one release so questions parked before an upgrade
+    /// still resume on replicas built like the old ones. Remove with session format 1.
+    pub legacy_fingerprint: u64,
     /// The file it was written in, and where each example is in it (for `check`'s warnings).
     pub file: String,
     pub example_positions: Vec<crate::diagnostic::Position>,
@@ -144,6 +149,13 @@ pub struct TurnState {
 }
 
 impl Pipeline {
+    /// Whether a question parked with `fingerprint` was asked by this version of the pipeline.
+    pub fn fits(&self, fingerprint: &str) -> bool {
+        fingerprint == self.fingerprint
+            || fingerprint.strip_prefix(crate::session::stored::LEGACY_FINGERPRINT_PREFIX)
+                == Some(self.legacy_fingerprint.to_string().as_str())
+    }
+
     pub fn slot(&self, name: &str) -> Option<&SlotDef> {
         self.slots.iter().find(|s| s.name == name)
     }

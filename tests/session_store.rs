@@ -19,16 +19,8 @@ fn limits(idle: Duration) -> SessionLimits {
 async fn redis_store(idle: Duration) -> Option<Arc<dyn SessionStore>> {
     let url = std::env::var("REDIS_TEST_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let prefix = format!("test-{}:", uuid::Uuid::new_v4());
-    let store = RedisStore::connect(&url, &prefix, limits(idle)).ok()?;
-    match store.list().await {
-        Ok(_) => Some(Arc::new(store)),
-        Err(error) => {
-            let required = std::env::var("REQUIRE_REDIS_TESTS").is_ok_and(|v| v == "1");
-            assert!(!required, "Redis tests are required but {url} is not usable: {error}");
-            eprintln!("SKIPPED the Redis half of this test: {url} is not usable ({error})");
-            None
-        }
-    }
+    let store = redis_store_at(&url, &prefix, idle).await?;
+    Some(Arc::new(store))
 }
 
 fn memory_store(idle: Duration) -> Arc<dyn SessionStore> {
@@ -137,4 +129,42 @@ async fn an_unreachable_redis_is_a_store_error_not_a_hang() {
     assert!(error.to_string().contains("redis"), "{error}");
     assert!(started.elapsed() < Duration::from_secs(10), "failed fast: {:?}", started.elapsed());
     assert!(RedisStore::connect("not a url", "x:", limits(LONG)).is_err());
+}
+
+/// A session the previous release (session format 1) left in Redis is read, and written back in
+/// the current format on the next commit.
+#[tokio::test]
+async fn a_session_stored_by_the_previous_release_is_read_and_upgraded() {
+    let url = std::env::var("REDIS_TEST_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let prefix = format!("test-{}:", uuid::Uuid::new_v4());
+    let Some(store) = redis_store_at(&url, &prefix, LONG).await else { return };
+    let format_1 = r#"{"id":"old","channel":"chat","history":[],"pending":{"intent":"register_service","step":0,"slots":{"name":"payments"},"fingerprint":42,"asking":"url","tries":0,"answered":null},"metadata":{},"answered":[]}"#;
+    let client = redis::Client::open(url.as_str()).expect("url");
+    let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+    let key = format!("{prefix}session:old");
+    let _: () = redis::AsyncCommands::set(&mut connection, &key, format_1).await.expect("set");
+
+    let (session, _) = store.get("old").await.expect("readable").expect("exists");
+    let pending = session.pending.expect("the parked question is kept");
+    assert_eq!((pending.fingerprint.as_str(), pending.asking.as_deref()), ("v1:42", Some("url")));
+
+    let mut lease = store.lease("old").await.expect("lease");
+    lease.session().push(message("https://payments.local"), 10);
+    lease.commit().await.expect("commit");
+    let raw: String = redis::AsyncCommands::get(&mut connection, &key).await.expect("get");
+    assert!(raw.starts_with(r#"{"format":2,"#), "written back in format 2: {raw}");
+    assert!(raw.contains(r#""fingerprint":"v1:42""#), "{raw}");
+}
+
+async fn redis_store_at(url: &str, prefix: &str, idle: Duration) -> Option<RedisStore> {
+    let store = RedisStore::connect(url, prefix, limits(idle)).ok()?;
+    match store.list().await {
+        Ok(_) => Some(store),
+        Err(error) => {
+            let required = std::env::var("REQUIRE_REDIS_TESTS").is_ok_and(|v| v == "1");
+            assert!(!required, "Redis tests are required but {url} is not usable: {error}");
+            eprintln!("SKIPPED the Redis half of this test: {url} is not usable ({error})");
+            None
+        }
+    }
 }

@@ -775,6 +775,7 @@ impl<'a> Compiler<'a> {
             result_names,
             tests,
             fingerprint: fingerprint(&doc.text),
+            legacy_fingerprint: legacy_fingerprint(&doc.text),
             file: doc.file.clone(),
             example_positions: (0..spec.examples.len()).map(|i| doc.at(&format!("/examples/{i}"))).collect(),
             step_lines: (0..spec.steps.len()).map(|i| doc.at(&format!("/steps/{i}")).line).collect(),
@@ -1653,7 +1654,14 @@ impl<'a> Compiler<'a> {
     }
 }
 
-fn fingerprint(text: &str) -> u64 {
+/// sha256 of the source, hex: the same on every build, as stored sessions require.
+fn fingerprint(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// What session format 1 stored (see `Pipeline::legacy_fingerprint`).
+fn legacy_fingerprint(text: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut hasher);

@@ -64,8 +64,7 @@ impl Engine {
             let cleared = json!({"intent": pipeline.intent, "description": pipeline.description});
             return just(vec![fresh_plan(config, interrupt, text, Vec::new(), Some(cleared))]);
         }
-        let step =
-            pipeline.steps.get(pending.step).map(|s| &s.step).filter(|_| pending.fingerprint == pipeline.fingerprint);
+        let step = pipeline.steps.get(pending.step).map(|s| &s.step).filter(|_| pipeline.fits(&pending.fingerprint));
         let waiting = TurnDialogue {
             asked: pending.asking.clone(),
             answered: pending.answered.clone(),

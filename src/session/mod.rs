@@ -11,6 +11,7 @@ mod memory;
 mod missed;
 mod owner;
 mod redis;
+pub mod stored;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -80,9 +81,10 @@ pub struct Pending {
     /// Slots filled so far.
     pub slots: serde_json::Map<String, serde_json::Value>,
     /// The pipeline's fingerprint when the question was asked: after a reload that changed the
-    /// pipeline, the answer no longer fits and the action is dropped.
+    /// pipeline, the answer no longer fits and the action is dropped. Format 1 stored a number
+    /// here; [`stored`] reads it as `v1:<number>`.
     #[serde(default)]
-    pub fingerprint: u64,
+    pub fingerprint: String,
     /// The slot the question asked for (none while waiting for consent).
     #[serde(default)]
     pub asking: Option<String>,

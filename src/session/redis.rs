@@ -150,7 +150,7 @@ impl RedisStore {
     ) -> Result<Option<(Session, Duration)>, StoreError> {
         let (raw, remaining): (Option<String>, i64) = redis::pipe().get(key).pttl(key).query_async(connection).await?;
         let Some(raw) = raw else { return Ok(None) };
-        let session: Session = serde_json::from_str(&raw)
+        let session: Session = super::stored::decode(&raw)
             .map_err(|e| StoreError::Unavailable(format!("session {key} in Redis is not readable: {e}")))?;
         let idle = self.limits.idle_timeout.saturating_sub(Duration::from_millis(remaining.max(0) as u64));
         Ok(Some((session, idle)))
@@ -187,7 +187,7 @@ impl SessionLease for RedisLease {
     fn commit(mut self: Box<Self>) -> BoxFuture<'static, Result<(), StoreError>> {
         self.committed = true;
         Box::pin(async move {
-            let value = serde_json::to_string(&self.working)
+            let value = super::stored::encode(&self.working)
                 .map_err(|e| StoreError::Unavailable(format!("session cannot be stored: {e}")))?;
             let mut connection = self.connection.clone();
             let written: i64 = Script::new(COMMIT)
