@@ -341,8 +341,16 @@ async fn metrics_need_a_registry_token_or_the_metrics_token() {
             (status, challenge, response.text().await.unwrap_or_default())
         }
     };
-    let (status, challenge, _) = scrape(None).await;
+    let (status, challenge, body) = scrape(None).await;
     assert_eq!((status, challenge.as_deref()), (401, Some("Bearer")));
+    // the one error body every endpoint answers with (MESH.md §3)
+    let body: serde_json::Value = serde_json::from_str(&body).expect("JSON error body");
+    assert_eq!(
+        (body["status"].as_str(), body["error"]["code"].as_str()),
+        (Some("error"), Some("UNAUTHORIZED")),
+        "{body}"
+    );
+    assert!(body["timestamp"].is_string() && body["error"]["details"].is_object(), "{body}");
     assert_eq!(scrape(Some("wrong")).await.0, 401);
     let (status, _, text) = scrape(Some("scrape-test-token")).await;
     assert_eq!(status, 200);

@@ -5,19 +5,20 @@ use std::sync::Arc;
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use poem::http::StatusCode;
 use poem_openapi::param::Header;
 use poem_openapi::payload::{EventStream, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, ResponseContent};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::error::{ErrorBody, ErrorCode, Refusal};
+use super::error::{ErrorBody, Refusal};
 use super::frames::{ListenedTurn, TurnFrame};
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::text::Text;
 use super::udc::MeshAuth;
 use super::validate::{check_message, check_metadata, check_request_id, check_session_id, is_printable_id};
 use super::ApiTags;
-use crate::engine::{Engine, Reply, Turn, TurnError};
+use crate::engine::{Engine, Reply, Turn};
 use crate::session::{Channel, Entry, Owner};
 use crate::trace::TurnTrace;
 
@@ -221,21 +222,11 @@ impl ChatApi {
                 trace: with_trace.then_some(reply.trace),
                 other_channel: reply.other_channel_text.map(|response| OtherChannel { channel: other, response }),
             }))),
-            Err(TurnError::RequestIdReused(_)) => {
-                ChatResponse::Unprocessable(Json(ErrorBody::request_id_reused("Idempotency-Key")))
-            }
-            Err(TurnError::Store(error)) => {
-                tracing::error!(%error, "session store unavailable");
-                ChatResponse::Unavailable(Json(ErrorBody::store_unavailable()))
-            }
-            Err(error) => {
-                tracing::error!(%error, "turn failed");
-                ChatResponse::Internal(Json(ErrorBody::new(
-                    ErrorCode::InternalError,
-                    "the message could not be processed",
-                    json!({}),
-                )))
-            }
+            Err(error) => match ErrorBody::of_turn(&error, "Idempotency-Key") {
+                (StatusCode::UNPROCESSABLE_ENTITY, body) => ChatResponse::Unprocessable(Json(body)),
+                (StatusCode::SERVICE_UNAVAILABLE, body) => ChatResponse::Unavailable(Json(body)),
+                (_, body) => ChatResponse::Internal(Json(body)),
+            },
         }
     }
 }

@@ -1,9 +1,11 @@
 //! The one error body every endpoint returns (the mesh's `error_response.json` shape).
 
+use poem::http::StatusCode;
+use poem_openapi::types::ToJSON;
 use poem_openapi::Object;
 use serde_json::Value;
 
-use crate::engine::utc_timestamp;
+use crate::engine::{utc_timestamp, TurnError};
 
 /// Stable error codes of the mesh (MESH.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +93,44 @@ impl ErrorBody {
             "conversations cannot be stored right now, so the message was not processed; please retry",
             serde_json::json!({}),
         )
+    }
+
+    /// How a turn that failed is answered, on every endpoint and frame alike: its status and
+    /// body. `request_id_field` says where the client sent its request id. The cause is logged
+    /// here, once; the body says only what the caller may know.
+    pub fn of_turn(error: &TurnError, request_id_field: &str) -> (StatusCode, ErrorBody) {
+        match error {
+            TurnError::RequestIdReused(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, ErrorBody::request_id_reused(request_id_field))
+            }
+            TurnError::Store(error) => {
+                tracing::error!(%error, "session store unavailable");
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorBody::store_unavailable())
+            }
+            TurnError::UnknownIntent(_) => {
+                tracing::error!(%error, "turn failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorBody::internal())
+            }
+        }
+    }
+
+    /// Something failed on our side: nothing was stored, and a retry may succeed.
+    pub fn internal() -> Self {
+        ErrorBody::new(
+            ErrorCode::InternalError,
+            "the message could not be processed; nothing was stored, please retry",
+            serde_json::json!({}),
+        )
+    }
+
+    /// The body as a plain poem response, for the handlers outside the OpenAPI service
+    /// (`/ws`'s upgrade, `/metrics`). A 401 carries `WWW-Authenticate: Bearer`.
+    pub fn into_response(self, status: StatusCode) -> poem::Response {
+        let mut response = poem::Response::builder().status(status).content_type("application/json");
+        if status == StatusCode::UNAUTHORIZED {
+            response = response.header("WWW-Authenticate", "Bearer");
+        }
+        response.body(self.to_json_string())
     }
 
     pub fn new(code: ErrorCode, message: impl Into<String>, details: Value) -> Self {

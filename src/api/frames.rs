@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
 
 use super::chat::OtherChannel;
-use super::error::ErrorBody;
+use super::error::{ErrorBody, ErrorCode};
 use crate::engine::{utc_timestamp, Engine, Reply, Turn, TurnError};
 use crate::session::Channel;
 use crate::trace::TurnTrace;
@@ -101,6 +101,9 @@ pub struct FrameError {
     /// `VALIDATION_ERROR`, `DEPENDENCY_UNAVAILABLE`, `INTERNAL_ERROR`, …
     pub code: String,
     pub message: String,
+    /// When refused by the rate limit: how long to wait.
+    #[oai(skip_serializing_if_is_none)]
+    pub retry_after_seconds: Option<u64>,
 }
 
 /// One frame of a turn, tagged by `type`.
@@ -163,32 +166,26 @@ impl TurnFrame {
                 let other = other_channel(&reply);
                 TurnFrame::message(reply, channel, with_trace, other)
             }
-            Ok(Err(TurnError::RequestIdReused(_))) => TurnFrame::error(
-                session_id,
-                "VALIDATION_ERROR",
-                &ErrorBody::request_id_reused(request_id_field).error.message,
-            ),
-            Ok(Err(TurnError::Store(error))) => {
-                tracing::error!(%error, "session store unavailable");
-                TurnFrame::error(session_id, "DEPENDENCY_UNAVAILABLE", &ErrorBody::store_unavailable().error.message)
-            }
-            Ok(Err(error)) => {
-                tracing::error!(%error, "turn failed");
-                TurnFrame::error(session_id, "INTERNAL_ERROR", "the message could not be processed; please retry")
-            }
+            Ok(Err(error)) => TurnFrame::refused(session_id, ErrorBody::of_turn(&error, request_id_field).1),
             Err(error) => {
                 tracing::error!(%error, "turn task failed");
-                TurnFrame::error(session_id, "INTERNAL_ERROR", "the message could not be processed; please retry")
+                TurnFrame::refused(session_id, ErrorBody::internal())
             }
         }
     }
 
-    pub fn error(session_id: &str, code: &str, message: &str) -> TurnFrame {
+    /// The error frame saying what `body` says (the HTTP endpoints' error, as a frame).
+    pub fn refused(session_id: &str, body: ErrorBody) -> TurnFrame {
+        let retry_after_seconds = body.error.details.get("retry_after_seconds").and_then(serde_json::Value::as_u64);
         TurnFrame::Error(ErrorFrame {
             session_id: session_id.to_owned(),
             timestamp: utc_timestamp(),
-            error: FrameError { code: code.to_owned(), message: message.to_owned() },
+            error: FrameError { code: body.error.code, message: body.error.message, retry_after_seconds },
         })
+    }
+
+    pub fn error(session_id: &str, code: ErrorCode, message: &str) -> TurnFrame {
+        TurnFrame::refused(session_id, ErrorBody::new(code, message, serde_json::json!({})))
     }
 
     /// The `type` it is sent as (the SSE event name).

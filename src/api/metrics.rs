@@ -8,6 +8,7 @@ use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{handler, IntoResponse, Request, Response};
 
+use super::error::{ErrorBody, ErrorCode};
 use super::AppState;
 
 /// How long counting sessions may take before the gauge keeps its last value.
@@ -18,11 +19,9 @@ pub async fn metrics(request: &Request, Data(state): Data<&AppState>) -> Respons
     let token = request.header("authorization").and_then(crate::auth::bearer_token);
     let static_token_ok = matches!((&state.metrics_token, &token), (Some(expected), Some(given)) if crate::auth::same_secret(given, expected));
     if !state.verifier.is_open() && !static_token_ok && state.verifier.verify(token.as_deref()).is_err() {
-        return Response::builder()
-            .status(StatusCode::UNAUTHORIZED)
-            .header("WWW-Authenticate", "Bearer")
-            .content_type("application/json")
-            .body(r#"{"error":{"code":"UNAUTHORIZED","message":"send a bearer token signed by the Registry, or METRICS_TOKEN","details":{}}}"#);
+        let message = "send a bearer token signed by the Registry, or METRICS_TOKEN";
+        return ErrorBody::new(ErrorCode::Unauthorized, message, serde_json::json!({}))
+            .into_response(StatusCode::UNAUTHORIZED);
     }
     if let Ok(Ok(count)) = tokio::time::timeout(COUNT_TIMEOUT, state.engine.sessions().count()).await {
         ::metrics::gauge!("sessions_active").set(count as f64);

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 use serde_json::{json, Value};
@@ -14,7 +15,7 @@ use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::udc::MeshAuth;
 use super::validate::{check_envelope_turn, check_sender};
 use super::ApiTags;
-use crate::engine::{Engine, Turn, TurnError};
+use crate::engine::{Engine, Turn};
 use crate::envelope::{self, Envelope};
 use crate::session::{Channel, Entry, Owner};
 
@@ -40,6 +41,9 @@ pub enum ProcessResponse {
     /// Too many turns from this client; `Retry-After` says how many seconds to wait.
     #[oai(status = 429)]
     TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] String),
+    /// Something failed on our side; nothing was stored.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
     /// The session store is unavailable; nothing was stored.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
@@ -120,21 +124,11 @@ impl ProcessApi {
                 our_id,
                 json!({"response": reply.text, "session_id": session_id, "intent": reply.intent}),
             ))),
-            Err(TurnError::RequestIdReused(_)) => {
-                ProcessResponse::Unprocessable(Json(ErrorBody::request_id_reused("payload.request_id")))
-            }
-            Err(TurnError::Store(error)) => {
-                tracing::error!(%error, "session store unavailable");
-                ProcessResponse::Unavailable(Json(ErrorBody::store_unavailable()))
-            }
-            Err(error) => {
-                tracing::error!(%error, "process turn failed");
-                ProcessResponse::Unavailable(Json(ErrorBody::new(
-                    ErrorCode::InternalError,
-                    "the turn could not be processed",
-                    json!({}),
-                )))
-            }
+            Err(error) => match ErrorBody::of_turn(&error, "payload.request_id") {
+                (StatusCode::UNPROCESSABLE_ENTITY, body) => ProcessResponse::Unprocessable(Json(body)),
+                (StatusCode::SERVICE_UNAVAILABLE, body) => ProcessResponse::Unavailable(Json(body)),
+                (_, body) => ProcessResponse::Internal(Json(body)),
+            },
         }
     }
 }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::error::ErrorBody;
+use super::error::{ErrorBody, ErrorCode};
 use super::frames::{ListenedTurn, TurnFrame};
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::validate::{check_message, check_request_id, check_session_id, MAX_MESSAGE_CHARS};
@@ -84,13 +84,8 @@ pub fn ws(
     let caller = match state.verifier.verify(params.token.clone().or(header).as_deref()) {
         Ok(caller) => caller,
         Err(error) => {
-            let body = json!({"status": "error", "error": {"code": "UNAUTHORIZED", "message": error.to_string(), "details": {}},
-                          "timestamp": utc_timestamp()});
-            return poem::Response::builder()
-                .status(poem::http::StatusCode::UNAUTHORIZED)
-                .header("WWW-Authenticate", "Bearer")
-                .content_type("application/json")
-                .body(body.to_string());
+            return ErrorBody::new(ErrorCode::Unauthorized, error.to_string(), json!({}))
+                .into_response(poem::http::StatusCode::UNAUTHORIZED);
         }
     };
     // the connection's turns use the sessions of whoever connected (`?session_id=` of another's
@@ -238,7 +233,7 @@ async fn serve(
                             Answered::Gone => break,
                         }
                     }
-                    Ok(Message::Binary(_)) => Some(error_frame(&connection, "INVALID_REQUEST", "send JSON as text frames")),
+                    Ok(Message::Binary(_)) => Some(error_frame(&connection, ErrorCode::InvalidRequest, "send JSON as text frames")),
                     Ok(Message::Ping(payload)) => Some(Message::Pong(payload)),
                     Ok(Message::Pong(_)) => None,
                     Ok(Message::Close(_)) => break,
@@ -300,15 +295,9 @@ async fn answer_text(
             Err(refused) => Answered::Frame(refused),
         },
         Err(wait) => {
-            let refused = ErrorBody::rate_limited(retry_after_seconds(wait)).error;
-            Answered::Frame(frame(
-                "error",
-                &connection.session_id,
-                json!({"error": {
-                    "code": refused.code, "message": refused.message,
-                    "retry_after_seconds": refused.details["retry_after_seconds"],
-                }}),
-            ))
+            let refused =
+                TurnFrame::refused(&connection.session_id, ErrorBody::rate_limited(retry_after_seconds(wait)));
+            Answered::Frame(Message::Text(refused.to_text()))
         }
     }
 }
@@ -328,7 +317,7 @@ async fn run_turn(
         Err(error) => {
             return Err(error_frame(
                 connection,
-                "INVALID_REQUEST",
+                ErrorCode::InvalidRequest,
                 &format!("the frame is not valid JSON ({error}); send {{\"type\": \"message\", \"content\": \"…\"}}"),
             ))
         }
@@ -336,13 +325,13 @@ async fn run_turn(
     if frame_in.kind != "message" {
         return Err(error_frame(
             connection,
-            "INVALID_REQUEST",
+            ErrorCode::InvalidRequest,
             &format!("unknown frame type `{}`; the only type a client sends is `message`", frame_in.kind),
         ));
     }
     if let Some(session_id) = &frame_in.session_id {
         if let Err(problem) = check_session_id(Some(session_id)) {
-            return Err(error_frame(connection, "VALIDATION_ERROR", &problem.error.message));
+            return Err(error_frame(connection, ErrorCode::ValidationError, &problem.error.message));
         }
         connection.session_id = session_id.clone();
     }
@@ -350,14 +339,14 @@ async fn run_turn(
         connection.channel = channel;
     }
     if let Err(problem) = check_request_id(frame_in.request_id.as_deref(), "request_id") {
-        return Err(error_frame(connection, "VALIDATION_ERROR", &problem.error.message));
+        return Err(error_frame(connection, ErrorCode::ValidationError, &problem.error.message));
     }
     let content = frame_in.content.unwrap_or_default();
     let content = content.trim();
     if let Err(problem) = check_message(content) {
         return Err(error_frame(
             connection,
-            "VALIDATION_ERROR",
+            ErrorCode::ValidationError,
             &problem.error.message.replace("`message`", "`content`"),
         ));
     }
@@ -393,7 +382,7 @@ async fn run_turn(
             received = incoming.next(), if listening => match received {
                 Some(Ok(Message::Text(text))) if connection.backlog.len() < MAX_BACKLOG => connection.backlog.push_back(text),
                 Some(Ok(Message::Text(_))) => {
-                    let refused = error_frame(connection, "RATE_LIMITED", "one message at a time: wait for the reply before sending more");
+                    let refused = error_frame(connection, ErrorCode::RateLimited, "one message at a time: wait for the reply before sending more");
                     let _ = sink.send(refused).await;
                 }
                 Some(Ok(Message::Ping(payload))) => { let _ = sink.send(Message::Pong(payload)).await; }
@@ -428,6 +417,6 @@ fn frame(kind: &str, session_id: &str, fields: Value) -> Message {
     Message::Text(body.to_string())
 }
 
-fn error_frame(connection: &Connection, code: &str, message: &str) -> Message {
-    frame("error", &connection.session_id, json!({"error": {"code": code, "message": message}}))
+fn error_frame(connection: &Connection, code: ErrorCode, message: &str) -> Message {
+    Message::Text(TurnFrame::error(&connection.session_id, code, message).to_text())
 }
