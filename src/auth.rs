@@ -11,9 +11,6 @@ use std::path::Path;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-/// The Orchestrator's droplet id: the one droplet that relays turns for others (MESH.md §7).
-pub const ORCHESTRATOR: i64 = 10;
-
 /// The token of an `Authorization` header: `Bearer <token>`, the scheme in any case (RFC 7235),
 /// or `None` for any other scheme or an empty token.
 pub fn bearer_token(header: &str) -> Option<String> {

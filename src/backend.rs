@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::catalogue::Catalogue;
 use crate::template::Templates;
+use crate::util::human_duration;
 
 /// One call the engine wants made.
 #[derive(Debug, Clone)]
@@ -99,16 +100,6 @@ impl Outcome {
             message: format!("The {droplet_name} did not answer within {}.", human_duration(after)),
         }
     }
-}
-
-/// "5 seconds", "1 second", "250 milliseconds": read aloud as well as shown.
-pub fn human_duration(d: Duration) -> String {
-    let (n, unit) = if d.as_millis().is_multiple_of(1000) {
-        (d.as_secs() as u128, "second")
-    } else {
-        (d.as_millis(), "millisecond")
-    };
-    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Where droplet calls go. Implementations must not panic and must return within the request's

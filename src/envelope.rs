@@ -159,7 +159,7 @@ impl Envelope {
     /// route-back).
     pub fn origin(&self) -> Party {
         match (&self.source, &self.route_back) {
-            (Party::Droplet(10), Some(route_back)) => route_back.clone(),
+            (Party::Droplet(crate::droplet_ids::ORCHESTRATOR), Some(route_back)) => route_back.clone(),
             (source, _) => source.clone(),
         }
     }
@@ -195,7 +195,7 @@ pub fn response(request: &Envelope, our_id: i64, payload: Value) -> Value {
         "target": request.reply_target().wire(),
         "message_type": "response",
         "payload": payload,
-        "timestamp": crate::engine::utc_timestamp(),
+        "timestamp": crate::util::utc_timestamp(),
     })
 }
 

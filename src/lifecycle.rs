@@ -12,9 +12,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::credentials::{OrchestratorCredentials, RegistryCredentials};
-use crate::engine::utc_timestamp;
 use crate::identity::Identity;
 use crate::stats::{rss_mb, Stats};
+use crate::util::utc_timestamp;
 
 /// Where the mesh is and how often to tell it we are alive.
 #[derive(Clone)]
@@ -227,7 +227,7 @@ impl Lifecycle {
     fn envelope(&self, payload: Value) -> Value {
         json!({
             "udc_version": "1.0", "trace_id": uuid::Uuid::new_v4().to_string(), "source": self.config.identity.id.to_string(),
-            "target": "10", "message_type": "command", "timestamp": utc_timestamp(), "payload": payload,
+            "target": crate::droplet_ids::ORCHESTRATOR.to_string(), "message_type": "command", "timestamp": utc_timestamp(), "payload": payload,
         })
     }
 

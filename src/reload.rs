@@ -16,7 +16,8 @@ use serde::Serialize;
 
 use crate::config::{self, ConfigFiles, CONFIG_FOLDERS, UDC_CONFIG_FILE};
 use crate::diagnostic::Diagnostic;
-use crate::engine::{utc_timestamp, Engine};
+use crate::engine::Engine;
+use crate::util::utc_timestamp;
 
 /// How long the watcher waits for a burst of file events (an editor's save) to settle.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);

@@ -35,7 +35,7 @@ impl Stats {
     pub fn new() -> Self {
         Stats {
             started: Instant::now(),
-            started_at: crate::engine::utc_timestamp(),
+            started_at: crate::util::utc_timestamp(),
             requests_total: AtomicU64::new(0),
             windows: Mutex::new(Windows { seconds: [(u64::MAX, 0); 60], minutes: [(u64::MAX, 0); 60] }),
             cpu_percent: AtomicU64::new(0f64.to_bits()),

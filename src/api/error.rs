@@ -5,7 +5,8 @@ use poem_openapi::types::ToJSON;
 use poem_openapi::Object;
 use serde_json::Value;
 
-use crate::engine::{utc_timestamp, TurnError};
+use crate::engine::TurnError;
+use crate::util::utc_timestamp;
 
 /// Stable error codes of the mesh (MESH.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,10 +13,11 @@ use tokio::task::{JoinError, JoinHandle};
 
 use super::chat::OtherChannel;
 use super::error::{ErrorBody, ErrorCode};
-use crate::engine::{utc_timestamp, Engine, Reply, Turn, TurnError};
+use crate::engine::{Engine, Reply, Turn, TurnError};
 use crate::session::Channel;
 use crate::trace::TurnTrace;
 use crate::turn_events::{TurnEvent, TurnEvents};
+use crate::util::utc_timestamp;
 
 /// A turn running on its own task for a client that listens: the events it sends while it
 /// works, then its result. The task finishes the turn (and keeps what the user said) whatever

@@ -15,11 +15,13 @@ use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::udc::MeshAuth;
 use super::validate::check_envelope_turn;
 use super::ApiTags;
-use crate::auth::{bearer_token, Anchor, Caller, Verifier, ORCHESTRATOR};
-use crate::engine::{utc_timestamp, Engine, Turn};
+use crate::auth::{bearer_token, Anchor, Caller, Verifier};
+use crate::droplet_ids::ORCHESTRATOR;
+use crate::engine::{Engine, Turn};
 use crate::envelope::{self, Envelope, Party};
 use crate::mesh::{OrchestratorClient, Waiters};
 use crate::session::{Channel, Entry, Owner};
+use crate::util::utc_timestamp;
 
 /// How long after an inbound heartbeat the next one is due.
 const HEARTBEAT_INTERVAL_SECONDS: f64 = 60.0;
@@ -339,7 +341,8 @@ async fn answer_relayed_turn(
             return;
         }
     };
-    let relayed_without_route_back = incoming.source.droplet() == Some(10) && incoming.route_back.is_none();
+    let relayed_without_route_back =
+        incoming.source.droplet() == Some(crate::droplet_ids::ORCHESTRATOR) && incoming.route_back.is_none();
     let target = incoming.reply_target();
     let (Some(orchestrator), Some(target_id), false) = (orchestrator, target.droplet(), relayed_without_route_back)
     else {

@@ -16,8 +16,9 @@ use sha2::{Digest, Sha256};
 use super::error::{ErrorBody, ErrorCode};
 use super::ApiTags;
 use crate::auth::{AuthError, Caller, Verifier};
-use crate::engine::{utc_timestamp, Engine};
+use crate::engine::Engine;
 use crate::stats::{rss_mb, Stats};
+use crate::util::utc_timestamp;
 
 /// What `/health` reports, kept current in the background so the endpoint does no work.
 pub struct Health {

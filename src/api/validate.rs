@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use super::error::{ErrorBody, ErrorCode};
-use crate::auth::{Anchor, Caller, ORCHESTRATOR};
+use crate::auth::{Anchor, Caller};
+use crate::droplet_ids::ORCHESTRATOR;
 use crate::envelope::Envelope;
 
 /// Longest message accepted, in characters after trimming.

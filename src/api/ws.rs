@@ -22,9 +22,10 @@ use super::frames::{ListenedTurn, TurnFrame};
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::validate::{check_message, check_request_id, check_session_id, MAX_MESSAGE_CHARS};
 use super::AppState;
-use crate::engine::{utc_timestamp, Engine, Turn};
+use crate::engine::{Engine, Turn};
 use crate::session::Channel;
 use crate::session::{Entry, Owner};
+use crate::util::utc_timestamp;
 
 /// Largest frame (and message) a client may send; a 5000-character message fits with room.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;

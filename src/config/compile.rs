@@ -372,7 +372,7 @@ impl<'a> Compiler<'a> {
                     );
                 }
                 if let Some(native) = &e.native {
-                    if d.id != crate::mesh::ORCHESTRATOR_DROPLET_ID {
+                    if d.id != crate::droplet_ids::ORCHESTRATOR {
                         self.report(
                             Diagnostic::new(
                                 Code::NativeTarget,
@@ -381,7 +381,7 @@ impl<'a> Compiler<'a> {
                                 format!(
                                     "`native` on the {} would never be used: only the Orchestrator (droplet {}) answers questions itself",
                                     d.name,
-                                    crate::mesh::ORCHESTRATOR_DROPLET_ID
+                                    crate::droplet_ids::ORCHESTRATOR
                                 ),
                             )
                             .with_help("remove `native` here; calls to this droplet go the way MESH_MODE says"),

@@ -10,8 +10,6 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use futures::future::join_all;
 use serde_json::{json, Map, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::backend::DropletBackend;
 use crate::config::CompiledConfig;
@@ -24,6 +22,7 @@ use crate::steps::Step;
 use crate::trace::{DialogueTrace, IntentTrace, TurnTrace};
 use crate::turn_events::TurnEvents;
 use crate::understand::Understanding;
+use crate::util::utc_timestamp;
 
 mod missed;
 mod plan;
@@ -816,13 +815,6 @@ fn join_trace(first: &mut TurnTrace, other: TurnTrace) {
     first.llm.extend(other.llm);
     first.templates.extend(other.templates);
     first.notes.extend(other.notes);
-}
-
-/// Now, as RFC 3339 UTC with a `Z` (the mesh's send format).
-pub fn utc_timestamp() -> String {
-    let now = OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now);
-    now.format(&Rfc3339).unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
 /// A model call as the turn journal keeps it.

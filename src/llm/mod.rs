@@ -326,7 +326,7 @@ impl Llm {
 fn timed_out(after: Duration) -> LlmError {
     LlmError::new(
         LlmErrorKind::Timeout,
-        format!("The language model did not answer within {}.", crate::backend::human_duration(after)),
+        format!("The language model did not answer within {}.", crate::util::human_duration(after)),
     )
 }
 

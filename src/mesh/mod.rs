@@ -34,9 +34,6 @@ pub use waiters::{Waiters, EARLY_REPLY_HOLD};
 
 use crate::backend::FailureKind;
 
-/// The Orchestrator's droplet id: calls to it are answered natively, never relayed.
-pub const ORCHESTRATOR_DROPLET_ID: i64 = 10;
-
 /// A failed call to the Orchestrator, already in the words a reply can use.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeshError {
@@ -48,7 +45,7 @@ impl MeshError {
     pub fn timeout(who: &str, after: Duration) -> MeshError {
         MeshError {
             kind: FailureKind::Timeout,
-            message: format!("The {who} did not answer within {}.", crate::backend::human_duration(after)),
+            message: format!("The {who} did not answer within {}.", crate::util::human_duration(after)),
         }
     }
 }

@@ -144,9 +144,9 @@ impl OrchestratorClient {
             "udc_version": "1.0",
             "trace_id": trace_id,
             "source": self.config.our_id.to_string(),
-            "target": "10",
+            "target": crate::droplet_ids::ORCHESTRATOR.to_string(),
             "message_type": message_type,
-            "timestamp": crate::engine::utc_timestamp(),
+            "timestamp": crate::util::utc_timestamp(),
             "payload": payload,
         });
         let url = self.url("/message");

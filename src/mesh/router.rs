@@ -9,12 +9,10 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use super::{
-    DirectBackend, NativeBackend, OrchestratorClient, OrchestratorSendBackend, ProxyBackend, Waiters,
-    ORCHESTRATOR_DROPLET_ID,
-};
+use super::{DirectBackend, NativeBackend, OrchestratorClient, OrchestratorSendBackend, ProxyBackend, Waiters};
 use crate::backend::{DropletBackend, DropletRequest, FailureKind, Outcome};
 use crate::credentials::RegistryCredentials;
+use crate::droplet_ids::ORCHESTRATOR;
 use crate::engine::BackendFactory;
 
 /// Pause before the one retry of an unreachable read.
@@ -114,7 +112,7 @@ pub struct MeshRouter {
 
 impl MeshRouter {
     fn backend_for(&self, droplet_id: i64) -> &dyn DropletBackend {
-        if droplet_id == ORCHESTRATOR_DROPLET_ID {
+        if droplet_id == ORCHESTRATOR {
             return &self.native;
         }
         match self.modes.target_modes.get(&droplet_id).copied().unwrap_or(self.modes.mode) {

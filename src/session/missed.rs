@@ -59,7 +59,7 @@ impl MissedMessage {
             why: why.to_owned(),
             score,
             runner_up,
-            at: crate::engine::utc_timestamp(),
+            at: crate::util::utc_timestamp(),
             at_epoch: now_epoch(),
         }
     }
