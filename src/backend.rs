@@ -13,8 +13,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use crate::catalogue::Catalogue;
-use crate::template::Templates;
+use crate::catalogue::NativeForm;
+use crate::template::{RenderError, Templates};
 use crate::util::human_duration;
 
 /// One call the engine wants made.
@@ -28,6 +28,38 @@ pub struct DropletRequest {
     pub body: Option<Value>,
     pub timeout: Duration,
     pub trace_id: String,
+    /// What the turn's catalogue declares about this endpoint and method; `None` when it
+    /// declares neither. The query step resolves it in the turn's configuration, so a backend
+    /// keeps no catalogue of its own: one long-lived backend serves every configuration
+    /// version, and a turn cannot mix two.
+    pub declared: Option<Declared>,
+}
+
+/// The catalogue's forms of one endpoint: its bundled answer and how droplet 10 answers it
+/// itself. Both are JSON whose strings are templates over the call's `body` and `params`.
+#[derive(Clone)]
+pub struct Declared {
+    pub sample: Option<Arc<Value>>,
+    pub native: Option<Arc<NativeForm>>,
+    /// The turn's templates, which render the forms.
+    pub templates: Arc<Templates>,
+}
+
+impl std::fmt::Debug for Declared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Declared").field("sample", &self.sample).field("native", &self.native).finish_non_exhaustive()
+    }
+}
+
+impl Declared {
+    /// `form` rendered for `request`.
+    pub fn render(&self, form: &Value, request: &DropletRequest) -> Result<Value, RenderError> {
+        let context = crate::template::to_value(serde_json::json!({
+            "body": request.body.clone().unwrap_or(Value::Null),
+            "params": request.params,
+        }));
+        self.templates.render_value(form, &context)
+    }
 }
 
 /// What became of a call.
@@ -123,56 +155,33 @@ pub trait DropletBackend: Send + Sync {
     fn call(&self, request: DropletRequest) -> BoxFuture<'_, Outcome>;
 }
 
-/// Answers from the sample data bundled in the catalogue: the embedded default, so the server
-/// does its whole job with no mesh around it.
-pub struct SampleBackend {
-    catalogue: Arc<Catalogue>,
-    templates: Arc<Templates>,
-}
+/// Answers from the sample data bundled in the catalogue (carried by each request): the
+/// embedded default, so the server does its whole job with no mesh around it.
+#[derive(Debug, Default)]
+pub struct SampleBackend;
 
 impl SampleBackend {
     pub const NAME: &'static str = "fallback-data";
 
-    pub fn new(catalogue: Arc<Catalogue>, templates: Arc<Templates>) -> Self {
-        SampleBackend { catalogue, templates }
-    }
-
-    /// Builds a sample backend for each configuration the engine installs.
-    pub fn factory() -> crate::engine::BackendFactory {
-        Box::new(|config| Arc::new(SampleBackend::new(config.catalogue.clone(), config.templates.clone())))
-    }
-
     fn answer(&self, request: &DropletRequest) -> Outcome {
-        let Some(droplet) = self.catalogue.by_id(request.droplet_id) else {
-            return Outcome::Failed {
-                kind: FailureKind::UnknownTarget,
-                message: format!("There is no droplet {} in the catalogue.", request.droplet_id),
-            };
-        };
-        let Some(endpoint) = droplet.endpoint_for(&request.endpoint, &request.method) else {
+        let name = &request.droplet_name;
+        let Some(declared) = &request.declared else {
             return Outcome::Failed {
                 kind: FailureKind::UnknownEndpoint,
-                message: format!("The {} has no endpoint {}.", droplet.name, request.endpoint),
+                message: format!("The {name} has no endpoint {}.", request.endpoint),
             };
         };
-        let Some(sample) = &endpoint.sample else {
+        let Some(sample) = &declared.sample else {
             return Outcome::Failed {
                 kind: FailureKind::NoSampleData,
-                message: format!("No sample answer is bundled for {} {}.", droplet.name, endpoint.path),
+                message: format!("No sample answer is bundled for {name} {}.", request.endpoint),
             };
         };
-        let context = crate::template::to_value(serde_json::json!({
-            "body": request.body.clone().unwrap_or(Value::Null),
-            "params": request.params,
-        }));
-        match self.templates.render_value(sample, &context) {
+        match declared.render(sample, request) {
             Ok(data) => Outcome::Data(data),
             Err(error) => Outcome::Failed {
                 kind: FailureKind::BadResponse,
-                message: format!(
-                    "The sample answer for {} {} could not be built: {error}",
-                    droplet.name, endpoint.path
-                ),
+                message: format!("The sample answer for {name} {} could not be built: {error}", request.endpoint),
             },
         }
     }

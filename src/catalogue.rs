@@ -4,7 +4,7 @@
 //! slots ("the dashboard" → 2), fan-out queries (`droplets: all`), templates (`droplets`) and
 //! the bundled sample backend.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use regex::Regex;
 use serde::Serialize;
@@ -45,12 +45,12 @@ pub struct Endpoint {
     /// What body it takes, when the catalogue says; not shown to templates.
     #[serde(skip)]
     pub request: Option<Shape>,
-    /// The bundled answer; not shown to templates.
+    /// The bundled answer; not shown to templates. Shared: every call to the endpoint carries it.
     #[serde(skip)]
-    pub sample: Option<Value>,
+    pub sample: Option<Arc<Value>>,
     /// How droplet 10 answers it itself; not shown to templates.
     #[serde(skip)]
-    pub native: Option<NativeForm>,
+    pub native: Option<Arc<NativeForm>>,
 }
 
 /// A question or command droplet 10 answers through its own `POST /message` (MESH.md §6.1).

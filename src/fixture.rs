@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::backend::{DropletBackend, DropletRequest, FailureKind, Outcome, SampleBackend};
 use crate::config::CompiledConfig;
 use crate::coverage::Coverage;
-use crate::engine::{BackendFactory, Engine, Turn};
+use crate::engine::{Engine, Turn};
 use crate::session::{Channel, MemoryStore, SessionLimits};
 
 /// A scripted conversation.
@@ -84,12 +84,9 @@ pub struct FaultInjector {
 }
 
 impl FaultInjector {
-    /// A backend factory that injects `faults` into every configuration's sample backend.
-    pub fn factory(faults: Vec<Fault>) -> BackendFactory {
-        Box::new(move |config| {
-            let inner = SampleBackend::new(config.catalogue.clone(), config.templates.clone());
-            Arc::new(FaultInjector { inner, faults: faults.clone() })
-        })
+    /// The sample backend with `faults` injected.
+    pub fn new(faults: Vec<Fault>) -> Self {
+        FaultInjector { inner: SampleBackend, faults }
     }
 }
 
@@ -173,16 +170,10 @@ pub async fn run(
     let sessions = Arc::new(MemoryStore::new(SessionLimits::default()));
     let faults = conversation.faults.clone();
     let pinned = conversation.answers.clone();
-    let factory: crate::engine::BackendFactory = if pinned.is_empty() {
-        FaultInjector::factory(faults)
-    } else {
-        Box::new(move |config| {
-            let inner = SampleBackend::new(config.catalogue.clone(), config.templates.clone());
-            let fallback: Arc<dyn DropletBackend> = Arc::new(FaultInjector { inner, faults: faults.clone() });
-            Arc::new(crate::replay::RecordedAnswers::new(pinned.clone(), Some(fallback)))
-        })
-    };
-    let mut engine = covered(Engine::new(config, factory, sessions), coverage);
+    let faulty: Arc<dyn DropletBackend> = Arc::new(FaultInjector::new(faults));
+    let backend =
+        if pinned.is_empty() { faulty } else { Arc::new(crate::replay::RecordedAnswers::new(pinned, Some(faulty))) };
+    let mut engine = covered(Engine::new(config, backend, sessions), coverage);
     if !conversation.model.is_empty() {
         engine = engine.with_llm(crate::replay::RecordedModel::llm(conversation.model.clone()));
     }
@@ -252,7 +243,7 @@ pub async fn run_pipeline_tests(
             count += 1;
             let at = format!("{}:{} tests[{i}] ({:?})", pipeline.file, test.line, test.say);
             let sessions = Arc::new(MemoryStore::new(SessionLimits::default()));
-            let engine = covered(Engine::new(config.clone(), SampleBackend::factory(), sessions), coverage);
+            let engine = covered(Engine::new(config.clone(), Arc::new(SampleBackend), sessions), coverage);
             let turn = Turn {
                 session_id: None,
                 channel: Channel::Chat,

@@ -5,6 +5,8 @@
 //! the first `format` step that runs produces the reply and ends the pipeline. The compile pass
 //! guarantees the last step is an unconditional `format`, so every run ends in a reply.
 
+use std::sync::Arc;
+
 use minijinja::Value;
 use serde_json::Map;
 
@@ -107,7 +109,7 @@ pub struct TurnDialogue {
 
 /// Everything a run reads but does not own: one configuration version and the outside world.
 pub struct RunEnv<'a> {
-    pub templates: &'a Templates,
+    pub templates: &'a Arc<Templates>,
     pub catalogue: &'a Catalogue,
     /// How this configuration reads text (typos, numbers, droplet names).
     pub analyzer: &'a crate::nlu::Analyzer,

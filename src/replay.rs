@@ -209,7 +209,7 @@ async fn answer(config: Arc<CompiledConfig>, turns: &[RecordedTurn]) -> (Vec<(St
     let backend = Arc::new(RecordedAnswers::new(Vec::new(), None));
     let shared = backend.clone();
     let sessions = Arc::new(MemoryStore::new(SessionLimits { recorded_turns: 0, ..SessionLimits::default() }));
-    let mut engine = Engine::new(config, Box::new(move |_| shared.clone()), sessions);
+    let mut engine = Engine::new(config, shared, sessions);
     // the live server had a model when its turns recorded answers: replay them
     let model = turns.iter().any(|t| !t.model.is_empty()).then(|| Arc::new(RecordedModel::new(Vec::new())));
     if let Some(model) = &model {

@@ -79,7 +79,7 @@ impl Outcome {
 /// here, whatever the environment says).
 pub async fn evaluate(config: Arc<CompiledConfig>, corpus: Vec<Utterance>) -> Report {
     let sessions = Arc::new(MemoryStore::new(SessionLimits::default()));
-    let engine = Engine::new(config, SampleBackend::factory(), sessions);
+    let engine = Engine::new(config, Arc::new(SampleBackend), sessions);
     let mut outcomes = Vec::with_capacity(corpus.len());
     for utterance in corpus {
         let analysis = engine.analyze(&utterance.say).await;

@@ -318,7 +318,7 @@ async fn a_message_of_invisible_characters_is_empty() {
 /// A server whose connections wait at most `header` for headers and `idle` for a request, at
 /// most `max` at once; its Registry answers `/getAll` after `slow`.
 async fn limited(header: Duration, idle: Duration, max: usize, slow: Duration) -> Server {
-    let factory = common::Slow::factory(1, "/getAll", slow);
+    let factory = common::Slow::backend(1, "/getAll", slow);
     let (engine, _) = common::engine_and_store(common::compiled(), factory, Default::default());
     let mut state = AppState::new(Arc::new(engine), None, None);
     state.connection_limits = chat_orchestrator::connections::ConnectionLimits {

@@ -334,7 +334,7 @@ async fn a_session_store_that_is_down_gives_a_clear_503_and_recovers() {
     let store = Arc::new(RedisStore::connect(&url, "down:", SessionLimits::default()).expect("valid URL"));
     let engine = Arc::new(chat_orchestrator::engine::Engine::new(
         common::compiled(),
-        chat_orchestrator::backend::SampleBackend::factory(),
+        Arc::new(chat_orchestrator::backend::SampleBackend),
         store,
     ));
     let server = TestServer::start(chat_orchestrator::api::AppState::new(engine, None, None)).await;

@@ -162,7 +162,7 @@ async fn the_playground_shows_progress_and_streamed_text_as_they_come() {
     let model = chat_orchestrator::llm::gemini::Gemini::new(&model_base, "test-gemini-key", "gemini-2.5-flash");
     let engine = chat_orchestrator::engine::Engine::new(
         common::compiled(),
-        common::Slow::factory(14, "/system", std::time::Duration::from_millis(1500)),
+        common::Slow::backend(14, "/system", std::time::Duration::from_millis(1500)),
         Arc::new(chat_orchestrator::session::MemoryStore::new(Default::default())),
     )
     .with_llm(Arc::new(chat_orchestrator::llm::Llm::new(Arc::new(model), std::time::Duration::from_secs(10), 2, 0.6)))

@@ -55,13 +55,8 @@ impl DropletBackend for Recording {
 async fn hold(dialogue: &Dialogue) -> (Vec<Sent>, Vec<String>) {
     let commands = Arc::new(Mutex::new(Vec::new()));
     let recorded = commands.clone();
-    let factory: chat_orchestrator::engine::BackendFactory = Box::new(move |config| {
-        Arc::new(Recording {
-            inner: SampleBackend::new(config.catalogue.clone(), config.templates.clone()),
-            commands: recorded.clone(),
-        })
-    });
-    let engine = Engine::new(common::compiled(), factory, Arc::new(MemoryStore::new(SessionLimits::default())));
+    let backend = Arc::new(Recording { inner: SampleBackend, commands: recorded });
+    let engine = Engine::new(common::compiled(), backend, Arc::new(MemoryStore::new(SessionLimits::default())));
     let mut transcript = Vec::new();
     for text in &dialogue.turns {
         let turn = Turn {

@@ -15,7 +15,7 @@ fn limits(max_history: usize) -> SessionLimits {
 
 #[tokio::test]
 async fn concurrent_turns_on_one_session_lose_no_message() {
-    let (engine, store) = common::engine_and_store(common::compiled(), SampleBackend::factory(), limits(1000));
+    let (engine, store) = common::engine_and_store(common::compiled(), Arc::new(SampleBackend), limits(1000));
     let engine = Arc::new(engine);
     let turns: Vec<_> = (0..30)
         .map(|i| {
@@ -41,7 +41,7 @@ async fn concurrent_turns_on_one_session_lose_no_message() {
 
 #[tokio::test]
 async fn history_keeps_the_last_messages_only() {
-    let (engine, store) = common::engine_and_store(common::compiled(), SampleBackend::factory(), limits(10));
+    let (engine, store) = common::engine_and_store(common::compiled(), Arc::new(SampleBackend), limits(10));
     for i in 0..8 {
         common::say(&engine, "s", Channel::Chat, &format!("hello {i}")).await;
     }
@@ -64,7 +64,7 @@ async fn an_idle_session_forgets_its_pending_action() {
 
 #[tokio::test(start_paused = true)]
 async fn a_slow_droplet_is_cut_off_at_the_call_timeout_with_a_clear_reply() {
-    let (engine, _) = common::engine_and_store(common::compiled(), common::Hanging::factory(1, "/getAll"), limits(10));
+    let (engine, _) = common::engine_and_store(common::compiled(), common::Hanging::backend(1, "/getAll"), limits(10));
     let started = tokio::time::Instant::now();
     let reply = common::say(&engine, "slow", Channel::Chat, "show the registry").await;
     assert_eq!(started.elapsed(), Duration::from_secs(5), "the default call timeout");
@@ -80,7 +80,7 @@ async fn a_template_that_fails_at_run_time_keeps_the_message_and_the_pending_act
         "Register {{ slots.name.no_such_field.deeper }}?",
     )]);
     let config = Arc::new(config::load(&common::repo_files().overlay(broken)).expect("still a valid configuration"));
-    let (engine, store) = common::engine_and_store(config, SampleBackend::factory(), limits(10));
+    let (engine, store) = common::engine_and_store(config, Arc::new(SampleBackend), limits(10));
 
     common::say(&engine, "fault", Channel::Chat, "register a new service").await;
     let failed = common::say(&engine, "fault", Channel::Chat, "name:Kept id:3").await;
@@ -103,7 +103,7 @@ async fn a_reply_that_fails_after_its_command_was_sent_does_not_leave_the_comman
         "Registered {{ result.data[slots.name].deeper }}",
     )]);
     let config = Arc::new(config::load(&common::repo_files().overlay(broken)).expect("still a valid configuration"));
-    let (engine, store) = common::engine_and_store(config, SampleBackend::factory(), limits(10));
+    let (engine, store) = common::engine_and_store(config, Arc::new(SampleBackend), limits(10));
     common::say(&engine, "sent", Channel::Chat, "register Kept with id 3").await;
     let failed = common::say(&engine, "sent", Channel::Chat, "yes").await;
     assert!(failed.text.contains("something went wrong"), "{}", failed.text);

@@ -255,7 +255,7 @@ async fn dependencies_show_the_registry_probe_and_the_lifecycle() {
         lifecycle.spawn();
         let engine = Engine::new(
             common::compiled(),
-            SampleBackend::factory(),
+            Arc::new(SampleBackend),
             Arc::new(MemoryStore::new(SessionLimits::default())),
         );
         let mut state = AppState::new(Arc::new(engine), None, None);

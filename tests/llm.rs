@@ -151,7 +151,7 @@ async fn setup_with(
         }
     };
     let engine = Arc::new(
-        Engine::new(config, SampleBackend::factory(), Arc::new(MemoryStore::new(SessionLimits::default())))
+        Engine::new(config, Arc::new(SampleBackend), Arc::new(MemoryStore::new(SessionLimits::default())))
             .with_llm(Arc::new(Llm::new(model, timeout, 2, 0.6))),
     );
     let ours = common::Running::start(AppState::new(engine.clone(), None, None)).await;
@@ -542,7 +542,7 @@ async fn the_model_is_asked_only_about_what_the_rules_are_unsure_of() {
     let (base, _stop) = common::serve_fake(app).await;
     let model: Arc<dyn LanguageModel> = Arc::new(Gemini::new(&base, "test-gemini-key", "gemini-2.5-flash"));
     let engine =
-        Engine::new(common::compiled(), SampleBackend::factory(), Arc::new(MemoryStore::new(SessionLimits::default())))
+        Engine::new(common::compiled(), Arc::new(SampleBackend), Arc::new(MemoryStore::new(SessionLimits::default())))
             .with_llm(Arc::new(Llm::new(model, Duration::from_secs(5), 2, 0.6)));
     for utterance in &corpus {
         engine.analyze(&utterance.say).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chat_orchestrator::api::AppState;
 use chat_orchestrator::backend::{DropletBackend, DropletRequest, FailureKind, Outcome};
-use chat_orchestrator::engine::{BackendFactory, Engine};
+use chat_orchestrator::engine::Engine;
 use chat_orchestrator::mesh::{MeshMode, MeshSetup, OrchestratorClient, OrchestratorConfig, Waiters};
 use chat_orchestrator::session::{MemoryStore, SessionLimits};
 use poem::web::{Data, Json, Query};
@@ -241,7 +241,7 @@ async fn mesh_with(options: Options) -> Mesh {
         reply_timeout: Duration::from_millis(500),
         timeout: Duration::from_secs(2),
     });
-    let factory: BackendFactory = MeshSetup {
+    let router = MeshSetup {
         client: client.clone(),
         waiters: waiters.clone(),
         mode: options.mode,
@@ -250,8 +250,8 @@ async fn mesh_with(options: Options) -> Mesh {
         direct_urls: options.direct_urls.into_iter().collect(),
         registry: options.registry,
     }
-    .into_factory();
-    let engine = Arc::new(Engine::new(config, factory, Arc::new(MemoryStore::new(SessionLimits::default()))));
+    .into_router();
+    let engine = Arc::new(Engine::new(config, Arc::new(router), Arc::new(MemoryStore::new(SessionLimits::default()))));
     let mut state = AppState::new(engine.clone(), None, None);
     state.waiters = waiters;
     state.health.spawn_orchestrator_probe(client.config().base_url.clone(), Duration::from_millis(50));
@@ -643,7 +643,7 @@ async fn the_direct_mode_calls_droplets_with_the_registry_token_per_target() {
 }
 
 fn backend_of(mesh: &Mesh) -> Arc<dyn DropletBackend> {
-    mesh.engine.runtime().backend.clone()
+    mesh.engine.backend().clone()
 }
 
 fn request(droplet_id: i64, name: &str, endpoint: &str, method: &str) -> DropletRequest {
@@ -656,5 +656,7 @@ fn request(droplet_id: i64, name: &str, endpoint: &str, method: &str) -> Droplet
         body: None,
         timeout: Duration::from_secs(2),
         trace_id: uuid::Uuid::new_v4().to_string(),
+        // the Bearer GET routes of droplet 10 declare no native form
+        declared: None,
     }
 }

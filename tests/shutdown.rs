@@ -11,7 +11,7 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_accepted_request_is_dropped() {
-    let factory = common::Slow::factory(1, "/getAll", Duration::from_millis(600));
+    let factory = common::Slow::backend(1, "/getAll", Duration::from_millis(600));
     let (engine, _) = common::engine_and_store(common::compiled(), factory, Default::default());
     let mut server = common::Running::start(AppState::new(Arc::new(engine), None, None)).await;
     let address = server.address;

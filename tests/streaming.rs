@@ -168,7 +168,7 @@ async fn setup(provider: Provider, slow: Duration, script: Script) -> Setup {
     let engine = Arc::new(
         Engine::new(
             common::compiled(),
-            common::Slow::factory(14, "/system", slow),
+            common::Slow::backend(14, "/system", slow),
             Arc::new(MemoryStore::new(SessionLimits::default())),
         )
         .with_llm(Arc::new(Llm::new(model, Duration::from_secs(10), 2, 0.6)))

@@ -186,7 +186,7 @@ async fn health_reports_error_while_the_session_store_is_down() {
         Arc::new(RedisStore::connect("redis://127.0.0.1:1", "down:", SessionLimits::default()).expect("valid URL"));
     let engine = Arc::new(chat_orchestrator::engine::Engine::new(
         common::compiled(),
-        chat_orchestrator::backend::SampleBackend::factory(),
+        Arc::new(chat_orchestrator::backend::SampleBackend),
         store,
     ));
     let state = AppState::new(engine.clone(), None, None);

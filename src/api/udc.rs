@@ -354,7 +354,7 @@ impl UdcApi {
             optional: config.identity.optional.iter().map(status_of).collect(),
             required,
             missing,
-            backend: runtime.backend.name().to_owned(),
+            backend: self.engine.backend().name().to_owned(),
             session_store: json!({
                 "kind": self.engine.sessions().kind(),
                 "status": if self.health.store_ok() { "connected" } else { "unavailable" },

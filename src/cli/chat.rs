@@ -28,7 +28,7 @@ pub async fn run(config_dir: Option<PathBuf>, url: Option<String>, voice: bool) 
             let (files, _root) = super::config_files(config_dir.as_deref())?;
             let Some(config) = super::load_or_report(&files) else { return Ok(ExitCode::FAILURE) };
             let sessions = Arc::new(MemoryStore::new(SessionLimits::default()));
-            Target::Embedded(Engine::new(Arc::new(config), SampleBackend::factory(), sessions))
+            Target::Embedded(Engine::new(Arc::new(config), Arc::new(SampleBackend), sessions))
         }
     };
     let mut channel = if voice { Channel::Voice } else { Channel::Chat };

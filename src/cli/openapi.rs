@@ -13,7 +13,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     // the service needs to exist.
     let compiled = config::load(&ConfigFiles::embedded()).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
     let sessions = Arc::new(MemoryStore::new(SessionLimits::default()));
-    let engine = Arc::new(Engine::new(Arc::new(compiled), SampleBackend::factory(), sessions));
+    let engine = Arc::new(Engine::new(Arc::new(compiled), Arc::new(SampleBackend), sessions));
     println!("{}", crate::api::service(&crate::api::AppState::new(engine, None, None)).spec());
     Ok(ExitCode::SUCCESS)
 }

@@ -11,9 +11,10 @@ use crate::api::rate_limit::RateLimits;
 use crate::api::udc::{Deployment, Health};
 use crate::api::AppState;
 use crate::auth::{load_public_key, Verifier};
+use crate::backend::DropletBackend;
 use crate::backend::SampleBackend;
 use crate::credentials::{OrchestratorCredentials, RegistryCredentials};
-use crate::engine::{BackendFactory, Engine};
+use crate::engine::Engine;
 use crate::lifecycle::{Lifecycle, LifecycleConfig};
 use crate::llm::gemini::Gemini;
 use crate::llm::openai::OpenAiCompatible;
@@ -69,14 +70,14 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             timeout: settings.orchestrator_timeout,
         })
     });
-    let backends: BackendFactory = match &orchestrator {
+    let backend: Arc<dyn DropletBackend> = match &orchestrator {
         Some(client) => {
             tracing::info!(
                 orchestrator = %client.config().base_url,
                 mode = settings.mesh_mode.as_str(),
                 "droplet queries go through the mesh (droplet 10's own questions natively)"
             );
-            MeshSetup {
+            let router = MeshSetup {
                 client: client.clone(),
                 waiters: waiters.clone(),
                 mode: settings.mesh_mode,
@@ -85,14 +86,15 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                 direct_urls: settings.direct_urls.clone(),
                 registry: registry_credentials.clone(),
             }
-            .into_factory()
+            .into_router();
+            Arc::new(router)
         }
         None => {
             tracing::warn!(
                 backend = SampleBackend::NAME,
                 "no Orchestrator configured: droplet answers come from the bundled sample data"
             );
-            SampleBackend::factory()
+            Arc::new(SampleBackend)
         }
     };
     let sessions: Arc<dyn SessionStore> = match &settings.redis_url {
@@ -109,7 +111,7 @@ pub async fn run(config_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
     };
     let identity = compiled.identity.clone();
-    let mut engine = Engine::new(Arc::new(compiled), backends, sessions).with_progress_after(settings.progress_after);
+    let mut engine = Engine::new(Arc::new(compiled), backend, sessions).with_progress_after(settings.progress_after);
     match language_model(&settings) {
         Some(llm) => {
             tracing::info!(

@@ -403,11 +403,10 @@ impl<'a> Compiler<'a> {
                     backing: e.backing.clone().unwrap_or_else(|| "source".to_owned()),
                     response,
                     request,
-                    sample: e.sample.clone(),
-                    native: e
-                        .native
-                        .as_ref()
-                        .map(|n| NativeForm { message_type: n.message_type.clone(), payload: n.payload.clone() }),
+                    sample: e.sample.clone().map(Arc::new),
+                    native: e.native.as_ref().map(|n| {
+                        Arc::new(NativeForm { message_type: n.message_type.clone(), payload: n.payload.clone() })
+                    }),
                 });
             }
             droplets.push(Droplet {

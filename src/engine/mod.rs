@@ -132,25 +132,21 @@ const RENDER_FAILURE_CHAT: &str =
 const RENDER_FAILURE_VOICE: &str =
     "Sorry, something went wrong while preparing that answer. Your message was kept. Please try again in a moment.";
 
-/// One configuration version together with the droplet backend built for it. The bundled
-/// sample backend answers from the configuration's catalogue, so the two are swapped as a pair
-/// and a turn sees one of each, never a mix.
+/// One configuration version. A turn reads it once and uses it throughout; the droplet backend
+/// keeps no configuration (each request carries what the turn's catalogue declares), so a
+/// turn cannot mix two versions.
 pub struct Runtime {
     pub config: Arc<CompiledConfig>,
-    pub backend: Arc<dyn DropletBackend>,
     /// Increases by one with every configuration installed, starting at 1.
     pub version: u64,
 }
-
-/// Builds the droplet backend for a configuration (a long-lived mesh adapter simply returns
-/// itself; the sample backend is built from the configuration's catalogue).
-pub type BackendFactory = Box<dyn Fn(&Arc<CompiledConfig>) -> Arc<dyn DropletBackend> + Send + Sync>;
 
 pub struct Engine {
     current: ArcSwap<Runtime>,
     /// The language model, when one is configured; rules answer without it.
     llm: Option<Arc<Llm>>,
-    backends: BackendFactory,
+    /// Where droplet calls go, for every configuration version.
+    backend: Arc<dyn DropletBackend>,
     /// Serialises installs so versions go live in the order they are numbered.
     installing: std::sync::Mutex<u64>,
     sessions: Arc<dyn SessionStore>,
@@ -194,13 +190,12 @@ struct Understood {
 }
 
 impl Engine {
-    pub fn new(config: Arc<CompiledConfig>, backends: BackendFactory, sessions: Arc<dyn SessionStore>) -> Self {
-        let backend = backends(&config);
-        let first = Runtime { config, backend, version: 1 };
+    pub fn new(config: Arc<CompiledConfig>, backend: Arc<dyn DropletBackend>, sessions: Arc<dyn SessionStore>) -> Self {
+        let first = Runtime { config, version: 1 };
         Engine {
             current: ArcSwap::from_pointee(first),
             llm: None,
-            backends,
+            backend,
             installing: std::sync::Mutex::new(1),
             sessions,
             coverage: None,
@@ -240,7 +235,7 @@ impl Engine {
             ("channel", minijinja::Value::from(channel.as_str())),
             ("droplets", config.droplets_value.clone()),
             ("intents", config.intents_value.clone()),
-            ("backend", minijinja::Value::from(runtime.backend.name())),
+            ("backend", minijinja::Value::from(self.backend.name())),
         ]));
         let text = config.templates.render(config.welcome.for_channel(channel), &context)?;
         Ok(match channel {
@@ -292,6 +287,11 @@ impl Engine {
         &self.sessions
     }
 
+    /// Where droplet calls go.
+    pub fn backend(&self) -> &Arc<dyn DropletBackend> {
+        &self.backend
+    }
+
     /// The configuration version turns start on now.
     pub fn runtime(&self) -> Arc<Runtime> {
         self.current.load_full()
@@ -302,8 +302,7 @@ impl Engine {
     pub fn install(&self, config: Arc<CompiledConfig>) -> u64 {
         let mut last = self.installing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         *last += 1;
-        let backend = (self.backends)(&config);
-        self.current.store(Arc::new(Runtime { config, backend, version: *last }));
+        self.current.store(Arc::new(Runtime { config, version: *last }));
         *last
     }
 
@@ -366,7 +365,7 @@ impl Engine {
             templates: &config.templates,
             catalogue: &config.catalogue,
             analyzer: config.resolver.analyzer(),
-            backend: runtime.backend.as_ref(),
+            backend: self.backend.as_ref(),
             droplets: &config.droplets_value,
             intents: &config.intents_value,
             trace_id: &turn.trace_id,
@@ -390,7 +389,7 @@ impl Engine {
                 answers: Vec::new(),
                 trace: TurnTrace {
                     intent: plan.why,
-                    backend: runtime.backend.name().to_owned(),
+                    backend: self.backend.name().to_owned(),
                     config_version: runtime.version,
                     notes: plan.notes,
                     ..TurnTrace::default()

@@ -5,42 +5,27 @@
 //! `/tasks`, `/metrics/summary`). Relaying a request to droplet 10 through its own `/send` would
 //! only reach its `/message`, so there is no third way.
 
-use std::sync::Arc;
-
 use futures::future::BoxFuture;
-use serde_json::Value;
 
 use super::OrchestratorClient;
 use crate::backend::{DropletBackend, DropletRequest, FailureKind, Outcome};
-use crate::catalogue::Catalogue;
-use crate::template::Templates;
 
 pub struct NativeBackend {
     client: OrchestratorClient,
-    catalogue: Arc<Catalogue>,
-    templates: Arc<Templates>,
 }
 
 impl NativeBackend {
     pub const NAME: &'static str = "orchestrator_native";
 
-    pub fn new(client: OrchestratorClient, catalogue: Arc<Catalogue>, templates: Arc<Templates>) -> Self {
-        NativeBackend { client, catalogue, templates }
+    pub fn new(client: OrchestratorClient) -> Self {
+        NativeBackend { client }
     }
 
     async fn ask(&self, request: DropletRequest) -> Outcome {
-        let native = self
-            .catalogue
-            .by_id(request.droplet_id)
-            .and_then(|droplet| droplet.endpoint_for(&request.endpoint, &request.method))
-            .and_then(|endpoint| endpoint.native.clone());
+        let native = request.declared.as_ref().and_then(|d| Some((d, d.native.as_ref()?)));
         let answer = match native {
-            Some(native) => {
-                let context = crate::template::to_value(serde_json::json!({
-                    "body": request.body.clone().unwrap_or(Value::Null),
-                    "params": request.params,
-                }));
-                let payload = match self.templates.render_value(&native.payload, &context) {
+            Some((declared, native)) => {
+                let payload = match declared.render(&native.payload, &request) {
                     Ok(payload) => payload,
                     Err(error) => {
                         return Outcome::Failed {

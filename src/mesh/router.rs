@@ -13,7 +13,6 @@ use super::{DirectBackend, NativeBackend, OrchestratorClient, OrchestratorSendBa
 use crate::backend::{DropletBackend, DropletRequest, FailureKind, Outcome};
 use crate::credentials::RegistryCredentials;
 use crate::droplet_ids::ORCHESTRATOR;
-use crate::engine::BackendFactory;
 
 /// Pause before the one retry of an unreachable read.
 const READ_RETRY_PAUSE: Duration = Duration::from_millis(200);
@@ -68,45 +67,33 @@ pub struct MeshSetup {
     pub registry: Option<Arc<RegistryCredentials>>,
 }
 
-/// The modes that do not depend on the configuration, shared by every reload.
-struct Modes {
-    client: OrchestratorClient,
-    mode: MeshMode,
-    target_modes: HashMap<i64, MeshMode>,
-    send: OrchestratorSendBackend,
-    proxy: ProxyBackend,
-    direct: DirectBackend,
-}
-
 impl MeshSetup {
-    /// A backend factory: each configuration the engine installs gets a router over its
-    /// catalogue (native questions are declared there) and the shared modes.
-    pub fn into_factory(self) -> BackendFactory {
+    /// The router, built once: it keeps no configuration (each request carries what the turn's
+    /// catalogue declares), so it serves every version the engine installs.
+    pub fn into_router(self) -> MeshRouter {
         let our_id = self.client.config().our_id;
         let proxy_url = self
             .proxy_url
             .clone()
             .unwrap_or_else(|| format!("{}/orchestrator/tasks", self.client.config().base_url.trim_end_matches('/')));
-        let modes = Arc::new(Modes {
+        MeshRouter {
             send: OrchestratorSendBackend::new(self.client.clone(), self.waiters),
             proxy: ProxyBackend::new(&proxy_url, our_id),
             direct: DirectBackend::new(self.direct_urls, Some(self.client.clone()), self.registry, our_id),
-            client: self.client,
+            native: NativeBackend::new(self.client),
             mode: self.mode,
             target_modes: self.target_modes,
-        });
-        Box::new(move |config| {
-            Arc::new(MeshRouter {
-                native: NativeBackend::new(modes.client.clone(), config.catalogue.clone(), config.templates.clone()),
-                modes: modes.clone(),
-            })
-        })
+        }
     }
 }
 
 /// Sends each call the way its target is reached.
 pub struct MeshRouter {
-    modes: Arc<Modes>,
+    mode: MeshMode,
+    target_modes: HashMap<i64, MeshMode>,
+    send: OrchestratorSendBackend,
+    proxy: ProxyBackend,
+    direct: DirectBackend,
     native: NativeBackend,
 }
 
@@ -115,10 +102,10 @@ impl MeshRouter {
         if droplet_id == ORCHESTRATOR {
             return &self.native;
         }
-        match self.modes.target_modes.get(&droplet_id).copied().unwrap_or(self.modes.mode) {
-            MeshMode::OrchestratorSend => &self.modes.send,
-            MeshMode::Proxy => &self.modes.proxy,
-            MeshMode::Direct => &self.modes.direct,
+        match self.target_modes.get(&droplet_id).copied().unwrap_or(self.mode) {
+            MeshMode::OrchestratorSend => &self.send,
+            MeshMode::Proxy => &self.proxy,
+            MeshMode::Direct => &self.direct,
         }
     }
 }
@@ -126,7 +113,7 @@ impl MeshRouter {
 impl DropletBackend for MeshRouter {
     /// The mode most calls take; each call's own is in [`DropletBackend::route`].
     fn name(&self) -> &str {
-        self.modes.mode.as_str()
+        self.mode.as_str()
     }
 
     fn route(&self, request: &DropletRequest) -> &str {

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
 use super::StepError;
-use crate::backend::{DropletRequest, FailureKind, Outcome};
+use crate::backend::{Declared, DropletRequest, FailureKind, Outcome};
 use crate::pipeline::{Pipeline, RunEnv, TurnState};
 use crate::shapes::Shape;
 use crate::trace::CallTrace;
@@ -325,7 +325,8 @@ fn plan(
     };
     let method = call.method.clone().unwrap_or_else(|| endpoint.method.clone());
     // `/tasks` may be both GET and POST: the shape is the one of the method called
-    let shape = droplet.endpoint_for(&call.endpoint, &method).and_then(|e| e.response.clone());
+    let declared = droplet.endpoint_for(&call.endpoint, &method);
+    let shape = declared.and_then(|e| e.response.clone());
     Planned {
         call: index,
         droplet: described,
@@ -340,6 +341,11 @@ fn plan(
             body,
             timeout: call.timeout,
             trace_id: env.trace_id.to_owned(),
+            declared: declared.map(|endpoint| Declared {
+                sample: endpoint.sample.clone(),
+                native: endpoint.native.clone(),
+                templates: env.templates.clone(),
+            }),
         }),
         shape,
     }

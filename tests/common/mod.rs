@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chat_orchestrator::backend::{DropletBackend, DropletRequest, Outcome, SampleBackend};
 use chat_orchestrator::config::{self, CompiledConfig, ConfigFiles};
-use chat_orchestrator::engine::{BackendFactory, Engine, Reply, Turn};
+use chat_orchestrator::engine::{Engine, Reply, Turn};
 use chat_orchestrator::fixture::{Fault, FaultInjector};
 use chat_orchestrator::session::{Channel, MemoryStore, SessionLimits};
 use futures::future::BoxFuture;
@@ -33,15 +33,15 @@ pub fn compiled() -> Arc<CompiledConfig> {
 /// An engine and its session store, for tests that look at what was stored.
 pub fn engine_and_store(
     config: Arc<CompiledConfig>,
-    factory: BackendFactory,
+    backend: Arc<dyn DropletBackend>,
     limits: SessionLimits,
 ) -> (Engine, Arc<MemoryStore>) {
     let store = Arc::new(MemoryStore::new(limits));
-    (Engine::new(config, factory, store.clone()), store)
+    (Engine::new(config, backend, store.clone()), store)
 }
 
 pub fn engine_with(config: Arc<CompiledConfig>, faults: Vec<Fault>, limits: SessionLimits) -> Engine {
-    engine_and_store(config, FaultInjector::factory(faults), limits).0
+    engine_and_store(config, Arc::new(FaultInjector::new(faults)), limits).0
 }
 
 pub fn engine(faults: Vec<Fault>) -> Engine {
@@ -58,12 +58,8 @@ pub struct Slow {
 }
 
 impl Slow {
-    pub fn factory(droplet: i64, endpoint: &str, delay: Duration) -> BackendFactory {
-        let endpoint = endpoint.to_owned();
-        Box::new(move |config| {
-            let inner = SampleBackend::new(config.catalogue.clone(), config.templates.clone());
-            Arc::new(Slow { inner, droplet, endpoint: endpoint.clone(), delay })
-        })
+    pub fn backend(droplet: i64, endpoint: &str, delay: Duration) -> Arc<dyn DropletBackend> {
+        Arc::new(Slow { inner: SampleBackend, droplet, endpoint: endpoint.to_owned(), delay })
     }
 }
 
@@ -71,8 +67,8 @@ impl Slow {
 pub struct Hanging;
 
 impl Hanging {
-    pub fn factory(droplet: i64, endpoint: &str) -> BackendFactory {
-        Slow::factory(droplet, endpoint, Duration::from_secs(3600))
+    pub fn backend(droplet: i64, endpoint: &str) -> Arc<dyn DropletBackend> {
+        Slow::backend(droplet, endpoint, Duration::from_secs(3600))
     }
 }
 
