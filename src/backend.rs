@@ -78,8 +78,8 @@ pub enum Outcome {
 }
 
 /// Why a call failed; stable names templates and clients can branch on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantNames)]
+#[strum(serialize_all = "snake_case")]
 pub enum FailureKind {
     Timeout,
     Unreachable,
@@ -94,38 +94,57 @@ pub enum FailureKind {
 
 impl FailureKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::Timeout => "timeout",
-            FailureKind::Unreachable => "unreachable",
-            FailureKind::Refused => "refused",
-            FailureKind::UnknownTarget => "unknown_target",
-            FailureKind::UnknownEndpoint => "unknown_endpoint",
-            FailureKind::NoSampleData => "no_sample_data",
-            FailureKind::BadResponse => "bad_response",
-            FailureKind::UnexpectedAnswer => "unexpected_answer",
-        }
+        self.into()
+    }
+
+    /// The kind an [`as_str`](FailureKind::as_str) name stands for.
+    pub fn parse(name: &str) -> Option<FailureKind> {
+        name.parse().ok()
     }
 }
 
-impl FailureKind {
-    /// The kind an [`as_str`](FailureKind::as_str) name stands for.
-    pub fn parse(name: &str) -> Option<FailureKind> {
-        [
-            FailureKind::Timeout,
-            FailureKind::Unreachable,
-            FailureKind::Refused,
-            FailureKind::UnknownTarget,
-            FailureKind::UnknownEndpoint,
-            FailureKind::NoSampleData,
-            FailureKind::BadResponse,
-            FailureKind::UnexpectedAnswer,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == name)
+crate::serde_by_name!(FailureKind);
+
+/// What became of a call, in one word: the `status` templates and traces see.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantNames,
+    strum::EnumIter,
+    poem_openapi::Enum,
+)]
+#[strum(serialize_all = "snake_case")]
+#[oai(rename_all = "snake_case")]
+pub enum CallStatus {
+    /// The droplet answered.
+    Data,
+    /// Delivered, no answer came back in time.
+    Dispatched,
+    Failed,
+}
+
+crate::serde_by_name!(CallStatus);
+
+impl CallStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
 impl Outcome {
+    pub fn status(&self) -> CallStatus {
+        match self {
+            Outcome::Data(_) => CallStatus::Data,
+            Outcome::Dispatched { .. } => CallStatus::Dispatched,
+            Outcome::Failed { .. } => CallStatus::Failed,
+        }
+    }
+
     pub fn timeout(droplet_name: &str, after: Duration) -> Outcome {
         Outcome::Failed {
             kind: FailureKind::Timeout,

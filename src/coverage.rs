@@ -77,7 +77,7 @@ impl Coverage {
             reached.insert(Reached::Outcome {
                 intent: pipeline.intent.clone(),
                 endpoint: call.endpoint.clone(),
-                status: call.outcome.clone(),
+                status: call.outcome.as_str().to_owned(),
             });
         }
     }

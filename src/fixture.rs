@@ -194,7 +194,7 @@ pub async fn run(
             Ok(reply) => Exchange {
                 say: said.say.clone(),
                 intent: reply.intent,
-                source: reply.trace.intent.source,
+                source: reply.trace.intent.source.as_str().to_owned(),
                 reply: reply.text,
                 dialogue: reply.trace.dialogue.as_ref().map(|d| match &d.asking {
                     Some(slot) => format!("{} {slot}", d.state),

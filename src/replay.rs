@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde::Serialize;
 
-use crate::backend::{DropletBackend, DropletRequest, FailureKind, Outcome};
+use crate::backend::{CallStatus, DropletBackend, DropletRequest, FailureKind, Outcome};
 use crate::config::CompiledConfig;
 use crate::engine::{Engine, Turn};
 use crate::llm::{Attempt, LanguageModel, Llm, LlmAnswer, LlmError, LlmErrorKind, LlmRequest};
@@ -115,10 +115,10 @@ impl DropletBackend for RecordedAnswers {
             return fallback.call(request);
         }
         let outcome = match recorded {
-            Some(call) => match call.outcome.as_str() {
-                "data" => Outcome::Data(call.data.unwrap_or_default()),
-                "dispatched" => Outcome::Dispatched { relay_trace_id: "replayed".to_owned() },
-                _ => Outcome::Failed {
+            Some(call) => match call.outcome {
+                CallStatus::Data => Outcome::Data(call.data.unwrap_or_default()),
+                CallStatus::Dispatched => Outcome::Dispatched { relay_trace_id: "replayed".to_owned() },
+                CallStatus::Failed => Outcome::Failed {
                     kind: call.kind.as_deref().and_then(FailureKind::parse).unwrap_or(FailureKind::BadResponse),
                     message: call.message.unwrap_or_default(),
                 },

@@ -49,14 +49,91 @@ pub struct DialogueTrace {
     pub changed: Vec<String>,
 }
 
+/// How a turn's intent was chosen.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantNames,
+    strum::EnumIter,
+    poem_openapi::Enum,
+)]
+#[strum(serialize_all = "snake_case")]
+#[oai(rename_all = "snake_case")]
+pub enum IntentSource {
+    /// A pattern or the examples matched.
+    #[default]
+    Rules,
+    /// The language model chose among the declared intents.
+    Llm,
+    /// Nothing matched.
+    Fallback,
+    /// Continuing a question asked in the previous turn.
+    Resumed,
+    /// E.g. cancel while something was pending.
+    Interrupt,
+    /// A retried request id: the stored reply, nothing ran again.
+    Replayed,
+}
+
+crate::serde_by_name!(IntentSource);
+
+impl IntentSource {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// What became of asking the language model to understand a message (`llm.status` in
+/// templates).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantNames,
+    strum::EnumIter,
+    poem_openapi::Enum,
+)]
+#[strum(serialize_all = "snake_case")]
+#[oai(rename_all = "snake_case")]
+pub enum ModelStatus {
+    /// No model is configured.
+    Off,
+    /// The rules decided; the model was not asked.
+    NotNeeded,
+    /// The model chose the intent.
+    Understood,
+    /// The model was not sure enough (it may have asked back).
+    Unsure,
+    /// The model's answer was rejected.
+    Invalid,
+    /// The model could not be asked.
+    Unavailable,
+}
+
+crate::serde_by_name!(ModelStatus);
+
+impl ModelStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Object)]
 pub struct IntentTrace {
     /// The intent that handled the turn.
     pub id: String,
-    /// How it was chosen: `rules`, `llm` (the language model chose among the declared intents),
-    /// `fallback`, `resumed` (continuing a question asked in the previous turn) or `interrupt`
-    /// (e.g. cancel while something was pending).
-    pub source: String,
+    /// How it was chosen.
+    pub source: IntentSource,
     /// Score of the winning rule, or the model's confidence (0 for resumed and fallback turns).
     pub score: f64,
     /// The rule, example or keywords that decided.
@@ -102,8 +179,7 @@ pub struct CallTrace {
     pub via: String,
     /// Time until the outcome was known.
     pub duration_ms: u64,
-    /// `data`, `dispatched` or `failed`.
-    pub outcome: String,
+    pub outcome: crate::backend::CallStatus,
     /// The failure's plain-language message, when it failed.
     pub error: Option<String>,
     /// Where the answer broke its endpoint's declared shape (`at /status: the field status is
@@ -147,4 +223,30 @@ pub struct LlmCallTrace {
     #[oai(skip)]
     #[serde(skip)]
     pub answer: Option<String>,
+}
+
+#[cfg(test)]
+mod state_names {
+    use poem_openapi::types::ToJSON;
+    use strum::IntoEnumIterator;
+
+    use super::{IntentSource, ModelStatus};
+    use crate::backend::CallStatus;
+
+    /// The API documents these enums (poem-openapi names them) and everything else uses their
+    /// strum names: the two must agree, variant by variant, and serde must write the same.
+    fn agree<T: IntoEnumIterator + ToJSON + serde::Serialize + Copy + Into<&'static str>>() {
+        for state in T::iter() {
+            let name: &'static str = state.into();
+            assert_eq!(state.to_json(), Some(serde_json::json!(name)));
+            assert_eq!(serde_json::to_value(state).ok(), Some(serde_json::json!(name)));
+        }
+    }
+
+    #[test]
+    fn api_names_are_the_state_names() {
+        agree::<IntentSource>();
+        agree::<ModelStatus>();
+        agree::<CallStatus>();
+    }
 }

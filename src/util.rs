@@ -22,3 +22,26 @@ pub fn human_duration(d: Duration) -> String {
     };
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
+
+/// Serde for state enums by their strum names (`IntoStaticStr` to write, `EnumString` and
+/// `VariantNames` to read), so each name is written once, in the enum's `strum(...)`, and
+/// metrics labels, templates and stored data all use it.
+#[macro_export]
+macro_rules! serde_by_name {
+    ($($state:ty),+ $(,)?) => {$(
+        impl serde::Serialize for $state {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(<&'static str>::from(self))
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $state {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let name = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(deserializer)?;
+                name.parse().map_err(|_| {
+                    serde::de::Error::unknown_variant(&name, <$state as strum::VariantNames>::VARIANTS)
+                })
+            }
+        }
+    )+};
+}

@@ -59,7 +59,7 @@ async fn an_idle_session_forgets_its_pending_action() {
     assert_eq!(asked.intent, "register_service");
     tokio::time::advance(Duration::from_secs(31 * 60)).await;
     let later = common::say(&engine, "idle", Channel::Chat, "name:Late id:1").await;
-    assert_ne!(later.trace.intent.source, "resumed", "the pending action expired with the session");
+    assert_ne!(later.trace.intent.source.as_str(), "resumed", "the pending action expired with the session");
 }
 
 #[tokio::test(start_paused = true)]
@@ -69,7 +69,7 @@ async fn a_slow_droplet_is_cut_off_at_the_call_timeout_with_a_clear_reply() {
     let reply = common::say(&engine, "slow", Channel::Chat, "show the registry").await;
     assert_eq!(started.elapsed(), Duration::from_secs(5), "the default call timeout");
     assert!(reply.text.contains("did not answer within 5 seconds"), "{}", reply.text);
-    assert_eq!(reply.trace.calls[0].outcome, "failed");
+    assert_eq!(reply.trace.calls[0].outcome.as_str(), "failed");
 }
 
 #[tokio::test]
@@ -126,11 +126,11 @@ async fn the_voice_channel_gets_plain_speech() {
 async fn rule_matched_intents_explain_themselves() {
     let engine = common::engine(vec![]);
     let reply = common::say(&engine, "why", Channel::Chat, "register a new service please").await;
-    assert_eq!(reply.trace.intent.source, "rules");
+    assert_eq!(reply.trace.intent.source.as_str(), "rules");
     assert!(reply.trace.intent.reason.contains("pattern"), "{}", reply.trace.intent.reason);
     let fallback = common::say(&engine, "why2", Channel::Chat, "qwertyuiop").await;
     assert_eq!(fallback.intent, "fallback");
-    assert_eq!(fallback.trace.intent.source, "fallback");
+    assert_eq!(fallback.trace.intent.source.as_str(), "fallback");
 }
 
 #[tokio::test]

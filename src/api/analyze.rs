@@ -40,8 +40,8 @@ pub struct AnalyzeReply {
     pub confidence: f64,
     /// Every intent found, most important first (several only when the model found several).
     pub intents: Vec<AnalyzedIntent>,
-    /// `off`, `not_needed` (rules decided), `understood`, `unsure`, `invalid` or `unavailable`.
-    pub llm_status: String,
+    /// What became of asking the model (`not_needed`: the rules decided).
+    pub llm_status: crate::trace::ModelStatus,
     /// The language-model call, when one was made.
     pub llm: Vec<LlmCallTrace>,
 }

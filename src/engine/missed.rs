@@ -2,13 +2,13 @@
 //! not understand well.
 
 use crate::session::{Channel, MissedMessage};
-use crate::trace::IntentTrace;
+use crate::trace::{IntentSource, IntentTrace, ModelStatus};
 
 /// What the turn's understanding came to, as far as keeping it goes.
 pub(super) struct Understood<'a> {
     pub(super) why: &'a IntentTrace,
-    /// The model's verdict (`llm.status`): `unsure` when it asked back.
-    pub(super) llm_status: &'a str,
+    /// The model's verdict: unsure when it asked back.
+    pub(super) llm_status: ModelStatus,
     /// The rules guessed: no pattern, and no clear, close example.
     pub(super) rules_unsure: bool,
     pub(super) fallback: &'a str,
@@ -17,14 +17,14 @@ pub(super) struct Understood<'a> {
 /// Why this turn is worth a steward's look, or `None` when it was understood (or was an answer
 /// to a question, a replay: not a message to learn from).
 pub(super) fn why_kept(turn: &Understood<'_>) -> Option<&'static str> {
-    if !matches!(turn.why.source.as_str(), "rules" | "fallback" | "llm") {
+    if !matches!(turn.why.source, IntentSource::Rules | IntentSource::Fallback | IntentSource::Llm) {
         return None;
     }
-    if turn.why.id == turn.fallback || turn.why.source == "fallback" {
+    if turn.why.id == turn.fallback || turn.why.source == IntentSource::Fallback {
         Some("fallback")
-    } else if turn.llm_status == "unsure" {
+    } else if turn.llm_status == ModelStatus::Unsure {
         Some("unsure")
-    } else if turn.why.source == "llm" {
+    } else if turn.why.source == IntentSource::Llm {
         Some("model")
     } else if turn.rules_unsure {
         Some("low_confidence")
@@ -56,10 +56,12 @@ mod tests {
     use super::*;
 
     fn why(id: &str, source: &str) -> IntentTrace {
-        IntentTrace { id: id.to_owned(), source: source.to_owned(), score: 0.3, ..IntentTrace::default() }
+        let source = source.parse().expect("a source name");
+        IntentTrace { id: id.to_owned(), source, score: 0.3, ..IntentTrace::default() }
     }
 
-    fn turn<'a>(why: &'a IntentTrace, llm_status: &'a str, rules_unsure: bool) -> Understood<'a> {
+    fn turn<'a>(why: &'a IntentTrace, llm_status: &str, rules_unsure: bool) -> Understood<'a> {
+        let llm_status = llm_status.parse().expect("a status name");
         Understood { why, llm_status, rules_unsure, fallback: "fallback" }
     }
 

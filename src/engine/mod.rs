@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use futures::future::join_all;
 use serde_json::{json, Map, Value};
 
+use crate::backend::CallStatus;
 use crate::backend::DropletBackend;
 use crate::config::CompiledConfig;
 use crate::llm::{Llm, Speaker};
@@ -20,6 +21,7 @@ use crate::session::{
 };
 use crate::steps::Step;
 use crate::trace::{DialogueTrace, IntentTrace, TurnTrace};
+use crate::trace::{IntentSource, ModelStatus};
 use crate::turn_events::TurnEvents;
 use crate::understand::Understanding;
 use crate::util::utc_timestamp;
@@ -85,7 +87,7 @@ impl Reply {
         let trace = TurnTrace {
             intent: crate::trace::IntentTrace {
                 id: answered.intent.clone(),
-                source: "replayed".to_owned(),
+                source: IntentSource::Replayed,
                 reason: "this request id was answered before".to_owned(),
                 ..Default::default()
             },
@@ -166,8 +168,7 @@ pub struct Analysis {
     pub intents: Vec<Analyzed>,
     /// The model's call, when one was made.
     pub llm: Vec<crate::trace::LlmCallTrace>,
-    /// `off`, `not_needed`, `understood`, `unsure`, `invalid` or `unavailable`.
-    pub llm_status: String,
+    pub llm_status: ModelStatus,
 }
 
 #[derive(Debug, Clone)]
@@ -184,6 +185,7 @@ const LLM_HISTORY: usize = 6;
 /// The plans for a turn after asking the language model (when it was asked).
 struct Understood {
     plans: Vec<Plan>,
+    status: ModelStatus,
     /// The `llm` template variable: `{configured, status, clarification, message}`.
     context: Value,
     calls: Vec<crate::trace::LlmCallTrace>,
@@ -344,10 +346,10 @@ impl Engine {
 
         let previous_pending = session.pending.take();
         let Planned { plans, kept } = self.plan(config, &turn.text, previous_pending.clone());
-        let rules_unsure = plans.iter().any(|p| !p.confident && p.why.source == "rules");
+        let rules_unsure = plans.iter().any(|p| !p.confident && p.why.source == IntentSource::Rules);
         let understood = self.understand(config, plans, &turn.text, history).await;
-        let llm_status = understood.context.get("status").and_then(Value::as_str).unwrap_or("off").to_owned();
-        let classified_by_llm = understood.plans.first().is_some_and(|p| p.why.source == "llm");
+        let llm_status = understood.status;
+        let classified_by_llm = understood.plans.first().is_some_and(|p| p.why.source == IntentSource::Llm);
         let unread: Vec<String> = understood.plans.iter().flat_map(|p| p.unread.iter().cloned()).collect();
         let mut planned = Vec::new();
         for plan in understood.plans {
@@ -454,7 +456,8 @@ impl Engine {
                         .iter()
                         // an answer in an unexpected form still means the droplet got the command
                         .any(|c| {
-                            !c.method.eq_ignore_ascii_case("GET") && (c.outcome != "failed" || c.unexpected.is_some())
+                            !c.method.eq_ignore_ascii_case("GET")
+                                && (c.outcome != CallStatus::Failed || c.unexpected.is_some())
                         });
                     if sent {
                         state.trace.notes.push(
@@ -561,7 +564,7 @@ impl Engine {
         lease.commit().await?;
         let understood_as = missed::Understood {
             why: &state.trace.intent,
-            llm_status: &llm_status,
+            llm_status,
             rules_unsure,
             fallback: config.resolver.fallback(),
         };
@@ -603,7 +606,7 @@ impl Engine {
             }
         }
         let channel = turn.channel.as_str();
-        metrics::counter!("chat_turns_total", "intent" => intent.clone(), "channel" => channel, "source" => state.trace.intent.source.clone())
+        metrics::counter!("chat_turns_total", "intent" => intent.clone(), "channel" => channel, "source" => state.trace.intent.source.as_str())
             .increment(1);
         metrics::histogram!("chat_turn_duration_seconds", "channel" => channel).record(started.elapsed().as_secs_f64());
         tracing::info!(trace_id = %turn.trace_id, session = %session_id, intent = %intent, channel, "turn answered");
@@ -650,11 +653,7 @@ impl Engine {
                 Analyzed { why: plan.why, slots, notes: plan.notes }
             })
             .collect();
-        Analysis {
-            intents,
-            llm: understood.calls,
-            llm_status: understood.context["status"].as_str().unwrap_or("off").to_owned(),
-        }
+        Analysis { intents, llm: understood.calls, llm_status: understood.status }
     }
 
     /// Whether, with a model configured, a fresh message would be asked of it (the rules are
@@ -674,21 +673,22 @@ impl Engine {
         text: &str,
         history: Vec<(Speaker, String)>,
     ) -> Understood {
-        let context = |status: &str, clarification: Option<String>, message: Option<String>| json!({"configured": self.llm.is_some(), "status": status, "clarification": clarification, "message": message});
+        let context = |status: ModelStatus, clarification: Option<String>, message: Option<String>| json!({"configured": self.llm.is_some(), "status": status, "clarification": clarification, "message": message});
         let unsure = model_may_decide(&plans);
         let Some(llm) = self.llm.as_deref().filter(|_| unsure) else {
-            let status = if self.llm.is_some() { "not_needed" } else { "off" };
-            return Understood { plans, context: context(status, None, None), calls: Vec::new() };
+            let status = if self.llm.is_some() { ModelStatus::NotNeeded } else { ModelStatus::Off };
+            return Understood { plans, status, context: context(status, None, None), calls: Vec::new() };
         };
         let Some(plan) = plans.pop() else {
-            return Understood { plans, context: context("not_needed", None, None), calls: Vec::new() };
+            let status = ModelStatus::NotNeeded;
+            return Understood { plans, status, context: context(status, None, None), calls: Vec::new() };
         };
         let (result, call) = llm.ask(&config.classifier.request(history, text)).await;
         let mut fallback = plan;
         let (plans, status, clarification, message) = match result {
             Err(error) => {
                 fallback.notes.push(format!("the language model could not classify the message: {error}"));
-                (vec![fallback], "unavailable", None, Some(error.message))
+                (vec![fallback], ModelStatus::Unavailable, None, Some(error.message))
             }
             Ok(answer) => {
                 match config.classifier.read(
@@ -704,7 +704,7 @@ impl Engine {
                             .map(|chosen| Plan {
                                 why: IntentTrace {
                                     id: chosen.intent.clone(),
-                                    source: "llm".to_owned(),
+                                    source: IntentSource::Llm,
                                     score: confidence,
                                     reason: format!(
                                         "no rule decided; the language model chose it (confidence {confidence:.2})"
@@ -723,23 +723,23 @@ impl Engine {
                                 unread: Vec::new(),
                             })
                             .collect();
-                        (plans, "understood", None, None)
+                        (plans, ModelStatus::Understood, None, None)
                     }
                     Understanding::Unsure { confidence, clarification } => {
                         fallback.notes.push(format!(
                             "the language model was not sure enough (confidence {confidence:.2}, needed {:.2})",
                             llm.min_confidence
                         ));
-                        (vec![fallback], "unsure", clarification, None)
+                        (vec![fallback], ModelStatus::Unsure, clarification, None)
                     }
                     Understanding::Invalid { reason } => {
                         fallback.notes.push(format!("the language model's answer was rejected: {reason}"));
-                        (vec![fallback], "invalid", None, Some(reason))
+                        (vec![fallback], ModelStatus::Invalid, None, Some(reason))
                     }
                 }
             }
         };
-        Understood { plans, context: context(status, clarification, message), calls: vec![call] }
+        Understood { plans, status, context: context(status, clarification, message), calls: vec![call] }
     }
 
     /// Asks the question of an action that waited while something else was answered: its
@@ -761,7 +761,7 @@ impl Engine {
             slots: kept.slots.clone(),
             results: Map::new(),
             cleared: None,
-            llm: json!({"configured": self.llm.is_some(), "status": "not_needed", "clarification": null, "message": null}),
+            llm: json!({"configured": self.llm.is_some(), "status": ModelStatus::NotNeeded, "clarification": null, "message": null}),
             llm_may_extract: false,
             preview_other_channel: turn.preview_other_channel,
             other_channel_text: None,

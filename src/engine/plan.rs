@@ -14,7 +14,7 @@ use crate::nlu::answers::YesNo;
 use crate::pipeline::{Pipeline, TurnDialogue};
 use crate::session::Pending;
 use crate::steps::Step;
-use crate::trace::{CandidateTrace, IntentTrace};
+use crate::trace::{CandidateTrace, IntentSource, IntentTrace};
 
 /// Which pipeline runs, from where, on which words, and why.
 pub(super) struct Plan {
@@ -218,11 +218,11 @@ fn fresh_plan(
     cleared: Option<Value>,
 ) -> Plan {
     let source = if cleared.is_some() {
-        "interrupt"
+        IntentSource::Interrupt
     } else if resolution.intent == config.resolver.fallback() {
-        "fallback"
+        IntentSource::Fallback
     } else {
-        "rules"
+        IntentSource::Rules
     };
     Plan {
         intent: resolution.intent.clone(),
@@ -258,7 +258,7 @@ fn resumed_plan(
         cleared: None,
         why: IntentTrace {
             id: pipeline.intent.clone(),
-            source: "resumed".to_owned(),
+            source: IntentSource::Resumed,
             score: 0.0,
             reason: "answering the question asked in the previous turn".to_owned(),
             runner_up: None,
@@ -286,15 +286,15 @@ fn is_digression(config: &CompiledConfig, waiting: &str, text: &str) -> bool {
 /// answer to a pending question, an interrupt, or a message the rules split into several.
 pub(super) fn model_may_decide(plans: &[Plan]) -> bool {
     match plans {
-        [only] => !only.confident && matches!(only.why.source.as_str(), "fallback" | "rules"),
+        [only] => !only.confident && matches!(only.why.source, IntentSource::Fallback | IntentSource::Rules),
         _ => false,
     }
 }
 
-fn intent_trace(resolution: &Resolution, source: &str) -> IntentTrace {
+fn intent_trace(resolution: &Resolution, source: IntentSource) -> IntentTrace {
     IntentTrace {
         id: resolution.intent.clone(),
-        source: source.to_owned(),
+        source,
         score: resolution.score,
         reason: resolution.reason.clone(),
         runner_up: resolution.runner_up.as_ref().map(|c| CandidateTrace {

@@ -25,8 +25,10 @@ pub use stream::{Piece, Pieces, StreamStart, TokenSink};
 use crate::trace::LlmCallTrace;
 
 /// What an LLM call is for; calls are counted and traced by purpose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, strum::IntoStaticStr, strum::EnumString, strum::VariantNames,
+)]
+#[strum(serialize_all = "lowercase")]
 pub enum Purpose {
     /// Choose among the declared intents (no rule matched).
     Classify,
@@ -38,13 +40,11 @@ pub enum Purpose {
 
 impl Purpose {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Classify => "classify",
-            Purpose::Extract => "extract",
-            Purpose::Reason => "reason",
-        }
+        self.into()
     }
 }
+
+crate::serde_by_name!(Purpose);
 
 /// Who said an earlier message of the conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,8 +87,8 @@ pub struct LlmAnswer {
 }
 
 /// Why a call gave no usable answer; templates and traces show the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantNames)]
+#[strum(serialize_all = "snake_case")]
 pub enum LlmErrorKind {
     Timeout,
     Unreachable,
@@ -106,19 +106,13 @@ pub enum LlmErrorKind {
 }
 
 impl LlmErrorKind {
-    /// The name templates see in `error.kind` (the serde name).
+    /// The name templates see in `error.kind`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            LlmErrorKind::Timeout => "timeout",
-            LlmErrorKind::Unreachable => "unreachable",
-            LlmErrorKind::OverQuota => "over_quota",
-            LlmErrorKind::Refused => "refused",
-            LlmErrorKind::BadResponse => "bad_response",
-            LlmErrorKind::Interrupted => "interrupted",
-            LlmErrorKind::Cancelled => "cancelled",
-        }
+        self.into()
     }
 }
+
+crate::serde_by_name!(LlmErrorKind);
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]

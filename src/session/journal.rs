@@ -47,8 +47,7 @@ pub struct RecordedCall {
     pub droplet: i64,
     pub endpoint: String,
     pub method: String,
-    /// `data`, `dispatched` or `failed`.
-    pub outcome: String,
+    pub outcome: crate::backend::CallStatus,
     /// The answer, when it was data (as the droplet sent it, before any shape check).
     pub data: Option<Value>,
     /// Why it failed (`timeout`, `unreachable`, …), when it did.

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
 use super::StepError;
-use crate::backend::{Declared, DropletRequest, FailureKind, Outcome};
+use crate::backend::{CallStatus, Declared, DropletRequest, FailureKind, Outcome};
 use crate::pipeline::{Pipeline, RunEnv, TurnState};
 use crate::shapes::Shape;
 use crate::trace::CallTrace;
@@ -179,26 +179,21 @@ impl QueryStep {
         };
 
         let mut per_call: Vec<Vec<Value>> = vec![Vec::new(); self.calls.len()];
-        let mut summary = [0usize; 3];
+        let mut counts = StatusCounts::default();
         for (call, droplet, endpoint, method, outcome, via, elapsed, unexpected, as_it_came) in finished {
             state.answers.push(recorded(&droplet, &endpoint, &method, as_it_came.as_ref().unwrap_or(&outcome)));
-            let (status, ok, data, error, relay) = match &outcome {
-                Outcome::Data(data) => ("data", true, data.clone(), Value::Null, Value::Null),
-                Outcome::Dispatched { relay_trace_id } => {
-                    ("dispatched", false, Value::Null, Value::Null, json!(relay_trace_id))
-                }
+            let status = outcome.status();
+            let (data, error, relay) = match &outcome {
+                Outcome::Data(data) => (data.clone(), Value::Null, Value::Null),
+                Outcome::Dispatched { relay_trace_id } => (Value::Null, Value::Null, json!(relay_trace_id)),
                 Outcome::Failed { kind, message } => {
-                    ("failed", false, Value::Null, json!({"kind": kind.as_str(), "message": message}), Value::Null)
+                    (Value::Null, json!({"kind": kind.as_str(), "message": message}), Value::Null)
                 }
             };
-            summary[match status {
-                "data" => 0,
-                "dispatched" => 1,
-                _ => 2,
-            }] += 1;
+            counts.add(status);
             let duration_ms = elapsed.as_millis() as u64;
             let droplet_label = droplet.get("name").and_then(Value::as_str).unwrap_or("(none)").to_owned();
-            metrics::counter!("droplet_calls_total", "droplet" => droplet_label.clone(), "via" => via.clone(), "outcome" => status)
+            metrics::counter!("droplet_calls_total", "droplet" => droplet_label.clone(), "via" => via.clone(), "outcome" => status.as_str())
                 .increment(1);
             if let Outcome::Failed { kind, .. } = &outcome {
                 metrics::counter!("droplet_call_errors_total", "droplet" => droplet_label.clone(), "kind" => kind.as_str())
@@ -215,7 +210,7 @@ impl QueryStep {
                 method: method.clone(),
                 via,
                 duration_ms,
-                outcome: status.to_owned(),
+                outcome: status,
                 error: error.get("message").and_then(Value::as_str).map(str::to_owned),
                 unexpected: unexpected.map(|problem| problem.to_string()),
             });
@@ -224,7 +219,7 @@ impl QueryStep {
                 "endpoint": endpoint,
                 "method": method,
                 "status": status,
-                "ok": ok,
+                "ok": status == CallStatus::Data,
                 "data": data,
                 "error": error,
                 "relay_trace_id": relay,
@@ -238,22 +233,22 @@ impl QueryStep {
             };
             state.results.insert(call.name.clone(), value);
         }
-        Ok(format!("{} data, {} dispatched, {} failed", summary[0], summary[1], summary[2]))
+        Ok(format!("{} data, {} dispatched, {} failed", counts.data, counts.dispatched, counts.failed))
     }
 }
 
 /// A call and its answer as the turn journal keeps them.
 fn recorded(droplet: &Value, endpoint: &str, method: &str, outcome: &Outcome) -> crate::session::RecordedCall {
-    let (status, data, kind, message) = match outcome {
-        Outcome::Data(data) => ("data", Some(data.clone()), None, None),
-        Outcome::Dispatched { .. } => ("dispatched", None, None, None),
-        Outcome::Failed { kind, message } => ("failed", None, Some(kind.as_str().to_owned()), Some(message.clone())),
+    let (data, kind, message) = match outcome {
+        Outcome::Data(data) => (Some(data.clone()), None, None),
+        Outcome::Dispatched { .. } => (None, None, None),
+        Outcome::Failed { kind, message } => (None, Some(kind.as_str().to_owned()), Some(message.clone())),
     };
     crate::session::RecordedCall {
         droplet: droplet.get("id").and_then(Value::as_i64).unwrap_or_default(),
         endpoint: endpoint.to_owned(),
         method: method.to_owned(),
-        outcome: status.to_owned(),
+        outcome: outcome.status(),
         data,
         kind,
         message,
@@ -348,5 +343,23 @@ fn plan(
             }),
         }),
         shape,
+    }
+}
+
+/// How many of a step's calls ended each way.
+#[derive(Debug, Default)]
+struct StatusCounts {
+    data: usize,
+    dispatched: usize,
+    failed: usize,
+}
+
+impl StatusCounts {
+    fn add(&mut self, status: CallStatus) {
+        match status {
+            CallStatus::Data => self.data += 1,
+            CallStatus::Dispatched => self.dispatched += 1,
+            CallStatus::Failed => self.failed += 1,
+        }
     }
 }
