@@ -1,0 +1,235 @@
+//! The names templates, conditions and templated values read, checked against what they are
+//! given where they are rendered.
+
+use regex::Regex;
+use serde_json::Value;
+
+use super::syntax_errors::error_detail;
+use super::{Compiler, Document};
+use crate::config::schema::suggest;
+use crate::diagnostic::{Code, Diagnostic, Position};
+use crate::template::Templates;
+
+/// Names minijinja provides itself; a template may read them without us defining them.
+const JINJA_GLOBALS: &[&str] = &[
+    "range",
+    "dict",
+    "debug",
+    "namespace",
+    "lipsum",
+    "cycler",
+    "joiner",
+    "loop",
+    "self",
+    "super",
+    "caller",
+    "varargs",
+    "kwargs",
+];
+
+impl Compiler<'_> {
+    pub(super) fn check_expression(
+        &mut self,
+        doc: &Document,
+        pointer: &str,
+        expr: &str,
+        templates: &Templates,
+        known: &[String],
+        slot_names: &[String],
+    ) {
+        match templates.expression_variables(expr) {
+            Ok(variables) => self.check_variables(doc, pointer, expr, &variables, known, slot_names),
+            Err(error) => self.report(
+                Diagnostic::new(
+                    Code::BadCondition,
+                    &doc.file,
+                    doc.at(pointer),
+                    format!("condition `{expr}` does not parse: {}", error_detail(&error)),
+                )
+                .with_help("write a minijinja expression such as `not result.ok` or `slots.id is none`"),
+            ),
+        }
+    }
+
+    pub(super) fn check_template_string(
+        &mut self,
+        doc: &Document,
+        pointer: &str,
+        source: &str,
+        templates: &Templates,
+        known: &[String],
+        slot_names: &[String],
+    ) {
+        let parsed = match crate::template::single_expression(source) {
+            Some(expr) => templates.expression_variables(expr),
+            None => templates.inline_variables(source),
+        };
+        match parsed {
+            Ok(variables) => self.check_variables(doc, pointer, source, &variables, known, slot_names),
+            Err(error) => self.report(
+                Diagnostic::new(
+                    Code::TemplateSyntax,
+                    &doc.file,
+                    doc.at(pointer),
+                    format!("`{source}` does not parse: {}", error_detail(&error)),
+                )
+                .with_help("close every `{{ … }}`; write values like \"{{ slots.name }}\""),
+            ),
+        }
+    }
+
+    pub(super) fn check_templated(
+        &mut self,
+        doc: &Document,
+        pointer: &str,
+        value: &Value,
+        templates: &Templates,
+        known: &[&str],
+        slot_names: &[String],
+    ) {
+        let mut found = Vec::new();
+        Templates::templated_strings(value, pointer.to_owned(), &mut found);
+        let known: Vec<String> = known.iter().map(|s| s.to_string()).collect();
+        for (pointer, source) in found {
+            self.check_template_string(doc, &pointer, &source, templates, &known, slot_names);
+        }
+    }
+
+    fn check_variables(
+        &mut self,
+        doc: &Document,
+        pointer: &str,
+        written: &str,
+        variables: &[String],
+        known: &[String],
+        slot_names: &[String],
+    ) {
+        for variable in variables {
+            let (head, rest) = split_variable(variable);
+            if JINJA_GLOBALS.contains(&head) {
+                continue;
+            }
+            if !known.iter().any(|k| k == head) {
+                let mut diagnostic = Diagnostic::new(
+                    Code::UndefinedVariable,
+                    &doc.file,
+                    doc.at(pointer),
+                    format!("`{written}` uses `{head}`, which does not exist here"),
+                );
+                diagnostic = with_variable_help(diagnostic, head, known);
+                self.report(diagnostic);
+            } else if head == "slots" {
+                if let Some(slot) = rest {
+                    if !slot_names.iter().any(|s| s == slot) {
+                        self.unknown_slot(doc, doc.at(pointer), slot, slot_names);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn unknown_slot(&mut self, doc: &Document, at: Position, name: &str, slot_names: &[String]) {
+        let mut diagnostic = Diagnostic::new(
+            Code::UnknownSlot,
+            &doc.file,
+            at,
+            format!("slot `{name}` is not declared in this pipeline"),
+        );
+        diagnostic = match suggest(name, slot_names.iter().map(String::as_str)) {
+            Some(best) => diagnostic.with_help(format!("did you mean `{best}`?")),
+            None if slot_names.is_empty() => diagnostic
+                .with_help(format!("declare it under `slots:`, e.g. `{name}: {{ type: string, prompt: \"…\" }}`")),
+            None => diagnostic
+                .with_help(format!("declared slots: {}; or declare `{name}` under `slots:`", slot_names.join(", "))),
+        };
+        self.report(diagnostic);
+    }
+}
+
+/// `slots.name.first` → (`slots`, Some(`name`)).
+fn split_variable(variable: &str) -> (&str, Option<&str>) {
+    let mut parts = variable.splitn(3, '.');
+    let head = parts.next().unwrap_or_default();
+    (head, parts.next())
+}
+
+fn with_variable_help(diagnostic: Diagnostic, head: &str, known: &[String]) -> Diagnostic {
+    match suggest(head, known.iter().map(String::as_str)) {
+        Some(best) => diagnostic.with_help(format!("did you mean `{best}`? Available: {}", known.join(", "))),
+        None => diagnostic.with_help(format!("available here: {}", known.join(", "))),
+    }
+}
+
+/// A template's use of an unknown variable or slot, located at its first use in the template.
+pub(super) fn check_variable(
+    path: &str,
+    source: &str,
+    variable: &str,
+    allowed: &[String],
+    slot_names: &[String],
+    pipeline_file: &str,
+) -> Option<Diagnostic> {
+    let (head, rest) = split_variable(variable);
+    if JINJA_GLOBALS.contains(&head) {
+        return None;
+    }
+    let known = allowed.iter().any(|k| k == head);
+    // a name the template sets itself is fine; asked only when it would otherwise be reported,
+    // because the check compiles a pattern
+    if (!known || head == "slots") && assigns(source, head) {
+        return None;
+    }
+    if !known {
+        let at = first_use(source, head);
+        let diagnostic = Diagnostic::new(
+            Code::UndefinedVariable,
+            path,
+            at,
+            format!("`{head}` is not defined when {pipeline_file} renders this template"),
+        );
+        return Some(with_variable_help(diagnostic, head, allowed));
+    }
+    if head == "slots" {
+        let slot = rest?;
+        if !slot_names.iter().any(|s| s == slot) {
+            let at = first_use(source, &format!("slots.{slot}"));
+            let mut diagnostic = Diagnostic::new(
+                Code::UnknownSlot,
+                path,
+                at,
+                format!("slot `{slot}` is not declared in {pipeline_file}"),
+            );
+            diagnostic = match suggest(slot, slot_names.iter().map(String::as_str)) {
+                Some(best) => diagnostic.with_help(format!("did you mean `slots.{best}`?")),
+                None => diagnostic.with_help(format!(
+                    "declared slots: {}",
+                    if slot_names.is_empty() { "none".to_owned() } else { slot_names.join(", ") }
+                )),
+            };
+            return Some(diagnostic);
+        }
+    }
+    None
+}
+
+/// Whether the template assigns `name` itself. minijinja's `undeclared_variables` reports a
+/// name set inside an `{% if %}` branch and read after it; such a template is fine (and strict
+/// undefined still catches a branch that forgets to set it), so it must not be reported.
+fn assigns(source: &str, name: &str) -> bool {
+    let name = regex::escape(name);
+    Regex::new(&format!(r"\{{%-?\s*(set\s+{name}\b|for\s+([\w\s,]*,\s*)?{name}\b)"))
+        .map(|pattern| pattern.is_match(source))
+        .unwrap_or(false)
+}
+
+/// Line and column of the first whole-word occurrence of `word` inside a `{{ }}` or `{% %}`.
+fn first_use(source: &str, word: &str) -> Position {
+    let Ok(pattern) = Regex::new(&format!(r"(^|[^\w.]){}\b", regex::escape(word))) else { return Position::default() };
+    for (n, line) in source.lines().enumerate() {
+        if let Some(m) = pattern.find(line) {
+            let offset = line[m.start()..].find(word).map(|o| o + m.start()).unwrap_or(m.start());
+            return Position { line: n as u32 + 1, column: line[..offset].chars().count() as u32 + 1 };
+        }
+    }
+    Position::default()
+}
