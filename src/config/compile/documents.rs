@@ -6,9 +6,10 @@ use super::syntax_errors::yaml_help;
 use super::Compiler;
 use crate::config::schema::Schema;
 use crate::config::yaml::LocatedYaml;
+use crate::config::{CATALOGUE_SCHEMA, PIPELINE_SCHEMA, UDC_CONFIG_SCHEMA, VOCABULARY_SCHEMA};
 use crate::diagnostic::{Code, Diagnostic, Position};
 
-/// A parsed file: its path, located tree and JSON form.
+/// A parsed file: its path, its text and its located tree.
 pub(in crate::config) struct Document {
     pub(in crate::config) file: String,
     pub(in crate::config) text: String,
@@ -21,8 +22,26 @@ impl Document {
     }
 }
 
+/// The JSON Schemas the files are checked against; compiled in, so one that does not compile is
+/// a fault of this build, reported and fatal.
+pub(super) struct Schemas {
+    pub(super) pipeline: Schema,
+    pub(super) catalogue: Schema,
+    pub(super) udc_config: Schema,
+    pub(super) vocabulary: Schema,
+}
+
 impl Compiler<'_> {
-    pub(super) fn schema(&mut self, file: &str, text: &str) -> Option<Schema> {
+    pub(super) fn schemas(&mut self) -> Option<Schemas> {
+        Some(Schemas {
+            pipeline: self.schema("schemas/pipeline.schema.json", PIPELINE_SCHEMA)?,
+            catalogue: self.schema("schemas/catalogue.schema.json", CATALOGUE_SCHEMA)?,
+            udc_config: self.schema("schemas/udc_config.schema.json", UDC_CONFIG_SCHEMA)?,
+            vocabulary: self.schema("schemas/vocabulary.schema.json", VOCABULARY_SCHEMA)?,
+        })
+    }
+
+    fn schema(&mut self, file: &str, text: &str) -> Option<Schema> {
         match Schema::compile(file, text) {
             Ok(schema) => Some(schema),
             Err(diagnostic) => {

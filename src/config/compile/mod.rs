@@ -17,17 +17,20 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub(super) use documents::Document;
-use templates::{UNREAD, UNREAD_CONTEXT_NAMES};
 
 use super::files::{ConfigFiles, CATALOGUE_FILE};
-use super::spec::PipelineSpec;
-use super::{CompiledConfig, CATALOGUE_SCHEMA, PIPELINE_SCHEMA, UDC_CONFIG_SCHEMA, VOCABULARY_SCHEMA};
+use super::CompiledConfig;
+use crate::catalogue::Catalogue;
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Position};
+use crate::identity::Identity;
 use crate::intent::{IntentRules, Resolver};
+use crate::nlu::vocabulary::Vocabulary;
 use crate::nlu::Analyzer;
 use crate::pipeline::Pipeline;
+use crate::steps::ReplyTemplates;
 use crate::template::Templates;
 
+/// One load of the configuration: what it is reading, and what it has found so far.
 pub(super) struct Compiler<'a> {
     files: &'a ConfigFiles,
     diagnostics: &'a mut Diagnostics,
@@ -35,6 +38,17 @@ pub(super) struct Compiler<'a> {
     warnings: Diagnostics,
     /// Endpoints templates read whose answers declare no shape, said once at the end.
     unchecked_answers: BTreeSet<String>,
+}
+
+/// What compiled, waiting for the last checks before it becomes a `CompiledConfig`.
+struct Parts {
+    catalogue: Catalogue,
+    identity: Identity,
+    welcome: ReplyTemplates,
+    unread: ReplyTemplates,
+    vocabulary: Vocabulary,
+    templates: Templates,
+    pipelines: Vec<(Pipeline, IntentRules)>,
 }
 
 impl<'a> Compiler<'a> {
@@ -46,63 +60,38 @@ impl<'a> Compiler<'a> {
         self.diagnostics.push(diagnostic);
     }
 
+    /// The passes, in the order their results are needed. A part that does not compile is `None`
+    /// and the passes after it still run, so one load reports every problem.
     pub(super) fn run(mut self) -> Option<CompiledConfig> {
-        let pipeline_schema = self.schema("schemas/pipeline.schema.json", PIPELINE_SCHEMA)?;
-        let catalogue_schema = self.schema("schemas/catalogue.schema.json", CATALOGUE_SCHEMA)?;
-
-        let mut templates = Templates::new();
-        self.add_templates(&mut templates);
-
-        let udc_schema = self.schema("schemas/udc_config.schema.json", UDC_CONFIG_SCHEMA)?;
-        let vocabulary_schema = self.schema("schemas/vocabulary.schema.json", VOCABULARY_SCHEMA)?;
-        let vocabulary = self.vocabulary(&vocabulary_schema);
-
+        let schemas = self.schemas()?;
+        let templates = self.templates();
+        let vocabulary = self.vocabulary(&schemas.vocabulary);
         let welcome = self.welcome(&templates);
-        let unread = self.engine_templates(
-            &templates,
-            UNREAD,
-            UNREAD_CONTEXT_NAMES,
-            "the reply about a part of a message nobody understood",
-            "it says which part of a several-request message was not understood",
-        );
-        let catalogue = self.catalogue(&catalogue_schema, &templates);
-        let identity = catalogue.as_ref().and_then(|c| self.identity(&udc_schema, c));
-
-        let mut pipelines = Vec::new();
-        self.pipeline_file_names();
-        let pipeline_files: Vec<(String, String)> = self
-            .files
-            .under("pipelines", ".yaml")
-            .filter(|(p, _)| !p["pipelines/".len()..].contains('/'))
-            .map(|(p, t)| (p.to_owned(), t.to_owned()))
-            .collect();
-        if pipeline_files.is_empty() {
-            self.report(
-                Diagnostic::new(Code::NoFallback, "pipelines/", Position::default(), "there are no pipelines")
-                    .with_help("add at least a fallback pipeline, e.g. pipelines/fallback.yaml with `fallback: true`"),
-            );
-        }
-        let mut documents = Vec::new();
-        for (file, text) in &pipeline_files {
-            let Some((document, spec)) = self.parse::<PipelineSpec>(file, text, &pipeline_schema) else { continue };
-            if let Some(catalogue) = &catalogue {
-                if let Some(compiled) = self.pipeline(&document, &spec, catalogue, &templates) {
-                    pipelines.push(compiled);
-                }
-            }
-            documents.push((document, spec));
-        }
-        self.across_pipelines(&documents);
-
-        let catalogue = catalogue?;
-        let identity = identity?;
-        let welcome = welcome?;
-        let unread = unread?;
-        let vocabulary = vocabulary?;
-        let fallback = pipelines.iter().find(|(p, _)| p.fallback).map(|(p, _)| p.intent.clone())?;
+        let unread = self.unread(&templates);
+        let catalogue = self.catalogue(&schemas.catalogue, &templates);
+        let identity = catalogue.as_ref().and_then(|c| self.identity(&schemas.udc_config, c));
+        let pipelines = self.pipelines(&schemas.pipeline, catalogue.as_ref(), &templates);
+        let parts = Parts {
+            catalogue: catalogue?,
+            identity: identity?,
+            welcome: welcome?,
+            unread: unread?,
+            vocabulary: vocabulary?,
+            templates,
+            pipelines,
+        };
+        let fallback = parts.pipelines.iter().find(|(p, _)| p.fallback).map(|(p, _)| p.intent.clone())?;
         if !self.diagnostics.is_empty() {
             return None;
         }
+        self.unchecked_answers_warning();
+        Some(self.assemble(parts, fallback))
+    }
+
+    /// The runtime configuration from parts that all compiled: pipelines sorted by intent, the
+    /// resolver over their rules, and the values templates read globally.
+    fn assemble(&mut self, parts: Parts, fallback: String) -> CompiledConfig {
+        let Parts { catalogue, identity, welcome, unread, vocabulary, templates, mut pipelines } = parts;
         // the fallback answers when no rule decides, so it takes no part in resolving
         let rules: Vec<IntentRules> =
             pipelines.iter_mut().filter(|(p, _)| !p.fallback).map(|(_, r)| std::mem::take(r)).collect();
@@ -129,25 +118,9 @@ impl<'a> Compiler<'a> {
             .collect();
         let analyzer = Arc::new(Analyzer::new(&catalogue, vocabulary, known.into_iter()));
         let resolver = Resolver::new(rules, fallback, analyzer);
-        if !self.unchecked_answers.is_empty() {
-            let listed: Vec<&str> = self.unchecked_answers.iter().map(String::as_str).collect();
-            self.warnings.push(
-                Diagnostic::new(
-                    Code::UncheckedRead,
-                    CATALOGUE_FILE,
-                    Position::default(),
-                    format!(
-                        "templates read fields of answers that declare no shape, so those reads are not checked: {}",
-                        listed.join("; ")
-                    ),
-                )
-                .with_help("declare `response:` on these endpoints (see STEWARDS.md, \"What a query gives you\")"),
-            );
-        }
-        let warnings = std::mem::take(&mut self.warnings);
-        Some(CompiledConfig {
+        CompiledConfig {
             classifier,
-            warnings,
+            warnings: std::mem::take(&mut self.warnings),
             resolver,
             droplets_value: crate::template::to_value(&catalogue.droplets),
             intents_value,
@@ -158,6 +131,27 @@ impl<'a> Compiler<'a> {
             unread,
             templates: Arc::new(templates),
             origin: self.files.origin.clone(),
-        })
+        }
+    }
+
+    /// One warning for all the endpoints whose answers templates read without a declared shape,
+    /// rather than one per read.
+    fn unchecked_answers_warning(&mut self) {
+        if self.unchecked_answers.is_empty() {
+            return;
+        }
+        let listed: Vec<&str> = self.unchecked_answers.iter().map(String::as_str).collect();
+        self.warnings.push(
+            Diagnostic::new(
+                Code::UncheckedRead,
+                CATALOGUE_FILE,
+                Position::default(),
+                format!(
+                    "templates read fields of answers that declare no shape, so those reads are not checked: {}",
+                    listed.join("; ")
+                ),
+            )
+            .with_help("declare `response:` on these endpoints (see STEWARDS.md, \"What a query gives you\")"),
+        );
     }
 }

@@ -3,14 +3,55 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Compiler, Document};
+use crate::catalogue::Catalogue;
 use crate::config::schema::suggest;
+use crate::config::schema::Schema;
 use crate::config::spec::PipelineSpec;
 use crate::diagnostic::{Code, Diagnostic, Position};
+use crate::intent::IntentRules;
+use crate::pipeline::Pipeline;
+use crate::template::Templates;
 
 impl Compiler<'_> {
+    /// Every pipeline file, each compiled against the catalogue when there is one (without it,
+    /// only parsed), then the checks across all of them.
+    pub(super) fn pipelines(
+        &mut self,
+        schema: &Schema,
+        catalogue: Option<&Catalogue>,
+        templates: &Templates,
+    ) -> Vec<(Pipeline, IntentRules)> {
+        let mut pipelines = Vec::new();
+        self.pipeline_file_names();
+        let pipeline_files: Vec<(String, String)> = self
+            .files
+            .under("pipelines", ".yaml")
+            .filter(|(p, _)| !p["pipelines/".len()..].contains('/'))
+            .map(|(p, t)| (p.to_owned(), t.to_owned()))
+            .collect();
+        if pipeline_files.is_empty() {
+            self.report(
+                Diagnostic::new(Code::NoFallback, "pipelines/", Position::default(), "there are no pipelines")
+                    .with_help("add at least a fallback pipeline, e.g. pipelines/fallback.yaml with `fallback: true`"),
+            );
+        }
+        let mut documents = Vec::new();
+        for (file, text) in &pipeline_files {
+            let Some((document, spec)) = self.parse::<PipelineSpec>(file, text, schema) else { continue };
+            if let Some(catalogue) = catalogue {
+                if let Some(compiled) = self.pipeline(&document, &spec, catalogue, templates) {
+                    pipelines.push(compiled);
+                }
+            }
+            documents.push((document, spec));
+        }
+        self.across_pipelines(&documents);
+        pipelines
+    }
+
     /// Files under `pipelines/` that would silently not be read: another extension (`.yml`), or
     /// a subfolder (pipelines are read from the folder itself).
-    pub(super) fn pipeline_file_names(&mut self) {
+    fn pipeline_file_names(&mut self) {
         let misplaced: Vec<String> = self
             .files
             .under("pipelines", "")
@@ -40,7 +81,7 @@ impl Compiler<'_> {
 
     /// Checks that only make sense across all pipelines: unique intents, one fallback, tests
     /// naming real intents.
-    pub(super) fn across_pipelines(&mut self, documents: &[(Document, PipelineSpec)]) {
+    fn across_pipelines(&mut self, documents: &[(Document, PipelineSpec)]) {
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
         let taken = |name: &str| {
             documents.iter().any(|(_, s)| s.intent == name)

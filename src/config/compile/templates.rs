@@ -21,16 +21,18 @@ pub(super) const DECLINED: (&str, &str) = ("_shared/declined.chat.md.j2", "_shar
 
 /// Said after the replies to a message that asked for several things, about a part of it no
 /// intent could read ("show the registry and blorp the frobnicator").
-pub(super) const UNREAD: (&str, &str) = ("_shared/unread.chat.md.j2", "_shared/unread.voice.txt.j2");
+const UNREAD: (&str, &str) = ("_shared/unread.chat.md.j2", "_shared/unread.voice.txt.j2");
 
 /// Names the "not understood" templates are given: the parts, and the channel.
-pub(super) const UNREAD_CONTEXT_NAMES: &[&str] = &["unread", "channel"];
+const UNREAD_CONTEXT_NAMES: &[&str] = &["unread", "channel"];
 
 /// Templates greeting a client that connects over WebSocket.
-pub(super) const WELCOME: (&str, &str) = ("_shared/welcome.chat.md.j2", "_shared/welcome.voice.txt.j2");
+const WELCOME: (&str, &str) = ("_shared/welcome.chat.md.j2", "_shared/welcome.voice.txt.j2");
 
 impl Compiler<'_> {
-    pub(super) fn add_templates(&mut self, templates: &mut Templates) {
+    /// Every file under `templates/`, parsed; one that does not parse is reported and left out.
+    pub(super) fn templates(&mut self) -> Templates {
+        let mut templates = Templates::new();
         for (path, text) in self.files.under("templates", ".j2") {
             let name = path.trim_start_matches("templates/");
             if let Err(error) = templates.add(name, text) {
@@ -46,6 +48,7 @@ impl Compiler<'_> {
                 );
             }
         }
+        templates
     }
 
     /// The welcome templates: they must exist and read only what a greeting has.
@@ -59,9 +62,20 @@ impl Compiler<'_> {
         )
     }
 
+    /// The templates said about the part of a several-request message no intent could read.
+    pub(super) fn unread(&mut self, templates: &Templates) -> Option<ReplyTemplates> {
+        self.engine_templates(
+            templates,
+            UNREAD,
+            UNREAD_CONTEXT_NAMES,
+            "the reply about a part of a message nobody understood",
+            "it says which part of a several-request message was not understood",
+        )
+    }
+
     /// A pair of templates the engine renders itself (not a pipeline's): each must exist and use
     /// only the names it is given.
-    pub(super) fn engine_templates(
+    fn engine_templates(
         &mut self,
         templates: &Templates,
         (chat, voice): (&str, &str),
