@@ -3,29 +3,20 @@
 
 use std::time::Duration;
 
+use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::{Compiler, Document};
+use super::{Compiler, Document, Scope};
 use crate::catalogue::{Catalogue, Droplet};
 use crate::config::schema::suggest;
-use crate::config::spec::{CallSpec, DropletRefSpec, FanOutSpec, SlotKindSpec};
+use crate::config::spec::{CallSpec, DropletRefSpec, FanOutSpec, SlotKindSpec, SlotSpec};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::steps::{Call, Target, DEFAULT_CALL_TIMEOUT};
 use crate::template::Templates;
 
 impl Compiler<'_> {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn call(
-        &mut self,
-        doc: &Document,
-        here: &str,
-        call: &CallSpec,
-        catalogue: &Catalogue,
-        slot_specs: &indexmap::IndexMap<String, crate::config::spec::SlotSpec>,
-        slot_names: &[String],
-        known: &[String],
-        templates: &Templates,
-    ) -> Option<Call> {
+    pub(super) fn call(&mut self, scope: &Scope, here: &str, call: &CallSpec, catalogue: &Catalogue) -> Option<Call> {
+        let doc = scope.doc;
         let target = match (&call.droplet, &call.droplets) {
             (Some(_), Some(_)) | (None, None) => {
                 self.report(
@@ -36,7 +27,7 @@ impl Compiler<'_> {
             }
             (Some(DropletRefSpec::Name(name)), None) if name.starts_with('$') => {
                 let slot = &name[1..];
-                match slot_specs.get(slot) {
+                match scope.slots.get(slot) {
                     Some(spec) if spec.kind == SlotKindSpec::Droplet => Target::Slot(slot.to_owned()),
                     Some(_) => {
                         self.report(
@@ -51,7 +42,7 @@ impl Compiler<'_> {
                         return None;
                     }
                     None => {
-                        self.unknown_slot(doc, doc.at(&format!("{here}/droplet")), slot, slot_names);
+                        self.unknown_slot(scope, doc.at(&format!("{here}/droplet")), slot);
                         return None;
                     }
                 }
@@ -96,7 +87,7 @@ impl Compiler<'_> {
             }
         };
         if let (Target::Droplet(id), Some(body)) = (&target, &call.body) {
-            self.body_fields(doc, here, *id, call, body, catalogue, slot_specs);
+            self.body_fields(scope, here, *id, call, body, catalogue);
         }
         let mut templated = Vec::new();
         for (key, value) in &call.params {
@@ -107,7 +98,7 @@ impl Compiler<'_> {
             Templates::templated_strings(body, format!("{here}/body"), &mut templated);
         }
         for (pointer, source) in templated {
-            self.check_template_string(doc, &pointer, &source, templates, known, slot_names);
+            self.check_template_string(scope, &pointer, &source);
         }
         Some(Call {
             target,
@@ -123,17 +114,16 @@ impl Compiler<'_> {
     /// The fields of a call's body against the endpoint's `request:`: one it does not take, one
     /// it requires and the body lacks, or a value of the wrong kind would be refused by the
     /// droplet (and the refusal read as the droplet's fault).
-    #[allow(clippy::too_many_arguments)]
     fn body_fields(
         &mut self,
-        doc: &Document,
+        scope: &Scope,
         here: &str,
         id: i64,
         call: &CallSpec,
         body: &Value,
         catalogue: &Catalogue,
-        slot_specs: &indexmap::IndexMap<String, crate::config::spec::SlotSpec>,
     ) {
+        let doc = scope.doc;
         let Some(droplet) = catalogue.by_id(id) else { return };
         let method = call.method.clone().or_else(|| droplet.endpoint(&call.endpoint).map(|e| e.method.clone()));
         let Some(endpoint) = method.and_then(|m| droplet.endpoint_for(&call.endpoint, &m)) else { return };
@@ -165,7 +155,7 @@ impl Compiler<'_> {
         for (key, value) in fields {
             let crate::shapes::Field::Declared { node, .. } = root.field(key) else { continue };
             let expected = node.types();
-            let Some((sent, from)) = sent_type(value, slot_specs) else { continue };
+            let Some((sent, from)) = sent_type(value, scope.slots) else { continue };
             let fits =
                 expected.is_empty() || expected.contains(&sent) || (sent == "integer" && expected.contains(&"number"));
             if !fits {
@@ -265,10 +255,7 @@ impl Compiler<'_> {
 
 /// The JSON type a body value will have, and where it comes from in words: a literal, or a
 /// `"{{ slots.x }}"` (a whole expression keeps its type).
-fn sent_type(
-    value: &Value,
-    slot_specs: &indexmap::IndexMap<String, crate::config::spec::SlotSpec>,
-) -> Option<(&'static str, String)> {
+fn sent_type(value: &Value, slot_specs: &IndexMap<String, SlotSpec>) -> Option<(&'static str, String)> {
     match value {
         Value::String(text) => {
             let expr = crate::template::single_expression(text)?.trim();

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::Compiler;
+use super::{Compiler, Scope};
 use crate::catalogue::{Catalogue, Droplet, Endpoint, NativeForm};
 use crate::config::answer_shapes;
 use crate::config::files::{CATALOGUE_FILE, UDC_CONFIG_FILE};
@@ -26,6 +27,11 @@ impl Compiler<'_> {
         };
         let (document, spec) = self.parse::<CatalogueSpec>(CATALOGUE_FILE, text, schema)?;
         let shapes = answer_shapes::named(&document, &spec.shapes, &mut |d| self.report(d));
+        // samples and native payloads are rendered with a call's `body` and `params`, outside any
+        // pipeline, so no slots
+        let no_slots = IndexMap::new();
+        let known = SAMPLE_CONTEXT_NAMES.iter().map(|s| s.to_string()).collect();
+        let samples = Scope::new(&document, templates, known, &no_slots);
         let mut seen_ids: BTreeMap<i64, String> = BTreeMap::new();
         let mut seen_names: BTreeMap<String, String> = BTreeMap::new();
         let mut droplets = Vec::new();
@@ -94,14 +100,7 @@ impl Compiler<'_> {
                     });
                 }
                 if let Some(sample) = &e.sample {
-                    self.check_templated(
-                        &document,
-                        &format!("{here}/endpoints/{j}/sample"),
-                        sample,
-                        templates,
-                        SAMPLE_CONTEXT_NAMES,
-                        &[],
-                    );
+                    self.check_templated(&samples, &format!("{here}/endpoints/{j}/sample"), sample);
                 }
                 if let Some(native) = &e.native {
                     if d.id != crate::mesh::ORCHESTRATOR_DROPLET_ID {
@@ -119,14 +118,7 @@ impl Compiler<'_> {
                             .with_help("remove `native` here; calls to this droplet go the way MESH_MODE says"),
                         );
                     }
-                    self.check_templated(
-                        &document,
-                        &format!("{here}/endpoints/{j}/native/payload"),
-                        &native.payload,
-                        templates,
-                        SAMPLE_CONTEXT_NAMES,
-                        &[],
-                    );
+                    self.check_templated(&samples, &format!("{here}/endpoints/{j}/native/payload"), &native.payload);
                 }
                 endpoints.push(Endpoint {
                     path: e.path.clone(),

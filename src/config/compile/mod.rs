@@ -16,9 +16,12 @@ mod vocabulary;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use indexmap::IndexMap;
+
 pub(super) use documents::Document;
 
 use super::files::{ConfigFiles, CATALOGUE_FILE};
+use super::spec::SlotSpec;
 use super::CompiledConfig;
 use crate::catalogue::Catalogue;
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Position};
@@ -49,6 +52,33 @@ struct Parts {
     vocabulary: Vocabulary,
     templates: Templates,
     pipelines: Vec<(Pipeline, IntentRules)>,
+}
+
+/// Where a check is: the file it reports in, and what the templates and templated values used
+/// there may read. There is one per pipeline and one for the catalogue's samples; the JSON
+/// pointer inside the file goes beside it, because it changes at every level of a step.
+pub(super) struct Scope<'s> {
+    pub(super) doc: &'s Document,
+    pub(super) templates: &'s Templates,
+    /// The names everything rendered here is given: the engine's context and the pipeline's
+    /// results (`as:`).
+    pub(super) known: Vec<String>,
+    /// The slots as declared, for their kinds (a `$slot` droplet, the type a body value sends);
+    /// none outside a pipeline.
+    pub(super) slots: &'s IndexMap<String, SlotSpec>,
+    /// Their names in the order written, for suggestions and the lists in messages.
+    pub(super) slot_names: Vec<String>,
+}
+
+impl<'s> Scope<'s> {
+    pub(super) fn new(
+        doc: &'s Document,
+        templates: &'s Templates,
+        known: Vec<String>,
+        slots: &'s IndexMap<String, SlotSpec>,
+    ) -> Self {
+        Scope { doc, templates, known, slots, slot_names: slots.keys().cloned().collect() }
+    }
 }
 
 impl<'a> Compiler<'a> {

@@ -2,7 +2,7 @@
 
 use regex::Regex;
 
-use super::{Compiler, Document};
+use super::{Compiler, Document, Scope};
 use crate::catalogue::Catalogue;
 use crate::config::patterns;
 use crate::config::spec::{PipelineSpec, QuestionSpec, SlotKindSpec};
@@ -141,10 +141,10 @@ impl Compiler<'_> {
                 ),
             }
         }
-        let slot_names: Vec<String> = spec.slots.keys().cloned().collect();
         let result_names = self.result_names(doc, spec);
         let mut known: Vec<String> = CONTEXT_NAMES.iter().map(|s| s.to_string()).collect();
         known.extend(result_names.iter().cloned());
+        let scope = Scope::new(doc, templates, known, &spec.slots);
 
         self.consent_before_changes(doc, spec, catalogue);
         let mut steps = Vec::new();
@@ -163,15 +163,14 @@ impl Compiler<'_> {
                 );
             }
             if let Some(condition) = &step.when {
-                self.check_expression(doc, &format!("{here}/when"), condition, templates, &known, &slot_names);
+                self.check_expression(&scope, &format!("{here}/when"), condition);
             }
             let only_format =
                 step.format.is_some() && step.extract.is_none() && step.query.is_none() && step.reason.is_none();
             if only_format && step.when.is_none() && reply_guaranteed_at.is_none() {
                 reply_guaranteed_at = Some(i);
             }
-            if let Some(compiled) = self.step(doc, &here, step, &slot_names, &known, catalogue, &spec.slots, templates)
-            {
+            if let Some(compiled) = self.step(&scope, &here, step, catalogue) {
                 steps.push(GuardedStep { when: step.when.clone(), step: compiled });
             }
         }

@@ -1,7 +1,7 @@
 //! One step of a pipeline: exactly one kind, each compiled with its templates.
 
 use super::templates::{DECLINED, DEFAULT_ASK, GIVE_UP};
-use super::{Compiler, Document};
+use super::{Compiler, Scope};
 use crate::catalogue::Catalogue;
 use crate::config::spec::{ConfirmSpec, ExtractSpec, FormatSpec, ReasonSpec, StepSpec};
 use crate::diagnostic::{Code, Diagnostic};
@@ -9,23 +9,11 @@ use crate::steps::{
     ConfirmStep, ExtractStep, FormatStep, Progress, QueryStep, ReasonOutput, ReasonStep, Step, DEFAULT_CONFIRM_TRIES,
     DEFAULT_TRIES,
 };
-use crate::template::{
-    Templates, ASK_CONTEXT_NAMES, CONFIRM_CONTEXT_NAMES, GIVE_UP_CONTEXT_NAMES, PROGRESS_CONTEXT_NAMES,
-};
+use crate::template::{ASK_CONTEXT_NAMES, CONFIRM_CONTEXT_NAMES, GIVE_UP_CONTEXT_NAMES, PROGRESS_CONTEXT_NAMES};
 
 impl Compiler<'_> {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn step(
-        &mut self,
-        doc: &Document,
-        here: &str,
-        step: &StepSpec,
-        slot_names: &[String],
-        known: &[String],
-        catalogue: &Catalogue,
-        slot_specs: &indexmap::IndexMap<String, crate::config::spec::SlotSpec>,
-        templates: &Templates,
-    ) -> Option<Step> {
+    pub(super) fn step(&mut self, scope: &Scope, here: &str, step: &StepSpec, catalogue: &Catalogue) -> Option<Step> {
+        let doc = scope.doc;
         let kinds: Vec<&str> = [
             ("extract", step.extract.is_some()),
             ("query", step.query.is_some()),
@@ -63,28 +51,23 @@ impl Compiler<'_> {
             return None;
         }
         if let Some(extract) = &step.extract {
-            return self
-                .extract(doc, &format!("{here}/extract"), extract, slot_names, known, templates)
-                .map(Step::Extract);
+            return self.extract(scope, &format!("{here}/extract"), extract).map(Step::Extract);
         }
         if let Some(reason) = &step.reason {
-            return self.reason(doc, &format!("{here}/reason"), reason, templates, known, slot_names).map(Step::Reason);
+            return self.reason(scope, &format!("{here}/reason"), reason).map(Step::Reason);
         }
         if let Some(confirm) = &step.confirm {
-            return self
-                .confirm(doc, &format!("{here}/confirm"), confirm, templates, known, slot_names)
-                .map(Step::Confirm);
+            return self.confirm(scope, &format!("{here}/confirm"), confirm).map(Step::Confirm);
         }
         if let Some(format) = &step.format {
-            let templates_ok =
-                self.reply_templates(doc, &format!("{here}/format"), format, templates, known, slot_names, &[]);
+            let templates_ok = self.reply_templates(scope, &format!("{here}/format"), format, &[]);
             return templates_ok.map(|t| Step::Format(FormatStep { templates: t }));
         }
         let query = step.query.as_ref()?;
         let mut calls = Vec::new();
         for (suffix, call) in query.calls() {
             let pointer = format!("{here}/query{suffix}");
-            if let Some(call) = self.call(doc, &pointer, call, catalogue, slot_specs, slot_names, known, templates) {
+            if let Some(call) = self.call(scope, &pointer, call, catalogue) {
                 calls.push(call);
             }
         }
@@ -93,42 +76,25 @@ impl Compiler<'_> {
             Some(spec) => {
                 let lines = FormatSpec { chat: spec.chat.clone(), voice: spec.voice.clone() };
                 let pointer = format!("{here}/progress");
-                let templates =
-                    self.reply_templates(doc, &pointer, &lines, templates, known, slot_names, PROGRESS_CONTEXT_NAMES)?;
+                let templates = self.reply_templates(scope, &pointer, &lines, PROGRESS_CONTEXT_NAMES)?;
                 Some(Progress { templates, after: spec.after_ms.map(std::time::Duration::from_millis) })
             }
         };
         Some(Step::Query(QueryStep { calls, progress }))
     }
 
-    fn extract(
-        &mut self,
-        doc: &Document,
-        here: &str,
-        extract: &ExtractSpec,
-        slot_names: &[String],
-        known: &[String],
-        templates: &Templates,
-    ) -> Option<ExtractStep> {
+    fn extract(&mut self, scope: &Scope, here: &str, extract: &ExtractSpec) -> Option<ExtractStep> {
         for (key, names) in [("required", &extract.required), ("optional", &extract.optional)] {
             for (j, name) in names.iter().enumerate() {
-                if !slot_names.contains(name) {
-                    self.unknown_slot(doc, doc.at(&format!("{here}/{key}/{j}")), name, slot_names);
+                if !scope.slot_names.contains(name) {
+                    self.unknown_slot(scope, scope.doc.at(&format!("{here}/{key}/{j}")), name);
                 }
             }
         }
         let default_ask = FormatSpec { chat: DEFAULT_ASK.0.to_owned(), voice: DEFAULT_ASK.1.to_owned() };
         let ask_spec = extract.ask.as_ref().unwrap_or(&default_ask);
-        let ask = self.reply_templates(
-            doc,
-            &format!("{here}/ask"),
-            ask_spec,
-            templates,
-            known,
-            slot_names,
-            ASK_CONTEXT_NAMES,
-        )?;
-        let give_up = self.shared_templates(doc, here, GIVE_UP, templates, known, slot_names, GIVE_UP_CONTEXT_NAMES)?;
+        let ask = self.reply_templates(scope, &format!("{here}/ask"), ask_spec, ASK_CONTEXT_NAMES)?;
+        let give_up = self.shared_templates(scope, here, GIVE_UP, GIVE_UP_CONTEXT_NAMES)?;
         Some(ExtractStep {
             required: extract.required.clone(),
             optional: extract.optional.clone(),
@@ -140,39 +106,20 @@ impl Compiler<'_> {
     }
 
     /// A `confirm` step: its read-back templates, and the shared (or its own) declined reply.
-    fn confirm(
-        &mut self,
-        doc: &Document,
-        here: &str,
-        confirm: &ConfirmSpec,
-        templates: &Templates,
-        known: &[String],
-        slot_names: &[String],
-    ) -> Option<ConfirmStep> {
+    fn confirm(&mut self, scope: &Scope, here: &str, confirm: &ConfirmSpec) -> Option<ConfirmStep> {
         let read_back = FormatSpec { chat: confirm.chat.clone(), voice: confirm.voice.clone() };
-        let ask = self.reply_templates(doc, here, &read_back, templates, known, slot_names, CONFIRM_CONTEXT_NAMES);
+        let ask = self.reply_templates(scope, here, &read_back, CONFIRM_CONTEXT_NAMES);
         let declined = match &confirm.declined {
-            Some(spec) => {
-                self.reply_templates(doc, &format!("{here}/declined"), spec, templates, known, slot_names, &[])
-            }
-            None => self.shared_templates(doc, here, DECLINED, templates, known, slot_names, &[]),
+            Some(spec) => self.reply_templates(scope, &format!("{here}/declined"), spec, &[]),
+            None => self.shared_templates(scope, here, DECLINED, &[]),
         };
-        let give_up = self.shared_templates(doc, here, GIVE_UP, templates, known, slot_names, GIVE_UP_CONTEXT_NAMES);
+        let give_up = self.shared_templates(scope, here, GIVE_UP, GIVE_UP_CONTEXT_NAMES);
         Some(ConfirmStep { ask: ask?, declined: declined?, give_up: give_up?, tries: DEFAULT_CONFIRM_TRIES })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn reason(
-        &mut self,
-        doc: &Document,
-        here: &str,
-        reason: &ReasonSpec,
-        templates: &Templates,
-        known: &[String],
-        slot_names: &[String],
-    ) -> Option<ReasonStep> {
-        let prompt_ok =
-            self.template_file(doc, &format!("{here}/prompt"), &reason.prompt, templates, known, slot_names, &[]);
+    fn reason(&mut self, scope: &Scope, here: &str, reason: &ReasonSpec) -> Option<ReasonStep> {
+        let doc = scope.doc;
+        let prompt_ok = self.template_file(scope, &format!("{here}/prompt"), &reason.prompt, &[]);
         let output = match (reason.output.as_deref().unwrap_or("text"), &reason.schema) {
             ("json", None) => {
                 self.report(

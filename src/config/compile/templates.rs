@@ -3,7 +3,7 @@
 
 use super::syntax_errors::{error_detail, template_error_position};
 use super::variables::check_variable;
-use super::{Compiler, Document};
+use super::{Compiler, Scope};
 use crate::config::schema::suggest;
 use crate::config::spec::FormatSpec;
 use crate::diagnostic::{Code, Diagnostic, Position};
@@ -111,53 +111,37 @@ impl Compiler<'_> {
     }
 
     /// One of the shared reply pairs (`_shared/…`), checked like a pipeline's own.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn shared_templates(
         &mut self,
-        doc: &Document,
+        scope: &Scope,
         here: &str,
         (chat, voice): (&str, &str),
-        templates: &Templates,
-        known: &[String],
-        slot_names: &[String],
         extra: &[&str],
     ) -> Option<ReplyTemplates> {
         let spec = FormatSpec { chat: chat.to_owned(), voice: voice.to_owned() };
-        self.reply_templates(doc, here, &spec, templates, known, slot_names, extra)
+        self.reply_templates(scope, here, &spec, extra)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A chat and a voice template, each given the scope's names and `extra`.
     pub(super) fn reply_templates(
         &mut self,
-        doc: &Document,
+        scope: &Scope,
         here: &str,
         spec: &FormatSpec,
-        templates: &Templates,
-        known: &[String],
-        slot_names: &[String],
         extra: &[&str],
     ) -> Option<ReplyTemplates> {
         let mut ok = true;
         for (key, name) in [("chat", &spec.chat), ("voice", &spec.voice)] {
             let pointer = format!("{here}/{key}");
-            ok &= self.template_file(doc, &pointer, name, templates, known, slot_names, extra);
+            ok &= self.template_file(scope, &pointer, name, extra);
         }
         ok.then(|| ReplyTemplates { chat: spec.chat.clone(), voice: spec.voice.clone() })
     }
 
     /// A template a pipeline names: it must exist, parse, and use only names it will be given.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn template_file(
-        &mut self,
-        doc: &Document,
-        pointer: &str,
-        name: &str,
-        templates: &Templates,
-        known: &[String],
-        slot_names: &[String],
-        extra: &[&str],
-    ) -> bool {
-        if !templates.contains(name) {
+    pub(super) fn template_file(&mut self, scope: &Scope, pointer: &str, name: &str, extra: &[&str]) -> bool {
+        let doc = scope.doc;
+        if !scope.templates.contains(name) {
             if self.files.get(&format!("templates/{name}")).is_some() {
                 return false; // it exists but did not parse: already reported against the template
             }
@@ -181,13 +165,14 @@ impl Compiler<'_> {
             self.report(diagnostic);
             return false;
         }
-        let mut allowed: Vec<String> = known.to_vec();
+        let mut allowed: Vec<String> = scope.known.clone();
         allowed.extend(extra.iter().map(|s| s.to_string()));
         let path = format!("templates/{name}");
         let source = self.files.get(&path).unwrap_or_default().to_owned();
         let mut ok = true;
-        for variable in templates.undeclared_variables(name) {
-            if let Some(diagnostic) = check_variable(&path, &source, &variable, &allowed, slot_names, &doc.file) {
+        for variable in scope.templates.undeclared_variables(name) {
+            if let Some(diagnostic) = check_variable(&path, &source, &variable, &allowed, &scope.slot_names, &doc.file)
+            {
                 self.report(diagnostic);
                 ok = false;
             }

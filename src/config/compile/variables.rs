@@ -5,7 +5,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::syntax_errors::error_detail;
-use super::{Compiler, Document};
+use super::{Compiler, Scope};
 use crate::config::schema::suggest;
 use crate::diagnostic::{Code, Diagnostic, Position};
 use crate::template::Templates;
@@ -28,17 +28,11 @@ const JINJA_GLOBALS: &[&str] = &[
 ];
 
 impl Compiler<'_> {
-    pub(super) fn check_expression(
-        &mut self,
-        doc: &Document,
-        pointer: &str,
-        expr: &str,
-        templates: &Templates,
-        known: &[String],
-        slot_names: &[String],
-    ) {
-        match templates.expression_variables(expr) {
-            Ok(variables) => self.check_variables(doc, pointer, expr, &variables, known, slot_names),
+    /// A `when:` condition: it parses, and reads only what the scope has.
+    pub(super) fn check_expression(&mut self, scope: &Scope, pointer: &str, expr: &str) {
+        let doc = scope.doc;
+        match scope.templates.expression_variables(expr) {
+            Ok(variables) => self.check_variables(scope, pointer, expr, &variables),
             Err(error) => self.report(
                 Diagnostic::new(
                     Code::BadCondition,
@@ -51,21 +45,15 @@ impl Compiler<'_> {
         }
     }
 
-    pub(super) fn check_template_string(
-        &mut self,
-        doc: &Document,
-        pointer: &str,
-        source: &str,
-        templates: &Templates,
-        known: &[String],
-        slot_names: &[String],
-    ) {
+    /// One templated string in a YAML value: it parses, and reads only what the scope has.
+    pub(super) fn check_template_string(&mut self, scope: &Scope, pointer: &str, source: &str) {
+        let doc = scope.doc;
         let parsed = match crate::template::single_expression(source) {
-            Some(expr) => templates.expression_variables(expr),
-            None => templates.inline_variables(source),
+            Some(expr) => scope.templates.expression_variables(expr),
+            None => scope.templates.inline_variables(source),
         };
         match parsed {
-            Ok(variables) => self.check_variables(doc, pointer, source, &variables, known, slot_names),
+            Ok(variables) => self.check_variables(scope, pointer, source, &variables),
             Err(error) => self.report(
                 Diagnostic::new(
                     Code::TemplateSyntax,
@@ -78,32 +66,17 @@ impl Compiler<'_> {
         }
     }
 
-    pub(super) fn check_templated(
-        &mut self,
-        doc: &Document,
-        pointer: &str,
-        value: &Value,
-        templates: &Templates,
-        known: &[&str],
-        slot_names: &[String],
-    ) {
+    /// Every templated string inside a JSON value (a sample, a native payload).
+    pub(super) fn check_templated(&mut self, scope: &Scope, pointer: &str, value: &Value) {
         let mut found = Vec::new();
         Templates::templated_strings(value, pointer.to_owned(), &mut found);
-        let known: Vec<String> = known.iter().map(|s| s.to_string()).collect();
         for (pointer, source) in found {
-            self.check_template_string(doc, &pointer, &source, templates, &known, slot_names);
+            self.check_template_string(scope, &pointer, &source);
         }
     }
 
-    fn check_variables(
-        &mut self,
-        doc: &Document,
-        pointer: &str,
-        written: &str,
-        variables: &[String],
-        known: &[String],
-        slot_names: &[String],
-    ) {
+    fn check_variables(&mut self, scope: &Scope, pointer: &str, written: &str, variables: &[String]) {
+        let (doc, known, slot_names) = (scope.doc, &scope.known, &scope.slot_names);
         for variable in variables {
             let (head, rest) = split_variable(variable);
             if JINJA_GLOBALS.contains(&head) {
@@ -121,14 +94,15 @@ impl Compiler<'_> {
             } else if head == "slots" {
                 if let Some(slot) = rest {
                     if !slot_names.iter().any(|s| s == slot) {
-                        self.unknown_slot(doc, doc.at(pointer), slot, slot_names);
+                        self.unknown_slot(scope, doc.at(pointer), slot);
                     }
                 }
             }
         }
     }
 
-    pub(super) fn unknown_slot(&mut self, doc: &Document, at: Position, name: &str, slot_names: &[String]) {
+    pub(super) fn unknown_slot(&mut self, scope: &Scope, at: Position, name: &str) {
+        let (doc, slot_names) = (scope.doc, &scope.slot_names);
         let mut diagnostic = Diagnostic::new(
             Code::UnknownSlot,
             &doc.file,
