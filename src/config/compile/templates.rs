@@ -2,7 +2,7 @@
 //! engine names exist and read only what they are given.
 
 use super::syntax_errors::{error_detail, template_error_position};
-use super::variables::check_variable;
+use super::variables::check_template_variable;
 use super::{Compiler, Scope};
 use crate::config::schema::suggest;
 use crate::config::spec::FormatSpec;
@@ -101,7 +101,7 @@ impl Compiler<'_> {
             };
             let allowed: Vec<String> = names.iter().map(|s| s.to_string()).collect();
             for variable in templates.undeclared_variables(name) {
-                if let Some(diagnostic) = check_variable(&path, &source, &variable, &allowed, &[], what) {
+                if let Some(diagnostic) = check_template_variable(&path, &source, &variable, &allowed, &[], what) {
                     ok = false;
                     self.report(diagnostic);
                 }
@@ -171,7 +171,8 @@ impl Compiler<'_> {
         let source = self.files.get(&path).unwrap_or_default().to_owned();
         let mut ok = true;
         for variable in scope.templates.undeclared_variables(name) {
-            if let Some(diagnostic) = check_variable(&path, &source, &variable, &allowed, &scope.slot_names, &doc.file)
+            if let Some(diagnostic) =
+                check_template_variable(&path, &source, &variable, &allowed, &scope.slot_names, &doc.file)
             {
                 self.report(diagnostic);
                 ok = false;

@@ -1,5 +1,7 @@
 //! The names templates, conditions and templated values read, checked against what they are
-//! given where they are rendered.
+//! given where they are rendered. One rule decides (`unresolved`); a read in a template file
+//! and one in the YAML are located and worded differently, because the steward fixes them in
+//! different files.
 
 use regex::Regex;
 use serde_json::Value;
@@ -75,28 +77,24 @@ impl Compiler<'_> {
         }
     }
 
+    /// The reads of a condition or templated value in YAML, located at its pointer.
     fn check_variables(&mut self, scope: &Scope, pointer: &str, written: &str, variables: &[String]) {
-        let (doc, known, slot_names) = (scope.doc, &scope.known, &scope.slot_names);
+        let doc = scope.doc;
         for variable in variables {
-            let (head, rest) = split_variable(variable);
-            if JINJA_GLOBALS.contains(&head) {
-                continue;
-            }
-            if !known.iter().any(|k| k == head) {
-                let mut diagnostic = Diagnostic::new(
-                    Code::UndefinedVariable,
-                    &doc.file,
-                    doc.at(pointer),
-                    format!("`{written}` uses `{head}`, which does not exist here"),
-                );
-                diagnostic = with_variable_help(diagnostic, head, known);
-                self.report(diagnostic);
-            } else if head == "slots" {
-                if let Some(slot) = rest {
-                    if !slot_names.iter().any(|s| s == slot) {
-                        self.unknown_slot(scope, doc.at(pointer), slot);
-                    }
+            // a value is one string, not a file a steward structures with `{% set %}`: it gets no
+            // allowance for names it sets, so one set inside `{% if %}` and read after is refused
+            match unresolved(variable, &scope.known, &scope.slot_names, |_| false) {
+                None => {}
+                Some(Unresolved::Name(head)) => {
+                    let diagnostic = Diagnostic::new(
+                        Code::UndefinedVariable,
+                        &doc.file,
+                        doc.at(pointer),
+                        format!("`{written}` uses `{head}`, which does not exist here"),
+                    );
+                    self.report(with_variable_help(diagnostic, head, &scope.known));
                 }
+                Some(Unresolved::Slot(slot)) => self.unknown_slot(scope, doc.at(pointer), slot),
             }
         }
     }
@@ -120,11 +118,40 @@ impl Compiler<'_> {
     }
 }
 
-/// `slots.name.first` → (`slots`, Some(`name`)).
-fn split_variable(variable: &str) -> (&str, Option<&str>) {
+/// A read that does not resolve where it is rendered.
+enum Unresolved<'v> {
+    /// Its first name (`slot` of `slot.name`) is given to nothing rendered there.
+    Name(&'v str),
+    /// It reads `slots.x`, and the pipeline declares no slot `x`.
+    Slot(&'v str),
+}
+
+/// The one rule for what a template, condition or templated value may read (`slots.name.first`):
+/// minijinja's own globals, a name it is given (`known`) or sets itself (`sets`), and of `slots`
+/// only the declared ones. `sets` is asked only when the answer matters, because for a template
+/// it compiles a pattern.
+fn unresolved<'v>(
+    variable: &'v str,
+    known: &[String],
+    slots: &[String],
+    sets: impl Fn(&str) -> bool,
+) -> Option<Unresolved<'v>> {
     let mut parts = variable.splitn(3, '.');
     let head = parts.next().unwrap_or_default();
-    (head, parts.next())
+    if JINJA_GLOBALS.contains(&head) {
+        return None;
+    }
+    let given = known.iter().any(|k| k == head);
+    if (!given || head == "slots") && sets(head) {
+        return None;
+    }
+    if !given {
+        return Some(Unresolved::Name(head));
+    }
+    match parts.next() {
+        Some(slot) if head == "slots" && !slots.iter().any(|s| s == slot) => Some(Unresolved::Slot(slot)),
+        _ => None,
+    }
 }
 
 fn with_variable_help(diagnostic: Diagnostic, head: &str, known: &[String]) -> Diagnostic {
@@ -134,56 +161,42 @@ fn with_variable_help(diagnostic: Diagnostic, head: &str, known: &[String]) -> D
     }
 }
 
-/// A template's use of an unknown variable or slot, located at its first use in the template.
-pub(super) fn check_variable(
+/// One read of a template file (`path`, rendered by `renderer`), located at its first use in the
+/// template.
+pub(super) fn check_template_variable(
     path: &str,
     source: &str,
     variable: &str,
     allowed: &[String],
     slot_names: &[String],
-    pipeline_file: &str,
+    renderer: &str,
 ) -> Option<Diagnostic> {
-    let (head, rest) = split_variable(variable);
-    if JINJA_GLOBALS.contains(&head) {
-        return None;
-    }
-    let known = allowed.iter().any(|k| k == head);
-    // a name the template sets itself is fine; asked only when it would otherwise be reported,
-    // because the check compiles a pattern
-    if (!known || head == "slots") && assigns(source, head) {
-        return None;
-    }
-    if !known {
-        let at = first_use(source, head);
-        let diagnostic = Diagnostic::new(
-            Code::UndefinedVariable,
-            path,
-            at,
-            format!("`{head}` is not defined when {pipeline_file} renders this template"),
-        );
-        return Some(with_variable_help(diagnostic, head, allowed));
-    }
-    if head == "slots" {
-        let slot = rest?;
-        if !slot_names.iter().any(|s| s == slot) {
-            let at = first_use(source, &format!("slots.{slot}"));
-            let mut diagnostic = Diagnostic::new(
+    match unresolved(variable, allowed, slot_names, |name| assigns(source, name))? {
+        Unresolved::Name(head) => {
+            let diagnostic = Diagnostic::new(
+                Code::UndefinedVariable,
+                path,
+                first_use(source, head),
+                format!("`{head}` is not defined when {renderer} renders this template"),
+            );
+            Some(with_variable_help(diagnostic, head, allowed))
+        }
+        Unresolved::Slot(slot) => {
+            let diagnostic = Diagnostic::new(
                 Code::UnknownSlot,
                 path,
-                at,
-                format!("slot `{slot}` is not declared in {pipeline_file}"),
+                first_use(source, &format!("slots.{slot}")),
+                format!("slot `{slot}` is not declared in {renderer}"),
             );
-            diagnostic = match suggest(slot, slot_names.iter().map(String::as_str)) {
+            Some(match suggest(slot, slot_names.iter().map(String::as_str)) {
                 Some(best) => diagnostic.with_help(format!("did you mean `slots.{best}`?")),
                 None => diagnostic.with_help(format!(
                     "declared slots: {}",
                     if slot_names.is_empty() { "none".to_owned() } else { slot_names.join(", ") }
                 )),
-            };
-            return Some(diagnostic);
+            })
         }
     }
-    None
 }
 
 /// Whether the template assigns `name` itself. minijinja's `undeclared_variables` reports a
@@ -196,7 +209,8 @@ fn assigns(source: &str, name: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Line and column of the first whole-word occurrence of `word` inside a `{{ }}` or `{% %}`.
+/// Line and column of the first whole-word occurrence of `word` that does not follow a dot (a
+/// field of the same name is another read); the template's own text is searched too.
 fn first_use(source: &str, word: &str) -> Position {
     let Ok(pattern) = Regex::new(&format!(r"(^|[^\w.]){}\b", regex::escape(word))) else { return Position::default() };
     for (n, line) in source.lines().enumerate() {
