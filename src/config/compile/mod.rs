@@ -7,6 +7,7 @@ mod catalogue;
 mod documents;
 mod pipeline;
 mod pipelines;
+mod slots;
 mod steps;
 mod syntax_errors;
 mod templates;

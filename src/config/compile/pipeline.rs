@@ -1,35 +1,26 @@
-//! One pipeline: its intent rules, slots, result names, steps and tests.
+//! One pipeline: its file name and intent rules, its result names, the consent and answer-read
+//! checks over its steps, and the runtime `Pipeline` built from it.
+
+use std::collections::HashSet;
 
 use regex::Regex;
 
 use super::{Compiler, Document, Scope};
 use crate::catalogue::Catalogue;
 use crate::config::patterns;
-use crate::config::spec::{PipelineSpec, QuestionSpec, SlotKindSpec};
+use crate::config::spec::{PipelineSpec, SlotKindSpec};
 use crate::config::template_reads;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::intent::IntentRules;
-use crate::pipeline::{GuardedStep, Pipeline, PipelineTest};
-use crate::slots::phrases::Phrase;
-use crate::slots::{KeyValueParser, SlotDef, SlotKind};
+use crate::pipeline::{Pipeline, PipelineTest};
+use crate::slots::{KeyValueParser, SlotDef};
 use crate::template::{
     Templates, ASK_CONTEXT_NAMES, CONFIRM_CONTEXT_NAMES, CONTEXT_NAMES, GIVE_UP_CONTEXT_NAMES, PROGRESS_CONTEXT_NAMES,
 };
 
 impl Compiler<'_> {
-    fn regexes(&mut self, document: &Document, pointer: &str, patterns: &[String]) -> Vec<Regex> {
-        let mut out = Vec::new();
-        for (i, pattern) in patterns.iter().enumerate() {
-            let at = document.at(&format!("{pointer}/{i}"));
-            let line = document.text.lines().nth(at.line.saturating_sub(1) as usize).unwrap_or_default();
-            match patterns::compile(pattern, &document.file, at, line) {
-                Ok(regex) => out.push(regex),
-                Err(diagnostic) => self.report(diagnostic),
-            }
-        }
-        out
-    }
-
+    /// One pipeline, checked in the order its file is written. It is built only when none of
+    /// these checks found a problem in it; the other pipelines are built either way.
     pub(super) fn pipeline(
         &mut self,
         doc: &Document,
@@ -38,6 +29,43 @@ impl Compiler<'_> {
         templates: &Templates,
     ) -> Option<(Pipeline, IntentRules)> {
         let errors_before = self.diagnostics.len();
+        self.intent_name(doc, spec);
+        let rules = self.intent_rules(doc, spec);
+        let slots = self.slots(doc, spec);
+        let result_names = self.result_names(doc, spec);
+        let mut known: Vec<String> = CONTEXT_NAMES.iter().map(|s| s.to_string()).collect();
+        known.extend(result_names.iter().cloned());
+        let scope = Scope::new(doc, templates, known, &spec.slots);
+        self.consent_before_changes(doc, spec, catalogue);
+        let steps = self.steps(&scope, spec, catalogue);
+        self.answer_reads(doc, spec, catalogue);
+        if self.diagnostics.len() > errors_before {
+            return None;
+        }
+        let parser = self.key_value_parser(doc, &slots)?;
+        let pipeline = Pipeline {
+            generic_words: generic_words(spec, &slots),
+            intent: spec.intent.clone(),
+            description: spec.description.clone(),
+            examples: spec.examples.clone(),
+            fallback: spec.fallback,
+            interrupts: spec.interrupts,
+            listed: spec.listed,
+            slots,
+            parser,
+            steps,
+            result_names,
+            tests: tests(doc, spec),
+            fingerprint: fingerprint(&doc.text),
+            file: doc.file.clone(),
+            example_positions: (0..spec.examples.len()).map(|i| doc.at(&format!("/examples/{i}"))).collect(),
+            step_lines: (0..spec.steps.len()).map(|i| doc.at(&format!("/steps/{i}")).line).collect(),
+        };
+        Some((pipeline, rules))
+    }
+
+    /// A pipeline's file is named after its intent, so the intent is found by its file.
+    fn intent_name(&mut self, doc: &Document, spec: &PipelineSpec) {
         let stem = doc.file.trim_start_matches("pipelines/").trim_end_matches(".yaml");
         if spec.intent != stem {
             self.report(
@@ -58,7 +86,12 @@ impl Compiler<'_> {
                 }),
             );
         }
-        let rules = IntentRules {
+    }
+
+    /// What the rule resolver needs of this intent: its patterns (each regex checked), keywords,
+    /// examples, and the words that start one of its slot phrases.
+    fn intent_rules(&mut self, doc: &Document, spec: &PipelineSpec) -> IntentRules {
+        IntentRules {
             intent: spec.intent.clone(),
             priority: spec.priority,
             any: self.regexes(doc, "/match/any", &spec.rules.any),
@@ -82,125 +115,26 @@ impl Compiler<'_> {
                     crate::nlu::text::words(&text.replace("{value}", " ")).into_iter().next().map(|w| w.text)
                 })
                 .collect(),
-        };
+        }
+    }
 
-        let mut slots = Vec::new();
-        for (name, slot) in &spec.slots {
-            let kind = match slot.kind {
-                SlotKindSpec::String => SlotKind::String,
-                SlotKindSpec::Integer => SlotKind::Integer,
-                SlotKindSpec::Number => SlotKind::Number,
-                SlotKindSpec::Boolean => SlotKind::Boolean,
-                SlotKindSpec::Droplet => SlotKind::Droplet,
-            };
-            let mut declared = Vec::new();
-            for (i, written) in slot.from.iter().enumerate() {
-                match Phrase::new(written) {
-                    Ok(phrase) if phrase.is_glued() && !matches!(kind, SlotKind::Integer | SlotKind::Number) => self
-                        .report(
-                            Diagnostic::new(
-                                Code::BadPhrase,
-                                &doc.file,
-                                doc.at(&format!("/slots/{name}/from/{i}")),
-                                format!("the phrase \"{written}\" reads a number glued to its prefix, but `{name}` is not a number"),
-                            )
-                            .with_help("put a space before `{value}` (\"ticket {value}\"), or make the slot an integer"),
-                        ),
-                    Ok(phrase) => declared.push(phrase),
-                    Err(problem) => self.report(
-                        Diagnostic::new(
-                            Code::BadPhrase,
-                            &doc.file,
-                            doc.at(&format!("/slots/{name}/from/{i}")),
-                            problem,
-                        )
-                        .with_help(
-                            "write the words people say around the value, e.g. \"called {value}\" or \"id {value}\"",
-                        ),
-                    ),
-                }
-            }
-            let question = slot.ask.as_ref().map(|ask| match ask {
-                QuestionSpec::Both(text) => (text.clone(), text.clone()),
-                QuestionSpec::Channels { chat, voice } => (chat.clone(), voice.clone()),
-            });
-            match SlotDef::new(name, kind, &slot.prompt, slot.example.clone(), &slot.aliases, slot.schema.as_ref()) {
-                Ok(def) => {
-                    slots.push(def.with_phrases(declared).with_question(question).with_sensitive(slot.sensitive))
-                }
-                Err(error) => self.report(
-                    Diagnostic::new(
-                        Code::SlotSchema,
-                        &doc.file,
-                        doc.at(&format!("/slots/{name}/schema")),
-                        format!("the rules for slot `{name}` are not a valid JSON Schema: {error}"),
-                    )
-                    .with_help(
-                        "use JSON Schema keywords such as minimum, maximum, minLength, maxLength, pattern or enum",
-                    ),
-                ),
+    fn regexes(&mut self, document: &Document, pointer: &str, patterns: &[String]) -> Vec<Regex> {
+        let mut out = Vec::new();
+        for (i, pattern) in patterns.iter().enumerate() {
+            let at = document.at(&format!("{pointer}/{i}"));
+            let line = document.text.lines().nth(at.line.saturating_sub(1) as usize).unwrap_or_default();
+            match patterns::compile(pattern, &document.file, at, line) {
+                Ok(regex) => out.push(regex),
+                Err(diagnostic) => self.report(diagnostic),
             }
         }
-        let result_names = self.result_names(doc, spec);
-        let mut known: Vec<String> = CONTEXT_NAMES.iter().map(|s| s.to_string()).collect();
-        known.extend(result_names.iter().cloned());
-        let scope = Scope::new(doc, templates, known, &spec.slots);
+        out
+    }
 
-        self.consent_before_changes(doc, spec, catalogue);
-        let mut steps = Vec::new();
-        let mut reply_guaranteed_at: Option<usize> = None;
-        for (i, step) in spec.steps.iter().enumerate() {
-            let here = format!("/steps/{i}");
-            if let Some(at) = reply_guaranteed_at {
-                self.report(
-                    Diagnostic::new(
-                        Code::UnreachableStep,
-                        &doc.file,
-                        doc.at(&here),
-                        format!("step {} can never run: step {} always produces the reply", i + 1, at + 1),
-                    )
-                    .with_help("remove this step, or add a `when:` condition to the earlier `format` step"),
-                );
-            }
-            if let Some(condition) = &step.when {
-                self.check_expression(&scope, &format!("{here}/when"), condition);
-            }
-            let only_format =
-                step.format.is_some() && step.extract.is_none() && step.query.is_none() && step.reason.is_none();
-            if only_format && step.when.is_none() && reply_guaranteed_at.is_none() {
-                reply_guaranteed_at = Some(i);
-            }
-            if let Some(compiled) = self.step(&scope, &here, step, catalogue) {
-                steps.push(GuardedStep { when: step.when.clone(), step: compiled });
-            }
-        }
-        if reply_guaranteed_at.is_none() {
-            let last = format!("/steps/{}", spec.steps.len().saturating_sub(1));
-            self.report(
-                Diagnostic::new(Code::NoReply, &doc.file, doc.at(&last), "the pipeline can end without a reply: its last step is not a `format` step without `when`")
-                    .with_help("end the steps with `- format: { chat: …, voice: … }` and no `when`, as the reply when nothing else applies"),
-            );
-        }
-
-        self.answer_reads(doc, spec, catalogue);
-
-        let tests = spec
-            .tests
-            .iter()
-            .enumerate()
-            .map(|(i, t)| PipelineTest {
-                line: doc.at(&format!("/tests/{i}/say")).line,
-                say: t.say.clone(),
-                expect_intent: t.expect_intent.clone(),
-                expect_slots: t.expect_slots.clone(),
-                expect_reply_contains: t.expect_reply_contains.clone(),
-            })
-            .collect();
-        if self.diagnostics.len() > errors_before {
-            return None;
-        }
-        let parser = match KeyValueParser::new(slots.iter().flat_map(|s| s.keys.iter().map(String::as_str))) {
-            Ok(parser) => parser,
+    /// The key:value parser over every slot name and alias.
+    fn key_value_parser(&mut self, doc: &Document, slots: &[SlotDef]) -> Option<KeyValueParser> {
+        match KeyValueParser::new(slots.iter().flat_map(|s| s.keys.iter().map(String::as_str))) {
+            Ok(parser) => Some(parser),
             Err(error) => {
                 self.report(
                     Diagnostic::new(
@@ -211,36 +145,9 @@ impl Compiler<'_> {
                     )
                     .with_help("use fewer or shorter aliases"),
                 );
-                return None;
+                None
             }
-        };
-        let stemmer = rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English);
-        let generic_words = std::iter::once(spec.description.as_str())
-            .chain(spec.slots.values().map(|s| s.prompt.as_str()))
-            .chain(spec.slots.keys().map(String::as_str))
-            .chain(slots.iter().flat_map(|s| s.keys.iter().map(String::as_str)))
-            .flat_map(|text| crate::nlu::text::words(&text.replace('_', " ")).into_iter().map(|w| w.text))
-            .flat_map(|word| [stemmer.stem(&word).into_owned(), word])
-            .collect();
-        let pipeline = Pipeline {
-            generic_words,
-            intent: spec.intent.clone(),
-            description: spec.description.clone(),
-            examples: spec.examples.clone(),
-            fallback: spec.fallback,
-            interrupts: spec.interrupts,
-            listed: spec.listed,
-            slots,
-            parser,
-            steps,
-            result_names,
-            tests,
-            fingerprint: fingerprint(&doc.text),
-            file: doc.file.clone(),
-            example_positions: (0..spec.examples.len()).map(|i| doc.at(&format!("/examples/{i}"))).collect(),
-            step_lines: (0..spec.steps.len()).map(|i| doc.at(&format!("/steps/{i}")).line).collect(),
-        };
-        Some((pipeline, rules))
+        }
     }
 
     /// Every read of a droplet answer in the pipeline's templates and conditions, resolved
@@ -339,6 +246,33 @@ impl Compiler<'_> {
         }
         names
     }
+}
+
+/// The pipeline's own words (description, slot prompts, names and aliases, with their stems),
+/// so that a word the intent is about is not read as a slot's value.
+fn generic_words(spec: &PipelineSpec, slots: &[SlotDef]) -> HashSet<String> {
+    let stemmer = rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English);
+    std::iter::once(spec.description.as_str())
+        .chain(spec.slots.values().map(|s| s.prompt.as_str()))
+        .chain(spec.slots.keys().map(String::as_str))
+        .chain(slots.iter().flat_map(|s| s.keys.iter().map(String::as_str)))
+        .flat_map(|text| crate::nlu::text::words(&text.replace('_', " ")).into_iter().map(|w| w.text))
+        .flat_map(|word| [stemmer.stem(&word).into_owned(), word])
+        .collect()
+}
+
+fn tests(doc: &Document, spec: &PipelineSpec) -> Vec<PipelineTest> {
+    spec.tests
+        .iter()
+        .enumerate()
+        .map(|(i, t)| PipelineTest {
+            line: doc.at(&format!("/tests/{i}/say")).line,
+            say: t.say.clone(),
+            expect_intent: t.expect_intent.clone(),
+            expect_slots: t.expect_slots.clone(),
+            expect_reply_contains: t.expect_reply_contains.clone(),
+        })
+        .collect()
 }
 
 fn fingerprint(text: &str) -> u64 {

@@ -1,10 +1,12 @@
-//! One step of a pipeline: exactly one kind, each compiled with its templates.
+//! A pipeline's steps: their order (a reply at the end, nothing after it), and each step of
+//! exactly one kind, compiled with its templates.
 
 use super::templates::{DECLINED, DEFAULT_ASK, GIVE_UP};
 use super::{Compiler, Scope};
 use crate::catalogue::Catalogue;
-use crate::config::spec::{ConfirmSpec, ExtractSpec, FormatSpec, ReasonSpec, StepSpec};
+use crate::config::spec::{ConfirmSpec, ExtractSpec, FormatSpec, PipelineSpec, ReasonSpec, StepSpec};
 use crate::diagnostic::{Code, Diagnostic};
+use crate::pipeline::GuardedStep;
 use crate::steps::{
     ConfirmStep, ExtractStep, FormatStep, Progress, QueryStep, ReasonOutput, ReasonStep, Step, DEFAULT_CONFIRM_TRIES,
     DEFAULT_TRIES,
@@ -12,6 +14,47 @@ use crate::steps::{
 use crate::template::{ASK_CONTEXT_NAMES, CONFIRM_CONTEXT_NAMES, GIVE_UP_CONTEXT_NAMES, PROGRESS_CONTEXT_NAMES};
 
 impl Compiler<'_> {
+    /// The steps in order: each compiled, none after one that always replies, and a reply at the
+    /// end whatever the conditions.
+    pub(super) fn steps(&mut self, scope: &Scope, spec: &PipelineSpec, catalogue: &Catalogue) -> Vec<GuardedStep> {
+        let doc = scope.doc;
+        let mut steps = Vec::new();
+        let mut reply_guaranteed_at: Option<usize> = None;
+        for (i, step) in spec.steps.iter().enumerate() {
+            let here = format!("/steps/{i}");
+            if let Some(at) = reply_guaranteed_at {
+                self.report(
+                    Diagnostic::new(
+                        Code::UnreachableStep,
+                        &doc.file,
+                        doc.at(&here),
+                        format!("step {} can never run: step {} always produces the reply", i + 1, at + 1),
+                    )
+                    .with_help("remove this step, or add a `when:` condition to the earlier `format` step"),
+                );
+            }
+            if let Some(condition) = &step.when {
+                self.check_expression(scope, &format!("{here}/when"), condition);
+            }
+            let only_format =
+                step.format.is_some() && step.extract.is_none() && step.query.is_none() && step.reason.is_none();
+            if only_format && step.when.is_none() && reply_guaranteed_at.is_none() {
+                reply_guaranteed_at = Some(i);
+            }
+            if let Some(compiled) = self.step(scope, &here, step, catalogue) {
+                steps.push(GuardedStep { when: step.when.clone(), step: compiled });
+            }
+        }
+        if reply_guaranteed_at.is_none() {
+            let last = format!("/steps/{}", spec.steps.len().saturating_sub(1));
+            self.report(
+                Diagnostic::new(Code::NoReply, &doc.file, doc.at(&last), "the pipeline can end without a reply: its last step is not a `format` step without `when`")
+                    .with_help("end the steps with `- format: { chat: …, voice: … }` and no `when`, as the reply when nothing else applies"),
+            );
+        }
+        steps
+    }
+
     pub(super) fn step(&mut self, scope: &Scope, here: &str, step: &StepSpec, catalogue: &Catalogue) -> Option<Step> {
         let doc = scope.doc;
         let kinds: Vec<&str> = [
