@@ -1,0 +1,204 @@
+//! The droplet catalogue (droplets, endpoints, their answer shapes and samples) and this
+//! droplet's identity, whose droplet numbers must be in it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use super::{Compiler, Scope};
+use crate::catalogue::{Catalogue, Droplet, Endpoint, NativeForm};
+use crate::config::answer_shapes;
+use crate::config::files::{CATALOGUE_FILE, UDC_CONFIG_FILE};
+use crate::config::schema::Schema;
+use crate::config::spec::{CatalogueSpec, UdcConfigSpec};
+use crate::diagnostic::{Code, Diagnostic, Position};
+use crate::identity::Identity;
+use crate::template::{Templates, SAMPLE_CONTEXT_NAMES};
+
+impl Compiler<'_> {
+    pub(super) fn catalogue(&mut self, schema: &Schema, templates: &Templates) -> Option<Catalogue> {
+        let Some(text) = self.files.get(CATALOGUE_FILE) else {
+            self.report(
+                Diagnostic::new(Code::Io, CATALOGUE_FILE, Position::default(), "the droplet catalogue is missing")
+                    .with_help("create catalogue/droplets.yaml listing the droplets of the mesh"),
+            );
+            return None;
+        };
+        let (document, spec) = self.parse::<CatalogueSpec>(CATALOGUE_FILE, text, schema)?;
+        let shapes = answer_shapes::named(&document, &spec.shapes, &mut |d| self.report(d));
+        // samples and native payloads are rendered with a call's `body` and `params`, outside any
+        // pipeline, so no slots
+        let no_slots = IndexMap::new();
+        let known = SAMPLE_CONTEXT_NAMES.iter().map(|s| s.to_string()).collect();
+        let samples = Scope::new(&document, templates, known, &no_slots);
+        let mut seen_ids: BTreeMap<i64, String> = BTreeMap::new();
+        let mut seen_names: BTreeMap<String, String> = BTreeMap::new();
+        let mut droplets = Vec::new();
+        for (i, d) in spec.droplets.iter().enumerate() {
+            let here = format!("/droplets/{i}");
+            // every number and name this droplet answers to, with where it is written
+            let mut numbers = vec![(d.id, format!("{here}/id"))];
+            // the display name and key are matched in free text too (see `Catalogue::recognize`)
+            let mut names =
+                vec![(d.key.clone(), format!("{here}/key")), (d.name.to_lowercase(), format!("{here}/name"))];
+            for (j, alias) in d.aliases.iter().enumerate() {
+                let pointer = format!("{here}/aliases/{j}");
+                match alias {
+                    Value::Number(n) => numbers.extend(n.as_i64().map(|id| (id, pointer))),
+                    Value::String(s) => names.push((s.to_lowercase(), pointer)),
+                    _ => {}
+                }
+            }
+            let alias_ids: Vec<i64> = numbers.iter().skip(1).map(|(id, _)| *id).collect();
+            let aliases: Vec<String> = names.iter().skip(2).map(|(name, _)| name.clone()).collect();
+            for (id, pointer) in &numbers {
+                let id = *id;
+                if let Some(owner) = seen_ids.insert(id, d.name.clone()) {
+                    self.report(
+                        Diagnostic::new(
+                            Code::DuplicateDroplet,
+                            CATALOGUE_FILE,
+                            document.at(pointer),
+                            format!("droplet number {id} is used twice ({owner} and {})", d.name),
+                        )
+                        .with_help("give every droplet its own number"),
+                    );
+                }
+            }
+            for (name, pointer) in names {
+                if let Some(owner) = seen_names.get(&name) {
+                    if owner != &d.name {
+                        self.report(
+                            Diagnostic::new(
+                                Code::DuplicateDroplet,
+                                CATALOGUE_FILE,
+                                document.at(&pointer),
+                                format!("the name `{name}` is used by both {owner} and {}", d.name),
+                            )
+                            .with_help("remove the alias from one of them, so users' words point at one droplet"),
+                        );
+                    }
+                } else {
+                    seen_names.insert(name, d.name.clone());
+                }
+            }
+            let mut endpoints = Vec::new();
+            for (j, e) in d.endpoints.iter().enumerate() {
+                let at = format!("{here}/endpoints/{j}");
+                let response = e.response.as_ref().and_then(|written| {
+                    answer_shapes::response(&document, &format!("{at}/response"), written, &shapes, &mut |d| {
+                        self.report(d)
+                    })
+                });
+                let request = e.request.as_ref().and_then(|schema| {
+                    answer_shapes::request(&document, &format!("{at}/request"), schema, &mut |d| self.report(d))
+                });
+                if let (Some(sample), Some(shape)) = (&e.sample, &response) {
+                    answer_shapes::check_sample(&document, &format!("{at}/sample"), sample, shape, &mut |d| {
+                        self.report(d)
+                    });
+                }
+                if let Some(sample) = &e.sample {
+                    self.check_templated(&samples, &format!("{here}/endpoints/{j}/sample"), sample);
+                }
+                if let Some(native) = &e.native {
+                    if d.id != crate::droplet_ids::ORCHESTRATOR {
+                        self.report(
+                            Diagnostic::new(
+                                Code::NativeTarget,
+                                CATALOGUE_FILE,
+                                document.at(&format!("{here}/endpoints/{j}/native")),
+                                format!(
+                                    "`native` on the {} would never be used: only the Orchestrator (droplet {}) answers questions itself",
+                                    d.name,
+                                    crate::droplet_ids::ORCHESTRATOR
+                                ),
+                            )
+                            .with_help("remove `native` here; calls to this droplet go the way MESH_MODE says"),
+                        );
+                    }
+                    self.check_templated(&samples, &format!("{here}/endpoints/{j}/native/payload"), &native.payload);
+                }
+                endpoints.push(Endpoint {
+                    path: e.path.clone(),
+                    method: e.method.clone(),
+                    description: e.description.clone(),
+                    backing: e.backing.clone().unwrap_or_else(|| "source".to_owned()),
+                    response,
+                    request,
+                    sample: e.sample.clone().map(Arc::new),
+                    native: e.native.as_ref().map(|n| {
+                        Arc::new(NativeForm { message_type: n.message_type.clone(), payload: n.payload.clone() })
+                    }),
+                });
+            }
+            droplets.push(Droplet {
+                id: d.id,
+                key: d.key.clone(),
+                name: d.name.clone(),
+                purpose: d.purpose.clone(),
+                aliases,
+                alias_ids,
+                endpoints,
+            });
+        }
+        Some(Catalogue::new(droplets))
+    }
+
+    /// `udc_config.json`: schema, and every droplet number it names must be in the catalogue.
+    pub(super) fn identity(&mut self, schema: &Schema, catalogue: &Catalogue) -> Option<Identity> {
+        let Some(text) = self.files.get(UDC_CONFIG_FILE) else {
+            self.report(
+                Diagnostic::new(Code::Io, UDC_CONFIG_FILE, Position::default(), "udc_config.json is missing")
+                    .with_help(
+                    "create udc_config.json at the root with this droplet's identity, capabilities and dependencies",
+                ),
+            );
+            return None;
+        };
+        let (document, spec) = self.parse::<UdcConfigSpec>(UDC_CONFIG_FILE, text, schema)?;
+        let named = std::iter::once((spec.droplet.id, "/droplet/id".to_owned()))
+            .chain(
+                spec.dependencies
+                    .required
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| (*id, format!("/dependencies/required/{i}"))),
+            )
+            .chain(
+                spec.dependencies
+                    .optional
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| (*id, format!("/dependencies/optional/{i}"))),
+            );
+        let mut ok = true;
+        for (id, pointer) in named {
+            if catalogue.by_id(id).is_none() {
+                ok = false;
+                self.report(
+                    Diagnostic::new(
+                        Code::UnknownDroplet,
+                        UDC_CONFIG_FILE,
+                        document.at(&pointer),
+                        format!("droplet {id} is not in the catalogue"),
+                    )
+                    .with_help(format!("known droplets: {}", catalogue.names().join(", "))),
+                );
+            }
+        }
+        ok.then_some(Identity {
+            id: spec.droplet.id,
+            name: spec.droplet.name,
+            steward: spec.droplet.steward,
+            endpoint: spec.droplet.endpoint,
+            udc_version: spec.droplet.udc_version,
+            features: spec.capabilities.features,
+            supported_sources: spec.capabilities.supported_sources,
+            required: spec.dependencies.required,
+            optional: spec.dependencies.optional,
+        })
+    }
+}

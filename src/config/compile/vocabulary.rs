@@ -1,0 +1,39 @@
+//! The stewards' synonyms (`catalogue/vocabulary.yaml`).
+
+use super::Compiler;
+use crate::config::files::VOCABULARY_FILE;
+use crate::config::schema::Schema;
+use crate::config::spec::VocabularySpec;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::nlu::vocabulary::Vocabulary;
+
+impl Compiler<'_> {
+    /// `catalogue/vocabulary.yaml`, when there is one: synonyms without cycles or double meanings.
+    pub(super) fn vocabulary(&mut self, schema: &Schema) -> Option<Vocabulary> {
+        let Some(text) = self.files.get(VOCABULARY_FILE) else { return Some(Vocabulary::default()) };
+        let (document, spec) = self.parse::<VocabularySpec>(VOCABULARY_FILE, text, schema)?;
+        let stemmer = rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English);
+        let entries: Vec<(String, Vec<String>)> = spec.synonyms.into_iter().collect();
+        match Vocabulary::build(
+            &entries,
+            |w| stemmer.stem(w).into_owned(),
+            |t| crate::nlu::text::words(t).into_iter().map(|w| w.text).collect(),
+        ) {
+            Ok(vocabulary) => Some(vocabulary),
+            Err(problems) => {
+                for problem in problems {
+                    self.report(
+                        Diagnostic::new(
+                            Code::BadVocabulary,
+                            VOCABULARY_FILE,
+                            document.at(&problem.pointer),
+                            problem.message,
+                        )
+                        .with_help(problem.help),
+                    );
+                }
+                None
+            }
+        }
+    }
+}
