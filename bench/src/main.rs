@@ -74,13 +74,14 @@ async fn main() -> anyhow::Result<()> {
         Some("fake-orchestrator") => {
             return fakes::fake_orchestrator(port()?, args.get(3).context("our base URL")?.clone()).await
         }
-        // `bench load <base URL> <seconds> [message]`: drive one server (e.g. under `perf record`)
+        // `bench load <URL> <seconds> [message]`: drive one server (e.g. under `perf record`):
+        // GET the URL, or with a message, chat turns on `<URL>/api/chat`
         Some("load") => {
-            let base = args.get(2).context("a base URL")?.clone();
+            let url = args.get(2).context("a URL")?.clone();
             let seconds: u64 = args.get(3).context("seconds")?.parse().context("seconds: a whole number")?;
             let make = match args.get(4) {
-                Some(message) => chat(&base, Box::leak(message.clone().into_boxed_str())),
-                None => get(format!("{base}/health")),
+                Some(message) => chat(&url, Box::leak(message.clone().into_boxed_str())),
+                None => get(url),
             };
             let result = load::run(make, 64, Duration::from_secs(1), Duration::from_secs(seconds)).await;
             println!(
@@ -272,15 +273,14 @@ fn our_env(port: u16) -> Vec<(&'static str, String)> {
 }
 
 fn get(url: String) -> MakeRequest {
-    Arc::new(move |client, _, _| client.get(&url))
+    MakeRequest::get(&url)
 }
 
 /// A chat turn on one of 16 sessions per connection (turns on one session are serialised, as
 /// they are for a real user).
 fn chat(base: &str, message: &'static str) -> MakeRequest {
-    let url = format!("{base}/api/chat");
-    Arc::new(move |client, worker, n| {
-        client.post(&url).json(&json!({"message": message, "session_id": format!("bench-{worker}-{}", n % 16)}))
+    MakeRequest::post_json(&format!("{base}/api/chat"), move |worker, n| {
+        json!({"message": message, "session_id": format!("bench-{worker}-{}", n % 16)}).to_string()
     })
 }
 
