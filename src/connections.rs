@@ -295,9 +295,8 @@ impl Drop for Answering {
 
 /// Middleware function for `EndpointExt::around`: tells the request's connection that it is
 /// being answered, and that it was upgraded when the answer is `101 Switching Protocols`.
-pub async fn guard<E: Endpoint>(endpoint: Arc<E>, request: Request) -> poem::Result<Response> {
-    let registry = request.data::<Arc<Registry>>().cloned();
-    let activity = registry.zip(request.remote_addr().as_socket_addr().copied()).and_then(|(r, peer)| r.find(&peer));
+pub async fn guard<E: Endpoint>(endpoint: Arc<E>, request: Request, registry: Arc<Registry>) -> poem::Result<Response> {
+    let activity = request.remote_addr().as_socket_addr().and_then(|peer| registry.find(peer));
     let answering = activity.map(|activity| {
         activity.answering.fetch_add(1, Ordering::AcqRel);
         Answering(activity)

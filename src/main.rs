@@ -5,6 +5,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: a turn allocates a lot of small, short-lived values
+/// (template values, JSON), and under load glibc's arena locks and consolidation showed in the
+/// profile (bench/PROFILE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = chat_orchestrator::cli::Cli::parse();

@@ -2,6 +2,7 @@
 //! port 0.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use poem::listener::TcpAcceptor;
@@ -18,23 +19,25 @@ pub fn app(state: &AppState) -> impl poem::Endpoint {
     // the recorder must be in place before the first request is counted
     crate::metrics::handle();
     let service = api::service(state);
-    let outer = state.clone();
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
+    // one shared state for every request: handlers and auth checkers read what they need from
+    // it, and each layer holds one `Arc` (a per-request clone of the whole state, or one
+    // extension per part, showed in the /health profile)
+    let shared = Arc::new(state.clone());
+    let outer = shared.clone();
+    let body_read_timeout = state.connection_limits.body_read_timeout;
+    let registry = state.connections.clone();
     Route::new()
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .at("/ws", poem::get(api::ws::ws))
         .at("/metrics", poem::get(api::metrics::metrics))
         .nest("/", service)
-        .data(state.admin_token.clone())
-        .data(state.verifier.clone())
-        .data(state.clone())
-        .around(api::limits::limit_body)
+        .data(shared)
+        .around(move |endpoint, request| api::limits::limit_body(endpoint, request, body_read_timeout))
         .around(move |endpoint, request| every_request(endpoint, request, outer.clone()))
-        .around(crate::connections::guard)
-        .data(state.connections.clone())
-        .data(state.connection_limits)
+        .around(move |endpoint, request| crate::connections::guard(endpoint, request, registry.clone()))
 }
 
 /// What every request goes through:
@@ -46,11 +49,11 @@ pub fn app(state: &AppState) -> impl poem::Endpoint {
 async fn every_request<E: poem::Endpoint>(
     endpoint: std::sync::Arc<E>,
     mut request: poem::Request,
-    state: AppState,
+    state: Arc<AppState>,
 ) -> poem::Result<poem::Response> {
     use poem::IntoResponse;
     let started = std::time::Instant::now();
-    let path = request.uri().path().to_owned();
+    let route = crate::metrics::route_label(request.uri().path());
     let method = request.method().clone();
     let trace_id = request
         .header("x-trace-id")
@@ -72,12 +75,12 @@ async fn every_request<E: poem::Endpoint>(
     }
     state.stats.record(response.status().is_server_error());
     let elapsed = started.elapsed();
-    crate::metrics::record_request(&path, response.status().as_u16(), elapsed);
+    crate::metrics::record_request(route, response.status().as_u16(), elapsed);
     // the access log: debug, so health checks do not flood an info log
     tracing::debug!(
         trace_id = %trace_id,
         method = %method,
-        route = crate::metrics::route_label(&path),
+        route,
         status = response.status().as_u16(),
         duration_us = elapsed.as_micros() as u64,
         "request"

@@ -27,7 +27,7 @@ pub struct AdminToken(pub Option<Arc<str>>);
 pub struct AdminAuth(());
 
 async fn check_admin_token(request: &Request, bearer: Bearer) -> poem::Result<()> {
-    let configured = request.data::<AdminToken>().and_then(|t| t.0.clone());
+    let configured = request.data::<std::sync::Arc<super::AppState>>().and_then(|state| state.admin_token.0.clone());
     match configured {
         None => Err(poem::Error::from_string(
             "admin endpoints are switched off: set ADMIN_TOKEN to enable them",

@@ -18,15 +18,15 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Middleware function for `EndpointExt::around`. The whole body is read here, within the body
 /// timeout, so a client that stops half-way through its body (declared length or chunked) holds
 /// its connection for seconds, not for ever: it gets 408.
-pub async fn limit_body<E: Endpoint>(endpoint: std::sync::Arc<E>, mut request: Request) -> poem::Result<Response> {
+pub async fn limit_body<E: Endpoint>(
+    endpoint: std::sync::Arc<E>,
+    mut request: Request,
+    timeout: std::time::Duration,
+) -> poem::Result<Response> {
     let declared = request.header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
         return Ok(too_large());
     }
-    let timeout = request
-        .data::<crate::connections::ConnectionLimits>()
-        .map(|limits| limits.body_read_timeout)
-        .unwrap_or_else(|| crate::connections::ConnectionLimits::default().body_read_timeout);
     match tokio::time::timeout(timeout, request.take_body().into_bytes_limit(MAX_BODY_BYTES)).await {
         Ok(Ok(bytes)) => request.set_body(bytes),
         Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => return Ok(too_large()),

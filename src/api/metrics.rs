@@ -15,7 +15,7 @@ use super::AppState;
 const COUNT_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[handler]
-pub async fn metrics(request: &Request, Data(state): Data<&AppState>) -> Response {
+pub async fn metrics(request: &Request, Data(state): Data<&std::sync::Arc<AppState>>) -> Response {
     let token = request.header("authorization").and_then(crate::auth::bearer_token);
     let static_token_ok = matches!((&state.metrics_token, &token), (Some(expected), Some(given)) if crate::auth::same_secret(given, expected));
     if !state.verifier.is_open() && !static_token_ok && state.verifier.verify(token.as_deref()).is_err() {

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{ErrorBody, ErrorCode};
 use super::ApiTags;
-use crate::auth::{AuthError, Caller, Verifier};
+use crate::auth::{AuthError, Caller};
 use crate::engine::Engine;
 use crate::stats::{rss_mb, Stats};
 use crate::util::utc_timestamp;
@@ -132,7 +132,7 @@ pub struct Deployment {
 pub struct MeshAuth(pub Caller);
 
 async fn check_mesh_token(request: &Request, bearer: Bearer) -> poem::Result<Caller> {
-    let verifier = request.data::<Arc<Verifier>>().ok_or_else(|| {
+    let verifier = request.data::<Arc<super::AppState>>().map(|state| &state.verifier).ok_or_else(|| {
         poem::Error::from_string("no verifier configured", poem::http::StatusCode::INTERNAL_SERVER_ERROR)
     })?;
     verifier

@@ -76,7 +76,7 @@ struct ClientFrame {
 pub fn ws(
     socket: WebSocket,
     Query(params): Query<ConnectParams>,
-    Data(state): Data<&AppState>,
+    Data(state): Data<&std::sync::Arc<AppState>>,
     remote: &poem::web::RemoteAddr,
     request: &poem::Request,
 ) -> poem::Response {
