@@ -239,8 +239,7 @@ impl Resolver {
             }
             offsets.push(starts);
         }
-        let patterns =
-            regex::RegexSetBuilder::new(&sources).case_insensitive(true).size_limit(64 * 1024 * 1024).build().ok();
+        let patterns = crate::util::cached_regex_set(&sources).ok();
         let analyzed: Vec<Vec<Analysis>> = rules
             .iter()
             .map(|rule| {

@@ -9,7 +9,7 @@
 
 pub mod phrases;
 
-use regex::{Regex, RegexBuilder};
+use regex::Regex;
 use serde_json::{json, Value};
 
 use crate::catalogue::{Catalogue, Recognition};
@@ -208,15 +208,11 @@ impl KeyValueParser {
         }
         // A key starts the text or follows a separator; the separator stays out of the previous
         // value. Trailing spaces are not consumed, so an empty value cannot swallow the next key.
-        let pattern = RegexBuilder::new(&format!(r"(?:^|[\s,;(])({})\s*[:=]", alternatives.join("|")))
-            .case_insensitive(true)
-            .size_limit(1 << 20)
-            .build()?;
-        let next_key =
-            RegexBuilder::new(&format!(r"[,;.]\s*(?:(?:and|its|the|with)\s+)*(?:{})\b", alternatives.join("|")))
-                .case_insensitive(true)
-                .size_limit(1 << 20)
-                .build()?;
+        let pattern = crate::util::cached_regex(&format!(r"(?:^|[\s,;(])({})\s*[:=]", alternatives.join("|")), true)?;
+        let next_key = crate::util::cached_regex(
+            &format!(r"[,;.]\s*(?:(?:and|its|the|with)\s+)*(?:{})\b", alternatives.join("|")),
+            true,
+        )?;
         Ok(KeyValueParser { key_pattern: Some(pattern), next_key: Some(next_key) })
     }
 

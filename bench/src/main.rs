@@ -435,7 +435,12 @@ async fn reload_200(server_binary: &Path) -> anyhow::Result<ReloadRun> {
     let source = std::fs::read_to_string(root.join("pipelines/droplet_status.yaml"))?;
     for n in shipped..200 {
         let intent = format!("generated_{n:03}");
-        let text = source.replace("intent: droplet_status", &format!("intent: {intent}"));
+        // each copy's patterns are its own, as 200 stewards' pipelines would be: a cache of
+        // compiled patterns must not make the copies free
+        let text = source
+            .replace("intent: droplet_status", &format!("intent: {intent}"))
+            .replace(r"'\b(status|health)\b'", &format!(r"'\b(status|health|probe{n:03})\b'"))
+            .replace(r"'\bsystem\b'", &format!(r"'\b(system|mesh{n:03})\b'"));
         std::fs::write(dir.join("pipelines").join(format!("{intent}.yaml")), text)?;
     }
     let pipelines = std::fs::read_dir(dir.join("pipelines"))?.count();

@@ -6,13 +6,10 @@
 //! a regex error points at the offending character (not the opening quote) and says what is
 //! wrong without regex jargon.
 
-use regex::{Regex, RegexBuilder};
+use regex::Regex;
 use regex_syntax::ast::ErrorKind;
 
 use crate::diagnostic::{Code, Diagnostic, Position};
-
-/// A pattern may not compile to more than this (protects the server from a pathological rule).
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// What every regex help ends with.
 const PATTERN_HELP: &str = "in a pattern `\\b` marks the edge of a word and `(a|b)` means a or b; put `\\` before a bracket, `?`, `*`, `+` or `.` to match it as it is";
@@ -22,7 +19,7 @@ pub fn compile(pattern: &str, file: &str, at: Position, line: &str) -> Result<Re
     if let Some(diagnostic) = yaml_escape_trap(pattern, file, at) {
         return Err(diagnostic);
     }
-    RegexBuilder::new(pattern).case_insensitive(true).size_limit(REGEX_SIZE_LIMIT).build().map_err(|error| {
+    crate::util::cached_regex(pattern, true).map_err(|error| {
         let (what, help, offset) = explain(pattern, &error);
         let at = match offset {
             Some(offset) => Position { line: at.line, column: column_of(line, at.column, offset) },

@@ -204,7 +204,7 @@ pub(super) fn check_template_variable(
 /// undefined still catches a branch that forgets to set it), so it must not be reported.
 fn assigns(source: &str, name: &str) -> bool {
     let name = regex::escape(name);
-    Regex::new(&format!(r"\{{%-?\s*(set\s+{name}\b|for\s+([\w\s,]*,\s*)?{name}\b)"))
+    crate::util::cached_regex(&format!(r"\{{%-?\s*(set\s+{name}\b|for\s+([\w\s,]*,\s*)?{name}\b)"), false)
         .map(|pattern| pattern.is_match(source))
         .unwrap_or(false)
 }
