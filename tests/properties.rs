@@ -178,7 +178,14 @@ proptest! {
                     prop_assert!(diagnostic.position.line <= lines, "{:?} is outside the file", diagnostic);
                 }
             }
-            prop_assert!(!error.render().is_empty());
+            // every problem is reported, located and explained in the text a steward reads
+            prop_assert!(!error.diagnostics.is_empty());
+            let rendered = error.render();
+            for diagnostic in error.diagnostics.iter() {
+                prop_assert!(!diagnostic.message.trim().is_empty(), "{:?} says nothing", diagnostic);
+                prop_assert!(rendered.contains(&diagnostic.message), "{:?} is not in the report", diagnostic);
+                prop_assert!(rendered.contains(&diagnostic.file), "{:?}: the report does not name its file", diagnostic);
+            }
         }
     }
 }

@@ -96,6 +96,11 @@ impl ConfigFiles {
         self.files.remove(path)
     }
 
+    /// Every file, by path, in path order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.files.iter().map(|(path, text)| (path.as_str(), text.as_str()))
+    }
+
     pub fn get(&self, path: &str) -> Option<&str> {
         self.files.get(path).map(String::as_str)
     }
