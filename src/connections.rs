@@ -99,11 +99,6 @@ impl Registry {
     fn find(&self, peer: &SocketAddr) -> Option<Arc<Activity>> {
         self.open.lock().unwrap_or_else(|p| p.into_inner()).get(peer).and_then(Weak::upgrade)
     }
-
-    /// How many connections are open (for tests and `/state`-like reports).
-    pub fn open(&self) -> usize {
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
 }
 
 /// Wraps an acceptor: at most `max_connections` open at once, each timed as described above.

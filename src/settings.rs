@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::mesh::MeshMode;
@@ -16,9 +15,6 @@ pub struct Settings {
     pub host: IpAddr,
     /// `PORT`, default 8012.
     pub port: u16,
-    /// `CONFIG_DIR`: where `pipelines/`, `templates/` and `catalogue/` live. Default: the current
-    /// directory when it has a `pipelines/` folder, else the copy built into the binary.
-    pub config_dir: Option<PathBuf>,
     /// `SESSION_MAX_HISTORY` (10) and `SESSION_TIMEOUT_MINUTES` (30); `MISSED_MESSAGES_KEPT`
     /// (1000) and `MISSED_MESSAGES_DAYS` (30) bound the messages kept for stewards to review.
     pub sessions: SessionLimits,
@@ -186,7 +182,6 @@ impl Settings {
         Ok(Settings {
             host: parse(&lookup, "HOST", IpAddr::from([127, 0, 0, 1]), "an IP address such as 127.0.0.1 or 0.0.0.0")?,
             port: parse(&lookup, "PORT", 8012, "a port number from 0 to 65535")?,
-            config_dir: lookup("CONFIG_DIR").filter(|v| !v.trim().is_empty()).map(PathBuf::from),
             sessions: SessionLimits {
                 max_history,
                 idle_timeout: Duration::from_secs(timeout_minutes.checked_mul(60).ok_or(SettingsError {
@@ -295,7 +290,11 @@ impl Settings {
                         .then(|| url.trim_end_matches('/').to_owned())
                 },
             )?,
-            orchestrator_timeout: seconds(&lookup, "ORCHESTRATOR_TIMEOUT", 5)?,
+            orchestrator_timeout: seconds(
+                &lookup,
+                "ORCHESTRATOR_TIMEOUT",
+                crate::mesh::DEFAULT_ORCHESTRATOR_TIMEOUT.as_secs(),
+            )?,
             registry_timeout: seconds(&lookup, "REGISTRY_TIMEOUT", 5)?,
             llm: llm_settings(&lookup)?,
             llm_min_confidence: parse(&lookup, "LLM_MIN_CONFIDENCE", 0.6, "a number from 0 to 1, such as 0.6")

@@ -117,11 +117,6 @@ impl Classifier {
         Classifier { system: classify_instructions(pipelines, catalogue), schema, validator }
     }
 
-    /// The JSON Schema the model answers in.
-    pub fn schema(&self) -> &Value {
-        &self.schema
-    }
-
     pub fn request(&self, history: Vec<(Speaker, String)>, message: &str) -> LlmRequest {
         LlmRequest {
             purpose: Purpose::Classify,
