@@ -136,6 +136,29 @@ impl CallStatus {
     }
 }
 
+/// A call that failed, already in the words a reply can use: what [`Outcome::Failed`] holds,
+/// and what the mesh's own calls (to the Orchestrator) return as their error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn timeout(who: &str, after: Duration) -> Failure {
+        Failure {
+            kind: FailureKind::Timeout,
+            message: format!("The {who} did not answer within {}.", human_duration(after)),
+        }
+    }
+}
+
+impl From<Failure> for Outcome {
+    fn from(failure: Failure) -> Outcome {
+        Outcome::Failed { kind: failure.kind, message: failure.message }
+    }
+}
+
 impl Outcome {
     pub fn status(&self) -> CallStatus {
         match self {
@@ -146,10 +169,7 @@ impl Outcome {
     }
 
     pub fn timeout(droplet_name: &str, after: Duration) -> Outcome {
-        Outcome::Failed {
-            kind: FailureKind::Timeout,
-            message: format!("The {droplet_name} did not answer within {}.", human_duration(after)),
-        }
+        Failure::timeout(droplet_name, after).into()
     }
 }
 

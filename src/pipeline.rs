@@ -151,6 +151,14 @@ pub struct TurnState {
 }
 
 impl Pipeline {
+    /// The step that collects the pipeline's slots, if it has one: the first `extract`.
+    pub fn first_extract(&self) -> Option<&crate::steps::ExtractStep> {
+        self.steps.iter().find_map(|s| match &s.step {
+            Step::Extract(extract) => Some(extract),
+            _ => None,
+        })
+    }
+
     /// Whether a question parked with `fingerprint` was asked by this version of the pipeline.
     pub fn fits(&self, fingerprint: &str) -> bool {
         fingerprint == self.fingerprint

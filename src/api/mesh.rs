@@ -13,14 +13,14 @@ use time::format_description::well_known::Rfc3339;
 use super::error::{ErrorBody, ErrorCode, Refusal};
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::udc::MeshAuth;
-use super::validate::check_envelope_turn;
+use super::validate::{check_envelope_turn, envelope_turn};
 use super::ApiTags;
 use crate::auth::{bearer_token, Anchor, Caller, Verifier};
 use crate::droplet_ids::ORCHESTRATOR;
-use crate::engine::{Engine, Turn};
+use crate::engine::Engine;
 use crate::envelope::{self, Envelope, Party};
 use crate::mesh::{OrchestratorClient, Waiters};
-use crate::session::{Channel, Entry, Owner};
+use crate::session::{Entry, Owner};
 use crate::util::utc_timestamp;
 
 /// How long after an inbound heartbeat the next one is due.
@@ -323,17 +323,7 @@ async fn answer_relayed_turn(
 ) {
     let session_id = incoming.session_id();
     let Ok(text) = incoming.user_text() else { return };
-    let turn = Turn {
-        session_id: Some(session_id.clone()),
-        channel: if incoming.is_voice() { Channel::Voice } else { Channel::Chat },
-        text,
-        metadata: incoming.payload.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default(),
-        trace_id: incoming.trace_id.clone(),
-        preview_other_channel: false,
-        owner,
-        request_id: incoming.request_id.clone(),
-        events: None,
-    };
+    let turn = envelope_turn(&incoming, session_id.clone(), text, owner);
     let reply = match engine.handle(turn).await {
         Ok(reply) => reply,
         Err(error) => {

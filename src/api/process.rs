@@ -13,11 +13,11 @@ use serde_json::{json, Value};
 use super::error::{ErrorBody, ErrorCode, Refusal};
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::udc::MeshAuth;
-use super::validate::{check_envelope_turn, check_sender};
+use super::validate::{check_envelope_turn, check_sender, envelope_turn};
 use super::ApiTags;
-use crate::engine::{Engine, Turn};
+use crate::engine::Engine;
 use crate::envelope::{self, Envelope};
-use crate::session::{Channel, Entry, Owner};
+use crate::session::{Entry, Owner};
 
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "process_bad_request")]
@@ -104,20 +104,8 @@ impl ProcessApi {
             Ok(session_id) => session_id,
             Err(problem) => return ProcessResponse::Unprocessable(Json(*problem)),
         };
-        let channel = if request.is_voice() { Channel::Voice } else { Channel::Chat };
-        let mut metadata = request.payload.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
-        metadata.insert("origin".to_owned(), json!(request.origin().wire()));
-        let turn = Turn {
-            session_id: Some(session_id.clone()),
-            channel,
-            text,
-            metadata,
-            trace_id: request.trace_id.clone(),
-            preview_other_channel: false,
-            owner: Owner::new(Entry::Process, caller.verified_subject()),
-            request_id: request.request_id.clone(),
-            events: None,
-        };
+        let owner = Owner::new(Entry::Process, caller.verified_subject());
+        let turn = envelope_turn(&request, session_id.clone(), text, owner);
         match self.engine.handle(turn).await {
             Ok(reply) => ProcessResponse::Ok(Json(envelope::response(
                 &request,

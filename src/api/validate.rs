@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 use super::error::{ErrorBody, ErrorCode};
 use crate::auth::{Anchor, Caller};
 use crate::droplet_ids::ORCHESTRATOR;
+use crate::engine::Turn;
 use crate::envelope::Envelope;
+use crate::session::{Channel, Owner};
 
 /// Longest message accepted, in characters after trimming.
 pub const MAX_MESSAGE_CHARS: usize = 5000;
@@ -106,6 +108,26 @@ pub fn check_envelope_turn(envelope: &Envelope) -> Result<String, Box<ErrorBody>
         problem
     })?;
     Ok(session_id)
+}
+
+/// The turn an envelope carries (`/api/process`, and a turn relayed to `/message`): one place,
+/// so the two entries cannot drift. `session_id` and `text` are the checked ones. The metadata
+/// says which droplet the turn came from (`origin`: the relaying Orchestrator's route-back, or
+/// the sender).
+pub fn envelope_turn(envelope: &Envelope, session_id: String, text: String, owner: Owner) -> Turn {
+    let mut metadata = envelope.payload.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+    metadata.insert("origin".to_owned(), json!(envelope.origin().wire()));
+    Turn {
+        session_id: Some(session_id),
+        channel: if envelope.is_voice() { Channel::Voice } else { Channel::Chat },
+        text,
+        metadata,
+        trace_id: envelope.trace_id.clone(),
+        preview_other_channel: false,
+        owner,
+        request_id: envelope.request_id.clone(),
+        events: None,
+    }
 }
 
 /// Whether a verified caller may send this envelope: a droplet acts for itself (Voice for its

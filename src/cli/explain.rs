@@ -27,10 +27,7 @@ pub fn run(config_dir: Option<PathBuf>, message: &str) -> anyhow::Result<ExitCod
     }
 
     let Some(pipeline) = config.pipeline(&resolution.intent) else { return Ok(ExitCode::FAILURE) };
-    let first_extract = pipeline.steps.iter().find_map(|s| match &s.step {
-        Step::Extract(extract) => Some(extract),
-        _ => None,
-    });
+    let first_extract = pipeline.first_extract();
     let mut slots = Map::new();
     let filled = first_extract.map(|extract| {
         extract.fill(pipeline, &config.catalogue, config.resolver.analyzer(), message, false, &mut slots)

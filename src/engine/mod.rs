@@ -19,7 +19,6 @@ use crate::pipeline::{Flow, RunEnv, TurnDialogue, TurnState};
 use crate::session::{
     AnsweredRequest, Channel, Message, Owner, Pending, RecordedTurn, Role, SessionStore, StoreError, ANSWERED_KEPT,
 };
-use crate::steps::Step;
 use crate::trace::{DialogueTrace, IntentTrace, TurnTrace};
 use crate::trace::{IntentSource, ModelStatus};
 use crate::turn_events::TurnEvents;
@@ -634,12 +633,8 @@ impl Engine {
             .into_iter()
             .map(|plan| {
                 let mut slots = plan.slots;
-                let extract = config.pipeline(&plan.intent).and_then(|pipeline| {
-                    pipeline.steps.iter().find_map(|s| match &s.step {
-                        Step::Extract(extract) => Some((pipeline, extract)),
-                        _ => None,
-                    })
-                });
+                let extract =
+                    config.pipeline(&plan.intent).and_then(|pipeline| Some((pipeline, pipeline.first_extract()?)));
                 if let Some((pipeline, extract)) = extract {
                     extract.fill(
                         pipeline,

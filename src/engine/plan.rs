@@ -170,12 +170,7 @@ impl Engine {
     /// are joined like any several requests.
     pub(super) fn per_droplet(&self, config: &CompiledConfig, plan: Plan) -> Vec<Plan> {
         let Some(pipeline) = config.pipeline(&plan.intent) else { return vec![plan] };
-        let Some(extract) = pipeline.steps.iter().find_map(|s| match &s.step {
-            Step::Extract(extract) => Some(extract),
-            _ => None,
-        }) else {
-            return vec![plan];
-        };
+        let Some(extract) = pipeline.first_extract() else { return vec![plan] };
         let Some(slot) = pipeline.slots.iter().find(|s| s.kind == crate::slots::SlotKind::Droplet) else {
             return vec![plan];
         };

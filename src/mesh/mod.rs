@@ -22,8 +22,6 @@ mod router;
 mod send;
 mod waiters;
 
-use std::time::Duration;
-
 pub use direct::DirectBackend;
 pub use native::NativeBackend;
 pub use orchestrator::{OrchestratorClient, OrchestratorConfig, DEFAULT_ORCHESTRATOR_TIMEOUT, MIN_SEND_TIMEOUT};
@@ -31,21 +29,3 @@ pub use proxy::ProxyBackend;
 pub use router::{MeshMode, MeshRouter, MeshSetup};
 pub use send::OrchestratorSendBackend;
 pub use waiters::{Waiters, EARLY_REPLY_HOLD};
-
-use crate::backend::FailureKind;
-
-/// A failed call to the Orchestrator, already in the words a reply can use.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MeshError {
-    pub kind: FailureKind,
-    pub message: String,
-}
-
-impl MeshError {
-    pub fn timeout(who: &str, after: Duration) -> MeshError {
-        MeshError {
-            kind: FailureKind::Timeout,
-            message: format!("The {who} did not answer within {}.", crate::util::human_duration(after)),
-        }
-    }
-}

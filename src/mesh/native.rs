@@ -54,7 +54,7 @@ impl NativeBackend {
         };
         match answer {
             Ok(data) => Outcome::Data(data),
-            Err(error) => Outcome::Failed { kind: error.kind, message: error.message },
+            Err(error) => error.into(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! HTTP client for droplet 10: the relay (`POST /send`), its own questions (`POST /message`)
 //! and its Bearer GETs (`/droplets/{id}`, `/tasks`, ...). Every call carries our token (renewed
-//! once after a 401/403), `X-Trace-ID` and `X-Source`, and ends in a [`MeshError`] written so a
+//! once after a 401/403), `X-Trace-ID` and `X-Source`, and ends in a [`Failure`] written so a
 //! reply can show it.
 
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::MeshError;
+use crate::backend::Failure;
 use crate::backend::FailureKind;
 use crate::credentials::OrchestratorCredentials;
 
@@ -71,9 +71,9 @@ impl OrchestratorClient {
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
         trace_id: &str,
         timeout: Duration,
-    ) -> Result<Answer, MeshError> {
+    ) -> Result<Answer, Failure> {
         for renew in [false, true] {
-            let token = self.config.credentials.token(renew).await.map_err(|e| MeshError {
+            let token = self.config.credentials.token(renew).await.map_err(|e| Failure {
                 kind: FailureKind::Refused,
                 message: format!("There is no token for the Orchestrator: {e}."),
             })?;
@@ -86,12 +86,9 @@ impl OrchestratorClient {
             }
             let response = request.send().await.map_err(|error| {
                 if error.is_timeout() {
-                    MeshError::timeout("Orchestrator", timeout)
+                    Failure::timeout("Orchestrator", timeout)
                 } else {
-                    MeshError {
-                        kind: FailureKind::Unreachable,
-                        message: "The Orchestrator could not be reached.".into(),
-                    }
+                    Failure { kind: FailureKind::Unreachable, message: "The Orchestrator could not be reached.".into() }
                 }
             })?;
             let status = response.status().as_u16();
@@ -101,7 +98,7 @@ impl OrchestratorClient {
             let body = response.json().await.unwrap_or(Value::Null);
             return Ok(Answer { status, body });
         }
-        Err(MeshError { kind: FailureKind::Refused, message: "The Orchestrator refused our credentials.".to_owned() })
+        Err(Failure { kind: FailureKind::Refused, message: "The Orchestrator refused our credentials.".to_owned() })
     }
 
     /// `POST /send?target_droplet_id=N&message_type=T` with `body` (the payload itself, not an
@@ -113,14 +110,14 @@ impl OrchestratorClient {
         body: &Value,
         trace_id: &str,
         target_name: &str,
-    ) -> Result<String, MeshError> {
+    ) -> Result<String, Failure> {
         let trace_id = uuid_or_new(trace_id);
         let url = self.url("/send");
         let query = [("target_droplet_id", target.to_string()), ("message_type", message_type.to_owned())];
         let answer = self
             .authorized(|http| http.post(&url).query(&query).json(body), &trace_id, self.config.send_timeout())
             .await?;
-        let failed = |kind, message: String| Err(MeshError { kind, message });
+        let failed = |kind, message: String| Err(Failure { kind, message });
         // the receipt is plain JSON; unwrap `payload` should a UDC middleware ever wrap it
         let receipt = if answer.body.get("payload").is_some() { &answer.body["payload"] } else { &answer.body };
         match answer.status {
@@ -138,7 +135,7 @@ impl OrchestratorClient {
 
     /// `POST /message` to droplet 10 itself (MESH.md §6.1) with a `query` or `command` payload;
     /// returns the reply's `payload.result`, or the error its envelope carries.
-    pub async fn message(&self, message_type: &str, payload: Value, trace_id: &str) -> Result<Value, MeshError> {
+    pub async fn message(&self, message_type: &str, payload: Value, trace_id: &str) -> Result<Value, Failure> {
         let trace_id = uuid_or_new(trace_id);
         let envelope = json!({
             "udc_version": "1.0",
@@ -154,13 +151,13 @@ impl OrchestratorClient {
         let reply = &answer.body;
         if answer.status == 422 {
             // our envelope broke droplet 10's model: a bug on our side, said plainly
-            return Err(MeshError {
+            return Err(Failure {
                 kind: FailureKind::BadResponse,
                 message: "The Orchestrator could not read our question (422).".to_owned(),
             });
         }
         if !(200..300).contains(&answer.status) {
-            return Err(MeshError {
+            return Err(Failure {
                 kind: FailureKind::BadResponse,
                 message: format!("The Orchestrator answered with status {}.", answer.status),
             });
@@ -173,14 +170,14 @@ impl OrchestratorClient {
                 .or_else(|| error["error"]["message"].as_str())
                 .or_else(|| error.as_str())
                 .unwrap_or("it gave no reason");
-            return Err(MeshError {
+            return Err(Failure {
                 kind: FailureKind::Refused,
                 message: format!("The Orchestrator could not answer: {reason}"),
             });
         }
         match reply["payload"].get("result") {
             Some(result) => Ok(result.clone()),
-            None => Err(MeshError {
+            None => Err(Failure {
                 kind: FailureKind::BadResponse,
                 message: "The Orchestrator's answer had no result.".to_owned(),
             }),
@@ -193,7 +190,7 @@ impl OrchestratorClient {
         path: &str,
         params: &serde_json::Map<String, Value>,
         trace_id: &str,
-    ) -> Result<Value, MeshError> {
+    ) -> Result<Value, Failure> {
         let trace_id = uuid_or_new(trace_id);
         let url = self.url(path);
         let query: Vec<(String, String)> = params.iter().map(|(k, v)| (k.clone(), query_value(v))).collect();
@@ -207,11 +204,11 @@ impl OrchestratorClient {
                     body
                 })
             }
-            404 => Err(MeshError {
+            404 => Err(Failure {
                 kind: FailureKind::UnknownEndpoint,
                 message: format!("The Orchestrator has nothing at {path}."),
             }),
-            status => Err(MeshError {
+            status => Err(Failure {
                 kind: FailureKind::BadResponse,
                 message: format!("The Orchestrator answered {path} with status {status}."),
             }),

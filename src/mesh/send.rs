@@ -36,7 +36,7 @@ impl OrchestratorSendBackend {
             self.client.send(request.droplet_id, message_type, &body, &request.trace_id, &request.droplet_name).await;
         let relay = match sent {
             Ok(relay) => relay,
-            Err(error) => return Outcome::Failed { kind: error.kind, message: error.message },
+            Err(error) => return error.into(),
         };
         let reply = self.waiters.register(&relay);
         match tokio::time::timeout(config.reply_timeout, reply).await {
