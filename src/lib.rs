@@ -59,3 +59,94 @@ pub mod turn_events;
 pub mod understand;
 pub mod util;
 pub mod utterances;
+
+/// The layering ARCHITECTURE.md states ("Layers"), checked on the source: a module may name
+/// (`crate::x`) only modules on its own layer or below.
+#[cfg(test)]
+mod layering {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// Bottom to top, as in ARCHITECTURE.md.
+    const LAYERS: &[&[&str]] = &[
+        &["util", "droplet_ids", "diagnostic", "shapes", "auth", "connections", "credentials", "identity", "metrics"],
+        &[
+            "catalogue",
+            "nlu",
+            "speech",
+            "template",
+            "intent",
+            "slots",
+            "backend",
+            "trace",
+            "llm",
+            "session",
+            "envelope",
+            "stats",
+            "lifecycle",
+            "mesh",
+            "turn_events",
+        ],
+        &["pipeline", "steps", "dialogue", "understand"],
+        &["config", "coverage"],
+        &["engine"],
+        &["replay", "reload", "fixture", "utterances", "settings", "api", "server", "cli"],
+    ];
+
+    fn layer_of(module: &str) -> Option<usize> {
+        LAYERS.iter().position(|layer| layer.contains(&module))
+    }
+
+    /// The modules a file names, outside comments and its `#[cfg(test)]` part.
+    fn named(source: &str) -> BTreeSet<String> {
+        let code = source.split("#[cfg(test)]").next().unwrap_or_default();
+        let pattern = regex::Regex::new(r"crate::([a-z_]+)").expect("static pattern");
+        code.lines()
+            .filter(|line| !line.trim_start().starts_with("//"))
+            .flat_map(|line| pattern.captures_iter(line).map(|c| c[1].to_owned()).collect::<Vec<_>>())
+            .collect()
+    }
+
+    fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("src is readable").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn no_module_reaches_up() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut all = Vec::new();
+        files(&src, &mut all);
+        let mut wrong = Vec::new();
+        for path in all {
+            let relative = path.strip_prefix(&src).expect("under src");
+            let top = relative.components().next().and_then(|c| c.as_os_str().to_str()).unwrap_or_default();
+            let module = top.trim_end_matches(".rs");
+            if module == "lib" || module == "main" {
+                continue;
+            }
+            let own = layer_of(module)
+                .unwrap_or_else(|| panic!("`{module}` is in no layer: add it to LAYERS and ARCHITECTURE.md"));
+            let source = std::fs::read_to_string(&path).expect("readable");
+            for used in named(&source) {
+                if let Some(theirs) = layer_of(&used) {
+                    if theirs > own {
+                        wrong.push(format!(
+                            "{} (layer {}) uses `{used}` (layer {})",
+                            relative.display(),
+                            own + 1,
+                            theirs + 1
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "modules reaching up a layer:\n{}", wrong.join("\n"));
+    }
+}
