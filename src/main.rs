@@ -11,8 +11,30 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// mimalloc's option numbers (`mi_option_e` in its `mimalloc.h`; the crate's `v2` feature).
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+fn main() -> ExitCode {
+    // Lean by default: commit arena memory as it is used and give freed pages back at once.
+    // With mimalloc's defaults the idle server held 58–64 MiB instead of glibc's 28; with these
+    // (and mimalloc v2 rather than v3) 36 MiB, for about 5% of the allocator's throughput gain.
+    // Set before any other thread starts.
+    // SAFETY: `mi_option_set` only stores an option value.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+    }
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let cli = chat_orchestrator::cli::Cli::parse();
     if !matches!(cli.command, None | Some(chat_orchestrator::cli::Command::Serve)) {
         exit_quietly_on_closed_pipe();
