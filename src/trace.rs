@@ -128,6 +128,42 @@ impl ModelStatus {
     }
 }
 
+/// Whether a model call brought an answer back.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantNames,
+    strum::EnumIter,
+    poem_openapi::Enum,
+)]
+#[strum(serialize_all = "snake_case")]
+#[oai(rename_all = "snake_case")]
+pub enum ModelCallOutcome {
+    Ok,
+    Failed,
+}
+
+crate::serde_by_name!(ModelCallOutcome);
+
+impl ModelCallOutcome {
+    pub fn of<T, E>(result: &Result<T, E>) -> ModelCallOutcome {
+        if result.is_ok() {
+            ModelCallOutcome::Ok
+        } else {
+            ModelCallOutcome::Failed
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Object)]
 pub struct IntentTrace {
     /// The intent that handled the turn.
@@ -210,8 +246,7 @@ pub struct LlmCallTrace {
     pub attempts: u32,
     pub prompt_tokens: u64,
     pub output_tokens: u64,
-    /// `ok` or `failed`.
-    pub outcome: String,
+    pub outcome: ModelCallOutcome,
     /// The failure, in plain words.
     pub error: Option<String>,
     /// Present when the answer was streamed to the client while it was written.
@@ -230,7 +265,7 @@ mod state_names {
     use poem_openapi::types::ToJSON;
     use strum::IntoEnumIterator;
 
-    use super::{IntentSource, ModelStatus};
+    use super::{IntentSource, ModelCallOutcome, ModelStatus};
     use crate::backend::CallStatus;
 
     /// The API documents these enums (poem-openapi names them) and everything else uses their
@@ -248,5 +283,6 @@ mod state_names {
         agree::<IntentSource>();
         agree::<ModelStatus>();
         agree::<CallStatus>();
+        agree::<ModelCallOutcome>();
     }
 }

@@ -281,7 +281,7 @@ impl Llm {
             attempts,
             prompt_tokens: result.as_ref().map(|a| a.usage.prompt_tokens).unwrap_or(0),
             output_tokens: result.as_ref().map(|a| a.usage.output_tokens).unwrap_or(0),
-            outcome: if result.is_ok() { "ok" } else { "failed" }.to_owned(),
+            outcome: crate::trace::ModelCallOutcome::of(result),
             error: result.as_ref().err().map(|e| e.message.clone()),
             stream: None,
             answer: result.as_ref().ok().map(|a| a.text.clone()),
@@ -290,7 +290,7 @@ impl Llm {
 
     fn record(&self, purpose: Purpose, result: &Result<LlmAnswer, LlmError>, elapsed: Duration) {
         let (purpose_label, provider) = (purpose.as_str(), self.provider());
-        let outcome = if result.is_ok() { "ok" } else { "failed" };
+        let outcome = crate::trace::ModelCallOutcome::of(result).as_str();
         metrics::counter!("llm_calls_total", "purpose" => purpose_label, "provider" => provider, "outcome" => outcome)
             .increment(1);
         metrics::histogram!("llm_call_duration_seconds", "purpose" => purpose_label).record(elapsed.as_secs_f64());
