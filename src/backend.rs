@@ -93,10 +93,6 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
     /// The kind an [`as_str`](FailureKind::as_str) name stands for.
     pub fn parse(name: &str) -> Option<FailureKind> {
         name.parse().ok()
@@ -129,12 +125,6 @@ pub enum CallStatus {
 }
 
 crate::serde_by_name!(CallStatus);
-
-impl CallStatus {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
 
 /// A call that failed, already in the words a reply can use: what [`Outcome::Failed`] holds,
 /// and what the mesh's own calls (to the Orchestrator) return as their error.

@@ -83,12 +83,6 @@ pub enum IntentSource {
 
 crate::serde_by_name!(IntentSource);
 
-impl IntentSource {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
 /// What became of asking the language model to understand a message (`llm.status` in
 /// templates).
 #[derive(
@@ -122,12 +116,6 @@ pub enum ModelStatus {
 
 crate::serde_by_name!(ModelStatus);
 
-impl ModelStatus {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
 /// Whether a model call brought an answer back.
 #[derive(
     Debug,
@@ -157,10 +145,6 @@ impl ModelCallOutcome {
         } else {
             ModelCallOutcome::Failed
         }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        self.into()
     }
 }
 

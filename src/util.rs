@@ -24,11 +24,18 @@ pub fn human_duration(d: Duration) -> String {
 }
 
 /// Serde for state enums by their strum names (`IntoStaticStr` to write, `EnumString` and
-/// `VariantNames` to read), so each name is written once, in the enum's `strum(...)`, and
-/// metrics labels, templates and stored data all use it.
+/// `VariantNames` to read), and `as_str` for the same name, so each name is written once, in the
+/// enum's `strum(...)`, and metrics labels, templates and stored data all use it.
 #[macro_export]
 macro_rules! serde_by_name {
     ($($state:ty),+ $(,)?) => {$(
+        impl $state {
+            /// The state's name (its strum and serde name).
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
+        }
+
         impl serde::Serialize for $state {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.serialize_str(<&'static str>::from(self))

@@ -38,12 +38,6 @@ pub enum Purpose {
     Reason,
 }
 
-impl Purpose {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
 crate::serde_by_name!(Purpose);
 
 /// Who said an earlier message of the conversation.
@@ -103,13 +97,6 @@ pub enum LlmErrorKind {
     Interrupted,
     /// Nobody listened to the streamed answer any more, so the call was stopped.
     Cancelled,
-}
-
-impl LlmErrorKind {
-    /// The name templates see in `error.kind`.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
 }
 
 crate::serde_by_name!(LlmErrorKind);
