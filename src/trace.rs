@@ -268,5 +268,6 @@ mod state_names {
         agree::<ModelStatus>();
         agree::<CallStatus>();
         agree::<ModelCallOutcome>();
+        agree::<crate::session::MissedReason>();
     }
 }

@@ -1,7 +1,7 @@
 //! Which turns are kept for stewards to review (`session::missed`): the ones the assistant did
 //! not understand well.
 
-use crate::session::{Channel, MissedMessage};
+use crate::session::{Channel, MissedMessage, MissedReason};
 use crate::trace::{IntentSource, IntentTrace, ModelStatus};
 
 /// What the turn's understanding came to, as far as keeping it goes.
@@ -16,18 +16,18 @@ pub(super) struct Understood<'a> {
 
 /// Why this turn is worth a steward's look, or `None` when it was understood (or was an answer
 /// to a question, a replay: not a message to learn from).
-pub(super) fn why_kept(turn: &Understood<'_>) -> Option<&'static str> {
+pub(super) fn why_kept(turn: &Understood<'_>) -> Option<MissedReason> {
     if !matches!(turn.why.source, IntentSource::Rules | IntentSource::Fallback | IntentSource::Llm) {
         return None;
     }
     if turn.why.id == turn.fallback || turn.why.source == IntentSource::Fallback {
-        Some("fallback")
+        Some(MissedReason::Fallback)
     } else if turn.llm_status == ModelStatus::Unsure {
-        Some("unsure")
+        Some(MissedReason::Unsure)
     } else if turn.why.source == IntentSource::Llm {
-        Some("model")
+        Some(MissedReason::Model)
     } else if turn.rules_unsure {
-        Some("low_confidence")
+        Some(MissedReason::LowConfidence)
     } else {
         None
     }
@@ -42,11 +42,9 @@ pub(super) fn kept(turn: &Understood<'_>, said: &str, unread: &[String], channel
         .into_iter()
         .collect();
     if kept.is_empty() {
-        kept.extend(
-            unread
-                .iter()
-                .map(|part| MissedMessage::new(part.clone(), channel, turn.fallback, "part_not_understood", 0.0, None)),
-        );
+        kept.extend(unread.iter().map(|part| {
+            MissedMessage::new(part.clone(), channel, turn.fallback, MissedReason::PartNotUnderstood, 0.0, None)
+        }));
     }
     kept
 }
@@ -71,12 +69,12 @@ mod tests {
         let guessed = why("droplet_status", "rules");
         let model = why("droplet_status", "llm");
         let answer = why("register_service", "resumed");
-        assert_eq!(why_kept(&turn(&fallback, "off", false)), Some("fallback"));
-        assert_eq!(why_kept(&turn(&guessed, "off", true)), Some("low_confidence"));
+        assert_eq!(why_kept(&turn(&fallback, "off", false)).map(MissedReason::as_str), Some("fallback"));
+        assert_eq!(why_kept(&turn(&guessed, "off", true)).map(MissedReason::as_str), Some("low_confidence"));
         assert_eq!(why_kept(&turn(&guessed, "off", false)), None);
-        assert_eq!(why_kept(&turn(&model, "understood", false)), Some("model"));
-        assert_eq!(why_kept(&turn(&fallback, "unsure", false)), Some("fallback"));
-        assert_eq!(why_kept(&turn(&guessed, "unsure", true)), Some("unsure"));
+        assert_eq!(why_kept(&turn(&model, "understood", false)).map(MissedReason::as_str), Some("model"));
+        assert_eq!(why_kept(&turn(&fallback, "unsure", false)).map(MissedReason::as_str), Some("fallback"));
+        assert_eq!(why_kept(&turn(&guessed, "unsure", true)).map(MissedReason::as_str), Some("unsure"));
         assert_eq!(why_kept(&turn(&answer, "off", true)), None, "an answer to a question is not a request");
     }
 
@@ -91,6 +89,6 @@ mod tests {
         );
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].text, "sing me a song");
-        assert_eq!(kept[0].why, "part_not_understood");
+        assert_eq!(kept[0].why.as_str(), "part_not_understood");
     }
 }

@@ -28,6 +28,36 @@ impl Default for MissedLimits {
     }
 }
 
+/// Why a message was kept for stewards to review.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantNames,
+    strum::EnumIter,
+    poem_openapi::Enum,
+)]
+#[strum(serialize_all = "snake_case")]
+#[oai(rename_all = "snake_case")]
+pub enum MissedReason {
+    /// Nothing matched: the fallback answered.
+    Fallback,
+    /// The model was not sure and asked back.
+    Unsure,
+    /// The rules guessed: no pattern, and no clear, close example.
+    LowConfidence,
+    /// Only the language model found the intent.
+    Model,
+    /// A part of a several-request message nobody understood.
+    PartNotUnderstood,
+}
+
+crate::serde_by_name!(MissedReason);
+
 /// One message that was not understood well.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, poem_openapi::Object)]
 pub struct MissedMessage {
@@ -37,9 +67,8 @@ pub struct MissedMessage {
     pub channel: String,
     /// The intent that answered.
     pub intent: String,
-    /// Why it was kept: `fallback`, `unsure` (the model asked back), `low_confidence` (rules
-    /// guessed), `model` (only the language model found the intent), `part_not_understood`.
-    pub why: String,
+    /// Why it was kept.
+    pub why: MissedReason,
     /// The score the intent got.
     pub score: f64,
     /// The intent that came second, when there was one.
@@ -51,12 +80,19 @@ pub struct MissedMessage {
 }
 
 impl MissedMessage {
-    pub fn new(text: String, channel: Channel, intent: &str, why: &str, score: f64, runner_up: Option<String>) -> Self {
+    pub fn new(
+        text: String,
+        channel: Channel,
+        intent: &str,
+        why: MissedReason,
+        score: f64,
+        runner_up: Option<String>,
+    ) -> Self {
         MissedMessage {
             text,
             channel: channel.as_str().to_owned(),
             intent: intent.to_owned(),
-            why: why.to_owned(),
+            why,
             score,
             runner_up,
             at: crate::util::utc_timestamp(),
@@ -117,7 +153,7 @@ pub fn group(messages: &[MissedMessage], key: impl Fn(&str) -> String) -> Vec<Mi
             group.examples.push(message.text.clone());
         }
         *group.answered_by.entry(message.intent.clone()).or_default() += 1;
-        *group.why.entry(message.why.clone()).or_default() += 1;
+        *group.why.entry(message.why.as_str().to_owned()).or_default() += 1;
     }
     // stable: equal counts stay newest first (messages come newest first)
     groups.sort_by_key(|g| std::cmp::Reverse(g.count));
@@ -129,7 +165,7 @@ mod tests {
     use super::*;
 
     fn said(text: &str) -> MissedMessage {
-        MissedMessage::new(text.to_owned(), Channel::Chat, "fallback", "fallback", 0.1, None)
+        MissedMessage::new(text.to_owned(), Channel::Chat, "fallback", MissedReason::Fallback, 0.1, None)
     }
 
     #[test]

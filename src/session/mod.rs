@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::journal::{RecordedCall, RecordedModelAnswer, RecordedTurn};
 pub use self::memory::MemoryStore;
-pub use self::missed::{group as group_missed, MissedGroup, MissedLimits, MissedMessage};
+pub use self::missed::{group as group_missed, MissedGroup, MissedLimits, MissedMessage, MissedReason};
 pub use self::owner::{Entry, Owner};
 pub use self::redis::RedisStore;
 
