@@ -101,30 +101,16 @@ impl FailureKind {
 
 crate::serde_by_name!(FailureKind);
 
-/// What became of a call, in one word: the `status` templates and traces see.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantNames,
-    strum::EnumIter,
-    poem_openapi::Enum,
-)]
-#[strum(serialize_all = "snake_case")]
-#[oai(rename_all = "snake_case")]
-pub enum CallStatus {
-    /// The droplet answered.
-    Data,
-    /// Delivered, no answer came back in time.
-    Dispatched,
-    Failed,
+crate::api_state! {
+    /// What became of a call, in one word: the `status` templates and traces see.
+    pub enum CallStatus {
+        /// The droplet answered.
+        Data,
+        /// Delivered, no answer came back in time.
+        Dispatched,
+        Failed,
+    }
 }
-
-crate::serde_by_name!(CallStatus);
 
 /// A call that failed, already in the words a reply can use: what [`Outcome::Failed`] holds,
 /// and what the mesh's own calls (to the Orchestrator) return as their error.

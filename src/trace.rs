@@ -49,94 +49,52 @@ pub struct DialogueTrace {
     pub changed: Vec<String>,
 }
 
-/// How a turn's intent was chosen.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantNames,
-    strum::EnumIter,
-    poem_openapi::Enum,
-)]
-#[strum(serialize_all = "snake_case")]
-#[oai(rename_all = "snake_case")]
-pub enum IntentSource {
-    /// A pattern or the examples matched.
-    #[default]
-    Rules,
-    /// The language model chose among the declared intents.
-    Llm,
-    /// Nothing matched.
-    Fallback,
-    /// Continuing a question asked in the previous turn.
-    Resumed,
-    /// E.g. cancel while something was pending.
-    Interrupt,
-    /// A retried request id: the stored reply, nothing ran again.
-    Replayed,
+crate::api_state! {
+    /// How a turn's intent was chosen.
+    #[derive(Default)]
+    pub enum IntentSource {
+        /// A pattern or the examples matched.
+        #[default]
+        Rules,
+        /// The language model chose among the declared intents.
+        Llm,
+        /// Nothing matched.
+        Fallback,
+        /// Continuing a question asked in the previous turn.
+        Resumed,
+        /// E.g. cancel while something was pending.
+        Interrupt,
+        /// A retried request id: the stored reply, nothing ran again.
+        Replayed,
+    }
 }
 
-crate::serde_by_name!(IntentSource);
-
-/// What became of asking the language model to understand a message (`llm.status` in
-/// templates).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantNames,
-    strum::EnumIter,
-    poem_openapi::Enum,
-)]
-#[strum(serialize_all = "snake_case")]
-#[oai(rename_all = "snake_case")]
-pub enum ModelStatus {
-    /// No model is configured.
-    Off,
-    /// The rules decided; the model was not asked.
-    NotNeeded,
-    /// The model chose the intent.
-    Understood,
-    /// The model was not sure enough (it may have asked back).
-    Unsure,
-    /// The model's answer was rejected.
-    Invalid,
-    /// The model could not be asked.
-    Unavailable,
+crate::api_state! {
+    /// What became of asking the language model to understand a message (`llm.status` in
+    /// templates).
+    pub enum ModelStatus {
+        /// No model is configured.
+        Off,
+        /// The rules decided; the model was not asked.
+        NotNeeded,
+        /// The model chose the intent.
+        Understood,
+        /// The model was not sure enough (it may have asked back).
+        Unsure,
+        /// The model's answer was rejected.
+        Invalid,
+        /// The model could not be asked.
+        Unavailable,
+    }
 }
 
-crate::serde_by_name!(ModelStatus);
-
-/// Whether a model call brought an answer back.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantNames,
-    strum::EnumIter,
-    poem_openapi::Enum,
-)]
-#[strum(serialize_all = "snake_case")]
-#[oai(rename_all = "snake_case")]
-pub enum ModelCallOutcome {
-    Ok,
-    Failed,
+crate::api_state! {
+    /// Whether a model call brought an answer back.
+    pub enum ModelCallOutcome {
+        Ok,
+        Failed,
+    }
 }
-
-crate::serde_by_name!(ModelCallOutcome);
 
 impl ModelCallOutcome {
     pub fn of<T, E>(result: &Result<T, E>) -> ModelCallOutcome {

@@ -53,6 +53,27 @@ macro_rules! serde_by_name {
     )+};
 }
 
+/// A state the API documents: a fieldless enum named in `snake_case` once, for strum, serde,
+/// `as_str` and poem-openapi alike (see [`serde_by_name!`]). Doc comments and `#[default]` on
+/// variants pass through; extra derives go in the attributes before `pub enum`.
+#[macro_export]
+macro_rules! api_state {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$variant_meta:meta])* $variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantNames,
+            strum::EnumIter, poem_openapi::Enum,
+        )]
+        #[strum(serialize_all = "snake_case")]
+        #[oai(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$variant_meta])* $variant),+
+        }
+
+        $crate::serde_by_name!($name);
+    };
+}
+
 /// Compiled regexes by source, shared by every configuration this process loads. A reload
 /// compiles every pattern of every pipeline again, and compiling them was half of a reload's
 /// time; most patterns are unchanged between two reloads (a steward edits one file). Bounded:

@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use poem::http::StatusCode;
 use poem_openapi::param::Header;
 use poem_openapi::payload::{EventStream, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, ResponseContent};
 use serde_json::Value;
 
-use super::error::{ErrorBody, Refusal};
+use super::error::{ErrorBody, Refusal, TurnRefusal};
 use super::frames::{ListenedTurn, TurnFrame};
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::text::Text;
@@ -223,9 +222,9 @@ impl ChatApi {
                 other_channel: reply.other_channel_text.map(|response| OtherChannel { channel: other, response }),
             }))),
             Err(error) => match ErrorBody::of_turn(&error, "Idempotency-Key") {
-                (StatusCode::UNPROCESSABLE_ENTITY, body) => ChatResponse::Unprocessable(Json(body)),
-                (StatusCode::SERVICE_UNAVAILABLE, body) => ChatResponse::Unavailable(Json(body)),
-                (_, body) => ChatResponse::Internal(Json(body)),
+                TurnRefusal::Unprocessable(body) => ChatResponse::Unprocessable(Json(body)),
+                TurnRefusal::Unavailable(body) => ChatResponse::Unavailable(Json(body)),
+                TurnRefusal::Internal(body) => ChatResponse::Internal(Json(body)),
             },
         }
     }

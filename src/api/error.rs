@@ -96,21 +96,19 @@ impl ErrorBody {
         )
     }
 
-    /// How a turn that failed is answered, on every endpoint and frame alike: its status and
-    /// body. `request_id_field` says where the client sent its request id. The cause is logged
-    /// here, once; the body says only what the caller may know.
-    pub fn of_turn(error: &TurnError, request_id_field: &str) -> (StatusCode, ErrorBody) {
+    /// How a turn that failed is answered, on every endpoint and frame alike.
+    /// `request_id_field` says where the client sent its request id. The cause is logged here,
+    /// once; the body says only what the caller may know.
+    pub fn of_turn(error: &TurnError, request_id_field: &str) -> TurnRefusal {
         match error {
-            TurnError::RequestIdReused(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, ErrorBody::request_id_reused(request_id_field))
-            }
+            TurnError::RequestIdReused(_) => TurnRefusal::Unprocessable(ErrorBody::request_id_reused(request_id_field)),
             TurnError::Store(error) => {
                 tracing::error!(%error, "session store unavailable");
-                (StatusCode::SERVICE_UNAVAILABLE, ErrorBody::store_unavailable())
+                TurnRefusal::Unavailable(ErrorBody::store_unavailable())
             }
             TurnError::UnknownIntent(_) => {
                 tracing::error!(%error, "turn failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, ErrorBody::internal())
+                TurnRefusal::Internal(ErrorBody::internal())
             }
         }
     }
@@ -139,6 +137,24 @@ impl ErrorBody {
             status: "error".to_owned(),
             error: ErrorDetail { code: code.as_str().to_owned(), message: message.into(), details },
             timestamp: utc_timestamp(),
+        }
+    }
+}
+
+/// A failed turn's answer: which kind of refusal (each endpoint's 422, 503 or 500), and its body.
+pub enum TurnRefusal {
+    /// The request cannot be taken as it is (a reused request id).
+    Unprocessable(ErrorBody),
+    /// A dependency (the session store) is down; nothing was stored.
+    Unavailable(ErrorBody),
+    /// Something failed on our side; nothing was stored.
+    Internal(ErrorBody),
+}
+
+impl TurnRefusal {
+    pub fn into_body(self) -> ErrorBody {
+        match self {
+            TurnRefusal::Unprocessable(body) | TurnRefusal::Unavailable(body) | TurnRefusal::Internal(body) => body,
         }
     }
 }

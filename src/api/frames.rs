@@ -167,7 +167,7 @@ impl TurnFrame {
                 let other = other_channel(&reply);
                 TurnFrame::message(reply, channel, with_trace, other)
             }
-            Ok(Err(error)) => TurnFrame::refused(session_id, ErrorBody::of_turn(&error, request_id_field).1),
+            Ok(Err(error)) => TurnFrame::refused(session_id, ErrorBody::of_turn(&error, request_id_field).into_body()),
             Err(error) => {
                 tracing::error!(%error, "turn task failed");
                 TurnFrame::refused(session_id, ErrorBody::internal())

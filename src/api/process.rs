@@ -5,12 +5,11 @@
 
 use std::sync::Arc;
 
-use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 use serde_json::{json, Value};
 
-use super::error::{ErrorBody, ErrorCode, Refusal};
+use super::error::{ErrorBody, ErrorCode, Refusal, TurnRefusal};
 use super::rate_limit::{client_ip, retry_after_seconds, Limit};
 use super::udc::MeshAuth;
 use super::validate::{check_envelope_turn, check_sender, envelope_turn};
@@ -113,9 +112,9 @@ impl ProcessApi {
                 json!({"response": reply.text, "session_id": session_id, "intent": reply.intent}),
             ))),
             Err(error) => match ErrorBody::of_turn(&error, "payload.request_id") {
-                (StatusCode::UNPROCESSABLE_ENTITY, body) => ProcessResponse::Unprocessable(Json(body)),
-                (StatusCode::SERVICE_UNAVAILABLE, body) => ProcessResponse::Unavailable(Json(body)),
-                (_, body) => ProcessResponse::Internal(Json(body)),
+                TurnRefusal::Unprocessable(body) => ProcessResponse::Unprocessable(Json(body)),
+                TurnRefusal::Unavailable(body) => ProcessResponse::Unavailable(Json(body)),
+                TurnRefusal::Internal(body) => ProcessResponse::Internal(Json(body)),
             },
         }
     }

@@ -28,35 +28,21 @@ impl Default for MissedLimits {
     }
 }
 
-/// Why a message was kept for stewards to review.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantNames,
-    strum::EnumIter,
-    poem_openapi::Enum,
-)]
-#[strum(serialize_all = "snake_case")]
-#[oai(rename_all = "snake_case")]
-pub enum MissedReason {
-    /// Nothing matched: the fallback answered.
-    Fallback,
-    /// The model was not sure and asked back.
-    Unsure,
-    /// The rules guessed: no pattern, and no clear, close example.
-    LowConfidence,
-    /// Only the language model found the intent.
-    Model,
-    /// A part of a several-request message nobody understood.
-    PartNotUnderstood,
+crate::api_state! {
+    /// Why a message was kept for stewards to review.
+    pub enum MissedReason {
+        /// Nothing matched: the fallback answered.
+        Fallback,
+        /// The model was not sure and asked back.
+        Unsure,
+        /// The rules guessed: no pattern, and no clear, close example.
+        LowConfidence,
+        /// Only the language model found the intent.
+        Model,
+        /// A part of a several-request message nobody understood.
+        PartNotUnderstood,
+    }
 }
-
-crate::serde_by_name!(MissedReason);
 
 /// One message that was not understood well.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, poem_openapi::Object)]
