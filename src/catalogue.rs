@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::shapes::Shape;
+use crate::statuses::Statuses;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Catalogue {
@@ -18,6 +19,9 @@ pub struct Catalogue {
     /// Every lowercased name, key and alias with its droplet id, built once for [`Catalogue::recognize`].
     #[serde(skip)]
     names: Vec<(String, i64)>,
+    /// The states droplets report and the words for them (`statuses:`).
+    #[serde(skip)]
+    pub statuses: Arc<Statuses>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -159,7 +163,12 @@ impl Catalogue {
             names.push((droplet.key.replace('_', " "), droplet.id));
             names.extend(droplet.aliases.iter().map(|alias| (alias.clone(), droplet.id)));
         }
-        Catalogue { droplets, names }
+        Catalogue { droplets, names, statuses: Arc::default() }
+    }
+
+    /// The catalogue with the steward's `statuses:` (otherwise every status reads as unknown).
+    pub fn with_statuses(self, statuses: Arc<Statuses>) -> Catalogue {
+        Catalogue { statuses, ..self }
     }
 
     pub fn by_id(&self, id: i64) -> Option<&Droplet> {

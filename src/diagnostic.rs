@@ -69,6 +69,8 @@ pub enum Code {
     BadPhrase,
     /// `catalogue/vocabulary.yaml` has a synonym cycle, a phrase with two meanings or an empty one.
     BadVocabulary,
+    /// `statuses:` lists a word under two states, or gives the engine's own states words.
+    BadStatus,
     /// A file under `pipelines/` that would not be read (`.yml`, or in a subfolder).
     FileName,
     /// A catalogue shape (`shapes:`, `response:`, `request:`) is not a valid JSON Schema.
@@ -128,6 +130,7 @@ impl Code {
             Code::UnknownTestIntent => "E_UNKNOWN_TEST_INTENT",
             Code::BadPhrase => "E_BAD_PHRASE",
             Code::BadVocabulary => "E_BAD_VOCABULARY",
+            Code::BadStatus => "E_BAD_STATUS",
             Code::FileName => "E_FILE_NAME",
             Code::BadShape => "E_BAD_SHAPE",
             Code::UnknownShape => "E_UNKNOWN_SHAPE",

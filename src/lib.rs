@@ -52,6 +52,7 @@ pub mod shapes;
 pub mod slots;
 pub mod speech;
 pub mod stats;
+pub mod statuses;
 pub mod steps;
 pub mod template;
 pub mod trace;
@@ -69,7 +70,18 @@ mod layering {
 
     /// Bottom to top, as in ARCHITECTURE.md.
     const LAYERS: &[&[&str]] = &[
-        &["util", "droplet_ids", "diagnostic", "shapes", "auth", "connections", "credentials", "identity", "metrics"],
+        &[
+            "util",
+            "droplet_ids",
+            "statuses",
+            "diagnostic",
+            "shapes",
+            "auth",
+            "connections",
+            "credentials",
+            "identity",
+            "metrics",
+        ],
         &[
             "catalogue",
             "nlu",

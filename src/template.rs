@@ -5,12 +5,13 @@
 //! of a reply) and fuelled (a runaway loop in a steward's template stops instead of hanging a
 //! worker).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use regex::Regex;
 
 use crate::speech;
+use crate::statuses::Statuses;
 
 /// Instructions one render may execute before it is stopped.
 const FUEL_PER_RENDER: u64 = 200_000;
@@ -114,6 +115,9 @@ impl Templates {
         env.set_fuel(Some(FUEL_PER_RENDER));
         env.add_filter("speak", |text: String| speech::to_speech(&text));
         env.add_filter("humanize_list", humanize_list);
+        let mut templates = Templates { env };
+        templates.use_statuses(Arc::default());
+        let env = &mut templates.env;
         // Chat replies are markdown: a value printed into a chat template (`.md.j2`) or a macro
         // library (`macros.j2`, shared with voice, whose replies go through the speech rules,
         // which drop the escapes) is text, never markup, so a user's `[click](https://evil…)` or
@@ -145,7 +149,14 @@ impl Templates {
             }
             minijinja::escape_formatter(out, state, value)
         });
-        Templates { env }
+        templates
+    }
+
+    /// Reads status words with the catalogue's `statuses:`: `{{ e.status | status_icon }}` is
+    /// the icon of the state a word means (for statuses inside an answer; a query outcome
+    /// carries its own `icon`).
+    pub fn use_statuses(&mut self, statuses: Arc<Statuses>) {
+        self.env.add_filter("status_icon", move |word: Value| statuses.icon_of(word.as_str()).to_owned());
     }
 
     /// Adds a template; the error carries the template's name and line.
@@ -322,6 +333,20 @@ mod tests {
             "**\\<img src=x onerror=alert(1)\\> \\[click\\](https://evil.example/x) \\# Heading** *fine* 7"
         );
         assert!(templates.render("t/voice.txt.j2", &context).expect("renders").contains("<img"), "voice: speech rules");
+    }
+
+    #[test]
+    fn status_icons_follow_the_catalogues_statuses() {
+        use crate::statuses::State;
+        let mut t = Templates::new();
+        let source = "{{ 'up' | status_icon }} {{ none | status_icon }} {{ 3 | status_icon }}";
+        assert_eq!(
+            t.env.render_str(source, ()).expect("renders"),
+            "⚪ ⚪ ⚪",
+            "without statuses every word is unknown"
+        );
+        t.use_statuses(Arc::new(Statuses::new(vec![State::named("active", "🟢", &["up"])])));
+        assert_eq!(t.env.render_str(source, ()).expect("renders"), "🟢 ⚪ ⚪");
     }
 
     #[test]

@@ -130,7 +130,7 @@ fn a_query_that_may_not_run_is_read_only_behind_a_guard() {
         .map(|d| format!("{}:{}: {}", d.file, d.position.line, d.message))
         .collect();
     assert!(
-        unguarded.iter().any(|w| w.starts_with("templates/dashboard_metrics/chat.md.j2:14: `metrics.ok` fails when the step that makes `metrics` did not run")),
+        unguarded.iter().any(|w| w.starts_with("templates/dashboard_metrics/chat.md.j2:13: `metrics.ok` fails when the step that makes `metrics` did not run")),
         "{unguarded:#?}"
     );
 }

@@ -164,3 +164,29 @@ async fn the_trace_says_what_a_correction_changed() {
         Some(vec![r#"name: "Payments" → "Payments Two""#.to_owned()])
     );
 }
+
+/// The steward's `statuses:` decide what a reported word means everywhere: a new state, with its
+/// own icon and wording, shows in the fan-out's counts, its table, its spoken summary and the
+/// single droplet's reply, without touching a template.
+#[tokio::test]
+async fn a_state_the_steward_adds_reads_through_every_reply() {
+    let catalogue = common::repo_files().get("catalogue/droplets.yaml").expect("shipped").replace(
+        "  inactive:  { icon: \"🟡\", words: [inactive, degraded, idle, paused, offline] }",
+        "  resting:   { icon: \"🔵\", label: resting, spoken: resting quietly, words: [INACTIVE] }\n  \
+         inactive:  { icon: \"🟡\", words: [degraded, idle, paused, offline] }",
+    );
+    assert!(catalogue.contains("resting:"), "the edit applies to the shipped catalogue");
+    let files = common::repo_files().overlay(ConfigFiles::from_pairs([("catalogue/droplets.yaml", catalogue)]));
+    let config = Arc::new(config::load(&files).expect("a valid configuration"));
+    let (engine, _store) = common::engine_and_store(config, Arc::new(SampleBackend), limits(10));
+
+    let chat = common::say(&engine, "statuses-chat", Channel::Chat, "show me all droplets").await;
+    assert!(chat.text.contains("**7 droplets** — 🟢 6 active · 🔵 1 resting\n"), "{}", chat.text);
+    assert!(chat.text.contains("| Onboarding | 🔵 inactive |"), "{}", chat.text);
+
+    let voice = common::say(&engine, "statuses-voice", Channel::Voice, "show me all droplets").await;
+    assert!(voice.text.ends_with("; Onboarding is resting quietly."), "{}", voice.text);
+
+    let one = common::say(&engine, "statuses-one", Channel::Chat, "status of onboarding").await;
+    assert!(one.text.starts_with("🔵 **Onboarding**"), "{}", one.text);
+}

@@ -261,7 +261,21 @@ pub struct CatalogueSpec {
     /// Answer shapes by name (JSON Schemas), for `response: NAME`.
     #[serde(default)]
     pub shapes: IndexMap<String, Value>,
+    /// The states droplets report, by name, in the order replies list them.
+    #[serde(default)]
+    pub statuses: IndexMap<String, StatusSpec>,
     pub droplets: Vec<DropletSpec>,
+}
+
+/// One state of `statuses:`: its icon, how replies name it, and the status words that mean it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusSpec {
+    pub icon: String,
+    pub label: Option<String>,
+    pub spoken: Option<String>,
+    #[serde(default)]
+    pub words: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

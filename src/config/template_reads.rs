@@ -29,6 +29,7 @@ use super::spec::{CallSpec, DropletRefSpec, FanOutSpec, PipelineSpec, StepSpec};
 use crate::catalogue::{Catalogue, Droplet, Endpoint};
 use crate::diagnostic::{Code, Diagnostic, Position};
 use crate::shapes::{Field, Node, Shape};
+use crate::statuses::Statuses;
 
 /// Macros are walked with their arguments at most this deep (a macro calling itself stops).
 const MAX_MACRO_DEPTH: usize = 6;
@@ -85,15 +86,17 @@ impl ResultShape {
         };
         let outcome = json!({
             "type": "object",
-            "required": ["droplet", "endpoint", "method", "status", "ok", "data", "error", "relay_trace_id", "duration_ms"],
+            "required": ["droplet", "endpoint", "method", "status", "ok", "data", "error", "relay_trace_id", "duration_ms",
+                         "state", "icon", "reported", "problem"],
             "properties": {
                 "droplet": {
                     "type": "object",
-                    "required": ["id", "key", "name"],
+                    "required": ["id", "key", "name", "purpose"],
                     "properties": {
                         "id": {"type": "integer"},
                         "key": {"type": ["string", "null"]},
-                        "name": {"type": "string"}
+                        "name": {"type": "string"},
+                        "purpose": {"type": "string"}
                     }
                 },
                 "endpoint": {"type": "string"},
@@ -107,10 +110,51 @@ impl ResultShape {
                     "properties": {"kind": {"type": "string"}, "message": {"type": "string"}}
                 },
                 "relay_trace_id": {"type": ["string", "null"]},
-                "duration_ms": {"type": "integer"}
+                "duration_ms": {"type": "integer"},
+                "state": {"type": "string"},
+                "icon": {"type": "string"},
+                "reported": {"type": "string"},
+                "problem": {"type": ["string", "null"]}
             }
         });
         let outcome = if fan_out { json!({"type": "array", "items": outcome}) } else { outcome };
+        ResultShape { outcome }
+    }
+
+    /// A fan-out's `<as>_summary` (see [`crate::statuses::Tally`]), given its outcomes' shape.
+    pub fn summary(outcomes: &ResultShape, statuses: &Statuses) -> ResultShape {
+        let names: Vec<&str> = statuses.states().iter().map(|s| s.name.as_str()).collect();
+        let counts: serde_json::Map<String, Value> =
+            names.iter().map(|n| (n.to_string(), json!({"type": "integer"}))).collect();
+        let outcome = json!({
+            "type": "object",
+            "required": ["total", "answered", "counts", "states", "unanswered", "problems"],
+            "properties": {
+                "total": {"type": "integer"},
+                "answered": {"type": "integer"},
+                "counts": {"type": "object", "required": names, "properties": counts},
+                "states": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "icon", "label", "spoken", "answered", "count", "names"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "icon": {"type": "string"},
+                            "label": {"type": "string"},
+                            "spoken": {"type": "string"},
+                            "answered": {"type": "boolean"},
+                            "count": {"type": "integer"},
+                            // a state is listed only when some droplet is in it
+                            "names": {"type": "array", "minItems": 1, "items": {"type": "string"}}
+                        }
+                    }
+                },
+                // the outcomes that brought no data: the fan-out's own items
+                "unanswered": outcomes.outcome.clone(),
+                "problems": {"type": "array", "items": {"type": "string"}}
+            }
+        });
         ResultShape { outcome }
     }
 }
@@ -188,11 +232,18 @@ pub fn check_pipeline(
         if let Some(query) = &step.query {
             for (_, call) in query.calls() {
                 let mut shape = result_shape(call, catalogue);
+                let mut summary = call.droplets.is_some().then(|| ResultShape::summary(&shape, &catalogue.statuses));
                 if step.when.is_some() {
                     // a query that may not run leaves its name none
                     shape.may_be_none();
+                    if let Some(summary) = &mut summary {
+                        summary.may_be_none();
+                    }
                 }
                 results.insert(call.name.clone(), shape);
+                if let Some(summary) = summary {
+                    results.insert(crate::steps::summary_name(&call.name), summary);
+                }
             }
         }
     }
@@ -1131,8 +1182,11 @@ impl<'s, 'f> Walker<'s, 'f> {
         match Node(&place.node).items() {
             Some(items) => {
                 let path = format!("{}[{index}]", place.path);
-                // `[0]`, `| first` of an empty list is undefined; a loop's item (`…`) is not
-                let empty = (index != "…" && !self.guarded(place, |g| g.non_empty)).then(|| WeakLink {
+                // `[0]`, `| first` of an empty list is undefined; a loop's item (`…`) is not, nor
+                // the first of a list whose shape says it is never empty (`minItems`)
+                let never_empty =
+                    matches!(index, "0" | "-1") && place.node.get("minItems").and_then(Value::as_u64).unwrap_or(0) >= 1;
+                let empty = (index != "…" && !never_empty && !self.guarded(place, |g| g.non_empty)).then(|| WeakLink {
                     path: path.clone(),
                     cause: place.origin.clone().unwrap_or_else(|| place.path.clone()),
                     why: Why::MayBeEmpty,

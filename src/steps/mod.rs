@@ -13,7 +13,7 @@ pub use confirm::{ConfirmStep, DEFAULT_CONFIRM_TRIES};
 pub(crate) use extract::bare_answer;
 pub use extract::{ExtractStep, Filled, DEFAULT_TRIES};
 pub use format::{FormatStep, ReplyTemplates};
-pub use query::{Call, Progress, QueryStep, Target, DEFAULT_CALL_TIMEOUT};
+pub use query::{summary_name, Call, Progress, QueryStep, Target, DEFAULT_CALL_TIMEOUT};
 pub use reason::{ReasonOutput, ReasonStep};
 
 use crate::template::RenderError;

@@ -11,7 +11,13 @@ use super::StepError;
 use crate::backend::{CallStatus, Declared, DropletRequest, FailureKind, Outcome};
 use crate::pipeline::{Pipeline, RunEnv, TurnState};
 use crate::shapes::Shape;
+use crate::statuses::Tally;
 use crate::trace::CallTrace;
+
+/// The name a fan-out's summary is given beside its outcomes: `health` → `health_summary`.
+pub fn summary_name(result: &str) -> String {
+    format!("{result}_summary")
+}
 
 /// Used when a call sets no `timeout_ms`.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -178,34 +184,47 @@ impl QueryStep {
             _ => calls.await,
         };
 
+        let statuses = &env.catalogue.statuses;
         let mut per_call: Vec<Vec<Value>> = vec![Vec::new(); self.calls.len()];
+        // a fan-out's outcomes counted by state, for its `<as>_summary`
+        let mut tallies: Vec<Option<Tally>> = self
+            .calls
+            .iter()
+            .map(|call| matches!(call.target, Target::FanOut(_)).then(|| Tally::new(statuses)))
+            .collect();
         let mut counts = StatusCounts::default();
         for (call, droplet, endpoint, method, outcome, via, elapsed, unexpected, as_it_came) in finished {
             state.answers.push(recorded(&droplet, &endpoint, &method, as_it_came.as_ref().unwrap_or(&outcome)));
             let status = outcome.status();
-            let (data, error, relay) = match &outcome {
-                Outcome::Data(data) => (data.clone(), Value::Null, Value::Null),
-                Outcome::Dispatched { relay_trace_id } => (Value::Null, Value::Null, json!(relay_trace_id)),
+            let droplet_name = droplet.get("name").and_then(Value::as_str).unwrap_or("(none)").to_owned();
+            let (data, error, relay, problem) = match &outcome {
+                Outcome::Data(data) => (Some(data), Value::Null, Value::Null, None),
+                Outcome::Dispatched { relay_trace_id } => (
+                    None,
+                    Value::Null,
+                    json!(relay_trace_id),
+                    Some(format!("Sent to {droplet_name}, but no answer came back in time.")),
+                ),
                 Outcome::Failed { kind, message } => {
-                    (Value::Null, json!({"kind": kind.as_str(), "message": message}), Value::Null)
+                    (None, json!({"kind": kind.as_str(), "message": message}), Value::Null, Some(message.clone()))
                 }
             };
+            let (shown, word) = statuses.of_answer(data);
             counts.add(status);
             let duration_ms = elapsed.as_millis() as u64;
-            let droplet_label = droplet.get("name").and_then(Value::as_str).unwrap_or("(none)").to_owned();
-            metrics::counter!("droplet_calls_total", "droplet" => droplet_label.clone(), "via" => via.clone(), "outcome" => status.as_str())
+            metrics::counter!("droplet_calls_total", "droplet" => droplet_name.clone(), "via" => via.clone(), "outcome" => status.as_str())
                 .increment(1);
             if let Outcome::Failed { kind, .. } = &outcome {
-                metrics::counter!("droplet_call_errors_total", "droplet" => droplet_label.clone(), "kind" => kind.as_str())
+                metrics::counter!("droplet_call_errors_total", "droplet" => droplet_name.clone(), "kind" => kind.as_str())
                     .increment(1);
             }
             if unexpected.is_some() {
-                metrics::counter!("droplet_answers_unexpected_total", "droplet" => droplet_label, "endpoint" => endpoint.clone())
+                metrics::counter!("droplet_answers_unexpected_total", "droplet" => droplet_name.clone(), "endpoint" => endpoint.clone())
                     .increment(1);
             }
             state.trace.calls.push(CallTrace {
                 droplet_id: droplet.get("id").and_then(Value::as_i64).unwrap_or_default(),
-                droplet: droplet.get("name").and_then(Value::as_str).unwrap_or("(none)").to_owned(),
+                droplet: droplet_name.clone(),
                 endpoint: endpoint.clone(),
                 method: method.clone(),
                 via,
@@ -214,7 +233,7 @@ impl QueryStep {
                 error: error.get("message").and_then(Value::as_str).map(str::to_owned),
                 unexpected: unexpected.map(|problem| problem.to_string()),
             });
-            per_call[call].push(json!({
+            let value = json!({
                 "droplet": droplet,
                 "endpoint": endpoint,
                 "method": method,
@@ -224,14 +243,25 @@ impl QueryStep {
                 "error": error,
                 "relay_trace_id": relay,
                 "duration_ms": duration_ms,
-            }));
+                "state": shown.name,
+                "icon": shown.icon,
+                "reported": word.unwrap_or_else(|| shown.label.clone()),
+                "problem": problem,
+            });
+            if let Some(tally) = &mut tallies[call] {
+                tally.add(statuses, shown, &droplet_name, &value, problem.as_deref());
+            }
+            per_call[call].push(value);
         }
-        for (call, outcomes) in self.calls.iter().zip(per_call) {
+        for ((call, outcomes), tally) in self.calls.iter().zip(per_call).zip(tallies) {
             let value = match call.target {
                 Target::FanOut(_) => Value::Array(outcomes),
                 _ => outcomes.into_iter().next().unwrap_or(Value::Null),
             };
             state.results.insert(call.name.clone(), value);
+            if let Some(tally) = tally {
+                state.results.insert(summary_name(&call.name), tally.into_value(statuses));
+            }
         }
         Ok(format!("{} data, {} dispatched, {} failed", counts.data, counts.dispatched, counts.failed))
     }
@@ -294,7 +324,7 @@ fn plan(
     let Some(droplet) = env.catalogue.by_id(id) else {
         return Planned {
             call: index,
-            droplet: json!({"id": id, "key": null, "name": format!("droplet {id}")}),
+            droplet: json!({"id": id, "key": null, "name": format!("droplet {id}"), "purpose": ""}),
             endpoint: call.endpoint.clone(),
             method: call.method.clone().unwrap_or_default(),
             action: Err(Outcome::Failed {
@@ -304,7 +334,7 @@ fn plan(
             shape: None,
         };
     };
-    let described = json!({"id": droplet.id, "key": droplet.key, "name": droplet.name});
+    let described = json!({"id": droplet.id, "key": droplet.key, "name": droplet.name, "purpose": droplet.purpose});
     let Some(endpoint) = droplet.endpoint(&call.endpoint) else {
         return Planned {
             call: index,

@@ -7,14 +7,15 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::{Compiler, Scope};
+use super::{Compiler, Document, Scope};
 use crate::catalogue::{Catalogue, Droplet, Endpoint, NativeForm};
 use crate::config::answer_shapes;
 use crate::config::files::{CATALOGUE_FILE, UDC_CONFIG_FILE};
 use crate::config::schema::Schema;
-use crate::config::spec::{CatalogueSpec, UdcConfigSpec};
+use crate::config::spec::{CatalogueSpec, StatusSpec, UdcConfigSpec};
 use crate::diagnostic::{Code, Diagnostic, Position};
 use crate::identity::Identity;
+use crate::statuses::{self, State, Statuses};
 use crate::template::{Templates, SAMPLE_CONTEXT_NAMES};
 
 impl Compiler<'_> {
@@ -144,7 +145,62 @@ impl Compiler<'_> {
                 endpoints,
             });
         }
-        Some(Catalogue::new(droplets))
+        let statuses = self.statuses(&document, &spec.statuses);
+        Some(Catalogue::new(droplets).with_statuses(Arc::new(statuses)))
+    }
+
+    /// `statuses:`: each word means one state, and the engine's own states (`unknown`,
+    /// `no_answer`) are reached without words, so listing words for them would mislead.
+    fn statuses(&mut self, document: &Document, spec: &IndexMap<String, StatusSpec>) -> Statuses {
+        let mut owners: BTreeMap<String, &str> = BTreeMap::new();
+        let mut states = Vec::new();
+        for (name, status) in spec {
+            let here = format!("/statuses/{name}");
+            if (name == statuses::UNKNOWN || name == statuses::NO_ANSWER) && !status.words.is_empty() {
+                let meaning = if name == statuses::UNKNOWN {
+                    "any status word no other state lists"
+                } else {
+                    "a call that brought no data back"
+                };
+                self.report(
+                    Diagnostic::new(
+                        Code::BadStatus,
+                        CATALOGUE_FILE,
+                        document.at(&format!("{here}/words")),
+                        format!("`{name}` is the engine's state for {meaning}; it takes no words"),
+                    )
+                    .with_help("remove `words` here, or list them under a state of your own"),
+                );
+            }
+            let mut words = Vec::new();
+            for (i, word) in status.words.iter().enumerate() {
+                let word = word.trim().to_lowercase();
+                match owners.get(&word) {
+                    Some(owner) => self.report(
+                        Diagnostic::new(
+                            Code::BadStatus,
+                            CATALOGUE_FILE,
+                            document.at(&format!("{here}/words/{i}")),
+                            format!("the status word `{word}` is listed under both `{owner}` and `{name}`"),
+                        )
+                        .with_help("a word means one state: keep it under one of them"),
+                    ),
+                    None => {
+                        owners.insert(word.clone(), name);
+                        words.push(word);
+                    }
+                }
+            }
+            let label = status.label.clone().unwrap_or_else(|| name.replace('_', " "));
+            states.push(State {
+                name: name.clone(),
+                icon: status.icon.clone(),
+                spoken: status.spoken.clone().unwrap_or_else(|| label.clone()),
+                label,
+                words,
+            });
+        }
+        Statuses::new(states)
     }
 
     /// `udc_config.json`: schema, and every droplet number it names must be in the catalogue.

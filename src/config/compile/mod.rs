@@ -95,12 +95,15 @@ impl<'a> Compiler<'a> {
     /// and the passes after it still run, so one load reports every problem.
     pub(super) fn run(mut self) -> Option<CompiledConfig> {
         let schemas = self.schemas()?;
-        let templates = self.templates();
+        let mut templates = self.templates();
         let vocabulary = self.vocabulary(&schemas.vocabulary);
         let welcome = self.welcome(&templates);
         let unread = self.unread(&templates);
         let catalogue = self.catalogue(&schemas.catalogue, &templates);
         let identity = catalogue.as_ref().and_then(|c| self.identity(&schemas.udc_config, c));
+        if let Some(catalogue) = &catalogue {
+            templates.use_statuses(catalogue.statuses.clone());
+        }
         let pipelines = self.pipelines(&schemas.pipeline, catalogue.as_ref(), &templates);
         let parts = Parts {
             catalogue: catalogue?,

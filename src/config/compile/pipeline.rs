@@ -197,20 +197,27 @@ impl Compiler<'_> {
         }
     }
 
-    /// Every `as` name in the pipeline; reports names used twice or shadowing engine names.
+    /// Every `as` name in the pipeline, with the `<as>_summary` a fan-out gives beside its
+    /// list; reports names used twice or shadowing engine names.
     fn result_names(&mut self, doc: &Document, spec: &PipelineSpec) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
+        // the names that are a fan-out's summary, with the fan-out's own name
+        let mut summaries: Vec<(String, String)> = Vec::new();
         for (i, step) in spec.steps.iter().enumerate() {
-            let mut named: Vec<(String, &str)> = Vec::new();
+            let mut named: Vec<(String, String, Option<String>)> = Vec::new();
             if let Some(query) = &step.query {
                 for (suffix, call) in query.calls() {
-                    named.push((format!("/steps/{i}/query{suffix}/as"), call.name.as_str()));
+                    let pointer = format!("/steps/{i}/query{suffix}/as");
+                    named.push((pointer.clone(), call.name.clone(), None));
+                    if call.droplets.is_some() {
+                        named.push((pointer, crate::steps::summary_name(&call.name), Some(call.name.clone())));
+                    }
                 }
             }
             if let Some(reason) = &step.reason {
-                named.push((format!("/steps/{i}/reason/as"), reason.name.as_str()));
+                named.push((format!("/steps/{i}/reason/as"), reason.name.clone(), None));
             }
-            for (pointer, name) in named {
+            for (pointer, name, summary_of) in named {
                 let at = doc.at(&pointer);
                 let taken: Vec<&str> = [
                     CONTEXT_NAMES,
@@ -220,7 +227,8 @@ impl Compiler<'_> {
                     PROGRESS_CONTEXT_NAMES,
                 ]
                 .concat();
-                if taken.contains(&name) {
+                let earlier_summary = summaries.iter().find(|(n, _)| *n == name).map(|(_, of)| of.clone());
+                if taken.contains(&name.as_str()) {
                     self.report(
                         Diagnostic::new(
                             Code::DuplicateResult,
@@ -230,18 +238,23 @@ impl Compiler<'_> {
                         )
                         .with_help(format!("choose another name; taken names are: {}", taken.join(", "))),
                     );
-                } else if names.contains(&name.to_owned()) {
+                } else if names.contains(&name) {
+                    let message = match (summary_of, earlier_summary) {
+                        (Some(of), _) => format!(
+                            "the fan-out `{of}` gives its summary as `{name}`, but an earlier step already stores a result under that name"
+                        ),
+                        (None, Some(of)) => format!("`{name}` is already the summary of the fan-out `{of}`"),
+                        (None, None) => format!("two steps store their result as `{}`", name),
+                    };
                     self.report(
-                        Diagnostic::new(
-                            Code::DuplicateResult,
-                            &doc.file,
-                            at,
-                            format!("two steps store their result as `{}`", name),
-                        )
-                        .with_help("give each call or reason step its own `as:` name"),
+                        Diagnostic::new(Code::DuplicateResult, &doc.file, at, message)
+                            .with_help("give each call or reason step its own `as:` name; a `droplets:` query also takes `<as>_summary`"),
                     );
                 } else {
-                    names.push(name.to_owned());
+                    if let Some(of) = summary_of {
+                        summaries.push((name.clone(), of));
+                    }
+                    names.push(name);
                 }
             }
         }
