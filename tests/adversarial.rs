@@ -2,7 +2,7 @@
 //! stays closed: anonymous `/message`, sessions not bound to their caller, droplets posing as
 //! others, ids and metadata nobody checked, and tokens that should not verify.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The HTTP API over real sockets: the server runs on 127.0.0.1 port 0 and is driven with a
 //! real HTTP client.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
@@ -209,7 +209,8 @@ async fn docs_and_openapi_are_served() {
         .await
         .expect("json");
     assert!(spec["paths"]["/api/chat"]["post"].is_object(), "{spec}");
-    insta::assert_json_snapshot!("openapi", spec);
+    let _names = common::snapshots_named_in_full();
+    insta::assert_json_snapshot!("api__openapi", spec);
     server.stop().await;
 }
 

@@ -5,7 +5,7 @@
 //! `REQUIRE_BROWSER_TESTS=1`, so CI fails rather than skips when they are missing. On a machine
 //! without them the test says so and passes without checking anything.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! The binary's subcommands, run as a steward would run them.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output, Stdio};
 

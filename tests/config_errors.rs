@@ -2,7 +2,7 @@
 //! `tests/fixtures/config_errors/err_*.yaml` lays files over the shipped configuration (or removes
 //! some); the rendered diagnostics are the snapshot, so a worse message is a visible diff.
 
-mod common;
+use crate::common;
 
 use chat_orchestrator::config::{self, ConfigFiles};
 use serde::Deserialize;
@@ -27,6 +27,7 @@ struct ErrorFixture {
 
 #[test]
 fn config_errors() {
+    let _names = common::snapshots_named_in_full();
     insta::glob!("fixtures/config_errors/err_*.yaml", |path| {
         let text = std::fs::read_to_string(path).expect("fixture readable");
         let fixture: ErrorFixture = serde_saphyr::from_str(&text).expect("fixture is valid");
@@ -54,7 +55,7 @@ fn config_errors() {
         for diagnostic in error.diagnostics.iter() {
             assert!(diagnostic.help.is_some(), "every message says how to fix it: {diagnostic:?}");
         }
-        insta::assert_snapshot!(error.render());
+        insta::assert_snapshot!("config_errors__config_errors", error.render());
     });
 }
 
@@ -88,7 +89,11 @@ fn warnings_point_at_a_claimed_example_and_a_command_without_consent() {
     warnings.sort();
     let codes: Vec<&str> = warnings.iter().map(|d| d.code.as_str()).collect();
     assert!(codes.contains(&"W_EXAMPLE_CLAIMED") && codes.contains(&"W_NO_CONSENT"), "{codes:?}");
-    insta::assert_snapshot!(warnings.render(|path| files.get(path)));
+    let _names = common::snapshots_named_in_full();
+    insta::assert_snapshot!(
+        "config_errors__warnings_point_at_a_claimed_example_and_a_command_without_consent",
+        warnings.render(|path| files.get(path))
+    );
     assert!(
         config::example_warnings(&common::compiled()).is_empty(),
         "the shipped examples are each their own intent's"
@@ -111,7 +116,11 @@ fn warnings_show_the_guard_an_answer_read_needs() {
     let compiled = config::load(&files).expect("warnings do not stop loading");
     let codes: Vec<&str> = compiled.warnings.iter().map(|d| d.code.as_str()).collect();
     assert!(codes.contains(&"W_UNGUARDED_READ") && codes.contains(&"W_UNCHECKED_READ"), "{codes:?}");
-    insta::assert_snapshot!(compiled.warnings.render(|path| files.get(path)));
+    let _names = common::snapshots_named_in_full();
+    insta::assert_snapshot!(
+        "config_errors__warnings_show_the_guard_an_answer_read_needs",
+        compiled.warnings.render(|path| files.get(path))
+    );
 }
 
 /// A query behind a `when:` may not run, leaving its name none: reading it unguarded is a warning.

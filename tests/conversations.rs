@@ -1,7 +1,7 @@
 //! Every conversation fixture in `tests/fixtures/conversations/`, run on the chat and the voice
 //! channel, with each transcript snapshotted. A changed reply is a reviewed diff.
 
-mod common;
+use crate::common;
 
 use chat_orchestrator::fixture::{self, Conversation};
 use chat_orchestrator::session::Channel;
@@ -11,6 +11,7 @@ use chat_orchestrator::speech;
 fn conversations() {
     let covered = std::sync::Mutex::new(std::collections::BTreeSet::new());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let _names = common::snapshots_named_in_full();
     insta::glob!("fixtures/conversations/*.yaml", |path| {
         let text = std::fs::read_to_string(path).expect("fixture readable");
         let conversation = Conversation::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -26,7 +27,7 @@ fn conversations() {
                     );
                 }
             }
-            insta::assert_snapshot!(channel.as_str(), transcript.render());
+            insta::assert_snapshot!(format!("conversations__{}", channel.as_str()), transcript.render());
         }
     });
     // every shipped intent is exercised by at least one conversation

@@ -2,7 +2,7 @@
 //! the pipelines): every state-changing droplet call made from the first turn to the last is
 //! recorded with its body, and must be exactly the one the dialogue expects — or none at all.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

@@ -1,6 +1,6 @@
 //! Engine behaviour across turns: sessions, pending actions, concurrency, faults.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! mesh's wire formats (MESH.md §5), including a token refresh on 401 and a re-registration
 //! after a 404; and leaving on shutdown.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

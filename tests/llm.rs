@@ -3,7 +3,7 @@
 //! The request bodies we send are snapshots, so a prompt change is a reviewed diff. Nothing here
 //! touches the network.
 
-mod common;
+use crate::common;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -197,7 +197,8 @@ async fn a_message_no_rule_matches_is_classified_in_exactly_one_call() {
     let (headers, body) = &requests[0];
     assert_eq!(headers["path"], "/v1beta/models/gemini-2.5-flash:generateContent");
     assert_eq!(headers["x-goog-api-key"], "test-gemini-key");
-    insta::assert_json_snapshot!("gemini_classify_request", body);
+    let _names = common::snapshots_named_in_full();
+    insta::assert_json_snapshot!("llm__gemini_classify_request", body);
 
     let metrics = setup.ours.client.get(format!("{}/metrics", setup.ours.base)).send().await.expect("scrape");
     let metrics = metrics.text().await.expect("text");
@@ -286,7 +287,8 @@ async fn slots_the_parser_missed_are_asked_of_the_model_and_checked() {
     assert_eq!(reply["trace"]["slots"]["title"], "rotating the registry keys");
     assert!(reply_text(&reply).contains("Create the task **rotating the registry keys**"), "{reply}");
     let requests = setup.fake.requests();
-    insta::assert_json_snapshot!("gemini_extract_request", requests[0].1);
+    let _names = common::snapshots_named_in_full();
+    insta::assert_json_snapshot!("llm__gemini_extract_request", requests[0].1);
 
     // an invented value is not taken: the user is asked instead
     setup.fake.push(ok(gemini_answer(r#"{"title": "Something the user never said"}"#)));
@@ -422,7 +424,8 @@ async fn the_reason_step_adds_the_models_summary() {
     assert_eq!(reply["trace"]["intent"]["source"], "rules");
     assert!(reply_text(&reply).contains("> Everything looks calm"), "{reply}");
     assert_eq!(reply["trace"]["llm"][0]["purpose"], "reason");
-    insta::assert_json_snapshot!("gemini_reason_request", setup.fake.requests()[0].1);
+    let _names = common::snapshots_named_in_full();
+    insta::assert_json_snapshot!("llm__gemini_reason_request", setup.fake.requests()[0].1);
 
     // the model failing leaves the reply without the summary, and nothing else changes
     let reply = chat(&setup, "system overview").await;
@@ -450,7 +453,8 @@ async fn an_openai_compatible_server_is_the_second_provider() {
     let (headers, body) = setup.fake.requests().pop().expect("request");
     assert_eq!(headers["path"], "/v1/chat/completions");
     assert_eq!(headers["authorization"], "Bearer test-openai-key");
-    insta::assert_json_snapshot!("openai_classify_request", body);
+    let _names = common::snapshots_named_in_full();
+    insta::assert_json_snapshot!("llm__openai_classify_request", body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 //! `/send` relays and returns a receipt; the target's answer comes back to our `/message` as a
 //! correlated `response` envelope — or never comes.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! the expected slots and produce a reply containing the expected text. All failures are
 //! reported together, so one run shows everything a steward broke.
 
-mod common;
+use crate::common;
 
 use chat_orchestrator::fixture;
 

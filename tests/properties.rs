@@ -1,6 +1,6 @@
 //! Property tests: whatever the input, the parsers do not panic and keep their promises.
 
-mod common;
+use crate::common;
 
 use chat_orchestrator::config::{self, ConfigFiles};
 use chat_orchestrator::slots::KeyValueParser;

@@ -2,7 +2,7 @@
 //! requests, a broken edit changes nothing, and requests during reloads all succeed on exactly
 //! one version.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Two server processes sharing one real Redis: a conversation moves between replicas, survives
 //! one of them being killed with SIGKILL, and concurrent turns on both keep every message.
 
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 

@@ -1,7 +1,7 @@
 //! Graceful shutdown: once the signal comes, the server stops accepting connections but every
 //! request it already accepted is answered.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! guide's worked example is always the one the rest of the suite runs; and its appendix is the
 //! catalogue's answer reference.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -5,7 +5,7 @@
 //! client and an SSE client must see `progress`, then `partial` pieces, then the whole reply;
 //! clients that leave cancel the model call, and clients that read slowly do not hold the turn.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! The UDC endpoints and bearer-token checks, over real HTTP, with RSA keys generated for this
 //! test run (never real keys): every bad-token case gets 401 and nothing runs.
 
-mod common;
+use crate::common;
 
 use common::keys::{key_pair, keys_verifier, now, registry_claims, sign, AUDIENCE, ISSUER};
 

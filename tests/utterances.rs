@@ -2,7 +2,7 @@
 //! result for each message is a reviewed snapshot (a message understood differently is a diff,
 //! like a changed reply), and the accuracy may not fall below the floor.
 
-mod common;
+use crate::common;
 
 use chat_orchestrator::utterances;
 
@@ -15,6 +15,7 @@ const FLOOR_PERCENT: f64 = 88.0;
 fn utterance_corpora() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let mut corpora = 0;
+    let _names = common::snapshots_named_in_full();
     insta::glob!("utterances/*.yaml", |path| {
         corpora += 1;
         let text = std::fs::read_to_string(path).expect("corpus readable");
@@ -29,7 +30,7 @@ fn utterance_corpora() {
             report.accuracy(),
             report.lines()
         );
-        insta::assert_snapshot!(report.lines());
+        insta::assert_snapshot!("utterances__utterance_corpora", report.lines());
     });
     assert!(corpora >= 2, "the corpora are missing");
 }

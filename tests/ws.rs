@@ -1,7 +1,7 @@
 //! The WebSocket protocol over a real connection: welcome, typing and message frames, errors that
 //! keep the connection open, size limits, keep-alive, sessions shared with REST, clean shutdown.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

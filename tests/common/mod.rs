@@ -1,5 +1,5 @@
 //! Shared test harness: the shipped configuration and engines over it.
-#![allow(dead_code)] // each test binary uses a different part of the harness
+#![allow(dead_code)] // not every helper is used
 
 pub mod keys;
 
@@ -19,7 +19,7 @@ pub fn repo_files() -> ConfigFiles {
     ConfigFiles::from_dir(Path::new(env!("CARGO_MANIFEST_DIR"))).expect("repository configuration is readable")
 }
 
-/// The shipped configuration, compiled once per test binary (it is immutable).
+/// The shipped configuration, compiled once for all the tests (it is immutable).
 pub fn compiled() -> Arc<CompiledConfig> {
     static COMPILED: std::sync::OnceLock<Arc<CompiledConfig>> = std::sync::OnceLock::new();
     COMPILED
@@ -288,4 +288,14 @@ pub fn give_bye_to_help(dir: &Path) {
         .replacen("match:\n  any:\n", "match:\n  any:\n    - '^bye$'\n", 1)
         .replacen("priority: 0", "priority: 100", 1);
     std::fs::write(&help, text).expect("write");
+}
+
+/// Snapshots named in full by their assertion, `<file>__<name>` (`conversations__chat@….snap`):
+/// the names they had when each test file was a binary of its own, which `chat-orchestrator
+/// test` reads. Without this insta would prefix the module path of the one test binary
+/// (`integration__conversations__…`). Keep the guard for the assertions' scope.
+pub fn snapshots_named_in_full() -> insta::internals::SettingsBindDropGuard {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind_to_scope()
 }
