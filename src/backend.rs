@@ -54,10 +54,13 @@ impl std::fmt::Debug for Declared {
 impl Declared {
     /// `form` rendered for `request`.
     pub fn render(&self, form: &Value, request: &DropletRequest) -> Result<Value, RenderError> {
-        let context = crate::template::to_value(serde_json::json!({
-            "body": request.body.clone().unwrap_or(Value::Null),
-            "params": request.params,
-        }));
+        #[derive(serde::Serialize)]
+        struct Context<'r> {
+            body: &'r Value,
+            params: &'r serde_json::Map<String, Value>,
+        }
+        let body = request.body.as_ref().unwrap_or(&Value::Null);
+        let context = crate::template::to_value(Context { body, params: &request.params });
         self.templates.render_value(form, &context)
     }
 }

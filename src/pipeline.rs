@@ -133,7 +133,8 @@ pub struct TurnState {
     /// Whether this turn continues a question asked in the previous one.
     pub resumed: bool,
     pub slots: Map<String, serde_json::Value>,
-    pub results: Map<String, serde_json::Value>,
+    /// Each step's result by its `as:` name, already a template value (see `template::json`).
+    pub results: std::collections::HashMap<String, Value>,
     /// The pending action an interrupting intent just cleared, if any.
     pub cleared: Option<serde_json::Value>,
     /// The `llm` template variable: whether a model is configured and how understanding went.
@@ -227,16 +228,15 @@ impl Pipeline {
     /// The template context: the same names for every template, condition and templated value
     /// (see `template::CONTEXT_NAMES`), plus `extra` (e.g. `missing` in ask templates).
     pub fn context(&self, env: &RunEnv<'_>, state: &TurnState, extra: &[(&str, Value)]) -> Value {
-        let mut slots = Map::new();
-        for slot in &self.slots {
-            slots.insert(slot.name.clone(), state.slots.get(&slot.name).cloned().unwrap_or(serde_json::Value::Null));
-        }
+        // values are serialised from where they are (no copy of a droplet's answer first)
+        let slots: std::collections::BTreeMap<&str, &serde_json::Value> = self
+            .slots
+            .iter()
+            .map(|slot| (slot.name.as_str(), state.slots.get(&slot.name).unwrap_or(&serde_json::Value::Null)))
+            .collect();
         let mut map: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
         for name in &self.result_names {
-            map.insert(
-                name.clone(),
-                crate::template::to_value(state.results.get(name).cloned().unwrap_or(serde_json::Value::Null)),
-            );
+            map.insert(name.clone(), state.results.get(name).cloned().unwrap_or(Value::from(())));
         }
         map.insert("message".into(), Value::from(state.message.clone()));
         map.insert("channel".into(), Value::from(state.channel.as_str()));
@@ -253,7 +253,7 @@ impl Pipeline {
         map.insert("intents".into(), env.intents.clone());
         map.insert(
             "pending".into(),
-            crate::template::to_value(state.cleared.clone().unwrap_or(serde_json::Value::Null)),
+            crate::template::to_value(state.cleared.as_ref().unwrap_or(&serde_json::Value::Null)),
         );
         map.insert("backend".into(), Value::from(env.backend.name()));
         map.insert("llm".into(), crate::template::to_value(&state.llm));

@@ -258,9 +258,9 @@ impl QueryStep {
                 Target::FanOut(_) => Value::Array(outcomes),
                 _ => outcomes.into_iter().next().unwrap_or(Value::Null),
             };
-            state.results.insert(call.name.clone(), value);
+            state.results.insert(call.name.clone(), crate::template::json(value));
             if let Some(tally) = tally {
-                state.results.insert(summary_name(&call.name), tally.into_value(statuses));
+                state.results.insert(summary_name(&call.name), crate::template::json(tally.into_value(statuses)));
             }
         }
         Ok(format!("{} data, {} dispatched, {} failed", counts.data, counts.dispatched, counts.failed))

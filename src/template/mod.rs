@@ -13,6 +13,9 @@ use regex::Regex;
 use crate::speech;
 use crate::statuses::Statuses;
 
+mod json;
+pub use json::json;
+
 /// Instructions one render may execute before it is stopped.
 const FUEL_PER_RENDER: u64 = 200_000;
 
