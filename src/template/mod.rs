@@ -118,6 +118,7 @@ impl Templates {
         env.set_fuel(Some(FUEL_PER_RENDER));
         env.add_filter("speak", |text: String| speech::to_speech(&text));
         env.add_filter("humanize_list", humanize_list);
+        env.add_filter("short_time", short_time);
         let mut templates = Templates { env };
         templates.use_statuses(Arc::default());
         let env = &mut templates.env;
@@ -277,6 +278,20 @@ pub fn single_expression(text: &str) -> Option<&str> {
     (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then_some(inner.trim())
 }
 
+/// A timestamp as `2025-11-20 14:10 UTC`; anything that is not a timestamp is given back as it
+/// is. A filter rather than a macro: a macro call costs a fresh template state, and every chat
+/// reply about a droplet prints one.
+fn short_time(value: Value) -> Value {
+    let Some(text) = value.as_str() else { return value };
+    let chars: Vec<char> = text.chars().take(16).collect();
+    if chars.len() < 16 || chars[10] != 'T' {
+        return value;
+    }
+    let date: String = chars[..10].iter().collect();
+    let time: String = chars[11..16].iter().collect();
+    Value::from(format!("{date} {time} UTC"))
+}
+
 /// `["a", "b", "c"]` → `"a, b and c"`.
 fn humanize_list(items: Vec<Value>) -> String {
     let words: Vec<String> = items.iter().map(|v| v.to_string()).collect();
@@ -350,6 +365,19 @@ mod tests {
         );
         t.use_statuses(Arc::new(Statuses::new(vec![State::named("active", "🟢", &["up"])])));
         assert_eq!(t.env.render_str(source, ()).expect("renders"), "🟢 ⚪ ⚪");
+    }
+
+    #[test]
+    fn short_times_keep_the_minute_and_leave_other_values_alone() {
+        let t = Templates::new();
+        let out = t
+            .env
+            .render_str(
+                "{{ '2025-11-20T14:10:33.5Z' | short_time }}|{{ '—' | short_time }}|{{ 'yesterday at noon' | short_time }}|{{ 7 | short_time }}|{{ none | short_time }}",
+                (),
+            )
+            .expect("renders");
+        assert_eq!(out, "2025-11-20 14:10 UTC|—|yesterday at noon|7|None");
     }
 
     #[test]
