@@ -75,7 +75,9 @@ impl QueryStep {
     /// Makes every call concurrently and stores each outcome under its call's name. Returns a
     /// short note for the trace.
     pub async fn run(&self, pipeline: &Pipeline, env: &RunEnv<'_>, state: &mut TurnState) -> Result<String, StepError> {
-        let context = pipeline.context(env, state, &[]);
+        // the context is built only when a call renders params or a body (most ask plainly)
+        let renders = self.calls.iter().any(|call| !call.params.is_empty() || call.body.is_some());
+        let context = if renders { pipeline.context(env, state, &[]) } else { minijinja::Value::UNDEFINED };
         let mut planned = Vec::new();
         for (index, call) in self.calls.iter().enumerate() {
             let params = call
