@@ -11,7 +11,7 @@ use super::StepError;
 use crate::backend::{CallStatus, Declared, DropletRequest, FailureKind, Outcome};
 use crate::pipeline::{Pipeline, RunEnv, TurnState};
 use crate::shapes::Shape;
-use crate::statuses::Tally;
+use crate::statuses::{State, Statuses, Tally};
 use crate::trace::CallTrace;
 
 /// The name a fan-out's summary is given beside its outcomes: `health` → `health_summary`.
@@ -155,7 +155,17 @@ impl QueryStep {
                 ));
             }
             waiting[i].1.store(false, Ordering::Relaxed);
-            (p.call, p.droplet, p.endpoint, p.method, outcome, via, started.elapsed(), unexpected, as_it_came)
+            Finished {
+                call: p.call,
+                droplet: p.droplet,
+                endpoint: p.endpoint,
+                method: p.method,
+                outcome,
+                via,
+                elapsed: started.elapsed(),
+                unexpected: unexpected.map(|problem| problem.to_string()),
+                as_it_came,
+            }
         }));
         let finished = match (&self.progress, env.events) {
             (Some(progress), Some(events)) => {
@@ -195,65 +205,21 @@ impl QueryStep {
             .map(|call| matches!(call.target, Target::FanOut(_)).then(|| Tally::new(statuses)))
             .collect();
         let mut counts = StatusCounts::default();
-        for (call, droplet, endpoint, method, outcome, via, elapsed, unexpected, as_it_came) in finished {
-            state.answers.push(recorded(&droplet, &endpoint, &method, as_it_came.as_ref().unwrap_or(&outcome)));
-            let status = outcome.status();
-            let droplet_name = droplet.get("name").and_then(Value::as_str).unwrap_or("(none)").to_owned();
-            let (data, error, relay, problem) = match &outcome {
-                Outcome::Data(data) => (Some(data), Value::Null, Value::Null, None),
-                Outcome::Dispatched { relay_trace_id } => (
-                    None,
-                    Value::Null,
-                    json!(relay_trace_id),
-                    Some(format!("Sent to {droplet_name}, but no answer came back in time.")),
-                ),
-                Outcome::Failed { kind, message } => {
-                    (None, json!({"kind": kind.as_str(), "message": message}), Value::Null, Some(message.clone()))
-                }
-            };
-            let (shown, word) = statuses.of_answer(data);
-            counts.add(status);
-            let duration_ms = elapsed.as_millis() as u64;
-            metrics::counter!("droplet_calls_total", "droplet" => droplet_name.clone(), "via" => via.clone(), "outcome" => status.as_str())
-                .increment(1);
-            if let Outcome::Failed { kind, .. } = &outcome {
-                metrics::counter!("droplet_call_errors_total", "droplet" => droplet_name.clone(), "kind" => kind.as_str())
-                    .increment(1);
+        for done in finished {
+            state.answers.push(recorded(
+                &done.droplet,
+                &done.endpoint,
+                &done.method,
+                done.as_it_came.as_ref().unwrap_or(&done.outcome),
+            ));
+            counts.add(done.outcome.status());
+            done.count();
+            let (value, shown, problem) = done.template_value(statuses);
+            if let Some(tally) = &mut tallies[done.call] {
+                tally.add(statuses, shown, done.droplet_name(), &value, problem.as_deref());
             }
-            if unexpected.is_some() {
-                metrics::counter!("droplet_answers_unexpected_total", "droplet" => droplet_name.clone(), "endpoint" => endpoint.clone())
-                    .increment(1);
-            }
-            state.trace.calls.push(CallTrace {
-                droplet_id: droplet.get("id").and_then(Value::as_i64).unwrap_or_default(),
-                droplet: droplet_name.clone(),
-                endpoint: endpoint.clone(),
-                method: method.clone(),
-                via,
-                duration_ms,
-                outcome: status,
-                error: error.get("message").and_then(Value::as_str).map(str::to_owned),
-                unexpected: unexpected.map(|problem| problem.to_string()),
-            });
-            let value = json!({
-                "droplet": droplet,
-                "endpoint": endpoint,
-                "method": method,
-                "status": status,
-                "ok": status == CallStatus::Data,
-                "data": data,
-                "error": error,
-                "relay_trace_id": relay,
-                "duration_ms": duration_ms,
-                "state": shown.name,
-                "icon": shown.icon,
-                "reported": word.unwrap_or_else(|| shown.label.clone()),
-                "problem": problem,
-            });
-            if let Some(tally) = &mut tallies[call] {
-                tally.add(statuses, shown, &droplet_name, &value, problem.as_deref());
-            }
-            per_call[call].push(value);
+            per_call[done.call].push(value);
+            state.trace.calls.push(done.into_trace());
         }
         for ((call, outcomes), tally) in self.calls.iter().zip(per_call).zip(tallies) {
             let value = match call.target {
@@ -266,6 +232,95 @@ impl QueryStep {
             }
         }
         Ok(format!("{} data, {} dispatched, {} failed", counts.data, counts.dispatched, counts.failed))
+    }
+}
+
+/// One call, made or decided without calling: what it was, what became of it, how long it took.
+struct Finished {
+    call: usize,
+    droplet: Value,
+    endpoint: String,
+    method: String,
+    outcome: Outcome,
+    via: String,
+    elapsed: Duration,
+    /// Where the answer broke its declared shape, when it did (the outcome is then `Failed`).
+    unexpected: Option<String>,
+    /// The answer as it came, when it was replaced because of that.
+    as_it_came: Option<Outcome>,
+}
+
+impl Finished {
+    fn droplet_name(&self) -> &str {
+        self.droplet.get("name").and_then(Value::as_str).unwrap_or("(none)")
+    }
+
+    /// The call in the metrics: by droplet, way and outcome; failures by kind; unexpected answers.
+    fn count(&self) {
+        let droplet = self.droplet_name().to_owned();
+        metrics::counter!("droplet_calls_total", "droplet" => droplet.clone(), "via" => self.via.clone(), "outcome" => self.outcome.status().as_str())
+            .increment(1);
+        if let Outcome::Failed { kind, .. } = &self.outcome {
+            metrics::counter!("droplet_call_errors_total", "droplet" => droplet.clone(), "kind" => kind.as_str())
+                .increment(1);
+        }
+        if self.unexpected.is_some() {
+            metrics::counter!("droplet_answers_unexpected_total", "droplet" => droplet, "endpoint" => self.endpoint.clone())
+                .increment(1);
+        }
+    }
+
+    /// The outcome as templates read it (see `ResultShape::outcome`), with the state its answer
+    /// is in and, without data, the sentence saying why.
+    fn template_value<'s>(&self, statuses: &'s Statuses) -> (Value, &'s State, Option<String>) {
+        let status = self.outcome.status();
+        let (data, error, relay, problem) = match &self.outcome {
+            Outcome::Data(data) => (Some(data), Value::Null, Value::Null, None),
+            Outcome::Dispatched { relay_trace_id } => (
+                None,
+                Value::Null,
+                json!(relay_trace_id),
+                Some(format!("Sent to {}, but no answer came back in time.", self.droplet_name())),
+            ),
+            Outcome::Failed { kind, message } => {
+                (None, json!({"kind": kind.as_str(), "message": message}), Value::Null, Some(message.clone()))
+            }
+        };
+        let (shown, word) = statuses.of_answer(data);
+        let value = json!({
+            "droplet": self.droplet,
+            "endpoint": self.endpoint,
+            "method": self.method,
+            "status": status,
+            "ok": status == CallStatus::Data,
+            "data": data,
+            "error": error,
+            "relay_trace_id": relay,
+            "duration_ms": self.elapsed.as_millis() as u64,
+            "state": shown.name,
+            "icon": shown.icon,
+            "reported": word.unwrap_or_else(|| shown.label.clone()),
+            "problem": problem,
+        });
+        (value, shown, problem)
+    }
+
+    fn into_trace(self) -> CallTrace {
+        let error = match &self.outcome {
+            Outcome::Failed { message, .. } => Some(message.clone()),
+            _ => None,
+        };
+        CallTrace {
+            droplet_id: self.droplet.get("id").and_then(Value::as_i64).unwrap_or_default(),
+            droplet: self.droplet_name().to_owned(),
+            endpoint: self.endpoint,
+            method: self.method,
+            via: self.via,
+            duration_ms: self.elapsed.as_millis() as u64,
+            outcome: self.outcome.status(),
+            error,
+            unexpected: self.unexpected,
+        }
     }
 }
 
