@@ -95,6 +95,8 @@ pub enum Code {
     UnguardedRead,
     /// Warning: a template reads a droplet answer whose fields cannot be checked.
     UncheckedRead,
+    /// Warning: a bundled sample answer reports a status word no state of `statuses:` lists.
+    UnlistedStatus,
 }
 
 impl Code {
@@ -140,6 +142,7 @@ impl Code {
             Code::QuotedPattern => "E_QUOTED_PATTERN",
             Code::UnguardedRead => "W_UNGUARDED_READ",
             Code::UncheckedRead => "W_UNCHECKED_READ",
+            Code::UnlistedStatus => "W_UNLISTED_STATUS",
             Code::ExampleClaimed => "W_EXAMPLE_CLAIMED",
             Code::NoConsent => "W_NO_CONSENT",
         }
@@ -147,7 +150,10 @@ impl Code {
 
     /// A warning does not stop a configuration from loading; `check` prints it.
     pub fn is_warning(self) -> bool {
-        matches!(self, Code::ExampleClaimed | Code::NoConsent | Code::UnguardedRead | Code::UncheckedRead)
+        matches!(
+            self,
+            Code::ExampleClaimed | Code::NoConsent | Code::UnguardedRead | Code::UncheckedRead | Code::UnlistedStatus
+        )
     }
 }
 

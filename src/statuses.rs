@@ -97,6 +97,16 @@ impl Statuses {
         }
     }
 
+    /// How a reply names the status of an answer in `state`, reported as `word`: the state's
+    /// label and spoken form, except that a word no state lists is said as it is ("sleepy"
+    /// tells more than "unknown").
+    pub fn naming(state: &State, word: Option<&str>) -> (String, String) {
+        match word {
+            Some(word) if state.name == UNKNOWN => (word.to_owned(), word.to_owned()),
+            _ => (state.label.clone(), state.spoken.clone()),
+        }
+    }
+
     /// The icon of a status word, for lists inside an answer (`{{ e.status | status_icon }}`).
     pub fn icon_of(&self, word: Option<&str>) -> &str {
         &self.of_word(word).icon
@@ -205,6 +215,17 @@ mod tests {
         let (state, word) = statuses.of_answer(Some(&json!([1, 2])));
         assert_eq!((state.name.as_str(), word), (UNKNOWN, None));
         assert_eq!(statuses.of_answer(None).0.name, NO_ANSWER);
+    }
+
+    #[test]
+    fn a_reply_names_a_status_by_its_state_unless_no_state_lists_the_word() {
+        let statuses = table();
+        let down = statuses.of_word(Some("down"));
+        assert_eq!(Statuses::naming(down, Some("down")), ("in error".to_owned(), "error".to_owned()));
+        let sleepy = statuses.of_word(Some("sleepy"));
+        assert_eq!(Statuses::naming(sleepy, Some("sleepy")), ("sleepy".to_owned(), "sleepy".to_owned()));
+        let silent = statuses.of_answer(None).0;
+        assert_eq!(Statuses::naming(silent, None), ("no answer".to_owned(), "no answer".to_owned()));
     }
 
     #[test]

@@ -184,3 +184,28 @@ fn unsafe_uses_of_an_answer_are_warned_about_and_safe_ones_are_not() {
         );
     }
 }
+
+/// A sample answer whose status word no state lists is a warning pointing at the word, with the
+/// fix; `statuses:` then reads it as unknown.
+#[test]
+fn a_sample_status_no_state_lists_is_a_warning() {
+    let catalogue = common::repo_files().get("catalogue/droplets.yaml").expect("shipped").replace(
+        "steward: onboarding-team\n          status: inactive",
+        "steward: onboarding-team\n          status: warming",
+    );
+    assert!(catalogue.contains("status: warming"), "the edit applies to the shipped catalogue");
+    let files = common::repo_files().overlay(ConfigFiles::from_pairs([("catalogue/droplets.yaml", catalogue)]));
+    let compiled = config::load(&files).expect("warnings do not stop loading");
+    let unlisted: Vec<String> = compiled
+        .warnings
+        .iter()
+        .filter(|d| d.code.as_str() == "W_UNLISTED_STATUS")
+        .map(|d| format!("{}:{}: {} ({})", d.file, d.position.line, d.message, d.help.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(unlisted.len(), 1, "{unlisted:#?}");
+    assert!(
+        unlisted[0].contains("the Onboarding's sample answer to GET /health reports the status `warming`")
+            && unlisted[0].contains("add `warming` to the `words`"),
+        "{unlisted:#?}"
+    );
+}

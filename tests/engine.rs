@@ -185,8 +185,10 @@ async fn a_state_the_steward_adds_reads_through_every_reply() {
     assert!(chat.text.contains("| Onboarding | 🔵 inactive |"), "{}", chat.text);
 
     let voice = common::say(&engine, "statuses-voice", Channel::Voice, "show me all droplets").await;
-    assert!(voice.text.ends_with("; Onboarding is resting quietly."), "{}", voice.text);
+    assert!(voice.text.ends_with(" and Visibility Deck. Onboarding is resting quietly."), "{}", voice.text);
 
     let one = common::say(&engine, "statuses-one", Channel::Chat, "status of onboarding").await;
-    assert!(one.text.starts_with("🔵 **Onboarding**"), "{}", one.text);
+    assert!(one.text.starts_with("🔵 **Onboarding** (droplet 16) is **resting**."), "{}", one.text);
+    let spoken = common::say(&engine, "statuses-one-voice", Channel::Voice, "status of onboarding").await;
+    assert_eq!(spoken.text, "Onboarding is resting quietly.");
 }

@@ -87,7 +87,7 @@ impl ResultShape {
         let outcome = json!({
             "type": "object",
             "required": ["droplet", "endpoint", "method", "status", "ok", "data", "error", "relay_trace_id", "duration_ms",
-                         "state", "icon", "reported", "problem"],
+                         "state", "icon", "reported", "label", "spoken", "problem"],
             "properties": {
                 "droplet": {
                     "type": "object",
@@ -114,6 +114,8 @@ impl ResultShape {
                 "state": {"type": "string"},
                 "icon": {"type": "string"},
                 "reported": {"type": "string"},
+                "label": {"type": "string"},
+                "spoken": {"type": "string"},
                 "problem": {"type": ["string", "null"]}
             }
         });

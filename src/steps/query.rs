@@ -287,6 +287,7 @@ impl Finished {
             }
         };
         let (shown, word) = statuses.of_answer(data);
+        let (label, spoken) = Statuses::naming(shown, word.as_deref());
         let value = json!({
             "droplet": self.droplet,
             "endpoint": self.endpoint,
@@ -300,6 +301,8 @@ impl Finished {
             "state": shown.name,
             "icon": shown.icon,
             "reported": word.unwrap_or_else(|| shown.label.clone()),
+            "label": label,
+            "spoken": spoken,
             "problem": problem,
         });
         (value, shown, problem)

@@ -146,13 +146,46 @@ impl Compiler<'_> {
             });
         }
         let statuses = self.statuses(&document, &spec.statuses);
+        if !spec.statuses.is_empty() {
+            self.unlisted_sample_statuses(&document, &spec, &statuses);
+        }
         Some(Catalogue::new(droplets).with_statuses(Arc::new(statuses)))
+    }
+
+    /// A warning for each sample answer of a GET whose `status` word no state lists: the real
+    /// droplet presumably says it too, and replies would call it unknown. (A POST's `status` is
+    /// the state of what it made, a task or an onboarding, not the droplet's.)
+    fn unlisted_sample_statuses(&mut self, document: &Document, spec: &CatalogueSpec, statuses: &Statuses) {
+        for (i, d) in spec.droplets.iter().enumerate() {
+            for (j, e) in d.endpoints.iter().enumerate().filter(|(_, e)| e.method.eq_ignore_ascii_case("GET")) {
+                let Some(word) = e.sample.as_ref().and_then(|s| s.get("status")).and_then(Value::as_str) else {
+                    continue;
+                };
+                // a templated word is only known when a call renders it
+                if word.contains("{{") || statuses.of_word(Some(word)).name != statuses::UNKNOWN {
+                    continue;
+                }
+                self.warnings.push(
+                    Diagnostic::new(
+                        Code::UnlistedStatus,
+                        CATALOGUE_FILE,
+                        document.at(&format!("/droplets/{i}/endpoints/{j}/sample/status")),
+                        format!(
+                            "the {}'s sample answer to {} {} reports the status `{word}`, which no state of `statuses:` lists, so replies call it unknown",
+                            d.name, e.method, e.path
+                        ),
+                    )
+                    .with_help(format!("add `{word}` to the `words` of the state it means, under `statuses:` at the top of this file")),
+                );
+            }
+        }
     }
 
     /// `statuses:`: each word means one state, and the engine's own states (`unknown`,
     /// `no_answer`) are reached without words, so listing words for them would mislead.
     fn statuses(&mut self, document: &Document, spec: &IndexMap<String, StatusSpec>) -> Statuses {
-        let mut owners: BTreeMap<String, &str> = BTreeMap::new();
+        // each word with the state that lists it and where
+        let mut owners: BTreeMap<String, (&str, u32)> = BTreeMap::new();
         let mut states = Vec::new();
         for (name, status) in spec {
             let here = format!("/statuses/{name}");
@@ -175,18 +208,21 @@ impl Compiler<'_> {
             let mut words = Vec::new();
             for (i, word) in status.words.iter().enumerate() {
                 let word = word.trim().to_lowercase();
+                let at = document.at(&format!("{here}/words/{i}"));
                 match owners.get(&word) {
-                    Some(owner) => self.report(
+                    Some((owner, line)) => self.report(
                         Diagnostic::new(
                             Code::BadStatus,
                             CATALOGUE_FILE,
-                            document.at(&format!("{here}/words/{i}")),
-                            format!("the status word `{word}` is listed under both `{owner}` and `{name}`"),
+                            at,
+                            format!(
+                                "the status word `{word}` is listed under both `{owner}` (line {line}) and `{name}`"
+                            ),
                         )
                         .with_help("a word means one state: keep it under one of them"),
                     ),
                     None => {
-                        owners.insert(word.clone(), name);
+                        owners.insert(word.clone(), (name, at.line));
                         words.push(word);
                     }
                 }
