@@ -40,6 +40,8 @@ const OUTCOME_DATA: &str = "x-outcome-data";
 const SKIPPABLE: &str = "x-skippable";
 /// Marks an answer whose endpoint declares no shape; the value names the endpoint.
 const UNCHECKED: &str = "x-unchecked";
+/// Marks a fan-out's summary; the value names the fan-out.
+const SUMMARY_OF: &str = "x-summary-of";
 
 /// What a query result holds, as a schema over its outcome: `answer` is the endpoint's
 /// declared `response:` (none: not declared), `label` names it in messages.
@@ -124,12 +126,13 @@ impl ResultShape {
     }
 
     /// A fan-out's `<as>_summary` (see [`crate::statuses::Tally`]), given its outcomes' shape.
-    pub fn summary(outcomes: &ResultShape, statuses: &Statuses) -> ResultShape {
+    pub fn summary(fan_out: &str, outcomes: &ResultShape, statuses: &Statuses) -> ResultShape {
         let names: Vec<&str> = statuses.states().iter().map(|s| s.name.as_str()).collect();
         let counts: serde_json::Map<String, Value> =
             names.iter().map(|n| (n.to_string(), json!({"type": "integer"}))).collect();
         let outcome = json!({
             "type": "object",
+            SUMMARY_OF: fan_out,
             "required": ["total", "answered", "counts", "states", "unanswered", "problems"],
             "properties": {
                 "total": {"type": "integer"},
@@ -234,7 +237,8 @@ pub fn check_pipeline(
         if let Some(query) = &step.query {
             for (_, call) in query.calls() {
                 let mut shape = result_shape(call, catalogue);
-                let mut summary = call.droplets.is_some().then(|| ResultShape::summary(&shape, &catalogue.statuses));
+                let mut summary =
+                    call.droplets.is_some().then(|| ResultShape::summary(&call.name, &shape, &catalogue.statuses));
                 if step.when.is_some() {
                     // a query that may not run leaves its name none
                     shape.may_be_none();
@@ -1213,7 +1217,10 @@ impl<'s, 'f> Walker<'s, 'f> {
             Some(label) if place.node.get(OUTCOME_DATA).is_some() => label.to_owned(),
             Some(label) => format!("`{}` in {label}", place.path),
             None if place.path.contains('.') || place.path.contains('[') => format!("`{}`", place.path),
-            None => format!("the query result `{}`", place.path),
+            None => match place.node.get(SUMMARY_OF).and_then(Value::as_str) {
+                Some(fan_out) => format!("`{}`, the summary of the fan-out `{fan_out}`,", place.path),
+                None => format!("the query result `{}`", place.path),
+            },
         };
         let position = self.position_of_field(span, name);
         let note = self.context_note();
