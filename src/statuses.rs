@@ -33,6 +33,16 @@ pub struct State {
 }
 
 impl State {
+    /// How a reply names the status of an answer in this state, reported as `word`: the
+    /// state's label and spoken form, except that a word no state lists is said as it is
+    /// ("sleepy" tells more than "unknown").
+    pub fn naming(&self, word: Option<&str>) -> (String, String) {
+        match word {
+            Some(word) if self.name == UNKNOWN => (word.to_owned(), word.to_owned()),
+            _ => (self.label.clone(), self.spoken.clone()),
+        }
+    }
+
     /// A state with its name as label and spoken form.
     pub fn named(name: &str, icon: &str, words: &[&str]) -> State {
         State {
@@ -87,23 +97,13 @@ impl Statuses {
     }
 
     /// The state of a call's answer: `no_answer` without data, else what its `status` field says.
-    pub fn of_answer(&self, data: Option<&Value>) -> (&State, Option<String>) {
+    pub fn of_answer<'a>(&self, data: Option<&'a Value>) -> (&State, Option<&'a str>) {
         match data {
             None => (self.named(NO_ANSWER), None),
             Some(answer) => {
                 let word = answer.get("status").and_then(Value::as_str);
-                (self.of_word(word), word.map(str::to_owned))
+                (self.of_word(word), word)
             }
-        }
-    }
-
-    /// How a reply names the status of an answer in `state`, reported as `word`: the state's
-    /// label and spoken form, except that a word no state lists is said as it is ("sleepy"
-    /// tells more than "unknown").
-    pub fn naming(state: &State, word: Option<&str>) -> (String, String) {
-        match word {
-            Some(word) if state.name == UNKNOWN => (word.to_owned(), word.to_owned()),
-            _ => (state.label.clone(), state.spoken.clone()),
         }
     }
 
@@ -114,10 +114,9 @@ impl Statuses {
 }
 
 /// A fan-out's outcomes counted by state: what `<as>_summary` holds.
-#[derive(Debug, Default)]
-pub struct Tally {
-    total: usize,
-    answered: usize,
+#[derive(Debug)]
+pub struct Tally<'s> {
+    statuses: &'s Statuses,
     /// Per state (in the table's order): the names of the droplets in it.
     names: Vec<Vec<String>>,
     /// The outcomes that brought no data, as templates see them.
@@ -126,16 +125,15 @@ pub struct Tally {
     problems: Vec<String>,
 }
 
-impl Tally {
-    pub fn new(statuses: &Statuses) -> Tally {
-        Tally { names: vec![Vec::new(); statuses.states.len()], ..Tally::default() }
+impl<'s> Tally<'s> {
+    pub fn new(statuses: &'s Statuses) -> Tally<'s> {
+        Tally { statuses, names: vec![Vec::new(); statuses.states.len()], unanswered: Vec::new(), problems: Vec::new() }
     }
 
     /// Counts one outcome: its droplet's name, its state, and (without data) the outcome itself
     /// and the sentence saying why.
-    pub fn add(&mut self, statuses: &Statuses, state: &State, droplet: &str, outcome: &Value, problem: Option<&str>) {
-        self.total += 1;
-        if let Some(index) = statuses.states.iter().position(|s| s.name == state.name) {
+    pub fn add(&mut self, state: &State, droplet: &str, outcome: &Value, problem: Option<&str>) {
+        if let Some(index) = self.statuses.states.iter().position(|s| s.name == state.name) {
             self.names[index].push(droplet.to_owned());
         }
         if state.name == NO_ANSWER {
@@ -145,8 +143,6 @@ impl Tally {
                     self.problems.push(problem.to_owned());
                 }
             }
-        } else {
-            self.answered += 1;
         }
     }
 
@@ -154,7 +150,9 @@ impl Tally {
     /// `{total, answered, counts: {state: n}, states: [{name, icon, label, spoken, answered,
     /// count, names}], unanswered: [outcome], problems: [sentence]}`, where `states` holds only
     /// the states some droplet is in, in the table's order.
-    pub fn into_value(self, statuses: &Statuses) -> Value {
+    pub fn into_value(self) -> Value {
+        let statuses = self.statuses;
+        let total: usize = self.names.iter().map(Vec::len).sum();
         let counts: serde_json::Map<String, Value> =
             statuses.states.iter().zip(&self.names).map(|(s, names)| (s.name.clone(), json!(names.len()))).collect();
         let states: Vec<Value> = statuses
@@ -175,8 +173,8 @@ impl Tally {
             })
             .collect();
         json!({
-            "total": self.total,
-            "answered": self.answered,
+            "total": total,
+            "answered": total - self.unanswered.len(),
             "counts": counts,
             "states": states,
             "unanswered": self.unanswered,
@@ -210,9 +208,11 @@ mod tests {
     #[test]
     fn an_answer_is_read_by_its_status_field_and_no_data_is_no_answer() {
         let statuses = table();
-        let (state, word) = statuses.of_answer(Some(&json!({"status": "up", "version": "2"})));
-        assert_eq!((state.name.as_str(), word.as_deref()), ("active", Some("up")));
-        let (state, word) = statuses.of_answer(Some(&json!([1, 2])));
+        let up = json!({"status": "up", "version": "2"});
+        let (state, word) = statuses.of_answer(Some(&up));
+        assert_eq!((state.name.as_str(), word), ("active", Some("up")));
+        let list = json!([1, 2]);
+        let (state, word) = statuses.of_answer(Some(&list));
         assert_eq!((state.name.as_str(), word), (UNKNOWN, None));
         assert_eq!(statuses.of_answer(None).0.name, NO_ANSWER);
     }
@@ -221,11 +221,11 @@ mod tests {
     fn a_reply_names_a_status_by_its_state_unless_no_state_lists_the_word() {
         let statuses = table();
         let down = statuses.of_word(Some("down"));
-        assert_eq!(Statuses::naming(down, Some("down")), ("in error".to_owned(), "error".to_owned()));
+        assert_eq!(down.naming(Some("down")), ("in error".to_owned(), "error".to_owned()));
         let sleepy = statuses.of_word(Some("sleepy"));
-        assert_eq!(Statuses::naming(sleepy, Some("sleepy")), ("sleepy".to_owned(), "sleepy".to_owned()));
+        assert_eq!(sleepy.naming(Some("sleepy")), ("sleepy".to_owned(), "sleepy".to_owned()));
         let silent = statuses.of_answer(None).0;
-        assert_eq!(Statuses::naming(silent, None), ("no answer".to_owned(), "no answer".to_owned()));
+        assert_eq!(silent.naming(None), ("no answer".to_owned(), "no answer".to_owned()));
     }
 
     #[test]
@@ -247,12 +247,12 @@ mod tests {
         let active = statuses.of_word(Some("up")).clone();
         let silent = statuses.of_answer(None).0.clone();
         let unknown = statuses.of_word(Some("hmm")).clone();
-        tally.add(&statuses, &active, "Registry", &json!({"n": 1}), None);
-        tally.add(&statuses, &silent, "Deck", &json!({"n": 2}), Some("The mesh is unreachable."));
-        tally.add(&statuses, &active, "Dashboard", &json!({"n": 3}), None);
-        tally.add(&statuses, &silent, "Voice", &json!({"n": 4}), Some("The mesh is unreachable."));
-        tally.add(&statuses, &unknown, "Brain", &json!({"n": 5}), None);
-        let summary = tally.into_value(&statuses);
+        tally.add(&active, "Registry", &json!({"n": 1}), None);
+        tally.add(&silent, "Deck", &json!({"n": 2}), Some("The mesh is unreachable."));
+        tally.add(&active, "Dashboard", &json!({"n": 3}), None);
+        tally.add(&silent, "Voice", &json!({"n": 4}), Some("The mesh is unreachable."));
+        tally.add(&unknown, "Brain", &json!({"n": 5}), None);
+        let summary = tally.into_value();
         assert_eq!(summary["total"], 5);
         assert_eq!(summary["answered"], 3);
         assert_eq!(summary["counts"], json!({"active": 2, "error": 0, "unknown": 1, "no_answer": 2}));

@@ -216,7 +216,7 @@ impl QueryStep {
             done.count();
             let (value, shown, problem) = done.template_value(statuses);
             if let Some(tally) = &mut tallies[done.call] {
-                tally.add(statuses, shown, done.droplet_name(), &value, problem.as_deref());
+                tally.add(shown, done.droplet_name(), &value, problem.as_deref());
             }
             per_call[done.call].push(value);
             state.trace.calls.push(done.into_trace());
@@ -228,7 +228,7 @@ impl QueryStep {
             };
             state.results.insert(call.name.clone(), crate::template::json(value));
             if let Some(tally) = tally {
-                state.results.insert(summary_name(&call.name), crate::template::json(tally.into_value(statuses)));
+                state.results.insert(summary_name(&call.name), crate::template::json(tally.into_value()));
             }
         }
         Ok(format!("{} data, {} dispatched, {} failed", counts.data, counts.dispatched, counts.failed))
@@ -287,7 +287,7 @@ impl Finished {
             }
         };
         let (shown, word) = statuses.of_answer(data);
-        let (label, spoken) = Statuses::naming(shown, word.as_deref());
+        let (label, spoken) = shown.naming(word);
         let value = json!({
             "droplet": self.droplet,
             "endpoint": self.endpoint,
@@ -300,7 +300,7 @@ impl Finished {
             "duration_ms": self.elapsed.as_millis() as u64,
             "state": shown.name,
             "icon": shown.icon,
-            "reported": word.unwrap_or_else(|| shown.label.clone()),
+            "reported": word.unwrap_or(&shown.label),
             "label": label,
             "spoken": spoken,
             "problem": problem,

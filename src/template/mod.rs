@@ -119,9 +119,6 @@ impl Templates {
         env.add_filter("speak", |text: String| speech::to_speech(&text));
         env.add_filter("humanize_list", humanize_list);
         env.add_filter("short_time", short_time);
-        let mut templates = Templates { env };
-        templates.use_statuses(Arc::default());
-        let env = &mut templates.env;
         // Chat replies are markdown: a value printed into a chat template (`.md.j2`) or a macro
         // library (`macros.j2`, shared with voice, whose replies go through the speech rules,
         // which drop the escapes) is text, never markup, so a user's `[click](https://evil…)` or
@@ -153,6 +150,9 @@ impl Templates {
             }
             minijinja::escape_formatter(out, state, value)
         });
+        let mut templates = Templates { env };
+        // until the catalogue's statuses are known, every word reads as unknown
+        templates.use_statuses(Arc::default());
         templates
     }
 
