@@ -149,7 +149,8 @@ impl<'s> Tally<'s> {
     /// The summary templates read:
     /// `{total, answered, counts: {state: n}, states: [{name, icon, label, spoken, answered,
     /// count, names}], unanswered: [outcome], problems: [sentence]}`, where `states` holds only
-    /// the states some droplet is in, in the table's order.
+    /// the states some droplet is in, in the table's order. `ResultShape::summary` is what
+    /// `check` reads it with; the tests of `config::template_reads` fail when the two differ.
     pub fn into_value(self) -> Value {
         let statuses = self.statuses;
         let total: usize = self.names.iter().map(Vec::len).sum();

@@ -44,7 +44,9 @@ const UNCHECKED: &str = "x-unchecked";
 const SUMMARY_OF: &str = "x-summary-of";
 
 /// What a query result holds, as a schema over its outcome: `answer` is the endpoint's
-/// declared `response:` (none: not declared), `label` names it in messages.
+/// declared `response:` (none: not declared), `label` names it in messages. The fields are the
+/// ones `steps/query.rs` (`Finished::template_value`) and [`crate::statuses::Tally`] give
+/// templates; the tests below run real query steps and fail when the two differ.
 pub struct ResultShape {
     pub outcome: Value,
 }
@@ -1581,5 +1583,299 @@ fn span_range(span: ast_span::Span, source: &str) -> std::ops::Range<usize> {
         start..end
     } else {
         0..0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The shapes `check` reads query results with are written by hand here, while the values
+    //! they describe are built by `steps/query.rs` (`Finished::template_value`) and
+    //! `statuses::Tally`. These tests run real query steps through the engine and hold the two
+    //! to each other in both directions, so a field added to, removed from or retyped in one of
+    //! them fails here rather than making `check` wrong.
+
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use futures::future::BoxFuture;
+    use serde_json::{json, Map, Value};
+
+    use super::{result_shape, ResultShape, OUTCOME_DATA};
+    use crate::backend::{DropletBackend, DropletRequest, FailureKind, Outcome, SampleBackend};
+    use crate::config::spec::CallSpec;
+    use crate::config::{load, CompiledConfig, ConfigFiles};
+    use crate::pipeline::{RunEnv, TurnDialogue, TurnState};
+    use crate::session::Channel;
+    use crate::steps::{summary_name, Call, QueryStep, Target};
+    use crate::trace::TurnTrace;
+
+    /// A droplet the catalogue does not have: `plan` fails the call without making it.
+    const NOT_IN_CATALOGUE: i64 = 999;
+
+    /// The bundled samples, except for the calls scripted here: every way a call can end.
+    struct Scripted;
+
+    impl DropletBackend for Scripted {
+        fn name(&self) -> &str {
+            "scripted"
+        }
+
+        fn call(&self, request: DropletRequest) -> BoxFuture<'_, Outcome> {
+            let failed =
+                |kind: FailureKind| Outcome::Failed { kind, message: format!("{} went wrong.", kind.as_str()) };
+            let outcome = match (request.droplet_id, request.endpoint.as_str()) {
+                // a status word a state lists, in another case
+                (2, "/health") => Outcome::Data(json!({"status": "Degraded"})),
+                // one no state lists
+                (12, "/health") => Outcome::Data(json!({"status": "sleepy", "name": "Chat Orchestrator"})),
+                (16, "/health") => Outcome::Data(json!({"status": "down"})),
+                // against the `health` shape (a status is a word): replaced by a failure
+                (14, "/health") => Outcome::Data(json!({"status": 5})),
+                (6, "/health") => Outcome::Dispatched { relay_trace_id: "relay-1".to_owned() },
+                (10, "/health") => Outcome::timeout(&request.droplet_name, Duration::from_secs(5)),
+                (2, "/status") => failed(FailureKind::Unreachable),
+                (2, "/metrics") => failed(FailureKind::Refused),
+                (10, "/capabilities") => failed(FailureKind::NoSampleData),
+                (10, "/state") => failed(FailureKind::BadResponse),
+                _ => return SampleBackend.call(request),
+            };
+            Box::pin(async move { outcome })
+        }
+    }
+
+    /// A call as the pipeline file says it (for the shape `check` gives its result) and as the
+    /// compiler makes it (for the step that runs).
+    fn call(spec: Value, target: Target) -> (CallSpec, Call) {
+        let spec: CallSpec = serde_json::from_value(spec).expect("a call as a pipeline writes it");
+        let call = Call {
+            target,
+            endpoint: spec.endpoint.clone(),
+            method: spec.method.clone(),
+            params: Map::new(),
+            body: None,
+            name: spec.name.clone(),
+            timeout: Duration::from_secs(5),
+        };
+        (spec, call)
+    }
+
+    /// Runs one query step with every kind of call and returns, by result name, the values
+    /// templates see, each with the shape `check` gives it.
+    async fn results(config: &CompiledConfig) -> Vec<(String, Value, ResultShape)> {
+        let fleet = vec![1, 2, 6, 10, 12, 14, 16, NOT_IN_CATALOGUE];
+        let calls = vec![
+            // an object answer
+            call(json!({"droplet": 1, "endpoint": "/health", "as": "one"}), Target::Droplet(1)),
+            // a list answer
+            call(json!({"droplet": 1, "endpoint": "/getAll", "as": "list"}), Target::Droplet(1)),
+            // the droplet a slot names
+            call(json!({"droplet": "$droplet", "endpoint": "/health", "as": "named"}), Target::Slot("droplet".into())),
+            call(json!({"droplet": 1, "endpoint": "/nowhere", "as": "nowhere"}), Target::Droplet(1)),
+            call(json!({"droplet": 2, "endpoint": "/status", "as": "unreachable"}), Target::Droplet(2)),
+            call(json!({"droplet": 2, "endpoint": "/metrics", "as": "refused"}), Target::Droplet(2)),
+            call(json!({"droplet": 10, "endpoint": "/capabilities", "as": "no_sample"}), Target::Droplet(10)),
+            call(json!({"droplet": 10, "endpoint": "/state", "as": "bad"}), Target::Droplet(10)),
+            call(json!({"droplets": fleet, "endpoint": "/health", "as": "fleet"}), Target::FanOut(fleet.clone())),
+        ];
+        let (specs, calls): (Vec<CallSpec>, Vec<Call>) = calls.into_iter().unzip();
+        let step = QueryStep { calls, progress: None };
+        let pipeline = config.pipelines.first().expect("the configuration has pipelines");
+        let env = RunEnv {
+            templates: &config.templates,
+            catalogue: &config.catalogue,
+            analyzer: config.resolver.analyzer(),
+            backend: &Scripted,
+            droplets: &config.droplets_value,
+            intents: &config.intents_value,
+            trace_id: "shapes-test",
+            llm: None,
+            events: None,
+            progress_after: Duration::from_secs(60),
+        };
+        let mut state = TurnState {
+            message: String::new(),
+            channel: Channel::Chat,
+            resumed: false,
+            slots: [("droplet".to_owned(), json!(6))].into_iter().collect(),
+            results: Default::default(),
+            cleared: None,
+            llm: Value::Null,
+            llm_may_extract: false,
+            trace: TurnTrace::default(),
+            preview_other_channel: false,
+            other_channel_text: None,
+            dialogue: TurnDialogue::default(),
+            answers: Vec::new(),
+        };
+        step.run(pipeline, &env, &mut state).await.expect("the query step runs");
+
+        let mut out = Vec::new();
+        for spec in &specs {
+            let shape = result_shape(spec, &config.catalogue);
+            if spec.droplets.is_some() {
+                let summary = ResultShape::summary(&spec.name, &shape, &config.catalogue.statuses);
+                let name = summary_name(&spec.name);
+                out.push((name.clone(), template_value(&state, &name), summary));
+            }
+            out.push((spec.name.clone(), template_value(&state, &spec.name), shape));
+        }
+        out
+    }
+
+    /// A result as templates read it, back in JSON.
+    fn template_value(state: &TurnState, name: &str) -> Value {
+        let value = state.results.get(name).unwrap_or_else(|| panic!("the step gives `{name}`"));
+        serde_json::to_value(value).expect("a template value is JSON")
+    }
+
+    /// `schema` refusing any field it does not list: the engine's own fields must all be there.
+    /// An answer's `data` is the droplet's, and its shape the catalogue's: left as it is.
+    fn closed(schema: &Value) -> Value {
+        let mut schema = schema.clone();
+        close(&mut schema);
+        schema
+    }
+
+    fn close(node: &mut Value) {
+        let Value::Object(map) = node else { return };
+        if map.contains_key(OUTCOME_DATA) {
+            return;
+        }
+        if let Some(Value::Object(properties)) = map.get_mut("properties") {
+            properties.values_mut().for_each(close);
+            map.insert("additionalProperties".into(), json!(false));
+        }
+        if let Some(items) = map.get_mut("items") {
+            close(items);
+        }
+    }
+
+    /// Every field a schema lists, as `error.kind` or `states[].names` (not inside `data`).
+    fn listed(node: &Value, path: &str, out: &mut BTreeSet<String>) {
+        if node.get(OUTCOME_DATA).is_some() {
+            return;
+        }
+        if let Some(Value::Object(properties)) = node.get("properties") {
+            for (name, child) in properties {
+                let child_path = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+                out.insert(child_path.clone());
+                listed(child, &child_path, out);
+            }
+        }
+        if let Some(items) = node.get("items") {
+            listed(items, &format!("{path}[]"), out);
+        }
+    }
+
+    /// Every field a value has, spelt as [`listed`] spells them; `filled` only those not none.
+    fn present(value: &Value, path: &str, filled: bool, out: &mut BTreeSet<String>) {
+        match value {
+            Value::Object(map) => {
+                for (name, child) in map {
+                    let child_path = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+                    if !(filled && child.is_null()) {
+                        out.insert(child_path.clone());
+                    }
+                    present(child, &child_path, filled, out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| present(item, &format!("{path}[]"), filled, out)),
+            _ => {}
+        }
+    }
+
+    /// The problems `value` has against `schema`, one line each, located by JSON pointer.
+    fn problems(schema: &Value, value: &Value) -> Vec<String> {
+        let validator = jsonschema::draft202012::new(schema).expect("the shape compiles");
+        validator
+            .iter_errors(value)
+            .map(|e| match e.instance_path().as_str() {
+                "" => format!("the top: {e}"),
+                pointer => format!("`{pointer}`: {e}"),
+            })
+            .collect()
+    }
+
+    fn loaded() -> CompiledConfig {
+        load(&ConfigFiles::embedded()).expect("the embedded configuration loads")
+    }
+
+    #[tokio::test]
+    async fn every_outcome_and_summary_the_engine_gives_fits_the_shape_check_reads_with() {
+        let config = loaded();
+        let results = results(&config).await;
+        let mut wrong = Vec::new();
+        for (name, value, shape) in &results {
+            for problem in problems(&closed(&shape.outcome), value) {
+                wrong.push(format!("{name} at {problem}"));
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "a query result or summary the engine gives templates does not fit the shape `check` reads it with \
+             (ResultShape in config/template_reads.rs); a field added to or changed in Finished::template_value \
+             (steps/query.rs) or Tally::into_value (statuses.rs) must be written there too:\n{}",
+            wrong.join("\n")
+        );
+
+        // the step did end every way it can, or the test above proves less than it says
+        let outcomes: Vec<&Value> = results
+            .iter()
+            .filter(|(name, ..)| !name.ends_with("_summary"))
+            .flat_map(|(_, value, _)| {
+                value.as_array().map(|items| items.iter().collect()).unwrap_or_else(|| vec![value])
+            })
+            .collect();
+        let statuses: BTreeSet<&str> = outcomes.iter().filter_map(|o| o["status"].as_str()).collect();
+        assert_eq!(statuses, BTreeSet::from(["data", "dispatched", "failed"]));
+        let kinds: BTreeSet<&str> = outcomes.iter().filter_map(|o| o["error"]["kind"].as_str()).collect();
+        let every_kind: BTreeSet<&str> = <FailureKind as strum::VariantNames>::VARIANTS.iter().copied().collect();
+        assert_eq!(kinds, every_kind, "a failure kind the scripted calls do not produce");
+        let answers: Vec<&Value> = outcomes.iter().map(|o| &o["data"]).filter(|d| !d.is_null()).collect();
+        assert!(answers.iter().any(|d| d.is_object()) && answers.iter().any(|d| d.is_array()));
+        let summary = &results.iter().find(|(name, ..)| name == "fleet_summary").expect("a summary").1;
+        let states: Vec<&str> =
+            summary["states"].as_array().expect("states").iter().filter_map(|s| s["name"].as_str()).collect();
+        assert_eq!(states, ["active", "inactive", "error", "unknown", "no_answer"]);
+    }
+
+    #[tokio::test]
+    async fn every_field_the_shape_check_reads_with_lists_is_one_the_engine_gives() {
+        let config = loaded();
+        let results = results(&config).await;
+        let (summaries, outcomes): (Vec<_>, Vec<_>) = results.iter().partition(|(name, ..)| name.ends_with("_summary"));
+
+        // an outcome's fields, each given with a value (not none) by some call: a nullable
+        // field's filled form is then checked against its type as well
+        let mut listed_fields = BTreeSet::new();
+        let mut given = BTreeSet::new();
+        for (_, value, shape) in &outcomes {
+            let (schema, items) = match shape.outcome.get("items") {
+                Some(item) => (item, value.as_array().cloned().unwrap_or_default()),
+                None => (&shape.outcome, vec![value.clone()]),
+            };
+            listed(schema, "", &mut listed_fields);
+            items.iter().for_each(|item| present(item, "", true, &mut given));
+        }
+        let missing: Vec<&String> = listed_fields.difference(&given).collect();
+        assert!(
+            missing.is_empty(),
+            "ResultShape::outcome (config/template_reads.rs) lists fields no query outcome has (or has only as none): {missing:?}; \
+             a field Finished::template_value (steps/query.rs) no longer gives must leave the shape too"
+        );
+
+        // a summary's fields, each there (its `unanswered` outcomes never have data)
+        let mut listed_fields = BTreeSet::new();
+        let mut given = BTreeSet::new();
+        for (_, value, shape) in &summaries {
+            listed(&shape.outcome, "", &mut listed_fields);
+            present(value, "", false, &mut given);
+        }
+        let missing: Vec<&String> = listed_fields.difference(&given).collect();
+        assert!(
+            missing.is_empty(),
+            "ResultShape::summary (config/template_reads.rs) lists fields no fan-out summary has: {missing:?}; \
+             a field Tally::into_value (statuses.rs) no longer gives must leave the shape too"
+        );
     }
 }

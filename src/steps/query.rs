@@ -270,8 +270,9 @@ impl Finished {
         }
     }
 
-    /// The outcome as templates read it (see `ResultShape::outcome`), with the state its answer
-    /// is in and, without data, the sentence saying why.
+    /// The outcome as templates read it (see `ResultShape::outcome`, which `check` reads it
+    /// with: the tests of `config::template_reads` fail when the two differ), with the state its
+    /// answer is in and, without data, the sentence saying why.
     fn template_value<'s>(&self, statuses: &'s Statuses) -> (Value, &'s State, Option<String>) {
         let status = self.outcome.status();
         let (data, error, relay, problem) = match &self.outcome {
