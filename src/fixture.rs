@@ -197,8 +197,8 @@ pub async fn run(
                 source: reply.trace.intent.source.as_str().to_owned(),
                 reply: reply.text,
                 dialogue: reply.trace.dialogue.as_ref().map(|d| match &d.asking {
-                    Some(slot) => format!("{} {slot}", d.state),
-                    None => d.state.clone(),
+                    Some(slot) => format!("{} {slot}", d.state.as_str()),
+                    None => d.state.as_str().to_owned(),
                 }),
                 sent: reply
                     .trace

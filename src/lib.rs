@@ -99,8 +99,9 @@ mod layering {
             "mesh",
             "turn_events",
         ],
-        &["pipeline", "steps", "dialogue", "understand"],
-        &["config", "coverage"],
+        &["pipeline", "steps"],
+        &["config", "coverage", "understand"],
+        &["dialogue"],
         &["engine"],
         &["replay", "reload", "fixture", "utterances", "settings", "api", "server", "cli"],
     ];
@@ -109,14 +110,57 @@ mod layering {
         LAYERS.iter().position(|layer| layer.contains(&module))
     }
 
-    /// The modules a file names, outside comments and its `#[cfg(test)]` part.
+    /// A file's code without its `#[cfg(test)] mod … { … }` blocks (unit tests may use any
+    /// module); every other item, `#[cfg(test)]` or not, is kept.
+    fn without_test_modules(source: &str) -> String {
+        let start =
+            regex::Regex::new(r"#\[cfg\(test\)\]\s*(pub(\([a-z]+\))?\s+)?mod\s+\w+\s*\{").expect("static pattern");
+        let mut code = String::new();
+        let mut rest = source;
+        while let Some(found) = start.find(rest) {
+            code.push_str(&rest[..found.start()]);
+            let mut depth = 1;
+            let body = &rest[found.end()..];
+            let end = body
+                .char_indices()
+                .find(|(_, c)| {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                    depth == 0
+                })
+                .map_or(body.len(), |(i, _)| i + 1);
+            rest = &body[end..];
+        }
+        code.push_str(rest);
+        code
+    }
+
+    /// The modules a file names (`crate::x`, and each of `crate::{x, y::z}`), outside comments
+    /// and its test modules.
     fn named(source: &str) -> BTreeSet<String> {
-        let code = source.split("#[cfg(test)]").next().unwrap_or_default();
-        let pattern = regex::Regex::new(r"crate::([a-z_]+)").expect("static pattern");
-        code.lines()
+        let code: String = without_test_modules(source)
+            .lines()
             .filter(|line| !line.trim_start().starts_with("//"))
-            .flat_map(|line| pattern.captures_iter(line).map(|c| c[1].to_owned()).collect::<Vec<_>>())
-            .collect()
+            .collect::<Vec<_>>()
+            .join("\n");
+        let single = regex::Regex::new(r"crate::([a-z_]+)").expect("static pattern");
+        let grouped = regex::Regex::new(r"crate::\{([^}]*)\}").expect("static pattern");
+        let first_name = regex::Regex::new(r"^\s*([a-z_]+)").expect("static pattern");
+        let mut out: BTreeSet<String> = single.captures_iter(&code).map(|c| c[1].to_owned()).collect();
+        for group in grouped.captures_iter(&code) {
+            out.extend(group[1].split(',').filter_map(|part| Some(first_name.captures(part)?[1].to_owned())));
+        }
+        out
+    }
+
+    #[test]
+    fn the_reader_sees_grouped_imports_and_code_after_test_items() {
+        let source = "use crate::{config, engine::Engine,\n    nlu::text};\n#[cfg(test)]\nfn helper() {}\nuse crate::api;\n#[cfg(test)]\nmod tests { use crate::cli; }\nuse crate::llm;";
+        let names: Vec<String> = named(source).into_iter().collect();
+        assert_eq!(names, ["api", "config", "engine", "llm", "nlu"]);
     }
 
     fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
@@ -130,22 +174,63 @@ mod layering {
         }
     }
 
-    #[test]
-    fn no_module_reaches_up() {
+    /// Modules allowed to name each other: a `Pipeline` holds its steps, and a step runs with the
+    /// pipeline's `RunEnv` and `TurnState`.
+    const ALLOWED_CYCLE: &[&str] = &["pipeline", "steps"];
+
+    /// The top-level module each file of `src/` belongs to, with its source.
+    fn modules() -> Vec<(std::path::PathBuf, String, String)> {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let mut all = Vec::new();
         files(&src, &mut all);
-        let mut wrong = Vec::new();
-        for path in all {
-            let relative = path.strip_prefix(&src).expect("under src");
-            let top = relative.components().next().and_then(|c| c.as_os_str().to_str()).unwrap_or_default();
-            let module = top.trim_end_matches(".rs");
-            if module == "lib" || module == "main" {
-                continue;
+        all.into_iter()
+            .filter_map(|path| {
+                let relative = path.strip_prefix(&src).expect("under src").to_path_buf();
+                let top = relative.components().next().and_then(|c| c.as_os_str().to_str()).unwrap_or_default();
+                let module = top.trim_end_matches(".rs").to_owned();
+                let source = std::fs::read_to_string(&path).expect("readable");
+                (module != "lib" && module != "main").then_some((relative, module, source))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_import_cycle_but_a_pipeline_and_its_steps() {
+        let mut uses: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+        for (_, module, source) in modules() {
+            let named: Vec<String> =
+                named(&source).into_iter().filter(|used| *used != module && layer_of(used).is_some()).collect();
+            uses.entry(module).or_default().extend(named);
+        }
+        // a module is in a cycle when it reaches itself again through what it uses
+        let reaches = |from: &str| {
+            let mut seen = BTreeSet::new();
+            let mut next: Vec<String> = uses.get(from).into_iter().flatten().cloned().collect();
+            while let Some(module) = next.pop() {
+                if seen.insert(module.clone()) {
+                    next.extend(uses.get(&module).into_iter().flatten().cloned());
+                }
             }
-            let own = layer_of(module)
+            seen
+        };
+        let in_cycles: Vec<String> = uses
+            .keys()
+            .filter(|module| reaches(module).contains(*module))
+            .filter(|module| !ALLOWED_CYCLE.contains(&module.as_str()))
+            .map(|module| {
+                let back: Vec<&String> = uses[module].iter().filter(|used| reaches(used).contains(module)).collect();
+                format!("{module} (through {back:?})")
+            })
+            .collect();
+        assert!(in_cycles.is_empty(), "modules in an import cycle:\n{}", in_cycles.join("\n"));
+    }
+
+    #[test]
+    fn no_module_reaches_up() {
+        let mut wrong = Vec::new();
+        for (relative, module, source) in modules() {
+            let own = layer_of(&module)
                 .unwrap_or_else(|| panic!("`{module}` is in no layer: add it to LAYERS and ARCHITECTURE.md"));
-            let source = std::fs::read_to_string(&path).expect("readable");
             for used in named(&source) {
                 if let Some(theirs) = layer_of(&used) {
                     if theirs > own {

@@ -12,11 +12,11 @@ use serde_json::Map;
 
 use crate::backend::DropletBackend;
 use crate::catalogue::Catalogue;
-use crate::session::Channel;
+use crate::session::{Channel, Pending};
 use crate::slots::{KeyValueParser, SlotDef};
 use crate::steps::{Step, StepError};
 use crate::template::Templates;
-use crate::trace::{StepTrace, TurnTrace};
+use crate::trace::{DialogueState, StepTrace, TurnTrace};
 
 #[derive(Debug)]
 pub struct Pipeline {
@@ -72,39 +72,50 @@ pub struct PipelineTest {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Flow {
     Reply(String),
-    /// A question was asked (a missing slot, or consent); resume at `step` on the next turn.
+    /// A question was asked (a missing slot, or consent): `pending` is the action as the
+    /// session keeps it until the answer comes.
     Ask {
         text: String,
-        step: usize,
-        /// The slot asked for; `None` for a consent question.
-        asking: Option<String>,
+        pending: Box<Pending>,
     },
 }
 
-/// Where a run stands in a conversation about one action: read by the `extract` and `confirm`
-/// steps, written back into the session's pending question by the engine.
+/// Where a run stands in a conversation about one action: what the `extract` and `confirm`
+/// steps read of the question being answered, and what they say of where the action stands.
 #[derive(Debug, Clone, Default)]
 pub struct TurnDialogue {
+    /// The question this message answers, as the session kept it (`None`: nothing was asked, or
+    /// a corrected read-back is shown afresh).
+    pub waiting: Option<Pending>,
     /// The answer to a read-back this turn (`None`: no clear yes or no).
     pub consent: Option<crate::nlu::answers::YesNo>,
     /// The message was meant as an answer to the pending question but gave nothing usable.
     pub unclear: bool,
-    /// Unusable answers to the pending question so far (updated by the step that asks again).
-    pub tries: u32,
-    /// The slot the previous turn asked for.
-    pub asked: Option<String>,
-    /// The slot the question before that asked for and got (a correction may be about it).
-    pub answered: Option<String>,
     /// The question is asked again after something else was answered.
     pub resuming: bool,
     /// Values corrected this turn, as `slot: old → new`.
     pub changed: Vec<String>,
-    /// `asking`, `confirming`, `confirmed`, `declined` or `gave_up`, when a step got that far.
-    pub outcome: Option<&'static str>,
-    /// The slot asked for this turn.
-    pub asking: Option<String>,
+    /// Where the action stands after this turn, when a step got as far as asking or confirming.
+    pub state: Option<DialogueState>,
     /// Unusable answers left before giving up, when asking.
     pub tries_left: Option<u32>,
+}
+
+impl TurnDialogue {
+    /// The slot the question being answered asked for.
+    pub fn asked(&self) -> Option<&str> {
+        self.waiting.as_ref()?.asking.as_deref()
+    }
+
+    /// The slot the question before it asked for and got (a correction may be about it).
+    pub fn answered(&self) -> Option<&str> {
+        self.waiting.as_ref()?.answered.as_deref()
+    }
+
+    /// Unusable answers to the question so far.
+    pub fn tries(&self) -> u32 {
+        self.waiting.as_ref().map_or(0, |w| w.tries)
+    }
 }
 
 /// Everything a run reads but does not own: one configuration version and the outside world.
@@ -218,6 +229,39 @@ impl Pipeline {
             }
         }
         Err(StepError::NoReply { intent: self.intent.clone() })
+    }
+
+    /// The action as the session keeps it while the question a step asked at `step` waits for
+    /// its answer: the one place a [`Pending`] is made.
+    pub fn park(
+        &self,
+        step: usize,
+        slots: &Map<String, serde_json::Value>,
+        asking: Option<String>,
+        tries: u32,
+        answered: Option<String>,
+    ) -> Pending {
+        Pending {
+            intent: self.intent.clone(),
+            step,
+            slots: slots.clone(),
+            fingerprint: self.fingerprint.clone(),
+            asking,
+            tries,
+            answered,
+            sensitive: self.sensitive_slots(),
+        }
+    }
+
+    /// The intent as a language model reading its slots is told of it.
+    pub fn for_model(&self) -> crate::slots::model::Intent<'_> {
+        crate::slots::model::Intent {
+            id: &self.intent,
+            description: &self.description,
+            examples: &self.examples,
+            parser: &self.parser,
+            slots: &self.slots,
+        }
     }
 
     /// The names of the slots whose values must not be kept (`sensitive: true`).

@@ -7,6 +7,8 @@
 //! words) and validated with the slot's JSON Schema. Droplet slots are also recognised from free
 //! text ("status of the dashboard").
 
+pub mod fill;
+pub mod model;
 pub mod phrases;
 
 use regex::Regex;

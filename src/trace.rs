@@ -37,16 +37,35 @@ pub struct TurnTrace {
 pub struct DialogueTrace {
     /// The intent whose action it is.
     pub intent: String,
-    /// `asking` (a detail), `confirming` (waiting for yes or no), `confirmed`, `declined`,
-    /// `gave_up` (too many unusable answers), or `kept` (answered something else; the action
-    /// waits and its question was asked again).
-    pub state: String,
+    /// Where the action stands after this turn.
+    pub state: DialogueState,
     /// The slot being asked for, while asking.
     pub asking: Option<String>,
     /// Unusable answers left before the action stops.
     pub tries_left: Option<u32>,
     /// Values the user corrected this turn, as `slot: old → new`.
     pub changed: Vec<String>,
+}
+
+crate::api_state! {
+    /// Where an action that collects details and asks for consent stands after a turn (each
+    /// state has this one name in the steps, the trace and the transcripts).
+    #[derive(Default)]
+    pub enum DialogueState {
+        /// A detail was asked for; the action waits for it.
+        #[default]
+        Asking,
+        /// The values were read back; the action waits for a yes or a no.
+        Confirming,
+        /// The user said yes: the steps after the read-back ran.
+        Confirmed,
+        /// The user said no: nothing was sent.
+        Declined,
+        /// Too many unusable answers: the action was dropped, nothing was sent.
+        GaveUp,
+        /// Something else was answered; the action still waits and its question was asked again.
+        Kept,
+    }
 }
 
 crate::api_state! {
@@ -207,7 +226,7 @@ mod state_names {
     use poem_openapi::types::ToJSON;
     use strum::IntoEnumIterator;
 
-    use super::{IntentSource, ModelCallOutcome, ModelStatus};
+    use super::{DialogueState, IntentSource, ModelCallOutcome, ModelStatus};
     use crate::backend::CallStatus;
 
     /// The API documents these enums (poem-openapi names them) and everything else uses their
@@ -226,6 +245,7 @@ mod state_names {
         agree::<ModelStatus>();
         agree::<CallStatus>();
         agree::<ModelCallOutcome>();
+        agree::<DialogueState>();
         agree::<crate::session::MissedReason>();
     }
 }

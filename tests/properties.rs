@@ -44,7 +44,8 @@ proptest! {
             for step in &pipeline.steps {
                 if let chat_orchestrator::steps::Step::Extract(extract) = &step.step {
                     let mut slots = serde_json::Map::new();
-                    extract.fill(pipeline, &config.catalogue, config.resolver.analyzer(), &text, true, &mut slots);
+                    let reader = extract.reader(pipeline, &config.catalogue, config.resolver.analyzer());
+                    reader.fill(&text, chat_orchestrator::slots::fill::Said::Answer(None), &mut slots);
                     // a text value is always a piece of what was said (its invisible characters aside)
                     let shown: String = text.chars().filter(|c| !chat_orchestrator::nlu::text::is_invisible(*c)).collect();
                     for (name, value) in &slots {

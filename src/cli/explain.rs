@@ -30,7 +30,8 @@ pub fn run(config_dir: Option<PathBuf>, message: &str) -> anyhow::Result<ExitCod
     let first_extract = pipeline.first_extract();
     let mut slots = Map::new();
     let filled = first_extract.map(|extract| {
-        extract.fill(pipeline, &config.catalogue, config.resolver.analyzer(), message, false, &mut slots)
+        let reader = extract.reader(pipeline, &config.catalogue, config.resolver.analyzer());
+        reader.fill(message, crate::slots::fill::Said::Fresh, &mut slots)
     });
     if !pipeline.slots.is_empty() {
         println!("\nslots");

@@ -11,25 +11,22 @@ use arc_swap::ArcSwap;
 use futures::future::join_all;
 use serde_json::{json, Map, Value};
 
-use crate::backend::CallStatus;
 use crate::backend::DropletBackend;
 use crate::config::CompiledConfig;
+use crate::dialogue::{self, model_may_decide, Plan, Planned, Run, Settled, Settling};
 use crate::llm::{Llm, Speaker};
-use crate::pipeline::{Flow, RunEnv, TurnDialogue, TurnState};
+use crate::pipeline::{RunEnv, TurnDialogue, TurnState};
 use crate::session::{
-    AnsweredRequest, Channel, Message, Owner, Pending, RecordedTurn, Role, SessionStore, StoreError, ANSWERED_KEPT,
+    AnsweredRequest, Channel, Message, Owner, Pending, RecordedCall, RecordedModelAnswer, RecordedTurn, Role, Session,
+    SessionStore, StoreError, ANSWERED_KEPT,
 };
-use crate::trace::{DialogueTrace, IntentTrace, TurnTrace};
-use crate::trace::{IntentSource, ModelStatus};
+use crate::trace::{IntentSource, IntentTrace, ModelStatus, TurnTrace};
 use crate::turn_events::TurnEvents;
 use crate::understand::Understanding;
 use crate::util::utc_timestamp;
 
 mod missed;
-mod plan;
 pub(crate) mod redact;
-
-use plan::{model_may_decide, Plan, Planned};
 
 /// What the user said and where it came from.
 #[derive(Debug, Clone, Default)]
@@ -105,6 +102,32 @@ impl Reply {
     }
 }
 
+/// The reply a retried request got the first time, when this turn retries one: the session is
+/// left as it is (the lease is dropped uncommitted). A request id reused for another message is
+/// refused.
+fn answered_before(session: &Session, turn: &Turn, session_id: &str) -> Result<Option<Reply>, TurnError> {
+    let Some(answered) = turn.request_id.as_ref().and_then(|id| session.answered.iter().find(|a| a.request_id == *id))
+    else {
+        return Ok(None);
+    };
+    if !answered.carried(&turn.text) {
+        return Err(TurnError::RequestIdReused(answered.request_id.clone()));
+    }
+    tracing::info!(trace_id = %answered.trace_id, session = %session_id, "retried request answered from the session");
+    Ok(Some(Reply::replayed(answered.clone(), session_id.to_owned())))
+}
+
+/// What a turn keeps of its runs besides the reply: for masking, and for the turn journal.
+#[derive(Default)]
+struct Journal {
+    /// The sensitive values given in the action so far.
+    secrets: redact::Secrets,
+    /// Every droplet call made, with its answer as it came.
+    calls: Vec<RecordedCall>,
+    /// Every model answer.
+    model: Vec<RecordedModelAnswer>,
+}
+
 /// The session a first turn with this request id starts: the same on every retry (and on every
 /// replica), so the retry finds the stored reply.
 fn session_for_request(request_id: &str) -> String {
@@ -126,12 +149,6 @@ pub enum TurnError {
     #[error("the request id `{0}` was already used for a different message in this session; send a new id")]
     RequestIdReused(String),
 }
-
-/// Said when a reply could not be rendered. The user's message is still stored.
-const RENDER_FAILURE_CHAT: &str =
-    "Sorry — something went wrong while preparing that answer. Your message was kept; please try again in a moment.";
-const RENDER_FAILURE_VOICE: &str =
-    "Sorry, something went wrong while preparing that answer. Your message was kept. Please try again in a moment.";
 
 /// One configuration version. A turn reads it once and uses it throughout; the droplet backend
 /// keeps no configuration (each request carries what the turn's catalogue declares), so a
@@ -309,28 +326,78 @@ impl Engine {
 
     /// Runs one turn to a reply. Only a session store failure is an error: everything that goes
     /// wrong inside the pipeline still yields a reply and keeps the user's message.
+    ///
+    /// lease → plan → understand → run → settle → commit → record.
     pub async fn handle(&self, turn: Turn) -> Result<Reply, TurnError> {
         let started = std::time::Instant::now();
         let runtime = self.runtime();
         let config = &runtime.config;
         let session_id = turn.session_id();
-        let max_history = self.sessions.limits().max_history;
         let mut lease = self.sessions.lease(&turn.owner.key(&session_id)).await?;
-        let session = lease.session();
-        if let Some(answered) =
-            turn.request_id.as_ref().and_then(|id| session.answered.iter().find(|a| a.request_id == *id))
-        {
-            if !answered.carried(&turn.text) {
-                return Err(TurnError::RequestIdReused(answered.request_id.clone()));
-            }
-            // a retry: the stored reply, and the session as it is (the lease is dropped uncommitted)
-            tracing::info!(trace_id = %answered.trace_id, session = %session_id, "retried request answered from the session");
-            return Ok(Reply::replayed(answered.clone(), session_id));
+        if let Some(reply) = answered_before(lease.session(), &turn, &session_id)? {
+            return Ok(reply);
         }
+        let history = self.open_turn(lease.session(), &turn);
+        let previous = lease.session().pending.take();
+
+        let Planned { plans, kept } = dialogue::plan(config, &turn.text, previous.clone());
+        let rules_unsure = plans.iter().any(|p| !p.confident && p.why.source == IntentSource::Rules);
+        let understood = self.understand(config, plans, &turn.text, history).await;
+        let llm_status = understood.status;
+        let unread: Vec<String> = understood.plans.iter().flat_map(|p| p.unread.iter().cloned()).collect();
+        let env = self.run_env(config, &turn);
+        let mut runs = match self.run(config, &runtime, &turn, &env, understood.plans, &understood.context).await {
+            Ok(runs) => runs,
+            Err(unknown) => {
+                // the resolver only names compiled intents: reaching this is a bug, reported as
+                // one, but the user's message is stored first
+                lease.commit().await?;
+                return Err(unknown);
+            }
+        };
+        let mut journal = self.gather(config, &mut runs, [&previous, &kept], &understood.calls);
+
+        let settling = Settling {
+            config,
+            env: &env,
+            channel: turn.channel,
+            preview_other_channel: turn.preview_other_channel,
+            config_version: runtime.version,
+            previous,
+            kept,
+        };
+        let Some(mut settled) = dialogue::settle(settling, runs).await else {
+            // planning always gives at least one plan; none would be a bug like the one above
+            lease.commit().await?;
+            return Err(TurnError::UnknownIntent(String::new()));
+        };
+        settled.state.trace.llm.splice(0..0, understood.calls);
+        let said = journal.secrets.mask(&turn.text);
+        let reply = self.reply(config, lease.session(), &turn, settled, &unread, &journal, &session_id, &said);
+        lease.commit().await?;
+
+        let understood_as = missed::Understood {
+            why: &reply.trace.intent,
+            llm_status,
+            rules_unsure,
+            fallback: config.resolver.fallback(),
+        };
+        self.keep_missed(&understood_as, &said, &unread, &turn, &journal.secrets).await;
+        self.record_turn(&runtime, &turn, &session_id, &said, &reply, &mut journal).await;
+        let channel = turn.channel.as_str();
+        metrics::counter!("chat_turns_total", "intent" => reply.intent.clone(), "channel" => channel, "source" => reply.trace.intent.source.as_str())
+            .increment(1);
+        metrics::histogram!("chat_turn_duration_seconds", "channel" => channel).record(started.elapsed().as_secs_f64());
+        tracing::info!(trace_id = %turn.trace_id, session = %session_id, intent = %reply.intent, channel, "turn answered");
+        Ok(reply)
+    }
+
+    /// Starts the turn in its session: the channel and metadata it came with, the user's message
+    /// in the history. Returns what was said before it, for the language model's context.
+    fn open_turn(&self, session: &mut Session, turn: &Turn) -> Vec<(Speaker, String)> {
         session.channel = turn.channel;
         session.metadata.extend(turn.metadata.clone());
-        // what was said before this message, for the language model's context
-        let history: Vec<(Speaker, String)> = session
+        let history = session
             .history
             .iter()
             .rev()
@@ -338,31 +405,15 @@ impl Engine {
             .rev()
             .map(|m| (if m.role == Role::User { Speaker::User } else { Speaker::Assistant }, m.text.to_string()))
             .collect();
-        session.push(
-            Message { role: Role::User, text: turn.text.as_str().into(), intent: None, at: utc_timestamp().into() },
-            max_history,
-        );
+        let message =
+            Message { role: Role::User, text: turn.text.as_str().into(), intent: None, at: utc_timestamp().into() };
+        session.push(message, self.sessions.limits().max_history);
+        history
+    }
 
-        let previous_pending = session.pending.take();
-        let Planned { plans, kept } = self.plan(config, &turn.text, previous_pending.clone());
-        let rules_unsure = plans.iter().any(|p| !p.confident && p.why.source == IntentSource::Rules);
-        let understood = self.understand(config, plans, &turn.text, history).await;
-        let llm_status = understood.status;
-        let classified_by_llm = understood.plans.first().is_some_and(|p| p.why.source == IntentSource::Llm);
-        let unread: Vec<String> = understood.plans.iter().flat_map(|p| p.unread.iter().cloned()).collect();
-        let mut planned = Vec::new();
-        for plan in understood.plans {
-            match config.pipeline(&plan.intent) {
-                Some(pipeline) => planned.push((pipeline, plan)),
-                None => {
-                    // the resolver only names compiled intents: reaching this is a bug, reported
-                    // as one, but the user's message is stored first
-                    lease.commit().await?;
-                    return Err(TurnError::UnknownIntent(plan.intent));
-                }
-            }
-        }
-        let env = RunEnv {
+    /// Everything a run reads but does not own, for this turn.
+    fn run_env<'a>(&'a self, config: &'a CompiledConfig, turn: &'a Turn) -> RunEnv<'a> {
+        RunEnv {
             templates: &config.templates,
             catalogue: &config.catalogue,
             analyzer: config.resolver.analyzer(),
@@ -373,8 +424,28 @@ impl Engine {
             llm: self.llm.as_deref(),
             events: turn.events.as_ref(),
             progress_after: self.progress_after,
-        };
-        let runs = join_all(planned.into_iter().map(|(pipeline, plan)| {
+        }
+    }
+
+    /// Runs each plan's pipeline from its step, all at once; the runs come back in plan order.
+    async fn run<'c>(
+        &self,
+        config: &'c CompiledConfig,
+        runtime: &Runtime,
+        turn: &Turn,
+        env: &RunEnv<'_>,
+        plans: Vec<Plan>,
+        llm: &Value,
+    ) -> Result<Vec<Run<'c>>, TurnError> {
+        let classified_by_llm = plans.first().is_some_and(|p| p.why.source == IntentSource::Llm);
+        let mut planned = Vec::new();
+        for plan in plans {
+            match config.pipeline(&plan.intent) {
+                Some(pipeline) => planned.push((pipeline, plan)),
+                None => return Err(TurnError::UnknownIntent(plan.intent)),
+            }
+        }
+        Ok(join_all(planned.into_iter().map(|(pipeline, plan)| {
             let mut state = TurnState {
                 message: plan.text,
                 channel: turn.channel,
@@ -382,7 +453,7 @@ impl Engine {
                 slots: plan.slots,
                 results: Default::default(),
                 cleared: plan.cleared,
-                llm: understood.context.clone(),
+                llm: llm.clone(),
                 llm_may_extract: !classified_by_llm,
                 preview_other_channel: turn.preview_other_channel,
                 other_channel_text: None,
@@ -396,138 +467,75 @@ impl Engine {
                     ..TurnTrace::default()
                 },
             };
-            let env = &env;
             async move {
                 let flow = pipeline.run(env, &mut state, plan.start).await;
-                (pipeline, flow, state)
+                Run { pipeline, flow, state }
             }
         }))
-        .await;
+        .await)
+    }
 
-        let mut texts = Vec::new();
-        let mut other_texts = Vec::new();
-        let mut primary: Option<(String, TurnState)> = None;
-        let mut pending = None;
-        let mut failed = false;
-        let mut secrets = redact::Secrets::default();
+    /// What the turn keeps of its runs, before they are settled: the sensitive values to mask
+    /// (those given earlier in a pending action too), the droplet and model answers for the
+    /// journal, the trace's masked slots, and what coverage reached.
+    fn gather(
+        &self,
+        config: &CompiledConfig,
+        runs: &mut [Run<'_>],
+        pending: [&Option<Pending>; 2],
+        model_calls: &[crate::trace::LlmCallTrace],
+    ) -> Journal {
+        let mut journal = Journal { model: model_calls.iter().map(model_answer).collect(), ..Journal::default() };
         // a value given earlier in the action (a correction replaces it; its question comes back
         // after a digression) is as sensitive as one given now
-        for pending in [&previous_pending, &kept].into_iter().flatten() {
+        for pending in pending.into_iter().flatten() {
             if let Some(pipeline) = config.pipeline(&pending.intent) {
-                secrets.add(&pipeline.slots, &pending.slots);
+                journal.secrets.add(&pipeline.slots, &pending.slots);
             }
         }
-        let mut answers = Vec::new();
-        let mut model_answers: Vec<crate::session::RecordedModelAnswer> =
-            understood.calls.iter().map(model_answer).collect();
-        for (pipeline, flow, mut state) in runs {
-            model_answers.extend(state.trace.llm.iter().map(model_answer));
-            secrets.add(&pipeline.slots, &state.slots);
-            answers.append(&mut state.answers);
+        for Run { pipeline, state, .. } in runs.iter_mut() {
+            journal.model.extend(state.trace.llm.iter().map(model_answer));
+            journal.secrets.add(&pipeline.slots, &state.slots);
+            journal.calls.append(&mut state.answers);
             if let Some(coverage) = &self.coverage {
                 coverage.record(pipeline, &state.trace);
             }
-            let intent = pipeline.intent.clone();
-            let text = match flow {
-                Ok(Flow::Reply(text)) => text,
-                Ok(Flow::Ask { text, step, asking }) => {
-                    if pending.is_none() {
-                        pending = Some(Pending {
-                            intent: pipeline.intent.clone(),
-                            step,
-                            slots: state.slots.clone(),
-                            fingerprint: pipeline.fingerprint.clone(),
-                            answered: state.dialogue.answered.clone(),
-                            asking,
-                            tries: state.dialogue.tries,
-                            sensitive: pipeline.sensitive_slots(),
-                        });
-                    }
-                    text
-                }
-                Err(error) => {
-                    tracing::error!(trace_id = %turn.trace_id, intent = %intent, error = %error, "turn failed to render");
-                    state.trace.notes.push(format!("reply failed: {error}"));
-                    // once a command went out, the action is done: keeping it would send it twice
-                    let sent = state
-                        .trace
-                        .calls
-                        .iter()
-                        // an answer in an unexpected form still means the droplet got the command
-                        .any(|c| {
-                            !c.method.eq_ignore_ascii_case("GET")
-                                && (c.outcome != CallStatus::Failed || c.unexpected.is_some())
-                        });
-                    if sent {
-                        state.trace.notes.push(
-                            "the command was sent before the reply failed: nothing is kept to send again".to_owned(),
-                        );
-                    }
-                    failed = primary.is_none() && !sent;
-                    match turn.channel {
-                        Channel::Chat => RENDER_FAILURE_CHAT.to_owned(),
-                        Channel::Voice => crate::speech::to_speech(RENDER_FAILURE_VOICE),
-                    }
-                }
-            };
-            texts.push(text);
-            other_texts.extend(state.other_channel_text.take());
             state.trace.slots = Value::Object(redact::masked_slots(&pipeline.slots, &state.slots));
-            if state.trace.dialogue.is_none() {
-                state.trace.dialogue = dialogue_trace(&intent, &state.dialogue);
-            }
-            match &mut primary {
-                None => primary = Some((intent, state)),
-                Some((_, first)) => join_trace(&mut first.trace, state.trace),
-            }
         }
-        // `understand` always returns at least one plan; an empty one would be a bug like above
-        let Some((intent, mut state)) = primary else {
-            lease.commit().await?;
-            return Err(TurnError::UnknownIntent(String::new()));
-        };
-        state.trace.llm.splice(0..0, understood.calls);
-        // a failed reply keeps whatever was pending, so the user's unfinished action survives
-        let mut pending = if failed { previous_pending } else { pending };
-        match kept {
-            // something else was answered: the waiting action's question comes back
-            Some(kept) if pending.is_none() && !failed => {
-                let (text, other, asked) = self.ask_again(config, &runtime, &turn, &env, kept).await;
-                texts.extend(text);
-                other_texts.extend(other);
-                if let Some((asked, dialogue)) = asked {
-                    state
-                        .trace
-                        .notes
-                        .push(format!("answered something else; the `{}` action still waits", asked.intent));
-                    state.trace.dialogue = dialogue_trace(&asked.intent, &dialogue).map(|mut d| {
-                        d.state = "kept".to_owned();
-                        d
-                    });
-                    pending = Some(asked);
-                }
-            }
-            Some(kept) if pending.as_ref().is_some_and(|p| p.intent != kept.intent) => {
-                state.trace.notes.push(format!("left the unfinished `{}` action for a new one", kept.intent));
-            }
-            _ => {}
-        }
+        journal
+    }
+
+    /// The reply the settled turn gives, written into the session (the action left pending, the
+    /// answer in the history, the reply under the request id) with no sensitive value kept.
+    #[allow(clippy::too_many_arguments)]
+    fn reply(
+        &self,
+        config: &CompiledConfig,
+        session: &mut Session,
+        turn: &Turn,
+        settled: Settled,
+        unread: &[String],
+        journal: &Journal,
+        session_id: &str,
+        said: &str,
+    ) -> Reply {
+        let Settled { mut texts, other_texts, pending, intent, mut state } = settled;
         session.pending = pending;
         if !unread.is_empty() {
-            match self.say_unread(config, turn.channel, &unread) {
+            match self.say_unread(config, turn.channel, unread) {
                 Ok(said) => texts.push(said),
                 Err(error) => state.trace.notes.push(format!("could not say what was not understood: {error}")),
             }
             state.trace.notes.push(format!("not understood: {}", unread.join(" | ")));
         }
+        let secrets = &journal.secrets;
         let separator = if turn.channel == Channel::Voice { " " } else { "\n\n" };
         let text = texts.join(separator);
         // what is kept of this turn holds no sensitive value (the reply itself still does)
-        let kept_text = if secrets.is_empty() { text.clone() } else { secrets.mask(&text) };
-        let said = if secrets.is_empty() { turn.text.clone() } else { secrets.mask(&turn.text) };
+        let kept_text = secrets.mask(&text);
         if !secrets.is_empty() {
             if let Some(message) = session.history.iter_mut().rev().find(|m| m.role == Role::User) {
-                message.text = said.as_str().into();
+                message.text = said.into();
             }
             // a correction is traced as `slot: old → new`
             if let Some(dialogue) = &mut state.trace.dialogue {
@@ -536,21 +544,19 @@ impl Engine {
         }
         let other_channel_text = (!other_texts.is_empty())
             .then(|| other_texts.join(if turn.channel == Channel::Voice { "\n\n" } else { " " }));
-        session.push(
-            Message {
-                role: Role::Assistant,
-                text: kept_text.as_str().into(),
-                intent: Some(intent.as_str().into()),
-                at: utc_timestamp().into(),
-            },
-            max_history,
-        );
+        let answer = Message {
+            role: Role::Assistant,
+            text: kept_text.as_str().into(),
+            intent: Some(intent.as_str().into()),
+            at: utc_timestamp().into(),
+        };
+        session.push(answer, self.sessions.limits().max_history);
         if let Some(request_id) = &turn.request_id {
             session.answered.push_back(AnsweredRequest {
                 request_id: request_id.clone(),
-                said: said.clone(),
+                said: said.to_owned(),
                 said_digest: Some(crate::session::message_digest(&turn.text)),
-                text: kept_text.clone(),
+                text: kept_text,
                 intent: intent.clone(),
                 trace_id: turn.trace_id.clone(),
                 timestamp: utc_timestamp(),
@@ -560,64 +566,78 @@ impl Engine {
                 session.answered.pop_front();
             }
         }
-        lease.commit().await?;
-        let understood_as = missed::Understood {
-            why: &state.trace.intent,
-            llm_status,
-            rules_unsure,
-            fallback: config.resolver.fallback(),
-        };
-        let limits = self.sessions.limits();
-        // for the stewards' review: never a reason for the turn to fail
-        if limits.missed.kept > 0 {
-            for mut message in missed::kept(&understood_as, &said, &unread, turn.channel) {
-                message.text = secrets.mask(&message.text);
-                if let Err(error) = self.sessions.note_missed(message).await {
-                    tracing::warn!(trace_id = %turn.trace_id, error = %error, "a missed message could not be kept");
-                }
-            }
-        }
-        if limits.recorded_turns > 0 {
-            for call in &mut answers {
-                if let Some(data) = &mut call.data {
-                    secrets.mask_json(data);
-                }
-            }
-            let recorded = RecordedTurn {
-                session: session_id.clone(),
-                said: said.clone(),
-                channel: turn.channel.as_str().to_owned(),
-                intent: intent.clone(),
-                reply: kept_text.clone(),
-                calls: answers,
-                model: model_answers
-                    .into_iter()
-                    .map(|mut m| {
-                        m.answer = m.answer.map(|a| secrets.mask(&a));
-                        m
-                    })
-                    .collect(),
-                at: utc_timestamp(),
-                config_version: runtime.version,
-            };
-            if let Err(error) = self.sessions.record_turn(recorded).await {
-                tracing::warn!(trace_id = %turn.trace_id, error = %error, "a turn could not be kept for replays");
-            }
-        }
-        let channel = turn.channel.as_str();
-        metrics::counter!("chat_turns_total", "intent" => intent.clone(), "channel" => channel, "source" => state.trace.intent.source.as_str())
-            .increment(1);
-        metrics::histogram!("chat_turn_duration_seconds", "channel" => channel).record(started.elapsed().as_secs_f64());
-        tracing::info!(trace_id = %turn.trace_id, session = %session_id, intent = %intent, channel, "turn answered");
-        Ok(Reply {
+        Reply {
             text,
-            session_id,
-            trace_id: turn.trace_id,
+            session_id: session_id.to_owned(),
+            trace_id: turn.trace_id.clone(),
             intent,
             timestamp: utc_timestamp(),
             trace: state.trace,
             other_channel_text,
-        })
+        }
+    }
+
+    /// Keeps a message the stewards should see (not understood well). Never a reason for the
+    /// turn to fail.
+    async fn keep_missed(
+        &self,
+        understood: &missed::Understood<'_>,
+        said: &str,
+        unread: &[String],
+        turn: &Turn,
+        secrets: &redact::Secrets,
+    ) {
+        if self.sessions.limits().missed.kept == 0 {
+            return;
+        }
+        for mut message in missed::kept(understood, said, unread, turn.channel) {
+            message.text = secrets.mask(&message.text);
+            if let Err(error) = self.sessions.note_missed(message).await {
+                tracing::warn!(trace_id = %turn.trace_id, error = %error, "a missed message could not be kept");
+            }
+        }
+    }
+
+    /// Keeps the turn with its droplet and model answers (masked) for replays. Never a reason
+    /// for the turn to fail.
+    async fn record_turn(
+        &self,
+        runtime: &Runtime,
+        turn: &Turn,
+        session_id: &str,
+        said: &str,
+        reply: &Reply,
+        journal: &mut Journal,
+    ) {
+        if self.sessions.limits().recorded_turns == 0 {
+            return;
+        }
+        let secrets = &journal.secrets;
+        for call in &mut journal.calls {
+            if let Some(data) = &mut call.data {
+                secrets.mask_json(data);
+            }
+        }
+        let recorded = RecordedTurn {
+            session: session_id.to_owned(),
+            said: said.to_owned(),
+            channel: turn.channel.as_str().to_owned(),
+            intent: reply.intent.clone(),
+            reply: secrets.mask(&reply.text),
+            calls: std::mem::take(&mut journal.calls),
+            model: std::mem::take(&mut journal.model)
+                .into_iter()
+                .map(|mut m| {
+                    m.answer = m.answer.map(|a| secrets.mask(&a));
+                    m
+                })
+                .collect(),
+            at: utc_timestamp(),
+            config_version: runtime.version,
+        };
+        if let Err(error) = self.sessions.record_turn(recorded).await {
+            tracing::warn!(trace_id = %turn.trace_id, error = %error, "a turn could not be kept for replays");
+        }
     }
 
     /// Which intent(s) a message has and the slots it gives, without running anything or
@@ -626,7 +646,7 @@ impl Engine {
     pub async fn analyze(&self, text: &str) -> Analysis {
         let runtime = self.runtime();
         let config = &runtime.config;
-        let plans = self.plan(config, text, None).plans;
+        let plans = dialogue::plan(config, text, None).plans;
         let understood = self.understand(config, plans, text, Vec::new()).await;
         let intents = understood
             .plans
@@ -636,14 +656,8 @@ impl Engine {
                 let extract =
                     config.pipeline(&plan.intent).and_then(|pipeline| Some((pipeline, pipeline.first_extract()?)));
                 if let Some((pipeline, extract)) = extract {
-                    extract.fill(
-                        pipeline,
-                        &config.catalogue,
-                        config.resolver.analyzer(),
-                        &plan.text,
-                        false,
-                        &mut slots,
-                    );
+                    let reader = extract.reader(pipeline, &config.catalogue, config.resolver.analyzer());
+                    reader.fill(&plan.text, crate::slots::fill::Said::Fresh, &mut slots);
                 }
                 Analyzed { why: plan.why, slots, notes: plan.notes }
             })
@@ -655,7 +669,7 @@ impl Engine {
     /// unsure). Counted over the utterance corpus.
     pub fn would_ask_model(&self, text: &str) -> bool {
         let runtime = self.runtime();
-        model_may_decide(&self.plan(&runtime.config, text, None).plans)
+        model_may_decide(&dialogue::plan(&runtime.config, text, None).plans)
     }
 
     /// When no rule decided (and nothing was pending), asks the language model to choose among
@@ -736,82 +750,9 @@ impl Engine {
         };
         Understood { plans, status, context: context(status, clarification, message), calls: vec![call] }
     }
-
-    /// Asks the question of an action that waited while something else was answered: its
-    /// pipeline runs again from the waiting step with no new words. Returns the text (and the
-    /// other channel's), and the pending question as asked again.
-    async fn ask_again(
-        &self,
-        config: &CompiledConfig,
-        runtime: &Runtime,
-        turn: &Turn,
-        env: &RunEnv<'_>,
-        kept: Pending,
-    ) -> (Option<String>, Option<String>, Option<(Pending, TurnDialogue)>) {
-        let Some(pipeline) = config.pipeline(&kept.intent) else { return (None, None, None) };
-        let mut state = TurnState {
-            message: String::new(),
-            channel: turn.channel,
-            resumed: false,
-            slots: kept.slots.clone(),
-            results: Default::default(),
-            cleared: None,
-            llm: json!({"configured": self.llm.is_some(), "status": ModelStatus::NotNeeded, "clarification": null, "message": null}),
-            llm_may_extract: false,
-            preview_other_channel: turn.preview_other_channel,
-            other_channel_text: None,
-            dialogue: TurnDialogue {
-                resuming: true,
-                asked: kept.asking.clone(),
-                tries: kept.tries,
-                ..TurnDialogue::default()
-            },
-            trace: TurnTrace { config_version: runtime.version, ..TurnTrace::default() },
-            answers: Vec::new(),
-        };
-        match pipeline.run(env, &mut state, kept.step).await {
-            Ok(Flow::Ask { text, step, asking }) => {
-                let pending = Pending {
-                    intent: kept.intent.clone(),
-                    step,
-                    slots: state.slots.clone(),
-                    fingerprint: pipeline.fingerprint.clone(),
-                    asking,
-                    tries: kept.tries,
-                    answered: kept.answered.clone(),
-                    sensitive: pipeline.sensitive_slots(),
-                };
-                (Some(text), state.other_channel_text.take(), Some((pending, state.dialogue)))
-            }
-            // the waiting step needs nothing more (cannot happen with no new words): leave it
-            Ok(Flow::Reply(_)) | Err(_) => (None, None, None),
-        }
-    }
-}
-
-/// The trace's view of an action's dialogue, when a step got as far as asking or confirming.
-fn dialogue_trace(intent: &str, dialogue: &TurnDialogue) -> Option<DialogueTrace> {
-    let state = dialogue.outcome?;
-    Some(DialogueTrace {
-        intent: intent.to_owned(),
-        state: state.to_owned(),
-        asking: dialogue.asking.clone(),
-        tries_left: dialogue.tries_left,
-        changed: dialogue.changed.clone(),
-    })
-}
-
-/// Adds a further intent's run to the turn's trace (a message that asked for several things).
-fn join_trace(first: &mut TurnTrace, other: TurnTrace) {
-    first.joined.push(other.intent);
-    first.steps.extend(other.steps);
-    first.calls.extend(other.calls);
-    first.llm.extend(other.llm);
-    first.templates.extend(other.templates);
-    first.notes.extend(other.notes);
 }
 
 /// A model call as the turn journal keeps it.
-fn model_answer(call: &crate::trace::LlmCallTrace) -> crate::session::RecordedModelAnswer {
-    crate::session::RecordedModelAnswer { purpose: call.purpose.clone(), answer: call.answer.clone() }
+fn model_answer(call: &crate::trace::LlmCallTrace) -> RecordedModelAnswer {
+    RecordedModelAnswer { purpose: call.purpose.clone(), answer: call.answer.clone() }
 }

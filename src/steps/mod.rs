@@ -10,8 +10,7 @@ mod query;
 mod reason;
 
 pub use confirm::{ConfirmStep, DEFAULT_CONFIRM_TRIES};
-pub(crate) use extract::bare_answer;
-pub use extract::{ExtractStep, Filled, DEFAULT_TRIES};
+pub use extract::{ExtractStep, DEFAULT_TRIES};
 pub use format::{FormatStep, ReplyTemplates};
 pub use query::{summary_name, Call, Progress, QueryStep, Target, DEFAULT_CALL_TIMEOUT};
 pub use reason::{ReasonOutput, ReasonStep};
@@ -61,7 +60,7 @@ fn give_up(
     detail: serde_json::Value,
 ) -> Result<Option<crate::pipeline::Flow>, StepError> {
     state.trace.notes.push(note);
-    state.dialogue.outcome = Some("gave_up");
+    state.dialogue.state = Some(crate::trace::DialogueState::GaveUp);
     let detail = crate::template::to_value(detail);
     Ok(Some(crate::pipeline::Flow::Reply(templates.render(pipeline, env, state, &[("gave_up", detail)])?)))
 }

@@ -1,9 +1,10 @@
 //! Reading a message against the question the assistant is waiting on: a detail (at an
 //! `extract` step) or consent (at a `confirm` step).
 //!
-//! Pure decisions for the engine's planner: is this a bare answer to the question asked, a yes,
-//! a no, a correction of a value already given ("no, the id is 78", "actually call it Billing
-//! Two"), or something else entirely (a digression the engine answers while the action waits)?
+//! Pure decisions for planning: is this a bare answer to the question asked, a yes, a no, a
+//! correction of a value already given ("no, the id is 78", "actually call it Billing Two"), or
+//! something else entirely (a digression answered while the action waits)? Values are read with
+//! the one slot reader, [`crate::slots::fill`].
 
 use serde_json::{Map, Value};
 
@@ -11,6 +12,7 @@ use crate::catalogue::{Catalogue, Recognition};
 use crate::nlu::answers::{self, YesNo};
 use crate::nlu::Analyzer;
 use crate::pipeline::Pipeline;
+use crate::slots::fill::{bare_answer, changes, Said};
 use crate::slots::{SlotDef, SlotKind};
 use crate::steps::{ExtractStep, Step};
 
@@ -100,21 +102,19 @@ pub fn read_consent(
         None => return ConsentAnswer::Unclear,
     };
     let Some((_, extract)) = collecting_step(pipeline, step) else { return ConsentAnswer::Unclear };
+    let reader = extract.reader(pipeline, catalogue, analyzer);
     let mut corrected = slots.clone();
-    let filled = extract.fill(pipeline, catalogue, analyzer, &rest, false, &mut corrected);
+    let filled = reader.fill(&rest, Said::Fresh, &mut corrected);
     let mut invalid = filled.errors.keys().next().cloned();
     // "no sorry, fifteen", "no, it's 34": a bare value for the one slot of its type
     if corrected == *slots && invalid.is_none() {
-        let bare = crate::steps::bare_answer(&rest);
+        let bare = bare_answer(&rest);
         // a number corrects a number, a droplet a droplet; text only when nothing else fits
         let numeric = crate::nlu::numbers::parse(bare).is_some();
-        let fits: Vec<&SlotDef> = extract
-            .required
-            .iter()
-            .chain(&extract.optional)
-            .filter_map(|name| pipeline.slot(name))
+        let fits: Vec<&SlotDef> = reader
+            .wanted()
             .filter(|slot| match slot.kind {
-                SlotKind::String => !numeric && text_slots(pipeline, extract) == 1,
+                SlotKind::String => !numeric && reader.text_slots() == 1,
                 SlotKind::Boolean => false,
                 _ => true,
             })
@@ -127,7 +127,7 @@ pub fn read_consent(
         }
         invalid = None;
     }
-    let changed = changes(pipeline, slots, &corrected, false);
+    let changed = changes(&pipeline.slots, slots, &corrected, false);
     if changed.is_empty() && invalid.is_none() {
         return ConsentAnswer::Unclear;
     }
@@ -177,35 +177,6 @@ fn answer_about_the_action(pipeline: &Pipeline, analyzer: &Analyzer, text: &str)
     (!rest.is_empty()
         && rest.iter().all(|w| about(&w.text) || pipeline.generic_words.contains(&analyzer.stem(&w.text))))
     .then_some(answer)
-}
-
-/// The values of an action that a message changed, as `slot: old → new` (for the trace);
-/// `replaced_only` leaves out slots that had no value before (a first answer is no change).
-pub fn changes(
-    pipeline: &Pipeline,
-    before: &Map<String, Value>,
-    after: &Map<String, Value>,
-    replaced_only: bool,
-) -> Vec<String> {
-    let show = |v: Option<&Value>| v.map(Value::to_string).unwrap_or_else(|| "nothing".to_owned());
-    pipeline
-        .slots
-        .iter()
-        .filter(|slot| !replaced_only || before.contains_key(&slot.name))
-        .filter(|slot| before.get(&slot.name) != after.get(&slot.name))
-        .map(|slot| format!("{}: {} → {}", slot.name, show(before.get(&slot.name)), show(after.get(&slot.name))))
-        .collect()
-}
-
-/// How many text slots the step collects (a bare text can only correct the one there is).
-fn text_slots(pipeline: &Pipeline, extract: &ExtractStep) -> usize {
-    extract
-        .required
-        .iter()
-        .chain(&extract.optional)
-        .filter_map(|name| pipeline.slot(name))
-        .filter(|slot| slot.kind == SlotKind::String)
-        .count()
 }
 
 #[cfg(test)]

@@ -1,0 +1,293 @@
+//! Planning a turn: which pipeline(s) answer a message, from which step, on which words — an
+//! interrupt, the pending action's continuation (an answer, a yes or no, a correction), a
+//! digression that leaves the action waiting, or something new (one plan per request of a
+//! compound message, one per droplet of a several-droplet question). Pure: free functions over
+//! the compiled configuration and the pending question; nothing is called.
+
+use serde_json::{json, Map, Value};
+
+use super::answers::{self, ConsentAnswer};
+use crate::config::CompiledConfig;
+use crate::intent::{Evidence, Resolution};
+use crate::nlu::answers::YesNo;
+use crate::pipeline::{Pipeline, TurnDialogue};
+use crate::session::Pending;
+use crate::slots::fill::Said;
+use crate::steps::Step;
+use crate::trace::{CandidateTrace, IntentSource, IntentTrace};
+
+/// Which pipeline runs, from where, on which words, and why.
+pub struct Plan {
+    pub intent: String,
+    /// The words this plan reads its slots from: the whole message, or its clause when the
+    /// message asked for several things.
+    pub text: String,
+    /// The rules were sure (a pattern, or a close and clear example); otherwise a configured
+    /// model gets a say.
+    pub confident: bool,
+    pub start: usize,
+    pub slots: Map<String, Value>,
+    pub resumed: bool,
+    pub cleared: Option<Value>,
+    pub why: IntentTrace,
+    pub notes: Vec<String>,
+    /// Where the conversation about the pending action stands, for the steps that ask.
+    pub dialogue: TurnDialogue,
+    /// Parts of the message no intent reads, to be said after the replies.
+    pub unread: Vec<String>,
+}
+
+/// The plans for a turn, and the action that waits while they answer something else.
+pub struct Planned {
+    pub plans: Vec<Plan>,
+    /// A pending question the message did not answer (a digression): it stays pending and is
+    /// asked again after the reply, unless the plans ask a question of their own.
+    pub kept: Option<Pending>,
+}
+
+/// Decides which pipeline(s) handle the message: an interrupting intent, the pending
+/// action's continuation (an answer, a yes or no, a correction), or the resolver's choice —
+/// one per request when the message asks for several, and one per droplet when a droplet
+/// question names several. A message that answers something else while an action waits
+/// keeps the action (`Planned::kept`).
+pub fn plan(config: &CompiledConfig, text: &str, pending: Option<Pending>) -> Planned {
+    let just = |plans: Vec<Plan>| Planned { plans, kept: None };
+    let Some(pending) = pending else {
+        return just(fresh_plans(config, text, Vec::new()));
+    };
+    let Some(pipeline) = config.pipeline(&pending.intent) else {
+        let note = format!("dropped the pending `{}` action: that intent no longer exists", pending.intent);
+        return just(fresh_plans(config, text, vec![note]));
+    };
+    if let Some(interrupt) = config.resolver.resolve_interrupt(text) {
+        let cleared = json!({"intent": pipeline.intent, "description": pipeline.description});
+        return just(vec![fresh_plan(config, interrupt, text, Vec::new(), Some(cleared))]);
+    }
+    let step = pipeline.steps.get(pending.step).map(|s| &s.step).filter(|_| pipeline.fits(&pending.fingerprint));
+    let waiting = TurnDialogue { waiting: Some(pending.clone()), ..TurnDialogue::default() };
+    match step {
+        Some(Step::Extract(extract)) => {
+            let analyzer = config.resolver.analyzer();
+            let bare = pending
+                .asking
+                .as_deref()
+                .and_then(|name| pipeline.slot(name))
+                .is_some_and(|slot| answers::is_bare_answer(slot, text, &config.catalogue));
+            if !bare
+                && !extract.reader(pipeline, &config.catalogue, analyzer).answers(text)
+                && is_digression(config, &pending.intent, text)
+            {
+                return Planned { plans: fresh_plans(config, text, Vec::new()), kept: Some(pending) };
+            }
+            just(vec![resumed_plan(pipeline, pending.step, pending.slots, text, waiting, Vec::new())])
+        }
+        Some(Step::Confirm(_)) => answer_to_consent(config, pipeline, pending, text, waiting),
+        _ => {
+            let note =
+                format!("dropped the pending `{}` action: its pipeline changed since the question", pending.intent);
+            just(fresh_plans(config, text, vec![note]))
+        }
+    }
+}
+
+/// The plans for a message that starts something new: one per request it makes, and one
+/// per droplet when a droplet question names several.
+fn fresh_plans(config: &CompiledConfig, text: &str, notes: Vec<String>) -> Vec<Plan> {
+    let parts = config.resolver.resolve_parts(text);
+    let plans: Vec<Plan> = if parts.is_empty() {
+        vec![fresh_plan(config, config.resolver.resolve(text), text, notes, None)]
+    } else {
+        let mut notes = Some(notes);
+        parts
+            .into_iter()
+            .map(|part| {
+                let mut plan = fresh_plan(config, part.resolution, &part.text, notes.take().unwrap_or_default(), None);
+                plan.unread = part.unread;
+                plan
+            })
+            .collect()
+    };
+    plans.into_iter().flat_map(|plan| per_droplet(config, plan)).collect()
+}
+
+/// The plan for an answer to a read-back: go ahead, decline, ask again with corrected
+/// values (or for a corrected value that is not acceptable), answer a digression, or ask
+/// for a clear yes or no.
+fn answer_to_consent(
+    config: &CompiledConfig,
+    pipeline: &Pipeline,
+    pending: Pending,
+    text: &str,
+    waiting: TurnDialogue,
+) -> Planned {
+    let just = |plan: Plan| Planned { plans: vec![plan], kept: None };
+    let answer = answers::read_consent(
+        pipeline,
+        pending.step,
+        &pending.slots,
+        text,
+        &config.catalogue,
+        config.resolver.analyzer(),
+    );
+    match answer {
+        ConsentAnswer::Yes | ConsentAnswer::No => {
+            let consent = if answer == ConsentAnswer::Yes { YesNo::Yes } else { YesNo::No };
+            let dialogue = TurnDialogue { consent: Some(consent), ..waiting };
+            just(resumed_plan(pipeline, pending.step, pending.slots, text, dialogue, Vec::new()))
+        }
+        ConsentAnswer::Corrected { slots, changed, invalid, rest } => {
+            let notes = vec![format!("changed {}", changed.join(", "))];
+            let dialogue = TurnDialogue { changed, ..TurnDialogue::default() };
+            match (invalid, answers::collecting_step(pipeline, pending.step)) {
+                // a corrected value that is not acceptable is asked for again, with why
+                (Some(slot), Some((extract_step, _))) => {
+                    let asked = Pending { asking: Some(slot), tries: 0, answered: None, ..pending };
+                    let dialogue = TurnDialogue { waiting: Some(asked), ..dialogue };
+                    just(resumed_plan(pipeline, extract_step, slots, &rest, dialogue, notes))
+                }
+                _ => just(resumed_plan(pipeline, pending.step, slots, text, dialogue, notes)),
+            }
+        }
+        ConsentAnswer::Unclear if is_digression(config, &pending.intent, text) => {
+            Planned { plans: fresh_plans(config, text, Vec::new()), kept: Some(pending) }
+        }
+        ConsentAnswer::Unclear => {
+            let dialogue = TurnDialogue { unclear: true, ..waiting };
+            just(resumed_plan(pipeline, pending.step, pending.slots, text, dialogue, Vec::new()))
+        }
+    }
+}
+
+/// A droplet question that names several droplets ("status of the registry and the
+/// orchestrator") becomes one plan per droplet, each with its droplet given; their replies
+/// are joined like any several requests.
+pub fn per_droplet(config: &CompiledConfig, plan: Plan) -> Vec<Plan> {
+    let Some(pipeline) = config.pipeline(&plan.intent) else { return vec![plan] };
+    let Some(extract) = pipeline.first_extract() else { return vec![plan] };
+    let Some(slot) = pipeline.slots.iter().find(|s| s.kind == crate::slots::SlotKind::Droplet) else {
+        return vec![plan];
+    };
+    let mut probe = Map::new();
+    let reader = extract.reader(pipeline, &config.catalogue, config.resolver.analyzer());
+    let filled = reader.fill(&plan.text, Said::Fresh, &mut probe);
+    if filled.droplets.len() < 2 {
+        return vec![plan];
+    }
+    filled
+        .droplets
+        .iter()
+        .map(|id| {
+            let mut slots = plan.slots.clone();
+            slots.insert(slot.name.clone(), json!(id));
+            Plan {
+                intent: plan.intent.clone(),
+                text: plan.text.clone(),
+                confident: plan.confident,
+                start: plan.start,
+                slots,
+                resumed: plan.resumed,
+                cleared: plan.cleared.clone(),
+                why: plan.why.clone(),
+                notes: plan.notes.clone(),
+                dialogue: plan.dialogue.clone(),
+                unread: plan.unread.clone(),
+            }
+        })
+        .collect()
+}
+
+/// A plan for a message that starts something new, from the resolver's choice.
+fn fresh_plan(
+    config: &CompiledConfig,
+    resolution: Resolution,
+    text: &str,
+    notes: Vec<String>,
+    cleared: Option<Value>,
+) -> Plan {
+    let source = if cleared.is_some() {
+        IntentSource::Interrupt
+    } else if resolution.intent == config.resolver.fallback() {
+        IntentSource::Fallback
+    } else {
+        IntentSource::Rules
+    };
+    Plan {
+        intent: resolution.intent.clone(),
+        text: text.to_owned(),
+        confident: resolution.confident,
+        start: 0,
+        slots: Map::new(),
+        resumed: false,
+        cleared,
+        why: intent_trace(&resolution, source),
+        notes,
+        dialogue: TurnDialogue::default(),
+        unread: Vec::new(),
+    }
+}
+
+/// A plan that continues the pending action at `start`.
+fn resumed_plan(
+    pipeline: &Pipeline,
+    start: usize,
+    slots: Map<String, Value>,
+    text: &str,
+    dialogue: TurnDialogue,
+    notes: Vec<String>,
+) -> Plan {
+    Plan {
+        intent: pipeline.intent.clone(),
+        text: text.to_owned(),
+        confident: true,
+        start,
+        slots,
+        resumed: true,
+        cleared: None,
+        why: IntentTrace {
+            id: pipeline.intent.clone(),
+            source: IntentSource::Resumed,
+            score: 0.0,
+            reason: "answering the question asked in the previous turn".to_owned(),
+            runner_up: None,
+        },
+        notes,
+        dialogue,
+        unread: Vec::new(),
+    }
+}
+
+/// Whether, while `waiting` waits for an answer, the message plainly asks for another intent.
+/// An interrupt only ever counts by its pattern (checked before this); a pleasantry only when a
+/// pattern says so: "maybe later" is no goodbye in the middle of a registration.
+fn is_digression(config: &CompiledConfig, waiting: &str, text: &str) -> bool {
+    let other = config.resolver.resolve(text);
+    let Some(asked_for) = config.pipeline(&other.intent) else { return false };
+    let pleasantry = asked_for.steps.iter().all(|s| matches!(s.step, Step::Format(_)));
+    other.intent != waiting
+        && other.intent != config.resolver.fallback()
+        && !asked_for.interrupts
+        && (other.evidence == Some(Evidence::Pattern) || (other.confident && !pleasantry))
+}
+
+/// The model is asked only about one fresh request the rules were not sure of: not about an
+/// answer to a pending question, an interrupt, or a message the rules split into several.
+pub fn model_may_decide(plans: &[Plan]) -> bool {
+    match plans {
+        [only] => !only.confident && matches!(only.why.source, IntentSource::Fallback | IntentSource::Rules),
+        _ => false,
+    }
+}
+
+fn intent_trace(resolution: &Resolution, source: IntentSource) -> IntentTrace {
+    IntentTrace {
+        id: resolution.intent.clone(),
+        source,
+        score: resolution.score,
+        reason: resolution.reason.clone(),
+        runner_up: resolution.runner_up.as_ref().map(|c| CandidateTrace {
+            id: c.intent.clone(),
+            score: c.score,
+            reason: c.reason.clone(),
+        }),
+    }
+}
