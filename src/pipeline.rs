@@ -30,9 +30,9 @@ pub struct Pipeline {
     /// In declaration order.
     pub slots: Vec<SlotDef>,
     pub parser: KeyValueParser,
-    /// Words of the intent's own description, slot prompts and names: on their own they are not
-    /// a value ("register a new *service*" names no service).
-    pub generic_words: std::collections::HashSet<String>,
+    /// Words of the intent's own description, slot prompts and names, and the mesh's generic
+    /// nouns: on their own they are not a value ("register a new *service*" names no service).
+    pub generic_words: crate::slots::GenericWords,
     pub steps: Vec<GuardedStep>,
     /// Every query result name, so templates can test a skipped one for `none`.
     pub result_names: Vec<String>,
