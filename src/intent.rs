@@ -27,7 +27,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::nlu::matcher::{ExampleMatcher, Similarity};
-use crate::nlu::{Analysis, Analyzer, Entities};
+use crate::nlu::{Analysis, Analyzer, Entities, Lexicon, Reading};
 
 pub const PATTERN_SCORE: f64 = 1.0;
 pub const EXAMPLE_WEIGHT: f64 = 0.9;
@@ -41,17 +41,6 @@ pub const CONFIDENT_MARGIN: f64 = 0.08;
 /// An intent's similarity blends its closest example (this share) with all its examples taken
 /// together ([`ExampleMatcher::profile_similarity`]).
 pub const EXAMPLE_BLEND: f64 = 0.7;
-
-/// Words too common to say anything about intent (used where plain word overlap is enough:
-/// grounding the model's slot values, telling a short answer).
-const STOPWORDS: &[&str] = &[
-    "a", "an", "the", "please", "me", "my", "i", "to", "of", "for", "is", "are", "can", "you", "could", "would",
-    "what", "whats", "what's", "do", "does", "it", "in", "on", "and", "or", "with", "this", "that", "be", "want",
-    "like", "pls", "hey", "just", "some", "us", "we", "our", "your",
-];
-
-/// Words that join two requests in one message.
-const CONJUNCTIONS: &[&str] = &["and", "then", "also", "plus", "after", "afterwards", "next"];
 
 /// The compiled rules of one intent.
 #[derive(Debug, Default)]
@@ -269,11 +258,18 @@ impl Resolver {
         self.resolve_among(text, |_| true)
     }
 
+    /// The best intent for a message already read (the turn's one reading), or the fallback.
+    pub fn resolve_reading(&self, reading: &Reading) -> Resolution {
+        let analysis = self.analyzer.analyze_reading(reading, Entities::Message);
+        self.decide(&reading.text, &analysis, |_| true)
+    }
+
     /// The best *interrupting* intent (checked while an action is pending). Only a pattern
     /// counts here: an answer such as `title:Stop` resembles the example "stop" but must not
     /// cancel what it answers.
-    pub fn resolve_interrupt(&self, text: &str) -> Option<Resolution> {
-        let resolution = self.resolve_among(text, |r| r.interrupts);
+    pub fn resolve_interrupt(&self, reading: &Reading) -> Option<Resolution> {
+        let analysis = self.analyzer.analyze_reading(reading, Entities::Message);
+        let resolution = self.decide(&reading.text, &analysis, |r| r.interrupts);
         (resolution.evidence == Some(Evidence::Pattern)).then_some(resolution)
     }
 
@@ -294,15 +290,16 @@ impl Resolver {
 
     /// The requests of a message that asks for several things, each with its own resolution;
     /// empty when the message is one request (the usual case). Clauses are split at `,` `;`
-    /// `.` and joining words ("and", "then", "also"); a clause that does not resolve
-    /// confidently on its own belongs to the one before it (it may hold that one's values). A
-    /// request that only replies (thanks, hello) is dropped next to a real one.
+    /// `.` and joining words ([`Lexicon::conjunctions`]: "and", "then", "also"); a clause that
+    /// does not resolve confidently on its own belongs to the one before it (it may hold that
+    /// one's values). A request that only replies (thanks, hello) is dropped next to a real one.
     pub fn resolve_parts(&self, text: &str) -> Vec<Part> {
         let words = crate::nlu::text::words(text);
+        let conjunctions = &Lexicon::english().conjunctions;
         let mut clauses: Vec<(usize, usize)> = Vec::new();
         let mut start: Option<usize> = None;
         for (index, word) in words.iter().enumerate() {
-            let joins = CONJUNCTIONS.contains(&word.text.as_str());
+            let joins = conjunctions.contains(&word.text);
             if word.after_break || joins {
                 if let Some(s) = start.take() {
                     clauses.push((s, index));
@@ -527,10 +524,11 @@ fn read_as(analysis: &Analysis) -> String {
 /// the task"), more than droplet names ("…and the dashboard" names a value), and more than one
 /// word like an example ("tasks are stuck" is a remark, not a request).
 fn stands_alone(words: &[crate::nlu::text::Word], analysis: &Analysis, resolution: &Resolution) -> bool {
-    let negated = words.iter().take(4).any(|w| matches!(w.text.as_str(), "not" | "never" | "dont"))
-        || words.first().is_some_and(|w| w.text == "no");
+    let english = Lexicon::english();
+    let negated = words.iter().take(4).any(|w| english.negations.contains(&w.text))
+        || words.first().is_some_and(|w| english.negating_no.contains(&w.text));
     // "show every droplet and its health": a part about what came before is not a request of its own
-    let refers_back = words.first().is_some_and(|w| matches!(w.text.as_str(), "its" | "it" | "their" | "them"));
+    let refers_back = words.first().is_some_and(|w| english.back_references.contains(&w.text));
     let only_droplets = analysis.terms.iter().all(|t| t.starts_with('@') || t == crate::nlu::analyzer::DROPLET);
     let shared = resolution.candidates.first().map(|c| c.shared_terms).unwrap_or(0);
     let substantial = resolution.evidence == Some(Evidence::Pattern) || shared >= 2;
@@ -543,14 +541,21 @@ fn negated_before(before: &str) -> bool {
     let words = crate::nlu::text::words(before);
     // only within the clause: "stop, don't create" looks back to the comma
     let clause = words.iter().rposition(|w| w.after_break).unwrap_or(0);
-    words[clause..].iter().rev().take(3).any(|w| matches!(w.text.as_str(), "not" | "never" | "dont" | "no"))
+    let english = Lexicon::english();
+    words[clause..]
+        .iter()
+        .rev()
+        .take(3)
+        .any(|w| english.negations.contains(&w.text) || english.negating_no.contains(&w.text))
 }
 
-/// Lowercased words of a text minus stopwords.
+/// Lowercased words of a text minus stopwords ([`Lexicon::stopwords`]): plain word overlap,
+/// for grounding a model's slot values and telling a short answer.
 pub fn content_words(text: &str) -> BTreeSet<String> {
+    let stopwords = &Lexicon::english().stopwords;
     text.split(|c: char| !c.is_alphanumeric() && c != '\'')
         .map(|w| w.trim_matches('\'').to_lowercase())
-        .filter(|w| !w.is_empty() && !STOPWORDS.contains(&w.as_str()))
+        .filter(|w| !w.is_empty() && !stopwords.contains(w))
         .collect()
 }
 

@@ -30,9 +30,9 @@ pub struct Pipeline {
     /// In declaration order.
     pub slots: Vec<SlotDef>,
     pub parser: KeyValueParser,
-    /// Words of the intent's own description, slot prompts and names: on their own they are not
-    /// a value ("register a new *service*" names no service).
-    pub generic_words: std::collections::HashSet<String>,
+    /// Words of the intent's own description, slot prompts and names, and the mesh's generic
+    /// nouns: on their own they are not a value ("register a new *service*" names no service).
+    pub generic_words: crate::slots::GenericWords,
     pub steps: Vec<GuardedStep>,
     /// Every query result name, so templates can test a skipped one for `none`.
     pub result_names: Vec<String>,
@@ -103,7 +103,7 @@ pub struct TurnDialogue {
 
 impl TurnDialogue {
     /// The slot the question being answered asked for.
-    pub fn asked(&self) -> Option<&str> {
+    pub fn asking(&self) -> Option<&str> {
         self.waiting.as_ref()?.asking.as_deref()
     }
 
@@ -140,6 +140,8 @@ pub struct RunEnv<'a> {
 /// What a run reads and writes for one turn.
 pub struct TurnState {
     pub message: String,
+    /// The message as the turn read it (words, typos, numbers, droplets), for the slot reader.
+    pub reading: Arc<crate::nlu::Reading>,
     pub channel: Channel,
     /// Whether this turn continues a question asked in the previous one.
     pub resumed: bool,

@@ -11,10 +11,13 @@ pub mod fill;
 pub mod model;
 pub mod phrases;
 
+use std::collections::HashSet;
+
 use regex::Regex;
 use serde_json::{json, Value};
 
 use crate::catalogue::{Catalogue, Recognition};
+use crate::nlu::Lexicon;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -34,6 +37,35 @@ impl SlotKind {
             SlotKind::Number => "number",
             SlotKind::Boolean => "boolean",
         }
+    }
+}
+
+/// Words that on their own are no slot's value, in one pipeline: its own words, and the mesh's
+/// generic nouns.
+#[derive(Debug, Default)]
+pub struct GenericWords {
+    /// The pipeline's description, slot prompts, names and aliases, as words and as stems
+    /// ("register a new *service*" names no service): trimmed from a text value's ends.
+    own: HashSet<String>,
+    /// The stewards' `generic_nouns` (`vocabulary.yaml`), which alone are no value in any
+    /// pipeline ("add a new *service*"), though a value may hold one ("Billing Service").
+    nouns: Vec<String>,
+}
+
+impl GenericWords {
+    /// A pipeline's own words (as words and stems) and the configuration's generic nouns.
+    pub fn new(own: HashSet<String>, nouns: Vec<String>) -> Self {
+        GenericWords { own, nouns }
+    }
+
+    /// Whether `word` (as a word or a stem) is one of the pipeline's own words.
+    pub fn contains(&self, word: &str) -> bool {
+        self.own.contains(word)
+    }
+
+    /// Whether `word` is one of the mesh's generic nouns.
+    pub fn is_noun(&self, word: &str) -> bool {
+        self.nouns.iter().any(|noun| noun == word)
     }
 }
 
@@ -100,7 +132,7 @@ impl SlotDef {
     pub fn default_question(&self) -> String {
         let prompt = self.prompt.trim();
         let first = prompt.split_whitespace().next().unwrap_or_default().to_lowercase();
-        if matches!(first.as_str(), "which" | "what" | "how" | "who" | "when" | "where") {
+        if Lexicon::english().question_words.contains(&first) {
             let mut chars = prompt.chars();
             let capital: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
             format!("{capital}{}?", chars.as_str().trim_end_matches('?'))
@@ -211,8 +243,10 @@ impl KeyValueParser {
         // A key starts the text or follows a separator; the separator stays out of the previous
         // value. Trailing spaces are not consumed, so an empty value cannot swallow the next key.
         let pattern = crate::util::cached_regex(&format!(r"(?:^|[\s,;(])({})\s*[:=]", alternatives.join("|")), true)?;
+        // the words that may come between the break and the key ("…, and its id 88")
+        let lead_ins: Vec<String> = Lexicon::english().key_lead_ins.iter().map(regex::escape).collect();
         let next_key = crate::util::cached_regex(
-            &format!(r"[,;.]\s*(?:(?:and|its|the|with)\s+)*(?:{})\b", alternatives.join("|")),
+            &format!(r"[,;.]\s*(?:(?:{})\s+)*(?:{})\b", lead_ins.join("|"), alternatives.join("|")),
             true,
         )?;
         Ok(KeyValueParser { key_pattern: Some(pattern), next_key: Some(next_key) })
@@ -281,9 +315,9 @@ fn clean_value(raw: &str) -> String {
         trimmed = trimmed[..trimmed.len() - 1].trim_end();
     }
     // "name:Billing and id:7": the joining word belongs to neither value
-    for joiner in [" and", " with", " plus", " &"] {
+    for joiner in Lexicon::english().value_joiners.iter().map(|word| format!(" {word}")) {
         let tail = trimmed.len().checked_sub(joiner.len()).and_then(|at| trimmed.get(at..));
-        if trimmed.len() > joiner.len() && tail.is_some_and(|t| t.eq_ignore_ascii_case(joiner)) {
+        if trimmed.len() > joiner.len() && tail.is_some_and(|t| t.eq_ignore_ascii_case(&joiner)) {
             trimmed = trimmed[..trimmed.len() - joiner.len()].trim_end_matches([',', ';']).trim_end();
         }
     }

@@ -45,7 +45,8 @@ proptest! {
                 if let chat_orchestrator::steps::Step::Extract(extract) = &step.step {
                     let mut slots = serde_json::Map::new();
                     let reader = extract.reader(pipeline, &config.catalogue, config.resolver.analyzer());
-                    reader.fill(&text, chat_orchestrator::slots::fill::Said::Answer(None), &mut slots);
+                    let reading = config.resolver.analyzer().read(&text);
+                    reader.fill(&reading, chat_orchestrator::slots::fill::Said::Answer(None), &mut slots);
                     // a text value is always a piece of what was said (its invisible characters aside)
                     let shown: String = text.chars().filter(|c| !chat_orchestrator::nlu::text::is_invisible(*c)).collect();
                     for (name, value) in &slots {

@@ -31,7 +31,7 @@ pub fn run(config_dir: Option<PathBuf>, message: &str) -> anyhow::Result<ExitCod
     let mut slots = Map::new();
     let filled = first_extract.map(|extract| {
         let reader = extract.reader(pipeline, &config.catalogue, config.resolver.analyzer());
-        reader.fill(message, crate::slots::fill::Said::Fresh, &mut slots)
+        reader.fill(&config.resolver.analyzer().read(message), crate::slots::fill::Said::Fresh, &mut slots)
     });
     if !pipeline.slots.is_empty() {
         println!("\nslots");

@@ -24,8 +24,8 @@ pub const CONFIG_FOLDERS: [&str; 3] = ["pipelines", "templates", "catalogue"];
 /// Path of the droplet catalogue relative to the root.
 pub const CATALOGUE_FILE: &str = "catalogue/droplets.yaml";
 
-/// The stewards' synonyms, beside the droplets: what the assistant knows of its world's words.
-/// Optional: without it there are no synonyms.
+/// The stewards' synonyms and the mesh's nouns, beside the droplets: what the assistant knows
+/// of its world's words. Optional: without it there are no synonyms and no such nouns.
 pub const VOCABULARY_FILE: &str = "catalogue/vocabulary.yaml";
 
 /// This droplet's UDC identity, at the root of the repository.

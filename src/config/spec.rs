@@ -82,12 +82,20 @@ pub enum QuestionSpec {
     Channels { chat: String, voice: String },
 }
 
-/// `catalogue/vocabulary.yaml` as written: canonical term → what else people say for it.
+/// `catalogue/vocabulary.yaml` as written: canonical term → what else people say for it, and
+/// the mesh's nouns the engine reads by their job.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VocabularySpec {
     #[serde(default)]
     pub synonyms: IndexMap<String, Vec<String>>,
+    /// Words that introduce a droplet's id ("droplet 14"); none when not written.
+    #[serde(default)]
+    pub droplet_words: Vec<String>,
+    /// Words that are never a slot's value on their own ("register a new service"); none when
+    /// not written.
+    #[serde(default)]
+    pub generic_nouns: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

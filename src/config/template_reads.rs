@@ -1694,6 +1694,7 @@ mod tests {
         };
         let mut state = TurnState {
             message: String::new(),
+            reading: Default::default(),
             channel: Channel::Chat,
             resumed: false,
             slots: [("droplet".to_owned(), json!(6))].into_iter().collect(),

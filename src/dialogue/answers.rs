@@ -95,8 +95,8 @@ pub fn read_consent(
     // "no, the id is 78" / "yes but call it Billing Two" / "actually make it priority 1"
     let words = crate::nlu::text::words(text);
     let skip = answers::leading(text).map(|(_, used)| used).unwrap_or(0);
-    let lead_ins = ["actually", "wait", "sorry", "oh", "hmm", "um", "but", "no", "make", "that", "it"];
-    let first_kept = words.iter().skip(skip).position(|w| !lead_ins.contains(&w.text.as_str())).map(|p| p + skip);
+    let lead_ins = &crate::nlu::Lexicon::english().consent_lead_ins;
+    let first_kept = words.iter().skip(skip).position(|w| !lead_ins.contains(&w.text)).map(|p| p + skip);
     let rest = match first_kept.and_then(|i| words.get(i)) {
         Some(word) => text[word.start..].to_owned(),
         None => return ConsentAnswer::Unclear,
@@ -104,7 +104,7 @@ pub fn read_consent(
     let Some((_, extract)) = collecting_step(pipeline, step) else { return ConsentAnswer::Unclear };
     let reader = extract.reader(pipeline, catalogue, analyzer);
     let mut corrected = slots.clone();
-    let filled = reader.fill(&rest, Said::Fresh, &mut corrected);
+    let filled = reader.fill(&analyzer.read(&rest), Said::Fresh, &mut corrected);
     let mut invalid = filled.errors.keys().next().cloned();
     // "no sorry, fifteen", "no, it's 34": a bare value for the one slot of its type
     if corrected == *slots && invalid.is_none() {
@@ -139,39 +139,14 @@ pub fn read_consent(
 fn answer_about_the_action(pipeline: &Pipeline, analyzer: &Analyzer, text: &str) -> Option<YesNo> {
     // "thank you. yes, …": courtesy before the answer
     let all = crate::nlu::text::words(text);
-    let courtesy = [
-        "thank", "thanks", "you", "ok", "okay", "great", "cool", "alright", "right", "so", "well", "oh", "hmm", "um",
-        "uh", "er", "erm", "actually",
-    ];
-    let skipped = all.iter().take_while(|w| courtesy.contains(&w.text.as_str())).count();
+    let english = crate::nlu::Lexicon::english();
+    let skipped = all.iter().take_while(|w| english.consent_courtesy.contains(&w.text)).count();
     let text = all.get(skipped).map(|w| &text[w.start..]).unwrap_or(text);
     let (answer, used) = answers::leading(text)?;
     let about = |word: &str| {
         pipeline.generic_words.contains(word)
             || answers::whole(word).is_some()
-            || matches!(
-                word,
-                "please"
-                    | "with"
-                    | "the"
-                    | "it"
-                    | "this"
-                    | "that"
-                    | "and"
-                    | "do"
-                    | "not"
-                    | "dont"
-                    | "go"
-                    | "ahead"
-                    | "proceed"
-                    | "removal"
-                    | "registration"
-                    | "creation"
-                    | "thanks"
-                    | "thank"
-                    | "you"
-                    | "now"
-            )
+            || english.about_the_action.contains(word)
     };
     let rest = crate::nlu::text::words(text).into_iter().skip(used).collect::<Vec<_>>();
     (!rest.is_empty()

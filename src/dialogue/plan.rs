@@ -4,12 +4,15 @@
 //! compound message, one per droplet of a several-droplet question). Pure: free functions over
 //! the compiled configuration and the pending question; nothing is called.
 
+use std::sync::Arc;
+
 use serde_json::{json, Map, Value};
 
 use super::answers::{self, ConsentAnswer};
 use crate::config::CompiledConfig;
 use crate::intent::{Evidence, Resolution};
 use crate::nlu::answers::YesNo;
+use crate::nlu::Reading;
 use crate::pipeline::{Pipeline, TurnDialogue};
 use crate::session::Pending;
 use crate::slots::fill::Said;
@@ -19,9 +22,9 @@ use crate::trace::{CandidateTrace, IntentSource, IntentTrace};
 /// Which pipeline runs, from where, on which words, and why.
 pub struct Plan {
     pub intent: String,
-    /// The words this plan reads its slots from: the whole message, or its clause when the
-    /// message asked for several things.
-    pub text: String,
+    /// The words this plan reads its slots from, as read once: the whole message, or its
+    /// clause when the message asked for several things.
+    pub reading: Arc<Reading>,
     /// The rules were sure (a pattern, or a close and clear example); otherwise a configured
     /// model gets a say.
     pub confident: bool,
@@ -50,18 +53,19 @@ pub struct Planned {
 /// one per request when the message asks for several, and one per droplet when a droplet
 /// question names several. A message that answers something else while an action waits
 /// keeps the action (`Planned::kept`).
-pub fn plan(config: &CompiledConfig, text: &str, pending: Option<Pending>) -> Planned {
+pub fn plan(config: &CompiledConfig, reading: &Arc<Reading>, pending: Option<Pending>) -> Planned {
     let just = |plans: Vec<Plan>| Planned { plans, kept: None };
+    let text = reading.text.as_str();
     let Some(pending) = pending else {
-        return just(fresh_plans(config, text, Vec::new()));
+        return just(fresh_plans(config, reading, Vec::new()));
     };
     let Some(pipeline) = config.pipeline(&pending.intent) else {
         let note = format!("dropped the pending `{}` action: that intent no longer exists", pending.intent);
-        return just(fresh_plans(config, text, vec![note]));
+        return just(fresh_plans(config, reading, vec![note]));
     };
-    if let Some(interrupt) = config.resolver.resolve_interrupt(text) {
+    if let Some(interrupt) = config.resolver.resolve_interrupt(reading) {
         let cleared = json!({"intent": pipeline.intent, "description": pipeline.description});
-        return just(vec![fresh_plan(config, interrupt, text, Vec::new(), Some(cleared))]);
+        return just(vec![fresh_plan(config, interrupt, reading.clone(), Vec::new(), Some(cleared))]);
     }
     let step = pipeline.steps.get(pending.step).map(|s| &s.step).filter(|_| pipeline.fits(&pending.fingerprint));
     let waiting = TurnDialogue { waiting: Some(pending.clone()), ..TurnDialogue::default() };
@@ -74,34 +78,36 @@ pub fn plan(config: &CompiledConfig, text: &str, pending: Option<Pending>) -> Pl
                 .and_then(|name| pipeline.slot(name))
                 .is_some_and(|slot| answers::is_bare_answer(slot, text, &config.catalogue));
             if !bare
-                && !extract.reader(pipeline, &config.catalogue, analyzer).answers(text)
-                && is_digression(config, &pending.intent, text)
+                && !extract.reader(pipeline, &config.catalogue, analyzer).answers(reading)
+                && is_digression(config, &pending.intent, reading)
             {
-                return Planned { plans: fresh_plans(config, text, Vec::new()), kept: Some(pending) };
+                return Planned { plans: fresh_plans(config, reading, Vec::new()), kept: Some(pending) };
             }
-            just(vec![resumed_plan(pipeline, pending.step, pending.slots, text, waiting, Vec::new())])
+            just(vec![resumed_plan(pipeline, pending.step, pending.slots, reading.clone(), waiting, Vec::new())])
         }
-        Some(Step::Confirm(_)) => answer_to_consent(config, pipeline, pending, text, waiting),
+        Some(Step::Confirm(_)) => answer_to_consent(config, pipeline, pending, reading, waiting),
         _ => {
             let note =
                 format!("dropped the pending `{}` action: its pipeline changed since the question", pending.intent);
-            just(fresh_plans(config, text, vec![note]))
+            just(fresh_plans(config, reading, vec![note]))
         }
     }
 }
 
 /// The plans for a message that starts something new: one per request it makes, and one
 /// per droplet when a droplet question names several.
-fn fresh_plans(config: &CompiledConfig, text: &str, notes: Vec<String>) -> Vec<Plan> {
-    let parts = config.resolver.resolve_parts(text);
+fn fresh_plans(config: &CompiledConfig, reading: &Arc<Reading>, notes: Vec<String>) -> Vec<Plan> {
+    let parts = config.resolver.resolve_parts(&reading.text);
     let plans: Vec<Plan> = if parts.is_empty() {
-        vec![fresh_plan(config, config.resolver.resolve(text), text, notes, None)]
+        vec![fresh_plan(config, config.resolver.resolve_reading(reading), reading.clone(), notes, None)]
     } else {
+        let analyzer = config.resolver.analyzer();
         let mut notes = Some(notes);
         parts
             .into_iter()
             .map(|part| {
-                let mut plan = fresh_plan(config, part.resolution, &part.text, notes.take().unwrap_or_default(), None);
+                let clause = Arc::new(analyzer.read(&part.text));
+                let mut plan = fresh_plan(config, part.resolution, clause, notes.take().unwrap_or_default(), None);
                 plan.unread = part.unread;
                 plan
             })
@@ -117,9 +123,10 @@ fn answer_to_consent(
     config: &CompiledConfig,
     pipeline: &Pipeline,
     pending: Pending,
-    text: &str,
+    reading: &Arc<Reading>,
     waiting: TurnDialogue,
 ) -> Planned {
+    let text = reading.text.as_str();
     let just = |plan: Plan| Planned { plans: vec![plan], kept: None };
     let answer = answers::read_consent(
         pipeline,
@@ -133,7 +140,7 @@ fn answer_to_consent(
         ConsentAnswer::Yes | ConsentAnswer::No => {
             let consent = if answer == ConsentAnswer::Yes { YesNo::Yes } else { YesNo::No };
             let dialogue = TurnDialogue { consent: Some(consent), ..waiting };
-            just(resumed_plan(pipeline, pending.step, pending.slots, text, dialogue, Vec::new()))
+            just(resumed_plan(pipeline, pending.step, pending.slots, reading.clone(), dialogue, Vec::new()))
         }
         ConsentAnswer::Corrected { slots, changed, invalid, rest } => {
             let notes = vec![format!("changed {}", changed.join(", "))];
@@ -143,17 +150,18 @@ fn answer_to_consent(
                 (Some(slot), Some((extract_step, _))) => {
                     let asked = Pending { asking: Some(slot), tries: 0, answered: None, ..pending };
                     let dialogue = TurnDialogue { waiting: Some(asked), ..dialogue };
-                    just(resumed_plan(pipeline, extract_step, slots, &rest, dialogue, notes))
+                    let rest = Arc::new(config.resolver.analyzer().read(&rest));
+                    just(resumed_plan(pipeline, extract_step, slots, rest, dialogue, notes))
                 }
-                _ => just(resumed_plan(pipeline, pending.step, slots, text, dialogue, notes)),
+                _ => just(resumed_plan(pipeline, pending.step, slots, reading.clone(), dialogue, notes)),
             }
         }
-        ConsentAnswer::Unclear if is_digression(config, &pending.intent, text) => {
-            Planned { plans: fresh_plans(config, text, Vec::new()), kept: Some(pending) }
+        ConsentAnswer::Unclear if is_digression(config, &pending.intent, reading) => {
+            Planned { plans: fresh_plans(config, reading, Vec::new()), kept: Some(pending) }
         }
         ConsentAnswer::Unclear => {
             let dialogue = TurnDialogue { unclear: true, ..waiting };
-            just(resumed_plan(pipeline, pending.step, pending.slots, text, dialogue, Vec::new()))
+            just(resumed_plan(pipeline, pending.step, pending.slots, reading.clone(), dialogue, Vec::new()))
         }
     }
 }
@@ -169,7 +177,7 @@ pub fn per_droplet(config: &CompiledConfig, plan: Plan) -> Vec<Plan> {
     };
     let mut probe = Map::new();
     let reader = extract.reader(pipeline, &config.catalogue, config.resolver.analyzer());
-    let filled = reader.fill(&plan.text, Said::Fresh, &mut probe);
+    let filled = reader.fill(&plan.reading, Said::Fresh, &mut probe);
     if filled.droplets.len() < 2 {
         return vec![plan];
     }
@@ -181,7 +189,7 @@ pub fn per_droplet(config: &CompiledConfig, plan: Plan) -> Vec<Plan> {
             slots.insert(slot.name.clone(), json!(id));
             Plan {
                 intent: plan.intent.clone(),
-                text: plan.text.clone(),
+                reading: plan.reading.clone(),
                 confident: plan.confident,
                 start: plan.start,
                 slots,
@@ -200,7 +208,7 @@ pub fn per_droplet(config: &CompiledConfig, plan: Plan) -> Vec<Plan> {
 fn fresh_plan(
     config: &CompiledConfig,
     resolution: Resolution,
-    text: &str,
+    reading: Arc<Reading>,
     notes: Vec<String>,
     cleared: Option<Value>,
 ) -> Plan {
@@ -213,7 +221,7 @@ fn fresh_plan(
     };
     Plan {
         intent: resolution.intent.clone(),
-        text: text.to_owned(),
+        reading,
         confident: resolution.confident,
         start: 0,
         slots: Map::new(),
@@ -231,13 +239,13 @@ fn resumed_plan(
     pipeline: &Pipeline,
     start: usize,
     slots: Map<String, Value>,
-    text: &str,
+    reading: Arc<Reading>,
     dialogue: TurnDialogue,
     notes: Vec<String>,
 ) -> Plan {
     Plan {
         intent: pipeline.intent.clone(),
-        text: text.to_owned(),
+        reading,
         confident: true,
         start,
         slots,
@@ -259,8 +267,8 @@ fn resumed_plan(
 /// Whether, while `waiting` waits for an answer, the message plainly asks for another intent.
 /// An interrupt only ever counts by its pattern (checked before this); a pleasantry only when a
 /// pattern says so: "maybe later" is no goodbye in the middle of a registration.
-fn is_digression(config: &CompiledConfig, waiting: &str, text: &str) -> bool {
-    let other = config.resolver.resolve(text);
+fn is_digression(config: &CompiledConfig, waiting: &str, reading: &Reading) -> bool {
+    let other = config.resolver.resolve_reading(reading);
     let Some(asked_for) = config.pipeline(&other.intent) else { return false };
     let pleasantry = asked_for.steps.iter().all(|s| matches!(s.step, Step::Format(_)));
     other.intent != waiting

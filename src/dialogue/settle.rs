@@ -159,6 +159,7 @@ async fn ask_again(turn: &Settling<'_>, kept: Pending) -> Option<AskedAgain> {
     let pipeline = turn.config.pipeline(&kept.intent)?;
     let mut state = TurnState {
         message: String::new(),
+        reading: Default::default(),
         channel: turn.channel,
         resumed: false,
         slots: kept.slots.clone(),

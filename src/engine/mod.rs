@@ -15,6 +15,7 @@ use crate::backend::DropletBackend;
 use crate::config::CompiledConfig;
 use crate::dialogue::{self, model_may_decide, Plan, Planned, Run, Settled, Settling};
 use crate::llm::{Llm, Speaker};
+use crate::nlu::Reading;
 use crate::pipeline::{RunEnv, TurnDialogue, TurnState};
 use crate::session::{
     AnsweredRequest, Channel, Message, Owner, Pending, RecordedCall, RecordedModelAnswer, RecordedTurn, Role, Session,
@@ -340,9 +341,11 @@ impl Engine {
         let history = self.open_turn(lease.session(), &turn);
         let previous = lease.session().pending.take();
 
-        let Planned { plans, kept } = dialogue::plan(config, &turn.text, previous.clone());
+        // the message is read once (words, typos, numbers, droplets) and every reader starts from it
+        let reading = Arc::new(config.resolver.analyzer().read(&turn.text));
+        let Planned { plans, kept } = dialogue::plan(config, &reading, previous.clone());
         let rules_unsure = plans.iter().any(|p| !p.confident && p.why.source == IntentSource::Rules);
-        let understood = self.understand(config, plans, &turn.text, history).await;
+        let understood = self.understand(config, plans, &reading, history).await;
         let llm_status = understood.status;
         let unread: Vec<String> = understood.plans.iter().flat_map(|p| p.unread.iter().cloned()).collect();
         let env = self.run_env(config, &turn);
@@ -447,7 +450,8 @@ impl Engine {
         }
         Ok(join_all(planned.into_iter().map(|(pipeline, plan)| {
             let mut state = TurnState {
-                message: plan.text,
+                message: plan.reading.text.clone(),
+                reading: plan.reading,
                 channel: turn.channel,
                 resumed: plan.resumed,
                 slots: plan.slots,
@@ -646,8 +650,9 @@ impl Engine {
     pub async fn analyze(&self, text: &str) -> Analysis {
         let runtime = self.runtime();
         let config = &runtime.config;
-        let plans = dialogue::plan(config, text, None).plans;
-        let understood = self.understand(config, plans, text, Vec::new()).await;
+        let reading = Arc::new(config.resolver.analyzer().read(text));
+        let plans = dialogue::plan(config, &reading, None).plans;
+        let understood = self.understand(config, plans, &reading, Vec::new()).await;
         let intents = understood
             .plans
             .into_iter()
@@ -657,7 +662,7 @@ impl Engine {
                     config.pipeline(&plan.intent).and_then(|pipeline| Some((pipeline, pipeline.first_extract()?)));
                 if let Some((pipeline, extract)) = extract {
                     let reader = extract.reader(pipeline, &config.catalogue, config.resolver.analyzer());
-                    reader.fill(&plan.text, crate::slots::fill::Said::Fresh, &mut slots);
+                    reader.fill(&plan.reading, crate::slots::fill::Said::Fresh, &mut slots);
                 }
                 Analyzed { why: plan.why, slots, notes: plan.notes }
             })
@@ -669,7 +674,8 @@ impl Engine {
     /// unsure). Counted over the utterance corpus.
     pub fn would_ask_model(&self, text: &str) -> bool {
         let runtime = self.runtime();
-        model_may_decide(&dialogue::plan(&runtime.config, text, None).plans)
+        let reading = Arc::new(runtime.config.resolver.analyzer().read(text));
+        model_may_decide(&dialogue::plan(&runtime.config, &reading, None).plans)
     }
 
     /// When no rule decided (and nothing was pending), asks the language model to choose among
@@ -679,9 +685,10 @@ impl Engine {
         &self,
         config: &CompiledConfig,
         mut plans: Vec<Plan>,
-        text: &str,
+        reading: &Arc<Reading>,
         history: Vec<(Speaker, String)>,
     ) -> Understood {
+        let text = reading.text.as_str();
         let context = |status: ModelStatus, clarification: Option<String>, message: Option<String>| json!({"configured": self.llm.is_some(), "status": status, "clarification": clarification, "message": message});
         let unsure = model_may_decide(&plans);
         let Some(llm) = self.llm.as_deref().filter(|_| unsure) else {
@@ -721,7 +728,7 @@ impl Engine {
                                     runner_up: None,
                                 },
                                 intent: chosen.intent,
-                                text: text.to_owned(),
+                                reading: reading.clone(),
                                 confident: true,
                                 start: 0,
                                 slots: chosen.slots,

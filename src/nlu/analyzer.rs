@@ -11,13 +11,14 @@
 //!    a capitalised name inside a typed sentence ("sign up Metrics Collector") gives no term, so
 //!    a name made of words the intents use does not pull the message elsewhere;
 //! 4. the stewards' synonyms become their canonical term ("big picture" → `overview`);
-//! 5. what is left loses filler words and is stemmed (Snowball English): "registered" →
-//!    `regist`.
+//! 5. what is left loses filler words ([`Lexicon::fillers`]) and is stemmed (Snowball English):
+//!    "registered" → `regist`.
 
 use std::collections::{BTreeMap, HashSet};
 
 use rust_stemmers::{Algorithm, Stemmer};
 
+use super::lexicon::Lexicon;
 use super::numbers;
 use super::text::{self, Word};
 use super::vocabulary::Vocabulary;
@@ -26,82 +27,6 @@ use crate::catalogue::Catalogue;
 pub const NUMBER: &str = "#number";
 pub const DROPLET: &str = "#droplet";
 pub const VALUE: &str = "#value";
-
-/// Words that say nothing about what a person wants. Question words, quantifiers ("all",
-/// "every") and negations are *not* here: they tell intents apart.
-const FILLER: &[&str] = &[
-    "a",
-    "an",
-    "the",
-    "please",
-    "pls",
-    "plz",
-    "me",
-    "my",
-    "i",
-    "to",
-    "of",
-    "for",
-    "is",
-    "are",
-    "am",
-    "was",
-    "were",
-    "be",
-    "been",
-    "can",
-    "could",
-    "would",
-    "will",
-    "shall",
-    "should",
-    "it",
-    "in",
-    "on",
-    "at",
-    "and",
-    "or",
-    "this",
-    "that",
-    "these",
-    "those",
-    "just",
-    "some",
-    "us",
-    "we",
-    "our",
-    "your",
-    "um",
-    "uh",
-    "erm",
-    "hmm",
-    "er",
-    "ah",
-    "like",
-    "kindly",
-    "mate",
-    "buddy",
-    "guys",
-    "really",
-    "actually",
-    "basically",
-    "quick",
-    "quickly",
-    "now",
-    "right",
-    "then",
-    "there",
-    "so",
-    "also",
-    "yo",
-];
-
-/// Common English words (SCOWL size 35, see `english_words.COPYRIGHT`): a word on this list is
-/// what the user meant, never a typo, even when it is one letter away from a known word.
-fn english_words() -> &'static HashSet<&'static str> {
-    static WORDS: std::sync::OnceLock<HashSet<&'static str>> = std::sync::OnceLock::new();
-    WORDS.get_or_init(|| include_str!("english_words.txt").lines().collect())
-}
 
 /// How an entity in the text is turned into terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +56,23 @@ pub struct Analysis {
     /// The original text with each corrected word put right, when any was (stewards' patterns
     /// are tried on it too: "regster a service" matches `\bregister\b`).
     pub corrected_text: Option<String>,
+}
+
+/// A message as read once per turn: its words after typo correction, the numbers in them and
+/// the droplets they name. Planning, the resolver and the slot reader all start from it, so a
+/// turn corrects and tokenises its message once, not once per reader.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reading {
+    /// The text as it was said.
+    pub text: String,
+    /// Its words after typo correction.
+    pub words: Vec<Word>,
+    /// Typos corrected: (as typed, as read).
+    pub corrections: Vec<(String, String)>,
+    /// The numbers among the words.
+    pub numbers: Vec<numbers::Found>,
+    /// The droplets named: (first word, end word, droplet id).
+    pub droplets: Vec<(usize, usize, i64)>,
 }
 
 /// The configuration's way of reading text: its vocabulary, droplet names and known words.
@@ -174,7 +116,7 @@ impl Analyzer {
             names.extend(droplet.aliases.iter().cloned());
             for name in names {
                 let mut words: Vec<String> = text::words(&name).into_iter().map(|w| w.text).collect();
-                if words.first().is_some_and(|w| w == "the") {
+                if words.first().is_some_and(|w| Lexicon::english().definite_articles.contains(w)) {
                     words.remove(0);
                 }
                 if !words.is_empty() && !droplet_names.iter().any(|(n, _)| *n == words) {
@@ -194,7 +136,7 @@ impl Analyzer {
         for (name, _) in &droplet_names {
             known.extend(name.iter().cloned());
         }
-        known.extend(FILLER.iter().map(|w| w.to_string()));
+        known.extend(Lexicon::english().fillers.iter().map(str::to_owned));
         let mut known_by_length: BTreeMap<usize, Vec<String>> = BTreeMap::new();
         for word in &known {
             if word.chars().all(|c| c.is_alphabetic()) {
@@ -235,7 +177,8 @@ impl Analyzer {
             return None;
         }
         // "four" is a number, not a typo of "your"; "last" is a word, not a typo of "list"
-        if numbers::is_number_word(word) || english_words().contains(word) {
+        let english = Lexicon::english();
+        if numbers::is_number_word(word) || english.is_common_word(word) {
             return None;
         }
         let allowed = if length >= 9 { 2 } else { 1 };
@@ -246,9 +189,7 @@ impl Analyzer {
                 // a filler word is never what a typo meant to say; a three-letter word is only
                 // read as a longer one missing a letter ("wat" → "what", "lst" → "list")
                 let candidate_length = candidate.chars().count();
-                if candidate_length < 4
-                    || FILLER.contains(&candidate.as_str())
-                    || (length == 3 && candidate_length != 4)
+                if candidate_length < 4 || english.fillers.contains(candidate) || (length == 3 && candidate_length != 4)
                 {
                     continue;
                 }
@@ -298,8 +239,10 @@ impl Analyzer {
     }
 
     /// The droplets a run of words names, with the word ranges naming them: names and aliases
-    /// (longest first) and numbers after "droplet" ("droplet 14", "droplet number 14").
+    /// (longest first) and numbers after one of the stewards' `droplet_words` ("droplet 14",
+    /// "droplet number 14").
     pub fn droplet_mentions(&self, words: &[Word], numbers: &[numbers::Found]) -> Vec<(usize, usize, i64)> {
+        let english = Lexicon::english();
         let mut found = Vec::new();
         let mut index = 0;
         while index < words.len() {
@@ -311,9 +254,9 @@ impl Analyzer {
                 index += name.len();
                 continue;
             }
-            if matches!(words[index].text.as_str(), "droplet" | "droplets" | "drop") {
+            if self.vocabulary.introduces_droplet(&words[index].text) {
                 let mut next = index + 1;
-                if words.get(next).is_some_and(|w| matches!(w.text.as_str(), "number" | "numbers" | "no" | "ids")) {
+                if words.get(next).is_some_and(|w| english.id_markers.contains(&w.text)) {
                     next += 1;
                 }
                 // "droplet 14", and the numbers listed after it: "droplets 1, 2 and 14"
@@ -328,7 +271,7 @@ impl Analyzer {
                     listed = true;
                     start = number.end;
                     next = number.end;
-                    if words.get(next).is_some_and(|w| matches!(w.text.as_str(), "and" | "or" | "plus")) {
+                    if words.get(next).is_some_and(|w| english.list_joiners.contains(&w.text)) {
                         next += 1;
                     }
                 }
@@ -367,21 +310,33 @@ impl Analyzer {
         names
     }
 
+    /// Reads a text: its words corrected, its numbers and the droplets it names.
+    pub fn read(&self, text: &str) -> Reading {
+        let (words, corrections) = self.corrected_words(text);
+        let numbers = numbers::find(&words);
+        let droplets = self.droplet_mentions(&words, &numbers);
+        Reading { text: text.to_owned(), words, corrections, numbers, droplets }
+    }
+
     /// The terms of a text, for comparing it with intents' examples.
     pub fn analyze(&self, text: &str, entities: Entities) -> Analysis {
-        let (words, corrections) = self.corrected_words(text);
+        self.analyze_reading(&self.read(text), entities)
+    }
+
+    /// The terms of a text already read.
+    pub fn analyze_reading(&self, reading: &Reading, entities: Entities) -> Analysis {
+        let Reading { text, words, corrections, numbers, droplets } = reading;
+        let text = text.as_str();
         // a short quoted text is a value ("called 'Audit Log'"); a quoted sentence is what the
         // user wants ("customer asks: 'what API does the orchestrator offer?'")
         let quoted: Vec<(usize, usize)> = quoted_ranges(text)
             .into_iter()
             .filter(|(s, e)| text::words(&text[*s..*e]).len() <= QUOTED_VALUE_WORDS)
             .collect();
-        let numbers = numbers::find(&words);
-        let droplets = self.droplet_mentions(&words, &numbers);
         let stems: Vec<String> = words.iter().map(|w| self.stem(&w.text)).collect();
-        let names = self.names(text, &words);
+        let names = self.names(text, words);
 
-        let mut analysis = Analysis { corrections, ..Analysis::default() };
+        let mut analysis = Analysis { corrections: corrections.clone(), ..Analysis::default() };
         let push = |analysis: &mut Analysis, term: &str| {
             if !analysis.terms.iter().any(|t| t == term) {
                 analysis.terms.push(term.to_owned());
@@ -433,7 +388,7 @@ impl Analyzer {
                 index += length;
                 continue;
             }
-            if !FILLER.contains(&word.text.as_str()) {
+            if !Lexicon::english().fillers.contains(&word.text) {
                 push(&mut analysis, &stems[index]);
             }
             index += 1;
@@ -441,7 +396,7 @@ impl Analyzer {
         if !analysis.corrections.is_empty() {
             let mut corrected = String::with_capacity(text.len());
             let mut at = 0;
-            for word in &words {
+            for word in words {
                 let typed = &text[word.start..word.end];
                 let corrected_here =
                     analysis.corrections.iter().any(|(was, now)| *now == word.text && typed.to_lowercase() == *was);
@@ -454,7 +409,7 @@ impl Analyzer {
             corrected.push_str(&text[at..]);
             analysis.corrected_text = Some(corrected);
         }
-        analysis.words = words;
+        analysis.words = words.clone();
         analysis
     }
 }
@@ -508,6 +463,7 @@ fn quoted_ranges(text: &str) -> Vec<(usize, usize)> {
 mod tests {
     use super::*;
     use crate::catalogue::Droplet;
+    use crate::nlu::vocabulary::MeshNouns;
 
     fn analyzer() -> Analyzer {
         let droplet = |id, key: &str, name: &str, aliases: &[&str]| Droplet {
@@ -524,8 +480,10 @@ mod tests {
             droplet(2, "dashboard", "Dashboard", &["dash"]),
             droplet(14, "visibility_deck", "Visibility Deck", &["deck"]),
         ]);
+        let nouns = MeshNouns { droplet_words: vec!["droplet".into()], generic_nouns: vec![] };
         let vocabulary =
-            Vocabulary::from_pairs(&[("overview", &["big picture", "summary"]), ("droplet", &["service", "node"])]);
+            Vocabulary::from_pairs(&[("overview", &["big picture", "summary"]), ("droplet", &["service", "node"])])
+                .with_nouns(nouns);
         Analyzer::new(&catalogue, vocabulary, ["register a new service", "show me the status"].into_iter())
     }
 
@@ -538,6 +496,11 @@ mod tests {
         let example = a.analyze("status of the registry", Entities::ExampleWithDropletSlot);
         assert_eq!(example.terms, ["status", DROPLET]);
         assert_eq!(a.analyze("is droplet 14 up", Entities::Message).droplets, [14]);
+        assert_eq!(
+            a.analyze("is drop 14 up", Entities::Message).droplets,
+            Vec::<i64>::new(),
+            "not a droplet word here"
+        );
         assert_eq!(a.analyze("remove service 12", Entities::Message).terms, ["remov", "droplet", NUMBER]);
         assert_eq!(a.analyze("call it \"Payments Gateway\" ok", Entities::Message).terms, ["call", VALUE, "ok"]);
     }

@@ -1,77 +1,9 @@
 //! Yes and no as people say them ("yes please", "sure", "go ahead", "nope", "not yet"), for
-//! boolean slots and confirmations.
+//! boolean slots and confirmations. The forms and the courtesy around them are the lexicon's
+//! ([`Lexicon::yes`], [`Lexicon::no`], [`Lexicon::courtesy`]).
 
+use super::lexicon::Lexicon;
 use super::text;
-
-/// Whole answers that mean yes or no, as word sequences. Longer forms first.
-const YES: &[&str] = &[
-    "yes please",
-    "yes do it",
-    "go ahead",
-    "do it",
-    "go for it",
-    "sounds good",
-    "that is right",
-    "that is correct",
-    "yes",
-    "yeah",
-    "yep",
-    "yup",
-    "ya",
-    "yea",
-    "sure",
-    "ok",
-    "okay",
-    "correct",
-    "right",
-    "affirmative",
-    "true",
-    "y",
-    "confirm",
-    "confirmed",
-    "absolutely",
-    "definitely",
-    "please do",
-    "on",
-    "1",
-    "proceed",
-    "alright",
-    "fine",
-    "please proceed",
-    "go",
-    "go on",
-    "carry on",
-    "sure thing",
-    "of course",
-    "yes it is",
-    "is correct",
-    "that is fine",
-    "looks good",
-    "all good",
-    "perfect",
-    "great",
-];
-const NO: &[&str] = &[
-    "no thanks",
-    "not yet",
-    "not now",
-    "do not",
-    "dont",
-    "no way",
-    "hold on",
-    "wait",
-    "no",
-    "nope",
-    "nah",
-    "n",
-    "false",
-    "negative",
-    "off",
-    "0",
-    "stop",
-    "not really",
-    "never",
-];
 
 /// What a short answer says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,8 +21,10 @@ pub fn leading(text: &str) -> Option<(YesNo, usize)> {
         words.len() >= form.len() && form.iter().zip(&words).all(|(f, w)| f == w)
     };
     // "no" before "yes": "not yet" must not read as "not" + nothing
-    for (answer, forms) in [(YesNo::No, NO), (YesNo::Yes, YES)] {
-        let mut forms: Vec<&&str> = forms.iter().collect();
+    let english = Lexicon::english();
+    for (answer, forms) in [(YesNo::No, &english.no), (YesNo::Yes, &english.yes)] {
+        // longer forms first; among forms of one length, the order written
+        let mut forms: Vec<&str> = forms.iter().collect();
         forms.sort_by_key(|f| std::cmp::Reverse(f.split(' ').count()));
         if let Some(form) = forms.into_iter().find(|f| starts(f)) {
             return Some((answer, form.split(' ').count()));
@@ -99,24 +33,19 @@ pub fn leading(text: &str) -> Option<(YesNo, usize)> {
     None
 }
 
-/// Courtesy words around a yes or a no.
-const COURTESY: &[&str] = &[
-    "please", "thanks", "thank", "you", "sir", "mate", "then", "it", "is", "that", "oh", "well", "um", "uh", "ok",
-    "okay", "hmm", "er", "erm", "actually", "so",
-];
-
 /// `Some` when the whole text is only a yes or a no: one or more forms of the same answer with
 /// courtesy words around them ("yeah go ahead", "yes, that's correct, thanks", "ok, no").
 pub fn whole(text: &str) -> Option<YesNo> {
+    let courtesy = &Lexicon::english().courtesy;
     let words: Vec<String> = text::words(text).into_iter().map(|w| w.text).collect();
     let mut answer: Option<YesNo> = None;
     // "ok, no" / "well, yes": leading courtesy before the answer itself
-    let mut index = words.iter().take_while(|w| COURTESY.contains(&w.as_str())).count();
+    let mut index = words.iter().take_while(|w| courtesy.contains(w)).count();
     if index == words.len() {
         index = 0;
     }
     while index < words.len() {
-        if answer.is_some() && COURTESY.contains(&words[index].as_str()) {
+        if answer.is_some() && courtesy.contains(&words[index]) {
             index += 1;
             continue;
         }
@@ -127,7 +56,7 @@ pub fn whole(text: &str) -> Option<YesNo> {
                 index += used;
             }
             // courtesy before the real answer ("ok, no"; "well, yes")
-            _ if answer.is_none() && COURTESY.contains(&words[index].as_str()) => index += 1,
+            _ if answer.is_none() && courtesy.contains(&words[index]) => index += 1,
             _ => return None,
         }
     }

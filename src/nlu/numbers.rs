@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use text2num::{find_numbers, Language, Token};
 
+use super::lexicon::Lexicon;
 use super::text::Word;
 
 /// A number found in a run of words.
@@ -61,7 +62,8 @@ impl Token for Spoken<'_> {
 
 /// Digits, with an optional ordinal suffix ("2nd") and thousands separators typed as one word.
 fn digits(word: &str) -> Option<(f64, bool)> {
-    let (body, ordinal) = ["st", "nd", "rd", "th"]
+    let (body, ordinal) = Lexicon::english()
+        .ordinal_suffixes
         .iter()
         .find_map(|s| word.strip_suffix(s).filter(|b| !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit())))
         .map(|b| (b, true))
@@ -85,7 +87,7 @@ pub fn find(words: &[Word]) -> Vec<Found> {
         for occurrence in find_numbers(spoken.into_iter(), english(), 0.0) {
             let text = &words[from + occurrence.start..from + occurrence.end];
             // "a" alone, or "a" before a non-number, is an article
-            if text.len() == 1 && text[0].text == "a" {
+            if text.len() == 1 && Lexicon::english().indefinite_articles.contains(&text[0].text) {
                 continue;
             }
             out.push(Found {
@@ -108,15 +110,15 @@ pub fn find(words: &[Word]) -> Vec<Found> {
     read_digit_by_digit(words, out)
 }
 
-/// The spoken digit word of a single digit ("five" → 5; "oh" and "o" are zero, but only inside
-/// a run of digits: "one oh five").
+/// The spoken digit word of a single digit ("five" → 5; the lexicon's spoken zeros, "oh" and
+/// "o", are zero, but only inside a run of digits: "one oh five").
 fn single_digit(word: &Word, found: Option<&Found>) -> Option<u8> {
     if let Some(found) = found {
         let one_word = found.end == found.first + 1 && !found.ordinal;
         let is_word = !word.text.bytes().all(|b| b.is_ascii_digit());
         return found.integer().filter(|v| one_word && is_word && (0..=9).contains(v)).map(|v| v as u8);
     }
-    matches!(word.text.as_str(), "oh" | "o").then_some(0)
+    Lexicon::english().spoken_zeros.contains(&word.text).then_some(0)
 }
 
 /// Ids and codes are often read out one digit at a time ("one oh five" is 105, "two three zero"
@@ -172,8 +174,8 @@ pub fn is_number_word(word: &str) -> bool {
 pub fn parse(text: &str) -> Option<Found> {
     let cleaned = text.trim().trim_start_matches('#');
     let words = super::text::words(cleaned);
-    let meaningful: Vec<Word> =
-        words.into_iter().filter(|w| !matches!(w.text.as_str(), "number" | "no" | "num" | "nr" | "is")).collect();
+    let markers = &Lexicon::english().number_markers;
+    let meaningful: Vec<Word> = words.into_iter().filter(|w| !markers.contains(&w.text)).collect();
     let found = find(&meaningful);
     match found.as_slice() {
         [only] if only.first == 0 && only.end == meaningful.len() => Some(only.clone()),

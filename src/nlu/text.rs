@@ -1,10 +1,13 @@
 //! Words of a message, normalised the same way for examples and for what users say.
 //!
 //! Lowercase; typographic apostrophes and full-width letters folded; invisible characters
-//! dropped; contractions spelt out ("what's" → "what is", "can't" → "can not"); a possessive
+//! dropped; contractions spelt out ("what's" → "what is", "can't" → "can not": the lexicon's
+//! [`Lexicon::contractions`] and [`Lexicon::contraction_suffixes`]); a possessive
 //! `'s` dropped ("the registry's status" → "registry status"). Every word remembers where it
 //! came from in the original text (byte offsets), so slot values can be cut from what the user
 //! actually typed, with its capitals.
+
+use super::lexicon::Lexicon;
 
 /// A word and the byte range of the original text it came from. Spelt-out contractions give
 /// several words sharing one range.
@@ -21,50 +24,6 @@ pub struct Word {
 /// How many words of a message are read at most. Intent words come early; a message of
 /// thousands of words is not read further (bounded time whatever the input).
 pub const MAX_WORDS: usize = 400;
-
-/// Contractions spelt out. Forms without the apostrophe ("whats") are listed too, because
-/// people type them and speech-to-text writes them; ambiguous ones ("id", "ill", "were") are not.
-const CONTRACTIONS: &[(&str, &[&str])] = &[
-    ("what's", &["what", "is"]),
-    ("whats", &["what", "is"]),
-    ("that's", &["that", "is"]),
-    ("thats", &["that", "is"]),
-    ("there's", &["there", "is"]),
-    ("theres", &["there", "is"]),
-    ("here's", &["here", "is"]),
-    ("who's", &["who", "is"]),
-    ("whos", &["who", "is"]),
-    ("where's", &["where", "is"]),
-    ("wheres", &["where", "is"]),
-    ("how's", &["how", "is"]),
-    ("hows", &["how", "is"]),
-    ("it's", &["it", "is"]),
-    ("let's", &["let", "us"]),
-    ("i'm", &["i", "am"]),
-    ("im", &["i", "am"]),
-    ("can't", &["can", "not"]),
-    ("cant", &["can", "not"]),
-    ("cannot", &["can", "not"]),
-    ("won't", &["will", "not"]),
-    ("shan't", &["shall", "not"]),
-    ("ain't", &["is", "not"]),
-    ("dont", &["do", "not"]),
-    ("doesnt", &["does", "not"]),
-    ("didnt", &["did", "not"]),
-    ("isnt", &["is", "not"]),
-    ("arent", &["are", "not"]),
-    ("wanna", &["want", "to"]),
-    ("gonna", &["going", "to"]),
-    ("gimme", &["give", "me"]),
-    ("lemme", &["let", "me"]),
-    ("'em", &["them"]),
-    // text-speak for "you"
-    ("u", &["you"]),
-    ("ya", &["you"]),
-];
-
-/// Suffixes spelt out when no whole-word form above applies.
-const SUFFIXES: &[(&str, &str)] = &[("n't", "not"), ("'re", "are"), ("'ve", "have"), ("'ll", "will"), ("'d", "would")];
 
 /// A character as a reader sees it: `None` for the invisible and formatting ones (zero-width
 /// and bidirectional controls, soft hyphen, byte-order mark), and full-width ASCII forms
@@ -145,11 +104,12 @@ fn push_word(raw: &str, start: usize, end: usize, after_break: bool, out: &mut V
         return;
     }
     let word = |text: &str, first: bool| Word { text: text.to_owned(), start, end, after_break: after_break && first };
-    if let Some((_, spelt)) = CONTRACTIONS.iter().find(|(form, _)| *form == raw) {
+    let english = Lexicon::english();
+    if let Some(spelt) = english.contractions.get(raw) {
         out.extend(spelt.iter().enumerate().map(|(i, w)| word(w, i == 0)));
         return;
     }
-    for (suffix, spelt) in SUFFIXES {
+    for (suffix, spelt) in &english.contraction_suffixes {
         if let Some(stem) = raw.strip_suffix(suffix).filter(|s| !s.is_empty()) {
             // "can't" → "ca" + "n't" is handled above; "don't" → "do not"
             out.push(word(stem, true));
@@ -157,7 +117,7 @@ fn push_word(raw: &str, start: usize, end: usize, after_break: bool, out: &mut V
             return;
         }
     }
-    let raw = raw.strip_suffix("'s").unwrap_or(raw);
+    let raw = english.possessive_suffixes.iter().find_map(|suffix| raw.strip_suffix(suffix)).unwrap_or(raw);
     // inner apostrophes left after the forms above ("o'clock") join the word's parts
     let joined: String = raw.chars().filter(|c| *c != '\'').collect();
     if !joined.is_empty() {

@@ -3,6 +3,11 @@
 //!
 //! Each entry names one canonical term and what else people say for it. Matching is on stems,
 //! longest phrase first, so "summaries" matches "summary" and "get rid of" wins over "get".
+//!
+//! Beside the synonyms, the mesh's own nouns that the engine relies on ([`MeshNouns`]): which
+//! words introduce a droplet's id, which are never a value. They are this mesh's words, not
+//! English grammar, so they are the stewards' to write, not the engine's
+//! ([`super::lexicon`] holds the grammar).
 
 /// One problem with the vocabulary as written, with where it is (`synonyms/<term>/<index>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,12 +17,24 @@ pub struct Problem {
     pub help: String,
 }
 
+/// The mesh's nouns the engine reads by their job (`droplet_words`, `generic_nouns` in
+/// `vocabulary.yaml`), as lowercase words. A configuration that lists none has none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MeshNouns {
+    /// Words that introduce a droplet's id ("droplet 14", "drop 14", "droplets 2 and 5").
+    pub droplet_words: Vec<String>,
+    /// Words that are never a slot's value on their own ("register a new service" names no
+    /// service), in every pipeline.
+    pub generic_nouns: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Vocabulary {
     /// (phrase as stems, canonical term's stem, phrase as written), longest phrase first.
     phrases: Vec<(Vec<String>, String, String)>,
     /// The canonical terms as written, for typo correction and `explain`.
     terms: Vec<String>,
+    nouns: MeshNouns,
 }
 
 impl Vocabulary {
@@ -86,7 +103,7 @@ impl Vocabulary {
             return Err(problems);
         }
         phrases.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-        Ok(Vocabulary { phrases, terms })
+        Ok(Vocabulary { phrases, terms, nouns: MeshNouns::default() })
     }
 
     /// A vocabulary from literal pairs, stemmed like the analyzer does (for tests).
@@ -101,6 +118,22 @@ impl Vocabulary {
             |t| super::text::words(t).into_iter().map(|w| w.text).collect(),
         )
         .expect("test vocabulary")
+    }
+
+    /// The vocabulary with the mesh's nouns.
+    pub fn with_nouns(mut self, nouns: MeshNouns) -> Self {
+        self.nouns = nouns;
+        self
+    }
+
+    /// The mesh's nouns.
+    pub fn nouns(&self) -> &MeshNouns {
+        &self.nouns
+    }
+
+    /// Whether `word` introduces a droplet's id ("droplet" in "droplet 14").
+    pub fn introduces_droplet(&self, word: &str) -> bool {
+        self.nouns.droplet_words.iter().any(|w| w == word)
     }
 
     /// The longest synonym starting the given stems: its length in words and canonical term.

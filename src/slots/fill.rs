@@ -9,11 +9,11 @@
 //! question, a message that is just a value fills the slot asked for ("Billing", "seventy seven",
 //! "it's called X").
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::phrases::{self, Reading};
+use super::phrases::{self, Reading as Phrasing};
 use super::{KeyValueParser, SlotDef, SlotKind};
 use crate::catalogue::{Catalogue, Recognition};
 use crate::nlu::Analyzer;
@@ -50,7 +50,7 @@ pub struct SlotReader<'a> {
     /// The pipeline's `key:value` keys.
     pub parser: &'a KeyValueParser,
     /// Words that are never a value on their own ("register a new *service*" names no service).
-    pub generic_words: &'a HashSet<String>,
+    pub generic_words: &'a super::GenericWords,
     /// The slots the step needs, in the order they are asked for.
     pub required: &'a [String],
     /// The slots it takes when given.
@@ -79,8 +79,10 @@ impl<'a> SlotReader<'a> {
         self.wanted().filter(|slot| slot.kind == SlotKind::String).count()
     }
 
-    /// Reads slot values from `message` into `slots`. Pure: nothing outside `slots` changes.
-    pub fn fill(&self, message: &str, said: Said<'_>, slots: &mut Map<String, Value>) -> Filled {
+    /// Reads slot values from a message (as the turn read it) into `slots`. Pure: nothing
+    /// outside `slots` changes.
+    pub fn fill(&self, reading: &crate::nlu::Reading, said: Said<'_>, slots: &mut Map<String, Value>) -> Filled {
+        let message = reading.text.as_str();
         let (resumed, asked) = match said {
             Said::Fresh => (false, None),
             Said::Answer(asked) => (true, asked),
@@ -102,9 +104,7 @@ impl<'a> SlotReader<'a> {
             }
         }
 
-        let (words, _) = analyzer.corrected_words(message);
-        let numbers = crate::nlu::numbers::find(&words);
-        let droplets = analyzer.droplet_mentions(&words, &numbers);
+        let (words, numbers, droplets) = (&reading.words, &reading.numbers, &reading.droplets);
         let in_pairs = |i: usize| pairs.iter().any(|(_, _, range)| range.contains(&words[i].start));
         let mut taken: Vec<(usize, usize)> = Vec::new();
         let wanted: Vec<&SlotDef> = self.wanted().collect();
@@ -120,20 +120,20 @@ impl<'a> SlotReader<'a> {
                         || wanted
                             .iter()
                             .filter(|other| other.name != slot.name)
-                            .any(|other| other.phrases.iter().any(|p| p.starts_at(&words, i)))
+                            .any(|other| other.phrases.iter().any(|p| p.starts_at(words, i)))
                 };
-                let reading = Reading {
+                let phrasing = Phrasing {
                     text: message,
-                    words: &words,
-                    numbers: &numbers,
-                    droplets: &droplets,
+                    words,
+                    numbers,
+                    droplets,
                     stops: &stops,
                     generic: self.generic_words,
                     stem: &|w: &str| analyzer.stem(w),
                     canonical: &|w: &str| analyzer.canonical(w),
                 };
                 slot.phrases.iter().find_map(|phrase| {
-                    phrases::find(phrase, slot.kind, &reading)
+                    phrases::find(phrase, slot.kind, &phrasing)
                         .filter(|f| !taken.iter().any(|(first, end)| f.first < *end && *first < f.end))
                 })
             };
@@ -234,11 +234,12 @@ impl<'a> SlotReader<'a> {
     /// one. Planning uses it to tell an answer from a change of subject; a droplet named inside a
     /// longer request for something else ("create a task title:Restart the registry") is not an
     /// answer.
-    pub fn answers(&self, message: &str) -> bool {
+    pub fn answers(&self, reading: &crate::nlu::Reading) -> bool {
+        let message = reading.text.as_str();
         let keyed = self.parser.parse(message).iter().any(|(key, _)| self.wanted().any(|s| s.keys.contains(key)));
         let mut probe = Map::new();
         let phrased = !keyed && {
-            let filled = self.fill(message, Said::Fresh, &mut probe);
+            let filled = self.fill(reading, Said::Fresh, &mut probe);
             self.wanted().any(|s| s.kind != SlotKind::Droplet && probe.contains_key(&s.name))
                 || !filled.errors.is_empty()
         };
@@ -286,38 +287,6 @@ fn accept(
     }
 }
 
-/// Lead-in words people put before a bare answer ("it's called", "the name is", "um").
-const ANSWER_LEAD_INS: &[&str] = &[
-    "it is called",
-    "it's called",
-    "its called",
-    "let's call it",
-    "lets call it",
-    "call it",
-    "name it",
-    "it is",
-    "it's",
-    "its",
-    "how about",
-    "make it",
-    "go with",
-    "let's go with",
-    "i'd say",
-    "i would say",
-    "i want",
-    "that would be",
-    "that's",
-    "thats",
-    "um",
-    "uh",
-    "erm",
-    "well",
-    "ok",
-    "okay",
-    "oh",
-    "sure",
-];
-
 /// The ids in order of first appearance, each once.
 fn distinct(ids: impl Iterator<Item = i64>) -> Vec<i64> {
     let mut out = Vec::new();
@@ -331,10 +300,11 @@ fn distinct(ids: impl Iterator<Item = i64>) -> Vec<i64> {
 
 /// The value in a bare answer: the message without its lead-in and trailing courtesy words.
 pub fn bare_answer(message: &str) -> &str {
+    let english = crate::nlu::Lexicon::english();
     let mut rest = message.trim();
     loop {
         let lowered = rest.to_lowercase();
-        let Some(lead) = ANSWER_LEAD_INS.iter().find(|l| {
+        let Some(lead) = english.answer_lead_ins.iter().find(|l| {
             lowered.starts_with(*l)
                 && (lowered.len() == l.len()
                     || lowered[l.len()..].starts_with(|c: char| c.is_whitespace() || c == ',' || c == ':'))
@@ -346,7 +316,7 @@ pub fn bare_answer(message: &str) -> &str {
             None => break,
         }
     }
-    for tail in [" please", " thanks", " thank you", " thx", ", please", " then", " i guess", " i think", "."] {
+    for tail in english.answer_tails.iter() {
         let cut = rest.len().checked_sub(tail.len()).and_then(|at| rest.get(at..));
         if rest.len() > tail.len() && cut.is_some_and(|t| t.eq_ignore_ascii_case(tail)) {
             rest = rest[..rest.len() - tail.len()].trim_end_matches([',', ' ']);

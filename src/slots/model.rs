@@ -131,12 +131,10 @@ pub fn worth_asking(intent: &Intent<'_>, missing: &[&SlotDef], message: &str) ->
     missing.iter().any(|slot| match slot.kind {
         SlotKind::String => !unread.is_empty(),
         SlotKind::Integer | SlotKind::Number => has_number,
-        SlotKind::Boolean => unread.iter().any(|w| YES_NO_WORDS.contains(&w.as_str())),
+        SlotKind::Boolean => unread.iter().any(|w| crate::nlu::Lexicon::english().switch_words.contains(w)),
         SlotKind::Droplet => false,
     })
 }
-
-const YES_NO_WORDS: &[&str] = &["yes", "no", "true", "false", "on", "off", "enable", "disable"];
 
 #[cfg(test)]
 mod tests {

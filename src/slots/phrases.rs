@@ -10,33 +10,16 @@
 //!   `{value}` or the end of the message, without the joining and filler words at its ends
 //!   ("register Billing *with* id 77", "called Payments Gateway*, please*"), or exactly what is
 //!   in quotes.
+//!
+//! The connectors, joining, leading and filler words and the pronouns that stand for a value are
+//! the lexicon's ([`Lexicon::connectors`], [`Lexicon::trailing`], [`Lexicon::leading`],
+//! [`Lexicon::pronouns`]); the mesh's nouns that are never a value on their own ("service") are
+//! the stewards' (`generic_nouns`, in [`GenericWords`]).
 
-use std::collections::HashSet;
-
-use super::SlotKind;
+use super::{GenericWords, SlotKind};
 use crate::nlu::numbers;
 use crate::nlu::text::{self, Word};
-
-/// Words people put between a slot's phrase and its value.
-const CONNECTORS: &[&str] = &[
-    "called", "named", "titled", "is", "be", "should", "will", "would", "shall", "of", "as", "equals", "equal", "to",
-    "set", "must", "was", "gonna", "going", "number", "no", "num",
-];
-
-/// Words that join a text value to what follows; never its last word.
-const TRAILING: &[&str] = &[
-    "and", "with", "whose", "its", "it", "having", "that", "which", "at", "using", "as", "plus", "then", "please",
-    "thanks", "thank", "you", "now", "ok", "okay", "for", "me", "by", "of", "the", "a", "an", "to", "is", "in", "on",
-    "right", "away", "asap", "thx", "pls", "so", "um", "uh", "anymore", "again", "too", "also", "today", "tomorrow",
-    "soon", "quickly", "under", "into", "onto", "from", "via",
-];
-
-/// Words a text value never starts with.
-const LEADING: &[&str] = &["a", "an", "the", "my", "our", "new", "another", "um", "uh", "like", "is", "as"];
-
-/// Words that stand for a value without being one ("add a new *one*", "register *it*").
-const PRONOUNS: &[&str] =
-    &["one", "ones", "it", "this", "that", "them", "something", "thing", "stuff", "anything", "service", "services"];
+use crate::nlu::Lexicon;
 
 /// The longest text value read, in words (a task title may be a sentence).
 const MAX_VALUE_WORDS: usize = 24;
@@ -135,9 +118,9 @@ pub struct Reading<'a> {
     pub droplets: &'a [(usize, usize, i64)],
     /// Whether a text value must stop before this word (a clause break is checked apart).
     pub stops: &'a dyn Fn(usize) -> bool,
-    /// Words that on their own say nothing about a value (the intent's own vocabulary), as
-    /// words and as stems.
-    pub generic: &'a HashSet<String>,
+    /// Words that on their own say nothing about a value: the intent's own vocabulary (as words
+    /// and as stems) and the stewards' generic nouns.
+    pub generic: &'a GenericWords,
     /// The stemmer the generic words were stemmed with.
     pub stem: &'a dyn Fn(&str) -> String,
     /// The stewards' canonical term for a word, when it is a synonym ("svc" → service).
@@ -223,7 +206,8 @@ fn value_after(phrase: &Phrase, kind: SlotKind, reading: &Reading<'_>, mut start
             start = after_colon;
         }
     }
-    while start < words.len() && CONNECTORS.contains(&words[start].text.as_str()) && !words[start].after_break {
+    let connectors = &Lexicon::english().connectors;
+    while start < words.len() && connectors.contains(&words[start].text) && !words[start].after_break {
         // "id number 5" and "the id is 5" skip; but "number" may *be* the value's first word
         // only for numbers, where it never is
         start += 1;
@@ -281,7 +265,9 @@ fn read_value(kind: SlotKind, reading: &Reading<'_>, first: usize, end: usize, f
                 if from_end {
                     *e == end
                 } else {
-                    *s == first || (*s == first + 1 && reading.words[first].text == "the")
+                    *s == first
+                        || (*s == first + 1
+                            && Lexicon::english().definite_articles.contains(&reading.words[first].text))
                 }
             })?;
             Some(Found { raw: span(reading, *s, *e), first: *s, end: *e })
@@ -292,12 +278,13 @@ fn read_value(kind: SlotKind, reading: &Reading<'_>, first: usize, end: usize, f
             Some(Found { raw: span(reading, first, first + used), first, end: first + used })
         }
         SlotKind::String => {
+            let english = Lexicon::english();
             let words = reading.words;
             let (mut first, mut end) = (first, end);
             // leading determiners and the intent's own words, in any order: "the title is …"
             loop {
                 let before = first;
-                while first < end && LEADING.contains(&words[first].text.as_str()) {
+                while first < end && english.leading.contains(&words[first].text) {
                     first += 1;
                 }
                 while first < end
@@ -312,7 +299,7 @@ fn read_value(kind: SlotKind, reading: &Reading<'_>, first: usize, end: usize, f
                 }
             }
             while end > first
-                && (TRAILING.contains(&words[end - 1].text.as_str())
+                && (english.trailing.contains(&words[end - 1].text)
                     || (end - first > 1
                         && reading.is_generic(&words[end - 1].text)
                         && !is_capitalised(reading, end - 1)))
@@ -328,8 +315,9 @@ fn read_value(kind: SlotKind, reading: &Reading<'_>, first: usize, end: usize, f
             }
             let vacuous = |w: &Word| {
                 reading.is_generic(&w.text)
-                    || TRAILING.contains(&w.text.as_str())
-                    || PRONOUNS.contains(&w.text.as_str())
+                    || english.trailing.contains(&w.text)
+                    || english.pronouns.contains(&w.text)
+                    || reading.generic.is_noun(&w.text)
             };
             if first >= end || words[first..end].iter().all(vacuous) {
                 return None;
@@ -375,12 +363,21 @@ mod tests {
     use super::*;
 
     fn read(phrases: &[&str], kind: SlotKind, text: &str, others: &[&str]) -> Option<String> {
+        let own = ["register", "service", "new", "task", "create"].iter().map(|s| s.to_string()).collect();
+        read_with(&GenericWords::new(own, vec!["service".into(), "services".into()]), phrases, kind, text, others)
+    }
+
+    fn read_with(
+        generic: &GenericWords,
+        phrases: &[&str],
+        kind: SlotKind,
+        text: &str,
+        others: &[&str],
+    ) -> Option<String> {
         let words = text::words(text);
         let numbers = numbers::find(&words);
         let other_phrases: Vec<Phrase> = others.iter().map(|p| Phrase::new(p).expect("phrase")).collect();
         let stops = |i: usize| other_phrases.iter().any(|p| p.starts_at(&words, i));
-        let generic: HashSet<String> =
-            ["register", "service", "new", "task", "create"].iter().map(|s| s.to_string()).collect();
         let stem = |w: &str| w.trim_end_matches('s').to_owned();
         let reading = Reading {
             text,
@@ -388,7 +385,7 @@ mod tests {
             numbers: &numbers,
             droplets: &[],
             stops: &stops,
-            generic: &generic,
+            generic,
             stem: &stem,
             canonical: &|_: &str| None,
         };
@@ -421,6 +418,19 @@ mod tests {
             read(&["service {value}"], SlotKind::Integer, "remove service number twelve", &[]).as_deref(),
             Some("12")
         );
+    }
+
+    #[test]
+    fn a_generic_noun_is_no_value_on_its_own() {
+        let name = ["add {value}"];
+        let nouns = GenericWords::new(Default::default(), vec!["service".into()]);
+        assert_eq!(read_with(&nouns, &name, SlotKind::String, "add a service", &[]), None);
+        assert_eq!(
+            read_with(&nouns, &name, SlotKind::String, "add Billing service", &[]).as_deref(),
+            Some("Billing service")
+        );
+        let none = GenericWords::default();
+        assert_eq!(read_with(&none, &name, SlotKind::String, "add a service", &[]).as_deref(), Some("service"));
     }
 
     #[test]

@@ -56,14 +56,20 @@ impl ExtractStep {
         state: &mut TurnState,
         index: usize,
     ) -> Result<Option<Flow>, StepError> {
-        let asked = state.dialogue.asked().map(str::to_owned);
+        let asked = state.dialogue.asking().map(str::to_owned);
         let before = state.slots.clone();
         if state.resumed {
             self.correct_previous_answer(pipeline, env.catalogue, state);
         }
         let said = if state.resumed { Said::Answer(asked.as_deref()) } else { Said::Fresh };
         let reader = self.reader(pipeline, env.catalogue, env.analyzer);
-        let mut filled = reader.fill(&state.message, said, &mut state.slots);
+        // the turn's reading, unless a correction of the previous answer used up the message
+        let reading = if state.reading.text == state.message {
+            state.reading.clone()
+        } else {
+            std::sync::Arc::new(env.analyzer.read(&state.message))
+        };
+        let mut filled = reader.fill(&reading, said, &mut state.slots);
         if !filled.missing.is_empty() {
             if let Some(llm) = env.llm.filter(|_| state.llm_may_extract) {
                 let missing: Vec<&SlotDef> = filled.missing.iter().filter_map(|name| pipeline.slot(name)).collect();
@@ -127,14 +133,14 @@ impl ExtractStep {
     /// message starts with a correction and what follows is no answer to the question asked but
     /// fits the slot asked before, it replaces that slot's value.
     fn correct_previous_answer(&self, pipeline: &Pipeline, catalogue: &Catalogue, state: &mut TurnState) {
-        const MARKERS: &[&str] = &["oops", "sorry", "actually", "wait", "no", "i mean", "i meant", "correction"];
         let (Some(previous), Some(asked)) =
-            (state.dialogue.answered().map(str::to_owned), state.dialogue.asked().map(str::to_owned))
+            (state.dialogue.answered().map(str::to_owned), state.dialogue.asking().map(str::to_owned))
         else {
             return;
         };
         let lowered = state.message.trim().to_lowercase();
-        let Some(marker) = MARKERS
+        let Some(marker) = crate::nlu::Lexicon::english()
+            .correction_markers
             .iter()
             .find(|m| lowered.starts_with(*m) && lowered[m.len()..].starts_with(|c: char| !c.is_alphanumeric()))
         else {

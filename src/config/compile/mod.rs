@@ -104,7 +104,9 @@ impl<'a> Compiler<'a> {
         if let Some(catalogue) = &catalogue {
             templates.use_statuses(catalogue.statuses.clone());
         }
-        let pipelines = self.pipelines(&schemas.pipeline, catalogue.as_ref(), &templates);
+        // a vocabulary that does not compile fails the load anyway; its nouns are then none
+        let generic_nouns = vocabulary.as_ref().map(|v| v.nouns().generic_nouns.clone()).unwrap_or_default();
+        let pipelines = self.pipelines(&schemas.pipeline, catalogue.as_ref(), &templates, &generic_nouns);
         let parts = Parts {
             catalogue: catalogue?,
             identity: identity?,

@@ -13,7 +13,7 @@ use crate::config::template_reads;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::intent::IntentRules;
 use crate::pipeline::{Pipeline, PipelineTest};
-use crate::slots::{KeyValueParser, SlotDef};
+use crate::slots::{GenericWords, KeyValueParser, SlotDef};
 use crate::template::{
     Templates, ASK_CONTEXT_NAMES, CONFIRM_CONTEXT_NAMES, CONTEXT_NAMES, GIVE_UP_CONTEXT_NAMES, PROGRESS_CONTEXT_NAMES,
 };
@@ -27,6 +27,7 @@ impl Compiler<'_> {
         spec: &PipelineSpec,
         catalogue: &Catalogue,
         templates: &Templates,
+        generic_nouns: &[String],
     ) -> Option<(Pipeline, IntentRules)> {
         let errors_before = self.diagnostics.len();
         self.intent_name(doc, spec);
@@ -44,7 +45,7 @@ impl Compiler<'_> {
         }
         let parser = self.key_value_parser(doc, &slots)?;
         let pipeline = Pipeline {
-            generic_words: generic_words(spec, &slots),
+            generic_words: GenericWords::new(own_words(spec, &slots), generic_nouns.to_vec()),
             intent: spec.intent.clone(),
             description: spec.description.clone(),
             examples: spec.examples.clone(),
@@ -264,7 +265,7 @@ impl Compiler<'_> {
 
 /// The pipeline's own words (description, slot prompts, names and aliases, with their stems),
 /// so that a word the intent is about is not read as a slot's value.
-fn generic_words(spec: &PipelineSpec, slots: &[SlotDef]) -> HashSet<String> {
+fn own_words(spec: &PipelineSpec, slots: &[SlotDef]) -> HashSet<String> {
     let stemmer = rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English);
     std::iter::once(spec.description.as_str())
         .chain(spec.slots.values().map(|s| s.prompt.as_str()))

@@ -20,6 +20,7 @@ impl Compiler<'_> {
         schema: &Schema,
         catalogue: Option<&Catalogue>,
         templates: &Templates,
+        generic_nouns: &[String],
     ) -> Vec<(Pipeline, IntentRules)> {
         let mut pipelines = Vec::new();
         self.pipeline_file_names();
@@ -39,7 +40,7 @@ impl Compiler<'_> {
         for (file, text) in &pipeline_files {
             let Some((document, spec)) = self.parse::<PipelineSpec>(file, text, schema) else { continue };
             if let Some(catalogue) = catalogue {
-                if let Some(compiled) = self.pipeline(&document, &spec, catalogue, templates) {
+                if let Some(compiled) = self.pipeline(&document, &spec, catalogue, templates, generic_nouns) {
                     pipelines.push(compiled);
                 }
             }

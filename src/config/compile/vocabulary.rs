@@ -1,25 +1,27 @@
-//! The stewards' synonyms (`catalogue/vocabulary.yaml`).
+//! The stewards' synonyms and the mesh's nouns (`catalogue/vocabulary.yaml`).
 
 use super::Compiler;
 use crate::config::files::VOCABULARY_FILE;
 use crate::config::schema::Schema;
 use crate::config::spec::VocabularySpec;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::nlu::vocabulary::Vocabulary;
+use crate::nlu::vocabulary::{MeshNouns, Vocabulary};
 
 impl Compiler<'_> {
-    /// `catalogue/vocabulary.yaml`, when there is one: synonyms without cycles or double meanings.
+    /// `catalogue/vocabulary.yaml`, when there is one: synonyms without cycles or double meanings,
+    /// and the mesh's nouns (single lowercase words, as the schema requires).
     pub(super) fn vocabulary(&mut self, schema: &Schema) -> Option<Vocabulary> {
         let Some(text) = self.files.get(VOCABULARY_FILE) else { return Some(Vocabulary::default()) };
         let (document, spec) = self.parse::<VocabularySpec>(VOCABULARY_FILE, text, schema)?;
         let stemmer = rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English);
+        let nouns = MeshNouns { droplet_words: spec.droplet_words, generic_nouns: spec.generic_nouns };
         let entries: Vec<(String, Vec<String>)> = spec.synonyms.into_iter().collect();
         match Vocabulary::build(
             &entries,
             |w| stemmer.stem(w).into_owned(),
             |t| crate::nlu::text::words(t).into_iter().map(|w| w.text).collect(),
         ) {
-            Ok(vocabulary) => Some(vocabulary),
+            Ok(vocabulary) => Some(vocabulary.with_nouns(nouns)),
             Err(problems) => {
                 for problem in problems {
                     self.report(
