@@ -25,6 +25,8 @@ pub struct Pipeline {
     pub examples: Vec<String>,
     pub fallback: bool,
     pub interrupts: bool,
+    /// A call of it changes something (not GET): a follow-up never repeats it.
+    pub changes_state: bool,
     /// Shown in the `intents` template variable (help and fallback replies).
     pub listed: bool,
     /// In declaration order.

@@ -30,6 +30,17 @@ pub enum SlotKind {
 }
 
 impl SlotKind {
+    /// The type's name as written in a pipeline (`droplet`, `integer`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotKind::String => "string",
+            SlotKind::Integer => "integer",
+            SlotKind::Number => "number",
+            SlotKind::Boolean => "boolean",
+            SlotKind::Droplet => "droplet",
+        }
+    }
+
     fn json_type(self) -> &'static str {
         match self {
             SlotKind::String => "string",
@@ -84,6 +95,10 @@ pub struct SlotDef {
     pub question: Option<(String, String)>,
     /// Masked wherever the turn is kept (`sensitive: true`).
     pub sensitive: bool,
+    /// A follow-up that does not give it may take the value from what the conversation is
+    /// about ("is it up?" after "status of the deck"): `from_context:`, on by default for
+    /// droplet slots. A sensitive value never is.
+    pub from_context: bool,
     validator: jsonschema::Validator,
 }
 
@@ -112,6 +127,7 @@ impl SlotDef {
             phrases,
             question: None,
             sensitive: false,
+            from_context: kind == SlotKind::Droplet,
             validator,
         })
     }
@@ -119,6 +135,15 @@ impl SlotDef {
     /// Marks the value as one that must not be kept (`sensitive: true`).
     pub fn with_sensitive(mut self, sensitive: bool) -> Self {
         self.sensitive = sensitive;
+        self
+    }
+
+    /// Says whether a follow-up may take the value from the conversation's focus (`None`: the
+    /// default for the slot's type).
+    pub fn with_from_context(mut self, from_context: Option<bool>) -> Self {
+        if let Some(from_context) = from_context {
+            self.from_context = from_context;
+        }
         self
     }
 

@@ -81,6 +81,8 @@ crate::api_state! {
         Fallback,
         /// Continuing a question asked in the previous turn.
         Resumed,
+        /// A follow-up that names only a new value ("and the deck?"): the last request again.
+        FollowUp,
         /// E.g. cancel while something was pending.
         Interrupt,
         /// A retried request id: the stored reply, nothing ran again.

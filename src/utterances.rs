@@ -1,8 +1,11 @@
 //! Utterance corpora: messages as users write and say them, each with the intent(s) and slot
-//! values a person means. [`evaluate`] runs each through the engine's understanding (no
-//! pipeline runs, nothing is stored) and [`Report`] gives the accuracy, a per-intent confusion
-//! table, and one line per message, which is kept as a reviewed snapshot: a change in what a
-//! message is understood as shows up as a diff, like a changed reply.
+//! values a person means, and conversations whose later messages mean something only after the
+//! earlier ones ("and the deck?"). [`evaluate`] runs each message through the engine's
+//! understanding (no pipeline runs, nothing is stored), and each conversation turn by turn
+//! through whole turns in a session of its own on the bundled sample data; [`Report`] gives the
+//! accuracy (per turn and per conversation), a per-intent confusion table, and one line per
+//! message, which is kept as a reviewed snapshot: a change in what a message is understood as
+//! shows up as a diff, like a changed reply.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -41,12 +44,65 @@ impl Utterance {
     }
 }
 
-/// Reads a corpus (a YAML list of [`Utterance`]s); says which entry is wrong.
-pub fn parse(text: &str) -> Result<Vec<Utterance>, String> {
-    let corpus: Vec<Utterance> = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
-    for (index, utterance) in corpus.iter().enumerate() {
-        if utterance.expected().is_empty() {
-            return Err(format!("entry {} ({:?}) names no `intent` or `intents`", index + 1, utterance.say));
+/// Turns that mean something only together: each turn's `intent` and `slots` are what the
+/// request stands at after it (a value given two turns before included).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conversation {
+    pub conversation: String,
+    pub turns: Vec<Utterance>,
+    /// `voice` for conversations spoken to the Voice droplet: every turn is a voice turn.
+    #[serde(default)]
+    pub channel: Option<String>,
+}
+
+/// A corpus: single messages, and conversations.
+#[derive(Debug, Clone, Default)]
+pub struct Corpus {
+    pub messages: Vec<Utterance>,
+    pub conversations: Vec<Conversation>,
+}
+
+/// One entry of a corpus file: a message (`say:`) or a conversation (`conversation:`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Entry {
+    Conversation(Conversation),
+    Message(Utterance),
+}
+
+/// Reads a corpus (a YAML list of messages and conversations); says which entry is wrong.
+pub fn parse(text: &str) -> Result<Corpus, String> {
+    let entries: Vec<serde_json::Value> = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    let mut corpus = Corpus::default();
+    for (index, entry) in entries.into_iter().enumerate() {
+        let place = format!("entry {}", index + 1);
+        let entry: Entry = serde_json::from_value(entry.clone()).map_err(|_| {
+            let what = match entry.get("conversation") {
+                Some(_) => "a conversation needs `conversation` (its name) and `turns` (each a `say` with its `intent`), and nothing else",
+                None => "a message needs `say` and `intent` (or `intents`), optionally `slots` and `channel`, and nothing else",
+            };
+            format!("{place} is not a message or a conversation: {what}")
+        })?;
+        match entry {
+            Entry::Message(utterance) => {
+                if utterance.expected().is_empty() {
+                    return Err(format!("{place} ({:?}) names no `intent` or `intents`", utterance.say));
+                }
+                corpus.messages.push(utterance);
+            }
+            Entry::Conversation(conversation) => {
+                if let Some((turn, said)) = conversation.turns.iter().enumerate().find(|(_, t)| t.expected().is_empty())
+                {
+                    return Err(format!(
+                        "{place} (conversation {:?}), turn {} ({:?}) names no `intent`",
+                        conversation.conversation,
+                        turn + 1,
+                        said.say
+                    ));
+                }
+                corpus.conversations.push(conversation);
+            }
         }
     }
     Ok(corpus)
@@ -75,13 +131,13 @@ impl Outcome {
     }
 }
 
-/// Runs every message through the engine's understanding (rules only: no model is configured
-/// here, whatever the environment says).
-pub async fn evaluate(config: Arc<CompiledConfig>, corpus: Vec<Utterance>) -> Report {
+/// Runs every message through the engine's understanding, and every conversation through
+/// whole turns (rules only: no model is configured here, whatever the environment says).
+pub async fn evaluate(config: Arc<CompiledConfig>, corpus: Corpus) -> Report {
     let sessions = Arc::new(MemoryStore::new(SessionLimits::default()));
     let engine = Engine::new(config, Arc::new(SampleBackend), sessions);
-    let mut outcomes = Vec::with_capacity(corpus.len());
-    for utterance in corpus {
+    let mut outcomes = Vec::with_capacity(corpus.messages.len());
+    for utterance in corpus.messages {
         let analysis = engine.analyze(&utterance.say).await;
         let asks_model = engine.would_ask_model(&utterance.say);
         let mut intents: Vec<String> = Vec::new();
@@ -114,13 +170,54 @@ pub async fn evaluate(config: Arc<CompiledConfig>, corpus: Vec<Utterance>) -> Re
         }
         outcomes.push(Outcome { utterance, intents, slots, asks_model });
     }
-    Report { outcomes }
+    let mut conversations = Vec::with_capacity(corpus.conversations.len());
+    for conversation in corpus.conversations {
+        conversations.push((conversation.conversation.clone(), converse(&engine, conversation).await));
+    }
+    Report { outcomes, conversations }
+}
+
+/// A conversation's turns, each as the engine took it in one session: the intent that answered
+/// and the slots its request stood at.
+async fn converse(engine: &Engine, conversation: Conversation) -> Vec<Outcome> {
+    let session = uuid::Uuid::new_v4().to_string();
+    let channel = match conversation.channel.as_deref() {
+        Some("voice") => crate::session::Channel::Voice,
+        _ => crate::session::Channel::Chat,
+    };
+    let mut outcomes = Vec::with_capacity(conversation.turns.len());
+    for utterance in conversation.turns {
+        let turn = crate::engine::Turn {
+            session_id: Some(session.clone()),
+            channel,
+            text: utterance.say.clone(),
+            trace_id: uuid::Uuid::new_v4().to_string(),
+            ..Default::default()
+        };
+        let (intents, slots) = match engine.handle(turn).await {
+            Ok(reply) => {
+                let mut intents = vec![reply.intent];
+                // a question asked of several droplets is one request
+                for joined in &reply.trace.joined {
+                    if !intents.contains(&joined.id) {
+                        intents.push(joined.id.clone());
+                    }
+                }
+                (intents, reply.trace.slots.as_object().cloned().unwrap_or_default())
+            }
+            Err(error) => (vec![format!("error: {error}")], Map::new()),
+        };
+        outcomes.push(Outcome { utterance, intents, slots, asks_model: false });
+    }
+    outcomes
 }
 
 /// The outcomes of a corpus.
 #[derive(Debug, Clone)]
 pub struct Report {
     pub outcomes: Vec<Outcome>,
+    /// Each conversation's name and its turns.
+    pub conversations: Vec<(String, Vec<Outcome>)>,
 }
 
 fn percent(part: usize, whole: usize) -> f64 {
@@ -128,6 +225,17 @@ fn percent(part: usize, whole: usize) -> f64 {
         0.0
     } else {
         100.0 * part as f64 / whole as f64
+    }
+}
+
+/// A message's line: what it was understood as, and what was meant when that differs.
+fn line(o: &Outcome, indent: &str) -> String {
+    let got = format!("{}{}", o.intents.join(" + "), slots_text(&o.slots));
+    if o.right() {
+        format!("{indent}✓ {:?} → {got}\n", o.utterance.say)
+    } else {
+        let meant = format!("{}{}", o.utterance.expected().join(" + "), slots_text(&o.utterance.slots));
+        format!("{indent}✗ {:?} → {got} (meant {meant})\n", o.utterance.say)
     }
 }
 
@@ -140,21 +248,31 @@ fn slots_text(slots: &Map<String, Value>) -> String {
 }
 
 impl Report {
+    /// Every message and every conversation turn.
+    fn all(&self) -> impl Iterator<Item = &Outcome> {
+        self.outcomes.iter().chain(self.conversations.iter().flat_map(|(_, turns)| turns))
+    }
+
     pub fn right(&self) -> usize {
-        self.outcomes.iter().filter(|o| o.right()).count()
+        self.all().filter(|o| o.right()).count()
     }
 
     pub fn intent_right(&self) -> usize {
-        self.outcomes.iter().filter(|o| o.intent_right()).count()
+        self.all().filter(|o| o.intent_right()).count()
+    }
+
+    /// Conversations with every turn right.
+    pub fn conversations_right(&self) -> usize {
+        self.conversations.iter().filter(|(_, turns)| turns.iter().all(Outcome::right)).count()
     }
 
     pub fn asking_model(&self) -> usize {
         self.outcomes.iter().filter(|o| o.asks_model).count()
     }
 
-    /// The share of messages with the right intent(s) and slots, in percent.
+    /// The share of messages and turns with the right intent(s) and slots, in percent.
     pub fn accuracy(&self) -> f64 {
-        percent(self.right(), self.outcomes.len())
+        percent(self.right(), self.all().count())
     }
 
     /// One line per message, in corpus order: what it was understood as, and what was meant
@@ -162,12 +280,13 @@ impl Report {
     pub fn lines(&self) -> String {
         let mut out = String::new();
         for o in &self.outcomes {
-            let got = format!("{}{}", o.intents.join(" + "), slots_text(&o.slots));
-            if o.right() {
-                let _ = writeln!(out, "✓ {:?} → {got}", o.utterance.say);
-            } else {
-                let meant = format!("{}{}", o.utterance.expected().join(" + "), slots_text(&o.utterance.slots));
-                let _ = writeln!(out, "✗ {:?} → {got} (meant {meant})", o.utterance.say);
+            out.push_str(&line(o, ""));
+        }
+        for (name, turns) in &self.conversations {
+            let mark = if turns.iter().all(Outcome::right) { '✓' } else { '✗' };
+            let _ = writeln!(out, "{mark} conversation {name}:");
+            for o in turns {
+                out.push_str(&line(o, "    "));
             }
         }
         out
@@ -175,7 +294,7 @@ impl Report {
 
     /// Accuracy, per-intent figures and where each intent's messages went.
     pub fn summary(&self) -> String {
-        let total = self.outcomes.len();
+        let total = self.all().count();
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -186,9 +305,19 @@ impl Report {
             self.accuracy(),
             self.asking_model()
         );
+        if !self.conversations.is_empty() {
+            let count = self.conversations.len();
+            let _ = writeln!(
+                out,
+                "{count} conversations ({} turns of the messages above): every turn right in {} ({:.1}%)",
+                self.conversations.iter().map(|(_, turns)| turns.len()).sum::<usize>(),
+                self.conversations_right(),
+                percent(self.conversations_right(), count)
+            );
+        }
         // expected intent → (count, right, got intent → count)
         let mut table: BTreeMap<String, (usize, usize, BTreeMap<String, usize>)> = BTreeMap::new();
-        for o in &self.outcomes {
+        for o in self.all() {
             let row = table.entry(o.utterance.expected().join(" + ")).or_default();
             row.0 += 1;
             row.1 += usize::from(o.right());

@@ -536,7 +536,7 @@ async fn the_model_is_asked_only_about_what_the_rules_are_unsure_of() {
     let corpus_file = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/utterances/corpus.yaml");
     let corpus =
         chat_orchestrator::utterances::parse(&std::fs::read_to_string(corpus_file).expect("corpus")).expect("a corpus");
-    let total = corpus.len();
+    let total = corpus.messages.len();
     // every call gets an unsure answer, so each message costs exactly one request
     let fake = Fake::default();
     for _ in 0..total {
@@ -548,7 +548,7 @@ async fn the_model_is_asked_only_about_what_the_rules_are_unsure_of() {
     let engine =
         Engine::new(common::compiled(), Arc::new(SampleBackend), Arc::new(MemoryStore::new(SessionLimits::default())))
             .with_llm(Arc::new(Llm::new(model, Duration::from_secs(5), 2, 0.6)));
-    for utterance in &corpus {
+    for utterance in &corpus.messages {
         engine.analyze(&utterance.say).await;
     }
     let asked = fake.requests().len();

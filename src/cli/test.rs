@@ -32,7 +32,7 @@ pub async fn utterances(config_dir: Option<PathBuf>, file: &Path, accept: bool) 
     let report = crate::utterances::evaluate(Arc::new(config), corpus).await;
     print!("{}", report.summary());
     let lines = report.lines();
-    let wrong: Vec<&str> = lines.lines().filter(|l| l.starts_with('✗')).collect();
+    let wrong: Vec<&str> = lines.lines().filter(|l| l.trim_start().starts_with('✗')).collect();
     if !wrong.is_empty() {
         println!(
             "

@@ -36,6 +36,9 @@ pub const VOCABULARY_SCHEMA: &str = include_str!("../../schemas/vocabulary.schem
 /// `Arc`; a turn uses exactly one version from start to end.
 #[derive(Debug)]
 pub struct CompiledConfig {
+    /// For how many of the user's messages a value they named stays in the conversation's
+    /// focus (`focus.turns` in the vocabulary).
+    pub focus_turns: u32,
     /// Sorted by intent id.
     pub pipelines: Vec<Pipeline>,
     pub resolver: Resolver,

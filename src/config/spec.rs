@@ -72,6 +72,10 @@ pub struct SlotSpec {
     /// Masked wherever the turn is kept (traces, logs, history, missed messages).
     #[serde(default)]
     pub sensitive: bool,
+    /// Whether a follow-up may take the value from what the conversation is about (`None`: on
+    /// for droplet slots, off for the rest).
+    #[serde(default)]
+    pub from_context: Option<bool>,
 }
 
 /// A slot's question: one text for both channels, or one each.
@@ -96,6 +100,34 @@ pub struct VocabularySpec {
     /// not written.
     #[serde(default)]
     pub generic_nouns: Vec<String>,
+    /// How long what the conversation is about stays in mind for a follow-up.
+    #[serde(default)]
+    pub focus: FocusSpec,
+}
+
+/// `focus:` in the vocabulary.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FocusSpec {
+    /// For how many of the user's messages after it a value they named can be meant by a
+    /// follow-up.
+    #[serde(default = "FocusSpec::default_turns")]
+    pub turns: u32,
+}
+
+impl FocusSpec {
+    /// The default when `focus.turns` is not written.
+    pub const DEFAULT_TURNS: u32 = 4;
+
+    fn default_turns() -> u32 {
+        Self::DEFAULT_TURNS
+    }
+}
+
+impl Default for FocusSpec {
+    fn default() -> Self {
+        FocusSpec { turns: Self::DEFAULT_TURNS }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

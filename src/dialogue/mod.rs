@@ -13,9 +13,11 @@
 //! [`Pending`]: crate::session::Pending
 
 pub mod answers;
+pub mod focus;
 pub mod plan;
 pub mod settle;
 
 pub use crate::trace::DialogueState;
+pub use focus::InFocus;
 pub use plan::{model_may_decide, plan, Plan, Planned};
 pub use settle::{settle, Run, Settled, Settling};

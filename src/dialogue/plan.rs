@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::answers::{self, ConsentAnswer};
+use super::focus::{self, InFocus};
 use crate::config::CompiledConfig;
 use crate::intent::{Evidence, Resolution};
 use crate::nlu::answers::YesNo;
@@ -16,10 +17,12 @@ use crate::nlu::Reading;
 use crate::pipeline::{Pipeline, TurnDialogue};
 use crate::session::Pending;
 use crate::slots::fill::Said;
+use crate::slots::SlotKind;
 use crate::steps::Step;
 use crate::trace::{CandidateTrace, IntentSource, IntentTrace};
 
 /// Which pipeline runs, from where, on which words, and why.
+#[derive(Clone)]
 pub struct Plan {
     pub intent: String,
     /// The words this plan reads its slots from, as read once: the whole message, or its
@@ -40,6 +43,25 @@ pub struct Plan {
     pub unread: Vec<String>,
 }
 
+impl Plan {
+    /// A plan that runs `pipeline` from its first step on `reading`, for the reason `why`.
+    pub fn new(pipeline: &Pipeline, reading: Arc<Reading>, why: IntentTrace) -> Plan {
+        Plan {
+            intent: pipeline.intent.clone(),
+            reading,
+            confident: true,
+            start: 0,
+            slots: Map::new(),
+            resumed: false,
+            cleared: None,
+            why,
+            notes: Vec::new(),
+            dialogue: TurnDialogue::default(),
+            unread: Vec::new(),
+        }
+    }
+}
+
 /// The plans for a turn, and the action that waits while they answer something else.
 pub struct Planned {
     pub plans: Vec<Plan>,
@@ -53,15 +75,15 @@ pub struct Planned {
 /// one per request when the message asks for several, and one per droplet when a droplet
 /// question names several. A message that answers something else while an action waits
 /// keeps the action (`Planned::kept`).
-pub fn plan(config: &CompiledConfig, reading: &Arc<Reading>, pending: Option<Pending>) -> Planned {
+pub fn plan(config: &CompiledConfig, reading: &Arc<Reading>, pending: Option<Pending>, focus: &InFocus<'_>) -> Planned {
     let just = |plans: Vec<Plan>| Planned { plans, kept: None };
     let text = reading.text.as_str();
     let Some(pending) = pending else {
-        return just(fresh_plans(config, reading, Vec::new()));
+        return just(fresh_plans(config, reading, Vec::new(), focus));
     };
     let Some(pipeline) = config.pipeline(&pending.intent) else {
         let note = format!("dropped the pending `{}` action: that intent no longer exists", pending.intent);
-        return just(fresh_plans(config, reading, vec![note]));
+        return just(fresh_plans(config, reading, vec![note], focus));
     };
     if let Some(interrupt) = config.resolver.resolve_interrupt(reading) {
         let cleared = json!({"intent": pipeline.intent, "description": pipeline.description});
@@ -72,31 +94,34 @@ pub fn plan(config: &CompiledConfig, reading: &Arc<Reading>, pending: Option<Pen
     match step {
         Some(Step::Extract(extract)) => {
             let analyzer = config.resolver.analyzer();
-            let bare = pending
-                .asking
-                .as_deref()
-                .and_then(|name| pipeline.slot(name))
-                .is_some_and(|slot| answers::is_bare_answer(slot, text, &config.catalogue));
+            let asked = pending.asking.as_deref().and_then(|name| pipeline.slot(name));
+            // "status of the registry" at "Which droplet do you mean?" is a question of its own
+            if asked.is_some_and(|slot| slot.kind != SlotKind::String)
+                && asks_on_its_own(config, &pending.intent, reading)
+            {
+                return Planned { plans: fresh_plans(config, reading, Vec::new(), focus), kept: Some(pending) };
+            }
+            let bare = asked.is_some_and(|slot| answers::is_bare_answer(slot, text, &config.catalogue));
             if !bare
                 && !extract.reader(pipeline, &config.catalogue, analyzer).answers(reading)
                 && is_digression(config, &pending.intent, reading)
             {
-                return Planned { plans: fresh_plans(config, reading, Vec::new()), kept: Some(pending) };
+                return Planned { plans: fresh_plans(config, reading, Vec::new(), focus), kept: Some(pending) };
             }
             just(vec![resumed_plan(pipeline, pending.step, pending.slots, reading.clone(), waiting, Vec::new())])
         }
-        Some(Step::Confirm(_)) => answer_to_consent(config, pipeline, pending, reading, waiting),
+        Some(Step::Confirm(_)) => answer_to_consent(config, pipeline, pending, reading, waiting, focus),
         _ => {
             let note =
                 format!("dropped the pending `{}` action: its pipeline changed since the question", pending.intent);
-            just(fresh_plans(config, reading, vec![note]))
+            just(fresh_plans(config, reading, vec![note], focus))
         }
     }
 }
 
 /// The plans for a message that starts something new: one per request it makes, and one
 /// per droplet when a droplet question names several.
-fn fresh_plans(config: &CompiledConfig, reading: &Arc<Reading>, notes: Vec<String>) -> Vec<Plan> {
+fn fresh_plans(config: &CompiledConfig, reading: &Arc<Reading>, notes: Vec<String>, focus: &InFocus<'_>) -> Vec<Plan> {
     let parts = config.resolver.resolve_parts(&reading.text);
     let plans: Vec<Plan> = if parts.is_empty() {
         vec![fresh_plan(config, config.resolver.resolve_reading(reading), reading.clone(), notes, None)]
@@ -113,6 +138,7 @@ fn fresh_plans(config: &CompiledConfig, reading: &Arc<Reading>, notes: Vec<Strin
             })
             .collect()
     };
+    let plans = focus::follow_up(config, reading, plans, focus);
     plans.into_iter().flat_map(|plan| per_droplet(config, plan)).collect()
 }
 
@@ -125,6 +151,7 @@ fn answer_to_consent(
     pending: Pending,
     reading: &Arc<Reading>,
     waiting: TurnDialogue,
+    focus: &InFocus<'_>,
 ) -> Planned {
     let text = reading.text.as_str();
     let just = |plan: Plan| Planned { plans: vec![plan], kept: None };
@@ -156,8 +183,8 @@ fn answer_to_consent(
                 _ => just(resumed_plan(pipeline, pending.step, slots, reading.clone(), dialogue, notes)),
             }
         }
-        ConsentAnswer::Unclear if is_digression(config, &pending.intent, reading) => {
-            Planned { plans: fresh_plans(config, reading, Vec::new()), kept: Some(pending) }
+        ConsentAnswer::Unclear if is_digression(config, &pending.intent, reading) || focus.follows_up(reading) => {
+            Planned { plans: fresh_plans(config, reading, Vec::new(), focus), kept: Some(pending) }
         }
         ConsentAnswer::Unclear => {
             let dialogue = TurnDialogue { unclear: true, ..waiting };
@@ -275,6 +302,29 @@ fn is_digression(config: &CompiledConfig, waiting: &str, reading: &Reading) -> b
         && other.intent != config.resolver.fallback()
         && !asked_for.interrupts
         && (other.evidence == Some(Evidence::Pattern) || (other.confident && !pleasantry))
+}
+
+/// Whether, while a question waits for a value, the message is a request of its own: it says
+/// what it wants in words of its own (not just a value), resolves confidently to another intent,
+/// and gives what that intent needs. It is answered, and the question waits.
+fn asks_on_its_own(config: &CompiledConfig, waiting: &str, reading: &Arc<Reading>) -> bool {
+    if focus::names_only_values(reading) {
+        return false;
+    }
+    let other = config.resolver.resolve_reading(reading);
+    let Some(asked_for) = config.pipeline(&other.intent) else { return false };
+    let pleasantry = asked_for.steps.iter().all(|s| matches!(s.step, Step::Format(_)));
+    if other.intent == waiting || other.intent == config.resolver.fallback() || asked_for.interrupts || pleasantry {
+        return false;
+    }
+    if !other.confident {
+        return false;
+    }
+    asked_for.first_extract().is_none_or(|extract| {
+        let mut probe = Map::new();
+        let reader = extract.reader(asked_for, &config.catalogue, config.resolver.analyzer());
+        reader.fill(reading, Said::Fresh, &mut probe).missing.is_empty()
+    })
 }
 
 /// The model is asked only about one fresh request the rules were not sure of: not about an

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::backend::DropletBackend;
 use crate::config::CompiledConfig;
-use crate::dialogue::{self, model_may_decide, Plan, Planned, Run, Settled, Settling};
+use crate::dialogue::{self, model_may_decide, InFocus, Plan, Planned, Run, Settled, Settling};
 use crate::llm::{Llm, Speaker};
 use crate::nlu::Reading;
 use crate::pipeline::{RunEnv, TurnDialogue, TurnState};
@@ -343,7 +343,9 @@ impl Engine {
 
         // the message is read once (words, typos, numbers, droplets) and every reader starts from it
         let reading = Arc::new(config.resolver.analyzer().read(&turn.text));
-        let Planned { plans, kept } = dialogue::plan(config, &reading, previous.clone());
+        let focus = lease.session().focus.clone();
+        let in_focus = InFocus::new(&focus, lease.session().turns, config.focus_turns);
+        let Planned { plans, kept } = dialogue::plan(config, &reading, previous.clone(), &in_focus);
         let rules_unsure = plans.iter().any(|p| !p.confident && p.why.source == IntentSource::Rules);
         let understood = self.understand(config, plans, &reading, history).await;
         let llm_status = understood.status;
@@ -375,6 +377,7 @@ impl Engine {
             return Err(TurnError::UnknownIntent(String::new()));
         };
         settled.state.trace.llm.splice(0..0, understood.calls);
+        dialogue::focus::remember(config, &settled, &reading, lease.session());
         let said = journal.secrets.mask(&turn.text);
         let reply = self.reply(config, lease.session(), &turn, settled, &unread, &journal, &session_id, &said);
         lease.commit().await?;
@@ -400,6 +403,7 @@ impl Engine {
     fn open_turn(&self, session: &mut Session, turn: &Turn) -> Vec<(Speaker, String)> {
         session.channel = turn.channel;
         session.metadata.extend(turn.metadata.clone());
+        session.turns += 1;
         let history = session
             .history
             .iter()
@@ -651,7 +655,7 @@ impl Engine {
         let runtime = self.runtime();
         let config = &runtime.config;
         let reading = Arc::new(config.resolver.analyzer().read(text));
-        let plans = dialogue::plan(config, &reading, None).plans;
+        let plans = dialogue::plan(config, &reading, None, &InFocus::none()).plans;
         let understood = self.understand(config, plans, &reading, Vec::new()).await;
         let intents = understood
             .plans
@@ -675,7 +679,7 @@ impl Engine {
     pub fn would_ask_model(&self, text: &str) -> bool {
         let runtime = self.runtime();
         let reading = Arc::new(runtime.config.resolver.analyzer().read(text));
-        model_may_decide(&dialogue::plan(&runtime.config, &reading, None).plans)
+        model_may_decide(&dialogue::plan(&runtime.config, &reading, None, &InFocus::none()).plans)
     }
 
     /// When no rule decided (and nothing was pending), asks the language model to choose among

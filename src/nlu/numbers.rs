@@ -90,6 +90,14 @@ pub fn find(words: &[Word]) -> Vec<Found> {
             if text.len() == 1 && Lexicon::english().indefinite_articles.contains(&text[0].text) {
                 continue;
             }
+            // "that one", "the other one": a pronoun, not the number 1
+            let before = (from + occurrence.start).checked_sub(1).and_then(|i| words.get(i));
+            if text.len() == 1
+                && Lexicon::english().pronoun_ones.contains(&text[0].text)
+                && before.is_some_and(|w| Lexicon::english().pointing_words.contains(&w.text))
+            {
+                continue;
+            }
             out.push(Found {
                 first: from + occurrence.start,
                 end: from + occurrence.end,
@@ -185,6 +193,15 @@ pub fn parse(text: &str) -> Option<Found> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn one_after_a_pointing_word_is_a_pronoun() {
+        let values = |text: &str| find(&crate::nlu::text::words(text)).iter().map(|f| f.value).collect::<Vec<f64>>();
+        assert!(values("remove that one").is_empty());
+        assert!(values("the other one please").is_empty());
+        assert_eq!(values("priority one"), vec![1.0]);
+        assert_eq!(values("one hundred and one"), vec![101.0]);
+    }
     use super::*;
     use crate::nlu::text::words;
 

@@ -35,6 +35,8 @@ pub struct Vocabulary {
     /// The canonical terms as written, for typo correction and `explain`.
     terms: Vec<String>,
     nouns: MeshNouns,
+    /// For how many of the user's messages a value they named stays in the conversation's focus.
+    focus_turns: u32,
 }
 
 impl Vocabulary {
@@ -103,7 +105,7 @@ impl Vocabulary {
             return Err(problems);
         }
         phrases.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-        Ok(Vocabulary { phrases, terms, nouns: MeshNouns::default() })
+        Ok(Vocabulary { phrases, terms, nouns: MeshNouns::default(), focus_turns: 0 })
     }
 
     /// A vocabulary from literal pairs, stemmed like the analyzer does (for tests).
@@ -124,6 +126,17 @@ impl Vocabulary {
     pub fn with_nouns(mut self, nouns: MeshNouns) -> Self {
         self.nouns = nouns;
         self
+    }
+
+    /// Sets for how many of the user's messages a named value stays in focus.
+    pub fn with_focus_turns(mut self, turns: u32) -> Self {
+        self.focus_turns = turns;
+        self
+    }
+
+    /// For how many of the user's messages a value they named stays in the conversation's focus.
+    pub fn focus_turns(&self) -> u32 {
+        self.focus_turns
     }
 
     /// The mesh's nouns.

@@ -113,6 +113,47 @@ pub struct Session {
     /// reply again instead of running twice.
     #[serde(default)]
     pub answered: VecDeque<AnsweredRequest>,
+    /// How many messages the user has sent in this session (the focus counts its age in them).
+    #[serde(default)]
+    pub turns: u64,
+    /// What the conversation is about, for follow-ups.
+    #[serde(default, skip_serializing_if = "Focus::is_empty")]
+    pub focus: Focus,
+}
+
+/// What the conversation is about, for follow-ups ("and the deck?", "is it up?"): the last
+/// request answered and the values the user named, each with the turn it came from. Sensitive
+/// values never enter it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Focus {
+    /// The last request answered that takes a value a follow-up can change.
+    #[serde(default)]
+    pub intent: Option<String>,
+    /// The user's turn that request came from.
+    #[serde(default)]
+    pub intent_turn: u64,
+    /// The values named, most recent first, one per slot name.
+    #[serde(default)]
+    pub values: Vec<FocusValue>,
+}
+
+impl Focus {
+    pub fn is_empty(&self) -> bool {
+        self.intent.is_none() && self.values.is_empty()
+    }
+}
+
+/// A value the user named.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FocusValue {
+    /// The slot it filled.
+    pub slot: String,
+    /// The slot's type (`droplet`, `integer`, …): a follow-up's slot of another name but the
+    /// same type may take a droplet.
+    pub kind: String,
+    pub value: serde_json::Value,
+    /// The user's turn it was named in.
+    pub turn: u64,
 }
 
 /// Request ids remembered per session.

@@ -152,9 +152,11 @@ impl<'a> Compiler<'a> {
                     .flat_map(|p| p.slots.iter().flat_map(|s| s.phrases.iter().map(|f| f.written.as_str()))),
             )
             .collect();
+        let focus_turns = vocabulary.focus_turns();
         let analyzer = Arc::new(Analyzer::new(&catalogue, vocabulary, known.into_iter()));
         let resolver = Resolver::new(rules, fallback, analyzer);
         CompiledConfig {
+            focus_turns,
             classifier,
             warnings: std::mem::take(&mut self.warnings),
             resolver,

@@ -51,6 +51,7 @@ impl Compiler<'_> {
             examples: spec.examples.clone(),
             fallback: spec.fallback,
             interrupts: spec.interrupts,
+            changes_state: changes_state(spec, catalogue),
             listed: spec.listed,
             slots,
             parser,
@@ -177,11 +178,7 @@ impl Compiler<'_> {
             confirmed |= step.confirm.is_some();
             let Some(query) = &step.query else { continue };
             for (suffix, call) in query.calls() {
-                let method = call.method.clone().or_else(|| {
-                    catalogue.droplets.iter().find_map(|d| d.endpoint(&call.endpoint).map(|e| e.method.clone()))
-                });
-                let changes = method.is_some_and(|m| !m.eq_ignore_ascii_case("GET"));
-                if changes && !confirmed && !call.without_consent {
+                if call_changes_state(call, catalogue) && !confirmed && !call.without_consent {
                     self.warnings.push(
                         Diagnostic::new(
                             Code::NoConsent,
@@ -302,4 +299,21 @@ fn legacy_fingerprint(text: &str) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut hasher);
     hasher.finish()
+}
+
+/// Whether a call changes something (its method, or its endpoint's, is not GET).
+fn call_changes_state(call: &crate::config::spec::CallSpec, catalogue: &Catalogue) -> bool {
+    let method = call
+        .method
+        .clone()
+        .or_else(|| catalogue.droplets.iter().find_map(|d| d.endpoint(&call.endpoint).map(|e| e.method.clone())));
+    method.is_some_and(|m| !m.eq_ignore_ascii_case("GET"))
+}
+
+/// Whether any of the pipeline's calls changes something: a follow-up never repeats it silently.
+fn changes_state(spec: &PipelineSpec, catalogue: &Catalogue) -> bool {
+    spec.steps
+        .iter()
+        .filter_map(|step| step.query.as_ref())
+        .any(|query| query.calls().iter().any(|(_, call)| call_changes_state(call, catalogue)))
 }

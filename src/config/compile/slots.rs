@@ -49,9 +49,12 @@ impl Compiler<'_> {
                 QuestionSpec::Channels { chat, voice } => (chat.clone(), voice.clone()),
             });
             match SlotDef::new(name, kind, &slot.prompt, slot.example.clone(), &slot.aliases, slot.schema.as_ref()) {
-                Ok(def) => {
-                    slots.push(def.with_phrases(declared).with_question(question).with_sensitive(slot.sensitive))
-                }
+                Ok(def) => slots.push(
+                    def.with_phrases(declared)
+                        .with_question(question)
+                        .with_sensitive(slot.sensitive)
+                        .with_from_context(slot.from_context),
+                ),
                 Err(error) => self.report(
                     Diagnostic::new(
                         Code::SlotSchema,

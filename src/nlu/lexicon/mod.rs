@@ -135,6 +135,22 @@ pub struct Lexicon {
     /// Words about the action after a yes or a no at a read-back ("yes, proceed with the
     /// removal"). Read by `dialogue::answers`.
     pub about_the_action: Words,
+    /// Words that stand for a thing rather than a count after a pointing word ("that *one*"):
+    /// never read as a number there. Read by `numbers::find`.
+    pub pronoun_ones: Words,
+    /// Words that point at a thing ("*that* one", "*the other* one", "*which* one"). Read by
+    /// `numbers::find`.
+    pub pointing_words: Words,
+    /// Words that say a message goes on from what was said before ("*and* the deck?", "*what
+    /// about* 14", "*same for* the registry", "the dashboard *too*"). Read by `dialogue::focus`.
+    pub follow_up_markers: Words,
+    /// The markers that also close a follow-up ("the deck *too*"); "right *now*" does not.
+    /// Read by `dialogue::focus`.
+    pub follow_up_closers: Words,
+    /// Words a follow-up wraps around the value it names, besides its markers and the fillers
+    /// ("*sorry, I meant* the deck", "*no, not that one,* the dashboard"): a message of only
+    /// these and values asks the last request again. Read by `dialogue::focus`.
+    pub follow_up_words: Words,
     /// Common words of the language, never taken for typos ("last" is not "list").
     #[serde(skip)]
     common_words: HashSet<&'static str>,

@@ -1,0 +1,332 @@
+//! Follow-ups: a message read in the light of what the conversation is about.
+//!
+//! The session keeps a [`Focus`]: the last request answered that takes a value, and the values
+//! the user named, each with the turn it came from; a value is in focus for the configuration's
+//! `focus.turns` of the user's messages after it. With it, and no model:
+//!
+//! - a message that names only a new value and follow-up words ("and the orchestrator?", "what
+//!   about 14", "sorry, I meant the dashboard", "back to the deck") asks the last request again
+//!   with that value ([`IntentSource::FollowUp`]), when that request changes nothing;
+//! - a request that leaves a `from_context` slot open ("is it up?", "which endpoints has it
+//!   got", "endpoints?") takes the value in focus of the slot's type, noted as `droplet ← focus,
+//!   turn 3`; a state-changing request takes one only when it reads its values back first;
+//! - a message of that shape with nothing in focus ("and 6?" as a first message) makes no sense
+//!   alone, so it goes to the fallback instead of being guessed at.
+//!
+//! Sensitive values never enter the focus.
+
+use std::sync::Arc;
+
+use serde_json::Map;
+
+use super::plan::Plan;
+use crate::config::CompiledConfig;
+use crate::nlu::{Lexicon, Reading};
+use crate::pipeline::Pipeline;
+use crate::session::{Focus, FocusValue, Session};
+use crate::slots::fill::Said;
+use crate::steps::Step;
+use crate::trace::{IntentSource, IntentTrace};
+
+/// The focus as of this turn: what is still fresh enough to be meant.
+pub struct InFocus<'a> {
+    focus: &'a Focus,
+    /// This message's turn number.
+    turn: u64,
+    /// For how many turns a value stays in focus.
+    keep: u64,
+}
+
+impl<'a> InFocus<'a> {
+    pub fn new(focus: &'a Focus, turn: u64, keep: u32) -> Self {
+        InFocus { focus, turn, keep: u64::from(keep) }
+    }
+
+    /// Nothing in focus (a first message, follow-ups turned off).
+    pub fn none() -> InFocus<'static> {
+        static EMPTY: Focus = Focus { intent: None, intent_turn: 0, values: Vec::new() };
+        InFocus { focus: &EMPTY, turn: 0, keep: 0 }
+    }
+
+    fn fresh(&self, turn: u64) -> bool {
+        self.turn > turn && self.turn - turn <= self.keep
+    }
+
+    /// The last request answered, while it is fresh.
+    fn intent(&self) -> Option<(&'a str, u64)> {
+        let intent = self.focus.intent.as_deref()?;
+        self.fresh(self.focus.intent_turn).then_some((intent, self.focus.intent_turn))
+    }
+
+    /// Whether the message names only a new value for the last request ("now the dashboard"):
+    /// at a read-back that is another request, not an answer.
+    pub(super) fn follows_up(&self, reading: &Reading) -> bool {
+        self.intent().is_some() && names_only_values(reading)
+    }
+
+    /// The freshest value for a slot of this name and type (or, for a droplet, any droplet).
+    fn value_for(&self, name: &str, kind: &str) -> Option<&'a FocusValue> {
+        self.focus
+            .values
+            .iter()
+            .filter(|v| self.fresh(v.turn) && v.kind == kind)
+            .find(|v| v.slot == name || kind == crate::slots::SlotKind::Droplet.as_str())
+    }
+}
+
+/// The plans for a fresh message, read as a follow-up where it is one.
+pub fn follow_up(config: &CompiledConfig, reading: &Arc<Reading>, plans: Vec<Plan>, focus: &InFocus<'_>) -> Vec<Plan> {
+    let [only] = plans.as_slice() else { return plans };
+    if names_only_values(reading) {
+        let repeated = focus.intent().and_then(|(intent, turn)| repeat(config, reading, intent, turn));
+        match repeated {
+            Some(plan) => return vec![plan],
+            // "and 6?" with nothing to go on: no guess at what it continues
+            None if has_marker(reading) && only.intent != config.resolver.fallback() => {
+                return vec![nothing_to_follow(config, reading, only)];
+            }
+            None => {}
+        }
+    }
+    plans.into_iter().map(|plan| with_focus_values(config, plan, focus)).collect()
+}
+
+/// Whether the message is only values (droplets, numbers) and the words a follow-up wraps around
+/// them ("and the deck?", "what about 14", "sorry, I meant the dashboard"): nothing of its own
+/// says what is wanted.
+pub(super) fn names_only_values(reading: &Reading) -> bool {
+    if reading.droplets.is_empty() && reading.numbers.is_empty() {
+        return false;
+    }
+    let english = Lexicon::english();
+    let mut covered = vec![false; reading.words.len()];
+    let mut cover = |first: usize, end: usize| covered.iter_mut().take(end).skip(first).for_each(|c| *c = true);
+    for (first, end, _) in &reading.droplets {
+        cover(*first, *end);
+    }
+    for number in &reading.numbers {
+        cover(number.first, number.end);
+    }
+    for (first, end) in markers(reading) {
+        cover(first, end);
+    }
+    reading.words.iter().zip(&covered).all(|(word, covered)| {
+        *covered || english.fillers.contains(&word.text) || english.follow_up_words.contains(&word.text)
+    })
+}
+
+/// Where follow-up markers stand in the message, as word ranges.
+fn markers(reading: &Reading) -> Vec<(usize, usize)> {
+    let words: Vec<&str> = reading.words.iter().map(|w| w.text.as_str()).collect();
+    let mut found = Vec::new();
+    for marker in Lexicon::english().follow_up_markers.iter() {
+        let marker: Vec<&str> = marker.split(' ').collect();
+        for (first, window) in words.windows(marker.len()).enumerate() {
+            if window == marker.as_slice() {
+                found.push((first, first + marker.len()));
+            }
+        }
+    }
+    found
+}
+
+/// Whether the message says it goes on from something said before: it opens with a follow-up
+/// marker ("and …", "ok, what about …") or ends with one ("… too", "… instead").
+fn has_marker(reading: &Reading) -> bool {
+    let english = Lexicon::english();
+    let opening = reading
+        .words
+        .iter()
+        .position(|w| !english.fillers.contains(&w.text) && !english.follow_up_words.contains(&w.text))
+        .unwrap_or(reading.words.len());
+    let closes = |first: usize, end: usize| {
+        let marker: Vec<&str> = reading.words[first..end].iter().map(|w| w.text.as_str()).collect();
+        end == reading.words.len() && english.follow_up_closers.contains(&marker.join(" "))
+    };
+    markers(reading).iter().any(|(first, end)| {
+        let before_only_wrapping = reading.words[..*first]
+            .iter()
+            .all(|w| english.fillers.contains(&w.text) || english.follow_up_words.contains(&w.text));
+        (before_only_wrapping && *first <= opening) || closes(*first, *end)
+    })
+}
+
+/// The last request again, on this message's value, when it changes nothing and has a slot the
+/// message fills.
+fn repeat(config: &CompiledConfig, reading: &Arc<Reading>, intent: &str, turn: u64) -> Option<Plan> {
+    let pipeline = config.pipeline(intent).filter(|p| !p.changes_state)?;
+    let extract = pipeline.first_extract()?;
+    let mut probe = Map::new();
+    let filled =
+        extract.reader(pipeline, &config.catalogue, config.resolver.analyzer()).fill(reading, Said::Fresh, &mut probe);
+    if probe.is_empty() && filled.errors.is_empty() {
+        return None;
+    }
+    let why = IntentTrace {
+        id: pipeline.intent.clone(),
+        source: IntentSource::FollowUp,
+        score: 1.0,
+        reason: format!("a follow-up naming only a new value: the request of turn {turn} (`{intent}`) again"),
+        runner_up: None,
+    };
+    Some(Plan::new(pipeline, reading.clone(), why))
+}
+
+/// The fallback for a follow-up with nothing in focus to follow.
+fn nothing_to_follow(config: &CompiledConfig, reading: &Arc<Reading>, guessed: &Plan) -> Plan {
+    let fallback = config.resolver.fallback();
+    let why = IntentTrace {
+        id: fallback.to_owned(),
+        source: IntentSource::Fallback,
+        score: 0.0,
+        reason: format!(
+            "a follow-up (\"{}\") with nothing said before to follow; not guessed as `{}`",
+            reading.text.trim(),
+            guessed.intent
+        ),
+        runner_up: None,
+    };
+    match config.pipeline(fallback) {
+        Some(pipeline) => Plan::new(pipeline, reading.clone(), why),
+        None => Plan { why, ..guessed.clone() },
+    }
+}
+
+/// A plan whose `from_context` slots the message leaves open takes the values in focus.
+fn with_focus_values(config: &CompiledConfig, mut plan: Plan, focus: &InFocus<'_>) -> Plan {
+    if !focus.focus.values.iter().any(|v| focus.fresh(v.turn)) {
+        return plan;
+    }
+    let Some(pipeline) = config.pipeline(&plan.intent) else { return plan };
+    let Some(extract) = pipeline.first_extract() else { return plan };
+    // a value from the focus goes into a command only where the command reads it back first
+    if pipeline.changes_state && !reads_back(pipeline) {
+        return plan;
+    }
+    let reader = extract.reader(pipeline, &config.catalogue, config.resolver.analyzer());
+    let mut said = plan.slots.clone();
+    reader.fill(&plan.reading, Said::Fresh, &mut said);
+    for slot in reader.wanted().filter(|s| s.from_context && !s.sensitive && !said.contains_key(&s.name)) {
+        if let Some(value) = focus.value_for(&slot.name, slot.kind.as_str()) {
+            plan.slots.insert(slot.name.clone(), value.value.clone());
+            plan.notes.push(format!("{} ← focus, turn {}", slot.name, value.turn));
+        }
+    }
+    plan
+}
+
+/// Whether a `confirm` step reads the values back before the pipeline's calls.
+fn reads_back(pipeline: &Pipeline) -> bool {
+    let first_query = pipeline.steps.iter().position(|s| matches!(s.step, Step::Query(_)));
+    let confirm = pipeline.steps.iter().position(|s| matches!(s.step, Step::Confirm(_)));
+    matches!((confirm, first_query), (Some(c), Some(q)) if c < q) || (confirm.is_some() && first_query.is_none())
+}
+
+/// Keeps what the conversation is about after a turn: the request it answered (unless it is
+/// still asking for it) and the values named, the droplets the message named included ("how's
+/// onboarding going" names the Onboarding droplet, though that intent takes none).
+pub fn remember(config: &CompiledConfig, settled: &super::Settled, reading: &Reading, session: &mut Session) {
+    let asking = settled.pending.as_ref().is_some_and(|p| p.intent == settled.intent);
+    let Some(pipeline) = config.pipeline(&settled.intent).filter(|p| !asking && !p.fallback) else { return };
+    let turn = session.turns;
+    let mut named: Vec<FocusValue> = pipeline
+        .slots
+        .iter()
+        .filter(|slot| slot.from_context && !slot.sensitive)
+        .filter_map(|slot| {
+            let value = settled.state.slots.get(&slot.name)?;
+            Some(FocusValue {
+                slot: slot.name.clone(),
+                kind: slot.kind.as_str().to_owned(),
+                value: value.clone(),
+                turn,
+            })
+        })
+        .collect();
+    let droplet = crate::slots::SlotKind::Droplet.as_str();
+    if !named.iter().any(|v| v.kind == droplet) {
+        if let Some((_, _, id)) = reading.droplets.first() {
+            named.push(FocusValue { slot: droplet.to_owned(), kind: droplet.to_owned(), value: (*id).into(), turn });
+        }
+    }
+    let focus = &mut session.focus;
+    if !pipeline.changes_state && pipeline.first_extract().is_some() {
+        focus.intent = Some(pipeline.intent.clone());
+        focus.intent_turn = turn;
+    }
+    let keep = u64::from(config.focus_turns);
+    // a newer droplet replaces the one before, whatever slot it came in
+    focus.values.retain(|old| {
+        let replaced = named.iter().any(|new| new.slot == old.slot || (new.kind == droplet && old.kind == droplet));
+        !replaced && turn.saturating_sub(old.turn) <= keep
+    });
+    for value in named.into_iter().rev() {
+        focus.values.insert(0, value);
+    }
+    // the slots a configuration has bound how many values are worth keeping
+    focus.values.truncate(8);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::{Catalogue, Droplet};
+    use crate::nlu::vocabulary::{MeshNouns, Vocabulary};
+    use crate::nlu::Analyzer;
+
+    fn analyzer() -> Analyzer {
+        let droplet = |id, key: &str, name: &str, aliases: &[&str]| Droplet {
+            id,
+            key: key.into(),
+            name: name.into(),
+            purpose: String::new(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            alias_ids: vec![],
+            endpoints: vec![],
+        };
+        let catalogue = Catalogue::new(vec![
+            droplet(1, "registry", "Registry", &["the registry"]),
+            droplet(14, "visibility_deck", "Visibility Deck", &["deck"]),
+        ]);
+        let nouns = MeshNouns { droplet_words: vec!["droplet".into()], generic_nouns: vec![] };
+        Analyzer::new(&catalogue, Vocabulary::default().with_nouns(nouns), ["show me the status"].into_iter())
+    }
+
+    #[test]
+    fn a_message_of_values_and_follow_up_words_names_only_values() {
+        let analyzer = analyzer();
+        for said in
+            ["and the deck?", "what about droplet 14", "how about 10", "sorry, I meant the registry", "deck too"]
+        {
+            assert!(names_only_values(&analyzer.read(said)), "{said}");
+        }
+        for said in ["status of the deck", "what's on the deck right now", "is it up?", "what endpoints are there"] {
+            assert!(!names_only_values(&analyzer.read(said)), "{said}");
+        }
+    }
+
+    #[test]
+    fn a_follow_up_marker_opens_or_closes_the_message() {
+        let analyzer = analyzer();
+        for said in ["and 6?", "ok what about the deck", "the registry too", "now the deck"] {
+            assert!(has_marker(&analyzer.read(said)), "{said}");
+        }
+        for said in ["the deck", "what's on the deck right now", "16"] {
+            assert!(!has_marker(&analyzer.read(said)), "{said}");
+        }
+    }
+
+    #[test]
+    fn a_value_stays_in_focus_for_the_turns_set() {
+        let focus = Focus {
+            intent: Some("droplet_status".into()),
+            intent_turn: 3,
+            values: vec![FocusValue { slot: "droplet".into(), kind: "droplet".into(), value: 14.into(), turn: 3 }],
+        };
+        assert!(InFocus::new(&focus, 4, 2).intent().is_some());
+        assert!(InFocus::new(&focus, 5, 2).value_for("target", "droplet").is_some(), "any droplet slot takes it");
+        assert!(InFocus::new(&focus, 6, 2).intent().is_none(), "older than two turns");
+        assert!(InFocus::new(&focus, 4, 0).value_for("droplet", "droplet").is_none(), "0 turns: follow-ups off");
+        assert!(InFocus::new(&focus, 4, 2).value_for("id", "integer").is_none(), "a droplet is no id");
+    }
+}
