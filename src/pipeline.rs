@@ -162,6 +162,9 @@ pub struct TurnState {
     pub preview_other_channel: bool,
     pub other_channel_text: Option<String>,
     pub dialogue: TurnDialogue,
+    /// Where the slots the run started with came from (`earlier`, `focus, turn 3`); the rest are
+    /// `said` or `asked` (see `TurnTrace::slot_sources`).
+    pub sources: std::collections::BTreeMap<String, String>,
     /// Every droplet call made, with its answer as it came (for the turn journal).
     pub answers: Vec<crate::session::RecordedCall>,
 }

@@ -12,6 +12,10 @@ pub struct TurnTrace {
     pub intent: IntentTrace,
     /// Slot values known at the end of the turn.
     pub slots: serde_json::Value,
+    /// Where each of those values came from: `said` (in this message), `asked` (the answer to the
+    /// question for it), `earlier` (given in an earlier turn of the same action) or `focus, turn
+    /// N` (what the conversation was about: "is it up?" after "status of the deck").
+    pub slot_sources: std::collections::BTreeMap<String, String>,
     /// Every step of the pipeline that was considered, in order.
     pub steps: Vec<StepTrace>,
     /// Every droplet call made during the turn.

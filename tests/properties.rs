@@ -60,6 +60,26 @@ proptest! {
     }
 
     #[test]
+    fn planning_any_text_against_a_focus_never_panics_and_names_known_intents(text in "\\PC{0,300}") {
+        let config = common::compiled();
+        let focus = chat_orchestrator::session::Focus {
+            intent: Some("droplet_endpoints".to_owned()),
+            intent_turn: 3,
+            values: vec![chat_orchestrator::session::FocusValue {
+                slot: "droplet".to_owned(),
+                kind: "droplet".to_owned(),
+                value: serde_json::json!(14),
+                turn: 3,
+            }],
+        };
+        let reading = std::sync::Arc::new(config.resolver.analyzer().read(&text));
+        let in_focus = chat_orchestrator::dialogue::InFocus::new(&focus, 4, 4);
+        for plan in chat_orchestrator::dialogue::plan(&config, &reading, None, &in_focus).plans {
+            prop_assert!(config.pipeline(&plan.intent).is_some(), "{:?} → {}", text, plan.intent);
+        }
+    }
+
+    #[test]
     fn numbers_are_read_from_any_text_without_panicking(text in "\\PC{0,300}") {
         let words = chat_orchestrator::nlu::text::words(&text);
         for found in chat_orchestrator::nlu::numbers::find(&words) {

@@ -1706,6 +1706,7 @@ mod tests {
             preview_other_channel: false,
             other_channel_text: None,
             dialogue: TurnDialogue::default(),
+            sources: Default::default(),
             answers: Vec::new(),
         };
         step.run(pipeline, &env, &mut state).await.expect("the query step runs");

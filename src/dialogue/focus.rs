@@ -209,6 +209,7 @@ fn with_focus_values(config: &CompiledConfig, mut plan: Plan, focus: &InFocus<'_
     for slot in reader.wanted().filter(|s| s.from_context && !s.sensitive && !said.contains_key(&s.name)) {
         if let Some(value) = focus.value_for(&slot.name, slot.kind.as_str()) {
             plan.slots.insert(slot.name.clone(), value.value.clone());
+            plan.sources.insert(slot.name.clone(), format!("focus, turn {}", value.turn));
             plan.notes.push(format!("{} ← focus, turn {}", slot.name, value.turn));
         }
     }

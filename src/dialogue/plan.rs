@@ -41,6 +41,8 @@ pub struct Plan {
     pub dialogue: TurnDialogue,
     /// Parts of the message no intent reads, to be said after the replies.
     pub unread: Vec<String>,
+    /// Where the slots it starts with came from (`earlier`, `focus, turn 3`).
+    pub sources: std::collections::BTreeMap<String, String>,
 }
 
 impl Plan {
@@ -58,6 +60,7 @@ impl Plan {
             notes: Vec::new(),
             dialogue: TurnDialogue::default(),
             unread: Vec::new(),
+            sources: Default::default(),
         }
     }
 }
@@ -108,7 +111,15 @@ pub fn plan(config: &CompiledConfig, reading: &Arc<Reading>, pending: Option<Pen
             {
                 return Planned { plans: fresh_plans(config, reading, Vec::new(), focus), kept: Some(pending) };
             }
-            just(vec![resumed_plan(pipeline, pending.step, pending.slots, reading.clone(), waiting, Vec::new())])
+            just(vec![resumed_plan(
+                pipeline,
+                pending.step,
+                &pending.slots,
+                pending.slots.clone(),
+                reading.clone(),
+                waiting,
+                Vec::new(),
+            )])
         }
         Some(Step::Confirm(_)) => answer_to_consent(config, pipeline, pending, reading, waiting, focus),
         _ => {
@@ -167,9 +178,18 @@ fn answer_to_consent(
         ConsentAnswer::Yes | ConsentAnswer::No => {
             let consent = if answer == ConsentAnswer::Yes { YesNo::Yes } else { YesNo::No };
             let dialogue = TurnDialogue { consent: Some(consent), ..waiting };
-            just(resumed_plan(pipeline, pending.step, pending.slots, reading.clone(), dialogue, Vec::new()))
+            just(resumed_plan(
+                pipeline,
+                pending.step,
+                &pending.slots,
+                pending.slots.clone(),
+                reading.clone(),
+                dialogue,
+                Vec::new(),
+            ))
         }
         ConsentAnswer::Corrected { slots, changed, invalid, rest } => {
+            let before = pending.slots.clone();
             let notes = vec![format!("changed {}", changed.join(", "))];
             let dialogue = TurnDialogue { changed, ..TurnDialogue::default() };
             match (invalid, answers::collecting_step(pipeline, pending.step)) {
@@ -178,9 +198,9 @@ fn answer_to_consent(
                     let asked = Pending { asking: Some(slot), tries: 0, answered: None, ..pending };
                     let dialogue = TurnDialogue { waiting: Some(asked), ..dialogue };
                     let rest = Arc::new(config.resolver.analyzer().read(&rest));
-                    just(resumed_plan(pipeline, extract_step, slots, rest, dialogue, notes))
+                    just(resumed_plan(pipeline, extract_step, &before, slots, rest, dialogue, notes))
                 }
-                _ => just(resumed_plan(pipeline, pending.step, slots, reading.clone(), dialogue, notes)),
+                _ => just(resumed_plan(pipeline, pending.step, &before, slots, reading.clone(), dialogue, notes)),
             }
         }
         ConsentAnswer::Unclear if is_digression(config, &pending.intent, reading) || focus.follows_up(reading) => {
@@ -188,7 +208,15 @@ fn answer_to_consent(
         }
         ConsentAnswer::Unclear => {
             let dialogue = TurnDialogue { unclear: true, ..waiting };
-            just(resumed_plan(pipeline, pending.step, pending.slots, reading.clone(), dialogue, Vec::new()))
+            just(resumed_plan(
+                pipeline,
+                pending.step,
+                &pending.slots,
+                pending.slots.clone(),
+                reading.clone(),
+                dialogue,
+                Vec::new(),
+            ))
         }
     }
 }
@@ -214,19 +242,7 @@ pub fn per_droplet(config: &CompiledConfig, plan: Plan) -> Vec<Plan> {
         .map(|id| {
             let mut slots = plan.slots.clone();
             slots.insert(slot.name.clone(), json!(id));
-            Plan {
-                intent: plan.intent.clone(),
-                reading: plan.reading.clone(),
-                confident: plan.confident,
-                start: plan.start,
-                slots,
-                resumed: plan.resumed,
-                cleared: plan.cleared.clone(),
-                why: plan.why.clone(),
-                notes: plan.notes.clone(),
-                dialogue: plan.dialogue.clone(),
-                unread: plan.unread.clone(),
-            }
+            Plan { slots, ..plan.clone() }
         })
         .collect()
 }
@@ -258,6 +274,7 @@ fn fresh_plan(
         notes,
         dialogue: TurnDialogue::default(),
         unread: Vec::new(),
+        sources: Default::default(),
     }
 }
 
@@ -265,6 +282,7 @@ fn fresh_plan(
 fn resumed_plan(
     pipeline: &Pipeline,
     start: usize,
+    before: &Map<String, Value>,
     slots: Map<String, Value>,
     reading: Arc<Reading>,
     dialogue: TurnDialogue,
@@ -275,7 +293,6 @@ fn resumed_plan(
         reading,
         confident: true,
         start,
-        slots,
         resumed: true,
         cleared: None,
         why: IntentTrace {
@@ -285,6 +302,13 @@ fn resumed_plan(
             reason: "answering the question asked in the previous turn".to_owned(),
             runner_up: None,
         },
+        // a value the action had before this message (not one it corrects)
+        sources: slots
+            .iter()
+            .filter(|(name, value)| before.get(*name) == Some(*value))
+            .map(|(name, _)| (name.clone(), "earlier".to_owned()))
+            .collect(),
+        slots,
         notes,
         dialogue,
         unread: Vec::new(),

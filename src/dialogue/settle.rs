@@ -171,6 +171,7 @@ async fn ask_again(turn: &Settling<'_>, kept: Pending) -> Option<AskedAgain> {
         other_channel_text: None,
         dialogue: TurnDialogue { resuming: true, waiting: Some(kept.clone()), ..TurnDialogue::default() },
         trace: TurnTrace { config_version: turn.config_version, ..TurnTrace::default() },
+        sources: Default::default(),
         answers: Vec::new(),
     };
     match pipeline.run(turn.env, &mut state, kept.step).await {

@@ -466,6 +466,7 @@ impl Engine {
                 preview_other_channel: turn.preview_other_channel,
                 other_channel_text: None,
                 dialogue: plan.dialogue,
+                sources: plan.sources,
                 answers: Vec::new(),
                 trace: TurnTrace {
                     intent: plan.why,
@@ -509,6 +510,7 @@ impl Engine {
                 coverage.record(pipeline, &state.trace);
             }
             state.trace.slots = Value::Object(redact::masked_slots(&pipeline.slots, &state.slots));
+            state.trace.slot_sources = slot_sources(state);
         }
         journal
     }
@@ -741,6 +743,7 @@ impl Engine {
                                 notes: notes.clone(),
                                 dialogue: TurnDialogue::default(),
                                 unread: Vec::new(),
+                                sources: Default::default(),
                             })
                             .collect();
                         (plans, ModelStatus::Understood, None, None)
@@ -761,6 +764,26 @@ impl Engine {
         };
         Understood { plans, status, context: context(status, clarification, message), calls: vec![call] }
     }
+}
+
+/// Where each slot value a run ended with came from: what the plan started with (`earlier`,
+/// `focus, turn N`) unless this message changed it, else `asked` (the answer to the question
+/// for it) or `said`.
+fn slot_sources(state: &TurnState) -> std::collections::BTreeMap<String, String> {
+    let started = state.dialogue.waiting.as_ref().map(|w| &w.slots);
+    state
+        .slots
+        .iter()
+        .map(|(name, value)| {
+            let unchanged = started.is_none_or(|before| before.get(name) == Some(value));
+            let source = match state.sources.get(name) {
+                Some(source) if unchanged => source.clone(),
+                _ if state.resumed && state.dialogue.asking() == Some(name.as_str()) => "asked".to_owned(),
+                _ => "said".to_owned(),
+            };
+            (name.clone(), source)
+        })
+        .collect()
 }
 
 /// A model call as the turn journal keeps it.
