@@ -204,9 +204,16 @@ fn with_focus_values(config: &CompiledConfig, mut plan: Plan, focus: &InFocus<'_
         return plan;
     }
     let reader = extract.reader(pipeline, &config.catalogue, config.resolver.analyzer());
+    let open: Vec<&crate::slots::SlotDef> =
+        reader.wanted().filter(|s| s.from_context && !s.sensitive && !plan.slots.contains_key(&s.name)).collect();
+    // a message that names a droplet gives every droplet slot it has: nothing to take
+    let droplet = crate::slots::SlotKind::Droplet;
+    if open.is_empty() || (!plan.reading.droplets.is_empty() && open.iter().all(|s| s.kind == droplet)) {
+        return plan;
+    }
     let mut said = plan.slots.clone();
     reader.fill(&plan.reading, Said::Fresh, &mut said);
-    for slot in reader.wanted().filter(|s| s.from_context && !s.sensitive && !said.contains_key(&s.name)) {
+    for slot in open.into_iter().filter(|s| !said.contains_key(&s.name)) {
         if let Some(value) = focus.value_for(&slot.name, slot.kind.as_str()) {
             plan.slots.insert(slot.name.clone(), value.value.clone());
             plan.sources.insert(slot.name.clone(), format!("focus, turn {}", value.turn));
