@@ -28,6 +28,9 @@ use crate::slots::fill::Said;
 use crate::steps::Step;
 use crate::trace::{IntentSource, IntentTrace};
 
+/// How many values the focus keeps.
+const MAX_VALUES: usize = 6;
+
 /// The focus as of this turn: what is still fresh enough to be meant.
 pub struct InFocus<'a> {
     focus: &'a Focus,
@@ -64,6 +67,17 @@ impl<'a> InFocus<'a> {
         self.intent().is_some() && names_only_values(reading)
     }
 
+    /// The droplets in focus, the last talked about first.
+    fn droplets(&self) -> Vec<i64> {
+        let droplet = crate::slots::SlotKind::Droplet.as_str();
+        self.focus
+            .values
+            .iter()
+            .filter(|v| self.fresh(v.turn) && v.kind == droplet)
+            .filter_map(|v| v.value.as_i64())
+            .collect()
+    }
+
     /// The freshest value for a slot of this name and type (or, for a droplet, any droplet).
     fn value_for(&self, name: &str, kind: &str) -> Option<&'a FocusValue> {
         self.focus
@@ -72,6 +86,54 @@ impl<'a> InFocus<'a> {
             .filter(|v| self.fresh(v.turn) && v.kind == kind)
             .find(|v| v.slot == name || kind == crate::slots::SlotKind::Droplet.as_str())
     }
+}
+
+/// The message with "the other one" / "the other orchestrator" read as the droplet it points at,
+/// when the focus and the catalogue make it one droplet: the droplet before the one last
+/// talked about, or the only other droplet whose name has that word. `None`: nothing to point at.
+pub fn point_at_other(config: &CompiledConfig, reading: &Reading, focus: &InFocus<'_>) -> Option<Reading> {
+    let english = Lexicon::english();
+    // "endpoints for both": the two droplets last talked about
+    if let Some(both) = reading.words.iter().position(|w| english.both_words.contains(&w.text)) {
+        let droplets = focus.droplets();
+        if reading.droplets.is_empty() && droplets.len() >= 2 {
+            let mut pointed_at = reading.clone();
+            pointed_at.droplets = droplets.iter().take(2).rev().map(|id| (both, both + 1, *id)).collect();
+            return Some(pointed_at);
+        }
+    }
+    let other = reading.words.iter().position(|w| english.other_words.contains(&w.text))?;
+    let next = reading.words.get(other + 1)?;
+    let droplets: Vec<i64> = focus.droplets();
+    let last = *droplets.first()?;
+    let pointed =
+        if english.pronoun_ones.contains(&next.text) || config.resolver.analyzer().introduces_droplet(&next.text) {
+            droplets.iter().copied().find(|id| *id != last)?
+        } else {
+            // "the other orchestrator": the one droplet besides the last whose name has the word
+            let named: Vec<i64> = config
+                .catalogue
+                .droplets
+                .iter()
+                .filter(|d| d.id != last)
+                .filter(|d| {
+                    std::iter::once(&d.name)
+                        .chain(&d.aliases)
+                        .any(|name| crate::nlu::text::words(name).iter().any(|w| w.text == next.text))
+                })
+                .map(|d| d.id)
+                .collect();
+            match named.as_slice() {
+                [only] => *only,
+                _ => return None,
+            }
+        };
+    let (first, end) = (other, other + 2);
+    let mut pointed_at = reading.clone();
+    pointed_at.droplets.retain(|(f, e, _)| *e <= first || *f >= end);
+    pointed_at.droplets.push((first, end, pointed));
+    pointed_at.droplets.sort_by_key(|(f, _, _)| *f);
+    Some(pointed_at)
 }
 
 /// The plans for a fresh message, read as a follow-up where it is one.
@@ -251,10 +313,13 @@ pub fn remember(config: &CompiledConfig, settled: &super::Settled, reading: &Rea
             })
         })
         .collect();
+    // every droplet the message named, after the one the request ran with: "is the registry or
+    // the orchestrator down?" leaves both in mind ("and the other one?")
     let droplet = crate::slots::SlotKind::Droplet.as_str();
-    if !named.iter().any(|v| v.kind == droplet) {
-        if let Some((_, _, id)) = reading.droplets.first() {
-            named.push(FocusValue { slot: droplet.to_owned(), kind: droplet.to_owned(), value: (*id).into(), turn });
+    for (_, _, id) in &reading.droplets {
+        let value = serde_json::Value::from(*id);
+        if !named.iter().any(|v| v.kind == droplet && v.value == value) {
+            named.push(FocusValue { slot: droplet.to_owned(), kind: droplet.to_owned(), value, turn });
         }
     }
     let focus = &mut session.focus;
@@ -263,16 +328,21 @@ pub fn remember(config: &CompiledConfig, settled: &super::Settled, reading: &Rea
         focus.intent_turn = turn;
     }
     let keep = u64::from(config.focus_turns);
-    // a newer droplet replaces the one before, whatever slot it came in
+    // a newer value replaces the one before it in its slot; droplets are kept by which droplet
+    // they are (the most recent first, so "it" is the last one named and "the other one" the one
+    // before)
     focus.values.retain(|old| {
-        let replaced = named.iter().any(|new| new.slot == old.slot || (new.kind == droplet && old.kind == droplet));
+        let replaced = named.iter().any(|new| match new.kind == droplet && old.kind == droplet {
+            true => new.value == old.value,
+            false => new.slot == old.slot,
+        });
         !replaced && turn.saturating_sub(old.turn) <= keep
     });
     for value in named.into_iter().rev() {
         focus.values.insert(0, value);
     }
-    // the slots a configuration has bound how many values are worth keeping
-    focus.values.truncate(8);
+    // what a person can still mean by "it" or "the other one" is a handful of values
+    focus.values.truncate(MAX_VALUES);
 }
 
 #[cfg(test)]
@@ -322,6 +392,20 @@ mod tests {
         for said in ["the deck", "what's on the deck right now", "16"] {
             assert!(!has_marker(&analyzer.read(said)), "{said}");
         }
+    }
+
+    #[test]
+    fn the_other_one_is_the_droplet_before_the_last() {
+        let focus = Focus {
+            intent: Some("droplet_status".into()),
+            intent_turn: 2,
+            values: vec![
+                FocusValue { slot: "droplet".into(), kind: "droplet".into(), value: 1.into(), turn: 2 },
+                FocusValue { slot: "droplet".into(), kind: "droplet".into(), value: 14.into(), turn: 1 },
+            ],
+        };
+        assert_eq!(InFocus::new(&focus, 3, 4).droplets(), vec![1, 14]);
+        assert_eq!(InFocus::new(&focus, 6, 4).droplets(), vec![1], "turn 1 is out of mind by turn 6");
     }
 
     #[test]

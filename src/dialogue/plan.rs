@@ -80,6 +80,9 @@ pub struct Planned {
 /// keeps the action (`Planned::kept`).
 pub fn plan(config: &CompiledConfig, reading: &Arc<Reading>, pending: Option<Pending>, focus: &InFocus<'_>) -> Planned {
     let just = |plans: Vec<Plan>| Planned { plans, kept: None };
+    // "the other one": the droplet it points at, as if named
+    let pointed = focus::point_at_other(config, reading, focus).map(Arc::new);
+    let reading = pointed.as_ref().unwrap_or(reading);
     let text = reading.text.as_str();
     let Some(pending) = pending else {
         return just(fresh_plans(config, reading, Vec::new(), focus));

@@ -157,6 +157,11 @@ impl Analyzer {
         }
     }
 
+    /// Whether `word` introduces a droplet's id ("droplet" in "droplet 14"; the stewards' words).
+    pub fn introduces_droplet(&self, word: &str) -> bool {
+        self.vocabulary.introduces_droplet(word)
+    }
+
     pub fn stem(&self, word: &str) -> String {
         self.stemmer.stem(word).into_owned()
     }

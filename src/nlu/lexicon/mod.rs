@@ -147,6 +147,11 @@ pub struct Lexicon {
     /// The markers that also close a follow-up ("the deck *too*"); "right *now*" does not.
     /// Read by `dialogue::focus`.
     pub follow_up_closers: Words,
+    /// "the *other* one", "the *other* orchestrator": pointing past the thing last talked about.
+    /// Read by `dialogue::focus`.
+    pub other_words: Words,
+    /// "endpoints for *both*": the two things last talked about. Read by `dialogue::focus`.
+    pub both_words: Words,
     /// Words a follow-up wraps around the value it names, besides its markers and the fillers
     /// ("*sorry, I meant* the deck", "*no, not that one,* the dashboard"): a message of only
     /// these and values asks the last request again. Read by `dialogue::focus`.
