@@ -117,12 +117,18 @@ impl Classifier {
         Classifier { system: classify_instructions(pipelines, catalogue), schema, validator }
     }
 
-    pub fn request(&self, history: Vec<(Speaker, String)>, message: &str) -> LlmRequest {
+    /// The call for `message`, after `history`; `focus` says what the conversation is about, so
+    /// a follow-up ("and its endpoints?") can be understood.
+    pub fn request(&self, history: Vec<(Speaker, String)>, message: &str, focus: Option<String>) -> LlmRequest {
+        let quoted = quoted_message(message);
         LlmRequest {
             purpose: Purpose::Classify,
             system: self.system.clone(),
             history,
-            prompt: quoted_message(message),
+            prompt: match focus {
+                Some(focus) => format!("{focus}\n\n{quoted}"),
+                None => quoted,
+            },
             schema: Some(self.schema.clone()),
             schema_name: "classification",
         }

@@ -211,6 +211,30 @@ async fn a_message_no_rule_matches_is_classified_in_exactly_one_call() {
     }
 }
 
+/// A follow-up the rules cannot read is asked of the model, which is told what the conversation
+/// is about; the droplet it leaves open is the one in focus, never one the model made up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_hears_the_focus_and_a_follow_up_takes_the_droplet_in_focus() {
+    let setup = setup(Provider::Gemini, Duration::from_secs(5)).await;
+    setup.fake.push(ok(gemini_answer(&classification(&["droplet_endpoints"], 0.9, json!([]), Value::Null))));
+    let first = chat(&setup, "what's the status of the visibility deck").await;
+    assert_eq!(first["intent"], "droplet_status", "{first}");
+    let session = first["session_id"].as_str().expect("session").to_owned();
+
+    let reply = chat_in(&setup, "and whatever it lets people call", Some(&session), "chat").await;
+    assert_eq!(reply["trace"]["intent"]["source"], "llm", "the rules were unsure: {reply}");
+    assert_eq!(reply["intent"], "droplet_endpoints", "{reply}");
+    assert_eq!(reply["trace"]["slots"]["droplet"], 14, "{reply}");
+    assert_eq!(reply["trace"]["slot_sources"]["droplet"], "focus, turn 1", "{reply}");
+    assert!(reply_text(&reply).contains("Visibility Deck"), "{reply}");
+
+    let requests = setup.fake.requests();
+    assert_eq!(requests.len(), 1, "one call, for the follow-up the rules could not read");
+    let prompt = requests[0].1.to_string();
+    assert!(prompt.contains("the last request answered was `droplet_status`"), "{prompt}");
+    assert!(prompt.contains("Visibility Deck (droplet 14)"), "{prompt}");
+}
+
 /// Rules decide these (and their slots come from `key:value` pairs or are asked for), so the
 /// model is never consulted. A pipeline's own `reason` step is a call the steward declared, so
 /// `system overview` is not in this list: the reason-step test covers it.

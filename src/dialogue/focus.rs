@@ -67,6 +67,28 @@ impl<'a> InFocus<'a> {
         self.intent().is_some() && names_only_values(reading)
     }
 
+    /// What the conversation is about, in a sentence for the language model (`None`: nothing).
+    pub fn describe(&self, config: &CompiledConfig) -> Option<String> {
+        let droplets: Vec<String> = self
+            .droplets()
+            .iter()
+            .filter_map(|id| config.catalogue.by_id(*id))
+            .map(|d| format!("{} (droplet {})", d.name, d.id))
+            .collect();
+        let intent = self.intent().map(|(intent, _)| format!("the last request answered was `{intent}`"));
+        if droplets.is_empty() && intent.is_none() {
+            return None;
+        }
+        let mut about: Vec<String> = intent.into_iter().collect();
+        if !droplets.is_empty() {
+            about.push(format!("the droplets talked about, the last first: {}", droplets.join(", ")));
+        }
+        Some(format!(
+            "What the conversation is about (a follow-up such as \"is it up?\" or \"and its endpoints?\" may mean it): {}.",
+            about.join("; ")
+        ))
+    }
+
     /// The droplets in focus, the last talked about first.
     fn droplets(&self) -> Vec<i64> {
         let droplet = crate::slots::SlotKind::Droplet.as_str();
@@ -255,7 +277,7 @@ fn nothing_to_follow(config: &CompiledConfig, reading: &Arc<Reading>, guessed: &
 }
 
 /// A plan whose `from_context` slots the message leaves open takes the values in focus.
-fn with_focus_values(config: &CompiledConfig, mut plan: Plan, focus: &InFocus<'_>) -> Plan {
+pub fn with_focus_values(config: &CompiledConfig, mut plan: Plan, focus: &InFocus<'_>) -> Plan {
     if !focus.focus.values.iter().any(|v| focus.fresh(v.turn)) {
         return plan;
     }

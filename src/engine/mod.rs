@@ -347,7 +347,7 @@ impl Engine {
         let in_focus = InFocus::new(&focus, lease.session().turns, config.focus_turns);
         let Planned { plans, kept } = dialogue::plan(config, &reading, previous.clone(), &in_focus);
         let rules_unsure = plans.iter().any(|p| !p.confident && p.why.source == IntentSource::Rules);
-        let understood = self.understand(config, plans, &reading, history).await;
+        let understood = self.understand(config, plans, &reading, history, &in_focus).await;
         let llm_status = understood.status;
         let unread: Vec<String> = understood.plans.iter().flat_map(|p| p.unread.iter().cloned()).collect();
         let env = self.run_env(config, &turn);
@@ -658,7 +658,7 @@ impl Engine {
         let config = &runtime.config;
         let reading = Arc::new(config.resolver.analyzer().read(text));
         let plans = dialogue::plan(config, &reading, None, &InFocus::none()).plans;
-        let understood = self.understand(config, plans, &reading, Vec::new()).await;
+        let understood = self.understand(config, plans, &reading, Vec::new(), &InFocus::none()).await;
         let intents = understood
             .plans
             .into_iter()
@@ -685,14 +685,16 @@ impl Engine {
     }
 
     /// When no rule decided (and nothing was pending), asks the language model to choose among
-    /// the declared intents: one call. Any failure leaves the fallback plan in place, and says
-    /// why in the `llm` template variable.
+    /// the declared intents: one call, told what the conversation is about; a slot the chosen
+    /// request leaves open takes the value in focus as a rule-read follow-up would. Any failure
+    /// leaves the fallback plan in place, and says why in the `llm` template variable.
     async fn understand(
         &self,
         config: &CompiledConfig,
         mut plans: Vec<Plan>,
         reading: &Arc<Reading>,
         history: Vec<(Speaker, String)>,
+        focus: &InFocus<'_>,
     ) -> Understood {
         let text = reading.text.as_str();
         let context = |status: ModelStatus, clarification: Option<String>, message: Option<String>| json!({"configured": self.llm.is_some(), "status": status, "clarification": clarification, "message": message});
@@ -705,7 +707,7 @@ impl Engine {
             let status = ModelStatus::NotNeeded;
             return Understood { plans, status, context: context(status, None, None), calls: Vec::new() };
         };
-        let (result, call) = llm.ask(&config.classifier.request(history, text)).await;
+        let (result, call) = llm.ask(&config.classifier.request(history, text, focus.describe(config))).await;
         let mut fallback = plan;
         let (plans, status, clarification, message) = match result {
             Err(error) => {
@@ -745,6 +747,7 @@ impl Engine {
                                 unread: Vec::new(),
                                 sources: Default::default(),
                             })
+                            .map(|plan| dialogue::focus::with_focus_values(config, plan, focus))
                             .collect();
                         (plans, ModelStatus::Understood, None, None)
                     }
