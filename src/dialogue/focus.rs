@@ -124,32 +124,39 @@ pub fn point_at_other(config: &CompiledConfig, reading: &Reading, focus: &InFocu
             return Some(pointed_at);
         }
     }
+    // "the other one", "that other droplet": one thing ("any other droplets" is several)
     let other = reading.words.iter().position(|w| english.other_words.contains(&w.text))?;
     let next = reading.words.get(other + 1)?;
+    let determined = other
+        .checked_sub(1)
+        .and_then(|i| reading.words.get(i))
+        .is_some_and(|w| english.other_determiners.contains(&w.text));
+    if !determined || next.text.ends_with('s') {
+        return None;
+    }
     let droplets: Vec<i64> = focus.droplets();
     let last = *droplets.first()?;
-    let pointed =
-        if english.pronoun_ones.contains(&next.text) || config.resolver.analyzer().introduces_droplet(&next.text) {
-            droplets.iter().copied().find(|id| *id != last)?
-        } else {
-            // "the other orchestrator": the one droplet besides the last whose name has the word
-            let named: Vec<i64> = config
-                .catalogue
-                .droplets
-                .iter()
-                .filter(|d| d.id != last)
-                .filter(|d| {
-                    std::iter::once(&d.name)
-                        .chain(&d.aliases)
-                        .any(|name| crate::nlu::text::words(name).iter().any(|w| w.text == next.text))
-                })
-                .map(|d| d.id)
-                .collect();
-            match named.as_slice() {
-                [only] => *only,
-                _ => return None,
-            }
-        };
+    let pointed = if next.text == "one" || config.resolver.analyzer().introduces_droplet(&next.text) {
+        droplets.iter().copied().find(|id| *id != last)?
+    } else {
+        // "the other orchestrator": the one droplet besides the last whose name has the word
+        let named: Vec<i64> = config
+            .catalogue
+            .droplets
+            .iter()
+            .filter(|d| d.id != last)
+            .filter(|d| {
+                std::iter::once(&d.name)
+                    .chain(&d.aliases)
+                    .any(|name| crate::nlu::text::words(name).iter().any(|w| w.text == next.text))
+            })
+            .map(|d| d.id)
+            .collect();
+        match named.as_slice() {
+            [only] => *only,
+            _ => return None,
+        }
+    };
     let (first, end) = (other, other + 2);
     let mut pointed_at = reading.clone();
     pointed_at.droplets.retain(|(f, e, _)| *e <= first || *f >= end);
@@ -239,6 +246,8 @@ fn has_marker(reading: &Reading) -> bool {
 /// message fills.
 fn repeat(config: &CompiledConfig, reading: &Arc<Reading>, intent: &str, turn: u64) -> Option<Plan> {
     let pipeline = config.pipeline(intent).filter(|p| !p.changes_state)?;
+    // "no, not the dashboard, the deck": the value said not to be meant is not asked about
+    let reading = &Arc::new(without_negated(reading));
     let extract = pipeline.first_extract()?;
     let mut probe = Map::new();
     let filled =
@@ -254,6 +263,23 @@ fn repeat(config: &CompiledConfig, reading: &Arc<Reading>, intent: &str, turn: u
         runner_up: None,
     };
     Some(Plan::new(pipeline, reading.clone(), why))
+}
+
+/// The message without the values it says are not meant ("not the dashboard").
+fn without_negated(reading: &Reading) -> Reading {
+    let english = Lexicon::english();
+    let negated = |first: usize| {
+        // the word before the value, over an article: "not the dashboard", "not 14"
+        let mut at = first;
+        while at > 0 && english.definite_articles.contains(&reading.words[at - 1].text) {
+            at -= 1;
+        }
+        at > 0 && english.negations.contains(&reading.words[at - 1].text)
+    };
+    let mut kept = reading.clone();
+    kept.droplets.retain(|(first, _, _)| !negated(*first));
+    kept.numbers.retain(|number| !negated(number.first));
+    kept
 }
 
 /// The fallback for a follow-up with nothing in focus to follow.
@@ -283,8 +309,15 @@ pub fn with_focus_values(config: &CompiledConfig, mut plan: Plan, focus: &InFocu
     }
     let Some(pipeline) = config.pipeline(&plan.intent) else { return plan };
     let Some(extract) = pipeline.first_extract() else { return plan };
-    // a value from the focus goes into a command only where the command reads it back first
-    if pipeline.changes_state && !reads_back(pipeline) {
+    // a value from the focus goes into a command only where the command reads it back first;
+    // "the other one" in a clause of its own was not read as the droplet it points at
+    let english = Lexicon::english();
+    let pointing = plan
+        .reading
+        .words
+        .iter()
+        .any(|w| english.other_words.contains(&w.text) || english.both_words.contains(&w.text));
+    if !may_take_focus(pipeline) || pointing {
         return plan;
     }
     let reader = extract.reader(pipeline, &config.catalogue, config.resolver.analyzer());
@@ -307,10 +340,16 @@ pub fn with_focus_values(config: &CompiledConfig, mut plan: Plan, focus: &InFocu
     plan
 }
 
-/// Whether a `confirm` step reads the values back before the pipeline's calls.
+/// Whether a pipeline may take a value from the focus: it changes nothing, or it reads its values
+/// back before it does.
+pub(super) fn may_take_focus(pipeline: &Pipeline) -> bool {
+    !pipeline.changes_state || reads_back(pipeline)
+}
+
+/// Whether an unconditional `confirm` step reads the values back before the pipeline's calls.
 fn reads_back(pipeline: &Pipeline) -> bool {
     let first_query = pipeline.steps.iter().position(|s| matches!(s.step, Step::Query(_)));
-    let confirm = pipeline.steps.iter().position(|s| matches!(s.step, Step::Confirm(_)));
+    let confirm = pipeline.steps.iter().position(|s| matches!(s.step, Step::Confirm(_)) && s.when.is_none());
     matches!((confirm, first_query), (Some(c), Some(q)) if c < q) || (confirm.is_some() && first_query.is_none())
 }
 

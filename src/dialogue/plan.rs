@@ -80,11 +80,16 @@ pub struct Planned {
 /// keeps the action (`Planned::kept`).
 pub fn plan(config: &CompiledConfig, reading: &Arc<Reading>, pending: Option<Pending>, focus: &InFocus<'_>) -> Planned {
     let just = |plans: Vec<Plan>| Planned { plans, kept: None };
-    // "the other one": the droplet it points at, as if named
-    let pointed = focus::point_at_other(config, reading, focus).map(Arc::new);
-    let reading = pointed.as_ref().unwrap_or(reading);
     let text = reading.text.as_str();
     let Some(pending) = pending else {
+        // "the other one": the droplet it points at, as if named — never into a command that
+        // does not read its values back first
+        if let Some(pointed) = focus::point_at_other(config, reading, focus).map(Arc::new) {
+            let plans = fresh_plans(config, &pointed, Vec::new(), focus);
+            if plans.iter().all(|plan| config.pipeline(&plan.intent).is_none_or(focus::may_take_focus)) {
+                return just(plans);
+            }
+        }
         return just(fresh_plans(config, reading, Vec::new(), focus));
     };
     let Some(pipeline) = config.pipeline(&pending.intent) else {

@@ -150,6 +150,8 @@ pub struct Lexicon {
     /// "the *other* one", "the *other* orchestrator": pointing past the thing last talked about.
     /// Read by `dialogue::focus`.
     pub other_words: Words,
+    /// Before an `other_words` word, what makes it point at one thing ("*the* other one").
+    pub other_determiners: Words,
     /// "endpoints for *both*": the two things last talked about. Read by `dialogue::focus`.
     pub both_words: Words,
     /// Words a follow-up wraps around the value it names, besides its markers and the fillers
