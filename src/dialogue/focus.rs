@@ -377,7 +377,9 @@ pub fn remember(config: &CompiledConfig, settled: &super::Settled, reading: &Rea
     // every droplet the message named, after the one the request ran with: "is the registry or
     // the orchestrator down?" leaves both in mind ("and the other one?")
     let droplet = crate::slots::SlotKind::Droplet.as_str();
-    for (_, _, id) in &reading.droplets {
+    // a message that gave a sensitive value may hold a droplet's name inside it: nothing of it
+    let secret = pipeline.slots.iter().any(|slot| slot.sensitive && settled.state.slots.contains_key(&slot.name));
+    for (_, _, id) in reading.droplets.iter().filter(|_| !secret) {
         let value = serde_json::Value::from(*id);
         if !named.iter().any(|v| v.kind == droplet && v.value == value) {
             named.push(FocusValue { slot: droplet.to_owned(), kind: droplet.to_owned(), value, turn });
