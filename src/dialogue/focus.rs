@@ -411,27 +411,7 @@ pub fn remember(config: &CompiledConfig, settled: &super::Settled, reading: &Rea
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::{Catalogue, Droplet};
-    use crate::nlu::vocabulary::{MeshNouns, Vocabulary};
-    use crate::nlu::Analyzer;
-
-    fn analyzer() -> Analyzer {
-        let droplet = |id, key: &str, name: &str, aliases: &[&str]| Droplet {
-            id,
-            key: key.into(),
-            name: name.into(),
-            purpose: String::new(),
-            aliases: aliases.iter().map(|a| a.to_string()).collect(),
-            alias_ids: vec![],
-            endpoints: vec![],
-        };
-        let catalogue = Catalogue::new(vec![
-            droplet(1, "registry", "Registry", &["the registry"]),
-            droplet(14, "visibility_deck", "Visibility Deck", &["deck"]),
-        ]);
-        let nouns = MeshNouns { droplet_words: vec!["droplet".into()], generic_nouns: vec![] };
-        Analyzer::new(&catalogue, Vocabulary::default().with_nouns(nouns), ["show me the status"].into_iter())
-    }
+    use crate::nlu::analyzer::test_analyzer as analyzer;
 
     #[test]
     fn a_message_of_values_and_follow_up_words_names_only_values() {

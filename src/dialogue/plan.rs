@@ -119,15 +119,7 @@ pub fn plan(config: &CompiledConfig, reading: &Arc<Reading>, pending: Option<Pen
             {
                 return Planned { plans: fresh_plans(config, reading, Vec::new(), focus), kept: Some(pending) };
             }
-            just(vec![resumed_plan(
-                pipeline,
-                pending.step,
-                &pending.slots,
-                pending.slots.clone(),
-                reading.clone(),
-                waiting,
-                Vec::new(),
-            )])
+            just(vec![answering(pipeline, &pending, reading, waiting)])
         }
         Some(Step::Confirm(_)) => answer_to_consent(config, pipeline, pending, reading, waiting, focus),
         _ => {
@@ -186,15 +178,7 @@ fn answer_to_consent(
         ConsentAnswer::Yes | ConsentAnswer::No => {
             let consent = if answer == ConsentAnswer::Yes { YesNo::Yes } else { YesNo::No };
             let dialogue = TurnDialogue { consent: Some(consent), ..waiting };
-            just(resumed_plan(
-                pipeline,
-                pending.step,
-                &pending.slots,
-                pending.slots.clone(),
-                reading.clone(),
-                dialogue,
-                Vec::new(),
-            ))
+            just(answering(pipeline, &pending, reading, dialogue))
         }
         ConsentAnswer::Corrected { slots, changed, invalid, rest } => {
             let before = pending.slots.clone();
@@ -216,15 +200,7 @@ fn answer_to_consent(
         }
         ConsentAnswer::Unclear => {
             let dialogue = TurnDialogue { unclear: true, ..waiting };
-            just(resumed_plan(
-                pipeline,
-                pending.step,
-                &pending.slots,
-                pending.slots.clone(),
-                reading.clone(),
-                dialogue,
-                Vec::new(),
-            ))
+            just(answering(pipeline, &pending, reading, dialogue))
         }
     }
 }
@@ -284,6 +260,11 @@ fn fresh_plan(
         unread: Vec::new(),
         sources: Default::default(),
     }
+}
+
+/// A plan that answers the pending action's question with this message.
+fn answering(pipeline: &Pipeline, pending: &Pending, reading: &Arc<Reading>, dialogue: TurnDialogue) -> Plan {
+    resumed_plan(pipeline, pending.step, &pending.slots, pending.slots.clone(), reading.clone(), dialogue, Vec::new())
 }
 
 /// A plan that continues the pending action at `start`.

@@ -464,32 +464,40 @@ fn quoted_ranges(text: &str) -> Vec<(usize, usize)> {
     out
 }
 
+/// A small configuration's analyzer (Registry, Dashboard, Visibility Deck; a few synonyms), for
+/// the unit tests of the modules that read with it.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) fn test_analyzer() -> Analyzer {
     use crate::catalogue::Droplet;
     use crate::nlu::vocabulary::MeshNouns;
 
+    let droplet = |id, key: &str, name: &str, aliases: &[&str]| Droplet {
+        id,
+        key: key.into(),
+        name: name.into(),
+        purpose: String::new(),
+        aliases: aliases.iter().map(|a| a.to_string()).collect(),
+        alias_ids: vec![],
+        endpoints: vec![],
+    };
+    let catalogue = Catalogue::new(vec![
+        droplet(1, "registry", "Registry", &["the registry"]),
+        droplet(2, "dashboard", "Dashboard", &["dash"]),
+        droplet(14, "visibility_deck", "Visibility Deck", &["deck"]),
+    ]);
+    let nouns = MeshNouns { droplet_words: vec!["droplet".into()], generic_nouns: vec![] };
+    let vocabulary =
+        Vocabulary::from_pairs(&[("overview", &["big picture", "summary"]), ("droplet", &["service", "node"])])
+            .with_nouns(nouns);
+    Analyzer::new(&catalogue, vocabulary, ["register a new service", "show me the status"].into_iter())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
     fn analyzer() -> Analyzer {
-        let droplet = |id, key: &str, name: &str, aliases: &[&str]| Droplet {
-            id,
-            key: key.into(),
-            name: name.into(),
-            purpose: String::new(),
-            aliases: aliases.iter().map(|a| a.to_string()).collect(),
-            alias_ids: vec![],
-            endpoints: vec![],
-        };
-        let catalogue = Catalogue::new(vec![
-            droplet(1, "registry", "Registry", &["the registry"]),
-            droplet(2, "dashboard", "Dashboard", &["dash"]),
-            droplet(14, "visibility_deck", "Visibility Deck", &["deck"]),
-        ]);
-        let nouns = MeshNouns { droplet_words: vec!["droplet".into()], generic_nouns: vec![] };
-        let vocabulary =
-            Vocabulary::from_pairs(&[("overview", &["big picture", "summary"]), ("droplet", &["service", "node"])])
-                .with_nouns(nouns);
-        Analyzer::new(&catalogue, vocabulary, ["register a new service", "show me the status"].into_iter())
+        test_analyzer()
     }
 
     #[test]
