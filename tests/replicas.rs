@@ -62,6 +62,18 @@ async fn two_replicas_share_conversations_and_survive_a_kill() {
     let done = say(&a, &client, "moving", "yes").await;
     assert!(done["response"].as_str().unwrap_or_default().contains("**Replicated** is registered"), "{done}");
 
+    // what the conversation is about travels with it: a follow-up on B means what A was asked
+    let endpoints = say(&a, &client, "follow", "what does the deck offer?").await;
+    assert_eq!(endpoints["intent"], "droplet_endpoints", "{endpoints}");
+    let follow_up = say(&b, &client, "follow", "and the orchestrator?").await;
+    assert_eq!(follow_up["intent"], "droplet_endpoints", "{follow_up}");
+    assert!(
+        follow_up["response"].as_str().unwrap_or_default().contains("**Orchestrator** (droplet 10)"),
+        "{follow_up}"
+    );
+    let pointed = say(&a, &client, "follow", "is it up?").await;
+    assert!(pointed["response"].as_str().unwrap_or_default().contains("**Orchestrator** (droplet 10)"), "{pointed}");
+
     // concurrent turns of one session on both replicas keep every message
     let mut turns = Vec::new();
     for i in 0..20 {
