@@ -136,24 +136,14 @@ pub fn point_at_other(config: &CompiledConfig, reading: &Reading, focus: &InFocu
     }
     let droplets: Vec<i64> = focus.droplets();
     let last = *droplets.first()?;
-    let pointed = if next.text == "one" || config.resolver.analyzer().introduces_droplet(&next.text) {
+    let analyzer = config.resolver.analyzer();
+    let pointed = if next.text == "one" || analyzer.introduces_droplet(&next.text) {
         droplets.iter().copied().find(|id| *id != last)?
     } else {
         // "the other orchestrator": the one droplet besides the last whose name has the word
-        let named: Vec<i64> = config
-            .catalogue
-            .droplets
-            .iter()
-            .filter(|d| d.id != last)
-            .filter(|d| {
-                std::iter::once(&d.name)
-                    .chain(&d.aliases)
-                    .any(|name| crate::nlu::text::words(name).iter().any(|w| w.text == next.text))
-            })
-            .map(|d| d.id)
-            .collect();
-        match named.as_slice() {
-            [only] => *only,
+        let named = analyzer.droplets_named_with(&next.text);
+        match named.iter().filter(|id| **id != last).collect::<Vec<_>>().as_slice() {
+            [only] => **only,
             _ => return None,
         }
     };
@@ -189,7 +179,6 @@ pub(super) fn names_only_values(reading: &Reading) -> bool {
     if reading.droplets.is_empty() && reading.numbers.is_empty() {
         return false;
     }
-    let english = Lexicon::english();
     let mut covered = vec![false; reading.words.len()];
     let mut cover = |first: usize, end: usize| covered.iter_mut().take(end).skip(first).for_each(|c| *c = true);
     for (first, end, _) in &reading.droplets {
@@ -201,9 +190,13 @@ pub(super) fn names_only_values(reading: &Reading) -> bool {
     for (first, end) in markers(reading) {
         cover(first, end);
     }
-    reading.words.iter().zip(&covered).all(|(word, covered)| {
-        *covered || english.fillers.contains(&word.text) || english.follow_up_words.contains(&word.text)
-    })
+    reading.words.iter().zip(&covered).all(|(word, covered)| *covered || wraps(&word.text))
+}
+
+/// Whether a word is one a follow-up wraps around its value: a filler or a follow-up word.
+fn wraps(word: &str) -> bool {
+    let english = Lexicon::english();
+    english.fillers.contains(word) || english.follow_up_words.contains(word)
 }
 
 /// Where follow-up markers stand in the message, as word ranges.
@@ -225,19 +218,13 @@ fn markers(reading: &Reading) -> Vec<(usize, usize)> {
 /// marker ("and …", "ok, what about …") or ends with one ("… too", "… instead").
 fn has_marker(reading: &Reading) -> bool {
     let english = Lexicon::english();
-    let opening = reading
-        .words
-        .iter()
-        .position(|w| !english.fillers.contains(&w.text) && !english.follow_up_words.contains(&w.text))
-        .unwrap_or(reading.words.len());
+    let opening = reading.words.iter().position(|w| !wraps(&w.text)).unwrap_or(reading.words.len());
     let closes = |first: usize, end: usize| {
         let marker: Vec<&str> = reading.words[first..end].iter().map(|w| w.text.as_str()).collect();
         end == reading.words.len() && english.follow_up_closers.contains(&marker.join(" "))
     };
     markers(reading).iter().any(|(first, end)| {
-        let before_only_wrapping = reading.words[..*first]
-            .iter()
-            .all(|w| english.fillers.contains(&w.text) || english.follow_up_words.contains(&w.text));
+        let before_only_wrapping = reading.words[..*first].iter().all(|w| wraps(&w.text));
         (before_only_wrapping && *first <= opening) || closes(*first, *end)
     })
 }

@@ -106,16 +106,17 @@ pub fn plan(config: &CompiledConfig, reading: &Arc<Reading>, pending: Option<Pen
         Some(Step::Extract(extract)) => {
             let analyzer = config.resolver.analyzer();
             let asked = pending.asking.as_deref().and_then(|name| pipeline.slot(name));
+            let elsewhere = AnotherRequest::of(config, &pending.intent, reading);
             // "status of the registry" at "Which droplet do you mean?" is a question of its own
             if asked.is_some_and(|slot| slot.kind != SlotKind::String)
-                && asks_on_its_own(config, &pending.intent, reading)
+                && elsewhere.as_ref().is_some_and(|other| other.stands_alone(config, reading))
             {
                 return Planned { plans: fresh_plans(config, reading, Vec::new(), focus), kept: Some(pending) };
             }
             let bare = asked.is_some_and(|slot| answers::is_bare_answer(slot, text, &config.catalogue));
             if !bare
                 && !extract.reader(pipeline, &config.catalogue, analyzer).answers(reading)
-                && is_digression(config, &pending.intent, reading)
+                && elsewhere.as_ref().is_some_and(AnotherRequest::is_digression)
             {
                 return Planned { plans: fresh_plans(config, reading, Vec::new(), focus), kept: Some(pending) };
             }
@@ -195,7 +196,10 @@ fn answer_to_consent(
                 _ => just(resumed_plan(pipeline, pending.step, &before, slots, reading.clone(), dialogue, notes)),
             }
         }
-        ConsentAnswer::Unclear if is_digression(config, &pending.intent, reading) || focus.follows_up(reading) => {
+        ConsentAnswer::Unclear
+            if AnotherRequest::of(config, &pending.intent, reading).is_some_and(|other| other.is_digression())
+                || focus.follows_up(reading) =>
+        {
             Planned { plans: fresh_plans(config, reading, Vec::new(), focus), kept: Some(pending) }
         }
         ConsentAnswer::Unclear => {
@@ -304,40 +308,44 @@ fn resumed_plan(
     }
 }
 
-/// Whether, while `waiting` waits for an answer, the message plainly asks for another intent.
-/// An interrupt only ever counts by its pattern (checked before this); a pleasantry only when a
-/// pattern says so: "maybe later" is no goodbye in the middle of a registration.
-fn is_digression(config: &CompiledConfig, waiting: &str, reading: &Reading) -> bool {
-    let other = config.resolver.resolve_reading(reading);
-    let Some(asked_for) = config.pipeline(&other.intent) else { return false };
-    let pleasantry = asked_for.steps.iter().all(|s| matches!(s.step, Step::Format(_)));
-    other.intent != waiting
-        && other.intent != config.resolver.fallback()
-        && !asked_for.interrupts
-        && (other.evidence == Some(Evidence::Pattern) || (other.confident && !pleasantry))
+/// While an action waits for an answer, the message read as a request for another intent (not
+/// the waiting one, the fallback or an interrupt, which is checked before this), resolved once.
+struct AnotherRequest<'c> {
+    resolution: Resolution,
+    pipeline: &'c Pipeline,
 }
 
-/// Whether, while a question waits for a value, the message is a request of its own: it says
-/// what it wants in words of its own (not just a value), resolves confidently to another intent,
-/// and gives what that intent needs. It is answered, and the question waits.
-fn asks_on_its_own(config: &CompiledConfig, waiting: &str, reading: &Arc<Reading>) -> bool {
-    if focus::names_only_values(reading) {
-        return false;
+impl<'c> AnotherRequest<'c> {
+    fn of(config: &'c CompiledConfig, waiting: &str, reading: &Reading) -> Option<Self> {
+        let resolution = config.resolver.resolve_reading(reading);
+        let pipeline = config.pipeline(&resolution.intent)?;
+        let other = resolution.intent != waiting && resolution.intent != config.resolver.fallback();
+        (other && !pipeline.interrupts).then_some(AnotherRequest { resolution, pipeline })
     }
-    let other = config.resolver.resolve_reading(reading);
-    let Some(asked_for) = config.pipeline(&other.intent) else { return false };
-    let pleasantry = asked_for.steps.iter().all(|s| matches!(s.step, Step::Format(_)));
-    if other.intent == waiting || other.intent == config.resolver.fallback() || asked_for.interrupts || pleasantry {
-        return false;
+
+    /// A reply and nothing else (a greeting, a thank-you).
+    fn is_pleasantry(&self) -> bool {
+        self.pipeline.steps.iter().all(|s| matches!(s.step, Step::Format(_)))
     }
-    if !other.confident {
-        return false;
+
+    /// The message plainly asks for it: a pattern, or a confident example that is not a
+    /// pleasantry ("maybe later" is no goodbye in the middle of a registration).
+    fn is_digression(&self) -> bool {
+        self.resolution.evidence == Some(Evidence::Pattern) || (self.resolution.confident && !self.is_pleasantry())
     }
-    asked_for.first_extract().is_none_or(|extract| {
-        let mut probe = Map::new();
-        let reader = extract.reader(asked_for, &config.catalogue, config.resolver.analyzer());
-        reader.fill(reading, Said::Fresh, &mut probe).missing.is_empty()
-    })
+
+    /// A request of its own even where a value is awaited: it says what it wants in words of its
+    /// own (not just a value), resolves confidently, and gives what its intent needs.
+    fn stands_alone(&self, config: &CompiledConfig, reading: &Reading) -> bool {
+        if focus::names_only_values(reading) || !self.resolution.confident || self.is_pleasantry() {
+            return false;
+        }
+        self.pipeline.first_extract().is_none_or(|extract| {
+            let mut probe = Map::new();
+            let reader = extract.reader(self.pipeline, &config.catalogue, config.resolver.analyzer());
+            reader.fill(reading, Said::Fresh, &mut probe).missing.is_empty()
+        })
+    }
 }
 
 /// The model is asked only about one fresh request the rules were not sure of: not about an

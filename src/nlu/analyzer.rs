@@ -157,6 +157,18 @@ impl Analyzer {
         }
     }
 
+    /// The droplets a name or alias of which has `word` in it ("orchestrator": the Orchestrator
+    /// and the Chat Orchestrator), each once.
+    pub fn droplets_named_with(&self, word: &str) -> Vec<i64> {
+        let mut ids: Vec<i64> = Vec::new();
+        for (name, id) in &self.droplet_names {
+            if name.iter().any(|w| w == word) && !ids.contains(id) {
+                ids.push(*id);
+            }
+        }
+        ids
+    }
+
     /// Whether `word` introduces a droplet's id ("droplet" in "droplet 14"; the stewards' words).
     pub fn introduces_droplet(&self, word: &str) -> bool {
         self.vocabulary.introduces_droplet(word)
