@@ -195,13 +195,19 @@ impl SlotDef {
                 }
                 Value::String(visible.to_owned())
             }
-            SlotKind::Integer => raw
-                .replace('_', "")
-                .parse::<i64>()
-                .ok()
-                .or_else(|| crate::nlu::numbers::parse(raw).and_then(|n| n.integer()))
-                .map(Value::from)
-                .ok_or_else(|| format!("must be a whole number, not \"{raw}\""))?,
+            SlotKind::Integer => match raw.replace('_', "").parse::<i64>() {
+                Ok(whole) => Value::from(whole),
+                // read whole or refused, never cut short: "1,000" is 1000, "5.5" and
+                // "ninety nine quintillion" are no value for this slot
+                Err(_) => match crate::nlu::numbers::parse(raw) {
+                    Some(number) => match (number.integer(), number.whole) {
+                        (Some(whole), _) => Value::from(whole),
+                        (None, Some(_)) => return Err(format!("is too large a number (\"{raw}\")")),
+                        (None, None) => return Err(format!("must be a whole number, not \"{raw}\"")),
+                    },
+                    None => return Err(format!("must be a whole number, not \"{raw}\"")),
+                },
+            },
             SlotKind::Number => raw
                 .parse::<f64>()
                 .ok()

@@ -82,7 +82,7 @@ proptest! {
     #[test]
     fn numbers_are_read_from_any_text_without_panicking(text in "\\PC{0,300}") {
         let words = chat_orchestrator::nlu::text::words(&text);
-        for found in chat_orchestrator::nlu::numbers::find(&words) {
+        for found in chat_orchestrator::nlu::numbers::find(&text, &words) {
             prop_assert!(found.first < found.end && found.end <= words.len());
         }
         let _ = chat_orchestrator::nlu::numbers::parse(&text);
@@ -96,10 +96,71 @@ proptest! {
     }
 
     #[test]
+    fn typed_numbers_read_whole_never_cut_short(n in any::<i64>(), grouped in any::<bool>(), fraction in 1u8..10) {
+        let typed = if grouped { grouped_in_thousands(n) } else { n.to_string() };
+        let text = format!("remove service {typed} now");
+        let found = chat_orchestrator::nlu::numbers::find(&text, &chat_orchestrator::nlu::text::words(&text));
+        prop_assert_eq!(found.iter().map(|f| f.integer()).collect::<Vec<_>>(), vec![Some(n)], "{}", text);
+        prop_assert_eq!(chat_orchestrator::nlu::numbers::parse(&typed).and_then(|f| f.integer()), Some(n));
+        // a fraction is read as one, and is no whole number
+        let fractional = format!("{typed}.{fraction}");
+        let read = chat_orchestrator::nlu::numbers::parse(&fractional);
+        prop_assert!(read.as_ref().is_some_and(|f| f.integer().is_none() && f.whole.is_none()), "{}: {:?}", fractional, read);
+    }
+
+    #[test]
+    fn spoken_numbers_of_any_size_read_exactly(n in 1i128..1_000_000_000_000_000_000_000, negative in any::<bool>()) {
+        let spoken = if negative { format!("minus {}", english_large_number(n)) } else { english_large_number(n) };
+        let expected = if negative { -n } else { n };
+        let found = chat_orchestrator::nlu::numbers::parse(&spoken);
+        prop_assert_eq!(found.as_ref().and_then(|f| f.whole), Some(expected), "{}", spoken);
+        // beyond 64 bits a slot refuses it rather than reading a part of it
+        prop_assert_eq!(found.and_then(|f| f.integer()), i64::try_from(expected).ok(), "{}", spoken);
+    }
+
+    #[test]
     fn speech_is_always_speakable(text in "\\PC{0,300}") {
         let spoken = speech::to_speech(&text);
         prop_assert!(speech::is_speakable(&spoken), "{:?} became {:?}", text, spoken);
     }
+}
+
+/// `n` typed with thousands separators ("-1,250,000").
+fn grouped_in_thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+/// `n` in English words with every scale word up to sextillion ("nine trillion five hundred").
+fn english_large_number(n: i128) -> String {
+    const SCALES: [&str; 8] =
+        ["", "thousand", "million", "billion", "trillion", "quadrillion", "quintillion", "sextillion"];
+    let mut groups = Vec::new();
+    let mut rest = n;
+    while rest > 0 {
+        groups.push((rest % 1000) as i64);
+        rest /= 1000;
+    }
+    let mut parts = Vec::new();
+    for (power, group) in groups.iter().enumerate().rev() {
+        if *group == 0 {
+            continue;
+        }
+        let words = english_number(*group);
+        parts.push(if power == 0 { words } else { format!("{words} {}", SCALES[power]) });
+    }
+    parts.join(" ")
 }
 
 /// `n` in English words, as a person says it ("three hundred and one").

@@ -30,7 +30,7 @@ pub fn is_bare_answer(slot: &SlotDef, text: &str, catalogue: &Catalogue) -> bool
         SlotKind::String => words.len() <= BARE_ANSWER_WORDS && !text.contains('?') && looks_like_a_name(text, &words),
         SlotKind::Integer | SlotKind::Number => {
             slot.coerce(text, catalogue).is_ok() || {
-                let found = crate::nlu::numbers::find(&words);
+                let found = crate::nlu::numbers::find(text, &words);
                 found.len() == 1 && words.len() <= 4
             }
         }

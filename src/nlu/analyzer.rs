@@ -330,7 +330,7 @@ impl Analyzer {
     /// Reads a text: its words corrected, its numbers and the droplets it names.
     pub fn read(&self, text: &str) -> Reading {
         let (words, corrections) = self.corrected_words(text);
-        let numbers = numbers::find(&words);
+        let numbers = numbers::find(text, &words);
         let droplets = self.droplet_mentions(&words, &numbers);
         Reading { text: text.to_owned(), words, corrections, numbers, droplets }
     }

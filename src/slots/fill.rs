@@ -210,7 +210,7 @@ impl<'a> SlotReader<'a> {
             .filter(|n| !in_pairs(n.first))
             .collect();
         if let ([slot], [number]) = (open_numbers.as_slice(), loose.as_slice()) {
-            let raw = number.integer().map(|i| i.to_string()).unwrap_or_else(|| number.value.to_string());
+            let raw = number.plain();
             accept(slot, &raw, catalogue, slots, &mut errors);
             given.push(&slot.name);
         }

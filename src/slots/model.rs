@@ -29,11 +29,20 @@ pub fn checked_value(slot: &SlotDef, raw: &str, message: &str, catalogue: &Catal
     slot.coerce(raw, catalogue)
 }
 
-/// Whether `value` appears in `message`, ignoring case and runs of spaces.
+/// Whether the user said `value`: its words appear in `message` as whole words, in order (case,
+/// spacing and punctuation aside), or it is a number the message holds whole ("1000" in "1,000",
+/// never "1" in "2021" or "5" in "-5").
 pub fn grounded(value: &str, message: &str) -> bool {
-    let normalise = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
-    let value = normalise(value);
-    !value.is_empty() && normalise(message).contains(&value)
+    use crate::nlu::{numbers, text};
+    if let Some(number) = numbers::parse(value) {
+        let words = text::words(message);
+        return numbers::find(message, &words)
+            .iter()
+            .any(|said| said.whole == number.whole && said.value == number.value);
+    }
+    let wanted: Vec<String> = text::words(value).into_iter().map(|w| w.text).collect();
+    let said: Vec<String> = text::words(message).into_iter().map(|w| w.text).collect();
+    !wanted.is_empty() && said.windows(wanted.len()).any(|run| run == wanted.as_slice())
 }
 
 /// The user's message as data: a JSON string, so quotes and newlines inside it cannot close
@@ -146,6 +155,13 @@ mod tests {
         assert!(grounded("31", "id 31"));
         assert!(!grounded("42", "id 31"));
         assert!(!grounded("", "anything"));
+        // whole words and whole numbers only
+        assert!(!grounded("1", "registered in 2021"));
+        assert!(!grounded("5", "deregister service -5"));
+        assert!(grounded("1000", "remove service 1,000"));
+        assert!(grounded("-5", "id minus five"));
+        assert!(!grounded("Bill", "register Billing"));
+        assert!(grounded("payments gateway", "call it Payments-Gateway"));
     }
 
     #[test]

@@ -254,11 +254,7 @@ fn read_value(kind: SlotKind, reading: &Reading<'_>, first: usize, end: usize, f
                 .iter()
                 .find(|n| if from_end { n.end == end } else { n.first == first })
                 .filter(|n| !reading.droplets.iter().any(|(s, e, _)| n.first >= *s && n.end <= *e))?;
-            let digits = match number.integer() {
-                Some(i) => i.to_string(),
-                None => number.value.to_string(),
-            };
-            Some(Found { raw: digits, first: number.first, end: number.end })
+            Some(Found { raw: number.plain(), first: number.first, end: number.end })
         }
         SlotKind::Droplet => {
             let (s, e, _) = reading.droplets.iter().find(|(s, e, _)| {
@@ -375,7 +371,7 @@ mod tests {
         others: &[&str],
     ) -> Option<String> {
         let words = text::words(text);
-        let numbers = numbers::find(&words);
+        let numbers = numbers::find(text, &words);
         let other_phrases: Vec<Phrase> = others.iter().map(|p| Phrase::new(p).expect("phrase")).collect();
         let stops = |i: usize| other_phrases.iter().any(|p| p.starts_at(&words, i));
         let stem = |w: &str| w.trim_end_matches('s').to_owned();

@@ -89,6 +89,14 @@ pub struct Lexicon {
     pub indefinite_articles: Words,
     /// Words before a number that is a whole answer ("number 12").
     pub number_markers: Words,
+    /// Words that make the number after them negative ("minus five").
+    pub minus_words: Words,
+    /// Scale words the number reader does not know, with their power of ten ("trillion": 12).
+    pub large_scales: IndexMap<String, u32>,
+    /// Between groups of three digits ("1,000").
+    pub thousands_separator: String,
+    /// Between a number's whole part and its fraction ("5.5").
+    pub decimal_point: String,
     /// Words between a droplet word and its id ("droplet number 14").
     pub id_markers: Words,
     /// Words joining a list of droplet ids ("droplets 1, 2 and 14").
@@ -239,6 +247,7 @@ mod tests {
             ("back_references", &english.back_references),
             ("spoken_zeros", &english.spoken_zeros),
             ("number_markers", &english.number_markers),
+            ("minus_words", &english.minus_words),
             ("id_markers", &english.id_markers),
             ("list_joiners", &english.list_joiners),
             ("definite_articles", &english.definite_articles),
