@@ -38,6 +38,10 @@ pub const MIN_SCORE: f64 = 0.4;
 /// runner-up, needs no second opinion.
 pub const CONFIDENT_SCORE: f64 = 0.55;
 pub const CONFIDENT_MARGIN: f64 = 0.08;
+/// Two intents closer than this (neither decided by a pattern) are a tie: the fallback asks
+/// which was meant instead of picking. Scores are kept to three decimals, so this is as near as
+/// two scores get without being equal; a command needs a wider lead (`commands.lead`).
+pub const TIE_MARGIN: f64 = 0.01;
 /// An intent's similarity blends its closest example (this share) with all its examples taken
 /// together ([`ExampleMatcher::profile_similarity`]).
 pub const EXAMPLE_BLEND: f64 = 0.7;
@@ -59,6 +63,8 @@ pub struct IntentRules {
     /// The pipeline only replies (greetings, thanks): not worth running beside another request
     /// in the same message ("thanks, now show me all droplets").
     pub conversational: bool,
+    /// Running it changes something (a command): chosen from examples only with a clear win.
+    pub changes_state: bool,
     /// The first words of its slots' keys and phrases: a clause starting with one gives a value
     /// to this intent's request rather than asking for something else ("…with priority 5 and
     /// description move the table").
@@ -186,6 +192,9 @@ pub struct Resolution {
     pub runner_up: Option<Candidate>,
     /// The best-scoring intents, best first (at most [`DESCRIBED_CANDIDATES`]).
     pub candidates: Vec<Candidate>,
+    /// When the fallback answers because the message is torn between intents (a near tie, or a
+    /// command without a clear win): those intents, best first.
+    pub tied: Vec<String>,
 }
 
 /// One request of a message that asks for several.
@@ -214,6 +223,8 @@ pub struct Resolver {
     matcher: ExampleMatcher,
     /// Per intent: its keywords as stems.
     keyword_stems: Vec<Vec<String>>,
+    /// How far ahead of the runner-up a command must score when examples choose it.
+    command_lead: f64,
 }
 
 impl Resolver {
@@ -241,7 +252,13 @@ impl Resolver {
             .iter()
             .map(|rule| rule.keywords.iter().flat_map(|k| analyzer.analyze(k, Entities::Message).terms).collect())
             .collect();
-        Resolver { rules, fallback, patterns, offsets, analyzer, matcher, keyword_stems }
+        Resolver { rules, fallback, patterns, offsets, analyzer, matcher, keyword_stems, command_lead: 0.0 }
+    }
+
+    /// Sets how far ahead of the runner-up a command must score when examples choose it.
+    pub fn with_command_lead(mut self, lead: f64) -> Self {
+        self.command_lead = lead;
+        self
     }
 
     pub fn fallback(&self) -> &str {
@@ -472,10 +489,23 @@ impl Resolver {
         });
         let candidates: Vec<Candidate> = scored.iter().take(DESCRIBED_CANDIDATES).map(|s| s.candidate(text)).collect();
         let read_as = read_as(analysis);
+        let candidates = self.every_droplet_first(analysis, candidates);
         match candidates.first() {
             Some(best) if best.score >= MIN_SCORE => {
                 let runner_up = candidates.get(1).cloned();
                 let margin = best.score - runner_up.as_ref().map(|r| r.score).unwrap_or(0.0);
+                if let Some(torn) = self.torn(analysis, best, runner_up.as_ref(), margin) {
+                    return Resolution {
+                        intent: self.fallback.clone(),
+                        score: 0.0,
+                        evidence: None,
+                        confident: false,
+                        reason: format!("{torn}{read_as}"),
+                        tied: std::iter::once(best).chain(&runner_up).map(|c| c.intent.clone()).collect(),
+                        runner_up: Some(best.clone()),
+                        candidates,
+                    };
+                }
                 let confident =
                     best.evidence == Evidence::Pattern || (best.score >= CONFIDENT_SCORE && margin >= CONFIDENT_MARGIN);
                 Resolution {
@@ -486,6 +516,7 @@ impl Resolver {
                     reason: format!("{}{read_as}", best.reason),
                     runner_up,
                     candidates,
+                    tied: Vec::new(),
                 }
             }
             _ => Resolution {
@@ -502,8 +533,65 @@ impl Resolver {
                 },
                 runner_up: candidates.first().cloned(),
                 candidates,
+                tied: Vec::new(),
             },
         }
+    }
+
+    /// Why the examples' best intent is not chosen, when the message is torn: a command (an
+    /// intent that changes something) needs a pattern, or a lead of `commands.lead` over the next
+    /// intent, and is never chosen from a message of only values ("and 6?"); any two intents
+    /// [`TIE_MARGIN`] apart are a tie. `None` when the best intent stands.
+    fn torn(
+        &self,
+        analysis: &Analysis,
+        best: &Candidate,
+        runner_up: Option<&Candidate>,
+        margin: f64,
+    ) -> Option<String> {
+        if best.evidence == Evidence::Pattern {
+            return None;
+        }
+        let command = self.rules.iter().any(|r| r.intent == best.intent && r.changes_state);
+        let only_values = analysis.terms.iter().all(|t| t.starts_with('#'));
+        let next = runner_up.map(|r| format!("{} at {}", r.intent, r.score)).unwrap_or_else(|| "nothing".to_owned());
+        if command && only_values {
+            return Some(format!("{} is a command, and the message names only values", best.intent));
+        }
+        if command && margin < self.command_lead {
+            return Some(format!(
+                "{} at {} is a command, and not {} ahead of {next}",
+                best.intent, best.score, self.command_lead
+            ));
+        }
+        // a droplet named fits the intent that asks about one ("how is the deck": its status,
+        // not the overview): no tie between an intent that reads it and one that does not
+        let reads_droplet = |intent: &str| self.rules.iter().any(|r| r.intent == intent && r.droplet_slot);
+        let decided_by_droplet =
+            |r: &Candidate| !analysis.droplets.is_empty() && reads_droplet(&best.intent) && !reads_droplet(&r.intent);
+        let tie = runner_up.is_some_and(|r| {
+            r.evidence != Evidence::Pattern && r.score >= MIN_SCORE && margin < TIE_MARGIN && !decided_by_droplet(r)
+        });
+        tie.then(|| format!("a near tie between {} at {} and {next}", best.intent, best.score))
+    }
+
+    /// "status of the droplets", "how is the mesh": with no droplet named, a word that means
+    /// every droplet puts the best intent without a droplet slot first.
+    fn every_droplet_first(&self, analysis: &Analysis, mut candidates: Vec<Candidate>) -> Vec<Candidate> {
+        let has_droplet_slot = |intent: &str| self.rules.iter().any(|r| r.intent == intent && r.droplet_slot);
+        let Some(best) = candidates.first().filter(|best| has_droplet_slot(&best.intent)).cloned() else {
+            return candidates;
+        };
+        let named = !analysis.droplets.is_empty() || analysis.terms.iter().any(|t| t.starts_with('#'));
+        let every = analysis.words.iter().find(|w| self.analyzer.means_every_droplet(&w.text));
+        let (Some(every), false) = (every, named) else { return candidates };
+        if let Some(at) = candidates.iter().position(|c| c.score >= MIN_SCORE && !has_droplet_slot(&c.intent)) {
+            let promoted = candidates.remove(at);
+            // it takes the place (and the strength) of the droplet question it stands for
+            let reason = format!("{}; no droplet named, and \"{}\" means every droplet", promoted.reason, every.text);
+            candidates.insert(0, Candidate { score: best.score, evidence: best.evidence, reason, ..promoted });
+        }
+        candidates
     }
 }
 

@@ -101,6 +101,8 @@ pub struct TurnDialogue {
     pub state: Option<DialogueState>,
     /// Unusable answers left before giving up, when asking.
     pub tries_left: Option<u32>,
+    /// How the message was read as an answer to the question waited on.
+    pub answer: Option<crate::trace::AnswerReading>,
 }
 
 impl TurnDialogue {
@@ -167,6 +169,9 @@ pub struct TurnState {
     pub sources: std::collections::BTreeMap<String, String>,
     /// Every droplet call made, with its answer as it came (for the turn journal).
     pub answers: Vec<crate::session::RecordedCall>,
+    /// Why the fallback answers (`understanding` in templates): the action no intent serves, the
+    /// nearest thing served, the intents the message is torn between. Null otherwise.
+    pub understanding: serde_json::Value,
 }
 
 impl Pipeline {
@@ -308,6 +313,7 @@ impl Pipeline {
         );
         map.insert("backend".into(), Value::from(env.backend.name()));
         map.insert("llm".into(), crate::template::to_value(&state.llm));
+        map.insert("understanding".into(), crate::template::to_value(&state.understanding));
         for (name, value) in extra {
             map.insert((*name).to_owned(), value.clone());
         }

@@ -78,6 +78,12 @@ impl GenericWords {
     pub fn is_noun(&self, word: &str) -> bool {
         self.nouns.iter().any(|noun| noun == word)
     }
+
+    /// Whether `stem` is the stem of one of the mesh's generic nouns (a synonym's term is a stem:
+    /// "svc" reads as "servic").
+    pub fn is_noun_stem(&self, stem: &str, stemmer: &dyn Fn(&str) -> String) -> bool {
+        self.nouns.iter().any(|noun| noun == stem || stemmer(noun) == stem)
+    }
 }
 
 /// One declared slot, compiled.

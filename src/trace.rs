@@ -49,6 +49,30 @@ pub struct DialogueTrace {
     pub tries_left: Option<u32>,
     /// Values the user corrected this turn, as `slot: old → new`.
     pub changed: Vec<String>,
+    /// How the message was read as an answer to the question the action waited on.
+    pub answer: Option<AnswerReading>,
+}
+
+crate::api_state! {
+    /// How a message was read as an answer to the question an action waited on.
+    pub enum AnswerReading {
+        /// A value for the detail asked about.
+        Value,
+        /// Yes to the read-back: the action goes ahead.
+        Consent,
+        /// No (or stop) to the read-back: nothing is sent.
+        Refusal,
+        /// A value already given was changed ("no, the id is 78"); read back again.
+        Correction,
+        /// A request of its own, answered while the action waits (or, said with a no, instead of it).
+        AnotherRequest,
+        /// "wait", "hold on": the action still waits and is read back again.
+        Wait,
+        /// A yes together with a no, a wait or a stop: asked again.
+        Contradiction,
+        /// Nothing usable: asked again.
+        Unclear,
+    }
 }
 
 crate::api_state! {

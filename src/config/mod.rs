@@ -9,6 +9,7 @@ mod compile;
 mod files;
 mod patterns;
 mod schema;
+pub mod scope;
 mod spec;
 mod template_reads;
 mod yaml;
@@ -42,6 +43,8 @@ pub struct CompiledConfig {
     /// Sorted by intent id.
     pub pipelines: Vec<Pipeline>,
     pub resolver: Resolver,
+    /// The actions its intents serve, to tell a request it cannot serve.
+    pub scope: scope::Scope,
     /// The language-model call that chooses among these pipelines when no rule decides.
     pub classifier: crate::understand::Classifier,
     pub catalogue: Arc<Catalogue>,

@@ -103,6 +103,38 @@ pub struct VocabularySpec {
     /// How long what the conversation is about stays in mind for a follow-up.
     #[serde(default)]
     pub focus: FocusSpec,
+    /// How sure the rules must be before choosing a command.
+    #[serde(default)]
+    pub commands: CommandsSpec,
+    /// Words that, with no droplet named, mean every droplet ("status of the droplets", "status
+    /// of the mesh"); none when not written.
+    #[serde(default)]
+    pub every_droplet_words: Vec<String>,
+}
+
+/// `commands:` in the vocabulary.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandsSpec {
+    /// How far ahead of the next intent a command (an intent that changes something) must score
+    /// when examples, not a pattern, choose it.
+    #[serde(default = "CommandsSpec::default_lead")]
+    pub lead: f64,
+}
+
+impl CommandsSpec {
+    /// The default when `commands.lead` is not written.
+    pub const DEFAULT_LEAD: f64 = 0.1;
+
+    fn default_lead() -> f64 {
+        Self::DEFAULT_LEAD
+    }
+}
+
+impl Default for CommandsSpec {
+    fn default() -> Self {
+        CommandsSpec { lead: Self::DEFAULT_LEAD }
+    }
 }
 
 /// `focus:` in the vocabulary.

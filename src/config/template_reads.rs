@@ -1708,6 +1708,7 @@ mod tests {
             dialogue: TurnDialogue::default(),
             sources: Default::default(),
             answers: Vec::new(),
+            understanding: Value::Null,
         };
         step.run(pipeline, &env, &mut state).await.expect("the query step runs");
 

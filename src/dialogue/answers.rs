@@ -9,12 +9,14 @@
 use serde_json::{Map, Value};
 
 use crate::catalogue::{Catalogue, Recognition};
-use crate::nlu::answers::{self, YesNo};
+use crate::nlu::answers::{self, Stance};
+use crate::nlu::text::Word;
 use crate::nlu::Analyzer;
 use crate::pipeline::Pipeline;
 use crate::slots::fill::{bare_answer, changes, Said};
 use crate::slots::{SlotDef, SlotKind};
 use crate::steps::{ExtractStep, Step};
+use crate::trace::AnswerReading;
 
 /// A short answer is at most this many words ("Payments Gateway", "it's called Billing Two").
 const BARE_ANSWER_WORDS: usize = 5;
@@ -39,6 +41,23 @@ pub fn is_bare_answer(slot: &SlotDef, text: &str, catalogue: &Catalogue) -> bool
     }
 }
 
+/// Whether a message plainly asks something (a question mark, or a question's or a request's
+/// opening: "what …", "is …", "show me …") rather than giving a free-text value.
+pub fn plainly_asks(reading: &crate::nlu::Reading) -> bool {
+    let english = crate::nlu::Lexicon::english();
+    let words: Vec<&str> = reading
+        .words
+        .iter()
+        .map(|w| w.text.as_str())
+        .skip_while(|w| english.fillers.contains(w) || english.courtesy.contains(w))
+        .collect();
+    reading.text.contains('?')
+        || english.question_openers.iter().any(|opener| {
+            let opener: Vec<&str> = opener.split(' ').collect();
+            words.len() >= opener.len() && words[..opener.len()] == opener[..]
+        })
+}
+
 /// Whether a short text reads as a name rather than a request: capitals after its first word
 /// or on its only word ("Payments Gateway", "Billing"), digits ("Auth2"), quotes, or at most two
 /// words (what a voice user says: "payments gateway"). "show me all droplets" is a request.
@@ -51,10 +70,11 @@ fn looks_like_a_name(text: &str, words: &[crate::nlu::text::Word]) -> bool {
         || text.contains(['"', '\'', '\u{201C}'])
 }
 
-/// What an answer to a read-back ("Shall I go ahead?") says.
+/// What an answer to a read-back ("Shall I go ahead?") says: exactly one of these.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConsentAnswer {
     Yes,
+    /// A no or a stop: nothing is sent.
     No,
     /// Values were changed: ask for consent again with these slots. `invalid` names a slot
     /// whose new value is not acceptable (it is asked for again, with the reason).
@@ -64,8 +84,27 @@ pub enum ConsentAnswer {
         invalid: Option<String>,
         rest: String,
     },
-    /// Neither yes, no nor a value.
-    Unclear,
+    /// Another request, answered while the action waits; said with a no ("no, register a new one
+    /// instead"), it also drops the action.
+    Another {
+        refused: bool,
+    },
+    /// Asked again: a wait ([`AnswerReading::Wait`]), a yes together with a no, a wait or a stop
+    /// ([`AnswerReading::Contradiction`]), or nothing usable ([`AnswerReading::Unclear`]).
+    Unclear(AnswerReading),
+}
+
+impl ConsentAnswer {
+    /// How the trace and `explain` name this reading.
+    pub fn reading(&self) -> AnswerReading {
+        match self {
+            ConsentAnswer::Yes => AnswerReading::Consent,
+            ConsentAnswer::No => AnswerReading::Refusal,
+            ConsentAnswer::Corrected { .. } => AnswerReading::Correction,
+            ConsentAnswer::Another { .. } => AnswerReading::AnotherRequest,
+            ConsentAnswer::Unclear(reading) => *reading,
+        }
+    }
 }
 
 /// The `extract` step before `step` (the one that collected the values being confirmed), with
@@ -77,81 +116,118 @@ pub fn collecting_step(pipeline: &Pipeline, step: usize) -> Option<(usize, &Extr
     })
 }
 
-/// Reads an answer to a read-back of `slots`.
-pub fn read_consent(
-    pipeline: &Pipeline,
-    step: usize,
-    slots: &Map<String, Value>,
-    text: &str,
-    catalogue: &Catalogue,
-    analyzer: &Analyzer,
-) -> ConsentAnswer {
-    if let Some(answer) = answers::whole(text).or_else(|| answer_about_the_action(pipeline, analyzer, text)) {
-        return match answer {
-            YesNo::Yes => ConsentAnswer::Yes,
-            YesNo::No => ConsentAnswer::No,
+/// The message and what the assistant waits on, for reading an answer to a read-back.
+pub struct AtReadBack<'a> {
+    pub pipeline: &'a Pipeline,
+    /// The read-back's step.
+    pub step: usize,
+    /// The values read back.
+    pub slots: &'a Map<String, Value>,
+    pub catalogue: &'a Catalogue,
+    pub analyzer: &'a Analyzer,
+    /// The message asks for something else on its own (planning resolved it).
+    pub another_request: bool,
+}
+
+/// Reads an answer to a read-back. Consent is only a yes with nothing holding it back and
+/// nothing else said: a message with a no, a wait or a stop anywhere in it is never consent,
+/// and neither is a stray word, a number or a question. A value changes only when said as a
+/// correction: with its slot's words ("the id is 78", "call it Billing Two", "make it priority
+/// 1"), as a bare number for the one number slot, or as a bare name after a no or a correction
+/// word ("no, Billing Two", "sorry, I meant Billing Two").
+pub fn read_consent(at: &AtReadBack<'_>, text: &str) -> ConsentAnswer {
+    let english = crate::nlu::Lexicon::english();
+    let (pipeline, analyzer) = (at.pipeline, at.analyzer);
+    let words = crate::nlu::text::words(text);
+    let about_the_action = |word: &str| {
+        english.about_the_action.contains(word)
+            || pipeline.generic_words.contains(word)
+            || pipeline.generic_words.contains(&analyzer.stem(word))
+    };
+    // the action's own words pass as courtesy only beside a yes or a no ("yes, proceed with the
+    // removal"); alone, or where a correction starts, they may be its words ("id should be 19")
+    let plain = Stance::read(&words, |_| false);
+    let stance = if plain.yes || plain.holds_back() { Stance::read(&words, about_the_action) } else { plain.clone() };
+    let question = text.contains('?');
+    let refused = stance.no || stance.stop;
+    if stance.other.is_empty() && !question {
+        return match (stance.yes, stance.wait, refused) {
+            (true, false, false) => ConsentAnswer::Yes,
+            (true, _, _) => ConsentAnswer::Unclear(AnswerReading::Contradiction),
+            (false, true, _) => ConsentAnswer::Unclear(AnswerReading::Wait),
+            (false, false, true) => ConsentAnswer::No,
+            (false, false, false) => ConsentAnswer::Unclear(AnswerReading::Unclear),
         };
     }
-    // "no, the id is 78" / "yes but call it Billing Two" / "actually make it priority 1"
-    let words = crate::nlu::text::words(text);
-    let skip = answers::leading(text).map(|(_, used)| used).unwrap_or(0);
-    let lead_ins = &crate::nlu::Lexicon::english().consent_lead_ins;
-    let first_kept = words.iter().skip(skip).position(|w| !lead_ins.contains(&w.text)).map(|p| p + skip);
-    let rest = match first_kept.and_then(|i| words.get(i)) {
-        Some(word) => text[word.start..].to_owned(),
-        None => return ConsentAnswer::Unclear,
-    };
-    let Some((_, extract)) = collecting_step(pipeline, step) else { return ConsentAnswer::Unclear };
+    if at.another_request {
+        return ConsentAnswer::Another { refused: refused && !stance.yes };
+    }
+    if let Some(corrected) = correction(at, text, &words, &stance, &plain.other) {
+        return corrected;
+    }
+    ConsentAnswer::Unclear(match () {
+        _ if stance.yes && stance.holds_back() => AnswerReading::Contradiction,
+        _ if stance.wait => AnswerReading::Wait,
+        _ => AnswerReading::Unclear,
+    })
+}
+
+/// The values an answer at a read-back corrects, when it is phrased as a correction.
+fn correction(
+    at: &AtReadBack<'_>,
+    text: &str,
+    words: &[Word],
+    stance: &Stance,
+    other: &[usize],
+) -> Option<ConsentAnswer> {
+    let english = crate::nlu::Lexicon::english();
+    let (pipeline, catalogue, analyzer) = (at.pipeline, at.catalogue, at.analyzer);
+    // "no, *actually* the id is 78", "*sorry*, fifteen": the correction starts after these
+    let lead_in = |w: &Word| english.consent_lead_ins.contains(&w.text) || english.correction_markers.contains(&w.text);
+    let first = other.iter().copied().find(|&i| !lead_in(&words[i]))?;
+    let rest = text[words[first].start..].to_owned();
+    let marked = stance.no || words[..first].iter().any(|w| english.correction_markers.contains(&w.text));
+    let (_, extract) = collecting_step(pipeline, at.step)?;
     let reader = extract.reader(pipeline, catalogue, analyzer);
-    let mut corrected = slots.clone();
+    let mut corrected = at.slots.clone();
     let filled = reader.fill(&analyzer.read(&rest), Said::Fresh, &mut corrected);
     let mut invalid = filled.errors.keys().next().cloned();
-    // "no sorry, fifteen", "no, it's 34": a bare value for the one slot of its type
-    if corrected == *slots && invalid.is_none() {
+    if corrected == *at.slots && invalid.is_none() {
+        // a bare value: a number for the one number slot, a droplet for the one droplet slot, a
+        // name for the one text slot only when said as a correction ("no, Billing Two")
         let bare = bare_answer(&rest);
-        // a number corrects a number, a droplet a droplet; text only when nothing else fits
         let numeric = crate::nlu::numbers::parse(bare).is_some();
         let fits: Vec<&SlotDef> = reader
             .wanted()
             .filter(|slot| match slot.kind {
-                SlotKind::String => !numeric && reader.text_slots() == 1,
+                SlotKind::Integer | SlotKind::Number => numeric,
+                SlotKind::Droplet => !numeric && catalogue.recognize(bare) != Recognition::NotMentioned,
+                SlotKind::String => {
+                    !numeric && marked && reader.text_slots() == 1 && is_bare_answer(slot, bare, catalogue)
+                }
                 SlotKind::Boolean => false,
-                _ => true,
             })
-            .filter(|slot| slot.coerce(bare, catalogue).is_ok())
             .collect();
         if let [slot] = fits.as_slice() {
-            if let Ok(value) = slot.coerce(bare, catalogue) {
-                corrected.insert(slot.name.clone(), value);
+            match slot.coerce(bare, catalogue) {
+                Ok(value) => {
+                    corrected.insert(slot.name.clone(), value);
+                }
+                // "-5", "5.5": refused with the reason, and asked for again
+                Err(_) => {
+                    corrected.remove(&slot.name);
+                    invalid = Some(slot.name.clone());
+                }
             }
         }
-        invalid = None;
     }
-    let changed = changes(&pipeline.slots, slots, &corrected, false);
-    if changed.is_empty() && invalid.is_none() {
-        return ConsentAnswer::Unclear;
-    }
-    ConsentAnswer::Corrected { slots: corrected, changed, invalid, rest }
-}
-
-/// "yes, please proceed with the removal", "no don't register it": a yes or a no followed only
-/// by words about the action itself (its description's words, courtesy).
-fn answer_about_the_action(pipeline: &Pipeline, analyzer: &Analyzer, text: &str) -> Option<YesNo> {
-    // "thank you. yes, …": courtesy before the answer
-    let all = crate::nlu::text::words(text);
-    let english = crate::nlu::Lexicon::english();
-    let skipped = all.iter().take_while(|w| english.consent_courtesy.contains(&w.text)).count();
-    let text = all.get(skipped).map(|w| &text[w.start..]).unwrap_or(text);
-    let (answer, used) = answers::leading(text)?;
-    let about = |word: &str| {
-        pipeline.generic_words.contains(word)
-            || answers::whole(word).is_some()
-            || english.about_the_action.contains(word)
-    };
-    let rest = crate::nlu::text::words(text).into_iter().skip(used).collect::<Vec<_>>();
-    (!rest.is_empty()
-        && rest.iter().all(|w| about(&w.text) || pipeline.generic_words.contains(&analyzer.stem(&w.text))))
-    .then_some(answer)
+    let changed = changes(&pipeline.slots, at.slots, &corrected, false);
+    (!changed.is_empty() || invalid.is_some()).then_some(ConsentAnswer::Corrected {
+        slots: corrected,
+        changed,
+        invalid,
+        rest,
+    })
 }
 
 #[cfg(test)]

@@ -43,6 +43,9 @@ pub struct Plan {
     pub unread: Vec<String>,
     /// Where the slots it starts with came from (`earlier`, `focus, turn 3`).
     pub sources: std::collections::BTreeMap<String, String>,
+    /// Why the fallback answers, for its reply (`understanding` in templates): the action no
+    /// intent serves, what it can do instead, or the two intents the message is torn between.
+    pub understanding: Option<Value>,
 }
 
 impl Plan {
@@ -61,6 +64,7 @@ impl Plan {
             dialogue: TurnDialogue::default(),
             unread: Vec::new(),
             sources: Default::default(),
+            understanding: None,
         }
     }
 }
@@ -113,6 +117,14 @@ pub fn plan(config: &CompiledConfig, reading: &Arc<Reading>, pending: Option<Pen
             {
                 return Planned { plans: fresh_plans(config, reading, Vec::new(), focus), kept: Some(pending) };
             }
+            // "check the deck snapshots" at "What should the task be called?" is the title, even
+            // though it names a droplet; a question there is not ("what does the registry list?")
+            if asked.is_some_and(|slot| slot.kind == SlotKind::String) {
+                if answers::plainly_asks(reading) {
+                    return Planned { plans: fresh_plans(config, reading, Vec::new(), focus), kept: Some(pending) };
+                }
+                return just(vec![answering(pipeline, &pending, reading, waiting)]);
+            }
             let bare = asked.is_some_and(|slot| answers::is_bare_answer(slot, text, &config.catalogue));
             if !bare
                 && !extract.reader(pipeline, &config.catalogue, analyzer).answers(reading)
@@ -155,8 +167,9 @@ fn fresh_plans(config: &CompiledConfig, reading: &Arc<Reading>, notes: Vec<Strin
 }
 
 /// The plan for an answer to a read-back: go ahead, decline, ask again with corrected
-/// values (or for a corrected value that is not acceptable), answer a digression, or ask
-/// for a clear yes or no.
+/// values (or for a corrected value that is not acceptable), answer another request while the
+/// action waits (or, said with a no, decline it and start the other), or ask for a clear yes or
+/// no.
 fn answer_to_consent(
     config: &CompiledConfig,
     pipeline: &Pipeline,
@@ -165,26 +178,29 @@ fn answer_to_consent(
     waiting: TurnDialogue,
     focus: &InFocus<'_>,
 ) -> Planned {
-    let text = reading.text.as_str();
     let just = |plan: Plan| Planned { plans: vec![plan], kept: None };
-    let answer = answers::read_consent(
+    let another_request = AnotherRequest::of(config, &pending.intent, reading).is_some_and(|o| o.is_digression())
+        || focus.follows_up(reading);
+    let at = answers::AtReadBack {
         pipeline,
-        pending.step,
-        &pending.slots,
-        text,
-        &config.catalogue,
-        config.resolver.analyzer(),
-    );
+        step: pending.step,
+        slots: &pending.slots,
+        catalogue: &config.catalogue,
+        analyzer: config.resolver.analyzer(),
+        another_request,
+    };
+    let answer = answers::read_consent(&at, &reading.text);
+    let read = Some(answer.reading());
     match answer {
         ConsentAnswer::Yes | ConsentAnswer::No => {
             let consent = if answer == ConsentAnswer::Yes { YesNo::Yes } else { YesNo::No };
-            let dialogue = TurnDialogue { consent: Some(consent), ..waiting };
+            let dialogue = TurnDialogue { consent: Some(consent), answer: read, ..waiting };
             just(answering(pipeline, &pending, reading, dialogue))
         }
         ConsentAnswer::Corrected { slots, changed, invalid, rest } => {
             let before = pending.slots.clone();
             let notes = vec![format!("changed {}", changed.join(", "))];
-            let dialogue = TurnDialogue { changed, ..TurnDialogue::default() };
+            let dialogue = TurnDialogue { changed, answer: read, ..TurnDialogue::default() };
             match (invalid, answers::collecting_step(pipeline, pending.step)) {
                 // a corrected value that is not acceptable is asked for again, with why
                 (Some(slot), Some((extract_step, _))) => {
@@ -196,14 +212,20 @@ fn answer_to_consent(
                 _ => just(resumed_plan(pipeline, pending.step, &before, slots, reading.clone(), dialogue, notes)),
             }
         }
-        ConsentAnswer::Unclear
-            if AnotherRequest::of(config, &pending.intent, reading).is_some_and(|other| other.is_digression())
-                || focus.follows_up(reading) =>
-        {
+        // "no, register a new one with id 42 instead": the waiting action is declined first
+        ConsentAnswer::Another { refused: true } => {
+            let dialogue = TurnDialogue { consent: Some(YesNo::No), answer: read, ..waiting };
+            let mut declined = answering(pipeline, &pending, reading, dialogue);
+            declined.notes.push("declined: the user asked for something else instead".to_owned());
+            let mut plans = vec![declined];
+            plans.extend(fresh_plans(config, reading, Vec::new(), focus));
+            Planned { plans, kept: None }
+        }
+        ConsentAnswer::Another { refused: false } => {
             Planned { plans: fresh_plans(config, reading, Vec::new(), focus), kept: Some(pending) }
         }
-        ConsentAnswer::Unclear => {
-            let dialogue = TurnDialogue { unclear: true, ..waiting };
+        ConsentAnswer::Unclear(_) => {
+            let dialogue = TurnDialogue { unclear: true, answer: read, ..waiting };
             just(answering(pipeline, &pending, reading, dialogue))
         }
     }
@@ -243,6 +265,28 @@ fn fresh_plan(
     notes: Vec<String>,
     cleared: Option<Value>,
 ) -> Plan {
+    // "reboot the orchestrator": no intent serves that action, whatever else it shares with one
+    // a command its pattern or a clear example chose ("queue up a task") is read back before
+    // anything is sent, so its own verb need not be one the examples use
+    let read_back_anyway = |p: &Pipeline| p.changes_state && resolution.confident;
+    let chosen = config.pipeline(&resolution.intent).filter(|p| cleared.is_none() && !read_back_anyway(p));
+    let cannot = chosen.and_then(|pipeline| {
+        let analyzer = config.resolver.analyzer();
+        let chosen = Some(pipeline).filter(|p| !p.fallback);
+        config.scope.unsupported(chosen, &reading, &config.catalogue, analyzer)
+    });
+    let understanding = understanding(config, &resolution, cannot.as_deref());
+    let resolution = match &cannot {
+        Some(action) => Resolution {
+            intent: config.resolver.fallback().to_owned(),
+            evidence: None,
+            // the rules know no intent serves it: a model would only pick the nearest one
+            confident: true,
+            reason: format!("no intent serves \"{action}\" ({})", resolution.reason),
+            ..resolution
+        },
+        None => resolution,
+    };
     let source = if cleared.is_some() {
         IntentSource::Interrupt
     } else if resolution.intent == config.resolver.fallback() {
@@ -251,6 +295,7 @@ fn fresh_plan(
         IntentSource::Rules
     };
     Plan {
+        understanding,
         intent: resolution.intent.clone(),
         reading,
         confident: resolution.confident,
@@ -264,6 +309,30 @@ fn fresh_plan(
         unread: Vec::new(),
         sources: Default::default(),
     }
+}
+
+/// What the fallback says about a message it answers: the action no intent serves and the
+/// nearest thing that is served (`cannot`, `nearest`), or the intents the message is torn
+/// between (`choices`). `None` when another intent answers.
+fn understanding(config: &CompiledConfig, resolution: &Resolution, cannot: Option<&str>) -> Option<Value> {
+    let fallback = config.resolver.fallback();
+    if cannot.is_none() && resolution.intent != fallback {
+        return None;
+    }
+    let describe = |intent: &str| {
+        config
+            .pipeline(intent)
+            .map(|p| json!({"id": p.intent, "description": p.description, "example": p.examples.first()}))
+    };
+    // what it can do about the same thing: the closest intent that changes nothing
+    let nearest = resolution
+        .candidates
+        .iter()
+        .filter(|c| c.intent != fallback)
+        .find(|c| config.pipeline(&c.intent).is_some_and(|p| !p.changes_state && !p.interrupts))
+        .and_then(|c| describe(&c.intent));
+    let choices: Vec<Value> = resolution.tied.iter().filter_map(|intent| describe(intent)).collect();
+    Some(json!({"cannot": cannot, "nearest": nearest.filter(|_| cannot.is_some()), "choices": choices}))
 }
 
 /// A plan that answers the pending action's question with this message.
@@ -305,6 +374,7 @@ fn resumed_plan(
         notes,
         dialogue,
         unread: Vec::new(),
+        understanding: None,
     }
 }
 

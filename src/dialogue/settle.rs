@@ -20,7 +20,7 @@ use crate::config::CompiledConfig;
 use crate::pipeline::{Flow, Pipeline, RunEnv, TurnDialogue, TurnState};
 use crate::session::{Channel, Pending};
 use crate::steps::StepError;
-use crate::trace::{DialogueState, DialogueTrace, ModelStatus, TurnTrace};
+use crate::trace::{AnswerReading, DialogueState, DialogueTrace, ModelStatus, TurnTrace};
 
 /// Said when a reply could not be rendered. The user's message is still stored.
 const RENDER_FAILURE_CHAT: &str =
@@ -123,8 +123,13 @@ pub async fn settle(turn: Settling<'_>, runs: Vec<Run<'_>>) -> Option<Settled> {
                     .notes
                     .push(format!("answered something else; the `{}` action still waits", again.pending.intent));
                 state.trace.dialogue =
-                    dialogue_trace(&again.pending.intent, &again.dialogue, again.pending.asking.clone())
-                        .map(|trace| DialogueTrace { state: DialogueState::Kept, ..trace });
+                    dialogue_trace(&again.pending.intent, &again.dialogue, again.pending.asking.clone()).map(|trace| {
+                        DialogueTrace {
+                            state: DialogueState::Kept,
+                            answer: Some(AnswerReading::AnotherRequest),
+                            ..trace
+                        }
+                    });
                 pending = Some(again.pending);
             }
         }
@@ -173,6 +178,7 @@ async fn ask_again(turn: &Settling<'_>, kept: Pending) -> Option<AskedAgain> {
         trace: TurnTrace { config_version: turn.config_version, ..TurnTrace::default() },
         sources: Default::default(),
         answers: Vec::new(),
+        understanding: Default::default(),
     };
     match pipeline.run(turn.env, &mut state, kept.step).await {
         Ok(Flow::Ask { text, pending }) => {
@@ -194,6 +200,7 @@ fn dialogue_trace(intent: &str, dialogue: &TurnDialogue, asking: Option<String>)
         asking,
         tries_left: dialogue.tries_left,
         changed: dialogue.changed.clone(),
+        answer: dialogue.answer,
     })
 }
 

@@ -468,6 +468,7 @@ impl Engine {
                 dialogue: plan.dialogue,
                 sources: plan.sources,
                 answers: Vec::new(),
+                understanding: plan.understanding.unwrap_or_default(),
                 trace: TurnTrace {
                     intent: plan.why,
                     backend: self.backend.name().to_owned(),
@@ -746,6 +747,7 @@ impl Engine {
                                 dialogue: TurnDialogue::default(),
                                 unread: Vec::new(),
                                 sources: Default::default(),
+                                understanding: None,
                             })
                             .map(|plan| dialogue::focus::with_focus_values(config, plan, focus))
                             .collect();

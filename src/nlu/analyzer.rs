@@ -178,6 +178,12 @@ impl Analyzer {
         self.stemmer.stem(word).into_owned()
     }
 
+    /// Whether `word`, with no droplet named, means every droplet (the stewards'
+    /// `every_droplet_words`).
+    pub fn means_every_droplet(&self, word: &str) -> bool {
+        self.vocabulary.means_every_droplet(word)
+    }
+
     /// The canonical term a single word is a synonym of ("svc" → `servic`, as a stem).
     pub fn canonical(&self, word: &str) -> Option<String> {
         let stem = self.stem(word);

@@ -1,6 +1,8 @@
-//! Yes and no as people say them ("yes please", "sure", "go ahead", "nope", "not yet"), for
-//! boolean slots and confirmations. The forms and the courtesy around them are the lexicon's
-//! ([`Lexicon::yes`], [`Lexicon::no`], [`Lexicon::courtesy`]).
+//! Yes and no as people say them ("yes please", "sure", "go ahead", "nope", "not yet"): whole
+//! answers for a yes/no slot ([`whole`], [`leading`]), and what an answer to a read-back says
+//! word by word ([`Stance`]: yes, no, wait, stop, and what else). The forms and the courtesy around
+//! them are the lexicon's ([`Lexicon::yes`], [`Lexicon::no`], [`Lexicon::wait_words`],
+//! [`Lexicon::stop_words`], [`Lexicon::courtesy`]).
 
 use super::lexicon::Lexicon;
 use super::text;
@@ -22,9 +24,11 @@ pub fn leading(text: &str) -> Option<(YesNo, usize)> {
     };
     // "no" before "yes": "not yet" must not read as "not" + nothing
     let english = Lexicon::english();
-    for (answer, forms) in [(YesNo::No, &english.no), (YesNo::Yes, &english.yes)] {
+    let no = english.no.iter().chain(english.switch_no.iter());
+    let yes = english.yes.iter().chain(english.switch_yes.iter());
+    for (answer, forms) in [(YesNo::No, no.collect::<Vec<_>>()), (YesNo::Yes, yes.collect())] {
         // longer forms first; among forms of one length, the order written
-        let mut forms: Vec<&str> = forms.iter().collect();
+        let mut forms = forms;
         forms.sort_by_key(|f| std::cmp::Reverse(f.split(' ').count()));
         if let Some(form) = forms.into_iter().find(|f| starts(f)) {
             return Some((answer, form.split(' ').count()));
@@ -63,6 +67,82 @@ pub fn whole(text: &str) -> Option<YesNo> {
     answer
 }
 
+/// What an answer to "shall I go ahead?" says, word by word: which of yes, no, wait and stop it
+/// holds (one message can hold several: "sure, no wait"), and which words say something else.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stance {
+    pub yes: bool,
+    pub no: bool,
+    pub wait: bool,
+    pub stop: bool,
+    /// The words that are none of these and no courtesy ("the id is 78"), by index.
+    pub other: Vec<usize>,
+}
+
+/// The four kinds of answer word at a read-back, in the order tried among forms of one length.
+#[derive(Clone, Copy)]
+enum Kind {
+    Stop,
+    Wait,
+    No,
+    Yes,
+}
+
+impl Stance {
+    /// Reads the words of an answer. `courteous` says which other words only talk about the
+    /// action or are politeness ("yes, please proceed with the removal").
+    pub fn read(words: &[text::Word], courteous: impl Fn(&str) -> bool) -> Stance {
+        let english = Lexicon::english();
+        let lists = [
+            (Kind::Stop, &english.stop_words),
+            (Kind::Wait, &english.wait_words),
+            (Kind::No, &english.no),
+            (Kind::Yes, &english.yes),
+        ];
+        let mut forms: Vec<(Kind, Vec<&str>)> =
+            lists.iter().flat_map(|(kind, list)| list.iter().map(|form| (*kind, form.split(' ').collect()))).collect();
+        // longest first; among forms of one length, stop before wait before no before yes
+        forms.sort_by_key(|(_, form)| std::cmp::Reverse(form.len()));
+        let mut stance = Stance::default();
+        let mut index = 0;
+        while index < words.len() {
+            let here = |form: &[&str]| {
+                words.len() - index >= form.len() && form.iter().zip(&words[index..]).all(|(f, w)| *f == w.text)
+            };
+            match forms.iter().find(|(_, form)| here(form)) {
+                Some((kind, form)) => {
+                    match kind {
+                        Kind::Stop => stance.stop = true,
+                        Kind::Wait => stance.wait = true,
+                        Kind::No => stance.no = true,
+                        Kind::Yes => stance.yes = true,
+                    }
+                    index += form.len();
+                }
+                None => {
+                    let word = words[index].text.as_str();
+                    if !(english.consent_courtesy.contains(word) || english.courtesy.contains(word) || courteous(word))
+                    {
+                        stance.other.push(index);
+                    }
+                    index += 1;
+                }
+            }
+        }
+        stance
+    }
+
+    /// It holds the action back: a no, a wait or a stop, anywhere in it.
+    pub fn holds_back(&self) -> bool {
+        self.no || self.wait || self.stop
+    }
+
+    /// A yes with nothing holding it back.
+    pub fn consents(&self) -> bool {
+        self.yes && !self.holds_back()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +164,27 @@ mod tests {
         assert_eq!(whole("yes no"), None, "two answers are no answer");
         assert_eq!(leading("no, the id is 78"), Some((YesNo::No, 1)));
         assert_eq!(whole("Billing"), None);
+    }
+
+    fn stance(text: &str) -> Stance {
+        Stance::read(&text::words(text), |w| ["removal", "proceed", "with", "the"].contains(&w))
+    }
+
+    #[test]
+    fn a_stance_holds_every_kind_of_answer_said() {
+        for yes in ["yup, fire away", "all good, send", "perfect, do it", "absolutely", "uh yeah go ahead thanks"] {
+            let read = stance(yes);
+            assert!(read.consents() && read.other.is_empty(), "{yes}: {read:?}");
+        }
+        for mixed in ["yes no", "sure, no", "fine, no", "go ahead, no wait", "yes, do not", "ok hold on"] {
+            let read = stance(mixed);
+            assert!(read.yes && read.holds_back() && !read.consents(), "{mixed}: {read:?}");
+        }
+        for stray in ["1", "on", "true", "y", "right", "correct", "go", "alright"] {
+            assert!(!stance(stray).consents(), "{stray}");
+        }
+        assert!(stance("nah scrap that").stop && stance("hold off").wait && stance("not yet").wait);
+        let correction = stance("no, the id is 78");
+        assert!(correction.no && !correction.other.is_empty(), "{correction:?}");
     }
 }

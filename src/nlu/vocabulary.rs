@@ -26,6 +26,8 @@ pub struct MeshNouns {
     /// Words that are never a slot's value on their own ("register a new service" names no
     /// service), in every pipeline.
     pub generic_nouns: Vec<String>,
+    /// Words that, with no droplet named, mean every droplet ("status of the *mesh*").
+    pub every_droplet_words: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -37,6 +39,8 @@ pub struct Vocabulary {
     nouns: MeshNouns,
     /// For how many of the user's messages a value they named stays in the conversation's focus.
     focus_turns: u32,
+    /// How far ahead of the next intent a command must score when examples choose it.
+    command_lead: f64,
 }
 
 impl Vocabulary {
@@ -105,7 +109,7 @@ impl Vocabulary {
             return Err(problems);
         }
         phrases.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-        Ok(Vocabulary { phrases, terms, nouns: MeshNouns::default(), focus_turns: 0 })
+        Ok(Vocabulary { phrases, terms, nouns: MeshNouns::default(), focus_turns: 0, command_lead: 0.0 })
     }
 
     /// A vocabulary from literal pairs, stemmed like the analyzer does (for tests).
@@ -132,6 +136,22 @@ impl Vocabulary {
     pub fn with_focus_turns(mut self, turns: u32) -> Self {
         self.focus_turns = turns;
         self
+    }
+
+    /// Sets how far ahead of the next intent a command must score when examples choose it.
+    pub fn with_command_lead(mut self, lead: f64) -> Self {
+        self.command_lead = lead;
+        self
+    }
+
+    /// How far ahead of the next intent a command must score when examples choose it.
+    pub fn command_lead(&self) -> f64 {
+        self.command_lead
+    }
+
+    /// Whether `word`, with no droplet named, means every droplet.
+    pub fn means_every_droplet(&self, word: &str) -> bool {
+        self.nouns.every_droplet_words.iter().any(|w| w == word)
     }
 
     /// For how many of the user's messages a value they named stays in the conversation's focus.

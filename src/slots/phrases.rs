@@ -309,11 +309,14 @@ fn read_value(kind: SlotKind, reading: &Reading<'_>, first: usize, end: usize, f
             {
                 first += 1;
             }
+            // the stewards' synonyms count too: "register a new svc" names no service
             let vacuous = |w: &Word| {
                 reading.is_generic(&w.text)
                     || english.trailing.contains(&w.text)
                     || english.pronouns.contains(&w.text)
                     || reading.generic.is_noun(&w.text)
+                    || (reading.canonical)(&w.text)
+                        .is_some_and(|term| reading.generic.is_noun_stem(&term, reading.stem))
             };
             if first >= end || words[first..end].iter().all(vacuous) {
                 return None;

@@ -8,7 +8,7 @@ use crate::nlu::Analyzer;
 use crate::pipeline::{Flow, Pipeline, RunEnv, TurnState};
 use crate::slots::fill::{bare_answer, changes, Filled, Said, SlotReader};
 use crate::slots::{model, SlotDef};
-use crate::trace::DialogueState;
+use crate::trace::{AnswerReading, DialogueState};
 
 #[derive(Debug)]
 pub struct ExtractStep {
@@ -82,6 +82,11 @@ impl ExtractStep {
         for change in changes(&pipeline.slots, &before, &state.slots, true) {
             state.trace.notes.push(format!("changed {change}"));
             state.dialogue.changed.push(change);
+        }
+        // planning read a read-back's correction already; an answer to a question is read here
+        if state.resumed && state.dialogue.answer.is_none() {
+            let usable = state.slots != before;
+            state.dialogue.answer = Some(if usable { AnswerReading::Value } else { AnswerReading::Unclear });
         }
         // an optional value the user gave but that is not acceptable is asked for, not dropped
         let rejected: Vec<String> =

@@ -50,7 +50,7 @@ pub fn escape_markdown(text: &str) -> String {
 
 /// Names the engine provides to every template, condition and templated value.
 pub const CONTEXT_NAMES: &[&str] =
-    &["message", "channel", "intent", "slots", "droplets", "intents", "pending", "backend", "llm"];
+    &["message", "channel", "intent", "slots", "droplets", "intents", "pending", "backend", "llm", "understanding"];
 
 /// Names available to the welcome templates (sent before any turn).
 pub const WELCOME_CONTEXT_NAMES: &[&str] = &["channel", "droplets", "intents", "backend"];

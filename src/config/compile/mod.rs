@@ -129,8 +129,11 @@ impl<'a> Compiler<'a> {
     fn assemble(&mut self, parts: Parts, fallback: String) -> CompiledConfig {
         let Parts { catalogue, identity, welcome, unread, vocabulary, templates, mut pipelines } = parts;
         // the fallback answers when no rule decides, so it takes no part in resolving
-        let rules: Vec<IntentRules> =
-            pipelines.iter_mut().filter(|(p, _)| !p.fallback).map(|(_, r)| std::mem::take(r)).collect();
+        let rules: Vec<IntentRules> = pipelines
+            .iter_mut()
+            .filter(|(p, _)| !p.fallback)
+            .map(|(p, r)| IntentRules { changes_state: p.changes_state, ..std::mem::take(r) })
+            .collect();
         let mut pipelines: Vec<Pipeline> = pipelines.into_iter().map(|(p, _)| p).collect();
         pipelines.sort_by(|a, b| a.intent.cmp(&b.intent));
         let intents_value = crate::template::to_value(
@@ -153,13 +156,17 @@ impl<'a> Compiler<'a> {
             )
             .collect();
         let focus_turns = vocabulary.focus_turns();
+        let command_lead = vocabulary.command_lead();
         let analyzer = Arc::new(Analyzer::new(&catalogue, vocabulary, known.into_iter()));
-        let resolver = Resolver::new(rules, fallback, analyzer);
+        let keywords: Vec<&str> = rules.iter().flat_map(|r| r.keywords.iter().map(String::as_str)).collect();
+        let scope = crate::config::scope::Scope::build(&pipelines, &keywords, &catalogue, &analyzer);
+        let resolver = Resolver::new(rules, fallback, analyzer).with_command_lead(command_lead);
         CompiledConfig {
             focus_turns,
             classifier,
             warnings: std::mem::take(&mut self.warnings),
             resolver,
+            scope,
             droplets_value: crate::template::to_value(&catalogue.droplets),
             intents_value,
             pipelines,

@@ -104,6 +104,8 @@ impl Compiler<'_> {
             examples: spec.examples.clone(),
             interrupts: spec.interrupts,
             droplet_slot: spec.slots.values().any(|s| s.kind == SlotKindSpec::Droplet),
+            // set from the compiled pipeline, which knows its calls' methods
+            changes_state: false,
             conversational: spec.steps.iter().all(|s| s.extract.is_none() && s.query.is_none() && s.reason.is_none()),
             slot_leads: spec
                 .slots

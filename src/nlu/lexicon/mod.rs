@@ -109,6 +109,14 @@ pub struct Lexicon {
     pub no: Words,
     /// Courtesy words around a yes or a no.
     pub courtesy: Words,
+    /// Answers that hold an action back ("hold on", "not yet"), as phrases.
+    pub wait_words: Words,
+    /// Answers that stop an action ("scrap that", "stop"), as phrases.
+    pub stop_words: Words,
+    /// Yes for a yes/no slot only ("on", "true"), never consent to a command.
+    pub switch_yes: Words,
+    /// No for a yes/no slot only ("off", "false").
+    pub switch_no: Words,
     /// Words between a slot's phrase and its value ("id *is* 77").
     pub connectors: Words,
     /// Words that end no text value ("Billing *with* id 77").
@@ -125,6 +133,8 @@ pub struct Lexicon {
     pub value_joiners: Words,
     /// Words that alone can answer a yes/no slot, for deciding what a model may have read.
     pub switch_words: Words,
+    /// Openings that make a message a question or a request ("what", "show me"), as phrases.
+    pub question_openers: Words,
     /// Lead-ins before a bare answer ("it's called"), as phrases; in order. Read by
     /// `slots::fill::bare_answer`.
     pub answer_lead_ins: Words,
@@ -166,6 +176,8 @@ pub struct Lexicon {
     /// ("*sorry, I meant* the deck", "*no, not that one,* the dashboard"): a message of only
     /// these and values asks the last request again. Read by `dialogue::focus`.
     pub follow_up_words: Words,
+    /// Verbs a person asks an assistant to act with ("restart", "book"). Read by `config::scope`.
+    pub action_verbs: Words,
     /// Common words of the language, never taken for typos ("last" is not "list").
     #[serde(skip)]
     common_words: HashSet<&'static str>,
@@ -254,6 +266,12 @@ mod tests {
             ("yes", &english.yes),
             ("no", &english.no),
             ("courtesy", &english.courtesy),
+            ("wait_words", &english.wait_words),
+            ("question_openers", &english.question_openers),
+            ("action_verbs", &english.action_verbs),
+            ("stop_words", &english.stop_words),
+            ("switch_yes", &english.switch_yes),
+            ("switch_no", &english.switch_no),
             ("connectors", &english.connectors),
             ("trailing", &english.trailing),
             ("leading", &english.leading),
