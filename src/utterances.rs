@@ -36,6 +36,10 @@ pub struct Utterance {
     /// `voice` for messages written as speech-to-text writes them; informational.
     #[serde(default)]
     pub channel: Option<String>,
+    /// In a conversation: this turn sends the command (a call that changes something) with the
+    /// turn's `slots`. Every other turn of a conversation must send nothing.
+    #[serde(default)]
+    pub sends: bool,
 }
 
 impl Utterance {
@@ -117,6 +121,8 @@ pub struct Outcome {
     pub slots: Map<String, Value>,
     /// With a model configured, the rules would ask it about this message.
     pub asks_model: bool,
+    /// A conversation turn: the state-changing calls it sent, as `METHOD path body`.
+    pub sent: Option<Vec<String>>,
 }
 
 impl Outcome {
@@ -127,7 +133,12 @@ impl Outcome {
     /// The right intent(s) and, for one request, exactly the slot values stated: none missing,
     /// none wrong, none invented.
     pub fn right(&self) -> bool {
-        self.intent_right() && (self.utterance.intents.is_some() || self.slots == self.utterance.slots)
+        self.intent_right() && (self.utterance.intents.is_some() || self.slots == self.utterance.slots) && self.sent_right()
+    }
+
+    /// A conversation turn sent a command exactly when it was meant to, and at most one.
+    pub fn sent_right(&self) -> bool {
+        self.sent.as_ref().is_none_or(|sent| sent.len() == usize::from(self.utterance.sends))
     }
 }
 
@@ -168,7 +179,7 @@ pub async fn evaluate(config: Arc<CompiledConfig>, corpus: Corpus) -> Report {
             intents = analysis.intents.iter().map(|a| a.why.id.clone()).collect();
             slots = analysis.intents.first().map(|a| a.slots.clone()).unwrap_or_default();
         }
-        outcomes.push(Outcome { utterance, intents, slots, asks_model });
+        outcomes.push(Outcome { utterance, intents, slots, asks_model, sent: None });
     }
     let mut conversations = Vec::with_capacity(corpus.conversations.len());
     for conversation in corpus.conversations {
@@ -194,7 +205,7 @@ async fn converse(engine: &Engine, conversation: Conversation) -> Vec<Outcome> {
             trace_id: uuid::Uuid::new_v4().to_string(),
             ..Default::default()
         };
-        let (intents, slots) = match engine.handle(turn).await {
+        let (intents, slots, sent) = match engine.handle(turn).await {
             Ok(reply) => {
                 let mut intents = vec![reply.intent];
                 // a question asked of several droplets is one request
@@ -203,11 +214,18 @@ async fn converse(engine: &Engine, conversation: Conversation) -> Vec<Outcome> {
                         intents.push(joined.id.clone());
                     }
                 }
-                (intents, reply.trace.slots.as_object().cloned().unwrap_or_default())
+                let sent: Vec<String> = reply
+                    .trace
+                    .calls
+                    .iter()
+                    .filter(|call| !call.method.eq_ignore_ascii_case("GET"))
+                    .map(|call| format!("{} {}", call.method, call.endpoint))
+                    .collect();
+                (intents, reply.trace.slots.as_object().cloned().unwrap_or_default(), sent)
             }
-            Err(error) => (vec![format!("error: {error}")], Map::new()),
+            Err(error) => (vec![format!("error: {error}")], Map::new(), Vec::new()),
         };
-        outcomes.push(Outcome { utterance, intents, slots, asks_model: false });
+        outcomes.push(Outcome { utterance, intents, slots, asks_model: false, sent: Some(sent) });
     }
     outcomes
 }
@@ -230,11 +248,20 @@ fn percent(part: usize, whole: usize) -> f64 {
 
 /// A message's line: what it was understood as, and what was meant when that differs.
 fn line(o: &Outcome, indent: &str) -> String {
-    let got = format!("{}{}", o.intents.join(" + "), slots_text(&o.slots));
+    let sent = match &o.sent {
+        Some(sent) if !sent.is_empty() => format!(" — sent {}", sent.join(", ")),
+        _ => String::new(),
+    };
+    let got = format!("{}{}{sent}", o.intents.join(" + "), slots_text(&o.slots));
     if o.right() {
         format!("{indent}✓ {:?} → {got}\n", o.utterance.say)
     } else {
-        let meant = format!("{}{}", o.utterance.expected().join(" + "), slots_text(&o.utterance.slots));
+        let sends = match (o.utterance.sends, &o.sent) {
+            (true, _) => " — sends it",
+            (false, Some(sent)) if !sent.is_empty() => " — sends nothing",
+            _ => "",
+        };
+        let meant = format!("{}{}{sends}", o.utterance.expected().join(" + "), slots_text(&o.utterance.slots));
         format!("{indent}✗ {:?} → {got} (meant {meant})\n", o.utterance.say)
     }
 }

@@ -5,12 +5,13 @@
 //! The configuration's actions are the words its intents are written with: their examples
 //! (outside the values the examples hold: "schedule a job to *restart the workers*" teaches
 //! "schedule", not "restart"), keywords, descriptions and slot phrases, as typed, as stems and as
-//! the vocabulary's terms (so a synonym counts: "delete" is `remove`). A message is out of scope
-//! when it asks with a verb (the lexicon's `action_verbs`) that is none of these, outside the
-//! values the chosen intent would read from it ("create a task to restart the workers" asks to
-//! create a task).
+//! the vocabulary's terms (so a synonym counts: "delete" is `remove`), per intent. A message is
+//! out of scope when it asks with a verb (the lexicon's `action_verbs`) that the intent the rules
+//! chose does not act with, outside the values that intent would read from it ("create a task to
+//! restart the workers" asks to create a task; "delete the deck's snapshots" asks for no
+//! overview, though another intent deletes services).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -19,53 +20,52 @@ use crate::nlu::{Analyzer, Lexicon, Reading};
 use crate::pipeline::Pipeline;
 use crate::slots::fill::Said;
 
-/// The words the configuration's intents act with.
+/// The words the configuration's intents act with, per intent.
 #[derive(Debug, Default)]
 pub struct Scope {
+    /// Every intent's words.
     known: HashSet<String>,
+    /// Each intent's own words, by intent.
+    by_intent: HashMap<String, HashSet<String>>,
 }
 
 impl Scope {
     /// Collects the words of every intent's examples (outside their values), keywords,
     /// description and slot phrases.
-    pub fn build(pipelines: &[Pipeline], keywords: &[&str], catalogue: &Catalogue, analyzer: &Analyzer) -> Scope {
+    pub fn build(pipelines: &[Pipeline], keywords: &[(&str, &str)], catalogue: &Catalogue, analyzer: &Analyzer) -> Scope {
         let mut scope = Scope::default();
         for pipeline in pipelines.iter().filter(|p| !p.fallback) {
+            let mut words: Vec<String> = Vec::new();
             for example in &pipeline.examples {
                 let reading = analyzer.read(example);
                 let values = value_words(pipeline, &reading, catalogue, analyzer);
-                for word in reading.words.iter().filter(|w| !values.contains(&w.text)) {
-                    scope.learn(&word.text, analyzer);
-                }
+                words.extend(reading.words.iter().filter(|w| !values.contains(&w.text)).map(|w| w.text.clone()));
             }
             let phrases = pipeline.slots.iter().flat_map(|s| s.phrases.iter().map(|p| p.written.as_str()));
-            for text in std::iter::once(pipeline.description.as_str()).chain(phrases) {
-                for word in crate::nlu::text::words(text) {
-                    scope.learn(&word.text, analyzer);
-                }
+            let own = keywords.iter().filter(|(intent, _)| *intent == pipeline.intent).map(|(_, keyword)| *keyword);
+            for text in std::iter::once(pipeline.description.as_str()).chain(phrases).chain(own) {
+                words.extend(crate::nlu::text::words(text).into_iter().map(|w| w.text));
             }
-        }
-        for word in keywords.iter().flat_map(|k| crate::nlu::text::words(k)) {
-            scope.learn(&word.text, analyzer);
+            let forms: HashSet<String> = words.iter().flat_map(|word| forms(word, analyzer)).collect();
+            scope.known.extend(forms.iter().cloned());
+            scope.by_intent.insert(pipeline.intent.clone(), forms);
         }
         scope
     }
 
-    fn learn(&mut self, word: &str, analyzer: &Analyzer) {
-        self.known.insert(word.to_owned());
-        self.known.insert(analyzer.stem(word));
-        self.known.extend(analyzer.canonical(word));
+    /// Whether `intent` (or, with `None`, any intent) acts with `word`, in any of its forms.
+    fn knows(&self, intent: Option<&str>, word: &str, analyzer: &Analyzer) -> bool {
+        let known = match intent.and_then(|intent| self.by_intent.get(intent)) {
+            Some(own) => own,
+            None => &self.known,
+        };
+        forms(word, analyzer).iter().any(|form| known.contains(form))
     }
 
-    fn knows(&self, word: &str, analyzer: &Analyzer) -> bool {
-        self.known.contains(word)
-            || self.known.contains(&analyzer.stem(word))
-            || analyzer.canonical(word).is_some_and(|term| self.known.contains(&term))
-    }
-
-    /// The verb of a request no intent serves ("reboot"), as typed; `None` when every action in
-    /// it is one the configuration knows. `chosen` is the intent the rules would pick: words in
-    /// the values it reads are not actions ("a task to *restart the workers*").
+    /// The verb of a request its intent does not serve ("reboot the orchestrator" is no status
+    /// question; "delete the deck's snapshots" no overview), as typed; `None` when every action
+    /// in it is one `chosen` acts with (or, with no intent chosen, one any intent acts with).
+    /// Words in the values `chosen` reads are not actions ("a task to *restart the workers*").
     pub fn unsupported(
         &self,
         chosen: Option<&Pipeline>,
@@ -85,19 +85,27 @@ impl Scope {
                 .flat_map(|(said, _)| crate::nlu::text::words(said).into_iter().map(|w| w.text)),
         );
         let in_a_droplet_name = |i: usize| reading.droplets.iter().any(|(first, end, _)| (*first..*end).contains(&i));
-        reading
-            .words
+        let words = &reading.words;
+        words
             .iter()
             .enumerate()
             .filter(|(i, w)| {
                 !in_a_droplet_name(*i) && !values.contains(&w.text) && !values.contains(&analyzer.stem(&w.text))
             })
+            // "cool, thanks": an interjection is no action; "I cannot open it": a verb asks for an
+            // action only where a request starts
+            .filter(|(i, w)| english.action_verbs.contains(&w.text) && !is_courtesy(&w.text) && asks_at(words, *i))
             .map(|(_, w)| w)
-            // "cool, thanks": an interjection is no action
-            .filter(|w| english.action_verbs.contains(&w.text) && !is_courtesy(&w.text))
-            .find(|w| !self.knows(&w.text, analyzer))
+            .find(|w| !self.knows(chosen.map(|p| p.intent.as_str()), &w.text, analyzer))
             .map(|w| reading.text[w.start..w.end].to_owned())
     }
+}
+
+/// A word as typed, as a stem, and as the vocabulary's term when it is a synonym.
+fn forms(word: &str, analyzer: &Analyzer) -> Vec<String> {
+    let mut forms = vec![word.to_owned(), analyzer.stem(word)];
+    forms.extend(analyzer.canonical(word));
+    forms
 }
 
 /// The words of the text values `pipeline` reads from a message (its task title, its service
@@ -122,4 +130,21 @@ fn is_courtesy(word: &str) -> bool {
         || english.stopwords.contains(word)
         || english.courtesy.contains(word)
         || english.consent_courtesy.contains(word)
+}
+
+/// Whether the word at `index` starts a request: only courtesy and the lexicon's
+/// `request_lead_ins` ("can you", "please", "I want to") come before it in its clause ("reboot
+/// the orchestrator", "can u restart the dashboard", "ok and wipe the deck"), not a subject of its
+/// own ("the team is asking", "I cannot open it").
+fn asks_at(words: &[crate::nlu::text::Word], index: usize) -> bool {
+    let english = Lexicon::english();
+    let start = words[..=index].iter().rposition(|w| w.after_break).unwrap_or(0);
+    // not the stopwords: "what *sort* of things" has a question before the word
+    words[start..index].iter().all(|w| {
+        english.request_lead_ins.contains(&w.text)
+            || english.conjunctions.contains(&w.text)
+            || english.fillers.contains(&w.text)
+            || english.courtesy.contains(&w.text)
+            || english.consent_courtesy.contains(&w.text)
+    }) && !words[start..index].iter().any(|w| english.negations.contains(&w.text))
 }

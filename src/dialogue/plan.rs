@@ -266,10 +266,11 @@ fn fresh_plan(
     cleared: Option<Value>,
 ) -> Plan {
     // "reboot the orchestrator": no intent serves that action, whatever else it shares with one
-    // a command its pattern or a clear example chose ("queue up a task") is read back before
-    // anything is sent, so its own verb need not be one the examples use
-    let read_back_anyway = |p: &Pipeline| p.changes_state && resolution.confident;
-    let chosen = config.pipeline(&resolution.intent).filter(|p| cleared.is_none() && !read_back_anyway(p));
+    // a command the steward's pattern chose is read back before anything is sent
+    let read_back_anyway = |p: &Pipeline| p.changes_state && resolution.evidence == Some(Evidence::Pattern);
+    let chosen = config
+        .pipeline(&resolution.intent)
+        .filter(|p| cleared.is_none() && !p.interrupts && !read_back_anyway(p));
     let cannot = chosen.and_then(|pipeline| {
         let analyzer = config.resolver.analyzer();
         let chosen = Some(pipeline).filter(|p| !p.fallback);
@@ -324,12 +325,12 @@ fn understanding(config: &CompiledConfig, resolution: &Resolution, cannot: Optio
             .pipeline(intent)
             .map(|p| json!({"id": p.intent, "description": p.description, "example": p.examples.first()}))
     };
-    // what it can do about the same thing: the closest intent that changes nothing
+    // what it can do about the same thing: the closest intent (a suggestion, never run)
     let nearest = resolution
         .candidates
         .iter()
         .filter(|c| c.intent != fallback)
-        .find(|c| config.pipeline(&c.intent).is_some_and(|p| !p.changes_state && !p.interrupts))
+        .find(|c| config.pipeline(&c.intent).is_some_and(|p| !p.interrupts))
         .and_then(|c| describe(&c.intent));
     let choices: Vec<Value> = resolution.tied.iter().filter_map(|intent| describe(intent)).collect();
     Some(json!({"cannot": cannot, "nearest": nearest.filter(|_| cannot.is_some()), "choices": choices}))

@@ -158,7 +158,8 @@ impl<'a> Compiler<'a> {
         let focus_turns = vocabulary.focus_turns();
         let command_lead = vocabulary.command_lead();
         let analyzer = Arc::new(Analyzer::new(&catalogue, vocabulary, known.into_iter()));
-        let keywords: Vec<&str> = rules.iter().flat_map(|r| r.keywords.iter().map(String::as_str)).collect();
+        let keywords: Vec<(&str, &str)> =
+            rules.iter().flat_map(|r| r.keywords.iter().map(|k| (r.intent.as_str(), k.as_str()))).collect();
         let scope = crate::config::scope::Scope::build(&pipelines, &keywords, &catalogue, &analyzer);
         let resolver = Resolver::new(rules, fallback, analyzer).with_command_lead(command_lead);
         CompiledConfig {

@@ -176,6 +176,8 @@ pub struct Lexicon {
     /// ("*sorry, I meant* the deck", "*no, not that one,* the dashboard"): a message of only
     /// these and values asks the last request again. Read by `dialogue::focus`.
     pub follow_up_words: Words,
+    /// Words before the verb of a request ("can you please …"). Read by `config::scope`.
+    pub request_lead_ins: Words,
     /// Verbs a person asks an assistant to act with ("restart", "book"). Read by `config::scope`.
     pub action_verbs: Words,
     /// Common words of the language, never taken for typos ("last" is not "list").
@@ -269,6 +271,7 @@ mod tests {
             ("wait_words", &english.wait_words),
             ("question_openers", &english.question_openers),
             ("action_verbs", &english.action_verbs),
+            ("request_lead_ins", &english.request_lead_ins),
             ("stop_words", &english.stop_words),
             ("switch_yes", &english.switch_yes),
             ("switch_no", &english.switch_no),
