@@ -352,8 +352,10 @@ impl Resolver {
             let analysis = self.analyzer.analyze(slice(clause), Entities::Message);
             let resolution = self.decide(slice(clause), &analysis, |_| true);
             let stands = !gives_value && stands_alone(&words[clause.0..clause.1], &analysis, &resolution);
-            // words (not just fillers) of which no intent reads any
-            if !stands && !analysis.terms.is_empty() && resolution.candidates.is_empty() {
+            // words (not just fillers, or "hold on", "ok") of which no intent reads any
+            let only_an_answer =
+                crate::nlu::answers::Stance::read(&words[clause.0..clause.1], |_| false).other.is_empty();
+            if !stands && !only_an_answer && !analysis.terms.is_empty() && resolution.candidates.is_empty() {
                 unread.push(slice(clause).to_owned());
             }
             if stands {
@@ -495,13 +497,20 @@ impl Resolver {
                 let runner_up = candidates.get(1).cloned();
                 let margin = best.score - runner_up.as_ref().map(|r| r.score).unwrap_or(0.0);
                 if let Some(torn) = self.torn(analysis, best, runner_up.as_ref(), margin) {
+                    // values alone ("and 6?") are no choice between two intents: the usual fallback
+                    let only_values = analysis.terms.iter().all(|t| t.starts_with('#'));
+                    let tied = if only_values {
+                        Vec::new()
+                    } else {
+                        std::iter::once(best).chain(&runner_up).map(|c| c.intent.clone()).collect()
+                    };
                     return Resolution {
                         intent: self.fallback.clone(),
                         score: 0.0,
                         evidence: None,
                         confident: false,
                         reason: format!("{torn}{read_as}"),
-                        tied: std::iter::once(best).chain(&runner_up).map(|c| c.intent.clone()).collect(),
+                        tied,
                         runner_up: Some(best.clone()),
                         candidates,
                     };

@@ -133,7 +133,9 @@ impl Outcome {
     /// The right intent(s) and, for one request, exactly the slot values stated: none missing,
     /// none wrong, none invented.
     pub fn right(&self) -> bool {
-        self.intent_right() && (self.utterance.intents.is_some() || self.slots == self.utterance.slots) && self.sent_right()
+        self.intent_right()
+            && (self.utterance.intents.is_some() || self.slots == self.utterance.slots)
+            && self.sent_right()
     }
 
     /// A conversation turn sent a command exactly when it was meant to, and at most one.

@@ -421,8 +421,9 @@ async fn prompt_injection_cannot_make_anything_undeclared_happen() {
     ))));
     let reply = chat(&setup, attack).await;
     assert_eq!(reply["intent"], "deregister_service", "{reply}");
-    assert_eq!(reply["trace"]["calls"], json!([]), "no id was given, so nothing is called: {reply}");
-    assert!(reply["trace"]["notes"].to_string().contains("the user did not say it"), "{reply}");
+    // "twelve" was said, so the model's 12 is grounded; the command is only read back
+    assert_eq!(reply["trace"]["calls"], json!([]), "nothing is called before a yes: {reply}");
+    assert_eq!(reply["trace"]["dialogue"]["state"], "confirming", "{reply}");
 
     // the message reached the model as quoted data, after our rules about data
     let (_, body) = setup.fake.requests().pop().expect("one request");

@@ -32,7 +32,12 @@ pub struct Scope {
 impl Scope {
     /// Collects the words of every intent's examples (outside their values), keywords,
     /// description and slot phrases.
-    pub fn build(pipelines: &[Pipeline], keywords: &[(&str, &str)], catalogue: &Catalogue, analyzer: &Analyzer) -> Scope {
+    pub fn build(
+        pipelines: &[Pipeline],
+        keywords: &[(&str, &str)],
+        catalogue: &Catalogue,
+        analyzer: &Analyzer,
+    ) -> Scope {
         let mut scope = Scope::default();
         for pipeline in pipelines.iter().filter(|p| !p.fallback) {
             let mut words: Vec<String> = Vec::new();

@@ -127,6 +127,9 @@ pub struct AtReadBack<'a> {
     pub analyzer: &'a Analyzer,
     /// The message asks for something else on its own (planning resolved it).
     pub another_request: bool,
+    /// The message follows up on what was talked about before ("and the deck?"): another
+    /// request unless it corrects a value.
+    pub follows_up: bool,
 }
 
 /// Reads an answer to a read-back. Consent is only a yes with nothing holding it back and
@@ -165,11 +168,16 @@ pub fn read_consent(at: &AtReadBack<'_>, text: &str) -> ConsentAnswer {
     if let Some(corrected) = correction(at, text, &words, &stance, &plain.other) {
         return corrected;
     }
-    ConsentAnswer::Unclear(match () {
-        _ if stance.yes && stance.holds_back() => AnswerReading::Contradiction,
-        _ if stance.wait => AnswerReading::Wait,
-        _ => AnswerReading::Unclear,
-    })
+    if at.follows_up {
+        return ConsentAnswer::Another { refused: false };
+    }
+    match () {
+        _ if stance.yes && stance.holds_back() => ConsentAnswer::Unclear(AnswerReading::Contradiction),
+        _ if stance.wait => ConsentAnswer::Unclear(AnswerReading::Wait),
+        // "no no leave it", "never mind, don't register anything": a no with words about it
+        _ if refused => ConsentAnswer::No,
+        _ => ConsentAnswer::Unclear(AnswerReading::Unclear),
+    }
 }
 
 /// The values an answer at a read-back corrects, when it is phrased as a correction.
@@ -202,8 +210,20 @@ fn correction(
             .filter(|slot| match slot.kind {
                 SlotKind::Integer | SlotKind::Number => numeric,
                 SlotKind::Droplet => !numeric && catalogue.recognize(bare) != Recognition::NotMentioned,
+                // "no, Billing Two" — but not "never mind, don't register anything", which talks
+                // about the action
                 SlotKind::String => {
-                    !numeric && marked && reader.text_slots() == 1 && is_bare_answer(slot, bare, catalogue)
+                    let about_the_action = crate::nlu::text::words(bare).first().is_some_and(|w| {
+                        pipeline.generic_words.contains(&w.text)
+                            || pipeline.generic_words.contains(&analyzer.stem(&w.text))
+                    });
+                    !numeric
+                        && marked
+                        && !stance.stop
+                        && !stance.wait
+                        && !about_the_action
+                        && reader.text_slots() == 1
+                        && is_bare_answer(slot, bare, catalogue)
                 }
                 SlotKind::Boolean => false,
             })

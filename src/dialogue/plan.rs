@@ -19,7 +19,7 @@ use crate::session::Pending;
 use crate::slots::fill::Said;
 use crate::slots::SlotKind;
 use crate::steps::Step;
-use crate::trace::{CandidateTrace, IntentSource, IntentTrace};
+use crate::trace::{AnswerReading, CandidateTrace, IntentSource, IntentTrace};
 
 /// Which pipeline runs, from where, on which words, and why.
 #[derive(Clone)]
@@ -179,8 +179,7 @@ fn answer_to_consent(
     focus: &InFocus<'_>,
 ) -> Planned {
     let just = |plan: Plan| Planned { plans: vec![plan], kept: None };
-    let another_request = AnotherRequest::of(config, &pending.intent, reading).is_some_and(|o| o.is_digression())
-        || focus.follows_up(reading);
+    let another_request = AnotherRequest::of(config, &pending.intent, reading).is_some_and(|o| o.is_digression());
     let at = answers::AtReadBack {
         pipeline,
         step: pending.step,
@@ -188,6 +187,7 @@ fn answer_to_consent(
         catalogue: &config.catalogue,
         analyzer: config.resolver.analyzer(),
         another_request,
+        follows_up: focus.follows_up(reading),
     };
     let answer = answers::read_consent(&at, &reading.text);
     let read = Some(answer.reading());
@@ -223,6 +223,11 @@ fn answer_to_consent(
         }
         ConsentAnswer::Another { refused: false } => {
             Planned { plans: fresh_plans(config, reading, Vec::new(), focus), kept: Some(pending) }
+        }
+        // "hold on", "not yet": the read-back again, with no complaint and no try used
+        ConsentAnswer::Unclear(AnswerReading::Wait) => {
+            let dialogue = TurnDialogue { answer: read, ..waiting };
+            just(answering(pipeline, &pending, reading, dialogue))
         }
         ConsentAnswer::Unclear(_) => {
             let dialogue = TurnDialogue { unclear: true, answer: read, ..waiting };
@@ -268,9 +273,8 @@ fn fresh_plan(
     // "reboot the orchestrator": no intent serves that action, whatever else it shares with one
     // a command the steward's pattern chose is read back before anything is sent
     let read_back_anyway = |p: &Pipeline| p.changes_state && resolution.evidence == Some(Evidence::Pattern);
-    let chosen = config
-        .pipeline(&resolution.intent)
-        .filter(|p| cleared.is_none() && !p.interrupts && !read_back_anyway(p));
+    let chosen =
+        config.pipeline(&resolution.intent).filter(|p| cleared.is_none() && !p.interrupts && !read_back_anyway(p));
     let cannot = chosen.and_then(|pipeline| {
         let analyzer = config.resolver.analyzer();
         let chosen = Some(pipeline).filter(|p| !p.fallback);

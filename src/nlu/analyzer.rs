@@ -503,7 +503,7 @@ pub(crate) fn test_analyzer() -> Analyzer {
         droplet(2, "dashboard", "Dashboard", &["dash"]),
         droplet(14, "visibility_deck", "Visibility Deck", &["deck"]),
     ]);
-    let nouns = MeshNouns { droplet_words: vec!["droplet".into()], generic_nouns: vec![] };
+    let nouns = MeshNouns { droplet_words: vec!["droplet".into()], generic_nouns: vec![], every_droplet_words: vec![] };
     let vocabulary =
         Vocabulary::from_pairs(&[("overview", &["big picture", "summary"]), ("droplet", &["service", "node"])])
             .with_nouns(nouns);

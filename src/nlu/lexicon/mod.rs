@@ -294,8 +294,10 @@ mod tests {
     #[test]
     fn ambiguous_scalars_stay_text() {
         let english = Lexicon::english();
-        assert!(english.yes.contains("on") && english.yes.contains("1") && english.yes.contains("y"));
-        assert!(english.no.contains("no") && english.no.contains("off") && english.no.contains("0"));
+        assert!(
+            english.switch_yes.contains("on") && english.switch_yes.contains("1") && english.switch_yes.contains("y")
+        );
+        assert!(english.no.contains("no") && english.switch_no.contains("off") && english.switch_no.contains("0"));
         assert_eq!(english.contractions.get("'em").map(Vec::as_slice), Some(&["them".to_owned()][..]));
         assert!(english.is_common_word("last"));
     }
