@@ -324,3 +324,86 @@ proptest! {
         }
     }
 }
+
+/// Words an answer to a read-back is made of: every yes form, courtesy, words about the action,
+/// numbers and a few others.
+fn answer_words() -> Vec<String> {
+    let english = chat_orchestrator::nlu::Lexicon::english();
+    english
+        .yes
+        .iter()
+        .chain(english.courtesy.iter())
+        .chain(english.consent_courtesy.iter())
+        .chain(english.about_the_action.iter())
+        .chain(["5", "twelve", "the id is 78", "call it Billing", "removal", "service", "please"])
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every form that holds an action back: no, wait and stop.
+fn holding_back() -> Vec<String> {
+    let english = chat_orchestrator::nlu::Lexicon::english();
+    english.no.iter().chain(english.wait_words.iter()).chain(english.stop_words.iter()).map(str::to_owned).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn no_answer_with_a_no_a_wait_or_a_stop_is_ever_consent(
+        before in proptest::collection::vec(proptest::sample::select(answer_words()), 0..4),
+        holding in proptest::sample::select(holding_back()),
+        after in proptest::collection::vec(proptest::sample::select(answer_words()), 0..4),
+        separator in proptest::sample::select(vec![" ", ", ", ". ", "! ", " - "]),
+    ) {
+        use chat_orchestrator::dialogue::answers::{read_consent, AtReadBack, ConsentAnswer};
+        let config = common::compiled();
+        let pipeline = config.pipeline("deregister_service").expect("the shipped removal");
+        let step = pipeline
+            .steps
+            .iter()
+            .position(|s| matches!(s.step, chat_orchestrator::steps::Step::Confirm(_)))
+            .expect("a read-back");
+        let slots = serde_json::json!({"id": 5}).as_object().cloned().expect("slots");
+        let text = before.iter().chain(std::iter::once(&holding)).chain(&after).cloned().collect::<Vec<_>>().join(separator);
+        let at = AtReadBack {
+            pipeline,
+            step,
+            slots: &slots,
+            catalogue: &config.catalogue,
+            analyzer: config.resolver.analyzer(),
+            another_request: false,
+            follows_up: false,
+        };
+        let answer = read_consent(&at, &text);
+        prop_assert_ne!(answer, ConsentAnswer::Yes, "{:?} was read as consent", text);
+    }
+
+    #[test]
+    fn a_bare_number_at_a_read_back_is_never_consent(n in -100i64..100_000) {
+        use chat_orchestrator::dialogue::answers::{read_consent, AtReadBack, ConsentAnswer};
+        let config = common::compiled();
+        let pipeline = config.pipeline("deregister_service").expect("the shipped removal");
+        let step = pipeline
+            .steps
+            .iter()
+            .position(|s| matches!(s.step, chat_orchestrator::steps::Step::Confirm(_)))
+            .expect("a read-back");
+        let slots = serde_json::json!({"id": 5}).as_object().cloned().expect("slots");
+        let at = AtReadBack {
+            pipeline,
+            step,
+            slots: &slots,
+            catalogue: &config.catalogue,
+            analyzer: config.resolver.analyzer(),
+            another_request: false,
+            follows_up: false,
+        };
+        let answer = read_consent(&at, &n.to_string());
+        prop_assert!(!matches!(answer, ConsentAnswer::Yes), "{} was read as consent", n);
+        // a number other than the one read back corrects it (refused when it is not a valid id)
+        if n != 5 {
+            prop_assert!(matches!(answer, ConsentAnswer::Corrected { .. }), "{}: {:?}", n, answer);
+        }
+    }
+}
