@@ -123,10 +123,28 @@ fn explain_tells_the_intent_the_slots_and_the_steps() {
     assert!(output.status.success());
     let text = stdout(&output);
     assert!(text.contains("intent   register_service (score 1.000, pattern)"), "{text}");
-    assert!(text.contains("name  = \"John Doe\""), "{text}");
-    assert!(text.contains("id    missing, would ask for its numeric id"), "{text}");
+    assert!(text.contains("name  = \"John Doe\"  ← said"), "{text}");
+    assert!(text.contains("id    missing, asked for its numeric id"), "{text}");
     assert!(text.contains("2. confirm with register_service/confirm.chat.md.j2"), "{text}");
     assert!(text.contains("3. query Registry POST /register as `result`"), "{text}");
+}
+
+#[test]
+fn explain_takes_a_message_as_a_turn_after_the_earlier_ones() {
+    // how an answer at a read-back was read, and where the value came from
+    let output = run(&["explain", "--after", "remove service 5", "go ahead, no wait"]);
+    assert!(output.status.success());
+    let text = stdout(&output);
+    assert!(text.contains("after    \"remove service 5\" → deregister_service (confirming)"), "{text}");
+    assert!(text.contains("answer   contradiction"), "{text}");
+    assert!(text.contains("id  = 5  ← earlier"), "{text}");
+    assert!(!text.contains("call "), "nothing was sent: {text}");
+    // why the fallback answered a request it cannot serve
+    let text = stdout(&run(&["explain", "reboot the orchestrator"]));
+    assert!(text.contains("intent   fallback") && text.contains("no intent serves \"reboot\""), "{text}");
+    // a follow-up's value from the focus
+    let text = stdout(&run(&["explain", "--after", "status of the deck", "and its endpoints?"]));
+    assert!(text.contains("droplet  = 14  ← focus, turn 1"), "{text}");
 }
 
 #[test]

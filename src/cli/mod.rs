@@ -89,10 +89,19 @@ pub enum Command {
         #[arg(long)]
         voice: bool,
     },
-    /// Show which intent a message resolves to and why, the slots found and the steps that would run.
+    /// Show how a message is taken, as a turn: which intent answers and why (or why the fallback
+    /// does), how an answer to a waiting question was read, where each slot value came from, and
+    /// the steps that run. Runs on the bundled sample data: nothing leaves this machine.
     Explain {
         /// The message, as a user would type it.
         message: String,
+        /// An earlier message of the same conversation, said before it (repeat for several, in
+        /// order): `explain --after "remove service 5" "yes no"`.
+        #[arg(long = "after", value_name = "MESSAGE")]
+        after: Vec<String>,
+        /// Take the conversation on the voice channel.
+        #[arg(long)]
+        voice: bool,
     },
     /// Walk through the messages the assistant did not understand well and add a chosen one as
     /// an example of an intent (in its pipeline file, comments kept), checking after each.
@@ -164,7 +173,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             test::run(config_dir, Accept::from(accept), coverage).await
         }
         Command::Chat { url, voice } => chat::run(config_dir, url, voice).await,
-        Command::Explain { message } => explain::run(config_dir, &message),
+        Command::Explain { message, after, voice } => explain::run(config_dir, &after, &message, voice).await,
         Command::Answers => explain::answers(config_dir),
         Command::Record { session, url, token, name } => {
             let token = admin_token(token)?;

@@ -124,7 +124,7 @@ pub struct CommandsSpec {
 
 impl CommandsSpec {
     /// The default when `commands.lead` is not written.
-    pub const DEFAULT_LEAD: f64 = 0.1;
+    pub const DEFAULT_LEAD: f64 = 0.05;
 
     fn default_lead() -> f64 {
         Self::DEFAULT_LEAD
