@@ -5,11 +5,11 @@
 //! returns a complete [`CompiledConfig`] or every [`Diagnostic`] found, never a half-built one.
 
 mod answer_shapes;
+pub mod capabilities;
 mod compile;
 mod files;
 mod patterns;
 mod schema;
-pub mod scope;
 mod spec;
 mod template_reads;
 mod yaml;
@@ -44,7 +44,7 @@ pub struct CompiledConfig {
     pub pipelines: Vec<Pipeline>,
     pub resolver: Resolver,
     /// The actions its intents serve, to tell a request it cannot serve.
-    pub scope: scope::Scope,
+    pub capabilities: capabilities::Capabilities,
     /// The language-model call that chooses among these pipelines when no rule decides.
     pub classifier: crate::understand::Classifier,
     pub catalogue: Arc<Catalogue>,

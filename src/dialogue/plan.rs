@@ -278,7 +278,7 @@ fn fresh_plan(
     let cannot = chosen.and_then(|pipeline| {
         let analyzer = config.resolver.analyzer();
         let chosen = Some(pipeline).filter(|p| !p.fallback);
-        config.scope.unsupported(chosen, &reading, &config.catalogue, analyzer)
+        config.capabilities.unsupported(chosen, &reading, &config.catalogue, analyzer)
     });
     let understanding = understanding(config, &resolution, cannot.as_deref());
     let resolution = match &cannot {

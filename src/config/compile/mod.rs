@@ -160,14 +160,15 @@ impl<'a> Compiler<'a> {
         let analyzer = Arc::new(Analyzer::new(&catalogue, vocabulary, known.into_iter()));
         let keywords: Vec<(&str, &str)> =
             rules.iter().flat_map(|r| r.keywords.iter().map(|k| (r.intent.as_str(), k.as_str()))).collect();
-        let scope = crate::config::scope::Scope::build(&pipelines, &keywords, &catalogue, &analyzer);
+        let capabilities =
+            crate::config::capabilities::Capabilities::build(&pipelines, &keywords, &catalogue, &analyzer);
         let resolver = Resolver::new(rules, fallback, analyzer).with_command_lead(command_lead);
         CompiledConfig {
             focus_turns,
             classifier,
             warnings: std::mem::take(&mut self.warnings),
             resolver,
-            scope,
+            capabilities,
             droplets_value: crate::template::to_value(&catalogue.droplets),
             intents_value,
             pipelines,

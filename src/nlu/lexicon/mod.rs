@@ -176,9 +176,9 @@ pub struct Lexicon {
     /// ("*sorry, I meant* the deck", "*no, not that one,* the dashboard"): a message of only
     /// these and values asks the last request again. Read by `dialogue::focus`.
     pub follow_up_words: Words,
-    /// Words before the verb of a request ("can you please …"). Read by `config::scope`.
+    /// Words before the verb of a request ("can you please …"). Read by `config::capabilities`.
     pub request_lead_ins: Words,
-    /// Verbs a person asks an assistant to act with ("restart", "book"). Read by `config::scope`.
+    /// Verbs a person asks an assistant to act with ("restart", "book"). Read by `config::capabilities`.
     pub action_verbs: Words,
     /// Common words of the language, never taken for typos ("last" is not "list").
     #[serde(skip)]

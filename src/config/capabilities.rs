@@ -22,14 +22,14 @@ use crate::slots::fill::Said;
 
 /// The words the configuration's intents act with, per intent.
 #[derive(Debug, Default)]
-pub struct Scope {
+pub struct Capabilities {
     /// Every intent's words.
     known: HashSet<String>,
     /// Each intent's own words, by intent.
     by_intent: HashMap<String, HashSet<String>>,
 }
 
-impl Scope {
+impl Capabilities {
     /// Collects the words of every intent's examples (outside their values), keywords,
     /// description and slot phrases.
     pub fn build(
@@ -37,8 +37,8 @@ impl Scope {
         keywords: &[(&str, &str)],
         catalogue: &Catalogue,
         analyzer: &Analyzer,
-    ) -> Scope {
-        let mut scope = Scope::default();
+    ) -> Capabilities {
+        let mut capabilities = Capabilities::default();
         for pipeline in pipelines.iter().filter(|p| !p.fallback) {
             let mut words: Vec<String> = Vec::new();
             for example in &pipeline.examples {
@@ -52,10 +52,10 @@ impl Scope {
                 words.extend(crate::nlu::text::words(text).into_iter().map(|w| w.text));
             }
             let forms: HashSet<String> = words.iter().flat_map(|word| forms(word, analyzer)).collect();
-            scope.known.extend(forms.iter().cloned());
-            scope.by_intent.insert(pipeline.intent.clone(), forms);
+            capabilities.known.extend(forms.iter().cloned());
+            capabilities.by_intent.insert(pipeline.intent.clone(), forms);
         }
-        scope
+        capabilities
     }
 
     /// Whether `intent` (or, with `None`, any intent) acts with `word`, in any of its forms.
