@@ -56,6 +56,7 @@ try {
   await third.locator("summary").click();
   assert.match(await third.locator("details.trace").innerText(), /resumed/);
   assert.match(await third.locator("details.trace").innerText(), /confirmed and sent/);
+  assert.match(await third.locator("details.trace").innerText(), /read as yes/, "how the answer was read");
 
   if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
   console.log("playground: 3 passed, 0 failed");
