@@ -192,3 +192,31 @@ async fn a_state_the_steward_adds_reads_through_every_reply() {
     let spoken = common::say(&engine, "statuses-one-voice", Channel::Voice, "status of onboarding").await;
     assert_eq!(spoken.text, "Onboarding is resting quietly.");
 }
+
+/// What the assistant cannot do is the configuration's to say: a request whose verb none of its
+/// intents is written with goes to the fallback, which says what it cannot do and the nearest
+/// thing it can; once a steward writes the verb into an intent's examples, the intent serves it.
+#[tokio::test]
+async fn a_request_no_intent_serves_goes_to_the_fallback_until_a_steward_teaches_it() {
+    let shipped = Arc::new(config::load(&common::repo_files()).expect("the shipped configuration"));
+    let (engine, _store) = common::engine_and_store(shipped, Arc::new(SampleBackend), limits(10));
+    let reply = common::say(&engine, "cannot-1", Channel::Chat, "please reboot the orchestrator").await;
+    assert_eq!(reply.intent, "fallback", "{}", reply.text);
+    assert!(reply.text.contains("can't **reboot the orchestrator**"), "{}", reply.text);
+    assert!(reply.trace.intent.reason.contains("no intent serves \"reboot\""), "{}", reply.trace.intent.reason);
+    assert!(reply.trace.calls.is_empty());
+    // a verb inside the value a command reads is no request of its own
+    let task = common::say(&engine, "cannot-2", Channel::Chat, "create a task to reboot the workers").await;
+    assert_eq!(task.intent, "create_task", "{}", task.text);
+
+    let status = common::repo_files().get("pipelines/droplet_status.yaml").expect("shipped").replacen(
+        "examples:\n",
+        "examples:\n  - \"reboot check on the registry\"\n",
+        1,
+    );
+    let files = common::repo_files().overlay(ConfigFiles::from_pairs([("pipelines/droplet_status.yaml", status)]));
+    let taught = Arc::new(config::load(&files).expect("a valid configuration"));
+    let (engine, _store) = common::engine_and_store(taught, Arc::new(SampleBackend), limits(10));
+    let reply = common::say(&engine, "cannot-3", Channel::Chat, "please reboot the orchestrator").await;
+    assert_eq!(reply.intent, "droplet_status", "{}", reply.text);
+}

@@ -41,10 +41,21 @@ impl Capabilities {
         let mut capabilities = Capabilities::default();
         for pipeline in pipelines.iter().filter(|p| !p.fallback) {
             let mut words: Vec<String> = Vec::new();
+            // its examples' words where a request starts ("*schedule* a job to restart the
+            // workers"), not inside a question ("which calls can I *make*") or a value
             for example in &pipeline.examples {
                 let reading = analyzer.read(example);
                 let values = value_words(pipeline, &reading, catalogue, analyzer);
-                words.extend(reading.words.iter().filter(|w| !values.contains(&w.text)).map(|w| w.text.clone()));
+                words.extend(
+                    reading
+                        .words
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, w)| {
+                            !values.contains(&w.text) && (!is_action_verb(&w.text) || asks_at(&reading.words, *i))
+                        })
+                        .map(|(_, w)| w.text.clone()),
+                );
             }
             let phrases = pipeline.slots.iter().flat_map(|s| s.phrases.iter().map(|p| p.written.as_str()));
             let own = keywords.iter().filter(|(intent, _)| *intent == pipeline.intent).map(|(_, keyword)| *keyword);
@@ -67,18 +78,20 @@ impl Capabilities {
         forms(word, analyzer).iter().any(|form| known.contains(form))
     }
 
-    /// The verb of a request its intent does not serve ("reboot the orchestrator" is no status
-    /// question; "delete the deck's snapshots" no overview), as typed; `None` when every action
-    /// in it is one `chosen` acts with (or, with no intent chosen, one any intent acts with).
-    /// Words in the values `chosen` reads are not actions ("a task to *restart the workers*").
+    /// The request `chosen` does not serve, when there is one: a verb it does not act with where
+    /// a request starts ("*reboot* the orchestrator" is no status question; "*delete* the deck's
+    /// snapshots" no overview), or a count of more of something ("add *3 more* replicas"). Words
+    /// in the values `chosen` reads are neither ("a task to *restart the workers*"); with no
+    /// intent chosen, any intent's actions count.
     pub fn unsupported(
         &self,
         chosen: Option<&Pipeline>,
         reading: &Reading,
         catalogue: &Catalogue,
         analyzer: &Analyzer,
-    ) -> Option<String> {
+    ) -> Option<Unsupported> {
         let english = Lexicon::english();
+        let intent = chosen.map(|p| p.intent.as_str());
         let mut values = chosen.map(|p| value_words(p, reading, catalogue, analyzer)).unwrap_or_default();
         // a verb inside one of the stewards' phrases ("pull up" is `show`) is that phrase's term
         let analysis = analyzer.analyze_reading(reading, crate::nlu::Entities::Message);
@@ -91,19 +104,69 @@ impl Capabilities {
         );
         let in_a_droplet_name = |i: usize| reading.droplets.iter().any(|(first, end, _)| (*first..*end).contains(&i));
         let words = &reading.words;
-        words
-            .iter()
-            .enumerate()
-            .filter(|(i, w)| {
-                !in_a_droplet_name(*i) && !values.contains(&w.text) && !values.contains(&analyzer.stem(&w.text))
+        let free = |i: usize| {
+            let w = &words[i].text;
+            !in_a_droplet_name(i) && !values.contains(w) && !values.contains(&analyzer.stem(w))
+        };
+        // "make a registration": a light verb says what its noun says
+        let noun_known = |i: usize| {
+            (i + 1..words.len())
+                .find(|&j| !in_a_droplet_name(j) && !is_courtesy(&words[j].text))
+                .is_some_and(|j| self.knows(intent, &words[j].text, analyzer))
+        };
+        // "cool, thanks": an interjection is no action; "I cannot open it": a verb asks for an
+        // action only where a request starts
+        let verb = (0..words.len()).find(|&i| {
+            let w = &words[i].text;
+            free(i)
+                && is_action_verb(w)
+                && asks_at(words, i)
+                && !self.knows(intent, w, analyzer)
+                && !(english.light_verbs.contains(w) && noun_known(i))
+        });
+        // "add 3 more replicas": a number and a count word ask for more of something
+        let count = || {
+            reading.numbers.iter().find_map(|n| {
+                let after = words.get(n.end)?;
+                (free(n.end) && english.count_words.contains(&after.text)).then_some(n.end)
             })
-            // "cool, thanks": an interjection is no action; "I cannot open it": a verb asks for an
-            // action only where a request starts
-            .filter(|(i, w)| english.action_verbs.contains(&w.text) && !is_courtesy(&w.text) && asks_at(words, *i))
-            .map(|(_, w)| w)
-            .find(|w| !self.knows(chosen.map(|p| p.intent.as_str()), &w.text, analyzer))
-            .map(|w| reading.text[w.start..w.end].to_owned())
+        };
+        let word = verb.or_else(count)?;
+        Some(Unsupported {
+            word: reading.text[words[word].start..words[word].end].to_owned(),
+            request: request_around(reading, word),
+        })
     }
+}
+
+/// What a request asks that its intent does not serve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unsupported {
+    /// The word that asks it ("reboot", "more"), as typed.
+    pub word: String,
+    /// The request as said, from where it starts to the end of its clause ("reboot the
+    /// orchestrator", "add 3 more replicas to the registry").
+    pub request: String,
+}
+
+/// The request the word at `index` belongs to: from the first word of its clause that is not a
+/// lead-in ("can u *restart the dashboard*") to the clause's end, without courtesy at the end.
+fn request_around(reading: &Reading, index: usize) -> String {
+    let words = &reading.words;
+    let english = Lexicon::english();
+    let clause = words[..=index].iter().rposition(|w| w.after_break).unwrap_or(0);
+    let start = (clause..=index)
+        .find(|&i| {
+            let w = &words[i].text;
+            !(english.request_lead_ins.contains(w) || english.fillers.contains(w) || english.courtesy.contains(w))
+        })
+        .unwrap_or(index);
+    let mut end = (index + 1..words.len()).find(|&i| words[i].after_break).unwrap_or(words.len());
+    let courtesy = |w: &str| english.courtesy.contains(w) || english.consent_courtesy.contains(w);
+    while end > index + 1 && courtesy(&words[end - 1].text) {
+        end -= 1;
+    }
+    reading.text[words[start].start..words[end - 1].end].to_owned()
 }
 
 /// A word as typed, as a stem, and as the vocabulary's term when it is a synonym.
@@ -152,4 +215,9 @@ fn asks_at(words: &[crate::nlu::text::Word], index: usize) -> bool {
             || english.courtesy.contains(&w.text)
             || english.consent_courtesy.contains(&w.text)
     }) && !words[start..index].iter().any(|w| english.negations.contains(&w.text))
+}
+
+/// Whether `word` is one of the lexicon's action verbs (and no courtesy word).
+fn is_action_verb(word: &str) -> bool {
+    Lexicon::english().action_verbs.contains(word) && !is_courtesy(word)
 }

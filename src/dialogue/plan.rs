@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::answers::{self, ConsentAnswer};
 use super::focus::{self, InFocus};
+use crate::config::capabilities::Unsupported;
 use crate::config::CompiledConfig;
 use crate::intent::{Evidence, Resolution};
 use crate::nlu::answers::YesNo;
@@ -280,14 +281,14 @@ fn fresh_plan(
         let chosen = Some(pipeline).filter(|p| !p.fallback);
         config.capabilities.unsupported(chosen, &reading, &config.catalogue, analyzer)
     });
-    let understanding = understanding(config, &resolution, cannot.as_deref());
+    let understanding = understanding(config, &resolution, cannot.as_ref());
     let resolution = match &cannot {
-        Some(action) => Resolution {
+        Some(cannot) => Resolution {
             intent: config.resolver.fallback().to_owned(),
             evidence: None,
             // the rules know no intent serves it: a model would only pick the nearest one
             confident: true,
-            reason: format!("no intent serves \"{action}\" ({})", resolution.reason),
+            reason: format!("no intent serves \"{}\" in \"{}\" ({})", cannot.word, cannot.request, resolution.reason),
             ..resolution
         },
         None => resolution,
@@ -316,10 +317,10 @@ fn fresh_plan(
     }
 }
 
-/// What the fallback says about a message it answers: the action no intent serves and the
-/// nearest thing that is served (`cannot`, `nearest`), or the intents the message is torn
-/// between (`choices`). `None` when another intent answers.
-fn understanding(config: &CompiledConfig, resolution: &Resolution, cannot: Option<&str>) -> Option<Value> {
+/// What the fallback says about a message it answers: the request no intent serves and the word
+/// that asks it (`cannot`, `action`), the nearest thing that is served (`nearest`), or the
+/// intents the message is torn between (`choices`). `None` when another intent answers.
+fn understanding(config: &CompiledConfig, resolution: &Resolution, cannot: Option<&Unsupported>) -> Option<Value> {
     let fallback = config.resolver.fallback();
     if cannot.is_none() && resolution.intent != fallback {
         return None;
@@ -337,7 +338,12 @@ fn understanding(config: &CompiledConfig, resolution: &Resolution, cannot: Optio
         .find(|c| config.pipeline(&c.intent).is_some_and(|p| !p.interrupts))
         .and_then(|c| describe(&c.intent));
     let choices: Vec<Value> = resolution.tied.iter().filter_map(|intent| describe(intent)).collect();
-    Some(json!({"cannot": cannot, "nearest": nearest.filter(|_| cannot.is_some()), "choices": choices}))
+    Some(json!({
+        "cannot": cannot.map(|c| &c.request),
+        "action": cannot.map(|c| &c.word),
+        "nearest": nearest.filter(|_| cannot.is_some()),
+        "choices": choices,
+    }))
 }
 
 /// A plan that answers the pending action's question with this message.

@@ -321,6 +321,16 @@ fn read_value(kind: SlotKind, reading: &Reading<'_>, first: usize, end: usize, f
             if first >= end || words[first..end].iter().all(vacuous) {
                 return None;
             }
+            // "add 3 more replicas": a count of something, never its name
+            let counted = reading.numbers.iter().any(|n| n.first == first && n.end < end)
+                && reading
+                    .numbers
+                    .iter()
+                    .find(|n| n.first == first)
+                    .is_some_and(|n| english.count_words.contains(&words[n.end].text));
+            if counted {
+                return None;
+            }
             Some(Found { raw: span(reading, first, end), first, end })
         }
     }

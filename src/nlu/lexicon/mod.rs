@@ -178,6 +178,11 @@ pub struct Lexicon {
     pub follow_up_words: Words,
     /// Words before the verb of a request ("can you please …"). Read by `config::capabilities`.
     pub request_lead_ins: Words,
+    /// After a number, a count of more of something ("3 *more*"). Read by `config::capabilities`
+    /// and `slots::phrases`.
+    pub count_words: Words,
+    /// Verbs whose noun says what is asked ("make a registration"). Read by `config::capabilities`.
+    pub light_verbs: Words,
     /// Verbs a person asks an assistant to act with ("restart", "book"). Read by `config::capabilities`.
     pub action_verbs: Words,
     /// Common words of the language, never taken for typos ("last" is not "list").
@@ -271,6 +276,8 @@ mod tests {
             ("wait_words", &english.wait_words),
             ("question_openers", &english.question_openers),
             ("action_verbs", &english.action_verbs),
+            ("light_verbs", &english.light_verbs),
+            ("count_words", &english.count_words),
             ("request_lead_ins", &english.request_lead_ins),
             ("stop_words", &english.stop_words),
             ("switch_yes", &english.switch_yes),
