@@ -454,6 +454,14 @@ impl Resolver {
         })
     }
 
+    /// Which of `among` a message says, when it clearly says one ("remove it" between removing a
+    /// service and listing the Registry).
+    pub fn pick(&self, reading: &Reading, among: &[String]) -> Option<String> {
+        let analysis = self.analyzer.analyze_reading(reading, Entities::Message);
+        let resolution = self.decide(&reading.text, &analysis, |r| among.contains(&r.intent));
+        among.contains(&resolution.intent).then_some(resolution.intent)
+    }
+
     fn resolve_among(&self, text: &str, eligible: impl Fn(&IntentRules) -> bool) -> Resolution {
         let analysis = self.analyzer.analyze(text, Entities::Message);
         self.decide(text, &analysis, eligible)

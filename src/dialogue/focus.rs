@@ -23,7 +23,7 @@ use super::plan::Plan;
 use crate::config::CompiledConfig;
 use crate::nlu::{Lexicon, Reading};
 use crate::pipeline::Pipeline;
-use crate::session::{Focus, FocusValue, Session};
+use crate::session::{Choice, Focus, FocusValue, Session};
 use crate::slots::fill::Said;
 use crate::steps::Step;
 use crate::trace::{IntentSource, IntentTrace};
@@ -45,9 +45,32 @@ impl<'a> InFocus<'a> {
         InFocus { focus, turn, keep: u64::from(keep) }
     }
 
+    /// The intent the message picks from the choice the last reply offered ("the first one",
+    /// "the second", "remove it"), and the message that was torn between them. Only the very next
+    /// message picks, and a whole request of its own for another intent is no pick.
+    pub fn picks(&self, config: &CompiledConfig, reading: &Reading) -> Option<(String, &'a str)> {
+        let choice = self.focus.choice.as_ref().filter(|c| self.turn == c.turn + 1)?;
+        let english = crate::nlu::Lexicon::english();
+        let short = reading.words.iter().filter(|w| !english.fillers.contains(&w.text)).count() <= 3;
+        // "the first one", "second", or only "2"
+        let ordinal = reading
+            .numbers
+            .iter()
+            .find(|n| short && (n.ordinal || reading.words.len() == 1))
+            .and_then(|n| n.integer())
+            .and_then(|n| usize::try_from(n).ok()?.checked_sub(1))
+            .and_then(|index| choice.intents.get(index).cloned());
+        let picked = ordinal.or_else(|| {
+            let fresh = config.resolver.resolve_reading(reading);
+            let elsewhere = fresh.confident && !choice.intents.contains(&fresh.intent);
+            config.resolver.pick(reading, &choice.intents).filter(|_| !elsewhere)
+        })?;
+        Some((picked, choice.text.as_str()))
+    }
+
     /// Nothing in focus (a first message, follow-ups turned off).
     pub fn none() -> InFocus<'static> {
-        static EMPTY: Focus = Focus { intent: None, intent_turn: 0, values: Vec::new() };
+        static EMPTY: Focus = Focus { intent: None, intent_turn: 0, values: Vec::new(), choice: None };
         InFocus { focus: &EMPTY, turn: 0, keep: 0 }
     }
 
@@ -344,6 +367,13 @@ fn reads_back(pipeline: &Pipeline) -> bool {
 /// still asking for it) and the values named, the droplets the message named included ("how's
 /// onboarding going" names the Onboarding droplet, though that intent takes none).
 pub fn remember(config: &CompiledConfig, settled: &super::Settled, reading: &Reading, session: &mut Session) {
+    // the reply asked which of two intents was meant: the next message may pick one
+    let offered: Vec<String> = settled.state.understanding["choices"]
+        .as_array()
+        .map(|choices| choices.iter().filter_map(|c| c["id"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    session.focus.choice = (offered.len() > 1 && settled.pending.is_none())
+        .then(|| Choice { intents: offered, text: reading.text.clone(), turn: session.turns });
     let asking = settled.pending.as_ref().is_some_and(|p| p.intent == settled.intent);
     let Some(pipeline) = config.pipeline(&settled.intent).filter(|p| !asking && !p.fallback) else { return };
     let turn = session.turns;

@@ -87,6 +87,13 @@ pub fn plan(config: &CompiledConfig, reading: &Arc<Reading>, pending: Option<Pen
     let just = |plans: Vec<Plan>| Planned { plans, kept: None };
     let text = reading.text.as_str();
     let Some(pending) = pending else {
+        // "the first one", "remove it": the intent picked from the two the last reply offered,
+        // run on the message that was torn between them
+        if let Some(plans) = focus.picks(config, reading).map(|(intent, torn)| picked(config, &intent, torn)) {
+            if !plans.is_empty() {
+                return just(plans);
+            }
+        }
         // "the other one": the droplet it points at, as if named — never into a command that
         // does not read its values back first
         if let Some(pointed) = focus::point_at_other(config, reading, focus).map(Arc::new) {
@@ -235,6 +242,21 @@ fn answer_to_consent(
             just(answering(pipeline, &pending, reading, dialogue))
         }
     }
+}
+
+/// The plans for the message that was torn between two intents, run as the one the user picked.
+fn picked(config: &CompiledConfig, intent: &str, torn: &str) -> Vec<Plan> {
+    let Some(pipeline) = config.pipeline(intent) else { return Vec::new() };
+    let reading = Arc::new(config.resolver.analyzer().read(torn));
+    let why = IntentTrace {
+        id: intent.to_owned(),
+        source: IntentSource::Rules,
+        score: 1.0,
+        reason: format!("picked by the user for {torn:?}, between the intents the last reply offered"),
+        runner_up: None,
+    };
+    // the user chose it: no second guessing of its verb
+    per_droplet(config, Plan::new(pipeline, reading, why))
 }
 
 /// A droplet question that names several droplets ("status of the registry and the

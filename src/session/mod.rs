@@ -135,12 +135,27 @@ pub struct Focus {
     /// The values named, most recent first, one per slot name.
     #[serde(default)]
     pub values: Vec<FocusValue>,
+    /// The intents the last message was torn between, when the reply asked which was meant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choice: Option<Choice>,
 }
 
 impl Focus {
     pub fn is_empty(&self) -> bool {
-        self.intent.is_none() && self.values.is_empty()
+        self.intent.is_none() && self.values.is_empty() && self.choice.is_none()
     }
+}
+
+/// "Did you mean to remove a service or to list the Registry?": the message that was torn and
+/// the intents offered, for the answer that picks one ("the first", "remove it").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Choice {
+    /// The intents offered, in the order offered.
+    pub intents: Vec<String>,
+    /// The message that was torn between them, to run with the one picked.
+    pub text: String,
+    /// The user's turn it was said in.
+    pub turn: u64,
 }
 
 /// A value the user named.
