@@ -86,6 +86,9 @@ async fn a_template_that_fails_at_run_time_keeps_the_message_and_the_pending_act
     let failed = common::say(&engine, "fault", Channel::Chat, "name:Kept id:3").await;
     assert!(failed.text.contains("something went wrong"), "{}", failed.text);
     assert!(failed.trace.notes.iter().any(|n| n.contains("reply failed")), "{:?}", failed.trace.notes);
+    // the trace says what the kept action still waits for
+    let dialogue = failed.trace.dialogue.as_ref().expect("the action's state");
+    assert_eq!((dialogue.state.as_str(), dialogue.asking.as_deref()), ("asking", Some("name")), "{dialogue:?}");
 
     let mut lease = store.lease("fault").await.expect("lease");
     let session = lease.session();

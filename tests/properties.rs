@@ -71,6 +71,12 @@ proptest! {
                 value: serde_json::json!(14),
                 turn: 3,
             }],
+            // and a choice offered, which any text may pick from
+            choice: Some(chat_orchestrator::session::Choice {
+                intents: vec!["deregister_service".to_owned(), "list_registry".to_owned()],
+                text: "delete registry entry 5".to_owned(),
+                turn: 3,
+            }),
         };
         let reading = std::sync::Arc::new(config.resolver.analyzer().read(&text));
         let in_focus = chat_orchestrator::dialogue::InFocus::new(&focus, 4, 4);

@@ -372,8 +372,11 @@ pub fn remember(config: &CompiledConfig, settled: &super::Settled, reading: &Rea
         .as_array()
         .map(|choices| choices.iter().filter_map(|c| c["id"].as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
-    session.focus.choice = (offered.len() > 1 && settled.pending.is_none())
-        .then(|| Choice { intents: offered, text: reading.text.clone(), turn: session.turns });
+    session.focus.choice = (offered.len() > 1 && settled.pending.is_none()).then(|| Choice {
+        intents: offered,
+        text: reading.text.clone(),
+        turn: session.turns,
+    });
     let asking = settled.pending.as_ref().is_some_and(|p| p.intent == settled.intent);
     let Some(pipeline) = config.pipeline(&settled.intent).filter(|p| !asking && !p.fallback) else { return };
     let turn = session.turns;
@@ -463,6 +466,7 @@ mod tests {
                 FocusValue { slot: "droplet".into(), kind: "droplet".into(), value: 1.into(), turn: 2 },
                 FocusValue { slot: "droplet".into(), kind: "droplet".into(), value: 14.into(), turn: 1 },
             ],
+            choice: None,
         };
         assert_eq!(InFocus::new(&focus, 3, 4).droplets(), vec![1, 14]);
         assert_eq!(InFocus::new(&focus, 6, 4).droplets(), vec![1], "turn 1 is out of mind by turn 6");
@@ -474,6 +478,7 @@ mod tests {
             intent: Some("droplet_status".into()),
             intent_turn: 3,
             values: vec![FocusValue { slot: "droplet".into(), kind: "droplet".into(), value: 14.into(), turn: 3 }],
+            choice: None,
         };
         assert!(InFocus::new(&focus, 4, 2).intent().is_some());
         assert!(InFocus::new(&focus, 5, 2).value_for("target", "droplet").is_some(), "any droplet slot takes it");

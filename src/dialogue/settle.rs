@@ -92,6 +92,13 @@ pub async fn settle(turn: Settling<'_>, runs: Vec<Run<'_>>) -> Option<Settled> {
                         .push("the command was sent before the reply failed: nothing is kept to send again".to_owned());
                 }
                 failed = primary.is_none() && !sent;
+                // what was pending stays pending: the trace says what it still waits for
+                if let Some(previous) = turn.previous.as_ref().filter(|_| failed) {
+                    asked_here = previous.asking.clone();
+                    let waiting = if asked_here.is_some() { DialogueState::Asking } else { DialogueState::Confirming };
+                    state.dialogue.state = Some(waiting);
+                    state.trace.dialogue = None;
+                }
                 match turn.channel {
                     Channel::Chat => RENDER_FAILURE_CHAT.to_owned(),
                     Channel::Voice => crate::speech::to_speech(RENDER_FAILURE_VOICE),
