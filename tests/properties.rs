@@ -362,54 +362,43 @@ proptest! {
         after in proptest::collection::vec(proptest::sample::select(answer_words()), 0..4),
         separator in proptest::sample::select(vec![" ", ", ", ". ", "! ", " - "]),
     ) {
-        use chat_orchestrator::dialogue::answers::{read_consent, AtReadBack, ConsentAnswer};
-        let config = common::compiled();
-        let pipeline = config.pipeline("deregister_service").expect("the shipped removal");
-        let step = pipeline
-            .steps
-            .iter()
-            .position(|s| matches!(s.step, chat_orchestrator::steps::Step::Confirm(_)))
-            .expect("a read-back");
-        let slots = serde_json::json!({"id": 5}).as_object().cloned().expect("slots");
+        use chat_orchestrator::dialogue::answers::ConsentAnswer;
         let text = before.iter().chain(std::iter::once(&holding)).chain(&after).cloned().collect::<Vec<_>>().join(separator);
-        let at = AtReadBack {
-            pipeline,
-            step,
-            slots: &slots,
-            catalogue: &config.catalogue,
-            analyzer: config.resolver.analyzer(),
-            another_request: false,
-            follows_up: false,
-        };
-        let answer = read_consent(&at, &text);
+        let answer = answer_to_removal_of_5(&text);
         prop_assert_ne!(answer, ConsentAnswer::Yes, "{:?} was read as consent", text);
     }
 
     #[test]
     fn a_bare_number_at_a_read_back_is_never_consent(n in -100i64..100_000) {
-        use chat_orchestrator::dialogue::answers::{read_consent, AtReadBack, ConsentAnswer};
-        let config = common::compiled();
-        let pipeline = config.pipeline("deregister_service").expect("the shipped removal");
-        let step = pipeline
-            .steps
-            .iter()
-            .position(|s| matches!(s.step, chat_orchestrator::steps::Step::Confirm(_)))
-            .expect("a read-back");
-        let slots = serde_json::json!({"id": 5}).as_object().cloned().expect("slots");
-        let at = AtReadBack {
-            pipeline,
-            step,
-            slots: &slots,
-            catalogue: &config.catalogue,
-            analyzer: config.resolver.analyzer(),
-            another_request: false,
-            follows_up: false,
-        };
-        let answer = read_consent(&at, &n.to_string());
+        use chat_orchestrator::dialogue::answers::ConsentAnswer;
+        let answer = answer_to_removal_of_5(&n.to_string());
         prop_assert!(!matches!(answer, ConsentAnswer::Yes), "{} was read as consent", n);
         // a number other than the one read back corrects it (refused when it is not a valid id)
         if n != 5 {
             prop_assert!(matches!(answer, ConsentAnswer::Corrected { .. }), "{}: {:?}", n, answer);
         }
     }
+}
+
+/// How `text` reads as an answer to the shipped read-back "Remove the service with id 5?".
+fn answer_to_removal_of_5(text: &str) -> chat_orchestrator::dialogue::answers::ConsentAnswer {
+    use chat_orchestrator::dialogue::answers::{read_consent, AtReadBack};
+    let config = common::compiled();
+    let pipeline = config.pipeline("deregister_service").expect("the shipped removal");
+    let step = pipeline
+        .steps
+        .iter()
+        .position(|s| matches!(s.step, chat_orchestrator::steps::Step::Confirm(_)))
+        .expect("a read-back");
+    let slots = serde_json::json!({"id": 5}).as_object().cloned().expect("slots");
+    let at = AtReadBack {
+        pipeline,
+        step,
+        slots: &slots,
+        catalogue: &config.catalogue,
+        analyzer: config.resolver.analyzer(),
+        another_request: false,
+        follows_up: false,
+    };
+    read_consent(&at, text)
 }
