@@ -91,6 +91,14 @@ impl Capabilities {
         analyzer: &Analyzer,
     ) -> Option<Unsupported> {
         let english = Lexicon::english();
+        let words = &reading.words;
+        // most messages ask with no verb of the list and no count: nothing more to read
+        let asks_with_a_verb = (0..words.len()).any(|i| is_action_verb(&words[i].text) && asks_at(words, i));
+        let counts =
+            reading.numbers.iter().any(|n| words.get(n.end).is_some_and(|w| english.count_words.contains(&w.text)));
+        if !asks_with_a_verb && !counts {
+            return None;
+        }
         let intent = chosen.map(|p| p.intent.as_str());
         let mut values = chosen.map(|p| value_words(p, reading, catalogue, analyzer)).unwrap_or_default();
         // a verb inside one of the stewards' phrases ("pull up" is `show`) is that phrase's term
@@ -103,7 +111,6 @@ impl Capabilities {
                 .flat_map(|(said, _)| crate::nlu::text::words(said).into_iter().map(|w| w.text)),
         );
         let in_a_droplet_name = |i: usize| reading.droplets.iter().any(|(first, end, _)| (*first..*end).contains(&i));
-        let words = &reading.words;
         let free = |i: usize| {
             let w = &words[i].text;
             !in_a_droplet_name(i) && !values.contains(w) && !values.contains(&analyzer.stem(w))

@@ -36,20 +36,31 @@ const LANGUAGES: &[Source] =
     &[Source { code: ENGLISH, lexicon: include_str!("en.yaml"), common_words: include_str!("en_common_words.txt") }];
 
 /// A list of words (or of short phrases, where a list says so), in the order written: some
-/// lists are tried in order.
+/// lists are tried in order. Looking a word up is a hash lookup (every word of every message is
+/// looked up in several lists, some of them hundreds long).
 #[derive(Debug, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Words(Vec<String>);
+#[serde(from = "Vec<String>")]
+pub struct Words {
+    list: Vec<String>,
+    set: HashSet<String>,
+}
+
+impl From<Vec<String>> for Words {
+    fn from(list: Vec<String>) -> Self {
+        let set = list.iter().cloned().collect();
+        Words { list, set }
+    }
+}
 
 impl Words {
     /// Whether `word` is on the list, exactly as written.
     pub fn contains(&self, word: &str) -> bool {
-        self.0.iter().any(|w| w == word)
+        self.set.contains(word)
     }
 
     /// The entries in the order written.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(String::as_str)
+        self.list.iter().map(String::as_str)
     }
 }
 
@@ -244,7 +255,7 @@ mod tests {
         for source in LANGUAGES {
             let lexicon = Lexicon::read(source).unwrap_or_else(|e| panic!("{}: {e}", source.code));
             assert_eq!(Lexicon::get(source.code).map(Lexicon::code), Some(source.code));
-            assert!(!lexicon.fillers.0.is_empty() && !lexicon.common_words.is_empty(), "{}", source.code);
+            assert!(!lexicon.fillers.list.is_empty() && !lexicon.common_words.is_empty(), "{}", source.code);
         }
         assert!(Lexicon::get("xx").is_none());
     }
