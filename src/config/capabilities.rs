@@ -27,6 +27,8 @@ pub struct Capabilities {
     known: HashSet<String>,
     /// Each intent's own words, by intent.
     by_intent: HashMap<String, HashSet<String>>,
+    /// The intents that change something.
+    commands: HashSet<String>,
 }
 
 impl Capabilities {
@@ -65,6 +67,9 @@ impl Capabilities {
             let forms: HashSet<String> = words.iter().flat_map(|word| forms(word, analyzer)).collect();
             capabilities.known.extend(forms.iter().cloned());
             capabilities.by_intent.insert(pipeline.intent.clone(), forms);
+            if pipeline.changes_state {
+                capabilities.commands.insert(pipeline.intent.clone());
+            }
         }
         capabilities
     }
@@ -80,7 +85,8 @@ impl Capabilities {
 
     /// The request `chosen` does not serve, when there is one: a verb it does not act with where
     /// a request starts ("*reboot* the orchestrator" is no status question; "*delete* the deck's
-    /// snapshots" no overview), or a count of more of something ("add *3 more* replicas"). Words
+    /// snapshots" no overview), a count of more of something ("add *3 more* replicas"), or, for a
+    /// command, a word only another command is written with ("delete *task* 4"). Words
     /// in the values `chosen` reads are neither ("a task to *restart the workers*"); with no
     /// intent chosen, any intent's actions count.
     pub fn unsupported(
@@ -138,7 +144,26 @@ impl Capabilities {
                 (free(n.end) && english.count_words.contains(&after.text)).then_some(n.end)
             })
         };
-        let word = verb.or_else(count)?;
+        // "delete task 4": a command's verb on what only another command's words name
+        let other_object = || {
+            let command = chosen.filter(|p| p.changes_state)?;
+            (0..words.len()).find(|&i| {
+                let w = &words[i].text;
+                let number = reading.numbers.iter().any(|n| (n.first..n.end).contains(&i));
+                // verbs are the verb rule's ("make a registration" is a registration)
+                let verb = is_action_verb(w) || english.light_verbs.contains(w);
+                free(i) && !number && !verb && !is_courtesy(w) && !english.stopwords.contains(w) && {
+                    let owners: Vec<&String> = self
+                        .by_intent
+                        .iter()
+                        .filter(|(_, known)| forms(w, analyzer).iter().any(|f| known.contains(f)))
+                        .map(|(i, _)| i)
+                        .collect();
+                    matches!(owners.as_slice(), [only] if **only != command.intent && self.commands.contains(*only))
+                }
+            })
+        };
+        let word = verb.or_else(count).or_else(other_object)?;
         Some(Unsupported {
             word: reading.text[words[word].start..words[word].end].to_owned(),
             request: request_around(reading, word),

@@ -349,7 +349,13 @@ impl Engine {
         let rules_unsure = plans.iter().any(|p| !p.confident && p.why.source == IntentSource::Rules);
         let understood = self.understand(config, plans, &reading, history, &in_focus).await;
         let llm_status = understood.status;
-        let unread: Vec<String> = understood.plans.iter().flat_map(|p| p.unread.iter().cloned()).collect();
+        // the fallback's reply already says what was not understood
+        let unread: Vec<String> = understood
+            .plans
+            .iter()
+            .filter(|p| p.intent != config.resolver.fallback())
+            .flat_map(|p| p.unread.iter().cloned())
+            .collect();
         let env = self.run_env(config, &turn);
         let mut runs = match self.run(config, &runtime, &turn, &env, understood.plans, &understood.context).await {
             Ok(runs) => runs,
