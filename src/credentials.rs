@@ -71,7 +71,7 @@ impl OrchestratorCredentials {
 
     /// Fetch mode; `timeout` is `ORCHESTRATOR_TIMEOUT`.
     pub fn fetch(orchestrator_url: &str, droplet_id: i64, secret: &str, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder().timeout(timeout).build().unwrap_or_else(|_| reqwest::Client::new());
+        let http = crate::util::outgoing_http(Some(timeout));
         OrchestratorCredentials::Fetch {
             url: format!("{}/auth/token", orchestrator_url.trim_end_matches('/')),
             droplet_id,
@@ -146,7 +146,7 @@ pub struct RegistryCredentials {
 impl RegistryCredentials {
     /// `timeout` is `REGISTRY_TIMEOUT`.
     pub fn new(registry_url: &str, droplet_id: i64, key: Option<String>, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder().timeout(timeout).build().unwrap_or_else(|_| reqwest::Client::new());
+        let http = crate::util::outgoing_http(Some(timeout));
         RegistryCredentials {
             http,
             base_url: registry_url.trim_end_matches('/').to_owned(),

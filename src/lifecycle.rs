@@ -69,7 +69,7 @@ struct Failure {
 impl Lifecycle {
     pub fn new(config: LifecycleConfig, stats: Arc<Stats>) -> Arc<Lifecycle> {
         Arc::new(Lifecycle {
-            http: reqwest::Client::new(),
+            http: crate::util::outgoing_http(None),
             config,
             stats,
             state: Mutex::new(LifecycleState::default()),

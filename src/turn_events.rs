@@ -78,6 +78,9 @@ struct Unsent {
     ready: String,
     /// Voice: the sentence being written.
     sentence: String,
+    /// How much of `sentence` was looked at without finding its end: the next piece is read from
+    /// there, so a long answer with no sentence end is read once, not once per piece.
+    scanned: usize,
 }
 
 /// Hands a streamed answer on as `partial` events: as it comes on the chat channel, in whole
@@ -127,9 +130,17 @@ impl TokenSink for Partials<'_> {
             Channel::Chat => unsent.ready.push_str(piece),
             Channel::Voice => {
                 unsent.sentence.push_str(piece);
-                while let Some(end) = sentence_end(&unsent.sentence) {
+                loop {
+                    let Unsent { sentence, scanned, .. } = &mut *unsent;
+                    let end = sentence_end(sentence, *scanned).or_else(|| long_sentence_end(sentence));
+                    let Some(end) = end else {
+                        // the last character may end a sentence once the next one comes
+                        unsent.scanned = last_char_start(&unsent.sentence);
+                        break;
+                    };
                     let rest = unsent.sentence.split_off(end);
                     let sentence = std::mem::replace(&mut unsent.sentence, rest.trim_start().to_owned());
+                    unsent.scanned = 0;
                     push_spoken(&mut unsent.ready, &sentence);
                 }
             }
@@ -154,11 +165,15 @@ fn push_spoken(ready: &mut String, sentence: &str) {
     ready.push_str(&spoken);
 }
 
-/// Where the first finished sentence of `text` ends: after `.`, `!` or `?` followed by white
-/// space, or at a line break. "37.5" and "e.g.x" do not end one; the last sentence waits for
-/// the answer's end.
-fn sentence_end(text: &str) -> Option<usize> {
-    let mut chars = text.char_indices().peekable();
+/// A spoken sentence longer than this (in bytes) with no end in sight is said up to its last
+/// space: the voice droplet speaks sentences, and an answer may never end one.
+const LONGEST_SENTENCE: usize = 2000;
+
+/// Where the first finished sentence of `text` ends, looking from byte `from` on (a character
+/// boundary): after `.`, `!` or `?` followed by white space, or at a line break. "37.5" and
+/// "e.g.x" do not end one; the last sentence waits for the answer's end.
+fn sentence_end(text: &str, from: usize) -> Option<usize> {
+    let mut chars = text.get(from..)?.char_indices().map(|(i, c)| (from + i, c)).peekable();
     while let Some((i, c)) = chars.next() {
         if c == '\n' && !text[..i].trim().is_empty() {
             return Some(i + 1);
@@ -174,9 +189,42 @@ fn sentence_end(text: &str) -> Option<usize> {
     None
 }
 
+/// Past [`LONGEST_SENTENCE`], the end of the sentence's last whole word.
+fn long_sentence_end(text: &str) -> Option<usize> {
+    if text.len() <= LONGEST_SENTENCE {
+        return None;
+    }
+    let cut = (0..=LONGEST_SENTENCE).rev().find(|i| text.is_char_boundary(*i))?;
+    text[..cut].rfind(char::is_whitespace).map(|space| space + 1).filter(|end| *end > 1).or(Some(cut))
+}
+
+/// Where the last character of `text` starts (0 when it is empty).
+fn last_char_start(text: &str) -> usize {
+    text.char_indices().next_back().map_or(0, |(i, _)| i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_answer_with_no_sentence_end_is_read_once_and_said_in_pieces() {
+        let (events, mut receiver) = TurnEvents::channel();
+        let partials = events.partials("system_overview", "summary", Channel::Voice);
+        for _ in 0..1000 {
+            partials.text("word ");
+            let unsent = partials.unsent.lock().expect("lock");
+            // what was looked at is not looked at again
+            assert!(unsent.scanned + 1 >= unsent.sentence.len(), "{} of {}", unsent.scanned, unsent.sentence.len());
+        }
+        let said = texts(&mut receiver);
+        assert_eq!(said.len(), 2, "4000 bytes with no end: two pieces of at most {LONGEST_SENTENCE}");
+        assert!(said.iter().all(|s| s.len() <= LONGEST_SENTENCE && s.ends_with("word.")), "{said:?}");
+        // a dot at the end of one piece ends the sentence when the next piece starts with a space
+        partials.text("end.");
+        partials.text(" Next");
+        assert_eq!(texts(&mut receiver).last().map(|s| s.ends_with("word end.")), Some(true));
+    }
 
     fn texts(receiver: &mut mpsc::Receiver<TurnEvent>) -> Vec<String> {
         let mut out = Vec::new();
@@ -244,8 +292,8 @@ mod tests {
 
     #[test]
     fn sentences_end_at_punctuation_before_a_space() {
-        assert_eq!(sentence_end("CPU is 37.5% now. Next"), Some(17));
-        assert_eq!(sentence_end("CPU is 37.5"), None);
-        assert_eq!(sentence_end("One line\nTwo"), Some(9));
+        assert_eq!(sentence_end("CPU is 37.5% now. Next", 0), Some(17));
+        assert_eq!(sentence_end("CPU is 37.5", 0), None);
+        assert_eq!(sentence_end("One line\nTwo", 0), Some(9));
     }
 }

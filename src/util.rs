@@ -120,6 +120,19 @@ const REGEX_SET_SIZE_LIMIT: usize = 64 * 1024 * 1024;
 /// Patterns kept by [`cached_regex`]: several configurations' worth.
 const REGEX_CACHE_ENTRIES: usize = 8192;
 
+/// The HTTP client for every call this droplet makes to another (a droplet, the Orchestrator, the
+/// Registry, a language model). Redirects are not followed: a host that answers "go elsewhere" has
+/// not answered, and a command must never be posted again to a host nobody configured.
+pub fn outgoing_http(timeout: Option<std::time::Duration>) -> reqwest::Client {
+    let builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    let builder = match timeout {
+        Some(timeout) => builder.timeout(timeout),
+        None => builder,
+    };
+    // as `reqwest::Client::new` does: only a TLS backend that cannot start fails here
+    builder.build().expect("the HTTP client starts")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

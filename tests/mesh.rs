@@ -660,3 +660,48 @@ fn request(droplet_id: i64, name: &str, endpoint: &str, method: &str) -> Droplet
         declared: None,
     }
 }
+
+/// Answers every request with a redirect to the same path on `to`, as a misconfigured or hostile
+/// host might.
+#[handler]
+async fn redirecting(request: &poem::Request, Data(to): Data<&String>) -> poem::Response {
+    poem::Response::builder()
+        .status(poem::http::StatusCode::TEMPORARY_REDIRECT)
+        .header("location", format!("{to}{}", request.uri()))
+        .finish()
+}
+
+/// Takes anything and says it worked, remembering what came.
+#[handler]
+async fn collecting(request: &poem::Request, Data(seen): Data<&Arc<Mutex<Vec<String>>>>) -> poem::Response {
+    use poem::IntoResponse;
+    seen.lock().expect("lock").push(format!("{} {}", request.method(), request.uri().path()));
+    Json(json!({"success": true, "task_id": "task-999", "status": "pending", "id": 999, "message": "done elsewhere"}))
+        .into_response()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_no_answer_and_a_command_is_never_posted_elsewhere() {
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (elsewhere, _stop_elsewhere) =
+        common::serve_fake(Route::new().at("/*path", collecting).data(seen.clone())).await;
+    let (redirector, _stop_redirector) =
+        common::serve_fake(Route::new().at("/*path", redirecting).data(elsewhere.clone())).await;
+
+    // the Orchestrator answers a task with 307: the task is not re-posted to the other host
+    let mesh = mesh(Behaviour::Answer, Some(redirector.clone())).await;
+    let task = chat_and_agree(&mesh, "create a task called Rotate the keys").await;
+    assert_eq!(task["trace"]["calls"][0]["outcome"], "failed", "{task}");
+    assert!(!task["response"].as_str().unwrap_or_default().contains("task-999"), "{task}");
+
+    // a droplet reached directly answers a registration with 307: the same
+    let mesh = mesh_with(Options {
+        target_modes: vec![(1, MeshMode::Direct)],
+        direct_urls: vec![(1, redirector.clone())],
+        ..Options::new(Behaviour::Answer)
+    })
+    .await;
+    let registered = chat_and_agree(&mesh, "register Billing with id 5").await;
+    assert_eq!(registered["trace"]["calls"][0]["outcome"], "failed", "{registered}");
+    assert_eq!(*seen.lock().expect("lock"), Vec::<String>::new(), "nothing reached the host redirected to");
+}

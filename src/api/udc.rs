@@ -80,10 +80,7 @@ impl Health {
         slot: fn(&Health) -> &std::sync::Mutex<Option<bool>>,
     ) -> tokio::task::JoinHandle<()> {
         let health = Arc::downgrade(self);
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(3))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let http = crate::util::outgoing_http(Some(Duration::from_secs(3)));
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             loop {

@@ -28,7 +28,7 @@ pub struct Gemini {
 impl Gemini {
     pub fn new(base_url: &str, api_key: &str, model: &str) -> Self {
         Gemini {
-            http: reqwest::Client::new(),
+            http: crate::util::outgoing_http(None),
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key: api_key.to_owned(),
             model: model.to_owned(),

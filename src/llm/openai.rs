@@ -27,7 +27,7 @@ pub struct OpenAiCompatible {
 impl OpenAiCompatible {
     pub fn new(base_url: &str, api_key: Option<&str>, model: &str) -> Self {
         OpenAiCompatible {
-            http: reqwest::Client::new(),
+            http: crate::util::outgoing_http(None),
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key: api_key.map(str::to_owned),
             model: model.to_owned(),

@@ -35,7 +35,7 @@ impl DirectBackend {
         our_id: i64,
     ) -> Self {
         DirectBackend {
-            http: reqwest::Client::new(),
+            http: crate::util::outgoing_http(None),
             configured,
             discovered: Mutex::new(HashMap::new()),
             directory,

@@ -54,7 +54,7 @@ struct Answer {
 
 impl OrchestratorClient {
     pub fn new(config: OrchestratorConfig) -> Self {
-        OrchestratorClient { http: reqwest::Client::new(), config }
+        OrchestratorClient { http: crate::util::outgoing_http(None), config }
     }
 
     pub fn config(&self) -> &OrchestratorConfig {

@@ -21,7 +21,7 @@ impl ProxyBackend {
     pub const NAME: &'static str = "proxy";
 
     pub fn new(url: &str, our_id: i64) -> Self {
-        ProxyBackend { http: reqwest::Client::new(), url: url.to_owned(), our_id }
+        ProxyBackend { http: crate::util::outgoing_http(None), url: url.to_owned(), our_id }
     }
 
     async fn call_once(&self, request: &DropletRequest) -> Outcome {
