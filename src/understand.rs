@@ -18,6 +18,9 @@ use crate::slots::model::{checked_value, quoted_message, slot_kind, DATA_RULE};
 /// At most this many intents in one message.
 pub const MAX_INTENTS: usize = 3;
 
+/// The longest clarifying question the model may have the assistant ask (characters).
+pub const MAX_CLARIFICATION_CHARS: usize = 300;
+
 /// The classification call for one configuration: schema, validator and instructions.
 pub struct Classifier {
     schema: Value,
@@ -153,7 +156,12 @@ impl Classifier {
             };
         }
         let confidence = value["confidence"].as_f64().unwrap_or(0.0);
-        let clarification = value["clarification"].as_str().map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned);
+        // one short question, said to the user and kept in the history: a long one is no question
+        let clarification = value["clarification"]
+            .as_str()
+            .map(str::trim)
+            .filter(|c| !c.is_empty() && c.chars().count() <= MAX_CLARIFICATION_CHARS)
+            .map(str::to_owned);
         let mut intents: Vec<String> = Vec::new();
         for intent in value["intents"].as_array().into_iter().flatten().filter_map(Value::as_str) {
             if !intents.iter().any(|i| i == intent) {

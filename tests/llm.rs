@@ -619,3 +619,29 @@ async fn the_models_answers_are_recorded_and_replayed_without_a_model() {
     assert_eq!(transcript.0[0].source, "llm");
     assert_eq!(transcript.0[0].reply, turn.reply);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_model_answers_is_bounded() {
+    let setup = setup(Provider::Gemini, Duration::from_secs(5)).await;
+    // every request says how much the model may answer
+    setup.fake.push(ok(gemini_answer(&classification(&["all_droplets"], 0.9, json!([]), Value::Null))));
+    chat(&setup, "gimme the lowdown on every single box").await;
+    let (_, body) = setup.fake.requests().pop().expect("one request");
+    assert_eq!(body["generationConfig"]["maxOutputTokens"], 1024, "{body}");
+
+    // a clarifying "question" of 100 000 characters is no question: it is not said, nor kept
+    let rambling = "why ".repeat(25_000);
+    setup.fake.push(ok(gemini_answer(&classification(&[], 0.1, json!([]), json!(rambling)))));
+    let reply = chat(&setup, "the thing with the stuff").await;
+    assert_eq!(reply["intent"], "fallback");
+    assert!(reply_text(&reply).len() < 5_000, "{} bytes said", reply_text(&reply).len());
+
+    // an answer body larger than the cap is a bad response, read no further
+    let huge = "x".repeat(chat_orchestrator::llm::MAX_ANSWER_BYTES + 1);
+    setup.fake.push(ok(gemini_answer(&classification(&[], 0.1, json!([]), json!(huge)))));
+    let reply = chat(&setup, "the other thing with the stuff").await;
+    assert_eq!(reply["intent"], "fallback");
+    assert!(reply_text(&reply).len() < 5_000);
+    let error = reply["trace"]["llm"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("larger than"), "{reply}");
+}

@@ -48,7 +48,7 @@ impl Gemini {
             contents.push(json!({"role": role, "parts": [{"text": text}]}));
         }
         contents.push(json!({"role": "user", "parts": [{"text": request.prompt}]}));
-        let mut generation = json!({"temperature": 0});
+        let mut generation = json!({"temperature": 0, "maxOutputTokens": request.purpose.max_output_tokens()});
         if let Some(schema) = &request.schema {
             generation["responseMimeType"] = json!("application/json");
             generation["responseSchema"] = response_schema(schema);

@@ -40,6 +40,21 @@ pub enum Purpose {
 
 crate::serde_by_name!(Purpose);
 
+impl Purpose {
+    /// The most tokens the model may answer with: a classification or an extraction is a small
+    /// JSON object; a `reason` step writes a reply. Nothing a model says can grow without bound.
+    pub fn max_output_tokens(self) -> u32 {
+        match self {
+            Purpose::Classify | Purpose::Extract => 1024,
+            Purpose::Reason => 4096,
+        }
+    }
+}
+
+/// The largest answer body read from a model (bytes): far above what
+/// [`Purpose::max_output_tokens`] allows, so only a broken or hostile endpoint reaches it.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
 /// Who said an earlier message of the conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Speaker {
@@ -328,7 +343,10 @@ pub(crate) async fn exchange(
         Ok(response) => response,
         Err(attempt) => return attempt,
     };
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let body = match read_capped(response).await {
+        Ok(body) => body,
+        Err(error) => return Attempt::Failed(error),
+    };
     match read(&body) {
         Ok(answer) => Attempt::Answer(answer),
         Err(error) => Attempt::Failed(error),
@@ -355,7 +373,7 @@ pub(crate) async fn send(
         return Ok(response);
     }
     let header_delay = retry_after(response.headers());
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let body: Value = read_capped(response).await.unwrap_or(Value::Null);
     let message = body["error"]["message"].as_str().unwrap_or("no reason given");
     let error = |kind, text: String| LlmError::new(kind, text);
     Err(match status {
@@ -376,6 +394,28 @@ pub(crate) async fn send(
             format!("The language model answered with status {status}: {message}"),
         )),
     })
+}
+
+/// A response body as JSON, read up to [`MAX_ANSWER_BYTES`]: a larger one is a bad response,
+/// not a reason to hold gigabytes. A body that is not JSON reads as `null`.
+async fn read_capped(mut response: reqwest::Response) -> Result<Value, LlmError> {
+    let too_large = || {
+        LlmError::new(
+            LlmErrorKind::BadResponse,
+            format!("The language model's answer was larger than {} bytes.", MAX_ANSWER_BYTES),
+        )
+    };
+    if response.content_length().is_some_and(|length| length > MAX_ANSWER_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok().flatten() {
+        if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
 /// An error a provider reports inside a stream (`{"error": {"code", "message"}}`), as the

@@ -45,7 +45,12 @@ impl OpenAiCompatible {
             messages.push(json!({"role": role, "content": text}));
         }
         messages.push(json!({"role": "user", "content": request.prompt}));
-        let mut body = json!({"model": self.model, "messages": messages, "temperature": 0});
+        let mut body = json!({
+            "model": self.model,
+            "messages": messages,
+            "temperature": 0,
+            "max_completion_tokens": request.purpose.max_output_tokens(),
+        });
         if let Some(schema) = &request.schema {
             body["response_format"] = json!({
                 "type": "json_schema",
