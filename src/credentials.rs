@@ -109,7 +109,7 @@ impl OrchestratorCredentials {
                     .await
                     .map_err(|e| CredentialError(format!("cannot reach {url}: {e}")))?;
                 let status = response.status();
-                let body: Value = response.json().await.unwrap_or(Value::Null);
+                let body: Value = crate::util::peer_json(response).await.unwrap_or(Value::Null);
                 let token = body["access_token"]
                     .as_str()
                     .filter(|_| status.is_success())
@@ -183,7 +183,7 @@ impl RegistryCredentials {
         }
         let response = request.send().await.map_err(|e| CredentialError(format!("cannot reach {url}: {e}")))?;
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let body: Value = crate::util::peer_json(response).await.unwrap_or(Value::Null);
         let token = body["token"]
             .as_str()
             .or_else(|| body["access_token"].as_str())

@@ -307,7 +307,7 @@ impl Lifecycle {
 async fn send(request: reqwest::RequestBuilder) -> Result<Value, Failure> {
     let response = request.send().await.map_err(|e| Failure { status: None, message: format!("unreachable: {e}") })?;
     let status = response.status();
-    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    let body = crate::util::peer_json(response).await.unwrap_or(Value::Null);
     if status.is_success() {
         Ok(body)
     } else {

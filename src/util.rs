@@ -133,6 +133,38 @@ pub fn outgoing_http(timeout: Option<std::time::Duration>) -> reqwest::Client {
     builder.build().expect("the HTTP client starts")
 }
 
+/// The largest answer read from another droplet, the Orchestrator or the Registry (bytes): far
+/// above any answer the catalogue describes, so only a broken or hostile peer reaches it, and
+/// one such answer cannot take the process's memory.
+pub const MAX_PEER_ANSWER_BYTES: usize = 2 << 20;
+
+/// A response body read up to `limit` bytes; `None` once it is larger (the rest is not read).
+pub async fn body_within(mut response: reqwest::Response, limit: usize) -> Option<Vec<u8>> {
+    if response.content_length().is_some_and(|length| length > limit as u64) {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok().flatten() {
+        if bytes.len() + chunk.len() > limit {
+            return None;
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Some(bytes)
+}
+
+/// A peer's answer as JSON (`null` when it is not JSON); `None` when it is larger than
+/// [`MAX_PEER_ANSWER_BYTES`].
+pub async fn peer_json(response: reqwest::Response) -> Option<serde_json::Value> {
+    let bytes = body_within(response, MAX_PEER_ANSWER_BYTES).await?;
+    Some(serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+/// Said when a peer's answer was larger than [`MAX_PEER_ANSWER_BYTES`].
+pub fn too_large(who: &str) -> String {
+    format!("The {who}'s answer was larger than {} MiB and was not read.", MAX_PEER_ANSWER_BYTES >> 20)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

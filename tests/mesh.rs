@@ -705,3 +705,31 @@ async fn a_redirect_is_no_answer_and_a_command_is_never_posted_elsewhere() {
     assert_eq!(registered["trace"]["calls"][0]["outcome"], "failed", "{registered}");
     assert_eq!(*seen.lock().expect("lock"), Vec::<String>::new(), "nothing reached the host redirected to");
 }
+
+/// Answers every request with a body of `size` bytes of valid JSON.
+#[handler]
+async fn oversized(Data(size): Data<&usize>) -> poem::Response {
+    let padding = "x".repeat(*size);
+    poem::Response::builder().content_type("application/json").body(format!(r#"{{"padding": "{padding}"}}"#))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_larger_than_the_cap_is_a_failed_call_read_no_further() {
+    let size = chat_orchestrator::util::MAX_PEER_ANSWER_BYTES + 1;
+    let (huge, _stop) = common::serve_fake(Route::new().at("/*path", oversized).data(size)).await;
+    let mesh = mesh_with(Options {
+        target_modes: vec![(1, MeshMode::Direct)],
+        direct_urls: vec![(1, huge.clone())],
+        ..Options::new(Behaviour::Answer)
+    })
+    .await;
+    let reply = chat(&mesh, "show the registry").await;
+    assert_eq!(reply["trace"]["calls"][0]["outcome"], "failed", "{reply}");
+    let error = reply["trace"]["calls"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("larger than 2 MiB"), "{error}");
+    // the Orchestrator's own answers are capped the same way
+    let relayed = mesh_with(Options { orchestrator_url: Some(huge), ..Options::new(Behaviour::Answer) }).await;
+    let reply = chat(&relayed, "show the registry").await;
+    assert_eq!(reply["trace"]["calls"][0]["outcome"], "failed", "{reply}");
+    assert!(reply["trace"]["calls"][0]["error"].as_str().unwrap_or_default().contains("larger than"), "{reply}");
+}

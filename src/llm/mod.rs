@@ -398,23 +398,13 @@ pub(crate) async fn send(
 
 /// A response body as JSON, read up to [`MAX_ANSWER_BYTES`]: a larger one is a bad response,
 /// not a reason to hold gigabytes. A body that is not JSON reads as `null`.
-async fn read_capped(mut response: reqwest::Response) -> Result<Value, LlmError> {
-    let too_large = || {
+async fn read_capped(response: reqwest::Response) -> Result<Value, LlmError> {
+    let bytes = crate::util::body_within(response, MAX_ANSWER_BYTES).await.ok_or_else(|| {
         LlmError::new(
             LlmErrorKind::BadResponse,
-            format!("The language model's answer was larger than {} bytes.", MAX_ANSWER_BYTES),
+            format!("The language model's answer was larger than {MAX_ANSWER_BYTES} bytes."),
         )
-    };
-    if response.content_length().is_some_and(|length| length > MAX_ANSWER_BYTES as u64) {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.ok().flatten() {
-        if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(too_large());
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+    })?;
     Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 

@@ -124,7 +124,10 @@ impl DirectBackend {
             if status == 401 && !renew && self.registry.is_some() {
                 continue;
             }
-            let text = response.text().await.unwrap_or_default();
+            let Some(bytes) = crate::util::body_within(response, crate::util::MAX_PEER_ANSWER_BYTES).await else {
+                return Outcome::Failed { kind: FailureKind::BadResponse, message: crate::util::too_large(name) };
+            };
+            let text = String::from_utf8_lossy(&bytes).into_owned();
             let data = serde_json::from_str(&text).unwrap_or(Value::String(text));
             return match status {
                 200..=299 => Outcome::Data(data),

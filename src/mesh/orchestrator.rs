@@ -95,7 +95,12 @@ impl OrchestratorClient {
             if matches!(status, 401 | 403) && !renew {
                 continue;
             }
-            let body = response.json().await.unwrap_or(Value::Null);
+            let Some(body) = crate::util::peer_json(response).await else {
+                return Err(Failure {
+                    kind: FailureKind::BadResponse,
+                    message: crate::util::too_large("Orchestrator"),
+                });
+            };
             return Ok(Answer { status, body });
         }
         Err(Failure { kind: FailureKind::Refused, message: "The Orchestrator refused our credentials.".to_owned() })

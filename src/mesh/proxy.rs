@@ -53,7 +53,9 @@ impl ProxyBackend {
             }
         };
         let status = response.status().as_u16();
-        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        let Some(answer) = crate::util::peer_json(response).await else {
+            return Outcome::Failed { kind: FailureKind::BadResponse, message: crate::util::too_large("Orchestrator") };
+        };
         let target_status = answer["response_status"].as_u64().unwrap_or(0);
         match (status, answer["status"].as_str()) {
             (200, Some("success")) if (200..300).contains(&target_status) => {
