@@ -171,6 +171,15 @@ impl Settings {
             500,
             "a whole number of turns (0 keeps none, and reloads cannot say what they change)",
         )?;
+        let max_sessions: usize =
+            parse(&lookup, "MAX_SESSIONS", 100_000, "a whole number of conversations, at least 1")?;
+        if max_sessions == 0 {
+            return Err(SettingsError {
+                name: "MAX_SESSIONS",
+                value: "0".into(),
+                expected: "a whole number of conversations, at least 1",
+            });
+        }
         let missed_days: u64 = parse(&lookup, "MISSED_MESSAGES_DAYS", 30, "a whole number of days, at least 1")?;
         if missed_days == 0 || missed_days > 3650 {
             return Err(SettingsError {
@@ -191,6 +200,7 @@ impl Settings {
                 })?),
                 missed: MissedLimits { kept: missed_kept, max_age: Duration::from_secs(missed_days * 24 * 3600) },
                 recorded_turns,
+                max_sessions,
             },
             log_format: match lookup("LOG_FORMAT").map(|v| v.trim().to_lowercase()).filter(|v| !v.is_empty()) {
                 None => None,

@@ -47,10 +47,48 @@ impl MemoryStore {
 
     fn handle(&self, id: &str) -> SlotHandle {
         let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !slots.contains_key(id) && slots.len() >= self.limits.max_sessions.max(1) {
+            self.make_room(&mut slots);
+        }
         slots
             .entry(id.to_owned())
             .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Slot { session: None, last_active: Instant::now() })))
             .clone()
+    }
+
+    /// At the session cap: forgets the expired ones, and if that is not enough, the idle-longest
+    /// hundredth of those no turn is using (one scan makes room for many new sessions).
+    fn make_room(&self, slots: &mut HashMap<String, SlotHandle>) {
+        let timeout = self.limits.idle_timeout;
+        let mut idle: Vec<(String, Instant)> = Vec::new();
+        slots.retain(|id, handle| {
+            if Arc::strong_count(handle) > 1 {
+                return true;
+            }
+            match handle.try_lock() {
+                Ok(slot) if slot.session.is_none() || slot.last_active.elapsed() >= timeout => false,
+                Ok(slot) => {
+                    idle.push((id.clone(), slot.last_active));
+                    true
+                }
+                Err(_) => true,
+            }
+        });
+        let cap = self.limits.max_sessions.max(1);
+        if slots.len() < cap {
+            return;
+        }
+        let forget = (slots.len() + 1 - cap).max(cap / 100).min(idle.len());
+        idle.sort_by_key(|(_, last_active)| *last_active);
+        for (id, _) in idle.into_iter().take(forget) {
+            slots.remove(&id);
+        }
+        metrics::counter!("sessions_evicted_total").increment(forget as u64);
+        tracing::warn!(
+            forgotten = forget,
+            cap,
+            "the session cap was reached: the conversations idle longest were forgotten"
+        );
     }
 
     /// Forgets idle sessions and never-committed slots that no turn is using. Run periodically.
@@ -278,6 +316,30 @@ mod tests {
         }
         assert_eq!(session.history.len(), 10);
         assert_eq!(session.history.front().map(|m| m.text.as_ref()), Some("5"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_the_cap_the_conversations_idle_longest_are_forgotten() {
+        let store = MemoryStore::new(SessionLimits { max_sessions: 3, ..SessionLimits::default() });
+        for id in ["a", "b", "c"] {
+            let mut lease = store.lease(id).await.expect("lease");
+            lease.session().turns = 1;
+            lease.commit().await.expect("commit");
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        // "a" speaks again: "b" is now the one idle longest
+        let mut lease = store.lease("a").await.expect("lease");
+        lease.session().turns = 2;
+        lease.commit().await.expect("commit");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        store.lease("d").await.expect("lease").commit().await.expect("commit");
+        assert_eq!(store.len(), 3, "one forgotten to make room");
+        assert_eq!(store.lease("a").await.expect("lease").session().turns, 2, "the one just heard from stays");
+        assert_eq!(store.lease("b").await.expect("lease").session().turns, 0, "the one idle longest went");
+        for id in ["e", "f", "g", "h"] {
+            store.lease(id).await.expect("lease").commit().await.expect("commit");
+            assert!(store.len() <= 3, "{} sessions held", store.len());
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -290,6 +290,9 @@ pub struct SessionLimits {
     pub missed: MissedLimits,
     /// How many answered turns are kept with their droplet answers (replays, recordings).
     pub recorded_turns: usize,
+    /// How many conversations the in-process store holds at once; past it, the ones idle longest
+    /// are forgotten first (Redis bounds its own memory with `maxmemory`).
+    pub max_sessions: usize,
 }
 
 impl Default for SessionLimits {
@@ -299,6 +302,7 @@ impl Default for SessionLimits {
             idle_timeout: Duration::from_secs(30 * 60),
             missed: MissedLimits::default(),
             recorded_turns: 500,
+            max_sessions: 100_000,
         }
     }
 }
