@@ -16,6 +16,10 @@ use tokio::time::Instant;
 /// How long a reply that arrived before its waiter is kept.
 pub const EARLY_REPLY_HOLD: Duration = Duration::from_secs(30);
 
+/// How many replies with no waiter are held at once: past it the oldest goes. A waiter comes
+/// within moments of its receipt, so only replies nobody asked for pile up.
+pub const EARLY_REPLIES_HELD: usize = 256;
+
 /// Queries waiting for their relayed answer, by the relay's trace id.
 #[derive(Default)]
 pub struct Waiters {
@@ -52,10 +56,22 @@ impl Waiters {
         match state.waiting.remove(in_reply_to) {
             Some(waiter) => waiter.send(envelope).is_ok(),
             None => {
+                state.early.retain(|_, (at, _)| at.elapsed() < EARLY_REPLY_HOLD);
+                if state.early.len() >= EARLY_REPLIES_HELD {
+                    let oldest = state.early.iter().min_by_key(|(_, (at, _))| *at).map(|(id, _)| id.clone());
+                    if let Some(oldest) = oldest {
+                        state.early.remove(&oldest);
+                    }
+                }
                 state.early.insert(in_reply_to.to_owned(), (Instant::now(), envelope));
                 false
             }
         }
+    }
+
+    /// Replies held with no waiter.
+    pub fn held(&self) -> usize {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).early.len()
     }
 
     pub(super) fn forget(&self, trace_id: &str) {
@@ -77,5 +93,21 @@ mod tests {
 
         assert!(!waiters.deliver("relay-2", json!({"early": true})), "no waiter yet: held");
         assert_eq!(waiters.register("relay-2").await.expect("held reply")["early"], true);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replies_nobody_waits_for_are_bounded_in_number_and_time() {
+        let waiters = Waiters::default();
+        for i in 0..1000 {
+            waiters.deliver(&format!("unasked-{i}"), json!({"padding": "x".repeat(1000)}));
+        }
+        assert_eq!(waiters.held(), EARLY_REPLIES_HELD, "the oldest go past the cap");
+        assert_eq!(
+            waiters.register("unasked-999").await.expect("the newest is kept")["padding"].as_str().map(str::len),
+            Some(1000)
+        );
+        tokio::time::advance(EARLY_REPLY_HOLD + Duration::from_secs(1)).await;
+        waiters.deliver("late", json!({}));
+        assert_eq!(waiters.held(), 1, "the expired ones went when the next came");
     }
 }
