@@ -199,6 +199,17 @@ impl SlotDef {
                 if !visible.chars().any(char::is_alphanumeric) {
                     return Err("needs letters or digits in it".to_owned());
                 }
+                // a NUL or an escape code would reach the droplet that stores the value
+                if visible.chars().any(|c| c.is_control() && !c.is_whitespace()) {
+                    return Err("must not hold control characters".to_owned());
+                }
+                // "Вilling" (a Cyrillic В) beside "Billing": letters that look alike from two
+                // alphabets in one word are refused, not stored as a look-alike
+                if let Some(word) =
+                    visible.split_whitespace().find(|w| !unicode_security::MixedScript::is_single_script(*w))
+                {
+                    return Err(format!("mixes letters of different alphabets in \"{word}\""));
+                }
                 Value::String(visible.to_owned())
             }
             SlotKind::Integer => match raw.replace('_', "").parse::<i64>() {
@@ -433,5 +444,25 @@ mod tests {
         assert_eq!(name.coerce("\u{200B}\u{202E}", &catalogue), Err("needs letters or digits in it".to_owned()));
         assert_eq!(name.coerce("Bi\u{200B}lling", &catalogue), Ok(Value::from("Billing")));
         assert_eq!(name.coerce("Zoë 🎉", &catalogue), Ok(Value::from("Zoë 🎉")));
+    }
+
+    #[test]
+    fn a_text_value_holds_no_control_characters_and_no_look_alike_letters() {
+        let catalogue = Catalogue::new(vec![]);
+        let name = SlotDef::new("name", SlotKind::String, "the name", None, &[], None).expect("valid");
+        assert_eq!(name.coerce("Bill\u{0}ing", &catalogue), Err("must not hold control characters".to_owned()));
+        assert_eq!(name.coerce("Billing\u{1b}[31m", &catalogue), Err("must not hold control characters".to_owned()));
+        assert_eq!(
+            name.coerce("Fix the keys\nthen the certs", &catalogue),
+            Ok(Value::from("Fix the keys\nthen the certs"))
+        );
+        // a Cyrillic В in a Latin word
+        assert_eq!(
+            name.coerce("\u{412}illing", &catalogue),
+            Err("mixes letters of different alphabets in \"\u{412}illing\"".to_owned())
+        );
+        // one alphabet per word is a name like any other
+        assert_eq!(name.coerce("Billing Сервис", &catalogue), Ok(Value::from("Billing Сервис")));
+        assert_eq!(name.coerce("東京 Gateway 2", &catalogue), Ok(Value::from("東京 Gateway 2")));
     }
 }
