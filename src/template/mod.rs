@@ -119,6 +119,7 @@ impl Templates {
         env.add_filter("speak", |text: String| speech::to_speech(&text));
         env.add_filter("humanize_list", humanize_list);
         env.add_filter("short_time", short_time);
+        env.add_filter("code", code_span);
         // Chat replies are markdown: a value printed into a chat template (`.md.j2`) or a macro
         // library (`macros.j2`, shared with voice, whose replies go through the speech rules,
         // which drop the escapes) is text, never markup, so a user's `[click](https://evil…)` or
@@ -293,6 +294,17 @@ fn short_time(value: Value) -> Value {
 }
 
 /// `["a", "b", "c"]` → `"a, b and c"`.
+/// `{{ value | tojson | code }}`: the text as a markdown code span that nothing in it can close
+/// (fenced by one backtick more than its longest run of them, padded where it starts or ends
+/// with one), on one line. A backtick in a user's value stays a character, never markup.
+fn code_span(text: String) -> Value {
+    let text = text.replace(['\n', '\r'], " ");
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') { " " } else { "" };
+    Value::from_safe_string(format!("{fence}{pad}{text}{pad}{fence}"))
+}
+
 fn humanize_list(items: Vec<Value>) -> String {
     let words: Vec<String> = items.iter().map(|v| v.to_string()).collect();
     match words.len() {
@@ -316,6 +328,18 @@ mod tests {
             t.render_value(&body, &ctx).expect("renders"),
             json!({"id": 123, "label": "svc-My Service", "fixed": true})
         );
+    }
+
+    #[test]
+    fn a_code_span_cannot_be_closed_by_what_it_holds() {
+        let mut t = Templates::new();
+        t.add("x.chat.md.j2", "with {{ body | tojson | code }}").expect("parses");
+        let render =
+            |name: &str| t.render("x.chat.md.j2", &to_value(json!({"body": {"name": name}}))).expect("renders");
+        assert_eq!(render("Billing"), r#"with `{"name": "Billing"}`"#);
+        // a backtick in the value: the fence is longer than any run inside
+        assert_eq!(render("a`[x](https://evil)`"), r#"with ``{"name": "a`[x](https://evil)`"}``"#);
+        assert_eq!(code_span("`x".to_owned()).to_string(), "`` `x ``");
     }
 
     #[test]

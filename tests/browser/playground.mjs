@@ -58,6 +58,11 @@ try {
   assert.match(await third.locator("details.trace").innerText(), /confirmed and sent/);
   assert.match(await third.locator("details.trace").innerText(), /read as yes/, "how the answer was read");
 
+  // a name that is markdown is shown as text in the chat rendering, never as a link
+  const evil = await say("register name:[x](https://evil.example) id:5", 5);
+  assert.match(await evil.locator(".secondary").innerText(), /\[x\]\(https:\/\/evil\.example\)/);
+  assert.equal(await evil.locator('.secondary a[href*="evil"]').count(), 0, "no live link from a user's words");
+
   if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
   console.log("playground: 3 passed, 0 failed");
 } finally {
