@@ -488,3 +488,30 @@ async fn metrics_are_scraped_in_prometheus_format() {
     assert_eq!(response.headers().get("x-trace-id").and_then(|v| v.to_str().ok()), Some("trace-abc-1"));
     server.stop().await;
 }
+
+/// The playground's data (what users said, the configuration's problems) is for the steward at
+/// this machine: in development, to a loopback client, not through a proxy, and not on a server
+/// that wants callers to prove who they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_playgrounds_data_is_only_for_this_host_in_development() {
+    let open = chat_orchestrator::api::AppState::new(Arc::new(common::engine(vec![])), None, None);
+    let server = common::Running::start(open).await;
+    let status = |headers: &[(&str, &str)]| {
+        let mut request = server.client.get(format!("{}/api/playground/config", server.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        async move { request.send().await.expect("answer").status().as_u16() }
+    };
+    assert_eq!(status(&[]).await, 200, "the steward's own browser");
+    assert_eq!(status(&[("x-forwarded-for", "203.0.113.9")]).await, 404, "a proxy's client is not this host");
+    assert_eq!(status(&[("forwarded", "for=203.0.113.9")]).await, 404);
+
+    let keys = tempfile::tempdir().expect("temp dir");
+    let (_, public) = common::keys::key_pair(keys.path(), "registry");
+    let mut secured = chat_orchestrator::api::AppState::new(Arc::new(common::engine(vec![])), None, None);
+    secured.verifier = Arc::new(common::keys::keys_verifier(&public));
+    let server = common::Running::start(secured).await;
+    let answer = server.client.get(format!("{}/api/playground/missed", server.base)).send().await.expect("answer");
+    assert_eq!(answer.status().as_u16(), 404, "a Registry key: being on this host proves nothing");
+}

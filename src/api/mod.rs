@@ -123,7 +123,11 @@ pub fn service(
         analyze::AnalyzeApi { engine: state.engine.clone(), limit: state.rate_limits.chat.clone() },
         AdminApi { reloader: state.reloader.clone() },
         SessionsApi { sessions: state.engine.sessions().clone() },
-        PlaygroundApi { reloader: state.reloader.clone(), development: state.deployment.environment == "development" },
+        PlaygroundApi {
+            reloader: state.reloader.clone(),
+            development: state.deployment.environment == "development",
+            secured: !state.verifier.is_open(),
+        },
         udc::UdcApi {
             engine: state.engine.clone(),
             health: state.health.clone(),

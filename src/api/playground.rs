@@ -1,7 +1,8 @@
 //! `GET /`: the playground, one self-contained page built into the binary (no CDN, no build
 //! step), where a steward tries every intent and sees why each reply came out as it did.
 //!
-//! In development, and to a client on this host, the page also asks `GET /api/playground/config` whether the running
+//! In development, to a client on this host (not through a proxy, and not on a server with a
+//! Registry key), the page also asks `GET /api/playground/config` whether the running
 //! configuration is the one in the files: after an edit that did not load (a broken template,
 //! a typo in a pipeline), the old version keeps answering, and the page says so with the
 //! problems, located, instead of leaving the steward to wonder why nothing changed.
@@ -20,6 +21,9 @@ pub struct PlaygroundApi {
     pub reloader: Arc<Reloader>,
     /// `ENVIRONMENT=development`: only then does the page get the configuration's problems.
     pub development: bool,
+    /// A Registry key is configured: callers are meant to prove who they are, so being on this
+    /// host proves nothing (a reverse proxy on the same host makes every client loopback).
+    pub secured: bool,
 }
 
 /// Whether the running configuration is the files' latest, for the playground.
@@ -61,10 +65,15 @@ pub enum LiveConfigResponse {
 
 impl PlaygroundApi {
     /// What users said and where the configuration has problems are for the steward at this
-    /// machine: in development, and only to a client on this host (a development server bound
-    /// to 0.0.0.0 does not show them to the network; the admin API does, with its token).
+    /// machine: in development, only to a client on this host (a development server bound to
+    /// 0.0.0.0 does not show them to the network; the admin API does, with its token), and
+    /// neither on a secured server nor through a proxy, where a loopback peer can be anyone.
     fn serves(&self, request: &poem::Request) -> bool {
-        self.development && request.remote_addr().as_socket_addr().is_some_and(|peer| peer.ip().is_loopback())
+        let proxied = ["forwarded", "x-forwarded-for", "x-real-ip"].iter().any(|h| request.header(h).is_some());
+        self.development
+            && !self.secured
+            && !proxied
+            && request.remote_addr().as_socket_addr().is_some_and(|peer| peer.ip().is_loopback())
     }
 }
 
