@@ -36,7 +36,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
 /// The limits, each a setting (`HEADER_READ_TIMEOUT`, `BODY_READ_TIMEOUT`, `IDLE_TIMEOUT`,
-/// `MAX_CONNECTIONS`).
+/// `WRITE_TIMEOUT`, `MAX_CONNECTIONS`).
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
@@ -44,6 +44,9 @@ pub struct ConnectionLimits {
     /// body is read, `api::limits`).
     pub body_read_timeout: Duration,
     pub idle_timeout: Duration,
+    /// How long a write may wait on a client that does not read what it is sent (an answer, a
+    /// stream, a WebSocket frame) before the connection is closed.
+    pub write_timeout: Duration,
     pub max_connections: usize,
 }
 
@@ -53,6 +56,7 @@ impl Default for ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
             max_connections: default_max_connections(),
         }
     }
@@ -140,6 +144,7 @@ impl<A: Acceptor> Acceptor for LimitedAcceptor<A> {
             limits,
             phase: Phase::Waiting,
             deadline,
+            write_stalled: None,
             peer,
             registry: self.registry.clone(),
             _permit: permit,
@@ -185,6 +190,8 @@ pub struct Limited<T> {
     limits: ConnectionLimits,
     phase: Phase,
     deadline: Pin<Box<Sleep>>,
+    /// Set while a write waits on a client that does not read; cleared by any progress.
+    write_stalled: Option<Pin<Box<Sleep>>>,
     peer: Option<SocketAddr>,
     registry: Arc<Registry>,
     _permit: OwnedSemaphorePermit,
@@ -252,13 +259,39 @@ impl<T: AsyncRead + Unpin> AsyncRead for Limited<T> {
     }
 }
 
+impl<T> Limited<T> {
+    /// A write's outcome, with the write deadline kept: progress clears it, waiting starts it,
+    /// and waiting past it closes the connection (a client that never reads holds nothing).
+    fn written<R>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        match poll {
+            Poll::Ready(result) => {
+                self.write_stalled = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                let timeout = self.limits.write_timeout;
+                let stalled = self.write_stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match stalled.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        tracing::debug!(peer = ?self.peer, "closing a connection whose client does not read");
+                        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client did not read in time")))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
 impl<T: AsyncWrite + Unpin> AsyncWrite for Limited<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, data)
+        let poll = Pin::new(&mut self.io).poll_write(cx, data);
+        self.written(cx, poll)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let poll = Pin::new(&mut self.io).poll_flush(cx);
+        self.written(cx, poll)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -270,7 +303,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Limited<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.written(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {

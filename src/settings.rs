@@ -48,7 +48,7 @@ pub struct Settings {
     /// header (MESH.md §3), so a mesh puts its Orchestrator's address here; empty by default, so
     /// a secured service takes only verified relays.
     pub mesh_relay_allow: Vec<ipnet::IpNet>,
-    /// `HEADER_READ_TIMEOUT`, `BODY_READ_TIMEOUT`, `IDLE_TIMEOUT` (seconds) and `MAX_CONNECTIONS` (default: what
+    /// `HEADER_READ_TIMEOUT`, `BODY_READ_TIMEOUT`, `IDLE_TIMEOUT`, `WRITE_TIMEOUT` (seconds) and `MAX_CONNECTIONS` (default: what
     /// the open-files limit allows, less room for everything else).
     pub connections: crate::connections::ConnectionLimits,
     /// `REGISTRY_PUBLIC_KEY`: PEM text, PEM with `\n` escapes, or a path. Without it the mesh
@@ -233,6 +233,7 @@ impl Settings {
                 header_read_timeout: seconds(&lookup, "HEADER_READ_TIMEOUT", 10)?,
                 body_read_timeout: seconds(&lookup, "BODY_READ_TIMEOUT", 10)?,
                 idle_timeout: seconds(&lookup, "IDLE_TIMEOUT", 60)?,
+                write_timeout: seconds(&lookup, "WRITE_TIMEOUT", 30)?,
                 max_connections: parse(
                     &lookup,
                     "MAX_CONNECTIONS",

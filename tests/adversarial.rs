@@ -325,6 +325,7 @@ async fn limited(header: Duration, idle: Duration, max: usize, slow: Duration) -
         header_read_timeout: header,
         body_read_timeout: header,
         idle_timeout: idle,
+        write_timeout: idle,
         max_connections: max,
     };
     Server::start(state).await
@@ -560,4 +561,24 @@ async fn a_busy_kept_alive_connection_is_never_cut() {
         answered += 1;
     }
     assert!(answered > 10, "{answered}");
+}
+
+#[tokio::test]
+async fn clients_that_never_read_their_answers_cannot_hold_the_server() {
+    use tokio::io::AsyncWriteExt;
+    // a write waits at most 2 s on a client that does not read
+    let server = limited(Duration::from_secs(1), Duration::from_secs(2), 4, Duration::ZERO).await;
+    // as many connections as the server takes, each asking for the API document over and over
+    // and reading nothing: their answers fill the socket buffers and every write waits
+    let mut hogs = Vec::new();
+    for _ in 0..4 {
+        let mut socket = tokio::net::TcpStream::connect(server.address).await.expect("connect");
+        let requests = "GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(200);
+        let _ = tokio::time::timeout(Duration::from_secs(2), socket.write_all(requests.as_bytes())).await;
+        hogs.push(socket);
+    }
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().expect("client");
+    let health = client.get(format!("{}/health", server.base)).send().await.expect("/health answers");
+    assert_eq!(health.status().as_u16(), 200);
+    drop(hogs);
 }
