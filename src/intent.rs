@@ -334,9 +334,7 @@ impl Resolver {
         }
         // "please stop, I don't want to register it": an interrupt for the whole message
         let whole = self.resolve(text);
-        if whole.evidence == Some(Evidence::Pattern)
-            && self.rules.iter().any(|r| r.intent == whole.intent && r.interrupts)
-        {
+        if whole.evidence == Some(Evidence::Pattern) && self.rules_of(&whole.intent).is_some_and(|r| r.interrupts) {
             return Vec::new();
         }
         let slice = |(first, end): (usize, usize)| &text[words[first].start..words[end - 1].end];
@@ -347,7 +345,7 @@ impl Resolver {
         let mut unread: Vec<String> = Vec::new();
         for clause in clauses {
             let gives_value = parts.last().is_some_and(|(_, previous): &((usize, usize), Resolution)| {
-                self.rules.iter().any(|r| r.intent == previous.intent && r.slot_leads.contains(&words[clause.0].text))
+                self.rules_of(&previous.intent).is_some_and(|r| r.slot_leads.contains(&words[clause.0].text))
             });
             let analysis = self.analyzer.analyze(slice(clause), Entities::Message);
             let resolution = self.decide(slice(clause), &analysis, |_| true);
@@ -504,9 +502,9 @@ impl Resolver {
             Some(best) if best.score >= MIN_SCORE => {
                 let runner_up = candidates.get(1).cloned();
                 let margin = best.score - runner_up.as_ref().map(|r| r.score).unwrap_or(0.0);
-                if let Some(torn) = self.torn(analysis, best, runner_up.as_ref(), margin) {
+                let only_values = analysis.terms.iter().all(|t| t.starts_with('#'));
+                if let Some(torn) = self.torn(analysis, only_values, best, runner_up.as_ref(), margin) {
                     // values alone ("and 6?") are no choice between two intents: the usual fallback
-                    let only_values = analysis.terms.iter().all(|t| t.starts_with('#'));
                     let tied = if only_values {
                         Vec::new()
                     } else {
@@ -555,6 +553,11 @@ impl Resolver {
         }
     }
 
+    /// The rules of `intent`, if it is one the resolver knows.
+    fn rules_of(&self, intent: &str) -> Option<&IntentRules> {
+        self.rules.iter().find(|r| r.intent == intent)
+    }
+
     /// Why the examples' best intent is not chosen, when the message is torn: a command (an
     /// intent that changes something) needs a pattern, or a lead of `commands.lead` over the next
     /// intent, and is never chosen from a message of only values ("and 6?"); any two intents
@@ -562,6 +565,7 @@ impl Resolver {
     fn torn(
         &self,
         analysis: &Analysis,
+        only_values: bool,
         best: &Candidate,
         runner_up: Option<&Candidate>,
         margin: f64,
@@ -569,8 +573,7 @@ impl Resolver {
         if best.evidence == Evidence::Pattern {
             return None;
         }
-        let command = self.rules.iter().any(|r| r.intent == best.intent && r.changes_state);
-        let only_values = analysis.terms.iter().all(|t| t.starts_with('#'));
+        let command = self.rules_of(&best.intent).is_some_and(|r| r.changes_state);
         let next = runner_up.map(|r| format!("{} at {}", r.intent, r.score)).unwrap_or_else(|| "nothing".to_owned());
         if command && only_values {
             return Some(format!("{} is a command, and the message names only values", best.intent));
@@ -583,7 +586,7 @@ impl Resolver {
         }
         // a droplet named fits the intent that asks about one ("how is the deck": its status,
         // not the overview): no tie between an intent that reads it and one that does not
-        let reads_droplet = |intent: &str| self.rules.iter().any(|r| r.intent == intent && r.droplet_slot);
+        let reads_droplet = |intent: &str| self.rules_of(intent).is_some_and(|r| r.droplet_slot);
         let decided_by_droplet =
             |r: &Candidate| !analysis.droplets.is_empty() && reads_droplet(&best.intent) && !reads_droplet(&r.intent);
         let tie = runner_up.is_some_and(|r| {
@@ -595,7 +598,7 @@ impl Resolver {
     /// "status of the droplets", "how is the mesh": with no droplet named, a word that means
     /// every droplet puts the best intent without a droplet slot first.
     fn every_droplet_first(&self, analysis: &Analysis, mut candidates: Vec<Candidate>) -> Vec<Candidate> {
-        let has_droplet_slot = |intent: &str| self.rules.iter().any(|r| r.intent == intent && r.droplet_slot);
+        let has_droplet_slot = |intent: &str| self.rules_of(intent).is_some_and(|r| r.droplet_slot);
         let Some(best) = candidates.first().filter(|best| has_droplet_slot(&best.intent)).cloned() else {
             return candidates;
         };

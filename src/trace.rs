@@ -36,6 +36,17 @@ pub struct TurnTrace {
     pub dialogue: Option<DialogueTrace>,
 }
 
+impl TurnTrace {
+    /// The state-changing calls this turn sent: any but a GET that reached its droplet (an
+    /// answer in an unexpected form still means the droplet got the command).
+    pub fn commands_sent(&self) -> impl Iterator<Item = &CallTrace> {
+        self.calls.iter().filter(|c| {
+            !c.method.eq_ignore_ascii_case("GET")
+                && (c.outcome != crate::backend::CallStatus::Failed || c.unexpected.is_some())
+        })
+    }
+}
+
 /// The state of an action that collects details and asks for consent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Object)]
 pub struct DialogueTrace {

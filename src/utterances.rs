@@ -216,13 +216,8 @@ async fn converse(engine: &Engine, conversation: Conversation) -> Vec<Outcome> {
                         intents.push(joined.id.clone());
                     }
                 }
-                let sent: Vec<String> = reply
-                    .trace
-                    .calls
-                    .iter()
-                    .filter(|call| !call.method.eq_ignore_ascii_case("GET"))
-                    .map(|call| format!("{} {}", call.method, call.endpoint))
-                    .collect();
+                let sent: Vec<String> =
+                    reply.trace.commands_sent().map(|call| format!("{} {}", call.method, call.endpoint)).collect();
                 (intents, reply.trace.slots.as_object().cloned().unwrap_or_default(), sent)
             }
             Err(error) => (vec![format!("error: {error}")], Map::new(), Vec::new()),

@@ -23,12 +23,14 @@ use crate::slots::fill::Said;
 /// The words the configuration's intents act with, per intent.
 #[derive(Debug, Default)]
 pub struct Capabilities {
-    /// Every intent's words.
-    known: HashSet<String>,
-    /// Each intent's own words, by intent.
-    by_intent: HashMap<String, HashSet<String>>,
-    /// The intents that change something.
-    commands: HashSet<String>,
+    by_intent: HashMap<String, IntentWords>,
+}
+
+/// One intent's words, in every form, and whether it changes something.
+#[derive(Debug, Default)]
+struct IntentWords {
+    words: HashSet<String>,
+    command: bool,
 }
 
 impl Capabilities {
@@ -64,23 +66,22 @@ impl Capabilities {
             for text in std::iter::once(pipeline.description.as_str()).chain(phrases).chain(own) {
                 words.extend(crate::nlu::text::words(text).into_iter().map(|w| w.text));
             }
-            let forms: HashSet<String> = words.iter().flat_map(|word| forms(word, analyzer)).collect();
-            capabilities.known.extend(forms.iter().cloned());
-            capabilities.by_intent.insert(pipeline.intent.clone(), forms);
-            if pipeline.changes_state {
-                capabilities.commands.insert(pipeline.intent.clone());
-            }
+            let words = words.iter().flat_map(|word| forms(word, analyzer)).collect();
+            capabilities
+                .by_intent
+                .insert(pipeline.intent.clone(), IntentWords { words, command: pipeline.changes_state });
         }
         capabilities
     }
 
     /// Whether `intent` (or, with `None`, any intent) acts with `word`, in any of its forms.
     fn knows(&self, intent: Option<&str>, word: &str, analyzer: &Analyzer) -> bool {
-        let known = match intent.and_then(|intent| self.by_intent.get(intent)) {
-            Some(own) => own,
-            None => &self.known,
-        };
-        forms(word, analyzer).iter().any(|form| known.contains(form))
+        let forms = forms(word, analyzer);
+        let knows = |own: &IntentWords| forms.iter().any(|form| own.words.contains(form));
+        match intent.and_then(|intent| self.by_intent.get(intent)) {
+            Some(own) => knows(own),
+            None => self.by_intent.values().any(knows),
+        }
     }
 
     /// The request `chosen` does not serve, when there is one: a verb it does not act with where
@@ -153,13 +154,9 @@ impl Capabilities {
                 // verbs are the verb rule's ("make a registration" is a registration)
                 let verb = is_action_verb(w) || english.light_verbs.contains(w);
                 free(i) && !number && !verb && !is_courtesy(w) && !english.stopwords.contains(w) && {
-                    let owners: Vec<&String> = self
-                        .by_intent
-                        .iter()
-                        .filter(|(_, known)| forms(w, analyzer).iter().any(|f| known.contains(f)))
-                        .map(|(i, _)| i)
-                        .collect();
-                    matches!(owners.as_slice(), [only] if **only != command.intent && self.commands.contains(*only))
+                    let owners: Vec<(&String, &IntentWords)> =
+                        self.by_intent.iter().filter(|(intent, _)| self.knows(Some(intent), w, analyzer)).collect();
+                    matches!(owners.as_slice(), [(only, own)] if **only != command.intent && own.command)
                 }
             })
         };
@@ -187,12 +184,7 @@ fn request_around(reading: &Reading, index: usize) -> String {
     let words = &reading.words;
     let english = Lexicon::english();
     let clause = words[..=index].iter().rposition(|w| w.after_break).unwrap_or(0);
-    let start = (clause..=index)
-        .find(|&i| {
-            let w = &words[i].text;
-            !(english.request_lead_ins.contains(w) || english.fillers.contains(w) || english.courtesy.contains(w))
-        })
-        .unwrap_or(index);
+    let start = (clause..=index).find(|&i| !leads_in(&words[i].text)).unwrap_or(index);
     let mut end = (index + 1..words.len()).find(|&i| words[i].after_break).unwrap_or(words.len());
     let courtesy = |w: &str| english.courtesy.contains(w) || english.consent_courtesy.contains(w);
     while end > index + 1 && courtesy(&words[end - 1].text) {
@@ -239,14 +231,20 @@ fn is_courtesy(word: &str) -> bool {
 fn asks_at(words: &[crate::nlu::text::Word], index: usize) -> bool {
     let english = Lexicon::english();
     let start = words[..=index].iter().rposition(|w| w.after_break).unwrap_or(0);
-    // not the stopwords: "what *sort* of things" has a question before the word
-    words[start..index].iter().all(|w| {
-        english.request_lead_ins.contains(&w.text)
-            || english.conjunctions.contains(&w.text)
-            || english.fillers.contains(&w.text)
-            || english.courtesy.contains(&w.text)
-            || english.consent_courtesy.contains(&w.text)
-    }) && !words[start..index].iter().any(|w| english.negations.contains(&w.text))
+    words[start..index].iter().all(|w| leads_in(&w.text))
+        && !words[start..index].iter().any(|w| english.negations.contains(&w.text))
+}
+
+/// Whether `word` may come before a request's verb: a lead-in ("can", "you", "please"), a
+/// conjunction, a filler or courtesy. Not the stopwords: "what *sort* of things" has a question
+/// before the word.
+fn leads_in(word: &str) -> bool {
+    let english = Lexicon::english();
+    english.request_lead_ins.contains(word)
+        || english.conjunctions.contains(word)
+        || english.fillers.contains(word)
+        || english.courtesy.contains(word)
+        || english.consent_courtesy.contains(word)
 }
 
 /// Whether `word` is one of the lexicon's action verbs (and no courtesy word).

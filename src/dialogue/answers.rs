@@ -45,17 +45,13 @@ pub fn is_bare_answer(slot: &SlotDef, text: &str, catalogue: &Catalogue) -> bool
 /// opening: "what …", "is …", "show me …") rather than giving a free-text value.
 pub fn plainly_asks(reading: &crate::nlu::Reading) -> bool {
     let english = crate::nlu::Lexicon::english();
-    let words: Vec<&str> = reading
+    let opening = reading
         .words
         .iter()
-        .map(|w| w.text.as_str())
-        .skip_while(|w| english.fillers.contains(w) || english.courtesy.contains(w))
-        .collect();
+        .take_while(|w| english.fillers.contains(&w.text) || english.courtesy.contains(&w.text))
+        .count();
     reading.text.contains('?')
-        || english.question_openers.iter().any(|opener| {
-            let opener: Vec<&str> = opener.split(' ').collect();
-            words.len() >= opener.len() && words[..opener.len()] == opener[..]
-        })
+        || crate::nlu::text::longest_phrase_at(english.question_openers.iter(), &reading.words, opening).is_some()
 }
 
 /// Whether a short text reads as a name rather than a request: capitals after its first word

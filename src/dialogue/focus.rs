@@ -224,17 +224,13 @@ fn wraps(word: &str) -> bool {
 
 /// Where follow-up markers stand in the message, as word ranges.
 fn markers(reading: &Reading) -> Vec<(usize, usize)> {
-    let words: Vec<&str> = reading.words.iter().map(|w| w.text.as_str()).collect();
-    let mut found = Vec::new();
-    for marker in Lexicon::english().follow_up_markers.iter() {
-        let marker: Vec<&str> = marker.split(' ').collect();
-        for (first, window) in words.windows(marker.len()).enumerate() {
-            if window == marker.as_slice() {
-                found.push((first, first + marker.len()));
-            }
-        }
-    }
-    found
+    let markers = &Lexicon::english().follow_up_markers;
+    (0..reading.words.len())
+        .filter_map(|first| {
+            let used = crate::nlu::text::longest_phrase_at(markers.iter(), &reading.words, first)?;
+            Some((first, first + used))
+        })
+        .collect()
 }
 
 /// Whether the message says it goes on from something said before: it opens with a follow-up

@@ -123,13 +123,13 @@ pub fn plan(config: &CompiledConfig, reading: &Arc<Reading>, pending: Option<Pen
             if asked.is_some_and(|slot| slot.kind != SlotKind::String)
                 && elsewhere.as_ref().is_some_and(|other| other.stands_alone(config, reading))
             {
-                return Planned { plans: fresh_plans(config, reading, Vec::new(), focus), kept: Some(pending) };
+                return digression(config, reading, focus, pending);
             }
             // "check the deck snapshots" at "What should the task be called?" is the title, even
             // though it names a droplet; a question there is not ("what does the registry list?")
             if asked.is_some_and(|slot| slot.kind == SlotKind::String) {
                 if answers::plainly_asks(reading) {
-                    return Planned { plans: fresh_plans(config, reading, Vec::new(), focus), kept: Some(pending) };
+                    return digression(config, reading, focus, pending);
                 }
                 return just(vec![answering(pipeline, &pending, reading, waiting)]);
             }
@@ -138,7 +138,7 @@ pub fn plan(config: &CompiledConfig, reading: &Arc<Reading>, pending: Option<Pen
                 && !extract.reader(pipeline, &config.catalogue, analyzer).answers(reading)
                 && elsewhere.as_ref().is_some_and(AnotherRequest::is_digression)
             {
-                return Planned { plans: fresh_plans(config, reading, Vec::new(), focus), kept: Some(pending) };
+                return digression(config, reading, focus, pending);
             }
             just(vec![answering(pipeline, &pending, reading, waiting)])
         }
@@ -149,6 +149,12 @@ pub fn plan(config: &CompiledConfig, reading: &Arc<Reading>, pending: Option<Pen
             just(fresh_plans(config, reading, vec![note], focus))
         }
     }
+}
+
+/// The plans for a message that asks something else while `pending` waits: it is answered, and
+/// the action's question comes back after it.
+fn digression(config: &CompiledConfig, reading: &Arc<Reading>, focus: &InFocus<'_>, pending: Pending) -> Planned {
+    Planned { plans: fresh_plans(config, reading, Vec::new(), focus), kept: Some(pending) }
 }
 
 /// The plans for a message that starts something new: one per request it makes, and one
@@ -229,9 +235,7 @@ fn answer_to_consent(
             plans.extend(fresh_plans(config, reading, Vec::new(), focus));
             Planned { plans, kept: None }
         }
-        ConsentAnswer::Another { refused: false } => {
-            Planned { plans: fresh_plans(config, reading, Vec::new(), focus), kept: Some(pending) }
-        }
+        ConsentAnswer::Another { refused: false } => digression(config, reading, focus, pending),
         // "hold on", "not yet": the read-back again, with no complaint and no try used
         ConsentAnswer::Unclear(AnswerReading::Wait) => {
             let dialogue = TurnDialogue { answer: read, ..waiting };
@@ -293,16 +297,7 @@ fn fresh_plan(
     notes: Vec<String>,
     cleared: Option<Value>,
 ) -> Plan {
-    // "reboot the orchestrator": no intent serves that action, whatever else it shares with one
-    // a command the steward's pattern chose is read back before anything is sent
-    let read_back_anyway = |p: &Pipeline| p.changes_state && resolution.evidence == Some(Evidence::Pattern);
-    let chosen =
-        config.pipeline(&resolution.intent).filter(|p| cleared.is_none() && !p.interrupts && !read_back_anyway(p));
-    let cannot = chosen.and_then(|pipeline| {
-        let analyzer = config.resolver.analyzer();
-        let chosen = Some(pipeline).filter(|p| !p.fallback);
-        config.capabilities.unsupported(chosen, &reading, &config.catalogue, analyzer)
-    });
+    let cannot = if cleared.is_some() { None } else { cannot_serve(config, &resolution, &reading) };
     let understanding = understanding(config, &resolution, cannot.as_ref());
     let resolution = match &cannot {
         Some(cannot) => Resolution {
@@ -337,6 +332,20 @@ fn fresh_plan(
         unread: Vec::new(),
         sources: Default::default(),
     }
+}
+
+/// "reboot the orchestrator": the request the chosen intent does not serve, whatever else it
+/// shares with it. Interrupts are never second-guessed, and neither is a command the steward's
+/// pattern chose (it reads its values back before anything is sent); with the fallback chosen,
+/// any intent's actions count.
+fn cannot_serve(config: &CompiledConfig, resolution: &Resolution, reading: &Reading) -> Option<Unsupported> {
+    let pipeline = config.pipeline(&resolution.intent)?;
+    let patterned_command = pipeline.changes_state && resolution.evidence == Some(Evidence::Pattern);
+    if pipeline.interrupts || patterned_command {
+        return None;
+    }
+    let chosen = Some(pipeline).filter(|p| !p.fallback);
+    config.capabilities.unsupported(chosen, reading, &config.catalogue, config.resolver.analyzer())
 }
 
 /// What the fallback says about a message it answers: the request no intent serves and the word

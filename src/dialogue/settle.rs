@@ -15,7 +15,6 @@
 
 use serde_json::json;
 
-use crate::backend::CallStatus;
 use crate::config::CompiledConfig;
 use crate::pipeline::{Flow, Pipeline, RunEnv, TurnDialogue, TurnState};
 use crate::session::{Channel, Pending};
@@ -84,7 +83,7 @@ pub async fn settle(turn: Settling<'_>, runs: Vec<Run<'_>>) -> Option<Settled> {
             Err(error) => {
                 tracing::error!(trace_id = %turn.env.trace_id, intent = %intent, error = %error, "turn failed to render");
                 state.trace.notes.push(format!("reply failed: {error}"));
-                let sent = sent_a_command(&state.trace);
+                let sent = state.trace.commands_sent().next().is_some();
                 if sent {
                     state
                         .trace
@@ -146,15 +145,6 @@ pub async fn settle(turn: Settling<'_>, runs: Vec<Run<'_>>) -> Option<Settled> {
         _ => {}
     }
     Some(Settled { texts, other_texts, pending, intent, state })
-}
-
-/// Whether a run sent a state-changing call: an answer in an unexpected form still means the
-/// droplet got the command.
-fn sent_a_command(trace: &TurnTrace) -> bool {
-    trace
-        .calls
-        .iter()
-        .any(|c| !c.method.eq_ignore_ascii_case("GET") && (c.outcome != CallStatus::Failed || c.unexpected.is_some()))
 }
 
 /// A waiting action's question, asked again.

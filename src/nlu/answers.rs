@@ -17,24 +17,14 @@ pub enum YesNo {
 /// `Some` when the text starts with a yes or a no ("yes", "sure, go ahead", "no, the id is 78"),
 /// with the number of words that said it; `None` otherwise.
 pub fn leading(text: &str) -> Option<(YesNo, usize)> {
-    let words: Vec<String> = text::words(text).into_iter().map(|w| w.text).collect();
-    let starts = |form: &str| {
-        let form: Vec<&str> = form.split(' ').collect();
-        words.len() >= form.len() && form.iter().zip(&words).all(|(f, w)| f == w)
-    };
+    let words = text::words(text);
     // "no" before "yes": "not yet" must not read as "not" + nothing
     let english = Lexicon::english();
     let no = english.no.iter().chain(english.switch_no.iter());
     let yes = english.yes.iter().chain(english.switch_yes.iter());
-    for (answer, forms) in [(YesNo::No, no.collect::<Vec<_>>()), (YesNo::Yes, yes.collect())] {
-        // longer forms first; among forms of one length, the order written
-        let mut forms = forms;
-        forms.sort_by_key(|f| std::cmp::Reverse(f.split(' ').count()));
-        if let Some(form) = forms.into_iter().find(|f| starts(f)) {
-            return Some((answer, form.split(' ').count()));
-        }
-    }
-    None
+    text::longest_phrase_at(no, &words, 0)
+        .map(|used| (YesNo::No, used))
+        .or_else(|| text::longest_phrase_at(yes, &words, 0).map(|used| (YesNo::Yes, used)))
 }
 
 /// `Some` when the whole text is only a yes or a no: one or more forms of the same answer with
@@ -99,25 +89,26 @@ impl Stance {
             (Kind::No, &english.no),
             (Kind::Yes, &english.yes),
         ];
-        let mut forms: Vec<(Kind, Vec<&str>)> =
-            lists.iter().flat_map(|(kind, list)| list.iter().map(|form| (*kind, form.split(' ').collect()))).collect();
-        // longest first; among forms of one length, stop before wait before no before yes
-        forms.sort_by_key(|(_, form)| std::cmp::Reverse(form.len()));
         let mut stance = Stance::default();
         let mut index = 0;
         while index < words.len() {
-            let here = |form: &[&str]| {
-                words.len() - index >= form.len() && form.iter().zip(&words[index..]).all(|(f, w)| *f == w.text)
-            };
-            match forms.iter().find(|(_, form)| here(form)) {
-                Some((kind, form)) => {
+            // the longest form here; among forms of one length, stop before wait before no before yes
+            let found = lists
+                .iter()
+                .filter_map(|(kind, list)| Some((*kind, text::longest_phrase_at(list.iter(), words, index)?)))
+                .fold(None, |best: Option<(Kind, usize)>, (kind, used)| match best {
+                    Some((_, longest)) if longest >= used => best,
+                    _ => Some((kind, used)),
+                });
+            match found {
+                Some((kind, used)) => {
                     match kind {
                         Kind::Stop => stance.stop = true,
                         Kind::Wait => stance.wait = true,
                         Kind::No => stance.no = true,
                         Kind::Yes => stance.yes = true,
                     }
-                    index += form.len();
+                    index += used;
                 }
                 None => {
                     let word = words[index].text.as_str();

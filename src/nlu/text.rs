@@ -55,6 +55,19 @@ fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || c == '\''
 }
 
+/// The word count of the longest of `phrases` that starts at `words[at]`. A phrase is written as
+/// the lexicon writes one: words as [`words`] reads them, separated by single spaces ("go ahead").
+pub fn longest_phrase_at<'p>(phrases: impl IntoIterator<Item = &'p str>, words: &[Word], at: usize) -> Option<usize> {
+    phrases
+        .into_iter()
+        .filter_map(|phrase| {
+            let length = phrase.split(' ').count();
+            let run = words.get(at..at.checked_add(length)?)?;
+            phrase.split(' ').zip(run).all(|(part, word)| part == word.text).then_some(length)
+        })
+        .max()
+}
+
 /// The words of `text`, normalised, at most [`MAX_WORDS`].
 pub fn words(text: &str) -> Vec<Word> {
     let mut out = Vec::new();
@@ -127,6 +140,14 @@ fn push_word(raw: &str, start: usize, end: usize, after_break: bool, out: &mut V
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_longest_phrase_starting_at_a_word_is_found() {
+        let said = super::words("ok, go ahead then");
+        assert_eq!(super::longest_phrase_at(["go", "go ahead", "ahead then"], &said, 1), Some(2));
+        assert_eq!(super::longest_phrase_at(["go ahead then now"], &said, 1), None, "past the end");
+        assert_eq!(super::longest_phrase_at(["ok"], &said, 3), None);
+    }
+
     use super::*;
 
     fn texts(text: &str) -> Vec<String> {
