@@ -215,6 +215,27 @@ impl<'a> SlotReader<'a> {
             given.push(&slot.name);
         }
 
+        // "clean up old snapshots priority three" at "What should the task be called?": the text
+        // before the first value said with its slot's words is the answer
+        let asked_text = asked.and_then(|name| self.slot(name)).filter(|s| s.kind == SlotKind::String);
+        let first_taken = taken.iter().map(|(first, _)| *first).min();
+        if let (Some(slot), Some(first), true) = (asked_text, first_taken, resumed && pairs.is_empty()) {
+            // the value's own slot words ("*priority* three") are not the answer either
+            let others = |i: usize| {
+                wanted
+                    .iter()
+                    .filter(|other| other.name != slot.name)
+                    .any(|other| other.phrases.iter().any(|p| p.starts_at(words, i)))
+            };
+            let cut = (0..first).find(|&i| others(i)).unwrap_or(first);
+            if cut > 0 && !slots.contains_key(&slot.name) {
+                let value = bare_answer(message[..words[cut].start].trim_end_matches([',', ' ', ';']));
+                if !value.is_empty() {
+                    accept(slot, value, catalogue, slots, &mut errors);
+                }
+            }
+        }
+
         // An answer to "what is its id?" is often just the value: take the whole message when the
         // message filled nothing else (its lead-in words aside: "it's called Payments Gateway").
         if resumed && pairs.is_empty() && *slots == before && errors.is_empty() {
